@@ -1,0 +1,46 @@
+/* store.h — the SQLite state store: the single source of truth of obra.
+ *
+ * One file per project (.obra/obra.db), WAL mode, foreign keys on, a busy
+ * timeout, created with mode 0600.  The schema is versioned with
+ * PRAGMA user_version and brought up to date by ordered migrations, each in
+ * its own transaction; a database newer than this binary is refused.  There is
+ * never an in-memory fallback: failing to open or write is an error. */
+#ifndef OBRA_STORE_H
+#define OBRA_STORE_H
+#include <stdint.h>
+#include <sqlite3.h>
+#include "obra/status.h"
+
+#define OBRA_SCHEMA_VERSION 2
+
+typedef struct obra_store obra_store;
+
+/* Open (creating the file with mode 0600 and its parent directory) and migrate
+ * up to target_version (0 = current).  Returns NULL and fills *e on failure. */
+obra_store *obra_store_open(const char *path, int target_version, obra_err *e);
+void        obra_store_close(obra_store *s);              /* NULL is a no-op */
+sqlite3    *obra_store_db(obra_store *s);                 /* borrowed */
+const char *obra_store_path(const obra_store *s);
+int         obra_store_version(obra_store *s);            /* PRAGMA user_version */
+
+/* Run SQL with no results (may hold several statements). */
+obra_rc obra_store_exec(obra_store *s, const char *sql, obra_err *e);
+
+/* Transactions nest: the outermost is BEGIN IMMEDIATE / COMMIT, inner ones are
+ * savepoints.  rollback undoes the innermost level. */
+obra_rc obra_store_begin(obra_store *s, obra_err *e);
+obra_rc obra_store_commit(obra_store *s, obra_err *e);
+obra_rc obra_store_rollback(obra_store *s, obra_err *e);
+int     obra_store_depth(const obra_store *s);
+
+/* The one function that changes a task's status; it enforces the allowed
+ * transitions (also guarded by a trigger in the schema).  Sets updated_at,
+ * started_at on the first move to running, ended_at on done/failed/cancelled. */
+obra_rc obra_store_task_status(obra_store *s, int64_t task_id, const char *to, obra_err *e);
+/* Is from -> to an allowed task transition? */
+int obra_store_transition_ok(const char *from, const char *to);
+
+/* Map a SQLite result code to an obra_rc and record the message. */
+obra_rc obra_store_fail(obra_store *s, int sqlrc, const char *what, obra_err *e);
+
+#endif

@@ -1,0 +1,179 @@
+-- obra.cli — the command line.  main(args) returns the exit status:
+--
+--   0  success (for run/resume: every task done)
+--   1  failure (a task failed, a command could not do what was asked)
+--   2  usage error (unknown command or flag, bad value)
+--   3  waiting for a human (a breakpoint is open; answer it, then resume)
+--   4  a budget is spent
+--   5  interrupted (SIGINT/SIGTERM); the run can be resumed
+--   70 internal error (a bug: a traceback is printed)
+--
+-- Each command lives in lua/obra/cmd/<name>.lua and returns
+-- { summary = "...", usage = "...", help = "...", flags = { name = "boolean"|"string"|"number"|"list" },
+--   run = function(opts, args) -> exit status }.
+local core = require "obra.core"
+
+local cli = {}
+
+cli.EXIT = { ok = 0, failed = 1, usage = 2, waiting = 3, budget = 4, interrupted = 5, internal = 70 }
+
+-- Order is the order of `obra help`.
+cli.COMMANDS = {
+  "init", "run", "resume", "status", "show", "log", "answer", "approve", "reject",
+  "replay", "doctor", "repl", "version", "help",
+}
+
+local function load_command(name)
+  if type(name) ~= "string" or not name:match("^[%a][%w_-]*$") then return nil end
+  local modname = "obra.cmd." .. name:gsub("-", "_")
+  if not (package.preload[modname] or package.searchpath(modname, package.path)) then return nil end
+  return require(modname)
+end
+cli.load_command = load_command
+
+-- Errors that end a command with a message and a status, without a traceback.
+local Exit = {}
+Exit.__index = Exit
+Exit.__tostring = function(e) return e.msg end
+
+function cli.fail(msg, status)
+  error(setmetatable({ msg = msg, status = status or cli.EXIT.failed }, Exit), 0)
+end
+
+function cli.usage(msg, command)
+  local hint = command and ("; see `obra help " .. command .. "`") or "; see `obra help`"
+  cli.fail(msg .. hint, cli.EXIT.usage)
+end
+
+-- Parse args against a flag spec.  Returns opts (flags by name, with dashes as
+-- underscores) and the positional arguments.  "--" ends the flags.
+function cli.parse(spec, args, command)
+  local opts, pos = {}, {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--" then
+      for j = i + 1, #args do pos[#pos + 1] = args[j] end
+      break
+    end
+    local name, value = a:match("^%-%-([%w-]+)=(.*)$")
+    if not name then name = a:match("^%-%-([%w-]+)$") end
+    if name then
+      local kind = spec[name]
+      if not kind then cli.usage("unknown option --" .. name .. " for `" .. (command or "obra") .. "`", command) end
+      local key = name:gsub("-", "_")
+      if kind == "boolean" then
+        if value then cli.usage("--" .. name .. " takes no value", command) end
+        opts[key] = true
+      else
+        if value == nil then
+          i = i + 1
+          value = args[i]
+          if value == nil then cli.usage("--" .. name .. " needs a value", command) end
+        end
+        if kind == "number" then
+          local n = tonumber(value)
+          if not n then cli.usage("--" .. name .. " needs a number, got '" .. value .. "'", command) end
+          opts[key] = n
+        elseif kind == "list" then
+          opts[key] = opts[key] or {}
+          table.insert(opts[key], value)
+        else
+          opts[key] = value
+        end
+      end
+    elseif a:match("^%-%a") and a ~= "-" then
+      cli.usage("unknown option " .. a .. " for `" .. (command or "obra") .. "`", command)
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  return opts, pos
+end
+
+-- Output helpers.
+function cli.print(...)
+  io.stdout:write(table.concat(table.pack(...), "\t", 1, select("#", ...)), "\n")
+end
+
+function cli.json(v)
+  io.stdout:write(core.json_encode(v, true), "\n")
+end
+
+function cli.warn(msg)
+  io.stderr:write("obra: ", msg, "\n")
+end
+
+function cli.color()
+  return core.isatty(1) and (os.getenv("NO_COLOR") or "") == "" and os.getenv("TERM") ~= "dumb"
+end
+
+-- The project's store, or a clear failure.  Returns store, project directory.
+function cli.open_store(need)
+  local path, dir = require("obra.store").find()
+  if not path then
+    if need == false then return nil end
+    cli.fail("no obra project here (no .obra/ in this directory or above); run `obra init` first")
+  end
+  local s, err = require("obra.store").open(path)
+  if not s then cli.fail("cannot open the database: " .. err) end
+  return s, dir
+end
+
+local function help(args)
+  local name = args and args[1]
+  if name then
+    local cmd = load_command(name)
+    if not cmd then cli.usage("unknown command '" .. name .. "'") end
+    io.stdout:write("usage: ", cmd.usage or ("obra " .. name), "\n\n", cmd.summary or "", "\n")
+    if cmd.help then io.stdout:write("\n", cmd.help, "\n") end
+    return cli.EXIT.ok
+  end
+  io.stdout:write("obra " .. require("obra").version ..
+    " — supervise coding agents: an agent works, a local LLM and your checks judge, you decide the rules.\n\n" ..
+    "usage: obra <command> [options]\n\ncommands:\n")
+  for _, n in ipairs(cli.COMMANDS) do
+    local cmd = load_command(n)
+    if cmd then io.stdout:write(string.format("  %-9s %s\n", n, cmd.summary or "")) end
+  end
+  io.stdout:write("\n`obra help <command>` explains one command.  Exit codes: 0 done, 1 failed, 2 usage,\n" ..
+    "3 waiting for a human, 4 budget spent, 5 interrupted, 70 internal error.\n")
+  return cli.EXIT.ok
+end
+cli.help = help
+
+local function dispatch(args)
+  local name = args[1]
+  if name == nil then
+    if core.isatty(0) and core.isatty(1) and load_command("repl") then name = "repl"
+    else return help() end
+  end
+  if name == "--version" or name == "-V" then name = "version" end
+  if name == "--help" or name == "-h" then name = "help" end
+  local rest = table.move(args, 2, #args, 1, {})
+  if name == "help" then return help(rest) end
+  local cmd = load_command(name)
+  if not cmd then
+    cli.usage("unknown command '" .. tostring(name) .. "'")
+  end
+  local opts, pos = cli.parse(cmd.flags or {}, rest, name)
+  if opts.help then return help({ name }) end
+  return cmd.run(opts, pos) or cli.EXIT.ok
+end
+
+function cli.main(args)
+  local ok, res = xpcall(dispatch, function(e)
+    if getmetatable(e) == Exit then return e end
+    return debug.traceback(tostring(e), 2)
+  end, args)
+  if ok then return math.tointeger(res) or cli.EXIT.ok end
+  if getmetatable(res) == Exit then
+    io.stderr:write("obra: ", res.msg, "\n")
+    return res.status
+  end
+  io.stderr:write("obra: internal error: ", tostring(res), "\n")
+  return cli.EXIT.internal
+end
+
+return cli

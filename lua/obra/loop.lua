@@ -1,0 +1,102 @@
+-- obra.loop — coroutines over the one C event loop (src/loop.c).
+--
+-- An operation ("op") is any object with a :ready() method (a process, an
+-- HTTP transfer, a timer).  loop.await(op) yields to the scheduler when called
+-- from a coroutine that loop.spawn created, so other tasks proceed; called
+-- anywhere else (the REPL, a plain script) it steps the loop until the op is
+-- ready.  loop.run() drives spawned coroutines until all have finished.
+local core = require "obra.core"
+
+local loop = {}
+
+local owned = setmetatable({}, { __mode = "k" })   -- coroutines the scheduler drives
+local waiting = {}                                  -- co -> op
+local runnable = {}                                 -- list of { co, args }
+local live = 0
+
+local STEP_MS = 50   -- the longest one poll waits, so ops that finish without an fd event are seen
+
+function loop.in_task()
+  local co, main = coroutine.running()
+  return not main and owned[co] == true
+end
+
+-- Wait for op; returns op.
+function loop.await(op)
+  if op:ready() then return op end
+  if loop.in_task() then
+    coroutine.yield(op)
+    return op
+  end
+  while not op:ready() do core.loop_step(STEP_MS) end
+  return op
+end
+
+function loop.sleep(ms)
+  local t = core.timer(math.max(0, math.floor(ms)))
+  loop.await(t)
+end
+
+-- loop.spawn(fn, ...) -> co: schedule fn as a task coroutine.  Errors in fn
+-- are reported through on_error (default: re-raised from loop.run).
+local errors = {}
+function loop.spawn(fn, ...)
+  local co = coroutine.create(fn)
+  owned[co] = true
+  live = live + 1
+  runnable[#runnable + 1] = { co, table.pack(...) }
+  return co
+end
+
+local function resume(co, args)
+  local ok, op = coroutine.resume(co, table.unpack(args or {}, 1, args and args.n or 0))
+  if not ok then
+    errors[#errors + 1] = debug.traceback(co, tostring(op))
+    live = live - 1
+    owned[co] = nil
+  elseif coroutine.status(co) == "dead" then
+    live = live - 1
+    owned[co] = nil
+  elseif type(op) == "table" or type(op) == "userdata" then
+    waiting[co] = op
+  else
+    runnable[#runnable + 1] = { co }   -- a bare yield: run again next round
+  end
+end
+
+-- Run one round: resume what is runnable, poll, resume what became ready.
+-- Returns the number of live coroutines.
+function loop.step(max_wait_ms)
+  while #runnable > 0 do
+    local batch = runnable
+    runnable = {}
+    for _, r in ipairs(batch) do resume(r[1], r[2]) end
+  end
+  if live > 0 then
+    core.loop_step(max_wait_ms or STEP_MS)
+    for co, op in pairs(waiting) do
+      if op:ready() then
+        waiting[co] = nil
+        runnable[#runnable + 1] = { co }
+      end
+    end
+  end
+  if #errors > 0 then
+    local e = table.concat(errors, "\n")
+    errors = {}
+    error(e, 0)
+  end
+  return live
+end
+
+-- loop.run([until_fn]): step until every spawned coroutine finished (or
+-- until_fn() is true).
+function loop.run(until_fn)
+  while (live > 0 or #runnable > 0) and not (until_fn and until_fn()) do
+    loop.step()
+  end
+end
+
+function loop.live() return live end
+
+return loop

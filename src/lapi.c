@@ -1,0 +1,78 @@
+/* lapi.c — luaopen_obra_core: builds the obra.core table from every bridge
+ * file listed in build/lapi_list.h, plus the helpers declared in lapi.h. */
+#include <string.h>
+#include "lapi.h"
+
+int obra_lapi_fail(lua_State *L, const obra_err *e, const char *code) {
+  lua_pushnil(L);
+  lua_pushstring(L, e->msg[0] ? e->msg : obra_rc_name(e->rc));
+  lua_pushstring(L, code ? code : obra_rc_name(e->rc));
+  return 3;
+}
+
+void obra_lapi_newclass(lua_State *L, const char *tname, const luaL_Reg *methods,
+                        const luaL_Reg *metamethods) {
+  /* stack: [core] */
+  luaL_newmetatable(L, tname);
+  if (metamethods) luaL_setfuncs(L, metamethods, 0);
+  lua_newtable(L);
+  if (methods) luaL_setfuncs(L, methods, 0);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "__index");
+  lua_setfield(L, -3, tname);          /* core[tname] = methods */
+  lua_pushstring(L, tname);
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+}
+
+const char *obra_lapi_optstring(lua_State *L, int t, const char *k, const char *def) {
+  lua_getfield(L, t, k);
+  const char *s = lua_isnil(L, -1) ? def : lua_tostring(L, -1);
+  if (s == NULL) luaL_error(L, "option '%s' must be a string", k);
+  lua_pop(L, 1);   /* the string stays alive: it is referenced from the table */
+  return s;
+}
+
+lua_Integer obra_lapi_optinteger(lua_State *L, int t, const char *k, lua_Integer def) {
+  lua_getfield(L, t, k);
+  lua_Integer v = def;
+  if (!lua_isnil(L, -1)) {
+    int ok = 0;
+    v = lua_tointegerx(L, -1, &ok);
+    if (!ok) {
+      lua_Number n = lua_tonumberx(L, -1, &ok);
+      if (!ok) luaL_error(L, "option '%s' must be a number", k);
+      v = (lua_Integer)n;
+    }
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+lua_Number obra_lapi_optnumber(lua_State *L, int t, const char *k, lua_Number def) {
+  lua_getfield(L, t, k);
+  lua_Number v = def;
+  if (!lua_isnil(L, -1)) {
+    int ok = 0;
+    v = lua_tonumberx(L, -1, &ok);
+    if (!ok) luaL_error(L, "option '%s' must be a number", k);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+int obra_lapi_optboolean(lua_State *L, int t, const char *k, int def) {
+  lua_getfield(L, t, k);
+  int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+int luaopen_obra_core(lua_State *L);
+int luaopen_obra_core(lua_State *L) {
+  lua_newtable(L);
+#define OBRA_LAPI(name) obra_lapi_##name(L);
+#include "lapi_list.h"
+#undef OBRA_LAPI
+  return 1;
+}

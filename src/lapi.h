@@ -1,0 +1,39 @@
+/* lapi.h — private helpers shared by the bridge files src/lapi_*.c, the only
+ * files that include lua.h.  Each lapi_X.c defines obra_lapi_X(L), which adds
+ * its functions to the obra.core table on top of the stack (stack: [core] ->
+ * [core]); build/lapi_list.h, generated from the file names, lists them. */
+#ifndef OBRA_LAPI_H
+#define OBRA_LAPI_H
+#include <lua.h>
+#include <lauxlib.h>
+#include <cjson/cJSON.h>
+#include "obra/status.h"
+
+#define OBRA_LAPI(name) int obra_lapi_##name(lua_State *L);
+#include "lapi_list.h"
+#undef OBRA_LAPI
+
+/* Expected runtime failure: push nil, message, code (the code is the short
+ * stable name of e->rc unless code is given).  Returns 3. */
+int obra_lapi_fail(lua_State *L, const obra_err *e, const char *code);
+
+/* Create metatable tname with methods (in __index) and metamethods; leaves
+ * nothing on the stack.  The __index table is also stored in core[tname] so
+ * Lua code can add methods written in Lua. */
+void obra_lapi_newclass(lua_State *L, const char *tname, const luaL_Reg *methods,
+                        const luaL_Reg *metamethods);
+
+/* JSON <-> Lua (lapi_json.c).  tojson returns a new tree the caller deletes, or
+ * NULL with a message in err (tables with cycles, functions, NaN...). */
+cJSON *obra_lapi_tojson(lua_State *L, int idx, char *err, size_t errlen);
+void   obra_lapi_pushjson(lua_State *L, const cJSON *j);   /* [-0, +1] */
+/* Encode the value at idx to a JSON string on the stack, or raise. [-0, +1] */
+void   obra_lapi_encode(lua_State *L, int idx);
+
+/* Optional field helpers for option tables at index t. */
+const char *obra_lapi_optstring(lua_State *L, int t, const char *k, const char *def);
+lua_Integer obra_lapi_optinteger(lua_State *L, int t, const char *k, lua_Integer def);
+lua_Number  obra_lapi_optnumber(lua_State *L, int t, const char *k, lua_Number def);
+int         obra_lapi_optboolean(lua_State *L, int t, const char *k, int def);
+
+#endif

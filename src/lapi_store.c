@@ -1,0 +1,242 @@
+/* lapi_store.c — the store as a Lua object (metatable "obra.store").
+ *
+ *   core.store_open(path [, version]) -> store | nil, message, code
+ *   store:exec(sql, ...)    -> changes, last_insert_rowid     (raises on error)
+ *   store:query(sql, ...)   -> { row, ... }  rows keyed by column name
+ *   store:first(sql, ...)   -> row | nil
+ *   store:begin() / :commit() / :rollback()   (nest as savepoints)
+ *   store:task_status(id, to)   the one way to change a task's status; raises
+ *                               "forbidden" errors on disallowed transitions
+ *   store:version(), :path(), :depth(), :close()  (__gc and __close too)
+ *
+ * Parameters: positional (?, ?NNN) from the extra arguments, or, when the
+ * statement uses named parameters (:name) and one table is given, by name.
+ * A table value is stored as its JSON text; nil and core.null as NULL.
+ * Database errors raise "store: <message>"; lua/obra/store.lua builds
+ * store:tx() and the record helpers on top. */
+#include <string.h>
+#include "obra/store.h"
+#include "lapi.h"
+
+#define STORE_MT "obra.store"
+#define STMT_MT  "obra.store.stmt"
+
+typedef struct { obra_store *s; } lstore;
+typedef struct { sqlite3_stmt *st; } lstmt;   /* owns st until finalized */
+
+static obra_store *check_open(lua_State *L) {
+  lstore *ls = luaL_checkudata(L, 1, STORE_MT);
+  if (ls->s == NULL) luaL_error(L, "store: the database is closed");
+  return ls->s;
+}
+
+static int raise_err(lua_State *L, const obra_err *e) {
+  return luaL_error(L, "store: %s", e->msg);
+}
+
+static int l_open(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int version = (int)luaL_optinteger(L, 2, 0);
+  lstore *ls = lua_newuserdatauv(L, sizeof *ls, 0);   /* closed until opened */
+  ls->s = NULL;
+  luaL_setmetatable(L, STORE_MT);
+  obra_err e = { 0 };
+  ls->s = obra_store_open(path, version, &e);
+  if (ls->s == NULL) return obra_lapi_fail(L, &e, NULL);
+  return 1;
+}
+
+static int l_close(lua_State *L) {
+  lstore *ls = luaL_checkudata(L, 1, STORE_MT);
+  obra_store_close(ls->s);
+  ls->s = NULL;
+  return 0;
+}
+
+static int stmt_gc(lua_State *L) {
+  lstmt *p = luaL_checkudata(L, 1, STMT_MT);
+  if (p->st) { sqlite3_finalize(p->st); p->st = NULL; }
+  return 0;
+}
+
+static int bind_value(lua_State *L, sqlite3_stmt *st, int i, int idx) {
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL: case LUA_TNONE: return sqlite3_bind_null(st, i);
+  case LUA_TLIGHTUSERDATA: return sqlite3_bind_null(st, i);     /* core.null */
+  case LUA_TBOOLEAN: return sqlite3_bind_int(st, i, lua_toboolean(L, idx));
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, idx)) return sqlite3_bind_int64(st, i, lua_tointeger(L, idx));
+    return sqlite3_bind_double(st, i, lua_tonumber(L, idx));
+  case LUA_TSTRING: {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    return sqlite3_bind_text(st, i, s, (int)len, SQLITE_TRANSIENT);
+  }
+  case LUA_TTABLE: {
+    obra_lapi_encode(L, idx);
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    int rc = sqlite3_bind_text(st, i, s, (int)len, SQLITE_TRANSIENT);
+    lua_pop(L, 1);
+    return rc;
+  }
+  default:
+    return luaL_error(L, "store: cannot bind a %s (parameter %d)", luaL_typename(L, idx), i);
+  }
+}
+
+/* Prepare sql (arg 2) and bind args 3..top.  Pushes the stmt box. */
+static sqlite3_stmt *prepare(lua_State *L, obra_store *s) {
+  size_t len;
+  const char *sql = luaL_checklstring(L, 2, &len);
+  int top = lua_gettop(L);
+  lstmt *p = lua_newuserdatauv(L, sizeof *p, 0);
+  p->st = NULL;
+  luaL_setmetatable(L, STMT_MT);
+  const char *tail = NULL;
+  int rc = sqlite3_prepare_v2(obra_store_db(s), sql, (int)len, &p->st, &tail);
+  if (rc != SQLITE_OK) {
+    obra_err e = { 0 };
+    obra_store_fail(s, rc, "prepare", &e);
+    raise_err(L, &e);
+  }
+  if (p->st == NULL) luaL_error(L, "store: empty statement");
+  int nparam = sqlite3_bind_parameter_count(p->st);
+  const char *first = nparam ? sqlite3_bind_parameter_name(p->st, 1) : NULL;
+  if (first && first[0] != '?' && top == 3 && lua_istable(L, 3)) {
+    for (int i = 1; i <= nparam; i++) {
+      const char *name = sqlite3_bind_parameter_name(p->st, i);
+      if (name == NULL) luaL_error(L, "store: mixing named and positional parameters");
+      lua_getfield(L, 3, name + 1);
+      rc = bind_value(L, p->st, i, -1);
+      lua_pop(L, 1);
+      if (rc != SQLITE_OK) luaL_error(L, "store: binding :%s failed", name + 1);
+    }
+  } else {
+    if (top - 2 > nparam)
+      luaL_error(L, "store: %d parameters given, the statement has %d", top - 2, nparam);
+    for (int i = 1; i <= nparam; i++) {
+      rc = bind_value(L, p->st, i, i + 2);
+      if (rc != SQLITE_OK) luaL_error(L, "store: binding parameter %d failed", i);
+    }
+  }
+  return p->st;
+}
+
+static void push_column(lua_State *L, sqlite3_stmt *st, int c) {
+  switch (sqlite3_column_type(st, c)) {
+  case SQLITE_INTEGER: lua_pushinteger(L, sqlite3_column_int64(st, c)); break;
+  case SQLITE_FLOAT: lua_pushnumber(L, sqlite3_column_double(st, c)); break;
+  case SQLITE_NULL: lua_pushnil(L); break;
+  default:
+    lua_pushlstring(L, (const char *)sqlite3_column_blob(st, c), (size_t)sqlite3_column_bytes(st, c));
+  }
+}
+
+/* Run the statement; with collect, push rows (limit 0 = all). */
+static int run(lua_State *L, int collect, int limit) {
+  obra_store *s = check_open(L);
+  int nargs = lua_gettop(L);
+  if (!collect && nargs == 2) {          /* plain script: may hold several statements */
+    obra_err e = { 0 };
+    if (obra_store_exec(s, luaL_checkstring(L, 2), &e) != OBRA_OK) return raise_err(L, &e);
+    lua_pushinteger(L, sqlite3_changes(obra_store_db(s)));
+    lua_pushinteger(L, sqlite3_last_insert_rowid(obra_store_db(s)));
+    return 2;
+  }
+  sqlite3_stmt *st = prepare(L, s);
+  int box = lua_gettop(L);
+  if (collect) lua_newtable(L);
+  int n = 0, rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (!collect) continue;
+    int ncol = sqlite3_column_count(st);
+    lua_createtable(L, 0, ncol);
+    for (int c = 0; c < ncol; c++) {
+      push_column(L, st, c);
+      lua_setfield(L, -2, sqlite3_column_name(st, c));
+    }
+    lua_rawseti(L, -2, ++n);
+    if (limit && n >= limit) { rc = SQLITE_DONE; break; }
+  }
+  /* Finalize now, not at collection time: an open statement pins a snapshot. */
+  obra_err e = { 0 };
+  if (rc != SQLITE_DONE) obra_store_fail(s, rc, "sql", &e);
+  lstmt *p = lua_touserdata(L, box);
+  int changes = sqlite3_changes(obra_store_db(s));
+  sqlite3_finalize(p->st);
+  p->st = NULL;
+  if (rc != SQLITE_DONE) return raise_err(L, &e);
+  if (collect) {
+    lua_remove(L, box);
+    if (limit == 1) { lua_rawgeti(L, -1, 1); return 1; }
+    return 1;
+  }
+  lua_pushinteger(L, changes);
+  lua_pushinteger(L, sqlite3_last_insert_rowid(obra_store_db(s)));
+  return 2;
+}
+
+static int l_exec(lua_State *L) { return run(L, 0, 0); }
+static int l_query(lua_State *L) { return run(L, 1, 0); }
+static int l_first(lua_State *L) { return run(L, 1, 1); }
+
+static int l_begin(lua_State *L) {
+  obra_err e = { 0 };
+  if (obra_store_begin(check_open(L), &e) != OBRA_OK) return raise_err(L, &e);
+  return 0;
+}
+static int l_commit(lua_State *L) {
+  obra_err e = { 0 };
+  if (obra_store_commit(check_open(L), &e) != OBRA_OK) return raise_err(L, &e);
+  return 0;
+}
+static int l_rollback(lua_State *L) {
+  obra_err e = { 0 };
+  if (obra_store_rollback(check_open(L), &e) != OBRA_OK) return raise_err(L, &e);
+  return 0;
+}
+
+static int l_task_status(lua_State *L) {
+  obra_store *s = check_open(L);
+  lua_Integer id = luaL_checkinteger(L, 2);
+  const char *to = luaL_checkstring(L, 3);
+  obra_err e = { 0 };
+  if (obra_store_task_status(s, id, to, &e) != OBRA_OK) return raise_err(L, &e);
+  return 0;
+}
+
+static int l_transition_ok(lua_State *L) {
+  lua_pushboolean(L, obra_store_transition_ok(luaL_checkstring(L, 1), luaL_checkstring(L, 2)));
+  return 1;
+}
+
+static int l_version(lua_State *L) { lua_pushinteger(L, obra_store_version(check_open(L))); return 1; }
+static int l_path(lua_State *L) { lua_pushstring(L, obra_store_path(check_open(L))); return 1; }
+static int l_depth(lua_State *L) { lua_pushinteger(L, obra_store_depth(check_open(L))); return 1; }
+static int l_tostring(lua_State *L) {
+  lstore *ls = luaL_checkudata(L, 1, STORE_MT);
+  if (ls->s) lua_pushfstring(L, "obra.store (%s)", obra_store_path(ls->s));
+  else lua_pushliteral(L, "obra.store (closed)");
+  return 1;
+}
+
+int obra_lapi_store(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    { "exec", l_exec }, { "query", l_query }, { "first", l_first },
+    { "begin", l_begin }, { "commit", l_commit }, { "rollback", l_rollback },
+    { "task_status", l_task_status }, { "version", l_version }, { "path", l_path },
+    { "depth", l_depth }, { "close", l_close }, { NULL, NULL } };
+  static const luaL_Reg meta[] = {
+    { "__gc", l_close }, { "__close", l_close }, { "__tostring", l_tostring }, { NULL, NULL } };
+  obra_lapi_newclass(L, STORE_MT, methods, meta);
+  static const luaL_Reg stmt_meta[] = { { "__gc", stmt_gc }, { NULL, NULL } };
+  obra_lapi_newclass(L, STMT_MT, NULL, stmt_meta);
+  lua_pushcfunction(L, l_open);
+  lua_setfield(L, -2, "store_open");
+  lua_pushcfunction(L, l_transition_ok);
+  lua_setfield(L, -2, "transition_ok");
+  lua_pushinteger(L, OBRA_SCHEMA_VERSION);
+  lua_setfield(L, -2, "schema_version");
+  return 0;
+}

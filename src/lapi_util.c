@@ -1,0 +1,185 @@
+/* lapi_util.c — small process-level services for Lua: session UUIDs (libuuid),
+ * clocks, a content hash, the event-loop step and timers, pid checks and the
+ * interrupt flag that SIGINT/SIGTERM set (the handler only sets the flag and
+ * wakes the loop; Lua polls it). */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+#include "obra/loop.h"
+#include "lapi.h"
+
+static volatile sig_atomic_t got_signal;
+
+/* core.uuid() -> "xxxxxxxx-xxxx-4xxx-..." (random, lower case) */
+static int l_uuid(lua_State *L) {
+  uuid_t u;
+  char s[37];
+  uuid_generate_random(u);
+  uuid_unparse_lower(u, s);
+  lua_pushstring(L, s);
+  return 1;
+}
+
+/* core.now() -> wall-clock seconds (float); core.clock_ms() -> monotonic ms */
+static int l_now(lua_State *L) { lua_pushnumber(L, obra_wall_time()); return 1; }
+static int l_clock_ms(lua_State *L) { lua_pushinteger(L, (lua_Integer)obra_now_ms()); return 1; }
+
+/* core.hash(s) -> 16 hex digits (FNV-1a 64): change detection, not security */
+static int l_hash(lua_State *L) {
+  size_t len;
+  const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < len; i++) { h ^= s[i]; h *= 1099511628211ULL; }
+  char out[17];
+  snprintf(out, sizeof out, "%016llx", (unsigned long long)h);
+  lua_pushstring(L, out);
+  return 1;
+}
+
+/* core.loop_step([max_wait_ms]) -> number of callbacks dispatched */
+static int l_loop_step(lua_State *L) {
+  int ms = (int)luaL_optinteger(L, 1, -1);
+  lua_pushinteger(L, obra_loop_step(ms));
+  return 1;
+}
+
+typedef struct { uint64_t id; int fired; } ltimer;
+#define TIMER_MT "obra.timer"
+
+static void timer_fire(void *ud) { ltimer *t = ud; t->fired = 1; t->id = 0; }
+
+/* core.timer(ms) -> timer; timer:ready() is true once ms have passed. */
+static int l_timer(lua_State *L) {
+  lua_Integer ms = luaL_checkinteger(L, 1);
+  ltimer *t = lua_newuserdatauv(L, sizeof *t, 0);
+  t->id = 0; t->fired = 0;
+  luaL_setmetatable(L, TIMER_MT);
+  t->id = obra_loop_timer(ms, timer_fire, t);
+  if (t->id == 0) return luaL_error(L, "out of memory");
+  return 1;
+}
+static int timer_ready(lua_State *L) {
+  ltimer *t = luaL_checkudata(L, 1, TIMER_MT);
+  lua_pushboolean(L, t->fired);
+  return 1;
+}
+static int timer_gc(lua_State *L) {
+  ltimer *t = luaL_checkudata(L, 1, TIMER_MT);
+  if (t->id) { obra_loop_cancel(t->id); t->id = 0; }
+  return 0;
+}
+
+static int l_getpid(lua_State *L) { lua_pushinteger(L, getpid()); return 1; }
+
+/* core.pid_alive(pid) -> boolean (kill(pid, 0), EPERM counts as alive) */
+static int l_pid_alive(lua_State *L) {
+  pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+  lua_pushboolean(L, pid > 0 && (kill(pid, 0) == 0 || errno == EPERM));
+  return 1;
+}
+
+/* core.isatty(fd) -> boolean */
+static int l_isatty(lua_State *L) { lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1))); return 1; }
+
+static void on_signal(int sig) { got_signal = sig; obra_loop_wakeup(); }
+
+/* core.catch_signals() — SIGINT/SIGTERM/SIGHUP set the interrupt flag. */
+static int l_catch_signals(lua_State *L) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  return 0;
+}
+
+/* core.signaled([clear]) -> signal number or nil */
+static int l_signaled(lua_State *L) {
+  int sig = got_signal;
+  if (lua_toboolean(L, 1)) got_signal = 0;
+  if (sig) lua_pushinteger(L, sig); else lua_pushnil(L);
+  return 1;
+}
+
+/* core.hostname() -> string */
+static int l_hostname(lua_State *L) {
+  char h[256] = "";
+  gethostname(h, sizeof h - 1);
+  lua_pushstring(L, h);
+  return 1;
+}
+
+/* core.getcwd() -> path; core.chdir(path) -> true | nil, msg, "io" */
+static int l_getcwd(lua_State *L) {
+  char buf[PATH_MAX];
+  if (getcwd(buf, sizeof buf) == NULL) return luaL_error(L, "getcwd: %s", strerror(errno));
+  lua_pushstring(L, buf);
+  return 1;
+}
+static int io_fail(lua_State *L, const char *what, const char *path) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s %s: %s", what, path, strerror(errno));
+  lua_pushstring(L, "io");
+  return 3;
+}
+static int l_chdir(lua_State *L) {
+  const char *p = luaL_checkstring(L, 1);
+  if (chdir(p) != 0) return io_fail(L, "cannot enter", p);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+/* core.mkdir(path [, mode=0700]) -> true | nil, msg, "io" (existing dir is fine) */
+static int l_mkdir(lua_State *L) {
+  const char *p = luaL_checkstring(L, 1);
+  mode_t mode = (mode_t)luaL_optinteger(L, 2, 0700);
+  struct stat st;
+  if (mkdir(p, mode) != 0 && !(errno == EEXIST && stat(p, &st) == 0 && S_ISDIR(st.st_mode)))
+    return io_fail(L, "cannot create directory", p);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+/* core.stat(path) -> { type = "file"|"dir"|"other", size, mode, mtime } | nil */
+static int l_stat(lua_State *L) {
+  struct stat st;
+  if (stat(luaL_checkstring(L, 1), &st) != 0) { lua_pushnil(L); return 1; }
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "dir" : "other");
+  lua_setfield(L, -2, "type");
+  lua_pushinteger(L, (lua_Integer)st.st_size); lua_setfield(L, -2, "size");
+  lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777)); lua_setfield(L, -2, "mode");
+  lua_pushnumber(L, (lua_Number)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9); lua_setfield(L, -2, "mtime");
+  return 1;
+}
+/* core.realpath(path) -> absolute path | nil, msg, "io" */
+static int l_realpath(lua_State *L) {
+  const char *p = luaL_checkstring(L, 1);
+  char buf[PATH_MAX];
+  if (realpath(p, buf) == NULL) return io_fail(L, "cannot resolve", p);
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+int obra_lapi_util(lua_State *L) {
+  static const luaL_Reg timer_methods[] = { { "ready", timer_ready }, { NULL, NULL } };
+  static const luaL_Reg timer_meta[] = { { "__gc", timer_gc }, { "__close", timer_gc }, { NULL, NULL } };
+  obra_lapi_newclass(L, TIMER_MT, timer_methods, timer_meta);
+  static const luaL_Reg fns[] = {
+    { "uuid", l_uuid }, { "now", l_now }, { "clock_ms", l_clock_ms }, { "hash", l_hash },
+    { "loop_step", l_loop_step }, { "timer", l_timer }, { "getpid", l_getpid },
+    { "pid_alive", l_pid_alive }, { "isatty", l_isatty }, { "catch_signals", l_catch_signals },
+    { "signaled", l_signaled }, { "hostname", l_hostname }, { "getcwd", l_getcwd },
+    { "chdir", l_chdir }, { "mkdir", l_mkdir }, { "stat", l_stat }, { "realpath", l_realpath },
+    { NULL, NULL } };
+  luaL_setfuncs(L, fns, 0);
+  return 0;
+}

@@ -1,0 +1,94 @@
+/* main.c — the obra executable: a Lua 5.4 state with the standard libraries,
+ * obra.core linked in, and the lua/obra/*.lua files embedded at build time
+ * (build/embedded.c) and served through package.preload, so a bare installed
+ * obra needs no Lua path.  It runs require("obra.cli").main(args) under a
+ * protected call with a traceback and turns the result into the exit status:
+ * the integer main returns, or 70 (EX_SOFTWARE) after printing the traceback
+ * of an uncaught error.  Only this file may exit. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include "obra/embedded.h"
+
+#define EXIT_INTERNAL 70
+
+int luaopen_obra_core(lua_State *L);
+
+/* package.preload loader for an embedded file: upvalue 1 is its index. */
+static int load_embedded(lua_State *L) {
+  const obra_embedded_file *f = &obra_embedded[lua_tointeger(L, lua_upvalueindex(1))];
+  char chunkname[256];
+  snprintf(chunkname, sizeof chunkname, "@%s", f->path);
+  if (luaL_loadbufferx(L, f->src, f->len, chunkname, "t") != LUA_OK) return lua_error(L);
+  lua_pushstring(L, f->name);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+static int msghandler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* Runs in protected mode: argv is a light userdata, argc an integer. */
+static int pmain(lua_State *L) {
+  int argc = (int)lua_tointeger(L, 1);
+  char **argv = lua_touserdata(L, 2);
+  luaL_openlibs(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_obra_core);
+  lua_setfield(L, -2, "obra.core");
+  for (int i = 0; obra_embedded[i].name; i++) {
+    lua_pushinteger(L, i);
+    lua_pushcclosure(L, load_embedded, 1);
+    lua_setfield(L, -2, obra_embedded[i].name);
+  }
+  lua_pop(L, 1);
+  /* arg, as lua.c builds it: arg[0] is the program, arg[1..] the arguments. */
+  lua_createtable(L, argc, 1);
+  for (int i = 0; i < argc; i++) { lua_pushstring(L, argv[i]); lua_rawseti(L, -2, i); }
+  lua_setglobal(L, "arg");
+
+  lua_pushcfunction(L, msghandler);
+  int base = lua_gettop(L);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "obra.cli");
+  if (lua_pcall(L, 1, 1, base) != LUA_OK) return lua_error(L);
+  lua_getfield(L, -1, "main");
+  lua_createtable(L, argc > 1 ? argc - 1 : 0, 0);
+  for (int i = 1; i < argc; i++) { lua_pushstring(L, argv[i]); lua_rawseti(L, -2, i); }
+  if (lua_pcall(L, 1, 1, base) != LUA_OK) return lua_error(L);
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  lua_State *L = luaL_newstate();
+  if (L == NULL) { fprintf(stderr, "obra: cannot create a Lua state (out of memory)\n"); return EXIT_INTERNAL; }
+  lua_pushcfunction(L, msghandler);
+  lua_pushcfunction(L, pmain);
+  lua_pushinteger(L, argc);
+  lua_pushlightuserdata(L, argv);
+  int status = lua_pcall(L, 2, 1, 1);
+  int code;
+  if (status != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "obra: internal error: %s\n", msg ? msg : "(no message)");
+    fprintf(stderr, "obra: this is a bug; please report it with the traceback above\n");
+    code = EXIT_INTERNAL;
+  } else if (lua_isinteger(L, -1)) {
+    code = (int)lua_tointeger(L, -1);
+  } else {
+    code = lua_toboolean(L, -1) || lua_isnil(L, -1) ? 0 : 1;
+  }
+  fflush(stdout);
+  lua_close(L);     /* runs __gc: children are killed, the database is closed */
+  return code;
+}

@@ -1,0 +1,237 @@
+/* store.c — the SQLite store behind include/obra/store.h.
+ * Owns: the sqlite3 handle, the transaction depth.  Uses: schema.c. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "obra/loop.h"
+#include "obra/schema.h"
+#include "obra/store.h"
+
+struct obra_store {
+  sqlite3 *db;
+  char    *path;
+  int      depth;     /* transaction nesting */
+};
+
+obra_rc obra_store_fail(obra_store *s, int sqlrc, const char *what, obra_err *e) {
+  obra_rc rc = OBRA_EDB;
+  int prim = sqlrc & 0xff;
+  if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED) rc = OBRA_EBUSY;
+  else if (prim == SQLITE_IOERR || prim == SQLITE_FULL || prim == SQLITE_CANTOPEN ||
+           prim == SQLITE_READONLY || prim == SQLITE_PERM) rc = OBRA_EIO;
+  const char *detail = s && s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(sqlrc);
+  return obra_err_set(e, rc, "%s: %s (%s)", what, detail,
+                      s && s->path ? s->path : "database");
+}
+
+sqlite3 *obra_store_db(obra_store *s) { return s->db; }
+const char *obra_store_path(const obra_store *s) { return s->path; }
+int obra_store_depth(const obra_store *s) { return s->depth; }
+
+obra_rc obra_store_exec(obra_store *s, const char *sql, obra_err *e) {
+  char *msg = NULL;
+  int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+  if (rc != SQLITE_OK) {
+    obra_rc orc = obra_store_fail(s, rc, "sql", e);
+    sqlite3_free(msg);
+    return orc;
+  }
+  return OBRA_OK;
+}
+
+int obra_store_version(obra_store *s) {
+  sqlite3_stmt *st = NULL;
+  int v = -1;
+  if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
+
+/* Create the parent directory (0700) of path if missing. */
+static obra_rc make_parent(const char *path, obra_err *e) {
+  char *dir = strdup(path);
+  if (dir == NULL) return obra_err_set(e, OBRA_ENOMEM, "out of memory");
+  char *slash = strrchr(dir, '/');
+  obra_rc rc = OBRA_OK;
+  if (slash != NULL && slash != dir) {
+    *slash = '\0';
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+      if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        rc = obra_err_set(e, OBRA_EIO, "cannot create directory %s: %s", dir, strerror(errno));
+    } else if (!S_ISDIR(st.st_mode)) {
+      rc = obra_err_set(e, OBRA_EIO, "%s is not a directory", dir);
+    }
+  }
+  free(dir);
+  return rc;
+}
+
+/* Create the database file with mode 0600 before SQLite opens it, so it is
+ * never readable by others (SQLite gives -wal and -shm the same mode). */
+static obra_rc create_private(const char *path, obra_err *e) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return obra_err_set(e, OBRA_EIO, "cannot create database %s: %s", path, strerror(errno));
+  close(fd);
+  return OBRA_OK;
+}
+
+static obra_rc migrate(obra_store *s, int target, obra_err *e) {
+  int v = obra_store_version(s);
+  if (v < 0) return obra_store_fail(s, sqlite3_errcode(s->db), "reading schema version", e);
+  if (v > obra_migrations_count)
+    return obra_err_set(e, OBRA_ESCHEMA,
+      "database %s has schema version %d, newer than this obra understands (%d); "
+      "upgrade obra or use the obra that wrote it", s->path, v, obra_migrations_count);
+  obra_rc rc = OBRA_OK;
+  for (int i = v + 1; rc == OBRA_OK && i <= target; i++) {
+    char pragma[64];
+    snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", i);
+    rc = obra_store_exec(s, "BEGIN IMMEDIATE", e);
+    /* Another process may have migrated while we waited for the lock. */
+    if (rc == OBRA_OK && obra_store_version(s) >= i) { rc = obra_store_exec(s, "COMMIT", e); continue; }
+    if (rc == OBRA_OK) rc = obra_store_exec(s, obra_migrations[i], e);
+    if (rc == OBRA_OK) rc = obra_store_exec(s, pragma, e);
+    if (rc == OBRA_OK) rc = obra_store_exec(s, "COMMIT", e);
+    else {
+      sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+      char prev[sizeof e->msg];
+      snprintf(prev, sizeof prev, "%s", e->msg);
+      snprintf(e->msg, sizeof e->msg, "migration to schema %d failed: %.400s", i, prev);
+      e->rc = OBRA_ESCHEMA;
+      rc = OBRA_ESCHEMA;
+    }
+  }
+  return rc;
+}
+
+obra_store *obra_store_open(const char *path, int target, obra_err *e) {
+  if (path == NULL || *path == '\0') { obra_err_set(e, OBRA_EINVAL, "empty database path"); return NULL; }
+  if (target <= 0 || target > obra_migrations_count) target = obra_migrations_count;
+  obra_store *s = calloc(1, sizeof *s);
+  if (s == NULL || (s->path = strdup(path)) == NULL) {
+    free(s);
+    obra_err_set(e, OBRA_ENOMEM, "out of memory");
+    return NULL;
+  }
+  obra_rc rc = make_parent(path, e);
+  if (rc == OBRA_OK && access(path, F_OK) != 0) rc = create_private(path, e);
+  if (rc == OBRA_OK) {
+    int src = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (src != SQLITE_OK) rc = obra_store_fail(s, src, "cannot open database", e);
+  }
+  if (rc == OBRA_OK) {
+    sqlite3_busy_timeout(s->db, 10000);
+    sqlite3_extended_result_codes(s->db, 1);
+    rc = obra_store_exec(s, "PRAGMA journal_mode = WAL", e);
+  }
+  if (rc == OBRA_OK) rc = obra_store_exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL", e);
+  /* A database we can read but not write must fail now, not at the first write. */
+  if (rc == OBRA_OK && sqlite3_db_readonly(s->db, "main") == 1)
+    rc = obra_err_set(e, OBRA_EIO, "database %s is read-only", path);
+  if (rc == OBRA_OK) rc = migrate(s, target, e);
+  if (rc != OBRA_OK) {
+    obra_store_close(s);
+    return NULL;
+  }
+  return s;
+}
+
+void obra_store_close(obra_store *s) {
+  if (s == NULL) return;
+  if (s->db) sqlite3_close_v2(s->db);
+  free(s->path);
+  free(s);
+}
+
+obra_rc obra_store_begin(obra_store *s, obra_err *e) {
+  char sql[48];
+  if (s->depth == 0) snprintf(sql, sizeof sql, "BEGIN IMMEDIATE");
+  else snprintf(sql, sizeof sql, "SAVEPOINT obra_%d", s->depth);
+  obra_rc rc = obra_store_exec(s, sql, e);
+  if (rc == OBRA_OK) s->depth++;
+  return rc;
+}
+
+obra_rc obra_store_commit(obra_store *s, obra_err *e) {
+  if (s->depth == 0) return obra_err_set(e, OBRA_EINVAL, "commit without a transaction");
+  char sql[48];
+  if (s->depth == 1) snprintf(sql, sizeof sql, "COMMIT");
+  else snprintf(sql, sizeof sql, "RELEASE obra_%d", s->depth - 1);
+  obra_rc rc = obra_store_exec(s, sql, e);
+  if (rc == OBRA_OK) s->depth--;
+  return rc;
+}
+
+obra_rc obra_store_rollback(obra_store *s, obra_err *e) {
+  if (s->depth == 0) return obra_err_set(e, OBRA_EINVAL, "rollback without a transaction");
+  char sql[64];
+  if (s->depth == 1) snprintf(sql, sizeof sql, "ROLLBACK");
+  else snprintf(sql, sizeof sql, "ROLLBACK TO obra_%d; RELEASE obra_%d", s->depth - 1, s->depth - 1);
+  s->depth--;
+  obra_rc rc = obra_store_exec(s, sql, e);
+  /* A failed COMMIT may already have ended the transaction: nothing to undo. */
+  if (rc != OBRA_OK && sqlite3_get_autocommit(s->db)) { s->depth = 0; return OBRA_OK; }
+  return rc;
+}
+
+static const char *const transitions[][2] = {
+  {"pending","running"},{"pending","waiting"},{"pending","cancelled"},
+  {"running","pending"},{"running","waiting"},{"running","parked"},
+  {"running","done"},{"running","failed"},{"running","cancelled"},
+  {"waiting","pending"},{"waiting","running"},{"waiting","done"},
+  {"waiting","failed"},{"waiting","cancelled"},
+  {"parked","pending"},{"parked","running"},{"parked","failed"},{"parked","cancelled"},
+  {"failed","pending"},{"failed","cancelled"},
+  {"cancelled","pending"},
+};
+
+int obra_store_transition_ok(const char *from, const char *to) {
+  if (strcmp(from, to) == 0) return 1;
+  for (size_t i = 0; i < sizeof transitions / sizeof transitions[0]; i++)
+    if (strcmp(transitions[i][0], from) == 0 && strcmp(transitions[i][1], to) == 0) return 1;
+  return 0;
+}
+
+obra_rc obra_store_task_status(obra_store *s, int64_t id, const char *to, obra_err *e) {
+  sqlite3_stmt *st = NULL;
+  char from[32] = "";
+  int src = sqlite3_prepare_v2(s->db, "SELECT status FROM tasks WHERE id = ?", -1, &st, NULL);
+  if (src == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+      snprintf(from, sizeof from, "%s", (const char *)sqlite3_column_text(st, 0));
+      src = SQLITE_OK;
+    }
+  }
+  sqlite3_finalize(st);
+  if (src == SQLITE_DONE) return obra_err_set(e, OBRA_ENOTFOUND, "no task with id %lld", (long long)id);
+  if (src != SQLITE_OK) return obra_store_fail(s, src, "reading task status", e);
+  if (!obra_store_transition_ok(from, to))
+    return obra_err_set(e, OBRA_ESTATE, "task %lld cannot go from %s to %s", (long long)id, from, to);
+  if (strcmp(from, to) == 0) return OBRA_OK;
+  src = sqlite3_prepare_v2(s->db,
+    "UPDATE tasks SET status = ?1, updated_at = ?2,"
+    " started_at = CASE WHEN ?1 = 'running' AND started_at IS NULL THEN ?2 ELSE started_at END,"
+    " ended_at = CASE WHEN ?1 IN ('done','failed','cancelled') THEN ?2"
+    "                 WHEN ?1 IN ('pending','running') THEN NULL ELSE ended_at END,"
+    " parked_until = CASE WHEN ?1 = 'parked' THEN parked_until ELSE NULL END"
+    " WHERE id = ?3", -1, &st, NULL);
+  if (src == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, to, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_double(st, 2, obra_wall_time());
+    sqlite3_bind_int64(st, 3, id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_DONE) src = SQLITE_OK;
+  }
+  sqlite3_finalize(st);
+  return src == SQLITE_OK ? OBRA_OK : obra_store_fail(s, src, "updating task status", e);
+}

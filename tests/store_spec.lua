@@ -1,0 +1,209 @@
+-- The store: schema, migrations, transactions, status transitions, busy
+-- handling between processes, file mode and loud failures.
+local H = require "support.helper"
+local obra = require "obra"
+
+local function fresh(tag)
+  local dir = H.tmpdir(tag)
+  return dir, dir .. "/.obra/obra.db"
+end
+
+local function add_task(s, key, status)
+  local p = s:project("p") or (function()
+    s:exec("INSERT INTO projects(name) VALUES ('p')")
+    return s:project("p")
+  end)()
+  local _, id = s:exec("INSERT INTO tasks(project_id, key, title, status) VALUES (?, ?, ?, ?)",
+    p.id, key, "t " .. key, status or "pending")
+  return id
+end
+
+describe("store", function()
+  it("creates the current schema in WAL mode with foreign keys on", function()
+    local dir, path = fresh("schema")
+    local s = assert(obra.open(path))
+    assert.are.equal(obra.core.schema_version, s:version())
+    local names = {}
+    for _, r in ipairs(s:query("SELECT name FROM sqlite_master WHERE type = 'table'")) do names[r.name] = true end
+    for _, t in ipairs({ "projects", "milestones", "tasks", "task_deps", "runs", "sessions", "session_ids",
+                         "interactions", "decisions", "breakpoints", "checkpoints" }) do
+      assert.is_true(names[t], "missing table " .. t)
+    end
+    assert.are.equal("wal", s:first("PRAGMA journal_mode").journal_mode)
+    assert.are.equal(1, s:first("PRAGMA foreign_keys").foreign_keys)
+    assert.has_error(function()
+      s:exec("INSERT INTO tasks(project_id, key) VALUES (999, 'orphan')")
+    end)
+    s:close()
+    H.rmdir(dir)
+  end)
+
+  it("creates the database file with mode 0600", function()
+    local dir, path = fresh("mode")
+    local s = assert(obra.open(path))
+    s:close()
+    assert.are.equal(tonumber("600", 8), obra.core.stat(path).mode)
+    H.rmdir(dir)
+  end)
+
+  it("migrates a v1 database to the current schema, keeping its data", function()
+    local dir, path = fresh("migrate")
+    local old = assert(obra.core.store_open(path, 1))
+    assert.are.equal(1, old:version())
+    old:exec("INSERT INTO projects(name) VALUES ('kept')")
+    old:exec("INSERT INTO tasks(project_id, key, status) VALUES (1, 'k', 'done')")
+    old:close()
+    local s = assert(obra.open(path))
+    assert.are.equal(obra.core.schema_version, s:version())
+    assert.are.equal("kept", s:project("kept").name)
+    -- the v2 guard now protects the old row
+    assert.has_error(function() s:exec("UPDATE tasks SET status = 'pending' WHERE key = 'k'") end)
+    s:close()
+    H.rmdir(dir)
+  end)
+
+  it("migrates a v0 database (an empty or foreign SQLite file)", function()
+    local dir, path = fresh("v0")
+    os.execute("mkdir -p " .. H.q(dir .. "/.obra"))
+    assert(os.execute("sqlite3 " .. H.q(path) .. " 'CREATE TABLE unrelated(x); INSERT INTO unrelated VALUES (1);'"))
+    local s = assert(obra.open(path))
+    assert.are.equal(obra.core.schema_version, s:version())
+    assert.are.equal(1, s:first("SELECT x FROM unrelated").x)
+    s:close()
+    H.rmdir(dir)
+  end)
+
+  it("refuses a database whose schema is newer than the binary", function()
+    local dir, path = fresh("newer")
+    os.execute("mkdir -p " .. H.q(dir .. "/.obra"))
+    assert(os.execute("sqlite3 " .. H.q(path) .. " 'PRAGMA user_version = 999;'"))
+    local s, msg, code = obra.open(path)
+    assert.is_nil(s)
+    assert.are.equal("schema", code)
+    assert.matches("schema version 999, newer than this obra", msg)
+    H.rmdir(dir)
+  end)
+
+  it("rolls a failed transaction back as a whole, and re-raises", function()
+    local dir, path = fresh("tx")
+    local s = assert(obra.open(path))
+    assert.has_error(function()
+      s:tx(function()
+        s:exec("INSERT INTO projects(name) VALUES ('a')")
+        s:exec("INSERT INTO projects(name) VALUES ('b')")
+        error("boom")
+      end)
+    end)
+    assert.are.equal(0, s:first("SELECT count(*) AS n FROM projects").n)
+    assert.are.equal(0, s:depth())
+    -- nested: the inner failure undoes only the inner part
+    s:tx(function()
+      s:exec("INSERT INTO projects(name) VALUES ('outer')")
+      pcall(s.tx, s, function()
+        s:exec("INSERT INTO projects(name) VALUES ('inner')")
+        error("inner fails")
+      end)
+    end)
+    local names = {}
+    for _, r in ipairs(s:query("SELECT name FROM projects")) do names[#names + 1] = r.name end
+    assert.are.same({ "outer" }, names)
+    -- a constraint violation inside tx rolls back too
+    assert.has_error(function()
+      s:tx(function()
+        s:exec("INSERT INTO projects(name) VALUES ('x')")
+        s:exec("INSERT INTO projects(name) VALUES ('outer')")   -- UNIQUE
+      end)
+    end)
+    assert.is_nil(s:project("x"))
+    s:close()
+    H.rmdir(dir)
+  end)
+
+  it("enforces the task status transitions, through the function and in raw SQL", function()
+    local dir, path = fresh("status")
+    local s = assert(obra.open(path))
+    local id = add_task(s, "a")
+    s:set_status(id, "running")
+    local t = s:task(id)
+    assert.are.equal("running", t.status)
+    assert.is_number(t.started_at)
+    s:set_status(id, "done")
+    assert.is_number(s:task(id).ended_at)
+    local ok, err = pcall(s.set_status, s, id, "running")
+    assert.is_false(ok)
+    assert.matches("cannot go from done to running", err)
+    assert.has_error(function() s:exec("UPDATE tasks SET status = 'pending' WHERE id = ?", id) end)
+    assert.are.equal("done", s:task(id).status)
+    local b = add_task(s, "b")
+    assert.has_error(function() s:set_status(b, "done") end)       -- pending -> done is not allowed
+    assert.has_error(function() s:set_status(b, "bogus") end)
+    assert.is_true(obra.core.transition_ok("waiting", "pending"))
+    assert.is_false(obra.core.transition_ok("done", "pending"))
+    s:close()
+    H.rmdir(dir)
+  end)
+
+  it("lets two processes write the same database at once (busy handling)", function()
+    local dir, path = fresh("busy")
+    local s = assert(obra.open(path))
+    s:exec("INSERT INTO projects(name) VALUES ('p')")
+    s:close()
+    local script = string.format([[
+      local obra = require "obra"
+      local s = assert(obra.open(%q))
+      for i = 1, 200 do
+        s:tx(function()
+          s:exec("INSERT INTO tasks(project_id, key) VALUES (1, ?)", arg[1] .. i)
+        end)
+      end
+      s:close()
+    ]], path)
+    local f = dir .. "/writer.lua"
+    H.writefile(f, script)
+    local env = "LUA_PATH=" .. H.q(os.getenv("LUA_PATH")) .. " LUA_CPATH=" .. H.q(os.getenv("LUA_CPATH"))
+    local cmd = string.format("(%s timeout 60 lua5.4 %s a & %s timeout 60 lua5.4 %s b & wait)",
+      env, H.q(f), env, H.q(f))
+    local out, code = H.sh(cmd)
+    assert.are.equal(0, code, out)
+    assert.are.equal("", out)
+    s = assert(obra.open(path))
+    assert.are.equal(400, s:first("SELECT count(*) AS n FROM tasks").n)
+    s:close()
+    H.rmdir(dir)
+  end)
+
+  it("fails loudly when the directory cannot be written", function()
+    local dir = H.tmpdir("ro")
+    os.execute("chmod 0555 " .. H.q(dir))
+    -- root ignores permission bits: check as an unprivileged user
+    local lua = string.format([[
+      local s, msg, code = require("obra").open(%q)
+      io.write(tostring(s), "|", tostring(msg), "|", tostring(code))
+    ]], dir .. "/.obra/obra.db")
+    local env = "LUA_PATH=" .. H.q(os.getenv("LUA_PATH")) .. " LUA_CPATH=" .. H.q(os.getenv("LUA_CPATH"))
+    local runner = (io.popen("id -u"):read("l") == "0") and "setpriv --reuid=65534 --regid=65534 --clear-groups " or ""
+    local out = H.sh(string.format("%s %s lua5.4 -e %s", env, runner, H.q(lua)))
+    assert.matches("^nil|cannot create directory .*Permission denied|io", out)
+    -- and a path under a regular file
+    H.writefile(dir .. "/file", "x")
+    local s, msg, code = obra.open(dir .. "/file/obra.db")
+    assert.is_nil(s)
+    assert.are.equal("io", code)
+    assert.matches("not a directory", msg)
+    os.execute("chmod 0755 " .. H.q(dir))
+    H.rmdir(dir)
+  end)
+
+  it("binds named parameters and stores tables as JSON", function()
+    local dir, path = fresh("bind")
+    local s = assert(obra.open(path))
+    s:exec("INSERT INTO projects(name) VALUES (:name)", { name = "n" })
+    s:exec("INSERT INTO tasks(project_id, key, checks, metadata) VALUES (1, 'k', ?, ?)",
+      { "make test", "make lint" }, { owner = "me" })
+    local t = s:task("k")
+    assert.are.same({ "make test", "make lint" }, { t.checks[1], t.checks[2] })
+    assert.are.equal("me", t.metadata.owner)
+    s:close()
+    H.rmdir(dir)
+  end)
+end)

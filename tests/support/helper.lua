@@ -1,0 +1,106 @@
+-- Test helpers: temp directories, running the real obra binary (bounded by
+-- timeout(1)), reading JSON with lua-cjson (independent of obra's own JSON).
+local H = {}
+
+H.ROOT = os.getenv("OBRA_ROOT") or "."
+H.BIN = os.getenv("OBRA_BIN") or (H.ROOT .. "/obra")
+H.TMP = os.getenv("OBRA_TEST_TMP") or "/tmp/obra-tests"
+H.FAKES = H.ROOT .. "/tests/fakes"
+H.SANITIZE = os.getenv("OBRA_SANITIZE") ~= nil
+
+local cjson = require "cjson"
+H.null = cjson.null
+
+function H.q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+function H.sh(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+
+local counter = 0
+function H.tmpdir(tag)
+  counter = counter + 1
+  local d = string.format("%s/%s-%d-%d-%d", H.TMP, tag or "t", os.time(), counter, math.random(1, 1e9))
+  assert(os.execute("mkdir -p " .. H.q(d)))
+  return d
+end
+
+function H.rmdir(d)
+  if d and d:find(H.TMP, 1, true) == 1 then os.execute("rm -rf " .. H.q(d)) end
+end
+
+function H.readfile(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function H.writefile(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
+-- Environment prefix for running the obra binary.  Under the sanitizers the
+-- binary carries its own runtime: drop the LD_PRELOAD meant for lua5.4 and
+-- turn leak detection on.
+local function envprefix(env)
+  local parts = { "env" }
+  if H.SANITIZE then
+    parts[#parts + 1] = "-u LD_PRELOAD"
+    parts[#parts + 1] = "ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:exitcode=86"
+  end
+  for k, v in pairs(env or {}) do
+    if v == false then parts[#parts + 1] = "-u " .. k
+    else parts[#parts + 1] = k .. "=" .. H.q(v) end
+  end
+  return table.concat(parts, " ")
+end
+
+-- H.obra(args, {cwd=, env=, timeout=, stdin=}) -> { out=, err=, code= }
+function H.obra(args, opts)
+  opts = opts or {}
+  local errf = os.tmpname()
+  local inf
+  local argv = {}
+  for _, a in ipairs(args) do argv[#argv + 1] = H.q(a) end
+  local cmd = string.format("cd %s && %s timeout -k 5 %d %s %s 2>%s",
+    H.q(opts.cwd or "."), envprefix(opts.env), opts.timeout or 120, H.q(H.BIN),
+    table.concat(argv, " "), H.q(errf))
+  if opts.stdin then
+    inf = os.tmpname()
+    H.writefile(inf, opts.stdin)
+    cmd = cmd .. " <" .. H.q(inf)
+  else
+    cmd = cmd .. " </dev/null"
+  end
+  local p = io.popen(cmd)
+  local out = p:read("a")
+  local ok, how, code = p:close()
+  local err = H.readfile(errf) or ""
+  os.remove(errf)
+  if inf then os.remove(inf) end
+  if not ok and how == "signal" then code = 128 + code end
+  return { out = out, err = err, code = ok and 0 or code }
+end
+
+function H.json(s)
+  return cjson.decode(s)
+end
+
+-- Fail a test with the command's output when its exit status is unexpected.
+function H.expect_code(r, code)
+  if r.code ~= code then
+    error(string.format("expected exit %d, got %d\n--- stdout\n%s\n--- stderr\n%s", code, r.code, r.out, r.err), 2)
+  end
+  return r
+end
+
+return H
