@@ -177,5 +177,10 @@ static const char *const migration_2 =
   "CREATE INDEX decisions_by_task ON decisions(task_id, iteration);"
   "CREATE INDEX breakpoints_by_task ON breakpoints(task_id, status);";
 
-const char *const obra_migrations[] = { NULL, migration_1, migration_2 };
-const int obra_migrations_count = 2;
+/* v3: the hand-off summary that primes a fresh session when the old one's
+ * context window filled up. */
+static const char *const migration_3 =
+  "ALTER TABLE sessions ADD COLUMN handoff TEXT;";
+
+const char *const obra_migrations[] = { NULL, migration_1, migration_2, migration_3 };
+const int obra_migrations_count = 3;
