@@ -1,0 +1,108 @@
+-- obra doctor: is everything obra needs here and working?  The agent binary
+-- and its version, the LLM (reachable, model present), the database
+-- (writable), git.  Reads ./obra.lua (or SCRIPT) for the agent and LLM config.
+local cli = require "obra.cli"
+local core = require "obra.core"
+
+local function which(cmd)
+  if cmd:find("/", 1, true) then
+    local st = core.stat(cmd)
+    return st and st.type == "file" and cmd or nil
+  end
+  for dir in (os.getenv("PATH") or ""):gmatch("[^:]+") do
+    local st = core.stat(dir .. "/" .. cmd)
+    if st and st.type == "file" then return dir .. "/" .. cmd end
+  end
+  return nil
+end
+
+return {
+  summary = "check the agent binary, the LLM, the database and git",
+  usage = "obra doctor [SCRIPT] [--set key=value ...] [--json]",
+  flags = { json = "boolean", set = "list" },
+  run = function(opts, args)
+    local results = {}
+    local function add(name, ok, detail, hint)
+      results[#results + 1] = { check = name, ok = ok, detail = detail, hint = hint }
+    end
+    local engine = require "obra.engine"
+    local cfg = { agent = engine.DEFAULTS.agent, llm = engine.DEFAULTS.llm }
+    local script = args[1] or "obra.lua"
+    if core.stat(script) then
+      local plan, err = require("obra.workflow").load(script)
+      if plan then
+        local ok, serr = require("obra.workflow").apply_sets(plan, opts.set)
+        if not ok then err = serr end
+        local agent = {}
+        for k, v in pairs(engine.DEFAULTS.agent) do agent[k] = v end
+        for k, v in pairs(plan.config.agent or {}) do agent[k] = v end
+        cfg.agent = agent
+        if plan.config.llm == false then cfg.llm = false
+        elseif plan.config.llm then cfg.llm = plan.config.llm end
+      end
+      add("workflow " .. script, plan ~= nil and err == nil, err or "loads and checks", err and "fix the script" or nil)
+    else
+      add("workflow", true, "no " .. script .. " here; checking the defaults")
+    end
+    -- agent
+    local kind = cfg.agent.kind or "claude"
+    local bin = cfg.agent.command or (kind == "command" and cfg.agent.argv and cfg.agent.argv[1]) or kind
+    local path = which(bin)
+    if not path then
+      add("agent " .. kind, false, bin .. " not found on PATH", "install it or set config.agent.command")
+    else
+      local r = require("obra.proc").run { argv = { path, "--version" }, timeout = 20 }
+      local v = r and (r.stdout or ""):gsub("%s+$", "")
+      add("agent " .. kind, r ~= nil and r.exit == 0, path .. (v and v ~= "" and (" — " .. v) or ""),
+        (r == nil or r.exit ~= 0) and "the binary did not answer --version" or nil)
+    end
+    -- llm
+    if cfg.llm == false then
+      add("llm", true, "disabled in the workflow: decisions use checks alone (degraded)")
+    else
+      local llm, err = require("obra.llm").new(cfg.llm)
+      if not llm then
+        add("llm", false, tostring(err), "fix config.llm")
+      else
+        local ok, msg, code = llm:health()
+        add("llm " .. (llm.provider or "?"), ok == true,
+          ok and (llm.url .. ", model " .. tostring(llm.model) .. " present") or (tostring(msg) .. " (" .. tostring(code) .. ")"),
+          not ok and (code == "model_not_found" and "pull the model (ollama pull " .. tostring(llm.model) .. ")" or
+                      "start the server or set config.llm.url / OLLAMA_HOST / OPENAI_BASE_URL") or nil)
+      end
+    end
+    -- database
+    local path_db = require("obra.store").find()
+    if path_db then
+      local s, err = require("obra.store").open(path_db)
+      if not s then
+        add("database", false, err, "check the file's permissions and the disk")
+      else
+        local ok, werr = pcall(function()
+          s:begin()
+          s:exec("CREATE TABLE doctor_probe(x)")
+          s:rollback()
+        end)
+        add("database", ok, ok and (path_db .. " (schema " .. s:version() .. ") is writable") or tostring(werr),
+          not ok and "check the file's permissions and free disk space" or nil)
+        s:close()
+      end
+    else
+      add("database", true, "no .obra/ here yet (obra init or obra run creates it)")
+    end
+    -- git
+    local git = which("git")
+    add("git", git ~= nil, git or "not found", git == nil and "install git: change summaries fall back to content hashes" or nil)
+    local all = true
+    for _, r in ipairs(results) do all = all and r.ok end
+    if opts.json then
+      cli.json({ ok = all, checks = core.json_array(results) })
+    else
+      for _, r in ipairs(results) do
+        cli.print(string.format("%s %-24s %s", r.ok and "ok  " or "FAIL", r.check, r.detail or ""))
+        if r.hint then cli.print("     -> " .. r.hint) end
+      end
+    end
+    return all and 0 or 1
+  end,
+}

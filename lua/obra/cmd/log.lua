@@ -1,0 +1,44 @@
+-- obra log [TASK]: the interactions (agent, LLM, check and human calls).
+local cli = require "obra.cli"
+local core = require "obra.core"
+
+return {
+  summary = "interactions: every agent, judge, check and human call",
+  usage = "obra log [TASK] [--limit N] [--full] [--json]",
+  flags = { json = "boolean", limit = "number", full = "boolean" },
+  run = function(opts, args)
+    local s = cli.open_store()
+    local where, params = "", {}
+    if args[1] then
+      local t = s:task(args[1])
+      if not t then s:close(); cli.fail("no task '" .. args[1] .. "'") end
+      where = " WHERE i.task_id = ?"
+      params[1] = t.id
+    end
+    params[#params + 1] = math.tointeger(opts.limit) or 200
+    local rows = s:query([[SELECT i.*, t.key AS task, se.uuid AS session FROM interactions i
+      LEFT JOIN tasks t ON t.id = i.task_id LEFT JOIN sessions se ON se.id = i.session_id]] .. where ..
+      " ORDER BY i.id DESC LIMIT ?", table.unpack(params))
+    s:close()
+    -- oldest first
+    local out = {}
+    for i = #rows, 1, -1 do out[#out + 1] = rows[i] end
+    if opts.json then
+      if not opts.full then for _, r in ipairs(out) do r.prompt, r.response = nil, nil end end
+      cli.json(core.json_array(out))
+      return 0
+    end
+    for _, r in ipairs(out) do
+      cli.print(string.format("%s %-10s #%-3s %-6s %-16s %-14s in %d out %d $%.4f %dms%s",
+        os.date("%Y-%m-%d %H:%M:%S", math.floor(r.created_at)), r.task or "-", tostring(r.iteration or "-"), r.kind,
+        r.name or "", r.outcome or "", r.tokens_in, r.tokens_out, r.cost_usd, r.duration_ms,
+        r.session and ("  session " .. r.session) or ""))
+      if r.error and r.error ~= "" then cli.print("    error: " .. r.error:gsub("\n", "\n    ")) end
+      if opts.full then
+        if r.prompt then cli.print("    >>> " .. r.prompt:gsub("\n", "\n    >>> ")) end
+        if r.response then cli.print("    <<< " .. r.response:gsub("\n", "\n    <<< ")) end
+      end
+    end
+    return 0
+  end,
+}

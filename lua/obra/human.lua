@@ -1,0 +1,90 @@
+-- obra.human — a human's word on a task or milestone: answer, approve,
+-- reject.  Used by the CLI, the REPL and --interactive runs.  Each records
+-- the breakpoints it closes and moves the task in one transaction; the next
+-- `obra run`/`obra resume` continues from there.
+--
+--   human.answer(store, ref, text)   feedback for the next iteration; a waiting,
+--                                    failed or parked task goes back to pending
+--   human.approve(store, ref [, note]) accept: the task (or milestone) is done
+--   human.reject(store, ref [, note])  stop: the task fails (use answer to retry)
+local core = require "obra.core"
+
+local M = {}
+
+local function find(s, ref)
+  local t = s:task(ref)
+  if t then return t end
+  local m = s:first("SELECT * FROM milestones WHERE key = ? ORDER BY id DESC LIMIT 1", ref)
+  if m then return nil, m end
+  return nil, nil, "no task or milestone '" .. tostring(ref) .. "' (see `obra status`)"
+end
+
+local function close_bps(s, where, id, status, text)
+  s:exec("UPDATE breakpoints SET status = ?, answer = ?, answered_at = ? WHERE " .. where .. " = ? AND status = 'open'",
+    status, text, core.now(), id)
+end
+
+function M.answer(s, ref, text)
+  if type(text) ~= "string" or text == "" then return nil, "an answer needs some text" end
+  local t, m, err = find(s, ref)
+  if err then return nil, err end
+  if m then return nil, "milestone '" .. m.key .. "' takes approve or reject, not an answer" end
+  if t.status == "done" then return nil, "task " .. t.key .. " is already done" end
+  if t.status == "cancelled" then return nil, "task " .. t.key .. " is cancelled" end
+  s:tx(function()
+    close_bps(s, "task_id", t.id, "answered", text)
+    local fb = (t.feedback and t.feedback ~= "" and (t.feedback .. "\n\n") or "") .. "A human answered: " .. text
+    s:exec("UPDATE tasks SET feedback = ?, updated_at = ? WHERE id = ?", fb, core.now(), t.id)
+    if t.status == "waiting" or t.status == "failed" or t.status == "parked" then s:set_status(t.id, "pending") end
+    s:exec([[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome)
+             VALUES (?, ?, 'human', 'answer', ?, 'answered')]], t.id, t.iterations, text)
+  end)
+  return true, t
+end
+
+function M.approve(s, ref, note)
+  local t, m, err = find(s, ref)
+  if err then return nil, err end
+  if m then
+    if m.status == "done" then return nil, "milestone " .. m.key .. " is already done" end
+    s:tx(function()
+      close_bps(s, "milestone_id", m.id, "approved", note)
+      s:exec("UPDATE milestones SET status = 'done', completed_at = ? WHERE id = ?", core.now(), m.id)
+    end)
+    return true, m
+  end
+  if t.status == "done" then return nil, "task " .. t.key .. " is already done" end
+  if t.status ~= "waiting" then
+    return nil, "task " .. t.key .. " is " .. t.status .. ", not waiting for approval"
+  end
+  s:tx(function()
+    close_bps(s, "task_id", t.id, "approved", note)
+    s:set_status(t.id, "done")
+    s:exec([[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome)
+             VALUES (?, ?, 'human', 'approve', ?, 'approved')]], t.id, t.iterations, note)
+  end)
+  return true, t
+end
+
+function M.reject(s, ref, note)
+  local t, m, err = find(s, ref)
+  if err then return nil, err end
+  if m then
+    s:tx(function()
+      close_bps(s, "milestone_id", m.id, "rejected", note)
+      s:exec("UPDATE milestones SET status = 'open' WHERE id = ?", m.id)
+    end)
+    return true, m
+  end
+  if t.status == "done" then return nil, "task " .. t.key .. " is already done" end
+  if t.status == "failed" then return nil, "task " .. t.key .. " has already failed" end
+  s:tx(function()
+    close_bps(s, "task_id", t.id, "rejected", note)
+    if t.status == "pending" then s:set_status(t.id, "cancelled") else s:set_status(t.id, "failed") end
+    s:exec([[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome)
+             VALUES (?, ?, 'human', 'reject', ?, 'rejected')]], t.id, t.iterations, note)
+  end)
+  return true, t
+end
+
+return M
