@@ -57,15 +57,8 @@ local function one_of(...)
   return function(v) return set[v] == true, "one of " .. table.concat(names, ", ") end
 end
 local function is_table(v) return type(v) == "table", "a table" end
-local function is_unit_table(v)
-  if type(v) ~= "table" then return false, "a table of numbers in [0, 1]" end
-  for k, x in pairs(v) do
-    if type(k) ~= "string" then return false, "a table of numbers in [0, 1]" end
-    if type(x) ~= "number" or x ~= x or x < 0 or x > 1 then
-      return false, "a number in [0, 1] for '" .. k .. "'", tostring(x)
-    end
-  end
-  return true
+local function is_unit_table(v)   -- thresholds: scores in [0, 1], counts, seconds, flags (obra.policy)
+  return require("obra.policy").check_thresholds(v)
 end
 local function is_weights(v)
   if type(v) ~= "table" then return false, "a table of non-negative numbers" end

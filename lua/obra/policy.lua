@@ -1,0 +1,446 @@
+-- obra.policy — decisions: from one iteration's event (signals, scores,
+-- budgets, history) to an action and a reason.  The thresholds and weights
+-- are plain data a workflow, a task or the REPL changes at run time; a
+-- workflow may replace decide entirely.  docs/policy.md documents the event,
+-- the default rules and every threshold.
+--
+--   policy.new{thresholds=, weights=, decide=fn?}  -> p     (raises on bad values)
+--   p.thresholds, p.weights                         live tables: change them any time
+--   p:decide(event) -> { action=, reason=, feedback=, park_until= }
+--   p:fingerprint() -> "default/0123456789abcdef"   stable over runs
+--   p:with{thresholds=, weights=, decide=} -> derived policy (per task); a
+--                                              plain table of thresholds also works
+--   p:effective() -> thresholds, weights            flat copies (what decide sees)
+--   policy.load(file) -> p | nil, message, code     a Lua file returning {thresholds=, weights=, decide=}
+--   policy.default_decide(event) -> decision        the built-in rules
+--   policy.DEFAULT_THRESHOLDS, policy.ACTIONS
+--
+-- A custom decide is called as decide(event, default) where default(event)
+-- runs the built-in rules, so a workflow can wrap them.
+local core = require "obra.core"
+local score = require "obra.score"
+
+local M = {}
+
+M.ACTIONS = { proceed = true, retry = true, clarify = true, escalate = true, park = true, abort = true }
+
+M.DEFAULT_THRESHOLDS = {
+  proceed = 0.75,            -- quality needed to proceed
+  confidence = 0.70,         -- confidence needed to proceed
+  escalate = 0.35,           -- below this confidence, work that looks done goes to a human
+  agent_failures = 3,        -- failed agent runs in a row before escalating
+  stall = 3,                 -- iterations without progress before escalating
+  progress = 0.05,           -- the quality gain that counts as progress
+  park_seconds = 900,        -- how long to park on a rate limit without a reset time
+  require_checks = false,    -- true: never proceed on a task without checks
+  consecutive_failures = 3,  -- breakpoint: failed attempts in a row
+  deleted_files = 10,        -- breakpoint: this many files deleted in one iteration
+  conflict_confidence = 0.9, -- breakpoint: a judge this sure says complete while a check fails
+}
+
+-- How each known threshold is checked; unknown names are allowed (a custom
+-- decide may read its own) but must be numbers, booleans or strings.
+local KIND = {
+  proceed = "unit", confidence = "unit", escalate = "unit", progress = "unit", conflict_confidence = "unit",
+  agent_failures = "count", stall = "count", consecutive_failures = "count", deleted_files = "count",
+  park_seconds = "seconds", require_checks = "boolean",
+}
+M.THRESHOLD_KINDS = KIND
+
+M.DEFAULT_VERSION = "default-1"   -- bump when the built-in rules change meaning
+
+-- Tables ----------------------------------------------------------------------
+
+local function flat(t)
+  -- own keys over inherited ones, down a chain of derived tables
+  local out = {}
+  local mt = getmetatable(t)
+  if mt and type(mt.__index) == "table" then out = flat(mt.__index) end
+  for k, v in next, t do out[k] = v end
+  return out
+end
+M.flat = flat
+
+local derived_mt_cache = setmetatable({}, { __mode = "k" })
+local function derived(parent, own)
+  local mt = derived_mt_cache[parent]
+  if not mt then
+    mt = { __index = parent, __pairs = function(t) return next, flat(t), nil end }
+    derived_mt_cache[parent] = mt
+  end
+  local t = {}
+  for k, v in pairs(own or {}) do t[k] = v end
+  return setmetatable(t, mt)
+end
+
+-- policy.check_thresholds(t) -> true | false, what was expected, what was given
+function M.check_thresholds(t)
+  if type(t) ~= "table" then return false, "a table of thresholds", type(t) end
+  for k, v in pairs(flat(t)) do
+    local kind = KIND[k]
+    local want
+    if type(k) ~= "string" then
+      want = "a table keyed by threshold names"
+    elseif kind == "unit" then
+      if type(v) ~= "number" or v ~= v or v < 0 or v > 1 then want = "a number in [0, 1]" end
+    elseif kind == "count" then
+      if type(v) ~= "number" or v ~= v or v < 0 or v ~= math.floor(v) then want = "a whole number >= 0" end
+    elseif kind == "seconds" then
+      if type(v) ~= "number" or v ~= v or v < 0 then want = "a number of seconds >= 0" end
+    elseif kind == "boolean" then
+      if type(v) ~= "boolean" then want = "true or false" end
+    elseif type(v) ~= "number" and type(v) ~= "boolean" and type(v) ~= "string" then
+      want = "a number, boolean or string"
+    end
+    if want then
+      return false, want .. " for '" .. tostring(k) .. "'", type(v) == "string" and ("'" .. v .. "'") or tostring(v)
+    end
+  end
+  return true
+end
+
+local function check_thresholds(t, level)
+  local ok, want, got = M.check_thresholds(t)
+  if not ok then error("policy: thresholds need " .. want .. ", got " .. tostring(got), level or 3) end
+end
+
+local function check_weights(w, level)
+  local ok, err = pcall(score.compute, {}, flat(w))
+  if not ok then error("policy: " .. tostring(err):gsub("^score: ", ""), level or 3) end
+end
+
+-- Canonical text of a value: sorted keys, exact numbers.
+local function canon(v)
+  local t = type(v)
+  if t == "table" then
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    local parts = {}
+    for _, k in ipairs(keys) do parts[#parts + 1] = tostring(k) .. "=" .. canon(v[k]) end
+    return "{" .. table.concat(parts, ",") .. "}"
+  elseif t == "number" then
+    if math.type(v) == "integer" or v == math.floor(v) and math.abs(v) < 2^53 then
+      return string.format("%d", v)
+    end
+    return string.format("%.17g", v)
+  elseif t == "string" then
+    return string.format("%q", v)
+  end
+  return tostring(v)
+end
+M.canon = canon
+
+-- The default rules -----------------------------------------------------------
+
+-- A history entry that had no usable result: a failed run (quality 0 is only
+-- ever given to invalid results; parks do not count).
+local USABLE = { ok = true, max_turns = true, budget = true }
+local function failed_run(h)
+  if h.action == "park" then return false end
+  return (h.class ~= nil and not USABLE[h.class]) or h.quality == 0
+end
+
+local function fmt2(x) return string.format("%.2f", x or 0) end
+
+local function tail(s, n)
+  s = tostring(s or "")
+  if #s <= n then return s end
+  return "…" .. s:sub(-n)
+end
+
+-- Feedback for the agent's next attempt: what failed and what the judge saw.
+local function feedback_for(ev, headline)
+  local sig, lines = ev.signals or {}, {}
+  if headline then lines[#lines + 1] = headline end
+  local budget = 6000
+  for _, c in ipairs(sig.checks or {}) do
+    if type(c) == "table" and not c.passed then
+      local out = tail(c.output, 1500)
+      local head = string.format("Check '%s' failed%s%s.", tostring(c.name or c.command or "?"),
+        c.timed_out and " (timed out)" or "", c.exit ~= nil and c.exit ~= core.null and (" with exit status " .. tostring(c.exit)) or "")
+      local block = out ~= "" and (head .. " Its output ends with:\n" .. out) or head
+      if budget - #block < 0 then block = head end
+      budget = budget - #block
+      lines[#lines + 1] = block
+    end
+  end
+  local j = sig.judge
+  if type(j) == "table" then
+    if type(j.issues) == "table" and #j.issues > 0 then
+      local is = {}
+      for i, x in ipairs(j.issues) do
+        if i > 10 then break end
+        is[#is + 1] = "- " .. tail(x, 400)
+      end
+      lines[#lines + 1] = "A reviewer found these issues:\n" .. table.concat(is, "\n")
+    end
+  end
+  return table.concat(lines, "\n\n")
+end
+
+local function checks_summary(sc)
+  if (sc.checks_total or 0) == 0 then return "no checks" end
+  return string.format("%d/%d checks pass", sc.checks_passed or 0, sc.checks_total)
+end
+
+-- Consecutive trailing history entries (plus the current one when cur) for which pred holds.
+local function streak(hist, pred, cur)
+  if not cur then return 0 end
+  local n = 1
+  for i = #hist, 1, -1 do
+    if pred(hist[i]) then n = n + 1 else break end
+  end
+  return n
+end
+
+local function budget_spent(b)
+  if type(b) ~= "table" then return nil end
+  local function spent(k) local v = b[k]; return type(v) == "number" and v <= 0 end
+  if spent("usd_left") then return "the cost budget is spent" end
+  if spent("tokens_left") then return "the token budget is spent" end
+  if spent("turns_left") then return "the agent-turn budget is spent" end
+  if spent("seconds_left") then return "the time budget is spent" end
+  return nil
+end
+
+local function park_until(ev, t)
+  local a = ev.signals and ev.signals.agent or {}
+  local now = ev.now or core.now()
+  local reset = type(a.reset_at) == "number" and a.reset_at or nil
+  if reset and reset > now then return reset end
+  return now + (t.park_seconds or 900)
+end
+
+-- The built-in rules, in order (docs/policy.md, "The default policy").
+function M.default_decide(ev)
+  local t = ev.thresholds or M.DEFAULT_THRESHOLDS
+  local sig = ev.signals or {}
+  local sc = ev.scores or score.compute(sig)
+  local agent = type(sig.agent) == "table" and sig.agent or {}
+  local class = agent.class
+  local hist = type(ev.history) == "table" and ev.history or (type(sig.history) == "table" and sig.history) or {}
+  local budgets = type(ev.budgets) == "table" and ev.budgets or {}
+  local function d(action, reason, feedback, extra)
+    local r = { action = action, reason = reason, feedback = feedback }
+    for k, v in pairs(extra or {}) do r[k] = v end
+    return r
+  end
+
+  -- 1. a rate limit parks the task until the limit resets
+  if class == "rate_limited" then
+    local untl = park_until(ev, t)
+    return d("park", "the agent is rate limited until " .. os.date("!%Y-%m-%d %H:%M UTC", math.floor(untl)),
+      nil, { park_until = untl })
+  end
+  -- 2. credentials only a human can fix
+  if class == "auth" then
+    return d("escalate", "the agent cannot authenticate: fix its credentials, then resume")
+  end
+
+  local spent = budget_spent(budgets)
+  local its = budgets.iterations_left
+  local no_iterations = type(its) == "number" and its <= 0
+
+  -- 3. no usable result: retry a few times, then ask a human
+  if not sc.valid then
+    local n = streak(hist, failed_run, true)
+    if spent then return d("abort", spent .. " and the last attempt failed: " .. tostring(sc.invalid_reason)) end
+    if n >= t.agent_failures then
+      return d("escalate", string.format("%d failed agent runs in a row (last: %s)", n, tostring(sc.invalid_reason)))
+    end
+    if no_iterations then
+      return d("escalate", "no iterations left and the last attempt failed: " .. tostring(sc.invalid_reason))
+    end
+    local fb
+    if class == "max_turns" or class == "budget" then
+      fb = "Your previous attempt stopped at its limit before changing any file. Start making the changes right away, in small steps."
+    elseif class == "timeout" or class == "idle_timeout" then
+      fb = "Your previous attempt timed out. Continue from the current state of the files and work in smaller steps."
+    elseif class == "prompt_too_long" then
+      fb = "The conversation no longer fit the context window. Continue from the current state of the files."
+    elseif class == "ok" then
+      fb = "Your previous attempt returned nothing and changed no files. Do the task: make the changes in the working directory."
+    else
+      fb = "Your previous attempt ended abnormally (" .. tostring(class) .. "). Continue the task from the current state of the files."
+    end
+    return d("retry", tostring(sc.invalid_reason) .. "; retrying", fb)
+  end
+
+  local q, c = sc.quality or 0, sc.confidence or 0
+  local total, passed = sc.checks_total or 0, sc.checks_passed or 0
+  local all_pass = passed == total
+  local evidence = (not sc.degraded) or total > 0
+
+  -- 4. done: good enough, sure enough, every check passes
+  if all_pass and evidence and q >= t.proceed and c >= t.confidence
+     and not (t.require_checks and total == 0) then
+    return d("proceed", string.format("quality %s >= %s, confidence %s >= %s, %s%s", fmt2(q), fmt2(t.proceed),
+      fmt2(c), fmt2(t.confidence), checks_summary(sc), sc.degraded and " (degraded: no judge verdict)" or ""))
+  end
+  -- 5. limits
+  if t.require_checks and total == 0 then
+    return d("escalate", "require_checks is set but this task has no checks: a human must judge it")
+  end
+  if not evidence then
+    return d("escalate", string.format("no checks and no judge verdict (%s): nothing independent to judge the result by",
+      tostring(sig.judge_error or "no judge")))
+  end
+  if spent then return d("abort", spent .. string.format(" (quality %s, %s)", fmt2(q), checks_summary(sc))) end
+  if no_iterations then
+    return d("escalate", string.format("no iterations left (quality %s, confidence %s, %s)", fmt2(q), fmt2(c), checks_summary(sc)))
+  end
+  -- 6. stuck: no progress over the last `stall` attempts
+  if t.stall and t.stall >= 2 then
+    local qs = {}
+    for i = #hist, 1, -1 do
+      local h = hist[i]
+      if h.action ~= "park" and type(h.quality) == "number" then table.insert(qs, 1, h.quality) end
+      if #qs >= t.stall - 1 then break end
+    end
+    qs[#qs + 1] = q
+    if #qs >= t.stall then
+      local best = qs[1]
+      for i = 2, #qs do if qs[i] > best then best = qs[i] end end
+      if best - qs[1] < t.progress then
+        return d("escalate", string.format("no progress in %d attempts (quality %s -> %s, %s)", #qs,
+          fmt2(qs[1]), fmt2(q), checks_summary(sc)))
+      end
+    end
+  end
+  -- 7. looks done but the evidence is thin
+  if all_pass and q >= t.proceed then
+    if c < t.escalate then
+      return d("escalate", string.format("quality %s looks done but confidence %s is below %s", fmt2(q), fmt2(c), fmt2(t.escalate)))
+    end
+    local why = (type(sig.judge) == "table" and sig.judge.complete == false and "the reviewer says it is not complete")
+      or (sc.degraded and "there is no reviewer's verdict") or "the evidence is not conclusive"
+    return d("clarify", string.format("quality %s but confidence %s < %s: %s", fmt2(q), fmt2(c), fmt2(t.confidence), why),
+      feedback_for(ev, "Your work may be complete, but " .. why .. ". Check it against the task: run the tests or the " ..
+        "build, fix anything that is missing, and say precisely what you verified."))
+  end
+  -- 8. otherwise: another attempt, told what went wrong
+  local why
+  if not all_pass then why = string.format("%d of %d checks fail", total - passed, total)
+  elseif type(sig.judge) == "table" and sig.judge.complete == false then why = "the reviewer says it is not complete"
+  else why = "quality " .. fmt2(q) .. " < " .. fmt2(t.proceed) end
+  return d("retry", string.format("%s (quality %s, confidence %s)", why, fmt2(q), fmt2(c)),
+    feedback_for(ev, "Your previous attempt is not done yet: " .. why .. "."))
+end
+
+-- Policy objects ----------------------------------------------------------------
+
+local Policy = {}
+Policy.__index = Policy
+M.Policy = Policy
+
+function M.new(spec)
+  spec = spec or {}
+  if type(spec) ~= "table" then error("policy.new: expects a table {thresholds=, weights=, decide=}", 2) end
+  for k in pairs(spec) do
+    if k ~= "thresholds" and k ~= "weights" and k ~= "decide" then
+      error("policy.new: unknown field '" .. tostring(k) .. "' (thresholds, weights, decide)", 2)
+    end
+  end
+  if spec.decide ~= nil and type(spec.decide) ~= "function" then error("policy.new: decide must be a function", 2) end
+  if spec.thresholds ~= nil and type(spec.thresholds) ~= "table" then error("policy.new: thresholds must be a table", 2) end
+  if spec.weights ~= nil and type(spec.weights) ~= "table" then error("policy.new: weights must be a table", 2) end
+  local th = {}
+  for k, v in pairs(M.DEFAULT_THRESHOLDS) do th[k] = v end
+  for k, v in pairs(spec.thresholds or {}) do th[k] = v end
+  local w = score.defaults()
+  for k, v in pairs(spec.weights or {}) do w[k] = v end
+  local p = setmetatable({ thresholds = th, weights = w, custom = spec.decide }, Policy)
+  check_thresholds(p.thresholds)
+  check_weights(p.weights)
+  return p
+end
+
+-- A derived policy: overrides over this one, which stays live underneath.
+function Policy:with(o)
+  o = o or {}
+  if type(o) ~= "table" then error("policy:with: expects a table", 2) end
+  local structured = o.thresholds ~= nil or o.weights ~= nil or o.decide ~= nil or next(o) == nil
+  local th, w, dec
+  if structured then th, w, dec = o.thresholds, o.weights, o.decide else th = o end
+  if dec ~= nil and type(dec) ~= "function" then error("policy:with: decide must be a function", 2) end
+  local p = setmetatable({ thresholds = derived(self.thresholds, th), weights = derived(self.weights, w),
+                           custom = dec or self.custom, parent = self }, Policy)
+  check_thresholds(p.thresholds)
+  check_weights(p.weights)
+  return p
+end
+
+function Policy:effective()
+  return flat(self.thresholds), flat(self.weights)
+end
+
+-- Identity of the deciding function: "default" or "custom:<hash of its bytecode>".
+function Policy:decider()
+  if not self.custom then return "default" end
+  local ok, code = pcall(string.dump, self.custom, true)
+  if ok then return "custom:" .. core.hash(code):sub(1, 8) end
+  local info = debug.getinfo(self.custom, "S")
+  return "custom:" .. core.hash(tostring(info.source) .. ":" .. tostring(info.linedefined)):sub(1, 8)
+end
+
+function Policy:fingerprint()
+  local th, w = self:effective()
+  local id = self:decider()
+  local body = canon({ thresholds = th, weights = w, decide = id == "default" and M.DEFAULT_VERSION or id })
+  return id .. "/" .. core.hash(body)
+end
+
+local function check_decision(r, ev, t)
+  if type(r) ~= "table" then error("policy: decide must return a table {action=, reason=}, got " .. type(r), 3) end
+  if not M.ACTIONS[r.action] then
+    error("policy: decide returned an unknown action '" .. tostring(r.action) ..
+      "' (proceed, retry, clarify, escalate, park, abort)", 3)
+  end
+  if r.reason == nil then r.reason = "" end
+  if type(r.reason) ~= "string" then r.reason = tostring(r.reason) end
+  if r.feedback ~= nil and type(r.feedback) ~= "string" then r.feedback = tostring(r.feedback) end
+  if r.action == "park" and type(r.park_until) ~= "number" then r.park_until = park_until(ev, t) end
+  return r
+end
+
+-- p:decide(event) -> decision.  Fills event.thresholds with the flat
+-- thresholds in force and event.scores (computed with p.weights) when absent,
+-- so the event can be stored and replayed as it was decided.
+function Policy:decide(ev)
+  if type(ev) ~= "table" then error("policy:decide: expects an event table", 2) end
+  local th = flat(self.thresholds)
+  check_thresholds(th, 2)
+  ev.thresholds = th
+  if ev.scores == nil then ev.scores = score.compute(ev.signals or {}, flat(self.weights)) end
+  if ev.history == nil and type(ev.signals) == "table" then ev.history = ev.signals.history end
+  ev.now = ev.now or core.now()
+  local r
+  if self.custom then
+    r = self.custom(ev, function(e) return M.default_decide(e or ev) end)
+  else
+    r = M.default_decide(ev)
+  end
+  return check_decision(r, ev, th)
+end
+
+-- policy.load(file) -> policy | nil, message, code ("io", "syntax", "invalid")
+function M.load(file)
+  local f, err = io.open(file, "r")
+  if not f then return nil, "cannot read policy file: " .. tostring(err), "io" end
+  local src = f:read("a")
+  f:close()
+  local env = setmetatable({ obra = require "obra" }, { __index = _G })
+  local chunk, perr = load(src, "@" .. file, "t", env)
+  if not chunk then return nil, perr, "syntax" end
+  local ok, spec = pcall(chunk)
+  if not ok then return nil, tostring(spec), "syntax" end
+  if type(spec) ~= "table" then
+    return nil, file .. ": a policy file must return a table {thresholds=, weights=, decide=}", "invalid"
+  end
+  local pok, p = pcall(M.new, spec)
+  if not pok then return nil, file .. ": " .. tostring(p), "invalid" end
+  return p
+end
+
+return M

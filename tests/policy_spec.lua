@@ -1,0 +1,306 @@
+-- Decision policies (obra.policy): the default policy's actions for
+-- representative events, live thresholds, per-task overrides, user policies,
+-- fingerprints and policy files.
+local H = require "support.helper"
+local obra = require "obra"
+local policy = obra.policy
+
+local NOW = 1700000000
+
+local function checks(spec)   -- "ppf" -> pass, pass, fail
+  local t = {}
+  for c in spec:gmatch(".") do
+    t[#t + 1] = { name = "c" .. #t + 1, passed = c == "p", exit = c == "p" and 0 or 1,
+                  output = c == "p" and "ok" or ("assertion failed in c" .. #t + 1) }
+  end
+  return t
+end
+
+-- An event as the engine builds it (scores are filled in by decide).
+local function event(o)
+  o = o or {}
+  local sig = {
+    agent = o.agent or { class = "ok", text = "done", turns = 4, max_turns = 20 },
+    checks = o.checks or {},
+    workspace = o.workspace or { created = {}, modified = { "a.py" }, deleted = {}, files_changed = 1 },
+    judge = o.judge, judge_error = o.judge_error,
+    history = o.history or {},
+  }
+  return {
+    task = { key = "t1", title = "T", tags = o.tags or {}, iteration = #(o.history or {}) + 1, max_iterations = 10 },
+    signals = sig, budgets = o.budgets or { iterations_left = 5 }, history = sig.history, now = NOW,
+  }
+end
+
+local GOOD_JUDGE = { complete = true, quality = 0.9, confidence = 0.85, issues = {}, summary = "fine" }
+
+describe("policy: the default policy", function()
+  local p = policy.new()
+  local CASES = {
+    { "proceeds when checks pass and the judge agrees",
+      event { checks = checks("pp"), judge = GOOD_JUDGE }, "proceed", "quality 0%.9%d >= 0%.75" },
+    { "proceeds in degraded mode on passing checks alone",
+      event { checks = checks("pp"), judge_error = "unreachable" }, "proceed", "degraded" },
+    { "retries with the failing output when a check fails, whatever the judge says",
+      event { checks = checks("pf"), judge = GOOD_JUDGE }, "retry", "1 of 2 checks fail" },
+    { "retries when the judge says incomplete",
+      event { checks = checks("p"), judge = { complete = false, quality = 0.4, confidence = 0.8, issues = { "no tests" } } },
+      "retry", "not complete" },
+    { "clarifies when the work looks done but the confidence falls short",
+      event { judge = { complete = true, quality = 0.9, confidence = 0.7 } }, "clarify", "confidence 0%.64 < 0%.70" },
+    { "escalates when the work looks done but the confidence is very low",
+      event { judge = { complete = true, quality = 0.95, confidence = 0.2 } }, "escalate", "below 0%.35" },
+    { "escalates when there is nothing to judge by (no checks, no judge)",
+      event { judge_error = "unreachable" }, "escalate", "no checks and no judge verdict %(unreachable%)" },
+    { "parks until the reset time on a rate limit",
+      event { agent = { class = "rate_limited", reset_at = NOW + 3600 } }, "park", "rate limited until" },
+    { "escalates when the agent cannot authenticate",
+      event { agent = { class = "auth", text = "invalid api key" } }, "escalate", "authenticate" },
+    { "retries a crashed run",
+      event { agent = { class = "crashed" } }, "retry", "failed %(crashed%)" },
+    { "escalates after three failed runs in a row",
+      event { agent = { class = "timeout" }, history = {
+        { iteration = 1, action = "retry", class = "crashed", quality = 0 },
+        { iteration = 2, action = "retry", class = "api_error", quality = 0 } } },
+      "escalate", "3 failed agent runs in a row" },
+    { "does not count a park as a failed run",
+      event { agent = { class = "timeout" }, history = {
+        { iteration = 1, action = "retry", class = "crashed", quality = 0 },
+        { iteration = 2, action = "park", class = "rate_limited", quality = 0 } } },
+      "retry", "timeout" },
+    { "retries when the agent ran out of turns before changing anything",
+      event { agent = { class = "max_turns", turns = 20, max_turns = 20, text = "" },
+              workspace = { created = {}, modified = {}, deleted = {} } }, "retry", "turn limit" },
+    { "aborts when the cost budget is spent and the work is not done",
+      event { checks = checks("f"), judge = GOOD_JUDGE, budgets = { iterations_left = 3, usd_left = -0.5 } },
+      "abort", "cost budget is spent" },
+    { "still proceeds when the budget is spent but the work is done",
+      event { checks = checks("p"), judge = GOOD_JUDGE, budgets = { iterations_left = 0, usd_left = 0 } }, "proceed" },
+    { "escalates when no iterations are left",
+      event { checks = checks("f"), judge = GOOD_JUDGE, budgets = { iterations_left = 0 } }, "escalate", "no iterations left" },
+    { "escalates when three attempts made no progress",
+      event { checks = checks("pf"), judge = GOOD_JUDGE, history = {
+        { iteration = 1, action = "retry", class = "ok", quality = 0.5, checks_passed = 1, checks_total = 2 },
+        { iteration = 2, action = "retry", class = "ok", quality = 0.5, checks_passed = 1, checks_total = 2 } } },
+      "escalate", "no progress in 3 attempts" },
+    { "keeps retrying while attempts make progress",
+      event { checks = checks("ppf"), judge = GOOD_JUDGE, history = {
+        { iteration = 1, action = "retry", class = "ok", quality = 0.2, checks_passed = 0, checks_total = 3 },
+        { iteration = 2, action = "retry", class = "ok", quality = 0.4, checks_passed = 1, checks_total = 3 } } },
+      "retry", "1 of 3 checks fail" },
+  }
+  for _, c in ipairs(CASES) do
+    it(c[1], function()
+      local d = p:decide(c[2])
+      assert.are.equal(c[3], d.action, d.reason)
+      if c[4] then assert.matches(c[4], d.reason) end
+      assert.is_string(d.reason)
+    end)
+  end
+
+  it("gives the failing checks' output and the judge's issues as feedback", function()
+    local d = p:decide(event { checks = checks("pf"),
+      judge = { complete = false, quality = 0.5, confidence = 0.8, issues = { "empty input crashes" } } })
+    assert.are.equal("retry", d.action)
+    assert.matches("Check 'c2' failed with exit status 1", d.feedback)
+    assert.matches("assertion failed in c2", d.feedback)
+    assert.matches("empty input crashes", d.feedback)
+    assert.is_nil(d.feedback:find("Check 'c1'", 1, true))
+  end)
+
+  it("bounds the feedback whatever the checks printed", function()
+    local big = {}
+    for i = 1, 20 do big[i] = { name = "c" .. i, passed = false, exit = 1, output = string.rep("x", 100000) } end
+    local d = p:decide(event { checks = big, judge = GOOD_JUDGE })
+    assert.is_true(#d.feedback < 10000, "feedback of " .. #d.feedback .. " bytes")
+    assert.matches("Check 'c20' failed", d.feedback)
+  end)
+
+  it("parks for park_seconds when the rate limit gives no reset time", function()
+    local d = p:decide(event { agent = { class = "rate_limited" } })
+    assert.are.equal("park", d.action)
+    assert.are.equal(NOW + 900, d.park_until)
+    d = p:decide(event { agent = { class = "rate_limited", reset_at = NOW + 120 } })
+    assert.are.equal(NOW + 120, d.park_until)
+  end)
+
+  it("fills the event with the flat thresholds and the scores it decided on", function()
+    local ev = event { checks = checks("p"), judge = GOOD_JUDGE }
+    p:decide(ev)
+    assert.are.equal(0.75, ev.thresholds.proceed)
+    assert.is_number(ev.scores.quality)
+    -- the event survives JSON and decides the same way again
+    local back = obra.core.json_decode(obra.core.json_encode(ev))
+    back.scores = nil
+    assert.are.same(p:decide(ev), p:decide(back))
+  end)
+end)
+
+describe("policy: thresholds and weights are data", function()
+  it("takes a run-time change of a live threshold", function()
+    local p = policy.new()
+    local ev = function() return event { judge = { complete = true, quality = 0.9, confidence = 0.7 } } end
+    assert.are.equal("clarify", p:decide(ev()).action)
+    p.thresholds.confidence = 0.6
+    assert.are.equal("proceed", p:decide(ev()).action)
+  end)
+
+  it("uses its weights when it scores the event", function()
+    local p = policy.new()
+    local ev = function() return event { checks = checks("p"), judge = { complete = true, quality = 0.6, confidence = 0.9 } } end
+    -- quality = 0.5 + 0.35*0.6 + 0.15 = 0.86 (proceed); with judge weight 3 it is (0.5 + 1.8 + 0.15)/3.65 = 0.67
+    assert.are.equal("proceed", p:decide(ev()).action)
+    p.weights.judge = 3
+    assert.are.equal("retry", p:decide(ev()).action)
+  end)
+
+  it("per-task overrides take effect and leave the parent alone", function()
+    local p = policy.new { thresholds = { proceed = 0.8 } }
+    local strict = p:with { thresholds = { proceed = 0.99 } }
+    local ev = function() return event { checks = checks("pp"), judge = GOOD_JUDGE } end
+    assert.are.equal("proceed", p:decide(ev()).action)
+    assert.are_not.equal("proceed", strict:decide(ev()).action)
+    assert.are.equal(0.8, p.thresholds.proceed)
+    -- a plain table of thresholds works too
+    assert.are.equal(0.99, p:with({ proceed = 0.99 }).thresholds.proceed)
+    -- the parent stays live underneath
+    p.thresholds.confidence = 0.42
+    assert.are.equal(0.42, strict.thresholds.confidence)
+    local flat = strict:effective()
+    assert.are.equal(0.99, flat.proceed)
+    assert.are.equal(0.42, flat.confidence)
+    -- pairs() and JSON see the whole table
+    local n = 0
+    for _ in pairs(strict.thresholds) do n = n + 1 end
+    assert.is_true(n >= 11)
+    local ev2 = ev()
+    strict:decide(ev2)
+    local stored = obra.core.json_decode(obra.core.json_encode(ev2.thresholds))
+    assert.are.equal(0.42, stored.confidence)
+    assert.are.equal(0.99, stored.proceed)
+  end)
+
+  it("refuses bad values with a clear message", function()
+    assert.has_error(function() policy.new { thresholds = { proceed = 1.5 } } end,
+      "policy: thresholds need a number in [0, 1] for 'proceed', got 1.5")
+    assert.has_error(function() policy.new { thresholds = { stall = 2.5 } } end)
+    assert.has_error(function() policy.new { thresholds = { require_checks = "yes" } } end)
+    assert.has_error(function() policy.new { weights = { judeg = 1 } } end)
+    assert.has_error(function() policy.new { weights = { fail_cap = 2 } } end)
+    assert.has_error(function() policy.new { decide = "proceed" } end)
+    assert.has_error(function() policy.new { threshold = {} } end)
+    local p = policy.new()
+    assert.has_error(function() p:with { thresholds = { proceed = -1 } } end)
+    p.thresholds.proceed = 7   -- a live change is checked when it is used
+    assert.has_error(function() p:decide(event {}) end)
+    -- custom thresholds (for a custom decide) are allowed
+    assert.are.equal("x", policy.new { thresholds = { my_limit = "x" } }.thresholds.my_limit)
+  end)
+end)
+
+describe("policy: user policies", function()
+  it("a workflow can replace decide, and call the default from it", function()
+    local seen
+    local p = policy.new { decide = function(ev, default)
+      seen = ev
+      local d = default(ev)
+      if d.action == "proceed" and ev.task.tags[1] == "careful" then
+        return { action = "escalate", reason = "careful tasks need a human: " .. d.reason }
+      end
+      return d
+    end }
+    local d = p:decide(event { checks = checks("p"), judge = GOOD_JUDGE, tags = { "careful" } })
+    assert.are.equal("escalate", d.action)
+    assert.matches("careful tasks need a human: quality", d.reason)
+    assert.are.equal(0.75, seen.thresholds.proceed)
+    assert.is_number(seen.scores.confidence)
+    assert.are.equal("proceed", p:decide(event { checks = checks("p"), judge = GOOD_JUDGE }).action)
+  end)
+
+  it("a task's own decide overrides the workflow's", function()
+    local p = policy.new { decide = function() return { action = "retry", reason = "workflow" } end }
+    local t = p:with { decide = function() return { action = "abort", reason = "task" } end }
+    assert.are.equal("retry", p:decide(event {}).action)
+    assert.are.equal("abort", t:decide(event {}).action)
+    assert.are.equal("retry", p:with { thresholds = { proceed = 0.9 } }:decide(event {}).action)
+  end)
+
+  it("a decision with an unknown action raises; a park gets a time", function()
+    local bad = policy.new { decide = function() return { action = "maybe" } end }
+    assert.has_error(function() bad:decide(event {}) end)
+    assert.has_error(function() policy.new { decide = function() return "proceed" end }:decide(event {}) end)
+    local park = policy.new { decide = function() return { action = "park", reason = "later" } end }
+    assert.are.equal(NOW + 900, park:decide(event {}).park_until)
+  end)
+end)
+
+describe("policy: fingerprints", function()
+  it("are stable, and change with thresholds, weights and decide", function()
+    local a, b = policy.new(), policy.new()
+    assert.are.equal(a:fingerprint(), b:fingerprint())
+    assert.matches("^default/%x+$", a:fingerprint())
+    local base = a:fingerprint()
+    a.thresholds.proceed = 0.8
+    assert.are_not.equal(base, a:fingerprint())
+    a.thresholds.proceed = 0.75
+    assert.are.equal(base, a:fingerprint())
+    a.weights.judge = 0.2
+    assert.are_not.equal(base, a:fingerprint())
+    local f1 = function(ev, default) return default(ev) end
+    local c = policy.new { decide = f1 }
+    assert.matches("^custom:%x+/%x+$", c:fingerprint())
+    assert.are.equal(c:fingerprint(), policy.new { decide = f1 }:fingerprint())
+    assert.are_not.equal(c:fingerprint(), policy.new { decide = function() return { action = "abort" } end }:fingerprint())
+    -- a derived policy with the same effective values has the same fingerprint
+    assert.are.equal(base, policy.new():with { thresholds = { proceed = 0.75 } }:fingerprint())
+  end)
+
+  it("are the same in another process", function()
+    local dir = H.tmpdir("fp")
+    H.writefile(dir .. "/fp.lua", [[
+      local p = require("obra.policy").new { thresholds = { proceed = 0.8, stall = 4 }, weights = { judge = 0.3 } }
+      io.write(p:fingerprint())
+    ]])
+    local out, code = H.sh("lua5.4 " .. H.q(dir .. "/fp.lua"))
+    assert.are.equal(0, code, out)
+    local here = policy.new { thresholds = { proceed = 0.8, stall = 4 }, weights = { judge = 0.3 } }:fingerprint()
+    assert.are.equal(here, out)
+    H.rmdir(dir)
+  end)
+end)
+
+describe("policy: files", function()
+  it("loads a policy file returning {thresholds, weights, decide}", function()
+    local dir = H.tmpdir("pfile")
+    H.writefile(dir .. "/strict.lua", [[
+      return {
+        thresholds = { proceed = 0.9, require_checks = true },
+        weights = { judge = 0.2 },
+        decide = function(ev, default)
+          local d = default(ev)
+          d.reason = "strict: " .. d.reason
+          return d
+        end,
+      }
+    ]])
+    local p = assert(policy.load(dir .. "/strict.lua"))
+    assert.are.equal(0.9, p.thresholds.proceed)
+    assert.are.equal(0.2, p.weights.judge)
+    local d = p:decide(event { judge = GOOD_JUDGE })
+    assert.are.equal("escalate", d.action)
+    assert.matches("^strict: require_checks", d.reason)
+
+    local _, msg, code = policy.load(dir .. "/missing.lua")
+    assert.are.equal("io", code)
+    assert.matches("missing.lua", msg)
+    H.writefile(dir .. "/syntax.lua", "return {")
+    assert.are.equal("syntax", select(3, policy.load(dir .. "/syntax.lua")))
+    H.writefile(dir .. "/number.lua", "return 42")
+    assert.are.equal("invalid", select(3, policy.load(dir .. "/number.lua")))
+    H.writefile(dir .. "/bad.lua", "return { thresholds = { proceed = 3 } }")
+    _, msg, code = policy.load(dir .. "/bad.lua")
+    assert.are.equal("invalid", code)
+    assert.matches("proceed", msg)
+    H.rmdir(dir)
+  end)
+end)
