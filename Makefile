@@ -33,7 +33,8 @@ EXE_LIBS = $(LIBS) $(shell pkg-config --libs lua5.4) -lreadline
 
 BUILD    = build
 OUT      = .
-CORE_SRC = $(filter-out src/main.c, $(wildcard src/*.c))
+EXE_SRC  = src/main.c src/repl_readline.c   # only in ./obra: readline stays out of core.so
+CORE_SRC = $(filter-out $(EXE_SRC), $(wildcard src/*.c))
 CORE_OBJ = $(CORE_SRC:src/%.c=$(BUILD)/%.o)
 LAPI_SRC = $(wildcard src/lapi_*.c)
 LUA_SRC  = lua/obra.lua $(wildcard lua/obra/*.lua lua/obra/*/*.lua)
@@ -75,7 +76,7 @@ $(BUILD)/main.o: src/main.c $(BUILD)/lapi_list.h | $(BUILD)
 $(BUILD)/embedded.o: $(BUILD)/embedded.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(OUT)/obra: $(BUILD)/main.o $(BUILD)/embedded.o $(CORE_OBJ)
+$(OUT)/obra: $(BUILD)/main.o $(BUILD)/repl_readline.o $(BUILD)/embedded.o $(CORE_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(EXE_LIBS)
 
 $(OUT)/lib/obra/core.so: $(CORE_OBJ)

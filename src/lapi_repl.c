@@ -1,0 +1,444 @@
+/* lapi_repl.c — the C half of the REPL (lua/obra/repl.lua), for Lua:
+ *
+ *   core.repl_editor{interactive=, history=, history_max=, complete=fn} -> editor
+ *       editor:read(prompt) -> line | nil, "eof" | nil, "interrupted"
+ *       editor:add(line)          remember a line (history file too, if any)
+ *       editor:kind()             "readline" | "plain"
+ *       editor:close()            (also __gc, __close) restores SIGINT
+ *   core.repl_call(fn, ...) -> true, results... | false, message, traceback, "error"|"interrupted"
+ *   core.repl_sql(path) -> conn | nil, message, "io"     a read-only SQLite connection
+ *       conn:query(sql, ...) -> rows, columns   (one statement; columns in order)
+ *       conn:close()             (also __gc, __close)
+ *
+ * Line editing is GNU readline (src/repl_readline.c) when the executable
+ * provides it and the editor is interactive; otherwise lines come from stdin
+ * through stdio, which is also what lib/obra/core.so always uses (it does not
+ * link readline; see include/obra/repl.h).
+ *
+ * Ctrl-C during repl_call follows lua.c: the SIGINT handler only calls
+ * lua_sethook (async-signal-safe by Lua's design) and wakes the event loop; the
+ * hook raises "interrupted" at the next Lua instruction.  Unlike lua.c the hook
+ * stays armed until repl_call returns, so a pcall inside the interrupted code
+ * cannot swallow it (the Redis scripting habit); C functions, finalizers and
+ * the message handler still run, so C resources are released normally. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sqlite3.h>
+#include "obra/loop.h"
+#include "obra/repl.h"
+#include "lapi.h"
+
+#define EDITOR_MT "obra.repl.editor"
+#define SQL_MT    "obra.repl.sql"
+#define SQLSTMT_MT "obra.repl.sqlstmt"
+#define TRACE_FRAMES 12        /* frames a traceback shows, at most */
+
+/* --- interrupts ------------------------------------------------------------ */
+
+static volatile sig_atomic_t interrupted;   /* a SIGINT arrived during repl_call */
+static lua_State *volatile call_L;          /* the state repl_call runs code in */
+static int call_depth;                      /* stack levels below repl_call's frame */
+
+static void stop_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  luaL_error(L, "interrupted");              /* the hook stays set: see the top */
+}
+
+static void on_call_sigint(int sig) {
+  (void)sig;
+  interrupted = 1;
+  if (call_L) lua_sethook(call_L, stop_hook, LUA_MASKCOUNT, 1);
+  obra_loop_wakeup();
+}
+
+static void on_idle_sigint(int sig) { (void)sig; }   /* between reads and calls: ignored */
+
+static int stack_levels(lua_State *L) {
+  lua_Debug ar;
+  int n = 0;
+  while (lua_getstack(L, n, &ar)) n++;
+  return n;
+}
+
+/* Message handler: the message (as a string) and, in upvalue-free form, a
+ * traceback limited to the frames above repl_call.  [-1, +2]: message, trace. */
+static int msghandler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) msg = lua_tostring(L, -1);
+    else msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  int levels = stack_levels(L) - call_depth - 1;   /* level 0 is this handler */
+  luaL_Buffer b;
+  lua_pushstring(L, msg);
+  luaL_buffinit(L, &b);
+  int shown = 0;
+  for (int level = 1; level < levels; level++) {
+    lua_Debug ar;
+    if (!lua_getstack(L, level, &ar)) break;
+    lua_getinfo(L, "Sln", &ar);
+    if (shown == TRACE_FRAMES) { luaL_addstring(&b, "\n\t..."); break; }
+    if (ar.currentline > 0) lua_pushfstring(L, "\n\t%s:%d: in ", ar.short_src, ar.currentline);
+    else lua_pushfstring(L, "\n\t%s: in ", ar.short_src);
+    luaL_addvalue(&b);
+    if (ar.name) lua_pushfstring(L, "%s '%s'", *ar.namewhat ? ar.namewhat : "function", ar.name);
+    else if (*ar.what == 'm') lua_pushliteral(L, "main chunk");
+    else if (*ar.what == 'C') lua_pushliteral(L, "a C function");
+    else lua_pushfstring(L, "function <%s:%d>", ar.short_src, ar.linedefined);
+    luaL_addvalue(&b);
+    shown++;
+  }
+  luaL_pushresult(&b);
+  /* pack message and trace into one value: the handler returns one result */
+  lua_createtable(L, 2, 0);
+  lua_insert(L, -3);
+  lua_rawseti(L, -3, 2);
+  lua_rawseti(L, -2, 1);
+  return 1;
+}
+
+/* core.repl_call(fn, ...) -> true, results... | false, message, traceback, kind */
+static int l_call(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  int nargs = lua_gettop(L) - 1;
+  lua_State *saved_L = call_L;
+  int saved_depth = call_depth;
+  call_depth = stack_levels(L) - 1;
+  lua_pushcfunction(L, msghandler);
+  lua_insert(L, 1);
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_call_sigint;
+  sigemptyset(&sa.sa_mask);
+  interrupted = 0;
+  call_L = L;
+  sigaction(SIGINT, &sa, &old);
+  int status = lua_pcall(L, nargs, LUA_MULTRET, 1);
+  sigaction(SIGINT, &old, NULL);
+  lua_sethook(L, NULL, 0, 0);
+  int was_interrupted = interrupted;
+  interrupted = 0;
+  call_L = saved_L;
+  call_depth = saved_depth;
+  if (saved_L == L && was_interrupted) {
+    /* a nested call was interrupted: the outer one is too */
+    interrupted = 1;
+    lua_sethook(L, stop_hook, LUA_MASKCOUNT, 1);
+  }
+  if (status == LUA_OK) {
+    lua_pushboolean(L, 1);
+    lua_replace(L, 1);                 /* the handler's slot becomes `true` */
+    return lua_gettop(L);
+  }
+  lua_pushboolean(L, 0);
+  if (lua_istable(L, -2)) {
+    lua_rawgeti(L, -2, 1);
+    lua_rawgeti(L, -3, 2);
+  } else {                             /* error in the handler, or out of memory */
+    lua_pushstring(L, status == LUA_ERRMEM ? "not enough memory" :
+                      lua_isstring(L, -2) ? lua_tostring(L, -2) : "error in error handling");
+    lua_pushliteral(L, "");
+  }
+  lua_pushstring(L, was_interrupted ? "interrupted" : "error");
+  return 4;
+}
+
+/* --- line editor ------------------------------------------------------------ */
+
+typedef struct {
+  const obra_line_editor *ed;   /* readline, or NULL: plain stdio */
+  int interactive;              /* show prompts */
+  int open;
+  char *history;                /* malloc'd path, or NULL */
+  int history_max;
+  lua_State *L;                 /* valid during :read, for completion */
+  int complete_ref;             /* registry ref of the completion function */
+  struct sigaction old_int;
+} leditor;
+
+static leditor *check_editor(lua_State *L) {
+  leditor *e = luaL_checkudata(L, 1, EDITOR_MT);
+  if (!e->open) luaL_error(L, "repl editor is closed");
+  return e;
+}
+
+/* Completion callback (runs inside readline, inside editor:read): asks the Lua
+ * function for candidates; any error there just means no candidates. */
+static char **complete(const char *line, int start, int end, void *ud) {
+  leditor *e = ud;
+  lua_State *L = e->L;
+  if (L == NULL || e->complete_ref == LUA_NOREF || !lua_checkstack(L, 6)) return NULL;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, e->complete_ref);
+  lua_pushlstring(L, line + start, (size_t)(end - start));
+  lua_pushstring(L, line);
+  lua_pushinteger(L, start + 1);
+  char **out = NULL;
+  if (lua_pcall(L, 3, 1, 0) == LUA_OK && lua_istable(L, -1)) {
+    size_t n = lua_rawlen(L, -1), k = 0;
+    out = calloc(n + 1, sizeof *out);
+    for (size_t i = 1; out && i <= n; i++) {
+      if (lua_rawgeti(L, -1, (lua_Integer)i) == LUA_TSTRING) {
+        char *s = strdup(lua_tostring(L, -1));
+        if (s) out[k++] = s;
+      }
+      lua_pop(L, 1);
+    }
+    if (out && k == 0) { free(out); out = NULL; }
+  }
+  lua_settop(L, top);
+  return out;
+}
+
+/* Plain reading: stdio, a prompt on stdout when interactive. */
+static char *plain_read(const leditor *e, const char *prompt, int *how) {
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_call_sigint;    /* call_L is NULL here: only the flag */
+  sigemptyset(&sa.sa_mask);
+  interrupted = 0;
+  sigaction(SIGINT, &sa, &old);
+  if (e->interactive) { fputs(prompt, stdout); }
+  fflush(stdout);
+  fflush(stderr);
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n = getline(&line, &cap, stdin);
+  sigaction(SIGINT, &old, NULL);
+  *how = OBRA_READ_LINE;
+  if (n < 0) {
+    free(line);
+    line = NULL;
+    *how = interrupted || errno == EINTR ? OBRA_READ_INTERRUPTED : OBRA_READ_EOF;
+    clearerr(stdin);
+    if (*how == OBRA_READ_INTERRUPTED && e->interactive) fputs("^C\n", stdout);
+    else if (e->interactive) fputs("\n", stdout);
+  } else if (n > 0 && line[n - 1] == '\n') {
+    line[--n] = '\0';
+    if (n > 0 && line[n - 1] == '\r') line[--n] = '\0';
+  }
+  interrupted = 0;
+  return line;
+}
+
+/* core.repl_editor{interactive=, history=, history_max=, complete=} -> editor */
+static int l_editor(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int interactive = obra_lapi_optboolean(L, 1, "interactive", isatty(0) && isatty(1));
+  const char *hist = obra_lapi_optstring(L, 1, "history", NULL);
+  int hmax = (int)obra_lapi_optinteger(L, 1, "history_max", 1000);
+  leditor *e = lua_newuserdatauv(L, sizeof *e, 0);
+  memset(e, 0, sizeof *e);
+  e->complete_ref = LUA_NOREF;
+  luaL_setmetatable(L, EDITOR_MT);
+  e->interactive = interactive;
+  e->history_max = hmax;
+  if (interactive && obra_repl_readline) e->ed = obra_repl_readline();
+  lua_getfield(L, 1, "complete");
+  if (lua_isfunction(L, -1)) e->complete_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  else lua_pop(L, 1);
+  if (hist && interactive) {
+    e->history = strdup(hist);
+    if (e->history == NULL) return luaL_error(L, "out of memory");
+  }
+  e->open = 1;
+  if (e->ed) {
+    if (e->history) e->ed->load_history(e->history, hmax);
+    e->ed->set_completer(e->complete_ref != LUA_NOREF ? complete : NULL, e,
+                         " \t\n\"\\'`><=;+-*/%^~#,&|{}()[]");
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_idle_sigint;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &e->old_int);
+  return 1;
+}
+
+static int editor_read(lua_State *L) {
+  leditor *e = check_editor(L);
+  const char *prompt = luaL_optstring(L, 2, "> ");
+  int how = OBRA_READ_LINE;
+  char *line;
+  e->L = L;
+  if (e->ed) line = e->ed->read(prompt, &how);
+  else line = plain_read(e, prompt, &how);
+  e->L = NULL;
+  if (line == NULL) {
+    lua_pushnil(L);
+    lua_pushstring(L, how == OBRA_READ_INTERRUPTED ? "interrupted" : "eof");
+    return 2;
+  }
+  lua_pushstring(L, line);       /* may raise (memory): copy first, then free */
+  free(line);
+  return 1;
+}
+
+static int editor_add(lua_State *L) {
+  leditor *e = check_editor(L);
+  const char *line = luaL_checkstring(L, 2);
+  if (e->ed) {
+    e->ed->add_history(line);
+    if (e->history) e->ed->append_history(e->history, e->history_max);
+  }
+  return 0;
+}
+
+static int editor_kind(lua_State *L) {
+  leditor *e = check_editor(L);
+  lua_pushstring(L, e->ed ? "readline" : "plain");
+  return 1;
+}
+
+static int editor_close(lua_State *L) {
+  leditor *e = luaL_checkudata(L, 1, EDITOR_MT);
+  if (!e->open) return 0;
+  e->open = 0;
+  if (e->ed) e->ed->set_completer(NULL, NULL, NULL);
+  if (e->complete_ref != LUA_NOREF) { luaL_unref(L, LUA_REGISTRYINDEX, e->complete_ref); e->complete_ref = LUA_NOREF; }
+  free(e->history);
+  e->history = NULL;
+  sigaction(SIGINT, &e->old_int, NULL);
+  return 0;
+}
+
+/* --- read-only SQL ------------------------------------------------------------ */
+
+typedef struct { sqlite3 *db; } lsql;
+typedef struct { sqlite3_stmt *st; } lsqlstmt;   /* owns st until finalized */
+
+static int sql_progress(void *ud) { (void)ud; return interrupted != 0; }   /* Ctrl-C stops a query */
+
+/* core.repl_sql(path) -> conn | nil, message, "io" */
+static int l_sql(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lsql *c = lua_newuserdatauv(L, sizeof *c, 0);
+  c->db = NULL;
+  luaL_setmetatable(L, SQL_MT);
+  int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READONLY, NULL);
+  if (rc != SQLITE_OK) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot open %s read-only: %s", path, c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+    lua_pushliteral(L, "io");
+    sqlite3_close(c->db);
+    c->db = NULL;
+    return 3;
+  }
+  sqlite3_busy_timeout(c->db, 5000);
+  sqlite3_progress_handler(c->db, 1000, sql_progress, NULL);
+  return 1;
+}
+
+static int sqlstmt_gc(lua_State *L) {
+  lsqlstmt *p = luaL_checkudata(L, 1, SQLSTMT_MT);
+  if (p->st) { sqlite3_finalize(p->st); p->st = NULL; }
+  return 0;
+}
+
+static void push_col(lua_State *L, sqlite3_stmt *st, int c) {
+  switch (sqlite3_column_type(st, c)) {
+  case SQLITE_INTEGER: lua_pushinteger(L, sqlite3_column_int64(st, c)); break;
+  case SQLITE_FLOAT: lua_pushnumber(L, sqlite3_column_double(st, c)); break;
+  case SQLITE_NULL: lua_pushnil(L); break;
+  default:
+    lua_pushlstring(L, (const char *)sqlite3_column_blob(st, c), (size_t)sqlite3_column_bytes(st, c));
+  }
+}
+
+/* conn:query(sql, ...) -> rows, columns.  Raises on misuse and SQL errors. */
+static int sql_query(lua_State *L) {
+  lsql *c = luaL_checkudata(L, 1, SQL_MT);
+  if (c->db == NULL) return luaL_error(L, "sql: the connection is closed");
+  size_t len;
+  const char *sql = luaL_checklstring(L, 2, &len);
+  int nargs = lua_gettop(L) - 2;
+  lsqlstmt *p = lua_newuserdatauv(L, sizeof *p, 0);
+  p->st = NULL;
+  luaL_setmetatable(L, SQLSTMT_MT);
+  int box = lua_gettop(L);
+  const char *tail = NULL;
+  if (sqlite3_prepare_v2(c->db, sql, (int)len, &p->st, &tail) != SQLITE_OK)
+    return luaL_error(L, "sql: %s", sqlite3_errmsg(c->db));
+  if (p->st == NULL) return luaL_error(L, "sql: empty statement");
+  if (tail && *tail) {                 /* anything after the first statement but comments? */
+    sqlite3_stmt *more = NULL;
+    const char *rest = tail;
+    while (rest && *rest && sqlite3_prepare_v2(c->db, rest, -1, &more, &rest) == SQLITE_OK && more == NULL) {}
+    if (more) { sqlite3_finalize(more); return luaL_error(L, "sql: one statement at a time"); }
+  }
+  int nparam = sqlite3_bind_parameter_count(p->st);
+  if (nargs > nparam) return luaL_error(L, "sql: %d parameters given, the statement has %d", nargs, nparam);
+  for (int i = 1; i <= nparam; i++) {
+    int idx = i + 2, rc;
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL: case LUA_TNONE: rc = sqlite3_bind_null(p->st, i); break;
+    case LUA_TBOOLEAN: rc = sqlite3_bind_int(p->st, i, lua_toboolean(L, idx)); break;
+    case LUA_TNUMBER:
+      rc = lua_isinteger(L, idx) ? sqlite3_bind_int64(p->st, i, lua_tointeger(L, idx))
+                                 : sqlite3_bind_double(p->st, i, lua_tonumber(L, idx));
+      break;
+    case LUA_TSTRING: {
+      size_t n;
+      const char *s = lua_tolstring(L, idx, &n);
+      rc = sqlite3_bind_text(p->st, i, s, (int)n, SQLITE_TRANSIENT);
+      break;
+    }
+    default: return luaL_error(L, "sql: cannot bind a %s (parameter %d)", luaL_typename(L, idx), i);
+    }
+    if (rc != SQLITE_OK) return luaL_error(L, "sql: binding parameter %d failed", i);
+  }
+  int ncol = sqlite3_column_count(p->st);
+  lua_newtable(L);                     /* rows */
+  int n = 0, rc;
+  while ((rc = sqlite3_step(p->st)) == SQLITE_ROW) {
+    lua_createtable(L, 0, ncol);
+    for (int col = 0; col < ncol; col++) {
+      push_col(L, p->st, col);
+      lua_setfield(L, -2, sqlite3_column_name(p->st, col));
+    }
+    lua_rawseti(L, -2, ++n);
+  }
+  lua_createtable(L, ncol, 0);         /* columns, in order */
+  for (int col = 0; col < ncol; col++) {
+    lua_pushstring(L, sqlite3_column_name(p->st, col));
+    lua_rawseti(L, -2, col + 1);
+  }
+  if (rc != SQLITE_DONE) {
+    const char *msg = rc == SQLITE_INTERRUPT ? "interrupted" : sqlite3_errmsg(c->db);
+    lua_pushfstring(L, "sql: %s", msg);
+    sqlite3_finalize(p->st);
+    p->st = NULL;
+    return lua_error(L);
+  }
+  sqlite3_finalize(p->st);             /* now: an open statement pins a snapshot */
+  p->st = NULL;
+  lua_remove(L, box);
+  return 2;
+}
+
+static int sql_close(lua_State *L) {
+  lsql *c = luaL_checkudata(L, 1, SQL_MT);
+  if (c->db) { sqlite3_close_v2(c->db); c->db = NULL; }
+  return 0;
+}
+
+int obra_lapi_repl(lua_State *L) {
+  static const luaL_Reg editor_methods[] = {
+    { "read", editor_read }, { "add", editor_add }, { "kind", editor_kind }, { "close", editor_close },
+    { NULL, NULL } };
+  static const luaL_Reg editor_meta[] = { { "__gc", editor_close }, { "__close", editor_close }, { NULL, NULL } };
+  obra_lapi_newclass(L, EDITOR_MT, editor_methods, editor_meta);
+  static const luaL_Reg sql_methods[] = { { "query", sql_query }, { "close", sql_close }, { NULL, NULL } };
+  static const luaL_Reg sql_meta[] = { { "__gc", sql_close }, { "__close", sql_close }, { NULL, NULL } };
+  obra_lapi_newclass(L, SQL_MT, sql_methods, sql_meta);
+  static const luaL_Reg stmt_meta[] = { { "__gc", sqlstmt_gc }, { NULL, NULL } };
+  obra_lapi_newclass(L, SQLSTMT_MT, NULL, stmt_meta);
+  static const luaL_Reg fns[] = {
+    { "repl_editor", l_editor }, { "repl_call", l_call }, { "repl_sql", l_sql }, { NULL, NULL } };
+  luaL_setfuncs(L, fns, 0);
+  return 0;
+}

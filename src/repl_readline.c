@@ -1,0 +1,157 @@
+/* repl_readline.c — the REPL's line editor over GNU readline: the prompt,
+ * line editing, history (in memory and in a file) and tab completion through
+ * a callback (include/obra/repl.h).  Linked only into the obra executable
+ * (see the Makefile: EXE_SRC), never into lib/obra/core.so.
+ *
+ * Readline runs in its callback mode over our own poll(2) of stdin, with
+ * rl_catch_signals off: a SIGINT only sets a flag here, and the read loop
+ * notices it, throws the partial line away and returns "interrupted".  No
+ * readline function is ever called from a signal handler. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <readline/readline.h>
+#include <readline/history.h>
+#include "obra/repl.h"
+
+static volatile sig_atomic_t got_sigint;
+static char *line_read;           /* set by on_line; owned by the reader */
+static int line_done;
+
+static obra_complete_fn complete_fn;
+static void *complete_ud;
+static char **candidates;         /* the current completion's list (ours) */
+static size_t candidate_next;
+
+static void on_sigint(int sig) { (void)sig; got_sigint = 1; }
+
+static void on_line(char *line) {
+  line_read = line;
+  line_done = 1;
+  rl_callback_handler_remove();
+}
+
+static void init_once(void) {
+  static int done;
+  if (done) return;
+  done = 1;
+  rl_readline_name = "obra";
+  rl_catch_signals = 0;          /* SIGINT is ours (above); readline keeps SIGWINCH */
+  rl_change_environment = 0;     /* do not export LINES/COLUMNS to the agents we start */
+  using_history();
+}
+
+static char *rl_read(const char *prompt, int *how) {
+  init_once();
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigint;     /* no SA_RESTART: poll returns EINTR */
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old);
+  got_sigint = 0;
+  line_read = NULL;
+  line_done = 0;
+  *how = OBRA_READ_LINE;
+  fflush(stdout);
+  fflush(stderr);
+  rl_callback_handler_install(prompt, on_line);
+  while (!line_done) {
+    struct pollfd p = { .fd = fileno(rl_instream ? rl_instream : stdin), .events = POLLIN };
+    int r = poll(&p, 1, -1);
+    if (got_sigint) {
+      /* Ctrl-C: drop the partial line, leave the terminal as we found it. */
+      rl_free_line_state();
+      rl_callback_sigcleanup();
+      rl_callback_handler_remove();
+      fputs("^C\n", rl_outstream ? rl_outstream : stdout);
+      fflush(rl_outstream ? rl_outstream : stdout);
+      *how = OBRA_READ_INTERRUPTED;
+      break;
+    }
+    if (r < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      rl_callback_handler_remove();
+      *how = OBRA_READ_EOF;
+      break;
+    }
+    if (r > 0) rl_callback_read_char();
+  }
+  sigaction(SIGINT, &old, NULL);
+  if (*how == OBRA_READ_LINE && line_read == NULL) *how = OBRA_READ_EOF;
+  if (*how == OBRA_READ_EOF) { fputc('\n', rl_outstream ? rl_outstream : stdout); fflush(stdout); }
+  return *how == OBRA_READ_LINE ? line_read : (free(line_read), NULL);
+}
+
+static void rl_add(const char *line) {
+  init_once();
+  if (line == NULL || line[0] == '\0') return;
+  HIST_ENTRY *last = history_length > 0 ? history_get(history_base + history_length - 1) : NULL;
+  if (last && strcmp(last->line, line) == 0) return;
+  add_history(line);
+}
+
+static int rl_load(const char *path, int max) {
+  init_once();
+  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return errno;
+  close(fd);
+  if (max > 0) stifle_history(max);
+  int rc = read_history(path);
+  if (rc == 0 && max > 0) history_truncate_file(path, max);
+  return rc;
+}
+
+static int rl_append(const char *path, int max) {
+  (void)max;
+  return append_history(1, path);
+}
+
+/* Readline's generator protocol: called with state 0 first, then until NULL. */
+static char *generate(const char *text, int state) {
+  (void)text;
+  if (state == 0) candidate_next = 0;
+  if (candidates == NULL || candidates[candidate_next] == NULL) return NULL;
+  char *s = candidates[candidate_next];
+  candidates[candidate_next++] = NULL;      /* readline owns it now */
+  return s;
+}
+
+static void free_candidates(void) {
+  if (candidates == NULL) return;
+  for (size_t i = 0; candidates[i] || i < candidate_next; i++) free(candidates[i]);
+  free(candidates);
+  candidates = NULL;
+}
+
+static char **attempt(const char *text, int start, int end) {
+  rl_attempted_completion_over = 1;       /* never fall back to file names */
+  rl_completion_append_character = '\0';  /* a name is often followed by . : or ( */
+  if (complete_fn == NULL) return NULL;
+  free_candidates();
+  candidates = complete_fn(rl_line_buffer, start, end, complete_ud);
+  if (candidates == NULL) return NULL;
+  char **matches = rl_completion_matches(text, generate);
+  free_candidates();
+  return matches;
+}
+
+static void rl_set_completer(obra_complete_fn fn, void *ud, const char *word_breaks) {
+  init_once();
+  complete_fn = fn;
+  complete_ud = ud;
+  rl_attempted_completion_function = fn ? attempt : NULL;
+  if (word_breaks) rl_completer_word_break_characters = word_breaks;
+}
+
+const obra_line_editor *obra_repl_readline(void) {
+  static const obra_line_editor ed = {
+    .read = rl_read, .add_history = rl_add, .load_history = rl_load,
+    .append_history = rl_append, .set_completer = rl_set_completer,
+  };
+  return &ed;
+}
