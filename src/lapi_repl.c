@@ -229,7 +229,9 @@ static char *plain_read(const leditor *e, const char *prompt, int *how) {
 static int l_editor(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int interactive = obra_lapi_optboolean(L, 1, "interactive", isatty(0) && isatty(1));
-  const char *hist = obra_lapi_optstring(L, 1, "history", NULL);
+  lua_getfield(L, 1, "history");
+  const char *hist = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);   /* kept alive by the table */
+  lua_pop(L, 1);
   int hmax = (int)obra_lapi_optinteger(L, 1, "history_max", 1000);
   leditor *e = lua_newuserdatauv(L, sizeof *e, 0);
   memset(e, 0, sizeof *e);
