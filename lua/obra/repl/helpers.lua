@@ -1,0 +1,454 @@
+-- obra.repl.helpers — the REPL's helpers: plain Lua functions over the store
+-- and the engine, installed in a session's environment and documented by
+-- help().  Each returns data (tagged for obra.pretty), so `x = show("a")`
+-- keeps the value and `show("a")` at the prompt prints it.
+--
+-- Conventions: a task argument is a key, an id or a task row; a wrong
+-- argument or a missing workflow raises (the REPL prints it); an expected
+-- failure (answering a task that is done, nothing to resume) returns
+-- nil, message like the CLI commands it mirrors.
+local core = require "obra.core"
+local pretty = require "obra.pretty"
+local store_mod = require "obra.store"
+
+local M = {}
+
+local STATUSES = { pending = true, running = true, waiting = true, parked = true, done = true,
+                   failed = true, cancelled = true }
+
+-- The documentation help() prints, in order: signature, summary, details.
+M.HELP = {
+  { "tasks([filter])", "the project's tasks as a table (filter: status, pattern, table or function)",
+    "the project's tasks as a table; filter: a status (\"waiting\"), a Lua pattern\n" ..
+    "matched against key and title, {status=}, or a function(task) -> boolean" },
+  { "show(task)", "one task: iterations, agent calls, checks, scores, decisions, breakpoints",
+    "one task: iterations with outcome, tokens, cost, checks, scores, decisions;\n" ..
+    "sessions; breakpoints (what `obra show TASK` prints)" },
+  { "decisions(task)", "the recorded decisions: iteration, action, scores, policy, reason",
+    "the recorded decisions: iteration, action, scores, policy, reason\n" ..
+    "(each row keeps signals, scores and thresholds as tables)" },
+  { "sessions(task)", "the agent sessions: uuid, status, turns, tokens, cost, context",
+    "the agent sessions: uuid, status, turns, tokens, cost, context" },
+  { "log([task [, n]])", "the last n (50) interactions: agent, judge, check and human calls",
+    "the last n (50) interactions: agent, judge, check and human calls" },
+  { "step(task)", "run one iteration of one task now: signals, scores, decision, reason",
+    "run exactly one iteration of one task now and show its signals, scores,\n" ..
+    "decision and reason; the task is left pending (or waiting/done/failed) for the next step or run().\n" ..
+    "Ctrl-C abandons the iteration: nothing of it is recorded and the task is pending again" },
+  { "run([{max_parallel=}])", "run the workflow (as `obra run`)",
+    "run the workflow until every task is done, waits, fails or a budget is spent\n" ..
+    "(as `obra run`); Ctrl-C stops it like SIGINT stops `obra run`" },
+  { "resume([{max_parallel=}])", "continue the latest run (as `obra resume`)",
+    "continue the latest run (as `obra resume`)" },
+  { "answer(task, text)", "answer a task: feedback for its next iteration",
+    "a human's answer: feedback for the next iteration; a waiting task is pending again" },
+  { "approve(task [, note])", "accept a waiting task (or a milestone gate) as done",
+    "accept a waiting task (or a milestone gate) as done" },
+  { "reject(task [, note])", "stop a task: it fails",
+    "stop a task: it fails (use answer to retry instead)" },
+  { "thresholds", "the live thresholds: a change applies to the next decision",
+    "the live thresholds table of the workflow's policy: thresholds.proceed = 0.9\n" ..
+    "applies to the next decision (step or run)" },
+  { "policy.load(file)", "load a policy file and make it the live policy",
+    "load a policy file ({thresholds=, weights=, decide=}) and make it the live policy;\n" ..
+    "policy.current() is the policy in force" },
+  { "replay{...}", "re-decide recorded iterations under a policy, without agents",
+    "re-decide recorded iterations under a policy (the live one unless policy= is given)\n" ..
+    "without running any agent: what would have changed" },
+  { "sql(query, ...)", "a read-only SQL query on the project database",
+    "a read-only SQL query on the project database; ? parameters from the arguments" },
+  { "reload([script])", "re-read the workflow script",
+    "re-read the workflow script (thresholds and policy come from it again)" },
+  { "json(value)", "print a value as JSON (output(\"json\"|\"pretty\") for every result)",
+    "print a value as JSON; output(\"json\") prints every result as JSON, output(\"pretty\") back" },
+  { "help([name])", "this list, or one helper in detail",
+    "this list, or one helper" },
+  { "exit([status])", "leave the REPL (so does Ctrl-D)",
+    "leave the REPL (so does Ctrl-D)" },
+  { "globals", "ctx, store, engine, obra, pretty",
+    "ctx (the engine context), store, engine, obra, pretty" },
+}
+
+local function find_help(name)
+  for _, h in ipairs(M.HELP) do
+    local n = h[1]:match("^([%w_%.]+)")
+    if n == name then return h end
+  end
+end
+
+function M.install(session)
+  local env = session.env
+  local engine = require "obra.engine"
+  local human = require "obra.human"
+
+  local function store()
+    if not session.store then error("no obra project here (no .obra/ in this directory or above): run `obra init`", 3) end
+    return session.store
+  end
+  local function need_ctx()
+    if not session.ctx then
+      error("no workflow loaded: start `obra repl SCRIPT` or call reload(\"obra.lua\")", 3)
+    end
+    return session.ctx
+  end
+  local function project_id()
+    if session.ctx then return session.ctx.project.id end
+    return nil
+  end
+  local function task_of(ref, level)
+    local s = store()
+    if type(ref) == "table" and ref.id then ref = ref.id end
+    if ref == nil or (type(ref) ~= "string" and math.type(ref) ~= "integer") then
+      error("expected a task (key, id or row), got " .. type(ref), (level or 2) + 1)
+    end
+    local t = s:task(ref, project_id())
+    if not t and project_id() then t = s:task(ref) end
+    if not t then error("no task '" .. tostring(ref) .. "' (tasks() lists them)", (level or 2) + 1) end
+    return pretty.tag(t, "task")
+  end
+  local function list(rows, kind)
+    for _, r in ipairs(rows) do pretty.tag(r, kind) end
+    return rows
+  end
+
+  -- the globals that follow the session's state
+  local function refresh()
+    env.ctx = session.ctx
+    env.store = session.store
+    env.thresholds = session.ctx and session.ctx.policy.thresholds or nil
+  end
+  session.refresh = refresh
+  env.engine, env.obra, env.pretty = engine, require "obra", pretty
+
+  function env.tasks(filter)
+    local s = store()
+    local rows
+    local pid = project_id()
+    if filter == nil then
+      rows = s:tasks { project = pid }
+    elseif type(filter) == "string" and STATUSES[filter] then
+      rows = s:tasks { status = filter, project = pid }
+    elseif type(filter) == "string" then
+      rows = {}
+      for _, t in ipairs(s:tasks { project = pid }) do
+        if t.key:find(filter) or (t.title or ""):find(filter) then rows[#rows + 1] = t end
+      end
+    elseif type(filter) == "table" then
+      rows = s:tasks { status = filter.status, project = filter.project or pid }
+    elseif type(filter) == "function" then
+      rows = {}
+      for _, t in ipairs(s:tasks { project = pid }) do
+        if filter(t) then rows[#rows + 1] = t end
+      end
+    else
+      error("tasks: filter must be a status, a pattern, a table or a function", 2)
+    end
+    return list(rows, "task")
+  end
+
+  function env.show(ref)
+    local s = store()
+    local t = task_of(ref)
+    local out = require("obra.cmd.show").gather(s, t)
+    return pretty.tag(out, "show")
+  end
+
+  function env.decisions(ref)
+    local s = store()
+    local t = task_of(ref)
+    local rows = s:query("SELECT * FROM decisions WHERE task_id = ? ORDER BY iteration", t.id)
+    for _, r in ipairs(rows) do store_mod.decode(r) end
+    return list(rows, "decision")
+  end
+
+  function env.sessions(ref)
+    local s = store()
+    local t = task_of(ref)
+    return list(s:query("SELECT * FROM sessions WHERE task_id = ? ORDER BY id", t.id), "session")
+  end
+
+  function env.log(ref, n)
+    local s = store()
+    n = math.tointeger(n) or 50
+    local rows
+    if ref ~= nil then
+      local t = task_of(ref)
+      rows = s:query([[SELECT i.*, t.key AS task FROM interactions i LEFT JOIN tasks t ON t.id = i.task_id
+        WHERE i.task_id = ? ORDER BY i.id DESC LIMIT ?]], t.id, n)
+    else
+      rows = s:query([[SELECT i.*, t.key AS task FROM interactions i LEFT JOIN tasks t ON t.id = i.task_id
+        ORDER BY i.id DESC LIMIT ?]], n)
+    end
+    local out = {}
+    for i = #rows, 1, -1 do out[#out + 1] = pretty.tag(rows[i], "interaction") end
+    return out
+  end
+
+  -- State the engine keeps in ctx between runs; a new step or run starts clean.
+  local function fresh(ctx)
+    ctx.fatal, ctx.stopping, ctx.budget_spent = nil, nil, nil
+    ctx.running = {}
+    core.signaled(true)
+  end
+
+  -- After a failed or interrupted step: no transaction left open, the task
+  -- not left 'running'.
+  local function recover_task(ctx, task_id, key)
+    local s = ctx.store
+    while s:depth() > 0 do s:rollback() end
+    local cur = s:task(task_id)
+    if cur and cur.status == "running" then
+      s:set_status(task_id, "pending")
+      return "step of " .. key .. " abandoned: the task is pending again (the unfinished iteration was not recorded)"
+    end
+  end
+
+  function env.step(ref)
+    local ctx = need_ctx()
+    local t = task_of(ref)
+    if t.status == "done" then return nil, "task " .. t.key .. " is done" end
+    if t.status == "cancelled" then return nil, "task " .. t.key .. " is cancelled" end
+    fresh(ctx)
+    local token = session:on_failure(function() return recover_task(ctx, t.id, t.key) end)
+    local rec = engine.step(ctx, t.id)
+    session:done(token)
+    rec.task = t.key
+    return pretty.tag(rec, "step")
+  end
+
+  local function do_run(o, resume_run)
+    local ctx = need_ctx()
+    o = o or {}
+    if type(o) ~= "table" then error("run: options must be a table {max_parallel=}", 3) end
+    fresh(ctx)
+    local s = ctx.store
+    -- a run row this session's steps opened is continued, not left dangling
+    if not resume_run and ctx.run_id then
+      local r = s:first("SELECT status FROM runs WHERE id = ?", ctx.run_id)
+      if r and r.status == "running" then resume_run = ctx.run_id end
+    end
+    local token = session:on_failure(function()
+      while s:depth() > 0 do s:rollback() end
+      for id in pairs(ctx.running or {}) do
+        local cur = s:task(id)
+        if cur and cur.status == "running" then s:set_status(id, "pending") end
+      end
+      if ctx.run_id then
+        s:exec("UPDATE runs SET status = 'interrupted', ended_at = ?, message = 'interrupted in the REPL' WHERE id = ? AND status = 'running'",
+          core.now(), ctx.run_id)
+      end
+      ctx.run_id = nil
+    end)
+    local code, summary = engine.run(ctx, { max_parallel = o.max_parallel and math.tointeger(o.max_parallel),
+                                            resume_run = resume_run })
+    session:done(token)
+    ctx.run_id = nil             -- finished: the next step opens a new run
+    summary = summary or {}
+    summary.exit = code
+    if summary.status == nil then return nil, summary.message end
+    return pretty.tag(summary, "summary")
+  end
+
+  function env.run(o) return do_run(o, nil) end
+
+  function env.resume(o)
+    local ctx = need_ctx()
+    local r = ctx.store:first("SELECT * FROM runs WHERE project_id = ? ORDER BY id DESC LIMIT 1", ctx.project.id)
+    if not r then return nil, "nothing to resume: no run has started here; use run()" end
+    return do_run(o, r.status ~= "done" and r.id or nil)
+  end
+
+  local function human_act(fn, ref, text)
+    local s = store()
+    if type(ref) == "table" and ref.id then ref = ref.id end
+    local ok, row = fn(s, ref, text)
+    if not ok then return nil, row end
+    if row.iterations ~= nil then return pretty.tag(s:task(row.id), "task") end
+    return s:first("SELECT * FROM milestones WHERE id = ?", row.id)
+  end
+  function env.answer(ref, text) return human_act(human.answer, ref, text) end
+  function env.approve(ref, note) return human_act(human.approve, ref, note) end
+  function env.reject(ref, note) return human_act(human.reject, ref, note) end
+
+  env.policy = {
+    load = function(file)
+      local ctx = need_ctx()
+      if type(file) ~= "string" then error("policy.load: expects a file name", 2) end
+      local p, err, code = require("obra.policy").load(file)
+      if not p then return nil, err, code end
+      ctx.policy = p
+      refresh()
+      return p
+    end,
+    current = function() return need_ctx().policy end,
+  }
+
+  function env.replay(o)
+    local s = store()
+    o = o or {}
+    if type(o) ~= "table" then error("replay: expects a table of options", 2) end
+    local ok, mod = pcall(require, "obra.replay")
+    if not ok then error("replay is not available: " .. tostring(mod), 2) end
+    if o.policy == nil and session.ctx then o.policy = session.ctx.policy end
+    local res, err, code = mod.run(s, o)
+    if res == nil then return nil, err, code end
+    return res
+  end
+
+  function env.sql(query, ...)
+    local s = store()
+    if type(query) ~= "string" then error("sql: expects a query string", 2) end
+    if not session.sql_conn then
+      local c, err = core.repl_sql(s:path())
+      if not c then return nil, err end
+      session.sql_conn = c
+    end
+    local rows, cols = session.sql_conn:query(query, ...)
+    return pretty.tag(rows, "rows", cols)
+  end
+
+  function env.reload(script)
+    if script ~= nil and type(script) ~= "string" then error("reload: expects a script path", 2) end
+    local path = script or session.script
+    if not path then error("reload: which script? reload(\"obra.lua\")", 2) end
+    local old = session.ctx
+    local ctx, err = engine.open { script = path, sets = session.sets, store = session.store,
+                                   dir = session.dir, quiet = old and old.quiet }
+    if not ctx then return nil, err end
+    if old then ctx.run_id = old.run_id end
+    session.ctx, session.store, session.script = ctx, ctx.store, ctx.script
+    session.dir = session.dir or ctx.dir
+    refresh()
+    return string.format("loaded %s: project %s, %d tasks", ctx.script, ctx.plan.project.name, #ctx.plan.tasks)
+  end
+
+  function env.json(v)
+    session:write(pretty.json(v), "\n")
+  end
+
+  function env.output(mode)
+    if mode ~= "json" and mode ~= "pretty" then error("output: \"json\" or \"pretty\"", 2) end
+    session.json = mode == "json"
+  end
+
+  function env.exit(status)
+    session.exit_status = math.tointeger(status) or 0
+    if session.exit_status == 0 and status ~= nil and status ~= true and status ~= 0 then session.exit_status = 1 end
+  end
+
+  function env.help(what)
+    if what == nil then
+      local lines = { "helpers (a task is a key, an id or a row; help(\"step\") shows one):" }
+      for _, h in ipairs(M.HELP) do
+        lines[#lines + 1] = string.format("  %-26s %s", h[1], h[2])
+      end
+      lines[#lines + 1] = "Expressions print their value; statements run; Ctrl-C interrupts, Ctrl-D exits."
+      session:write(table.concat(lines, "\n"), "\n")
+      return
+    end
+    local name = what
+    if type(what) == "function" then
+      for k, v in pairs(env) do if v == what then name = k end end
+    end
+    local h = find_help(tostring(name))
+    if not h then return nil, "no helper '" .. tostring(name) .. "'; help() lists them" end
+    session:write(h[1], "\n  ", (h[3]:gsub("\n", "\n  ")), "\n")
+  end
+
+  refresh()
+end
+
+-- Renderers for what the helpers return --------------------------------------
+
+local function fmt2(x) return type(x) == "number" and string.format("%.2f", x) or "-" end
+local function first_line(s, n)
+  s = tostring(s or ""):match("^%s*([^\n]*)") or ""
+  return pretty.cell(s, n or 80)
+end
+
+pretty.renderers.show = function(out)
+  local t = out.task
+  local lines = { string.format("%s  %s  [%s, %d iteration(s), priority %d]", t.key, t.title or "", t.status,
+    t.iterations or 0, t.priority or 0) }
+  for _, it in ipairs(out.iterations or {}) do
+    local sc = it.scores or {}
+    lines[#lines + 1] = string.format("  #%d %-8s quality %s confidence %s%s — %s", it.iteration, it.action,
+      fmt2(sc.quality), fmt2(sc.confidence), sc.degraded and " (degraded)" or "", it.reason or "")
+    for _, a in ipairs(it.agent or {}) do
+      lines[#lines + 1] = string.format("     agent %-14s session %s  tokens in %d out %d  $%.4f  %dms",
+        a.outcome or "?", a.session or "?", a.tokens_in or 0, a.tokens_out or 0, a.cost_usd or 0, a.duration_ms or 0)
+    end
+    for _, c in ipairs(it.checks or {}) do
+      lines[#lines + 1] = string.format("     check %-6s %s", c.passed and "pass" or "FAIL", c.name or "?")
+    end
+    if it.judge_error and it.judge_error ~= "disabled" then
+      lines[#lines + 1] = "     judge unavailable: " .. tostring(it.judge_error)
+    elseif type(it.judge) == "table" then
+      lines[#lines + 1] = string.format("     judge  complete %s, quality %s, confidence %s — %s",
+        tostring(it.judge.complete), fmt2(it.judge.quality), fmt2(it.judge.confidence), first_line(it.judge.summary, 60))
+    end
+  end
+  for _, se in ipairs(out.sessions or {}) do
+    lines[#lines + 1] = string.format("  session %s (%s) %d turns, $%.4f, context %d tokens", se.uuid, se.status,
+      se.turns or 0, se.cost_usd or 0, se.context_tokens or 0)
+  end
+  for _, b in ipairs(out.breakpoints or {}) do
+    lines[#lines + 1] = string.format("  breakpoint #%d %s [%s]: %s%s", b.id, b.kind, b.status, b.reason or "",
+      b.answer and (" — answer: " .. b.answer) or "")
+  end
+  if t.status == "waiting" then
+    lines[#lines + 1] = "  waiting for you: answer(\"" .. t.key .. "\", \"...\") | approve(\"" .. t.key ..
+      "\") | reject(\"" .. t.key .. "\")"
+  end
+  return table.concat(lines, "\n")
+end
+
+pretty.renderers.step = function(rec)
+  local sig = rec.signals or {}
+  local sc = rec.scores or {}
+  local lines = { string.format("step %s #%s: %s — %s", tostring(rec.task), tostring(rec.iteration),
+    tostring(rec.action), rec.reason or "") }
+  local a = sig.agent or {}
+  lines[#lines + 1] = string.format("  agent      %s, %s turns%s%s%s", tostring(a.class or "?"), tostring(a.turns or 0),
+    a.max_turns and ("/" .. a.max_turns) or "", a.cost_usd and string.format(", $%.4f", a.cost_usd) or "",
+    (a.text and a.text ~= "") and (" — " .. first_line(a.text, 60)) or "")
+  local checks = {}
+  for _, c in ipairs(sig.checks or {}) do
+    checks[#checks + 1] = (c.passed and "pass " or "FAIL ") .. tostring(c.name or c.command or "?")
+  end
+  lines[#lines + 1] = "  checks     " .. (#checks > 0 and table.concat(checks, ", ") or "none")
+  if type(sig.judge) == "table" then
+    local j = sig.judge
+    lines[#lines + 1] = string.format("  judge      complete %s, quality %s, confidence %s%s", tostring(j.complete),
+      fmt2(j.quality), fmt2(j.confidence), j.summary and (" — " .. first_line(j.summary, 60)) or "")
+  else
+    lines[#lines + 1] = "  judge      " .. (sig.judge_error == "disabled" and "off (llm = false)"
+      or ("unavailable (" .. tostring(sig.judge_error) .. ")"))
+  end
+  local flags = {}
+  for _, f in ipairs({ "degraded", "conflict", "regression" }) do if sc[f] then flags[#flags + 1] = f end end
+  lines[#lines + 1] = string.format("  scores     quality %s, confidence %s%s", fmt2(sc.quality), fmt2(sc.confidence),
+    #flags > 0 and (" [" .. table.concat(flags, ", ") .. "]") or "")
+  lines[#lines + 1] = string.format("  decision   %s — %s", tostring(rec.action), rec.reason or "")
+  local d = rec.decision or {}
+  if d.feedback and d.feedback ~= "" and rec.action ~= "proceed" then
+    lines[#lines + 1] = "  feedback   " .. first_line(d.feedback, 90)
+  end
+  for _, b in ipairs(rec.breakpoints or {}) do
+    lines[#lines + 1] = string.format("  breakpoint %s: %s", tostring(b.kind), b.reason or "")
+  end
+  lines[#lines + 1] = "  task is now " .. tostring(rec.status == "running" and "pending" or rec.status)
+  return table.concat(lines, "\n")
+end
+
+pretty.renderers.summary = function(s)
+  local parts = {}
+  for _, st in ipairs({ "done", "running", "pending", "waiting", "parked", "failed", "cancelled" }) do
+    local n = s.counts and s.counts[st]
+    if n and n > 0 then parts[#parts + 1] = n .. " " .. st end
+  end
+  return string.format("run #%s %s: %s%s", tostring(s.run or "?"), tostring(s.status or "?"), s.message or "",
+    #parts > 0 and (" [" .. table.concat(parts, ", ") .. "]") or "")
+end
+
+return M
