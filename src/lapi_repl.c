@@ -363,14 +363,20 @@ static int sql_query(lua_State *L) {
   luaL_setmetatable(L, SQLSTMT_MT);
   int box = lua_gettop(L);
   const char *tail = NULL;
-  if (sqlite3_prepare_v2(c->db, sql, (int)len, &p->st, &tail) != SQLITE_OK)
-    return luaL_error(L, "sql: %s", sqlite3_errmsg(c->db));
-  if (p->st == NULL) return luaL_error(L, "sql: empty statement");
+  if (sqlite3_prepare_v2(c->db, sql, (int)len, &p->st, &tail) != SQLITE_OK) {
+    lua_pushfstring(L, "sql: %s", sqlite3_errmsg(c->db));
+    return lua_error(L);
+  }
+  if (p->st == NULL) { lua_pushliteral(L, "sql: empty statement"); return lua_error(L); }
   if (tail && *tail) {                 /* anything after the first statement but comments? */
     sqlite3_stmt *more = NULL;
     const char *rest = tail;
     while (rest && *rest && sqlite3_prepare_v2(c->db, rest, -1, &more, &rest) == SQLITE_OK && more == NULL) {}
-    if (more) { sqlite3_finalize(more); return luaL_error(L, "sql: one statement at a time"); }
+    if (more) {
+      sqlite3_finalize(more);
+      lua_pushliteral(L, "sql: one statement at a time");
+      return lua_error(L);
+    }
   }
   int nparam = sqlite3_bind_parameter_count(p->st);
   if (nargs > nparam) return luaL_error(L, "sql: %d parameters given, the statement has %d", nargs, nparam);
@@ -410,7 +416,9 @@ static int sql_query(lua_State *L) {
     lua_rawseti(L, -2, col + 1);
   }
   if (rc != SQLITE_DONE) {
-    const char *msg = rc == SQLITE_INTERRUPT ? "interrupted" : sqlite3_errmsg(c->db);
+    const char *msg = rc == SQLITE_INTERRUPT ? "interrupted"
+                    : (rc & 0xff) == SQLITE_READONLY ? "read-only: change state with the helpers (answer, approve...) or obra commands"
+                    : sqlite3_errmsg(c->db);
     lua_pushfstring(L, "sql: %s", msg);
     sqlite3_finalize(p->st);
     p->st = NULL;

@@ -9,6 +9,7 @@
 --   pretty.tag(t, kind [, columns]) -> t      mark t as a record of kind ("task",
 --                                             "decision", ...) or, with columns, as a
 --                                             list ("rows") printed in that column order
+--   pretty.tag_list(t, kind) -> t            mark t as a list of records of kind
 --   pretty.kind(t) -> kind | nil
 --   pretty.renderers[kind] = fn(t, opts) -> string    how one record of that kind shows
 --   pretty.COLUMNS[kind] = { {field, header, fn?}, ... }  its columns in a list
@@ -45,6 +46,20 @@ end
 local function looks_like_task(t)
   return rawget(t, "key") ~= nil and rawget(t, "status") ~= nil and rawget(t, "iterations") ~= nil
     and rawget(t, "project_id") ~= nil
+end
+
+-- A list of records of one kind: printed as an aligned table, "(no tasks)"
+-- when empty.  Tags the elements too.
+local list_mt = {}
+function pretty.tag_list(t, kind)
+  for _, r in ipairs(t) do pretty.tag(r, kind) end
+  local mt = list_mt[kind]
+  if not mt then
+    mt = { __obra_kind = "list", __name = "obra.list", item = kind }
+    list_mt[kind] = mt
+  end
+  if getmetatable(t) == nil then setmetatable(t, mt) end
+  return t
 end
 
 function pretty.kind(t)
@@ -345,6 +360,11 @@ function pretty.format(v, opts)
   local kind = pretty.kind(v)
   local mt = getmetatable(v)
   if kind and pretty.renderers[kind] then return pretty.renderers[kind](v, opts) end
+  if kind == "list" then
+    if #v == 0 then return "(no " .. tostring(mt.item) .. "s)" end
+    local cols = pretty.COLUMNS[mt.item]
+    if cols then return pretty.aligned(v, cols, opts) end
+  end
   if kind == "rows" or (mt and rawget(mt, "columns")) then
     local cols = {}
     for i, c in ipairs(mt.columns) do cols[i] = { c } end

@@ -155,8 +155,23 @@ function Session:eval(text)
   return true, res.n - 1, { table.unpack(res, 2, res.n) }
 end
 
+-- The traceback without the frames that only say "a helper raised": the
+-- error() call itself and the helpers' own frames.
+local function trim(trace)
+  if trace == nil or trace == "" then return "" end
+  local out = {}
+  for line in trace:gmatch("[^\n]+") do
+    if not (line:match("^%s*%[C%]: in %a+ 'error'$") or line:match("obra/repl/helpers%.lua:")) then
+      out[#out + 1] = line
+    end
+  end
+  if #out == 0 then return "" end
+  return "\n" .. table.concat(out, "\n")
+end
+
 function Session:report_error(msg, trace, kind)
   self.failures = self.failures + 1
+  trace = trim(trace)
   if kind == "interrupted" then
     self:warn("interrupted", trace ~= "" and ("\nstack traceback:" .. trace) or "", "\n")
   elseif kind == "syntax" then

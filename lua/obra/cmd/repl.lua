@@ -8,8 +8,10 @@ local core = require "obra.core"
 -- The workflow to load when none is named: the project's obra.lua, the one
 -- in the current directory, or the script of the latest run.
 local function default_script(s, dir)
-  for _, p in ipairs({ dir and (dir .. "/obra.lua"), core.getcwd() .. "/obra.lua" }) do
-    local st = p and core.stat(p)
+  local candidates = { core.getcwd() .. "/obra.lua" }
+  if dir then table.insert(candidates, 1, dir .. "/obra.lua") end
+  for _, p in ipairs(candidates) do
+    local st = core.stat(p)
     if st and st.type == "file" then return p end
   end
   if s then

@@ -106,10 +106,7 @@ function M.install(session)
     if not t then error("no task '" .. tostring(ref) .. "' (tasks() lists them)", (level or 2) + 1) end
     return pretty.tag(t, "task")
   end
-  local function list(rows, kind)
-    for _, r in ipairs(rows) do pretty.tag(r, kind) end
-    return rows
-  end
+  local function list(rows, kind) return pretty.tag_list(rows, kind) end
 
   -- the globals that follow the session's state
   local function refresh()
@@ -180,8 +177,8 @@ function M.install(session)
         ORDER BY i.id DESC LIMIT ?]], n)
     end
     local out = {}
-    for i = #rows, 1, -1 do out[#out + 1] = pretty.tag(rows[i], "interaction") end
-    return out
+    for i = #rows, 1, -1 do out[#out + 1] = rows[i] end
+    return list(out, "interaction")
   end
 
   -- State the engine keeps in ctx between runs; a new step or run starts clean.
