@@ -82,12 +82,14 @@ static void proc_opts(lua_State *L, int t, obra_proc_opts *o) {
   size_t n = (size_t)luaL_len(L, argv_i);
   if (n == 0) luaL_error(L, "proc: option 'argv' must not be empty");
   const char **argv = scratch(L, n);
+  lua_createtable(L, (int)n, 0);           /* anchor: keeps the (converted) strings */
+  int argv_anchor = lua_gettop(L);
   for (size_t i = 0; i < n; i++) {
     lua_geti(L, argv_i, (lua_Integer)i + 1);
     if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
       luaL_error(L, "proc: argv[%d] must be a string", (int)i + 1);
-    argv[i] = lua_tostring(L, -1);        /* anchored in the table (numbers converted in place) */
-    lua_pop(L, 1);
+    argv[i] = lua_tostring(L, -1);
+    lua_rawseti(L, argv_anchor, (lua_Integer)i + 1);
   }
   o->argv = argv;
 
