@@ -80,7 +80,7 @@ static int msghandler(lua_State *L) {
   for (int level = 1; level < levels; level++) {
     lua_Debug ar;
     if (!lua_getstack(L, level, &ar)) break;
-    lua_getinfo(L, "Sln", &ar);
+    lua_getinfo(L, "Slnt", &ar);
     if (shown == TRACE_FRAMES) { luaL_addstring(&b, "\n\t..."); break; }
     if (ar.currentline > 0) lua_pushfstring(L, "\n\t%s:%d: in ", ar.short_src, ar.currentline);
     else lua_pushfstring(L, "\n\t%s: in ", ar.short_src);
@@ -90,6 +90,7 @@ static int msghandler(lua_State *L) {
     else if (*ar.what == 'C') lua_pushliteral(L, "a C function");
     else lua_pushfstring(L, "function <%s:%d>", ar.short_src, ar.linedefined);
     luaL_addvalue(&b);
+    if (ar.istailcall) luaL_addstring(&b, "\n\t(...tail calls...)");
     shown++;
   }
   luaL_pushresult(&b);

@@ -287,7 +287,9 @@ function pretty.aligned(list, cols, opts)
     local out = {}
     for j = 1, #cols do
       local s = cells[j]
-      if j == last then
+      if j == last and numeric[j] then
+        out[j] = string.rep(" ", widths[j] - width(s)) .. s
+      elseif j == last then
         if width(s) > room then s = cell(s, room) end
         out[j] = s
       elseif numeric[j] then
