@@ -142,6 +142,12 @@ local function failed_run(h)
 end
 
 local function fmt2(x) return string.format("%.2f", x or 0) end
+-- "x OP y" with both numbers shown precisely enough to tell them apart.
+local function cmp(x, op, y)
+  local a, b = fmt2(x), fmt2(y)
+  if a == b and x ~= y then a, b = string.format("%.3f", x), string.format("%.3f", y) end
+  return a .. " " .. op .. " " .. b
+end
 
 local function tail(s, n)
   s = tostring(s or "")
@@ -275,8 +281,8 @@ function M.default_decide(ev)
   -- 4. done: good enough, sure enough, every check passes
   if all_pass and evidence and q >= t.proceed and c >= t.confidence
      and not (t.require_checks and total == 0) then
-    return d("proceed", string.format("quality %s >= %s, confidence %s >= %s, %s%s", fmt2(q), fmt2(t.proceed),
-      fmt2(c), fmt2(t.confidence), checks_summary(sc), sc.degraded and " (degraded: no judge verdict)" or ""))
+    return d("proceed", string.format("quality %s, confidence %s, %s%s", cmp(q, ">=", t.proceed),
+      cmp(c, ">=", t.confidence), checks_summary(sc), sc.degraded and " (degraded: no judge verdict)" or ""))
   end
   -- 5. limits
   if t.require_checks and total == 0 then
@@ -311,20 +317,20 @@ function M.default_decide(ev)
   -- 7. looks done but the evidence is thin
   if all_pass and q >= t.proceed then
     if c < t.escalate then
-      return d("escalate", string.format("quality %s looks done but confidence %s is below %s", fmt2(q), fmt2(c), fmt2(t.escalate)))
+      return d("escalate", string.format("quality %s looks done but confidence %s", fmt2(q), cmp(c, "is below", t.escalate)))
     end
     local why = (type(sig.judge) == "table" and sig.judge.complete == false and "the reviewer says it is not complete")
       or (sc.degraded and "there is no reviewer's verdict") or "the evidence is not conclusive"
-    return d("clarify", string.format("quality %s but confidence %s < %s: %s", fmt2(q), fmt2(c), fmt2(t.confidence), why),
+    return d("clarify", string.format("quality %s but confidence %s: %s", fmt2(q), cmp(c, "<", t.confidence), why),
       feedback_for(ev, "Your work may be complete, but " .. why .. ". Check it against the task: run the tests or the " ..
         "build, fix anything that is missing, and say precisely what you verified."))
   end
   -- 8. otherwise: another attempt, told what went wrong
-  local why
+  local why, detail
   if not all_pass then why = string.format("%d of %d checks fail", total - passed, total)
   elseif type(sig.judge) == "table" and sig.judge.complete == false then why = "the reviewer says it is not complete"
-  else why = "quality " .. fmt2(q) .. " < " .. fmt2(t.proceed) end
-  return d("retry", string.format("%s (quality %s, confidence %s)", why, fmt2(q), fmt2(c)),
+  else why, detail = "quality " .. cmp(q, "<", t.proceed), string.format(" (confidence %s)", fmt2(c)) end
+  return d("retry", why .. (detail or string.format(" (quality %s, confidence %s)", fmt2(q), fmt2(c))),
     feedback_for(ev, "Your previous attempt is not done yet: " .. why .. "."))
 end
 
