@@ -227,7 +227,9 @@ describe("policy: user policies", function()
 
   it("a decision with an unknown action raises; a park gets a time", function()
     local bad = policy.new { decide = function() return { action = "maybe" } end }
-    assert.has_error(function() bad:decide(event {}) end)
+    local ok, err = pcall(bad.decide, bad, event {})
+    assert.is_false(ok)
+    assert.matches("decide for task t1 returned an unknown action 'maybe'", err)
     assert.has_error(function() policy.new { decide = function() return "proceed" end }:decide(event {}) end)
     local park = policy.new { decide = function() return { action = "park", reason = "later" } end }
     assert.are.equal(NOW + 900, park:decide(event {}).park_until)

@@ -398,9 +398,10 @@ function Policy:fingerprint()
 end
 
 local function check_decision(r, ev, t)
-  if type(r) ~= "table" then error("policy: decide must return a table {action=, reason=}, got " .. type(r), 3) end
+  local who = type(ev.task) == "table" and ev.task.key and (" for task " .. tostring(ev.task.key)) or ""
+  if type(r) ~= "table" then error("policy: decide" .. who .. " must return a table {action=, reason=}, got " .. type(r), 3) end
   if not M.ACTIONS[r.action] then
-    error("policy: decide returned an unknown action '" .. tostring(r.action) ..
+    error("policy: decide" .. who .. " returned an unknown action '" .. tostring(r.action) ..
       "' (proceed, retry, clarify, escalate, park, abort)", 3)
   end
   if r.reason == nil then r.reason = "" end

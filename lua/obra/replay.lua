@@ -6,7 +6,7 @@
 --
 --   replay.parse_sets({"thresholds.proceed=0.8", "weights.judge=0.2"})
 --       -> {thresholds = {...}, weights = {...}} | nil, message
---   replay.run(store, {policy = p?, sets = {...}?, task = key?}) -> report
+--   replay.run(store, {policy = p?, sets = parsed or {"k=v", ...}?, task = key?}) -> report
 --     report = { replayed=, changed=, unchanged=, skipped=, errors=,
 --                changes = { {task=, iteration=, old = {action, reason, quality, confidence},
 --                             new = {...}}, ... },
@@ -85,6 +85,11 @@ end
 function M.run(s, opts)
   opts = opts or {}
   local sets = opts.sets or { thresholds = {}, weights = {} }
+  if sets[1] ~= nil then   -- a list of "thresholds.NAME=VALUE" strings
+    local parsed, err = M.parse_sets(sets)
+    if not parsed then error("replay: " .. err, 2) end
+    sets = parsed
+  end
   sets.thresholds, sets.weights = sets.thresholds or {}, sets.weights or {}
   -- bad values in the sets are misuse: say so once, before touching history
   policy_mod.new { thresholds = sets.thresholds, weights = sets.weights }
