@@ -429,10 +429,20 @@ int obra_proc_live(void) {
 
 /* ---- spawn --------------------------------------------------------------- */
 
-/* Resolve a program name on PATH (the child's PATH when it is set).  Returns
- * a malloc'd path, or NULL with errno set. */
+/* Resolve a program name on PATH (the child's PATH when it is set); a
+ * relative path with a '/' is taken relative to obra's working directory,
+ * not the child's.  Returns a malloc'd path, or NULL with errno set. */
 static char *resolve(const char *name, const char *path) {
-  if (strchr(name, '/')) return strdup(name);
+  if (name[0] == '/') return strdup(name);
+  if (strchr(name, '/')) {
+    /* relative to obra's directory, not the child's cwd */
+    char here[4096];
+    if (getcwd(here, sizeof here) == NULL) return strdup(name);
+    char *full = malloc(strlen(here) + strlen(name) + 2);
+    if (full == NULL) { errno = ENOMEM; return NULL; }
+    sprintf(full, "%s/%s", here, name);
+    return full;
+  }
   if (path == NULL) path = "/usr/local/bin:/usr/bin:/bin";
   size_t nlen = strlen(name);
   int saw_eacces = 0;
