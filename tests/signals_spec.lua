@@ -305,3 +305,64 @@ describe("judge.prompt", function()
     assert.is_nil(judge.normalize "text")
   end)
 end)
+
+describe("judge.run against a real (fake) LLM server", function()
+  local fakellm = require "support.fakellm"
+  local srv
+  setup(function() srv = fakellm.start { models = { "judge" } } end)
+  teardown(function() if srv then srv:stop() end end)
+  before_each(function() srv:reset() end)
+
+  local ARGS = {
+    task = { title = "add", prompt = "Write add(a, b) in add.py." },
+    result = { class = "ok", turns = 2, max_turns = 10, text = "Created add.py." },
+    workspace = { created = { "add.py" }, modified = {}, deleted = {}, lines_added = 2, lines_removed = 0 },
+    checks = { { name = "unit", passed = false, exit = 1, output = "AssertionError: add(2, 2) == 5" } },
+    budget_tokens = 2000,
+  }
+
+  it("sends the bounded prompt with the verdict schema and returns the verdict", function()
+    srv:queue { json = { complete = false, quality = 0.4, confidence = 0.8, issues = { "add(2, 2) returns 5" },
+                         summary = "add is wrong" } }
+    local llm = assert(obra.llm.new { provider = "ollama", url = srv.url, model = "judge", max_attempts = 1 })
+    local v, reply = judge.run(llm, ARGS)
+    assert.is_table(v, tostring(reply))
+    assert.are.same({ false, 0.4, 0.8, "add is wrong" }, { v.complete, v.quality, v.confidence, v.summary })
+    assert.are.same({ "add(2, 2) returns 5" }, v.issues)
+    assert.is_table(reply.usage)
+    local req = srv:requests_to("/api/chat")[1]
+    assert.is_table(req.json)
+    assert.are.equal("system", req.json.messages[1].role)
+    assert.matches("AssertionError: add%(2, 2%) == 5", req.json.messages[2].content)
+    assert.is_true(#req.body < 2000 * judge.CHARS_PER_TOKEN + 4000)
+    -- the schema went with the request (Ollama's "format")
+    assert.are.same({ "complete", "quality", "confidence", "issues", "summary" }, req.json.format.required)
+    -- and the verdict scores
+    local s = obra.score.compute({ agent = ARGS.result, checks = ARGS.checks, workspace = ARGS.workspace, judge = v })
+    assert.is_false(s.degraded)
+  end)
+
+  it("reports a reply that does not fit the schema as bad_response, with the raw text", function()
+    srv:queue { json = { complete = true, quality = 7, confidence = 0.9, issues = {}, summary = "great" } }
+    local llm = assert(obra.llm.new { provider = "ollama", url = srv.url, model = "judge", max_attempts = 1 })
+    local v, msg, code, raw = judge.run(llm, ARGS)
+    assert.is_nil(v)
+    assert.are.equal("bad_response", code)
+    assert.is_string(msg)
+    assert.matches('"quality"', raw)
+    srv:queue { content = "I think it is fine." }
+    v, msg, code = judge.run(llm, ARGS)
+    assert.is_nil(v)
+    assert.are.equal("bad_response", code)
+  end)
+
+  it("reports an unreachable judge, which leaves the decision degraded", function()
+    local llm = assert(obra.llm.new { provider = "ollama", url = "http://127.0.0.1:" .. fakellm.closed_port(),
+                                      model = "judge", max_attempts = 1 })
+    local v, _, code = judge.run(llm, ARGS)
+    assert.is_nil(v)
+    assert.are.equal("unreachable", code)
+    local s = obra.score.compute({ agent = ARGS.result, checks = ARGS.checks, judge_error = code })
+    assert.is_true(s.degraded)
+  end)
+end)
