@@ -11,21 +11,35 @@
 #include <unistd.h>
 #include "obra/agent.h"
 
-/* s with every {name} replaced by value; malloc'd. */
-static char *substitute(const char *s, const char *name, const char *value) {
-  size_t nlen = strlen(name), vlen = strlen(value), count = 0;
-  for (const char *h = strstr(s, name); h; h = strstr(h + nlen, name)) count++;
-  char *out = malloc(strlen(s) + count * vlen + 1);
-  if (out == NULL) return NULL;
-  char *o = out;
-  for (;;) {
-    const char *h = strstr(s, name);
-    if (h == NULL) { strcpy(o, s); break; }
-    memcpy(o, s, (size_t)(h - s)); o += h - s;
-    memcpy(o, value, vlen); o += vlen;
-    s = h + nlen;
+/* t with {prompt}, {session} and {workdir} replaced in one pass (a value
+ * that itself contains a placeholder is not expanded again); malloc'd. */
+static char *substitute(const char *t, const char *prompt, const char *session, const char *workdir) {
+  static const char *const names[] = { "{prompt}", "{session}", "{workdir}" };
+  const char *values[] = { prompt, session, workdir };
+  size_t len = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    char *out = pass ? malloc(len + 1) : NULL;
+    if (pass && out == NULL) return NULL;
+    size_t o = 0;
+    for (const char *s = t; *s; ) {
+      int hit = -1;
+      if (*s == '{')
+        for (int k = 0; k < 3; k++) if (strncmp(s, names[k], strlen(names[k])) == 0) { hit = k; break; }
+      if (hit >= 0) {
+        size_t vlen = strlen(values[hit]);
+        if (pass) memcpy(out + o, values[hit], vlen);
+        o += vlen;
+        s += strlen(names[hit]);
+      } else {
+        if (pass) out[o] = *s;
+        o++;
+        s++;
+      }
+    }
+    if (pass) { out[o] = '\0'; return out; }
+    len = o;
   }
-  return out;
+  return NULL;
 }
 
 obra_rc obra_agent_command_command(const obra_agent_spec *s, obra_agent_cmd *c, obra_err *e) {
@@ -40,11 +54,9 @@ obra_rc obra_agent_command_command(const obra_agent_spec *s, obra_agent_cmd *c, 
   for (size_t i = 0; s->argv_template[i]; i++) {
     const char *t = s->argv_template[i];
     if (strstr(t, "{prompt}")) uses_prompt = 1;
-    char *x1 = substitute(t, "{prompt}", s->prompt);
-    char *x2 = x1 ? substitute(x1, "{session}", session) : NULL;
-    char *x3 = x2 ? substitute(x2, "{workdir}", workdir) : NULL;
-    bad |= x3 ? obra_strlist_push(&a, x3) : -1;
-    free(x1); free(x2); free(x3);
+    char *x = substitute(t, s->prompt, session, workdir);
+    bad |= x ? obra_strlist_push(&a, x) : -1;
+    free(x);
   }
   for (size_t i = 0; s->extra_args && s->extra_args[i]; i++) bad |= obra_strlist_push(&a, s->extra_args[i]);
   c->argv = obra_strlist_take(&a);
