@@ -390,5 +390,9 @@ describe("obra.agent.claude with the fake CLI", function()
     assert.are.equal("codex", obra.agent.new{ kind = "codex" }.kind)
     assert.are.equal("command", obra.agent.new{ kind = "command", argv = { "echo", "{prompt}" } }.kind)
     assert.matches("obra.agent.claude", tostring(a))
+    -- engine settings in the same table are left out, and listed
+    a = obra.agent.new{ kind = "claude", command = FAKE, max_turns = 20, max_turns_limit = 100 }
+    assert.are.same({ "max_turns_limit" }, a.ignored)
+    assert.has_error(function() obra.agent.new{ kind = "claude", max_turns = "many" } end)
   end)
 end)

@@ -174,16 +174,26 @@ function agent.claude(opts) return make("claude", opts, 2) end
 function agent.codex(opts) return make("codex", opts, 2) end
 function agent.command(opts) return make("command", opts, 2) end
 
--- obra.agent.new(cfg): build an agent from workflow configuration.
+-- obra.agent.new(cfg): build an agent from workflow configuration.  Keys
+-- that are not options of that kind of agent (engine settings such as
+-- max_turns_limit) are left out and listed in agent.ignored; a wrong type
+-- still raises.
 function agent.new(cfg)
   if type(cfg) ~= "table" then error("obra.agent.new expects a table", 2) end
   local kind = cfg.kind or "claude"
   if not KIND_OPTIONS[kind] then
     error(string.format("obra.agent.new: unknown kind '%s' (claude, codex or command)", tostring(kind)), 2)
   end
-  local opts = copy(cfg)
-  opts.kind = nil
-  return make(kind, opts, 2)
+  local opts, ignored = {}, {}
+  for k, v in pairs(cfg) do
+    if k ~= "kind" then
+      if COMMON[k] or KIND_OPTIONS[kind][k] then opts[k] = v else ignored[#ignored + 1] = tostring(k) end
+    end
+  end
+  table.sort(ignored)
+  local a = make(kind, opts, 2)
+  a.ignored = ignored
+  return a
 end
 
 function agent.is_agent(x) return getmetatable(x) == Agent end
