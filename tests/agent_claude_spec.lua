@@ -33,7 +33,9 @@ local function setup(rules, opts)
   local dir = H.tmpdir("claude")
   local work = dir .. "/work"
   lfs.mkdir(work)
-  local env = { FAKE_CLAUDE_STATE = dir .. "/state" }
+  -- LD_PRELOAD=false: under the sanitizers the fake must not carry libasan
+  -- (its SEGV handler would turn a crash into an exit status)
+  local env = { FAKE_CLAUDE_STATE = dir .. "/state", LD_PRELOAD = false }
   if rules then
     H.writefile(dir .. "/scenario.json", cjson.encode(rules))
     env.FAKE_CLAUDE_SCENARIO = dir .. "/scenario.json"

@@ -24,7 +24,7 @@ local function setup(rules, opts)
   local dir = H.tmpdir("codex")
   local work = dir .. "/work"
   lfs.mkdir(work)
-  local env = { FAKE_CODEX_STATE = dir .. "/state" }
+  local env = { FAKE_CODEX_STATE = dir .. "/state", LD_PRELOAD = false }   -- no libasan in the fake
   if rules then
     H.writefile(dir .. "/scenario.json", cjson.encode(rules))
     env.FAKE_CODEX_SCENARIO = dir .. "/scenario.json"
