@@ -116,6 +116,14 @@ describe("policy: the default policy", function()
     assert.matches("Check 'c20' failed", d.feedback)
   end)
 
+  it("default_decide fills thresholds an event leaves out with the defaults", function()
+    local ev = event { checks = checks("p"), judge = GOOD_JUDGE }
+    ev.thresholds = { proceed = 0.99 }
+    local d = policy.default_decide(ev)
+    assert.are.equal("retry", d.action)
+    assert.matches("< 0%.99", d.reason)
+  end)
+
   it("parks for park_seconds when the rate limit gives no reset time", function()
     local d = p:decide(event { agent = { class = "rate_limited" } })
     assert.are.equal("park", d.action)

@@ -220,7 +220,9 @@ end
 
 -- The built-in rules, in order (docs/policy.md, "The default policy").
 function M.default_decide(ev)
-  local t = ev.thresholds or M.DEFAULT_THRESHOLDS
+  local t = {}
+  for k, v in pairs(M.DEFAULT_THRESHOLDS) do t[k] = v end
+  for k, v in pairs(type(ev.thresholds) == "table" and ev.thresholds or {}) do t[k] = v end
   local sig = ev.signals or {}
   local sc = ev.scores or score.compute(sig)
   local agent = type(sig.agent) == "table" and sig.agent or {}
