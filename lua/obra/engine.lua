@@ -334,6 +334,10 @@ function M.iterate(ctx, task)
   local hist = history(s, task.id)
   local max_turns = max_turns_for(merge(agent_cfg, { max_turns = task.config and task.config.max_turns or agent_cfg.max_turns }), hist)
 
+  ctx.task_state = ctx.task_state or {}
+  local st = ctx.task_state[task.id] or { key = task.key, started = core.now(), tokens = 0 }
+  ctx.task_state[task.id] = st
+  st.running, st.iteration, st.last = true, iteration, "agent running"
   local sess = s:tx(function() return session.current(s, task.id, ctx.run_id, agent.kind or agent_cfg.kind) end)
   local ws_mod = require "obra.workspace"
   local before = ws_mod.snapshot(workdir)
@@ -490,6 +494,10 @@ function M.iterate(ctx, task)
     end
   end)
 
+  local u = res.usage or {}
+  st.tokens = st.tokens + (u.input_tokens or 0) + (u.output_tokens or 0)
+  st.last = decision.action
+  st.running = new_status == "running"
   local rec = { iteration = iteration, action = decision.action, reason = decision.reason, result = res,
                 signals = signals, scores = scores, decision = decision, breakpoints = fired, status = new_status }
   ctx.log(task, "%s — %s (quality %.2f, confidence %.2f%s)", decision.action, decision.reason or "",
@@ -498,6 +506,8 @@ function M.iterate(ctx, task)
     ctx.log(task, "breakpoint %s: %s — waiting for a human (obra answer|approve|reject %s)", b.kind, b.reason or "", task.key)
     hook(ctx, "breakpoint", { task = task, iteration = iteration, kind = b.kind, reason = b.reason })
   end
+
+  if ctx.interactive and #fired > 0 then M.ask_human(ctx, task, fired) end
 
   -- Context window: past the threshold, a fresh session primed with a hand-off.
   if new_status == "running" and res.class ~= "session_not_found" then
@@ -514,6 +524,34 @@ function M.iterate(ctx, task)
       " — fix the agent's credentials, then `obra resume`"
   end
   return rec
+end
+
+-- --interactive on a terminal: ask at the breakpoint instead of waiting.
+-- (The loop is paused while the human types; other tasks resume after.)
+function M.ask_human(ctx, task, fired)
+  local human = require "obra.human"
+  local s = ctx.store
+  if ctx.status_line then ctx.status_line:clear() end
+  io.stderr:write(string.format("\n== %s needs you ==\n", task.key))
+  for _, b in ipairs(fired) do io.stderr:write(string.format("  %s: %s\n", b.kind, b.reason or "")) end
+  while true do
+    io.stderr:write("[a]nswer with feedback, a[p]prove as done, [r]eject, [w]ait (decide later) > ")
+    io.stderr:flush()
+    local line = io.read("l")
+    if line == nil then return end
+    local c = line:match("^%s*(%a)")
+    if c == "w" then return end
+    local ok, err
+    if c == "a" then
+      io.stderr:write("your answer (one line): ")
+      io.stderr:flush()
+      local text = io.read("l")
+      if text and text ~= "" then ok, err = human.answer(s, task.id, text) end
+    elseif c == "p" then ok, err = human.approve(s, task.id)
+    elseif c == "r" then ok, err = human.reject(s, task.id) end
+    if ok then return end
+    if err then io.stderr:write("obra: " .. err .. "\n") end
+  end
 end
 
 -- The task loop: iterate until the task leaves 'running'.
@@ -655,6 +693,7 @@ function M.run(ctx, opts)
   ctx.log(nil, "run #%d of %s: %d tasks, up to %d at once, workdir %s", run_id, ctx.plan.project.name,
     #ctx.plan.tasks, max_parallel, ctx.workdir)
   core.catch_signals()
+  if opts.live and core.isatty(2) and not ctx.quiet then ctx.status_line = require("obra.statusline").new(ctx) end
   local running = ctx.running
   local nrunning = 0
   while true do
@@ -688,8 +727,10 @@ function M.run(ctx, opts)
       end
     else
       loop.step(200)
+      if ctx.status_line then ctx.status_line:tick() end
     end
   end
+  if ctx.status_line then ctx.status_line:clear(); ctx.status_line = nil end
   -- leave: tasks still running (interrupt) go back to pending; their agents die with the handles
   if ctx.stopping or ctx.fatal then
     for id in pairs(running) do

@@ -23,7 +23,7 @@ local function start(opts, script, resume_run)
   if not ctx then cli.fail(err, cli.EXIT.usage) end
   ctx.interactive = opts.interactive and require("obra.core").isatty(0)
   local code, summary = engine.run(ctx, { max_parallel = opts.max_parallel and math.tointeger(opts.max_parallel),
-                                          resume_run = resume_run })
+                                          resume_run = resume_run, live = true })
   engine.close(ctx)
   if summary.status == nil then cli.fail(summary.message) end
   return report(code, summary, opts.json)
