@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 #include "obra/agent.h"
 #include "obra/loop.h"
 
@@ -21,7 +20,6 @@
 #define MAX_EVENT_BYTES  ((size_t)16 << 20)
 #define DEF_MAX_OUTPUT   ((size_t)8 << 20)
 #define MIN_LINE         ((size_t)1 << 20)
-#define JUNK_SHOWN       200
 
 struct obra_agent_run {
   obra_agent_kind kind;
