@@ -440,7 +440,7 @@ function M.iterate(ctx, task)
   elseif decision.action == "escalate" then new_status = "waiting"
   elseif decision.action == "park" then new_status = "parked"
   elseif decision.action == "abort" then new_status = "failed" end
-  if res.class == "auth" then new_status = "pending" end
+  if res.class == "auth" then new_status, fired = "pending", {} end   -- the run stops; not the task's fault
 
   local bp_ids = {}
   s:tx(function()
@@ -485,6 +485,10 @@ function M.iterate(ctx, task)
     s:exec("UPDATE tasks SET iterations = ?, feedback = ?, updated_at = ? WHERE id = ?",
       iteration, decision.feedback, core.now(), task.id)
     if new_status ~= "running" then s:set_status(task.id, new_status) end
+    if new_status == "done" or new_status == "failed" then
+      s:exec("UPDATE sessions SET status = ?, updated_at = ? WHERE task_id = ? AND status = 'active'",
+        new_status, core.now(), task.id)
+    end
     if new_status == "parked" then
       s:exec("UPDATE tasks SET parked_until = ? WHERE id = ?", decision.park_until or (core.now() + 60), task.id)
     end

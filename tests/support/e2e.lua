@@ -1,0 +1,135 @@
+-- End-to-end helpers: a project directory with a workflow, a fake-claude
+-- scenario and state, the real obra binary run against the fake agent and the
+-- fake LLM server, and the invariants every finished run must satisfy.
+local H = require "support.helper"
+local cjson = require "cjson"
+local assert = require "luassert"
+
+local E = {}
+
+-- E.project{script = source | nil, copy = "scripts/x.lua", scenario = {...}} -> p
+function E.project(a)
+  local dir = H.tmpdir(a.tag or "e2e")
+  local p = { dir = dir, state = dir .. "/.fake", scenario = dir .. "/scenario.json", script = "obra.lua" }
+  os.execute("mkdir -p " .. H.q(p.state))
+  if a.copy then
+    p.script = a.copy:match("([^/]+)$")
+    H.writefile(dir .. "/" .. p.script, assert(H.readfile(H.ROOT .. "/" .. a.copy)))
+  else
+    H.writefile(dir .. "/obra.lua", a.script)
+  end
+  H.writefile(p.scenario, cjson.encode(a.scenario or { rules = {} }))
+  p.llm = a.llm          -- a fakellm server, or nil for llm = false
+  return p
+end
+
+function E.sets(p, extra)
+  local sets = { "--set", "agent.command=" .. H.FAKES .. "/claude" }
+  if p.llm then
+    sets[#sets + 1] = "--set"; sets[#sets + 1] = "llm.url=" .. p.llm.url
+    sets[#sets + 1] = "--set"; sets[#sets + 1] = "llm.model=judge"
+  elseif p.llm_url then
+    sets[#sets + 1] = "--set"; sets[#sets + 1] = "llm.url=" .. p.llm_url
+    sets[#sets + 1] = "--set"; sets[#sets + 1] = "llm.model=judge"
+  else
+    sets[#sets + 1] = "--set"; sets[#sets + 1] = "llm=false"
+  end
+  for _, s in ipairs(extra or {}) do sets[#sets + 1] = "--set"; sets[#sets + 1] = s end
+  return sets
+end
+
+function E.env(p)
+  return { FAKE_CLAUDE_SCENARIO = p.scenario, FAKE_CLAUDE_STATE = p.state }
+end
+
+-- obra run SCRIPT with the fakes; returns {out, err, code}
+function E.run(p, extra_args, sets)
+  local args = { "run", p.script }
+  for _, a in ipairs(E.sets(p, sets)) do args[#args + 1] = a end
+  for _, a in ipairs(extra_args or {}) do args[#args + 1] = a end
+  return H.obra(args, { cwd = p.dir, env = E.env(p), timeout = 120 })
+end
+
+function E.obra(p, args)
+  return H.obra(args, { cwd = p.dir, env = E.env(p), timeout = 120 })
+end
+
+-- Start `obra run` in the background; returns its pid.
+function E.spawn(p, extra_args)
+  local args = { "run", p.script }
+  for _, a in ipairs(E.sets(p)) do args[#args + 1] = a end
+  for _, a in ipairs(extra_args or {}) do args[#args + 1] = a end
+  local q = {}
+  for _, a in ipairs(args) do q[#q + 1] = H.q(a) end
+  local env = {}
+  for k, v in pairs(E.env(p)) do env[#env + 1] = k .. "=" .. H.q(v) end
+  if H.SANITIZE then env[#env + 1] = "ASAN_OPTIONS=detect_leaks=0" end
+  local cmd = string.format("cd %s && %s %s %s %s </dev/null >%s 2>&1 & echo $!",
+    H.q(p.dir), H.SANITIZE and "env -u LD_PRELOAD" or "env", table.concat(env, " "), H.q(H.BIN),
+    table.concat(q, " "), H.q(p.dir .. "/bg.log"))
+  local f = io.popen(cmd)
+  local pid = tonumber(f:read("l"))
+  f:close()
+  return pid
+end
+
+function E.db(p)
+  return assert(require("obra").open(p.dir .. "/.obra/obra.db"))
+end
+
+function E.calls(p)
+  local out = {}
+  local f = io.open(p.state .. "/calls.jsonl")
+  if not f then return out end
+  for line in f:lines() do out[#out + 1] = cjson.decode(line) end
+  f:close()
+  return out
+end
+
+-- The invariants of a finished run (also after kill -9 and resume):
+-- every task done; decisions numbered 1..n per task with exactly one proceed,
+-- the last; every agent call obra recorded used a session of that task, and
+-- the ids the fake agent saw are exactly the session ids obra recorded;
+-- tokens and cost per session equal the sum of that session's interactions.
+function E.assert_consistent(p, expect_tasks)
+  local s = E.db(p)
+  local tasks = s:query("SELECT * FROM tasks ORDER BY id")
+  if expect_tasks then assert.are.equal(expect_tasks, #tasks) end
+  for _, t in ipairs(tasks) do
+    assert.are.equal("done", t.status, "task " .. t.key .. " is " .. t.status)
+    local ds = s:query("SELECT iteration, action FROM decisions WHERE task_id = ? ORDER BY iteration", t.id)
+    assert.is_true(#ds >= 1, "no decision for " .. t.key)
+    local proceeds = 0
+    for i, d in ipairs(ds) do
+      assert.are.equal(i, d.iteration, "decisions of " .. t.key .. " are not numbered 1..n")
+      if d.action == "proceed" then proceeds = proceeds + 1 end
+    end
+    assert.are.equal(1, proceeds, "task " .. t.key .. " completed more than once")
+    assert.are.equal("proceed", ds[#ds].action)
+    assert.are.equal(#ds, t.iterations)
+  end
+  -- sessions: obra's records against what the agent saw
+  local known = {}
+  for _, r in ipairs(s:query("SELECT se.uuid, se.task_id, si.reported_id FROM sessions se LEFT JOIN session_ids si ON si.session_id = se.id")) do
+    known[r.uuid] = r.task_id
+    if r.reported_id then known[r.reported_id] = r.task_id end
+  end
+  for _, c in ipairs(E.calls(p)) do
+    local id = c.session_id
+    assert.is_not_nil(id, "the agent was called without a session")
+    assert.is_not_nil(known[id], "the agent used session " .. tostring(id) .. " that obra does not know")
+  end
+  for _, se in ipairs(s:query("SELECT * FROM sessions")) do
+    local sum = s:first([[SELECT coalesce(sum(tokens_in), 0) AS i, coalesce(sum(tokens_out), 0) AS o,
+      coalesce(sum(cost_usd), 0) AS c FROM interactions WHERE session_id = ? AND kind = 'agent']], se.id)
+    assert.are.equal(sum.i, se.input_tokens, "input tokens of session " .. se.uuid)
+    assert.are.equal(sum.o, se.output_tokens, "output tokens of session " .. se.uuid)
+    assert.is_true(math.abs(sum.c - se.cost_usd) < 1e-9, "cost of session " .. se.uuid)
+    -- every agent interaction belongs to the task that owns the session
+    local bad = s:first("SELECT count(*) AS n FROM interactions WHERE session_id = ? AND task_id <> ?", se.id, se.task_id).n
+    assert.are.equal(0, bad)
+  end
+  s:close()
+end
+
+return E
