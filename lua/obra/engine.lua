@@ -414,7 +414,8 @@ function M.iterate(ctx, task)
     history = core.json_array(hist),
   }
   local policy = policy_for(ctx, task)
-  local scores = require("obra.score").compute(signals, policy.weights)
+  local _, weights = policy:effective()
+  local scores = require("obra.score").compute(signals, weights)
   local spec = ctx.plan.by_key[task.key] or {}
   local event = {
     task = { key = task.key, title = task.title, tags = task.tags, iteration = iteration,
@@ -480,7 +481,7 @@ function M.iterate(ctx, task)
     local stored_event = copy_plain(event)
     s:exec([[INSERT INTO decisions(run_id, task_id, iteration, signals, scores, thresholds, policy, action, reason)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)]],
-      ctx.run_id, task.id, iteration, stored_event, copy_plain(scores), copy_plain(policy.thresholds),
+      ctx.run_id, task.id, iteration, stored_event, copy_plain(scores), copy_plain(event.thresholds),
       policy:fingerprint(), decision.action, decision.reason or "")
     s:exec("UPDATE tasks SET iterations = ?, feedback = ?, updated_at = ? WHERE id = ?",
       iteration, decision.feedback, core.now(), task.id)
