@@ -46,7 +46,7 @@ struct obra_proc {
 };
 
 static obra_proc *live_list;
-static int tick_on, atexit_on, subreaper_on;
+static int tick_on, atexit_on, subreaper_on, ever_subreaper;
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -342,7 +342,56 @@ static void finish(obra_proc *p) {
   p->r.err = p->err;
   p->r.duration_ms = obra_now_ms() - p->start_ms;
   unlink_live(p);
+  if (live_list == NULL && subreaper_on) {
+    /* only while we supervise groups: a host program's own daemons (a tmux
+     * server started through popen...) should not become our zombies */
+    prctl(PR_SET_CHILD_SUBREAPER, 0);
+    subreaper_on = 0;
+  }
   if (p->detached) release(p);
+}
+
+/* Zombies we adopted as a subreaper that are outside our own process group
+ * and outside every group we supervise (a daemon an agent started with
+ * setsid): reap them.  Children in our own group belong to popen/system
+ * callers and are left alone.  Throttled; Linux /proc only. */
+static void reap_adopted(void) {
+  static int64_t last;
+  int64_t now = obra_now_ms();
+  if (!ever_subreaper || now - last < 250) return;
+  last = now;
+  char path[64], buf[4096];
+  snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return;
+  buf[n] = '\0';
+  pid_t self_pgrp = getpgrp();
+  for (char *s = buf, *end; *s; s = end) {
+    long pid = strtol(s, &end, 10);
+    if (end == s) break;
+    if (pid <= 0) continue;
+    int ours = 0;
+    for (obra_proc *p = live_list; p && !ours; p = p->next) if (p->pid == pid) ours = 1;
+    if (ours) continue;
+    char st[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t m = read(fd, st, sizeof st - 1);
+    close(fd);
+    if (m <= 0) continue;
+    st[m] = '\0';
+    char *rp = strrchr(st, ')');
+    char state;
+    int ppid, pgrp;
+    if (rp == NULL || sscanf(rp + 1, " %c %d %d", &state, &ppid, &pgrp) != 3) continue;
+    if (state != 'Z' || pgrp == self_pgrp) continue;
+    for (obra_proc *p = live_list; p && !ours; p = p->next) if (p->pid == pgrp) ours = 1;
+    if (!ours) waitpid((pid_t)pid, NULL, WNOHANG);
+  }
 }
 
 /* Advance p's state: reap the child, clean up its group, close the pipes. */
@@ -377,6 +426,7 @@ static void tick_all(void *ud) {
     next = p->next;
     check(p);
   }
+  reap_adopted();
 }
 
 static void killall_atexit(void) { obra_proc_killall(); }
@@ -584,7 +634,7 @@ obra_proc *obra_proc_spawn(const obra_proc_opts *o, obra_err *e) {
     devnull = lift_fd(open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (devnull < 0) { obra_err_set(e, OBRA_ESPAWN, "cannot open /dev/null: %s", strerror(errno)); goto fail; }
   }
-  if (!subreaper_on) { prctl(PR_SET_CHILD_SUBREAPER, 1); subreaper_on = 1; }
+  if (!subreaper_on) { prctl(PR_SET_CHILD_SUBREAPER, 1); subreaper_on = ever_subreaper = 1; }
   if (!tick_on) {
     if (obra_loop_on_tick(tick_all, NULL) != 0) { obra_err_set(e, OBRA_ENOMEM, "proc: out of memory"); goto fail; }
     tick_on = 1;

@@ -14,8 +14,10 @@
  * whole group, then SIGKILL after a grace.  When the main child exits while
  * other members of its group are still alive, they get the same treatment:
  * a handle is ready only when the child is reaped, its group is empty and
- * both pipes are closed.  obra is made a child subreaper (prctl) so that
- * orphaned members of our groups are reaped here too (waitpid(-pgid)).
+ * both pipes are closed.  While it supervises processes, obra is a child
+ * subreaper (prctl), so orphaned members of its groups are reaped here too
+ * (waitpid(-pgid)); adopted zombies outside every group are reaped from the
+ * tick.
  *
  * obra_proc_free() never blocks: a process still running is killed and
  * reaped in the background by later loop steps; obra_proc_killall() (also
