@@ -1,5 +1,5 @@
 /* main.c — the obra executable: a Lua 5.4 state with the standard libraries,
- * obra.core linked in, and the lua/obra/*.lua files embedded at build time
+ * obra.core linked in, and the Lua files under lua/obra/ embedded at build time
  * (build/embedded.c) and served through package.preload, so a bare installed
  * obra needs no Lua path.  It runs require("obra.cli").main(args) under a
  * protected call with a traceback and turns the result into the exit status:
