@@ -160,10 +160,15 @@ describe("llm ollama", function()
     assert.matches("nope", msg)
   end)
 
-  it("raises on misuse", function()
-    assert.has_error(function() obra.llm.ollama{ url = srv.url } end)              -- no model
-    assert.has_error(function() obra.llm.new{ provider = "gemini", model = "m" } end)
-    assert.has_error(function() obra.llm.ollama{ url = "ftp://x", model = "m" } end)
+  it("raises on misuse, returns invalid for a configuration that cannot work", function()
+    assert.has_error(function() obra.llm.new("ollama") end)
+    for _, cfg in ipairs({ { url = srv.url }, { provider = "gemini", model = "m" }, { url = "ftp://x", model = "m" },
+                           { model = "m", timeout = "soon" }, { model = "m", max_attempts = -1 } }) do
+      local l, msg, code = obra.llm.new(cfg)
+      assert.is_nil(l)
+      assert.are.equal("invalid", code)
+      assert.matches("^llm configuration: ", msg)
+    end
     local l = client()
     assert.has_error(function() l:chat{} end)
     assert.has_error(function() l:chat{ messages = { { role = "user" } } } end)

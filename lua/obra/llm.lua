@@ -5,6 +5,7 @@
 --   local llm = obra.llm.ollama{ model = "qwen2.5-coder", url = ... }
 --   local llm = obra.llm.openai{ model = "gpt-4o-mini", url = ..., api_key = ... }
 --   local llm = obra.llm.new{ provider = "openai", model = ... }   -- from a config table
+--     (all three return nil, message, "invalid" for a configuration that cannot work)
 --   llm.provider, llm.model, llm.url          (never the key)
 --   llm:chat{ messages = {{role=, content=}...}, schema = {...}, temperature =,
 --             max_tokens =, timeout =, on_token = function(chunk, attempt) end }
@@ -38,9 +39,12 @@ local CONFIG_KEYS = {
   backoff_max = true, max_response = true,
 }
 
--- llm.new(cfg) -> client: cfg.provider picks the implementation ("ollama" by
--- default, "openai").  Fields of cfg that are not client options are ignored,
--- so a workflow's whole llm = {...} table can be passed.  Raises on misuse.
+-- llm.new(cfg) -> client | nil, message, "invalid": cfg.provider picks the
+-- implementation ("ollama" by default, "openai").  Fields of cfg that are not
+-- client options are ignored, so a workflow's whole llm = {...} table can be
+-- passed.  A configuration that cannot work (no model, an unknown provider, a
+-- URL that is not http(s), a number that is a string) returns nil, message,
+-- "invalid"; a cfg that is not a table raises.
 function llm.new(cfg)
   if type(cfg) ~= "table" then error("obra.llm.new: expects a table of options", 2) end
   local opts = {}
@@ -48,7 +52,7 @@ function llm.new(cfg)
     if CONFIG_KEYS[k] then opts[k] = v end
   end
   local ok, c = pcall(core.llm_new, opts)
-  if not ok then error(c, 2) end
+  if not ok then return nil, "llm configuration: " .. tostring(c):gsub("^llm: ", ""), "invalid" end
   local provider, model, url = c:info()
   local self = setmetatable({ provider = provider, model = model, url = url }, ClientMT)
   handles[self] = c
