@@ -54,11 +54,14 @@ function E.obra(p, args)
   return H.obra(args, { cwd = p.dir, env = E.env(p), timeout = 120 })
 end
 
--- Start `obra run` in the background; returns its pid.
-function E.spawn(p, extra_args)
-  local args = { "run", p.script }
-  for _, a in ipairs(E.sets(p)) do args[#args + 1] = a end
-  for _, a in ipairs(extra_args or {}) do args[#args + 1] = a end
+-- Start `obra run` (or the given command line) in the background; returns its pid.
+function E.spawn(p, extra_args, cmdline)
+  local args = cmdline
+  if not args then
+    args = { "run", p.script }
+    for _, a in ipairs(E.sets(p)) do args[#args + 1] = a end
+    for _, a in ipairs(extra_args or {}) do args[#args + 1] = a end
+  end
   local q = {}
   for _, a in ipairs(args) do q[#q + 1] = H.q(a) end
   local env = {}
@@ -71,6 +74,16 @@ function E.spawn(p, extra_args)
   local pid = tonumber(f:read("l"))
   f:close()
   return pid
+end
+
+-- kill -9 pid and wait until it is gone.
+function E.kill9(pid)
+  os.execute("kill -9 " .. pid .. " 2>/dev/null; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.02; done")
+end
+
+function E.wait(pid, seconds)
+  os.execute(string.format("t=0; while kill -0 %d 2>/dev/null && [ $t -lt %d ]; do sleep 0.1; t=$((t+1)); done",
+    pid, math.floor((seconds or 60) * 10)))
 end
 
 function E.db(p)
