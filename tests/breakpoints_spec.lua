@@ -234,3 +234,59 @@ describe("breakpoints: persistence", function()
     assert.has_error(function() bp.answer(s, "t", { status = "answered" }) end)
   end)
 end)
+
+describe("breakpoints: through the real binary", function()
+  local E = require "support.e2e"
+  local fakellm = require "support.fakellm"
+  local srv
+  before_each(function()
+    srv = fakellm.start { models = { "judge" } }
+    srv:default { json = { complete = true, quality = 0.9, confidence = 0.85, issues = {}, summary = "looks done" } }
+  end)
+  after_each(function() if srv then srv:stop() end end)
+
+  it("a check that passed before and now fails holds the task, notifies the hook, and the answer reaches the agent", function()
+    local p = E.project { tag = "bp-e2e", llm = srv, script = [[
+      project "bp"
+      config { max_iterations = 6 }
+      on("breakpoint", function(ev)
+        local f = io.open("hook.log", "a"); f:write(ev.kind, " ", ev.task.key, "\n"); f:close()
+      end)
+      task "ab" {
+        title = "A and B",
+        prompt = "Write out.txt containing the letters A and B.",
+        checks = { "grep -q A out.txt", "grep -q B out.txt" },
+      }
+    ]], scenario = { rules = {
+      { match = "out.txt", resume = false, write = { ["out.txt"] = "A\n" }, result = "wrote A" },
+      { match = "A human answered: keep both", resume = true, write = { ["out.txt"] = "A\nB\n" }, result = "both" },
+      { match = "out.txt", resume = true, write = { ["out.txt"] = "B\n" }, result = "wrote B" },
+    } } }
+    local r = E.run(p)
+    H.expect_code(r, 3)
+    local s = E.db(p)
+    local t = s:task("ab")
+    assert.are.equal("waiting", t.status)
+    local bps = bp.pending(s, t.id)
+    assert.are.equal(1, #bps)
+    assert.are.equal("check_regression", bps[1].kind)
+    assert.are.equal("check 'grep -q A out.txt' passed before and now fails", bps[1].reason)
+    assert.are.equal(2, bps[1].iteration)
+    s:close()
+    assert.are.equal("check_regression ab\n", H.readfile(p.dir .. "/hook.log"))
+
+    H.expect_code(E.obra(p, { "answer", "ab", "keep both A and B" }), 0)
+    H.expect_code(E.obra(p, { "resume" }), 0)
+    s = E.db(p)
+    assert.are.equal("done", s:task("ab").status)
+    assert.are.equal("answered", s:first("SELECT status FROM breakpoints WHERE id = ?", bps[1].id).status)
+    local d = s:query("SELECT action, policy FROM decisions WHERE task_id = ? ORDER BY iteration", t.id)
+    assert.are.same({ "retry", "retry", "proceed" }, { d[1].action, d[2].action, d[3].action })
+    assert.matches("^default/%x+$", d[3].policy)
+    s:close()
+    local calls = E.calls(p)
+    assert.are.equal(3, #calls)
+    assert.matches("A human answered: keep both A and B", calls[3].prompt)
+    H.rmdir(p.dir)
+  end)
+end)

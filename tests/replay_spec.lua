@@ -200,3 +200,46 @@ describe("obra replay", function()
     assert.matches("cannot read policy file", r.err)
   end)
 end)
+
+describe("obra replay over a real run", function()
+  local E = require "support.e2e"
+  local fakellm = require "support.fakellm"
+
+  it("replays what the engine recorded: no flips as recorded, the right flips under a change", function()
+    local srv = fakellm.start { models = { "judge" } }
+    srv:default { json = { complete = true, quality = 0.9, confidence = 0.85, issues = {}, summary = "fine" } }
+    local p = E.project { tag = "replay-e2e", llm = srv, script = [[
+      project "rp"
+      config { max_iterations = 4 }
+      task "one" { prompt = "Write one.txt saying one.", checks = { "grep -q one one.txt" } }
+      task "two" { prompt = "Write two.txt saying two.", checks = { "grep -q two two.txt" }, thresholds = { proceed = 0.8 } }
+    ]], scenario = { rules = {
+      { match = "one.txt", resume = false, write = { ["one.txt"] = "nothing\n" }, result = "wrote" },
+      { match = "one.txt", resume = true, write = { ["one.txt"] = "one\n" }, result = "fixed" },
+      { match = "two.txt", write = { ["two.txt"] = "two\n" }, result = "wrote" },
+    } } }
+    local ok, err = pcall(function()
+      H.expect_code(E.run(p), 0)
+      local s = E.db(p)
+      local n = s:first("SELECT count(*) AS n FROM decisions").n
+      local th = H.json(s:first("SELECT thresholds FROM decisions d JOIN tasks t ON t.id = d.task_id WHERE t.key = 'two'").thresholds)
+      s:close()
+      assert.are.equal(3, n)                 -- one: retry, proceed; two: proceed
+      assert.are.equal(0.8, th.proceed)      -- the task's own threshold was recorded
+      local requests = #srv:requests()
+      local r = H.json(H.expect_code(E.obra(p, { "replay", "--json" }), 0).out)
+      assert.are.same({ 3, 0 }, { r.replayed, r.changed })
+      -- quality of a passing attempt: 0.5 + 0.35*0.9 + 0.15 = 0.965; a bar of 0.97 flips both proceeds
+      r = H.json(H.expect_code(E.obra(p, { "replay", "--set", "thresholds.proceed=0.97", "--json" }), 0).out)
+      assert.are.equal(2, r.changed)
+      local flipped = {}
+      for _, c in ipairs(r.changes) do flipped[#flipped + 1] = string.format("%s#%d:%s>%s", c.task, c.iteration, c.old.action, c.new.action) end
+      table.sort(flipped)
+      assert.are.same({ "one#2:proceed>retry", "two#1:proceed>retry" }, flipped)
+      assert.are.equal(requests, #srv:requests())   -- no model was called
+    end)
+    srv:stop()
+    H.rmdir(p.dir)
+    assert(ok, err)
+  end)
+end)
