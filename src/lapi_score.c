@@ -13,6 +13,7 @@
  * regression, checks_passed, checks_total, weights = {effective weights},
  * contributions = { quality = {term...}, confidence = {term...} } } where a
  * term is { signal, kind, value, weight (terms only), detail }. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +36,13 @@ static double numfield(lua_State *L, int t, const char *k, double def) {
   double v = lua_tonumberx(L, -1, &ok);
   lua_pop(L, 1);
   return ok ? v : def;
+}
+
+/* A count from any number: NaN, negative or huge values become 0 or LONG_MAX. */
+static long tolong(double v) {
+  if (!(v > 0)) return 0;
+  if (v >= (double)LONG_MAX) return LONG_MAX;
+  return (long)v;
 }
 
 static int boolfield(lua_State *L, int t, const char *k, int def) {
@@ -122,8 +130,8 @@ static int l_compute(lua_State *L) {
         if (!strchr(" \t\r\n\f\v", txt[i])) s.agent_has_text = 1;
     }
     lua_pop(L, 1);
-    s.turns = (long)numfield(L, -1, "turns", 0);
-    s.max_turns = (long)numfield(L, -1, "max_turns", 0);
+    s.turns = tolong(numfield(L, -1, "turns", 0));
+    s.max_turns = tolong(numfield(L, -1, "max_turns", 0));
     lua_pop(L, 1);
   }
 
@@ -151,7 +159,7 @@ static int l_compute(lua_State *L) {
     int ws = lua_gettop(L);
     s.have_workspace = 1;
     double fc = numfield(L, ws, "files_changed", NAN);
-    s.files_changed = !isnan(fc) ? (long)fc
+    s.files_changed = !isnan(fc) ? tolong(fc)
       : count(L, ws, "created") + count(L, ws, "modified") + count(L, ws, "deleted");
   }
   lua_settop(L, top);

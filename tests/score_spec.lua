@@ -201,6 +201,16 @@ describe("score: weights", function()
     assert.has_error(function() score.compute({ checks = { "test" } }) end)
   end)
 
+  it("odd numbers in the signals are not an error", function()
+    for _, v in ipairs({ 0 / 0, math.huge, -math.huge, -5, 1e300, math.maxinteger }) do
+      local s = score.compute({ agent = { class = "max_turns", turns = v, max_turns = v, text = "x" },
+                                workspace = { files_changed = v }, history = { { checks_passed = v, checks_total = v } },
+                                judge = { complete = true, quality = v, confidence = v } })
+      assert.is_true(s.quality >= 0 and s.quality <= 1)
+      assert.is_true(s.confidence >= 0 and s.confidence <= 1)
+    end
+  end)
+
   it("all-zero weights give 0, not NaN", function()
     local s = score.compute({ agent = ok_agent(), checks = checks("p") }, { checks = 0, judge = 0, agent = 0 })
     assert.are.same({ 0, 0 }, { s.quality, s.confidence })
