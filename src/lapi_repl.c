@@ -208,7 +208,9 @@ static char *plain_read(const leditor *e, const char *prompt, int *how) {
   fflush(stderr);
   char *line = NULL;
   size_t cap = 0;
-  ssize_t n = getline(&line, &cap, stdin);
+  ssize_t n = -1;
+  errno = 0;
+  if (!interrupted) n = getline(&line, &cap, stdin);
   sigaction(SIGINT, &old, NULL);
   *how = OBRA_READ_LINE;
   if (n < 0) {

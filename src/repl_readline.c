@@ -5,8 +5,9 @@
  *
  * Readline runs in its callback mode over our own poll(2) of stdin, with
  * rl_catch_signals off: a SIGINT only sets a flag here, and the read loop
- * notices it, throws the partial line away and returns "interrupted".  No
- * readline function is ever called from a signal handler. */
+ * (ppoll with SIGINT unblocked only while waiting) notices it, throws the
+ * partial line away and returns "interrupted".  No readline function is ever
+ * called from a signal handler. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -59,17 +60,30 @@ static char *rl_read(const char *prompt, int *how) {
   *how = OBRA_READ_LINE;
   fflush(stdout);
   fflush(stderr);
+  /* SIGINT stays blocked except inside ppoll, so one that arrives while
+   * readline handles a key is seen at the next check, not lost until the
+   * next key press. */
+  sigset_t block, orig;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  sigprocmask(SIG_BLOCK, &block, &orig);
   rl_callback_handler_install(prompt, on_line);
   while (!line_done) {
     struct pollfd p = { .fd = fileno(rl_instream ? rl_instream : stdin), .events = POLLIN };
-    int r = poll(&p, 1, -1);
+    int r = got_sigint ? 0 : ppoll(&p, 1, NULL, &orig);
     if (got_sigint) {
-      /* Ctrl-C: drop the partial line, leave the terminal as we found it. */
+      /* Ctrl-C: show it after the input, drop the partial line, leave the
+       * terminal as we found it (deprep may print a carriage return). */
+      FILE *out = rl_outstream ? rl_outstream : stdout;
+      rl_point = rl_end;
+      rl_redisplay();
+      fputs("^C", out);
+      fflush(out);
       rl_free_line_state();
       rl_callback_sigcleanup();
       rl_callback_handler_remove();
-      fputs("^C\n", rl_outstream ? rl_outstream : stdout);
-      fflush(rl_outstream ? rl_outstream : stdout);
+      fputs("\n", out);
+      fflush(out);
       *how = OBRA_READ_INTERRUPTED;
       break;
     }
@@ -81,6 +95,7 @@ static char *rl_read(const char *prompt, int *how) {
     }
     if (r > 0) rl_callback_read_char();
   }
+  sigprocmask(SIG_SETMASK, &orig, NULL);
   sigaction(SIGINT, &old, NULL);
   if (*how == OBRA_READ_LINE && line_read == NULL) *how = OBRA_READ_EOF;
   if (*how == OBRA_READ_EOF) { fputc('\n', rl_outstream ? rl_outstream : stdout); fflush(stdout); }
