@@ -83,14 +83,19 @@ local function tailb(s, n)
 end
 
 -- s within n bytes, keeping head and tail (mode "both") or the tail only.
-local function trim(s, n, mode)
+local function trim(s, n, mode, total)
   if #s <= n then return s end
-  local note = string.format("\n[… %d bytes cut …]\n", #s)
-  local room = n - #note
+  local note = string.format("\n[… cut: %d of %d bytes shown …]\n", 0, total or #s)
+  local room = n - #note - 16   -- the shown count may be longer than "0"
   if room <= 0 then return head(s, math.max(0, n)) end
-  if mode == "tail" then return note:sub(2) .. tailb(s, room) end
-  local h = room * 2 // 3
-  return head(s, h) .. note .. tailb(s, room - h)
+  local function note_for(shown) return string.format("\n[… cut: %d of %d bytes shown …]\n", shown, total or #s) end
+  if mode == "tail" then
+    local t = tailb(s, room)
+    return note_for(#t):sub(2) .. t
+  end
+  local h = head(s, room * 2 // 3)
+  local t = tailb(s, room - #h)
+  return h .. note_for(#h + #t) .. t
 end
 M.trim = trim
 
@@ -128,10 +133,23 @@ end
 
 -- The parts -----------------------------------------------------------------------
 
-local function task_text(task)
+-- Clean at most about n bytes of s (a huge text is cut first, keeping what
+-- trim would keep), so the cost does not grow with what the agent produced.
+local function bounded(s, n, mode)
+  s = tostring(s or "")
+  local total = #s
+  if total > 2 * n then
+    if mode == "tail" then s = tailb(s, 2 * n) else s = head(s, n) .. "\n" .. tailb(s, n) end
+  end
+  return clean(s), total
+end
+
+local function task_text(task, n)
   task = type(task) == "table" and task or {}
-  local title, prompt = clean(task.title or task.key or ""), clean(task.prompt or "")
-  return (title ~= "" and ("Title: " .. title .. "\n\n") or "") .. prompt
+  local title = bounded(task.title or task.key or "", 1000, "both")
+  local prompt, total = bounded(task.prompt or "", n, "both")
+  local head_text = title ~= "" and ("Title: " .. title .. "\n\n") or ""
+  return head_text .. prompt, #head_text + total
 end
 
 local function changes_text(ws, n)
@@ -147,7 +165,7 @@ local function changes_text(ws, n)
     if #list > 0 then
       local items, shown = {}, 0
       for _, p in ipairs(list) do
-        local item = clean(p)
+        local item = bounded(p, n, "both")
         if used + #item + 40 > n then break end
         items[#items + 1] = item
         used = used + #item + 2
@@ -166,7 +184,7 @@ local function check_lines(checks)
   for _, c in ipairs(type(checks) == "table" and checks or {}) do
     if type(c) == "table" then
       local status = c.passed and "passed" or (c.timed_out and "TIMED OUT" or "FAILED")
-      lines[#lines + 1] = string.format("- %s: %s%s", clean(c.name or c.command or "?"), status,
+      lines[#lines + 1] = string.format("- %s: %s%s", bounded(c.name or c.command or "?", 200, "both"), status,
         (not c.passed and type(c.exit) == "number") and (" (exit " .. c.exit .. ")") or "")
       if not c.passed then failing[#failing + 1] = c end
     end
@@ -186,23 +204,21 @@ function M.prompt(a)
   local lines, failing = check_lines(a.checks)
   -- fixed text: system prompt, headings, fences (about 60 bytes each), the outcome line
   local fixed = #M.SYSTEM + 600 + #outcome
-  local raw = {
-    task = task_text(a.task),
-    agent = clean(res.text or ""),
-    changes = nil,
-    checks = nil,
-  }
-  local outputs, out_total = {}, 0
-  for i, c in ipairs(failing) do
-    outputs[i] = clean(c.output or "")
-    if i <= M.MAX_OUTPUTS then out_total = out_total + #outputs[i] + 160 end
+  local raw, totals = {}, {}
+  raw.task, totals.task = task_text(a.task, limit)
+  raw.agent, totals.agent = bounded(res.text, limit, "both")
+  local outputs, out_totals, out_total = {}, {}, 0
+  for i, c in ipairs(failing) do   -- only the outputs that can be shown
+    if i > M.MAX_OUTPUTS then break end
+    outputs[i], out_totals[i] = bounded(c.output, limit, "tail")
+    out_total = out_total + #outputs[i] + 160
   end
   local check_list = table.concat(lines, "\n")
   local wants = { task = #raw.task, agent = #raw.agent, changes = 2000, checks = #check_list + out_total }
   local alloc = allocate(math.max(0, limit - fixed), wants)
 
-  local task_part = trim(raw.task, alloc.task, "both")
-  local agent_part = trim(raw.agent, alloc.agent, "both")
+  local task_part = trim(raw.task, alloc.task, "both", totals.task)
+  local agent_part = trim(raw.agent, alloc.agent, "both", totals.agent)
   local changes_part = changes_text(a.workspace, math.max(200, alloc.changes))
 
   -- checks: the list first (bounded), then each failing output with an equal share
@@ -220,7 +236,7 @@ function M.prompt(a)
       local shown = 0
       for i, c in ipairs(failing) do
         if i > M.MAX_OUTPUTS or per < math.min(100, #outputs[i]) then break end
-        parts[#parts + 1] = fence("CHECK", "check " .. clean(c.name or c.command or "?") .. ":\n" .. trim(outputs[i], per, "tail"))
+        parts[#parts + 1] = fence("CHECK", "check " .. bounded(c.name or c.command or "?", 200, "both") .. ":\n" .. trim(outputs[i], per, "tail", out_totals[i]))
         shown = i
       end
       if shown < #failing then
