@@ -1,0 +1,158 @@
+-- End to end, the rest of the engine's promises: a session the agent lost,
+-- the context-window hand-off, auth stopping the run, run budgets, reject,
+-- doctor and log.
+local H = require "support.helper"
+local E = require "support.e2e"
+local fakellm = require "support.fakellm"
+
+local OK = { complete = true, quality = 0.9, confidence = 0.85, issues = {}, summary = "done" }
+
+local WORD = [[
+config { max_iterations = 1 }
+task "fix" { prompt = "Write out.txt with the right word.", checks = { "grep -qx good out.txt" } }
+]]
+
+describe("engine", function()
+  local srv
+  before_each(function()
+    srv = fakellm.start { models = { "judge" } }
+    srv:default { json = OK }
+  end)
+  after_each(function() if srv then srv:stop() end end)
+
+  it("replaces a session the agent no longer knows with a new one primed with a hand-off", function()
+    local p = E.project { llm = srv, script = WORD, scenario = { rules = {
+      { match = "Context from your previous session", resume = false, write = { ["out.txt"] = "good\n" } },
+      { write = { ["out.txt"] = "bad\n" } },
+    } } }
+    assert.are.equal(3, E.run(p).code)
+    os.execute("rm -rf " .. H.q(p.state .. "/sessions"))      -- the agent forgets every session
+    H.expect_code(E.obra(p, { "answer", "fix", "try again" }), 0)
+    H.expect_code(E.obra(p, { "resume" }), 0)
+    E.assert_consistent(p, 1)
+    local s = E.db(p)
+    local ss = s:query("SELECT * FROM sessions ORDER BY id")
+    assert.are.equal(2, #ss)
+    assert.are.equal("abandoned", ss[1].status)
+    assert.are.equal(ss[1].id, ss[2].previous_id)
+    assert.is_string(ss[2].handoff)
+    assert.are.equal("done", ss[2].status)
+    -- iteration 2: the --resume of the old session failed, then the fresh one worked
+    local a = s:query("SELECT iteration, outcome, session_id FROM interactions WHERE kind = 'agent' ORDER BY id")
+    assert.are.same({ 1, "ok", ss[1].id }, { a[1].iteration, a[1].outcome, a[1].session_id })
+    assert.are.same({ 2, "session_not_found", ss[1].id }, { a[2].iteration, a[2].outcome, a[2].session_id })
+    assert.are.same({ 2, "ok", ss[2].id }, { a[3].iteration, a[3].outcome, a[3].session_id })
+    s:close()
+    local calls = E.calls(p)          -- the fake logs the calls that reached a scenario rule
+    assert.are.equal(2, #calls)
+    assert.are.equal(ss[2].uuid, calls[2].session_id)      -- the fresh session, started with --session-id
+    assert.is_false(calls[2].resume)
+    assert.matches("A human answered: try again", calls[2].prompt)
+    H.rmdir(p.dir)
+  end)
+
+  it("starts a fresh session with a hand-off summary when the context window fills", function()
+    srv:rules { { match = "hand-off notes", reply = { content = "HANDOFF: out.txt holds the wrong word" } } }
+    local p = E.project { llm = srv, script = [[
+      config { context = { window = 1000, refresh = 0.5 }, max_iterations = 3 }
+      task "fix" { prompt = "Write out.txt with the right word.", checks = { "grep -qx good out.txt" } }
+    ]], scenario = { rules = {
+      { match = "HANDOFF: out.txt holds the wrong word", resume = false, write = { ["out.txt"] = "good\n" } },
+      { write = { ["out.txt"] = "bad\n" }, usage = { input_tokens = 3000, output_tokens = 100 }, num_turns = 2 },
+    } } }
+    H.expect_code(E.run(p), 0)
+    E.assert_consistent(p, 1)
+    local s = E.db(p)
+    local ss = s:query("SELECT * FROM sessions ORDER BY id")
+    assert.are.equal(2, #ss)
+    assert.are.equal("refreshed", ss[1].status)
+    assert.is_true(ss[1].context_tokens > 500)
+    assert.are.equal(ss[1].id, ss[2].previous_id)
+    assert.matches("HANDOFF", ss[2].handoff)
+    s:close()
+    H.rmdir(p.dir)
+  end)
+
+  it("stops the run on an auth failure with a clear message, the task kept for later", function()
+    local p = E.project { llm = srv, script = WORD, scenario = { rules = { { auth_error = true } } } }
+    local r = E.run(p)
+    assert.are.equal(1, r.code)
+    assert.matches("cannot authenticate", r.err)
+    assert.matches("obra resume", r.err)
+    local s = E.db(p)
+    assert.are.equal("pending", s:task("fix").status)
+    assert.are.equal(0, s:first("SELECT count(*) AS n FROM breakpoints").n)
+    assert.are.equal("aborted", s:first("SELECT status FROM runs").status)
+    s:close()
+    H.rmdir(p.dir)
+  end)
+
+  it("stops scheduling when the run budget is spent (exit 4), and resumes with a larger one", function()
+    local p = E.project { llm = srv, script = [[
+      config { budgets = { iterations = 2 }, max_iterations = 10 }
+      task "a" { prompt = "A work", checks = { "grep -qx a a.txt" } }
+      task "b" { prompt = "B work", checks = { "grep -qx b b.txt" }, deps = { "a" } }
+    ]], scenario = { rules = {
+      { match = "A work", call = 1, write = { ["a.txt"] = "x\n" } },
+      { match = "B work", write = { ["b.txt"] = "b\n" } },
+      { write = { ["a.txt"] = "a\n" } },
+    } } }
+    local r = E.run(p)
+    assert.are.equal(4, r.code, r.err)
+    assert.matches("run budget: 2 iterations used", r.err .. r.out)
+    local s = E.db(p)
+    assert.are.equal("done", s:task("a").status)
+    assert.are.equal("pending", s:task("b").status)
+    s:close()
+    H.expect_code(E.obra(p, { "resume", "--set", "budgets.iterations=5" }), 0)
+    E.assert_consistent(p, 2)
+    H.rmdir(p.dir)
+  end)
+
+  it("reject fails a waiting task; the run then reports the failure", function()
+    local p = E.project { llm = srv, script = WORD, scenario = { rules = { { write = { ["out.txt"] = "bad\n" } } } } }
+    assert.are.equal(3, E.run(p).code)
+    H.expect_code(E.obra(p, { "reject", "fix", "not worth it" }), 0)
+    local r = E.obra(p, { "resume" })
+    assert.are.equal(1, r.code)
+    local s = E.db(p)
+    assert.are.equal("failed", s:task("fix").status)
+    assert.are.equal("rejected", s:first("SELECT status FROM breakpoints").status)
+    s:close()
+    assert.are.equal(1, E.obra(p, { "approve", "fix" }).code)     -- a failed task cannot be approved
+    H.rmdir(p.dir)
+  end)
+
+  it("log lists every interaction; doctor checks agent, LLM, database and git", function()
+    local p = E.project { llm = srv, script = WORD, scenario = { rules = { { write = { ["out.txt"] = "good\n" } } } } }
+    H.expect_code(E.run(p), 0)
+    local log = H.json(H.expect_code(E.obra(p, { "log", "--json" }), 0).out)
+    local kinds = {}
+    for _, r in ipairs(log) do kinds[r.kind] = (kinds[r.kind] or 0) + 1 end
+    assert.are.same({ agent = 1, llm = 1, check = 1 }, kinds)
+    local args = { "doctor", p.script }
+    for _, a in ipairs(E.sets(p)) do args[#args + 1] = a end
+    args[#args + 1] = "--json"
+    local d = H.json(H.expect_code(E.obra(p, args), 0).out)
+    args[#args] = nil
+    assert.is_true(d.ok)
+    local names = {}
+    for _, c in ipairs(d.checks) do names[#names + 1] = c.check end
+    assert.matches("agent claude", table.concat(names, ","))
+    -- a dead LLM fails doctor, saying what to do
+    args[#args + 1] = "--set"
+    args[#args + 1] = "llm.url=http://127.0.0.1:" .. fakellm.closed_port()
+    args[#args + 1] = "--json"
+    local bad = E.obra(p, args)
+    assert.are.equal(1, bad.code)
+    local j = H.json(bad.out)
+    assert.is_false(j.ok)
+    for _, c in ipairs(j.checks) do
+      if c.check:match("^llm") then
+        assert.is_false(c.ok)
+        assert.matches("unreachable", c.detail)
+      end
+    end
+    H.rmdir(p.dir)
+  end)
+end)
