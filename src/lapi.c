@@ -27,8 +27,9 @@ void obra_lapi_newclass(lua_State *L, const char *tname, const luaL_Reg *methods
 
 const char *obra_lapi_optstring(lua_State *L, int t, const char *k, const char *def) {
   lua_getfield(L, t, k);
-  const char *s = lua_isnil(L, -1) ? def : lua_tostring(L, -1);
-  if (s == NULL) luaL_error(L, "option '%s' must be a string", k);
+  int absent = lua_isnil(L, -1);
+  const char *s = absent ? def : lua_tostring(L, -1);
+  if (s == NULL && !absent) luaL_error(L, "option '%s' must be a string", k);
   lua_pop(L, 1);   /* the string stays alive: it is referenced from the table */
   return s;
 }

@@ -102,4 +102,31 @@ describe("kill -9 and resume", function()
     no_agent_left(p)
     H.rmdir(p.dir)
   end)
+
+  it("SIGINT stops the run with exit 5, kills the agent, and resume finishes", function()
+    local p = E.project { tag = "sigint", llm = srv, script = [[
+      task "slow" { prompt = "slow work", checks = { "grep -qx s s.txt" } }
+    ]], scenario = { rules = { { match = "slow", write = { ["s.txt"] = "s\n" }, sleep = 5 } } } }
+    local pid = E.spawn(p)
+    for _ = 1, 50 do
+      if #E.calls(p) > 0 then break end
+      sleep(0.1)
+    end
+    os.execute("kill -INT " .. pid)
+    local t0 = os.time()
+    local code = E.wait(pid, 10, p)
+    assert.is_true(os.time() - t0 <= 3, "obra took too long to stop")
+    assert.are.equal(5, code)
+    local log = H.readfile(p.dir .. "/bg.log")
+    assert.matches("interrupted", log)
+    no_agent_left(p)
+    local s = E.db(p)
+    assert.are.equal("interrupted", s:first("SELECT status FROM runs").status)
+    assert.are.equal("pending", s:task("slow").status)
+    assert.are.equal(0, s:first("SELECT count(*) AS n FROM decisions").n)
+    s:close()
+    H.expect_code(E.obra(p, { "resume" }), 0)
+    E.assert_consistent(p, 1)
+    H.rmdir(p.dir)
+  end)
 end)

@@ -67,12 +67,21 @@ function E.spawn(p, extra_args, cmdline)
   local env = {}
   for k, v in pairs(E.env(p)) do env[#env + 1] = k .. "=" .. H.q(v) end
   if H.SANITIZE then env[#env + 1] = "ASAN_OPTIONS=detect_leaks=0" end
-  local cmd = string.format("cd %s && %s %s %s %s </dev/null >%s 2>&1 & echo $!",
+  -- a subshell waits for obra and keeps its exit status in bg.rc
+  os.remove(p.dir .. "/bg.rc")
+  os.remove(p.dir .. "/bg.pid")
+  local cmd = string.format("cd %s && ( %s %s %s %s </dev/null >%s 2>&1 & echo $! > bg.pid; wait $!; echo $? > bg.rc ) >/dev/null 2>&1 &",
     H.q(p.dir), H.SANITIZE and "env -u LD_PRELOAD" or "env", table.concat(env, " "), H.q(H.BIN),
     table.concat(q, " "), H.q(p.dir .. "/bg.log"))
-  local f = io.popen(cmd)
-  local pid = tonumber(f:read("l"))
-  f:close()
+  os.execute(cmd)
+  local pid
+  for _ = 1, 100 do
+    local t = H.readfile(p.dir .. "/bg.pid")
+    pid = t and tonumber(t:match("%d+"))
+    if pid then break end
+    os.execute("sleep 0.02")
+  end
+  assert(pid, "obra did not start in the background")
   return pid
 end
 
@@ -81,9 +90,18 @@ function E.kill9(pid)
   os.execute("kill -9 " .. pid .. " 2>/dev/null; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.02; done")
 end
 
-function E.wait(pid, seconds)
+-- Wait (bounded) for a background obra; returns its exit status when known.
+function E.wait(pid, seconds, p)
   os.execute(string.format("t=0; while kill -0 %d 2>/dev/null && [ $t -lt %d ]; do sleep 0.1; t=$((t+1)); done",
     pid, math.floor((seconds or 60) * 10)))
+  if p then
+    for _ = 1, 50 do
+      local rc = H.readfile(p.dir .. "/bg.rc")
+      if rc and rc:match("%d+") then return tonumber(rc:match("%d+")) end
+      os.execute("sleep 0.05")
+    end
+  end
+  return nil
 end
 
 function E.db(p)
