@@ -25,6 +25,7 @@ describe("workflow errors", function()
     { "unknown hook", 'on("task_finished", function() end)\n', "bad.lua:1: unknown hook 'task_finished'" },
     { "duplicate task", 'task "a" { prompt = "x" }\n\ntask "a" { prompt = "y" }\n', "bad.lua:3: task 'a' declared twice %(first at line 1%)" },
     { "unknown config key", 'config {\n  max_paralel = 2 }\n', "bad.lua:1: unknown key 'max_paralel' in config" },
+    { "judge without a model", 'task "a" { prompt = "x" }\n', "config.llm needs a model" },
     { "bad agent option", 'config { agent = { kind = "gpt" } }\n', "config.agent must be one of claude, codex, command for 'kind', got gpt" },
   }
   for _, c in ipairs(cases) do

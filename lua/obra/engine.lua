@@ -114,6 +114,22 @@ function M.open(a)
   if not plan then return nil, err end
   local ok, serr = workflow.apply_sets(plan, a.sets)
   if not ok then return nil, serr end
+  local cfg = merge(M.DEFAULTS, plan.config)
+  cfg.agent = merge(M.DEFAULTS.agent, plan.config.agent)
+  cfg.context = merge(M.DEFAULTS.context, plan.config.context)
+  cfg.judge = merge(M.DEFAULTS.judge, plan.config.judge)
+  if plan.config.llm ~= false then cfg.llm = merge(M.DEFAULTS.llm, plan.config.llm) else cfg.llm = false end
+  -- the judge: checked before the database is touched
+  local llm
+  if cfg.llm then
+    if not cfg.llm.model then
+      return nil, script .. ": config.llm needs a model, e.g. llm = { provider = \"ollama\", model = \"qwen2.5-coder:7b\" }" ..
+        " (or --set llm.model=NAME), or llm = false to decide on checks alone"
+    end
+    local lerr
+    llm, lerr = require("obra.llm").new(cfg.llm)
+    if not llm then return nil, script .. ": " .. tostring(lerr) end
+  end
   local s = a.store
   local dir = a.dir
   if not s then
@@ -129,11 +145,6 @@ function M.open(a)
     s, e = store_mod.open(path)
     if not s then return nil, "cannot open the database: " .. e end
   end
-  local cfg = merge(M.DEFAULTS, plan.config)
-  cfg.agent = merge(M.DEFAULTS.agent, plan.config.agent)
-  cfg.context = merge(M.DEFAULTS.context, plan.config.context)
-  cfg.judge = merge(M.DEFAULTS.judge, plan.config.judge)
-  if plan.config.llm ~= false then cfg.llm = merge(M.DEFAULTS.llm, plan.config.llm) else cfg.llm = false end
   local script_dir = dirname(script)
   local workdir = abspath(plan.project.workdir or cfg.workdir or ".", script_dir)
   workdir = core.realpath(workdir) or workdir
@@ -152,11 +163,7 @@ function M.open(a)
     weights = merge(pspec.weights, cfg.weights),
     decide = pspec.decide,
   }
-  if cfg.llm then
-    local llm, lerr = require("obra.llm").new(cfg.llm)
-    if not llm then return nil, "llm configuration: " .. tostring(lerr) end
-    ctx.llm = llm
-  end
+  ctx.llm = llm
   return ctx
 end
 
