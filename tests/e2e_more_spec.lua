@@ -155,4 +155,50 @@ describe("engine", function()
     end
     H.rmdir(p.dir)
   end)
+
+  it("resumes a session the agent already holds when obra's record of it was lost (session_in_use)", function()
+    local p = E.project { llm = srv, script = WORD, scenario = { rules = {
+      { match = "A human answered", expect = { resume = true }, write = { ["out.txt"] = "good\n" } },
+      { write = { ["out.txt"] = "bad\n" } },
+    } } }
+    assert.are.equal(3, E.run(p).code)
+    -- the window a crash can leave: the agent started the session, obra never recorded that it did
+    local s = E.db(p)
+    s:exec("DELETE FROM session_ids")
+    s:close()
+    H.expect_code(E.obra(p, { "answer", "fix", "try again" }), 0)
+    H.expect_code(E.obra(p, { "resume" }), 0)
+    E.assert_consistent(p, 1)
+    s = E.db(p)
+    local a = s:query("SELECT outcome FROM interactions WHERE kind = 'agent' AND iteration = 2 ORDER BY id")
+    assert.are.same({ "session_in_use", "ok" }, { a[1].outcome, a[2].outcome })
+    assert.are.equal(1, s:first("SELECT count(*) AS n FROM sessions").n)
+    s:close()
+    local calls = E.calls(p)
+    assert.are.equal(calls[1].session_id, calls[#calls].session_id)
+    H.rmdir(p.dir)
+  end)
+
+  it("holds the next milestone behind a gate until obra approve MILESTONE", function()
+    local p = E.project { llm = srv, script = [[
+      milestone "one" { title = "first", gate = true }
+      milestone "two" { title = "second" }
+      task "a" { prompt = "A work", milestone = "one", checks = { "true" } }
+      task "b" { prompt = "B work", milestone = "two", checks = { "true" } }
+    ]] }
+    assert.are.equal(3, E.run(p).code)
+    local s = E.db(p)
+    assert.are.equal("done", s:task("a").status)
+    assert.are.equal("pending", s:task("b").status)
+    assert.are.equal("waiting", s:first("SELECT status FROM milestones WHERE key = 'one'").status)
+    assert.are.equal("milestone_gate", s:first("SELECT kind FROM breakpoints WHERE status = 'open'").kind)
+    s:close()
+    H.expect_code(E.obra(p, { "approve", "one" }), 0)
+    H.expect_code(E.obra(p, { "resume" }), 0)
+    E.assert_consistent(p, 2)
+    s = E.db(p)
+    assert.are.equal(2, s:first("SELECT count(*) AS n FROM milestones WHERE status = 'done'").n)
+    s:close()
+    H.rmdir(p.dir)
+  end)
 end)
