@@ -1,0 +1,75 @@
+-- `obra run` on a real terminal (tmux): the live status line per running
+-- task, and --interactive asking at a breakpoint instead of waiting.
+local H = require "support.helper"
+local E = require "support.e2e"
+
+local function tmux(sock, args)
+  return H.sh("env -u LD_PRELOAD timeout 10 tmux -L " .. sock .. " " .. args)
+end
+
+local function screen(sock) return (tmux(sock, "capture-pane -p -J -t t -S -200")) end
+
+local function wait_for(sock, text, timeout)
+  local deadline = os.time() + (timeout or 20) + 1
+  while os.time() <= deadline do
+    local s = screen(sock)
+    if s:find(text, 1, true) then return s end
+    os.execute("sleep 0.1")
+  end
+  error("timed out waiting for " .. string.format("%q", text) .. " on the terminal:\n" .. screen(sock), 2)
+end
+
+local function start(p, args)
+  local sock = "obra-run-tty-" .. math.random(1, 1e9)
+  local q = {}
+  for _, a in ipairs(args) do q[#q + 1] = H.q(a) end
+  local env = {}
+  for k, v in pairs(E.env(p)) do env[#env + 1] = k .. "=" .. H.q(v) end
+  local cmd = string.format("env %s %s %s %s; echo EXIT=$?; sleep 60", H.SANITIZE and "-u LD_PRELOAD ASAN_OPTIONS=detect_leaks=0" or "",
+    table.concat(env, " "), H.q(H.BIN), table.concat(q, " "))
+  local out, code = tmux(sock, string.format("-f /dev/null new-session -d -s t -x 160 -y 40 -c %s %s", H.q(p.dir), H.q(cmd)))
+  assert(code == 0, "tmux did not start: " .. out)
+  return sock
+end
+
+local function stop(sock) tmux(sock, "kill-server") end
+
+describe("obra run on a terminal", function()
+  it("shows a live status line per running task, then the summary", function()
+    local p = E.project { script = [[
+      task "slow_a" { prompt = "A work", checks = { "true" } }
+      task "slow_b" { prompt = "B work", checks = { "true" } }
+    ]], scenario = { rules = { { match = "work", sleep = 2.5 } } } }
+    local args = { "run", p.script, "--max-parallel", "2" }
+    for _, a in ipairs(E.sets(p)) do args[#args + 1] = a end
+    local sock = start(p, args)
+    local s = wait_for(sock, "agent running")
+    assert.matches("slow_a%s+#1", s)
+    assert.matches("slow_b%s+#1", s)
+    s = wait_for(sock, "EXIT=0")
+    assert.matches("run #1 done", s)
+    assert.is_nil(s:find("agent running", 1, true))     -- the live lines are gone at the end
+    stop(sock)
+    H.rmdir(p.dir)
+  end)
+
+  it("--interactive asks at the breakpoint and an approval finishes the run", function()
+    local p = E.project { script = [[
+      task "risky" { prompt = "risky work", checks = { "true" }, tags = { "needs-approval" } }
+    ]] }
+    local args = { "run", p.script, "--interactive" }
+    for _, a in ipairs(E.sets(p)) do args[#args + 1] = a end
+    local sock = start(p, args)
+    wait_for(sock, "== risky needs you ==")
+    wait_for(sock, "a[p]prove as done")
+    tmux(sock, "send-keys -t t p Enter")
+    local s = wait_for(sock, "EXIT=")
+    assert.matches("EXIT=0", s)
+    stop(sock)
+    local db = E.db(p)
+    assert.are.equal("done", db:task("risky").status)
+    assert.are.equal("approved", db:first("SELECT status FROM breakpoints").status)
+    db:close()
+    H.rmdir(p.dir)
+  end)
+end)
