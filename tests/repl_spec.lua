@@ -26,7 +26,7 @@ local function repl(dir, input, args, opts)
 end
 
 local function sql(dir, q)
-  return (H.sh("sqlite3 " .. H.q(dir .. "/.obra/obra.db") .. " " .. H.q(q)):gsub("\n$", ""))
+  return (H.sh("env -u LD_PRELOAD sqlite3 " .. H.q(dir .. "/.obra/obra.db") .. " " .. H.q(q)):gsub("\n$", ""))
 end
 
 describe("obra repl through a pipe", function()
@@ -142,8 +142,8 @@ describe("obra repl through a pipe", function()
       kill -INT "$pid"
       wait "$pid"
       echo "code=$?"
-    ]], H.q(dir), H.SANITIZE and "env -u LD_PRELOAD ASAN_OPTIONS=detect_leaks=0" or "", H.q(H.BIN))
-    local out = H.sh("timeout 30 bash -c " .. H.q(script))
+    ]], H.q(dir), H.SANITIZE and "env ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:exitcode=86" or "", H.q(H.BIN))
+    local out = H.sh("env -u LD_PRELOAD timeout 30 bash -c " .. H.q(script))
     assert.matches("code=1", out)     -- the interrupted evaluation counts as a failure
     assert.are.equal("after\n", H.readfile(dir .. "/out.txt"))
     assert.matches("^interrupted", H.readfile(dir .. "/err.txt"))

@@ -28,7 +28,12 @@ local function start(dir, args)
   sockets = sockets + 1
   local self = setmetatable({ sock = string.format("obra-repl-test-%d-%d", math.random(1, 1e9), sockets), dir = dir }, Term)
   local env = H.SANITIZE and "env -u LD_PRELOAD ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:exitcode=86 " or ""
-  local cmd = string.format("%s%s repl %s; echo EXIT=$?; sleep 60", env, H.q(H.BIN), args or "")
+  -- a watchdog in its own session (out of reach of the pane's Ctrl-C) ends
+  -- this tmux server even if the test process dies before stop()
+  -- (it leaves within a second of the server)
+  local watchdog = string.format("setsid sh -c 'i=0; while [ $i -lt 300 ] && tmux -L %s has-session 2>/dev/null; " ..
+    "do sleep 1; i=$((i+1)); done; tmux -L %s kill-server' >/dev/null 2>&1 </dev/null &", self.sock, self.sock)
+  local cmd = string.format("%s %s%s repl %s; echo EXIT=$?; sleep 60", watchdog, env, H.q(H.BIN), args or "")
   local out, code = tmux(self, string.format("-f /dev/null new-session -d -s t -x 120 -y 40 -c %s %s",
     H.q(dir), H.q(cmd)))
   assert(code == 0, "tmux did not start: " .. out)
@@ -96,7 +101,7 @@ local function project(agent)
 end
 
 local function sql(dir, q)
-  return (H.sh("sqlite3 " .. H.q(dir .. "/.obra/obra.db") .. " " .. H.q(q)):gsub("\n$", ""))
+  return (H.sh("env -u LD_PRELOAD sqlite3 " .. H.q(dir .. "/.obra/obra.db") .. " " .. H.q(q)):gsub("\n$", ""))
 end
 
 describe("obra repl on a terminal (tmux)", function()
@@ -121,7 +126,7 @@ describe("obra repl on a terminal (tmux)", function()
     assert(ok, err)
     local hist = H.readfile(dir .. "/.obra/history")
     assert.is_truthy(hist and hist:find("hist_marker = 41 + 1", 1, true), "history file: " .. tostring(hist))
-    assert.are.equal("600\n", (H.sh("stat -c %a " .. H.q(dir .. "/.obra/history"))))
+    assert.are.equal("600\n", (H.sh("env -u LD_PRELOAD stat -c %a " .. H.q(dir .. "/.obra/history"))))
 
     -- a new session: Up recalls the lines of the last one
     t = start(dir)
@@ -221,7 +226,7 @@ describe("obra repl on a terminal (tmux)", function()
     H.writefile(dir .. "/obra.lua", string.format(WORKFLOW, agent))
     -- its processes ("[s]low-agent": a pattern that does not match pgrep's own shell)
     local function agent_pids()
-      return (H.sh("pgrep -f " .. H.q(dir .. "/[s]low-agent") .. " || true"))
+      return (H.sh("env -u LD_PRELOAD pgrep -f " .. H.q(dir .. "/[s]low-agent") .. " || true"))
     end
     local t = start(dir)
     local ok, err = pcall(function()
