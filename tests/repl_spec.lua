@@ -2,8 +2,11 @@
 -- evaluates lines with the same output as on a terminal (no prompts).
 -- Evaluation and printing, errors that keep the session alive, Ctrl-C
 -- (SIGINT) interrupting running code, the helpers over a real project
--- database, and steps of a real task with the fake agent and the fake LLM.
+-- database, and steps and runs of real tasks with the fake agent
+-- (tests/fakes/claude) and the fake LLM server as the judge.
 local H = require "support.helper"
+local E = require "support.e2e"
+local fakellm = require "support.fakellm"
 
 local WORKFLOW = [[
 project "demo" { description = "repl demo" }
@@ -282,5 +285,105 @@ describe("obra repl through a pipe", function()
     assert.are.equal(0, code)
     assert.are.equal("42\n", out)
     H.rmdir(dir)
+  end)
+end)
+
+describe("obra repl driving the engine", function()
+  local srv
+  before_each(function()
+    srv = fakellm.start { models = { "judge" } }
+    srv:default { json = { complete = true, quality = 0.9, confidence = 0.85, issues = {}, summary = "looks done" } }
+  end)
+  after_each(function() if srv then srv:stop() end end)
+
+  local CALC = [[
+project "calc" {}
+task "calc" { title = "Write calc.txt", prompt = "write the calculator file", checks = { "test -f calc.txt" } }
+task "docs" { title = "Document it", prompt = "write the docs file", deps = { "calc" }, checks = { "test -f docs.txt" } }
+]]
+  local SCENARIO = { rules = {
+    { match = "calculator file", write = { ["calc.txt"] = "1+1=2\n" }, result = "wrote calc.txt",
+      usage = { input_tokens = 100, output_tokens = 20 }, cost_usd = 0.01 },
+    { match = "docs file", write = { ["docs.txt"] = "calc adds\n" }, result = "wrote docs.txt",
+      usage = { input_tokens = 80, output_tokens = 10 }, cost_usd = 0.005 },
+  } }
+
+  local function drive(p, input)
+    local args = { "repl" }
+    for _, a in ipairs(E.sets(p)) do args[#args + 1] = a end
+    return H.obra(args, { cwd = p.dir, env = E.env(p), stdin = input, timeout = 120 })
+  end
+
+  it("step() runs exactly one iteration and shows signals, scores, decision and reason; a thresholds change applies to the next step", function()
+    local p = E.project { script = CALC, scenario = SCENARIO, llm = srv }
+    local r = H.expect_code(drive(p, table.concat({
+      "thresholds.proceed = 0.99",
+      "r = step('calc')",
+      "r.iteration, r.action, r.status",
+      "step('calc')",       -- the same task again, now printed
+      "thresholds.proceed = 0.5",
+      "step('calc')",
+      "tasks()",
+      "decisions('calc')",
+    }, "\n")), 0)
+    local out = r.out
+    -- one iteration each: the first two retried because proceed needs 0.99, the third proceeded
+    assert.matches("^1\tretry\trunning\n", out)
+    assert.matches("step calc #2: retry — quality 0%.%d+ < 0%.99", out)
+    assert.matches("  agent      ok, %d turns/20, %$0%.%d+ — ", out)
+    assert.matches("  checks     pass test %-f calc.txt\n", out, 1, false)
+    assert.matches("  judge      complete true, quality 0.90, confidence 0.85 — looks done\n", out, 1, true)
+    assert.matches("  scores     quality 0%.%d%d, confidence 0%.%d%d\n", out)
+    assert.matches("  decision   retry — quality", out, 1, true)
+    assert.matches("step calc #3: proceed — quality 0%.%d+ >= 0%.50", out)
+    assert.matches("  task is now done\n", out, 1, true)
+    assert.matches("\n 2  docs  pending     0     0  Document it\n", out, 1, true)
+    assert.matches("\n 1  calc  done        3     0  Write calc.txt\n", out, 1, true)
+    -- the database holds exactly three decisions, each with the thresholds in force
+    local rows = sql(p.dir, "SELECT iteration, action, json_extract(thresholds, '$.proceed') FROM decisions ORDER BY iteration")
+    assert.are.equal("1|retry|0.99\n2|retry|0.99\n3|proceed|0.5", rows)
+    assert.are.equal(3, #E.calls(p))                      -- one agent call per step
+    assert.are.equal(3, #srv:requests_to("/api/chat"))    -- one judge call per step
+    -- the step's run is left resumable, and `obra resume` finishes the rest
+    assert.are.equal("interrupted", sql(p.dir, "SELECT status FROM runs"))
+    local res = E.obra(p, { "resume", table.unpack(E.sets(p)) })
+    H.expect_code(res, 0)
+    assert.are.equal("done\ndone", sql(p.dir, "SELECT status FROM tasks ORDER BY id"))
+    H.rmdir(p.dir)
+  end)
+
+  it("run() and resume() run the workflow from the REPL; replay{} shows what a threshold would change", function()
+    local p = E.project { script = CALC, scenario = SCENARIO, llm = srv }
+    local r = H.expect_code(drive(p, table.concat({
+      "run()",
+      "tasks()",
+      "resume()",
+      "replay{}",
+      "thresholds.proceed = 0.99",
+      "replay{}",
+      "replay{ policy = false }",
+      "#sessions('calc'), #log('docs') > 0",
+    }, "\n")), 0)
+    local lines = {}
+    for l in r.out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.matches("^run #1 done: every task is done %[2 done%]$", lines[1])
+    assert.matches("^ 1  calc  done", lines[3])
+    assert.matches("^run #%d done: every task is done", lines[5])   -- nothing left to do
+    assert.are.equal("replayed 2 decision(s): 0 would change, 2 unchanged", lines[6])
+    assert.are.equal("replayed 2 decision(s): 2 would change, 0 unchanged", lines[7])
+    assert.matches("^  calc #1  proceed %-> retry", lines[8])
+    assert.are.equal("replayed 2 decision(s): 0 would change, 2 unchanged", lines[#lines - 1])
+    assert.are.equal("1\ttrue", lines[#lines])
+    E.assert_consistent(p, 2)
+    H.rmdir(p.dir)
+  end)
+
+  it("steps in degraded mode when there is no judge (llm = false)", function()
+    local p = E.project { script = CALC, scenario = SCENARIO }
+    local r = H.expect_code(drive(p, "step('calc')\nshow('calc')\n"), 0)
+    assert.matches("step calc #1: ", r.out, 1, true)
+    assert.matches("  judge      off (llm = false)\n", r.out, 1, true)
+    assert.matches("calc  Write calc.txt  [", r.out, 1, true)
+    H.rmdir(p.dir)
   end)
 end)

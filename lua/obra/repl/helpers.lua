@@ -53,8 +53,10 @@ M.HELP = {
     "load a policy file ({thresholds=, weights=, decide=}) and make it the live policy;\n" ..
     "policy.current() is the policy in force" },
   { "replay{...}", "re-decide recorded iterations under a policy, without agents",
-    "re-decide recorded iterations under a policy (the live one unless policy= is given)\n" ..
-    "without running any agent: what would have changed" },
+    "re-decide the recorded decisions without running any agent or model, and list those\n" ..
+    "that would change.  Options: policy= (default: the live policy, so a changed threshold\n" ..
+    "shows its effect; false: each decision's own thresholds), task=, thresholds={...},\n" ..
+    "weights={...}, sets={\"thresholds.proceed=0.8\", ...}" },
   { "sql(query, ...)", "a read-only SQL query on the project database",
     "a read-only SQL query on the project database; ? parameters from the arguments" },
   { "reload([script])", "re-read the workflow script",
@@ -280,16 +282,31 @@ function M.install(session)
     current = function() return need_ctx().policy end,
   }
 
+  -- replay{policy=, task=, thresholds=, weights=, sets=}: policy defaults to
+  -- the live one (so a changed threshold shows what it would have changed);
+  -- policy = false replays with what each decision was made with.
   function env.replay(o)
     local s = store()
     o = o or {}
-    if type(o) ~= "table" then error("replay: expects a table of options", 2) end
-    local ok, mod = pcall(require, "obra.replay")
-    if not ok then error("replay is not available: " .. tostring(mod), 2) end
-    if o.policy == nil and session.ctx then o.policy = session.ctx.policy end
-    local res, err, code = mod.run(s, o)
-    if res == nil then return nil, err, code end
-    return res
+    if type(o) ~= "table" then error("replay: expects a table {policy=, task=, thresholds=, weights=, sets=}", 2) end
+    local mod = require "obra.replay"
+    local sets = { thresholds = {}, weights = {} }
+    if type(o.sets) == "table" and o.sets[1] ~= nil then
+      local parsed, err = mod.parse_sets(o.sets)
+      if not parsed then error("replay: " .. err, 2) end
+      sets = parsed
+    elseif type(o.sets) == "table" then
+      sets.thresholds, sets.weights = o.sets.thresholds or {}, o.sets.weights or {}
+    end
+    for k, v in pairs(o.thresholds or {}) do sets.thresholds[k] = v end
+    for k, v in pairs(o.weights or {}) do sets.weights[k] = v end
+    local pol = o.policy
+    if pol == nil and session.ctx then pol = session.ctx.policy end
+    if pol == false then pol = nil end
+    local task = o.task
+    if type(task) == "table" then task = task.key end
+    local r = mod.run(s, { policy = pol, sets = sets, task = task })
+    return pretty.tag(r, "replay")
   end
 
   function env.sql(query, ...)
@@ -407,7 +424,7 @@ pretty.renderers.step = function(rec)
     tostring(rec.action), rec.reason or "") }
   local a = sig.agent or {}
   lines[#lines + 1] = string.format("  agent      %s, %s turns%s%s%s", tostring(a.class or "?"), tostring(a.turns or 0),
-    a.max_turns and ("/" .. a.max_turns) or "", a.cost_usd and string.format(", $%.4f", a.cost_usd) or "",
+    a.max_turns and ("/" .. string.format("%d", math.floor(a.max_turns))) or "", a.cost_usd and string.format(", $%.4f", a.cost_usd) or "",
     (a.text and a.text ~= "") and (" — " .. first_line(a.text, 60)) or "")
   local checks = {}
   for _, c in ipairs(sig.checks or {}) do
@@ -435,6 +452,23 @@ pretty.renderers.step = function(rec)
     lines[#lines + 1] = string.format("  breakpoint %s: %s", tostring(b.kind), b.reason or "")
   end
   lines[#lines + 1] = "  task is now " .. tostring(rec.status == "running" and "pending" or rec.status)
+  return table.concat(lines, "\n")
+end
+
+pretty.renderers.replay = function(r)
+  local lines = { string.format("replayed %d decision(s): %d would change, %d unchanged%s%s", r.replayed or 0,
+    r.changed or 0, r.unchanged or 0, (r.skipped or 0) > 0 and (", " .. r.skipped .. " skipped") or "",
+    (r.errors or 0) > 0 and (", " .. r.errors .. " failed to decide") or "") }
+  for _, c in ipairs(r.changes or {}) do
+    lines[#lines + 1] = string.format("  %s #%d  %s -> %s   (quality %s -> %s, confidence %s -> %s)", tostring(c.task),
+      c.iteration or 0, tostring(c.old.action), tostring(c.new.action), fmt2(c.old.quality), fmt2(c.new.quality),
+      fmt2(c.old.confidence), fmt2(c.new.confidence))
+    lines[#lines + 1] = "      was: " .. tostring(c.old.reason or "")
+    lines[#lines + 1] = "      now: " .. tostring(c.new.reason or "")
+  end
+  for _, k in ipairs(r.skipped_rows or {}) do
+    lines[#lines + 1] = string.format("  skipped %s #%d: %s", tostring(k.task), k.iteration or 0, tostring(k.why))
+  end
   return table.concat(lines, "\n")
 end
 
