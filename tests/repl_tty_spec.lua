@@ -217,7 +217,7 @@ describe("obra repl on a terminal (tmux)", function()
     H.rmdir(dir)
   end)
 
-  it("Ctrl-C during a long step returns to the prompt with the database consistent", function()
+  it("Ctrl-C during a long step (and a run) returns to the prompt with the database consistent", function()
     local dir = project()
     -- an agent that takes far longer than the test waits; unique path, so we can look for it
     local agent = dir .. "/slow-agent"
@@ -251,6 +251,23 @@ describe("obra repl on a terminal (tmux)", function()
       assert.are.equal("", agent_pids())
       -- the database is not locked: another obra can write while the REPL is open
       H.expect_code(H.obra({ "answer", "parse", "try again" }, { cwd = dir }), 0)
+
+      -- run(): Ctrl-C stops it the way SIGINT stops `obra run`, and its agent dies now
+      t:line("run()")
+      t:wait_count("parse#1: agent", 2)
+      os.execute("sleep 1")
+      assert.matches("%d", agent_pids())
+      t:key("C-c")
+      t:wait_match("run #%d+ interrupted: interrupted by a signal")
+      t:wait_count("obra> ", 4)
+      deadline = os.time() + 10
+      while os.time() < deadline and agent_pids():match("%d") do os.execute("sleep 0.2") end
+      assert.are.equal("", agent_pids())
+      assert.are.equal("pending", sql(dir, "SELECT status FROM tasks WHERE key = 'parse'"))
+      assert.are.equal("interrupted", sql(dir, "SELECT status FROM runs ORDER BY id DESC LIMIT 1"))
+      assert.are.equal("0", sql(dir, "SELECT count(*) FROM decisions"))
+      t:line("require('obra.loop').live(), store:depth()")
+      t:wait_match("\n0%s+0\n")
       t:key("C-d")
       t:wait("EXIT=0")
     end)

@@ -99,4 +99,16 @@ end
 
 function loop.live() return live end
 
+-- loop.abandon() -> n: forget every spawned coroutine without resuming it
+-- (the REPL calls it after an interrupted run, whose task coroutines must
+-- never continue).  What they waited on becomes garbage; a process handle's
+-- __gc kills its child.  Returns how many were live.
+function loop.abandon()
+  local n = live
+  for co in pairs(owned) do owned[co] = nil end
+  waiting, runnable, errors = {}, {}, {}
+  live = 0
+  return n
+end
+
 return loop

@@ -10,6 +10,7 @@
 local core = require "obra.core"
 local pretty = require "obra.pretty"
 local store_mod = require "obra.store"
+local loop = require "obra.loop"
 
 local M = {}
 
@@ -227,6 +228,7 @@ function M.install(session)
       if r and r.status == "running" then resume_run = ctx.run_id end
     end
     local token = session:on_failure(function()
+      loop.abandon()
       while s:depth() > 0 do s:rollback() end
       for id in pairs(ctx.running or {}) do
         local cur = s:task(id)
@@ -241,6 +243,12 @@ function M.install(session)
     local code, summary = engine.run(ctx, { max_parallel = o.max_parallel and math.tointeger(o.max_parallel),
                                             resume_run = resume_run })
     session:done(token)
+    -- an interrupted or aborted run leaves its task coroutines suspended: they
+    -- must never resume, and their agents must die now, not at exit
+    if loop.abandon() > 0 then
+      collectgarbage("collect")
+      collectgarbage("collect")
+    end
     ctx.run_id = nil             -- finished: the next step opens a new run
     summary = summary or {}
     summary.exit = code
