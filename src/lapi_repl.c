@@ -111,15 +111,21 @@ static int l_call(lua_State *L) {
   call_depth = stack_levels(L) - 1;
   lua_pushcfunction(L, msghandler);
   lua_insert(L, 1);
-  struct sigaction sa, old;
+  struct sigaction sa, old, old_term, old_hup;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_call_sigint;
   sigemptyset(&sa.sa_mask);
   interrupted = 0;
   call_L = L;
+  /* the code may install its own handlers (a run catches SIGINT, SIGTERM
+   * and SIGHUP to stop gracefully): the prompt gets the old ones back */
+  sigaction(SIGTERM, NULL, &old_term);
+  sigaction(SIGHUP, NULL, &old_hup);
   sigaction(SIGINT, &sa, &old);
   int status = lua_pcall(L, nargs, LUA_MULTRET, 1);
   sigaction(SIGINT, &old, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  sigaction(SIGHUP, &old_hup, NULL);
   lua_sethook(L, NULL, 0, 0);
   int was_interrupted = interrupted;
   interrupted = 0;

@@ -24,7 +24,7 @@ end
 
 -- Start `obra repl` (plus args) in a fresh 120x40 pane in dir.  The shell
 -- around it prints the exit status and keeps the pane open.
-local function start(dir, args)
+local function start(dir, args, command)
   sockets = sockets + 1
   local self = setmetatable({ sock = string.format("obra-repl-test-%d-%d", math.random(1, 1e9), sockets), dir = dir }, Term)
   local env = H.SANITIZE and "env -u LD_PRELOAD ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:exitcode=86 " or ""
@@ -33,7 +33,8 @@ local function start(dir, args)
   -- (it leaves within a second of the server)
   local watchdog = string.format("setsid sh -c 'i=0; while [ $i -lt 300 ] && tmux -L %s has-session 2>/dev/null; " ..
     "do sleep 1; i=$((i+1)); done; tmux -L %s kill-server' >/dev/null 2>&1 </dev/null &", self.sock, self.sock)
-  local cmd = string.format("%s %s%s repl %s; echo EXIT=$?; sleep 60", watchdog, env, H.q(H.BIN), args or "")
+  local cmd = string.format("%s %s%s %s %s; echo EXIT=$?; sleep 60", watchdog, env, H.q(H.BIN), command or "repl",
+    args or "")
   local out, code = tmux(self, string.format("-f /dev/null new-session -d -s t -x 120 -y 40 -c %s %s",
     H.q(dir), H.q(cmd)))
   assert(code == 0, "tmux did not start: " .. out)
@@ -137,6 +138,21 @@ describe("obra repl on a terminal (tmux)", function()
       t:key("Enter")
       t:line("hist_marker * 10")
       t:wait("\n420\n")
+      t:key("C-d")
+      t:wait("EXIT=0")
+    end)
+    t:stop()
+    assert(ok, err)
+    H.rmdir(dir)
+  end)
+
+  it("is what a bare `obra` starts on a terminal", function()
+    local dir = project()
+    local t = start(dir, "", "")
+    local ok, err = pcall(function()
+      t:wait("help() lists the helpers")
+      t:line("#tasks()")
+      t:wait("\n2\n")
       t:key("C-d")
       t:wait("EXIT=0")
     end)
