@@ -434,11 +434,20 @@ pretty.renderers.step = function(rec)
   lines[#lines + 1] = string.format("  agent      %s, %s turns%s%s%s", tostring(a.class or "?"), tostring(a.turns or 0),
     a.max_turns and ("/" .. string.format("%d", math.floor(a.max_turns))) or "", a.cost_usd and string.format(", $%.4f", a.cost_usd) or "",
     (a.text and a.text ~= "") and (" — " .. first_line(a.text, 60)) or "")
-  local checks = {}
-  for _, c in ipairs(sig.checks or {}) do
-    checks[#checks + 1] = (c.passed and "pass " or "FAIL ") .. tostring(c.name or c.command or "?")
+  local checks = sig.checks or {}
+  if #checks == 0 then lines[#lines + 1] = "  checks     none" end
+  for i, c in ipairs(checks) do
+    local line = string.format("%s %s  %s", i == 1 and "  checks    " or string.rep(" ", 12), c.passed and "pass" or "FAIL",
+      pretty.cell(tostring(c.name or c.command or "?"), 70))
+    if not c.passed then
+      -- the last non-empty line of its output says why, most of the time
+      local last
+      for l in tostring(c.output or ""):gmatch("[^\n]+") do if l:match("%S") then last = l end end
+      if c.timed_out then last = "timed out" end
+      if last then line = line .. "  → " .. pretty.cell(last:match("^%s*(.-)%s*$"), 60) end
+    end
+    lines[#lines + 1] = line
   end
-  lines[#lines + 1] = "  checks     " .. (#checks > 0 and table.concat(checks, ", ") or "none")
   if type(sig.judge) == "table" then
     local j = sig.judge
     lines[#lines + 1] = string.format("  judge      complete %s, quality %s, confidence %s%s", tostring(j.complete),
