@@ -26,8 +26,9 @@ M.HELP = {
     "one task: iterations with outcome, tokens, cost, checks, scores, decisions;\n" ..
     "sessions; breakpoints (what `obra show TASK` prints)" },
   { "decisions(task)", "the recorded decisions: iteration, action, scores, policy, reason",
-    "the recorded decisions: iteration, action, scores, policy, reason\n" ..
-    "(each row keeps signals, scores and thresholds as tables)" },
+    "the recorded decisions: iteration, action, scores, policy, reason.  Each row keeps\n" ..
+    "d.signals (agent, checks with their output, judge, workspace), d.scores, d.thresholds\n" ..
+    "and d.event (everything the policy saw: budgets, history...) as tables" },
   { "sessions(task)", "the agent sessions: uuid, status, turns, tokens, cost, context",
     "the agent sessions: uuid, status, turns, tokens, cost, context" },
   { "log([task [, n]])", "the last n (50) interactions: agent, judge, check and human calls",
@@ -157,7 +158,15 @@ function M.install(session)
     local s = store()
     local t = task_of(ref)
     local rows = s:query("SELECT * FROM decisions WHERE task_id = ? ORDER BY iteration", t.id)
-    for _, r in ipairs(rows) do store_mod.decode(r) end
+    for _, r in ipairs(rows) do
+      store_mod.decode(r)
+      -- the stored column holds the whole event the policy saw; d.signals is
+      -- its signals part (agent, checks, judge...), d.event all of it
+      if type(r.signals) == "table" then
+        r.event = r.signals
+        r.signals = r.event.signals
+      end
+    end
     return list(rows, "decision")
   end
 
@@ -428,8 +437,7 @@ end
 pretty.renderers.step = function(rec)
   local sig = rec.signals or {}
   local sc = rec.scores or {}
-  local lines = { string.format("step %s #%s: %s — %s", tostring(rec.task), tostring(rec.iteration),
-    tostring(rec.action), rec.reason or "") }
+  local lines = { string.format("step %s #%s: %s", tostring(rec.task), tostring(rec.iteration), tostring(rec.action)) }
   local a = sig.agent or {}
   lines[#lines + 1] = string.format("  agent      %s, %s turns%s%s%s", tostring(a.class or "?"), tostring(a.turns or 0),
     a.max_turns and ("/" .. string.format("%d", math.floor(a.max_turns))) or "", a.cost_usd and string.format(", $%.4f", a.cost_usd) or "",
