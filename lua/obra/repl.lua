@@ -242,7 +242,8 @@ function Session:complete(word, line, start)
   end
   local path, sep, partial = word:match("^(.*)([%.:])([%w_]*)$")
   if path then
-    if not path:match("^[%a_][%w_]*([%.:][%a_][%w_]*)*$") and not path:match("^[%a_][%w_%.]*$") then return out end
+    -- only plain name paths (a.b.c); nothing that would need evaluating
+    if not path:match("^[%a_][%w_%.]*$") or path:find("..", 1, true) or path:sub(-1) == "." then return out end
     local v = self:lookup(path)
     if v == nil then return out end
     local names, seen = {}, {}
