@@ -201,4 +201,23 @@ describe("engine", function()
     s:close()
     H.rmdir(p.dir)
   end)
+
+  it("answers prompt_too_long with a fresh session primed with a hand-off", function()
+    local p = E.project { llm = srv, script = [[
+      config { max_iterations = 3 }
+      task "fix" { prompt = "Write out.txt with the right word.", checks = { "grep -qx good out.txt" } }
+    ]], scenario = { rules = {
+      { match = "Context from your previous session", resume = false, write = { ["out.txt"] = "good\n" } },
+      { prompt_too_long = true },
+    } } }
+    H.expect_code(E.run(p), 0)
+    E.assert_consistent(p, 1)
+    local s = E.db(p)
+    local ss = s:query("SELECT status, previous_id FROM sessions ORDER BY id")
+    assert.are.equal(2, #ss)
+    assert.are.equal("refreshed", ss[1].status)
+    assert.is_not_nil(ss[2].previous_id)
+    s:close()
+    H.rmdir(p.dir)
+  end)
 end)

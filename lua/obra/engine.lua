@@ -404,10 +404,13 @@ function M.iterate(ctx, task)
     local r, msg, code, raw = ctx.llm:chat { messages = messages, schema = J.SCHEMA,
       temperature = ctx.config.judge.temperature or 0 }
     judge_call = { duration_ms = core.clock_ms() - jstart, messages = messages }
+    local nerr
     if r then
-      judge = J.normalize and J.normalize(r.json) or r.json
+      judge, nerr = J.normalize(r.json)
       judge_call.usage, judge_call.text = r.usage, r.text
-    else
+      if not judge then r, msg, code, raw = nil, "the verdict does not fit: " .. tostring(nerr), "bad_response", r.text end
+    end
+    if not r then
       judge_err, judge_msg, judge_raw = code or "bad_response", msg, raw
       ctx.log(task, "judge unavailable (%s): %s — deciding on checks alone (degraded)", tostring(code), tostring(msg))
     end
@@ -521,11 +524,12 @@ function M.iterate(ctx, task)
 
   if ctx.interactive and #fired > 0 then M.ask_human(ctx, task, fired) end
 
-  -- Context window: past the threshold, a fresh session primed with a hand-off.
+  -- Context window: past the threshold (or when the agent says the prompt no
+  -- longer fits), a fresh session primed with a hand-off.
   if new_status == "running" and res.class ~= "session_not_found" then
     local cur = s:first("SELECT * FROM sessions WHERE id = ?", sess.id)
     local cw = ctx.config.context
-    if cur and cur.status == "active" and cur.context_tokens > cw.window * cw.refresh then
+    if cur and cur.status == "active" and (cur.context_tokens > cw.window * cw.refresh or res.class == "prompt_too_long") then
       local summary = handoff_summary(ctx, s:task(task.id), history(s, task.id))
       local nsess = session.replace(s, cur, "refreshed", summary)
       ctx.log(task, "context %d/%d tokens: new session %s with a hand-off summary", cur.context_tokens, cw.window, nsess.uuid)

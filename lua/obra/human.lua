@@ -19,9 +19,11 @@ local function find(s, ref)
   return nil, nil, "no task or milestone '" .. tostring(ref) .. "' (see `obra status`)"
 end
 
-local function close_bps(s, where, id, status, text)
-  s:exec("UPDATE breakpoints SET status = ?, answer = ?, answered_at = ? WHERE " .. where .. " = ? AND status = 'open'",
-    status, text, core.now(), id)
+-- Close the open breakpoints of a task ({task_id=}) or milestone ({milestone_id=});
+-- obra.breakpoints also appends the answer to the task's feedback.  Returns
+-- whether there was one.
+local function close_bps(s, target, status, text)
+  return require("obra.breakpoints").answer(s, target, { status = status, answer = text }) ~= nil
 end
 
 function M.answer(s, ref, text)
@@ -32,9 +34,12 @@ function M.answer(s, ref, text)
   if t.status == "done" then return nil, "task " .. t.key .. " is already done" end
   if t.status == "cancelled" then return nil, "task " .. t.key .. " is cancelled" end
   s:tx(function()
-    close_bps(s, "task_id", t.id, "answered", text)
-    local fb = (t.feedback and t.feedback ~= "" and (t.feedback .. "\n\n") or "") .. "A human answered: " .. text
-    s:exec("UPDATE tasks SET feedback = ?, updated_at = ? WHERE id = ?", fb, core.now(), t.id)
+    if not close_bps(s, { task_id = t.id }, "answered", text) then
+      -- no open breakpoint (a failed or parked task): the answer is feedback all the same
+      local fb = require("obra.breakpoints").feedback("answered", text)
+      s:exec("UPDATE tasks SET feedback = ?, updated_at = ? WHERE id = ?",
+        (t.feedback and t.feedback ~= "" and (t.feedback .. "\n\n") or "") .. fb, core.now(), t.id)
+    end
     if t.status == "waiting" or t.status == "failed" or t.status == "parked" then s:set_status(t.id, "pending") end
     s:exec([[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome)
              VALUES (?, ?, 'human', 'answer', ?, 'answered')]], t.id, t.iterations, text)
@@ -48,7 +53,7 @@ function M.approve(s, ref, note)
   if m then
     if m.status == "done" then return nil, "milestone " .. m.key .. " is already done" end
     s:tx(function()
-      close_bps(s, "milestone_id", m.id, "approved", note)
+      close_bps(s, { milestone_id = m.id }, "approved", note)
       s:exec("UPDATE milestones SET status = 'done', completed_at = ? WHERE id = ?", core.now(), m.id)
     end)
     return true, m
@@ -58,7 +63,7 @@ function M.approve(s, ref, note)
     return nil, "task " .. t.key .. " is " .. t.status .. ", not waiting for approval"
   end
   s:tx(function()
-    close_bps(s, "task_id", t.id, "approved", note)
+    close_bps(s, { task_id = t.id }, "approved", note)
     s:set_status(t.id, "done")
     s:exec("UPDATE sessions SET status = 'done', updated_at = ? WHERE task_id = ? AND status = 'active'", core.now(), t.id)
     s:exec([[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome)
@@ -72,7 +77,7 @@ function M.reject(s, ref, note)
   if err then return nil, err end
   if m then
     s:tx(function()
-      close_bps(s, "milestone_id", m.id, "rejected", note)
+      close_bps(s, { milestone_id = m.id }, "rejected", note)
       s:exec("UPDATE milestones SET status = 'open' WHERE id = ?", m.id)
     end)
     return true, m
@@ -80,7 +85,7 @@ function M.reject(s, ref, note)
   if t.status == "done" then return nil, "task " .. t.key .. " is already done" end
   if t.status == "failed" then return nil, "task " .. t.key .. " has already failed" end
   s:tx(function()
-    close_bps(s, "task_id", t.id, "rejected", note)
+    close_bps(s, { task_id = t.id }, "rejected", note)
     if t.status == "pending" then s:set_status(t.id, "cancelled") else s:set_status(t.id, "failed") end
     s:exec("UPDATE sessions SET status = 'failed', updated_at = ? WHERE task_id = ? AND status = 'active'", core.now(), t.id)
     s:exec([[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome)
