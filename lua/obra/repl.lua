@@ -135,7 +135,6 @@ function Session:compile(text)
   return nil, err, incomplete(err)
 end
 
-local function pack(...) return select("#", ...), { ... } end
 
 -- Run fn interruptibly; then run recoveries (always: a recovery left by an
 -- error that a pcall swallowed is still owed).
