@@ -701,6 +701,10 @@ end
 function M.run(ctx, opts)
   opts = opts or {}
   local s = ctx.store
+  -- a ctx is reusable (the REPL): forget the previous run's stop reasons
+  ctx.fatal, ctx.stopping, ctx.budget_spent = nil, nil, nil
+  ctx.running = {}
+  core.signaled(true)
   local run_id, err = acquire(ctx, opts.resume_run)
   if not run_id then return M.EXIT.failed, { message = err } end
   ctx.run_id = run_id
@@ -753,6 +757,9 @@ function M.run(ctx, opts)
       local t = s:task(id)
       if t and t.status == "running" then pcall(s.set_status, s, id, "pending") end
     end
+    -- the suspended task coroutines never resume; their agents die with them
+    loop.abandon()
+    collectgarbage()
   end
   update_milestones(ctx)
   local counts = {}
