@@ -27,10 +27,14 @@ void obra_lapi_newclass(lua_State *L, const char *tname, const luaL_Reg *methods
 
 const char *obra_lapi_optstring(lua_State *L, int t, const char *k, const char *def) {
   lua_getfield(L, t, k);
-  int absent = lua_isnil(L, -1);
-  const char *s = absent ? def : lua_tostring(L, -1);
-  if (s == NULL && !absent) luaL_error(L, "option '%s' must be a string", k);
-  lua_pop(L, 1);   /* the string stays alive: it is referenced from the table */
+  const char *s = def;
+  if (!lua_isnil(L, -1)) {
+    /* a string only: a number converted here would live on the stack alone
+     * and could be collected once popped */
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "option '%s' must be a string", k);
+    s = lua_tostring(L, -1);   /* referenced from the table: stays alive */
+  }
+  lua_pop(L, 1);
   return s;
 }
 

@@ -30,7 +30,8 @@ void   obra_lapi_pushjson(lua_State *L, const cJSON *j);   /* [-0, +1] */
 /* Encode the value at idx to a JSON string on the stack, or raise. [-0, +1] */
 void   obra_lapi_encode(lua_State *L, int idx);
 
-/* Optional field helpers for option tables at index t. */
+/* Optional field helpers for option tables at index t.  optstring returns def
+ * (which may be NULL) when the key is absent and raises when it is not a string. */
 const char *obra_lapi_optstring(lua_State *L, int t, const char *k, const char *def);
 lua_Integer obra_lapi_optinteger(lua_State *L, int t, const char *k, lua_Integer def);
 lua_Number  obra_lapi_optnumber(lua_State *L, int t, const char *k, lua_Number def);

@@ -47,21 +47,9 @@ static void on_data(obra_http *h, const char *buf, size_t len, void *ud) {
 
 static int has_linebreak(const char *s) { return strpbrk(s, "\r\n") != NULL; }
 
-/* A string option that may be absent (NULL); raises when not a string. */
-static const char *optstr(lua_State *L, int t, const char *k) {
-  lua_getfield(L, t, k);
-  const char *s = NULL;
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "option '%s' must be a string", k);
-    s = lua_tostring(L, -1);   /* referenced from the table: stays alive */
-  }
-  lua_pop(L, 1);
-  return s;
-}
-
 static int l_request(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  const char *url = optstr(L, 1, "url");
+  const char *url = obra_lapi_optstring(L, 1, "url", NULL);
   if (url == NULL) return luaL_argerror(L, 1, "url is required");
   const char *method = obra_lapi_optstring(L, 1, "method", "GET");
   double timeout = obra_lapi_optnumber(L, 1, "timeout", 120);

@@ -54,24 +54,12 @@ static cJSON *json_field(lua_State *L, int t, const char *k) {
   return j;
 }
 
-/* A string option that may be absent (NULL); raises when not a string. */
-static const char *optstr(lua_State *L, int t, const char *k) {
-  lua_getfield(L, t, k);
-  const char *s = NULL;
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "option '%s' must be a string", k);
-    s = lua_tostring(L, -1);   /* referenced from the table: stays alive */
-  }
-  lua_pop(L, 1);
-  return s;
-}
-
 static int l_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   obra_llm_config cfg = { 0 };
   cfg.provider = obra_lapi_optstring(L, 1, "provider", "ollama");
-  cfg.url = optstr(L, 1, "url");
-  cfg.model = optstr(L, 1, "model");
+  cfg.url = obra_lapi_optstring(L, 1, "url", NULL);
+  cfg.model = obra_lapi_optstring(L, 1, "model", NULL);
   lua_getfield(L, 1, "api_key");
   if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) cfg.api_key = "";
   else if (!lua_isnil(L, -1)) {
