@@ -73,6 +73,26 @@ int obra_lapi_optboolean(lua_State *L, int t, const char *k, int def) {
   return v;
 }
 
+void obra_lapi_env(lua_State *L, int env_i, int anchor, const char *who,
+                   const char **set, size_t *nset, const char **unset, size_t *nunset) {
+  lua_pushnil(L);
+  while (lua_next(L, env_i)) {
+    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "%s: env keys must be variable names", who);
+    const char *k = lua_tostring(L, -2);
+    if (k[0] == '\0' || strchr(k, '=')) luaL_error(L, "%s: bad environment variable name '%s'", who, k);
+    if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+      unset[(*nunset)++] = k;
+    } else if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
+      lua_pushfstring(L, "%s=%s", k, lua_tostring(L, -1));
+      set[(*nset)++] = lua_tostring(L, -1);
+      lua_rawseti(L, anchor, (lua_Integer)*nset);
+    } else {
+      luaL_error(L, "%s: env.%s must be a string or false", who, k);
+    }
+    lua_pop(L, 1);
+  }
+}
+
 int luaopen_obra_core(lua_State *L);
 int luaopen_obra_core(lua_State *L) {
   lua_newtable(L);

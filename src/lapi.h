@@ -37,4 +37,12 @@ lua_Integer obra_lapi_optinteger(lua_State *L, int t, const char *k, lua_Integer
 lua_Number  obra_lapi_optnumber(lua_State *L, int t, const char *k, lua_Number def);
 int         obra_lapi_optboolean(lua_State *L, int t, const char *k, int def);
 
+/* Walk the environment table at env_i ({ NAME = "value" | false }): values
+ * become "NAME=value" strings stored in the table at anchor (which keeps them
+ * alive), false marks NAME to be unset.  set and unset need room for every
+ * key; the counts grow from *nset and *nunset.  Raises "who: ..." on bad names
+ * or values. */
+void obra_lapi_env(lua_State *L, int env_i, int anchor, const char *who,
+                   const char **set, size_t *nset, const char **unset, size_t *nunset);
+
 #endif

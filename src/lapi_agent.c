@@ -101,22 +101,7 @@ static void opt_env(lua_State *L, int t, const char *const **sets, const char *c
   lua_setiuservalue(L, -4, 1);
   int anchor = lua_gettop(L);
   size_t ns = 0, nu = 0;
-  lua_pushnil(L);
-  while (lua_next(L, ei)) {
-    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "agent: env keys must be variable names");
-    const char *k = lua_tostring(L, -2);
-    if (k[0] == '\0' || strchr(k, '=')) luaL_error(L, "agent: bad environment variable name '%s'", k);
-    if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
-      u[nu++] = k;
-    } else if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
-      lua_pushfstring(L, "%s=%s", k, lua_tostring(L, -1));
-      s[ns++] = lua_tostring(L, -1);
-      lua_rawseti(L, anchor, (lua_Integer)ns);
-    } else {
-      luaL_error(L, "agent: env.%s must be a string or false", k);
-    }
-    lua_pop(L, 1);
-  }
+  obra_lapi_env(L, ei, anchor, "agent", s, &ns, u, &nu);
   s[ns] = NULL; u[nu] = NULL;
   lua_pop(L, 1);                          /* anchor (kept by the sets userdata) */
   lua_remove(L, ei);                      /* the env table is referenced by the spec */

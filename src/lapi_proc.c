@@ -113,24 +113,7 @@ static void proc_opts(lua_State *L, int t, obra_proc_opts *o) {
   lua_newtable(L);                         /* anchor for the "K=V" strings */
   int anchor = lua_gettop(L);
   size_t ks = 0, ku = 0;
-  if (lua_istable(L, env_i)) {
-    lua_pushnil(L);
-    while (lua_next(L, env_i)) {
-      if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "proc: env keys must be variable names");
-      const char *k = lua_tostring(L, -2);
-      if (k[0] == '\0' || strchr(k, '=')) luaL_error(L, "proc: bad environment variable name '%s'", k);
-      if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
-        unset[ku++] = k;
-      } else if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
-        lua_pushfstring(L, "%s=%s", k, lua_tostring(L, -1));
-        set[ks++] = lua_tostring(L, -1);
-        lua_rawseti(L, anchor, (lua_Integer)ks);
-      } else {
-        luaL_error(L, "proc: env.%s must be a string or false", k);
-      }
-      lua_pop(L, 1);
-    }
-  }
+  if (lua_istable(L, env_i)) obra_lapi_env(L, env_i, anchor, "proc", set, &ks, unset, &ku);
   for (size_t i = 0; i < nunset; i++) {
     lua_geti(L, unset_i, (lua_Integer)i + 1);
     if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "proc: unset[%d] must be a string", (int)i + 1);
