@@ -127,11 +127,13 @@ local function hash_snapshot(dir)
   return { method = "hash", files = files, texts = texts, truncated = truncated }
 end
 
-function M.snapshot(dir)
-  if type(dir) ~= "string" then error("workspace.snapshot: expects a directory", 2) end
+-- method: "git" or "hash" to force one (the second snapshot of a diff is
+-- taken like the first: no second repository probe, and a work tree that
+-- became a repository meanwhile is still compared file by file).
+local function snapshot(dir, method)
   local st = core.stat(dir)
   if not st or st.type ~= "dir" then return nil, "not a directory: " .. dir, "io" end
-  local tree = git_tree(dir)
+  local tree = method ~= "hash" and git_tree(dir) or nil
   local snap, err
   if tree then
     snap = { method = "git", tree = tree }
@@ -142,6 +144,11 @@ function M.snapshot(dir)
   snap.dir = dir
   snap.taken_at = core.now()
   return snap
+end
+
+function M.snapshot(dir)
+  if type(dir) ~= "string" then error("workspace.snapshot: expects a directory", 2) end
+  return snapshot(dir)
 end
 
 local function capped(list, signal)
@@ -236,13 +243,9 @@ end
 function M.diff(before, after)
   if before == nil then return nil, "no snapshot to compare with", "workspace" end
   if type(before) ~= "table" or not before.method then error("workspace.diff: expects a snapshot", 2) end
-  if type(after) == "string" then
+  if type(after) == "string" or after == nil then
     local err, code
-    after, err, code = M.snapshot(after)
-    if not after then return nil, err, code end
-  elseif after == nil then
-    local err, code
-    after, err, code = M.snapshot(before.dir)
+    after, err, code = snapshot(after or before.dir, before.method)
     if not after then return nil, err, code end
   elseif type(after) ~= "table" or not after.method then
     error("workspace.diff: the second argument must be a snapshot or a directory", 2)
