@@ -15,11 +15,11 @@ LMODDIR   = $(DESTDIR)$(PREFIX)/lib/lua/$(LUAVER)
 LSHAREDIR = $(DESTDIR)$(PREFIX)/share/lua/$(LUAVER)
 
 DEB_PKGS = build-essential pkg-config lua5.4 liblua5.4-dev libsqlite3-dev \
-           libcurl4-openssl-dev libcjson-dev uuid-dev libreadline-dev \
+           libcurl4-openssl-dev libcjson-dev uuid-dev libreadline-dev libgit2-dev \
            lua-busted lua-socket lua-cjson python3 git tmux procps sqlite3
 
 CC      ?= cc
-PKGS     = lua5.4 sqlite3 libcurl libcjson uuid
+PKGS     = lua5.4 sqlite3 libcurl libcjson uuid libgit2
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wwrite-strings -Wno-unused-parameter
 ifneq ($(CI),)
@@ -28,7 +28,7 @@ endif
 OPT     ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC $(OPT) $(WARN) -Iinclude -Ibuild \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS     = $(shell pkg-config --libs sqlite3 libcurl libcjson uuid 2>/dev/null) -lm
+LIBS     = $(shell pkg-config --libs sqlite3 libcurl libcjson uuid libgit2 2>/dev/null) -lm
 EXE_LIBS = $(LIBS) $(shell pkg-config --libs lua5.4) -lreadline
 
 BUILD    = build

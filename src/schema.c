@@ -182,5 +182,19 @@ static const char *const migration_2 =
 static const char *const migration_3 =
   "ALTER TABLE sessions ADD COLUMN handoff TEXT;";
 
-const char *const obra_migrations[] = { NULL, migration_1, migration_2, migration_3 };
-const int obra_migrations_count = 3;
+/* v4: checkpoints that can be restored: what kind of snapshot, its tree, the
+ * repository it lives in (the user's "git" or obra's "shadow"), the directory,
+ * files left out, and a note ("before rollback to #3"). */
+static const char *const migration_4 =
+  "ALTER TABLE checkpoints ADD COLUMN run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL;"
+  "ALTER TABLE checkpoints ADD COLUMN kind TEXT NOT NULL DEFAULT 'iteration'"
+  "  CHECK (kind IN ('iteration','rollback'));"
+  "ALTER TABLE checkpoints ADD COLUMN tree TEXT;"
+  "ALTER TABLE checkpoints ADD COLUMN method TEXT;"
+  "ALTER TABLE checkpoints ADD COLUMN workdir TEXT;"
+  "ALTER TABLE checkpoints ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;"
+  "ALTER TABLE checkpoints ADD COLUMN note TEXT;"
+  "CREATE INDEX checkpoints_by_task ON checkpoints(task_id, iteration);";
+
+const char *const obra_migrations[] = { NULL, migration_1, migration_2, migration_3, migration_4 };
+const int obra_migrations_count = 4;

@@ -144,12 +144,13 @@ describe("workspace", function()
     assert.are.equal(3, sig.lines_removed)   -- b, 1, 2
   end
 
-  it("diffs a plain directory by content hashes, skipping .obra/", function()
+  it("diffs a plain directory through a shadow repository under .obra/, skipping .obra/", function()
     work(dir)
     local before = assert(ws.snapshot(dir))
-    assert.are.equal("hash", before.method)
+    assert.are.equal("shadow", before.method)
+    assert.is_nil(obra.core.stat(dir .. "/.git"), "the directory did not become a repository")
     change(dir)
-    expect(assert(ws.diff(before, dir)), "hash")
+    expect(assert(ws.diff(before, dir)), "shadow")
     -- nothing changed since: an empty change
     local again = assert(ws.snapshot(dir))
     local none = ws.diff(again, dir)
@@ -198,9 +199,9 @@ describe("workspace", function()
     assert.are.same({}, sig.modified)
   end)
 
-  it("bounds the number of files it hashes and the paths it lists", function()
-    local old_files, old_paths = ws.MAX_FILES, ws.MAX_PATHS
-    ws.MAX_FILES, ws.MAX_PATHS = 50, 5
+  it("bounds the paths it lists and leaves out files over the size limit", function()
+    local old_paths = ws.MAX_PATHS
+    ws.MAX_PATHS = 5
     local ok, err = pcall(function()
       local before = assert(ws.snapshot(dir))
       for i = 1, 20 do H.writefile(dir .. "/f" .. i, tostring(i)) end
@@ -208,11 +209,20 @@ describe("workspace", function()
       assert.are.equal(20, sig.files_changed)
       assert.are.equal(5, #sig.created)
       assert.is_true(sig.truncated)
-      for i = 21, 80 do H.writefile(dir .. "/f" .. i, tostring(i)) end
-      assert.is_true(assert(ws.snapshot(dir)).truncated)
     end)
-    ws.MAX_FILES, ws.MAX_PATHS = old_files, old_paths
+    ws.MAX_PATHS = old_paths
     assert(ok, err)
+    -- a big file and a binary one: the big one is left out and counted, the binary one is kept
+    local d2 = H.tmpdir("ws-big")
+    local before = assert(ws.snapshot(d2, { max_file_bytes = 1000 }))
+    H.writefile(d2 .. "/big.bin", string.rep("x", 5000))
+    H.writefile(d2 .. "/small.bin", "\0\1\2\255binary")
+    local after = assert(ws.snapshot(d2, { max_file_bytes = 1000 }))
+    assert.are.equal(1, after.skipped)
+    local sig = assert(ws.diff(before, after))
+    assert.are.same({ "small.bin" }, sig.created)
+    assert.are.equal(1, sig.skipped)
+    H.rmdir(d2)
   end)
 
   it("fails softly: no directory, no snapshot", function()

@@ -1,0 +1,56 @@
+/* workspace.h — snapshots of a task's working directory as git trees, kept as
+ * checkpoint commits, compared and restored in-process (libgit2).
+ *
+ * In a git work tree the snapshot is written from a scratch copy of the
+ * user's index (untracked files included, .gitignore honoured) into the
+ * user's object database; the user's branch, index, stash and files are never
+ * touched, and checkpoints live under refs/obra/.  In a directory that is not
+ * in a repository a shadow repository (e.g. DIR/.obra/shadow.git) has the
+ * directory as its work tree.  Directories named .obra and .git are never
+ * part of a snapshot; files larger than max_file_bytes are left out (and
+ * counted).  Object ids travel as 40 hex digits. */
+#ifndef OBRA_WORKSPACE_H
+#define OBRA_WORKSPACE_H
+#include <stddef.h>
+#include <stdint.h>
+#include "obra/status.h"
+
+typedef struct obra_ws obra_ws;
+
+typedef struct {
+  const char *shadow;          /* git dir of the shadow repository (made on demand) */
+  int         force_shadow;    /* use the shadow even inside a repository */
+  int64_t     max_file_bytes;  /* 0: no limit */
+} obra_ws_opts;
+
+/* Open the work tree at dir (an existing directory). */
+obra_ws    *obra_ws_open(const char *dir, const obra_ws_opts *o, obra_err *e);
+void        obra_ws_close(obra_ws *w);                   /* NULL is a no-op */
+const char *obra_ws_kind(const obra_ws *w);              /* "git" or "shadow" */
+const char *obra_ws_root(const obra_ws *w);              /* the repository's work tree */
+const char *obra_ws_prefix(const obra_ws *w);            /* dir below the root, "" or "a/b/" */
+
+/* Write the current state of dir as a tree; *skipped counts files left out. */
+obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e);
+
+/* Record tree as a commit on ref (its previous commit, if any, as parent, so
+ * the ref keeps every checkpoint reachable). */
+obra_rc obra_ws_commit(obra_ws *w, const char *tree, const char *ref, const char *message,
+                       char commit[41], obra_err *e);
+
+/* The tree a commit or tree id names (it exists in this repository). */
+obra_rc obra_ws_tree_of(obra_ws *w, const char *id, char tree[41], obra_err *e);
+
+/* Files that differ between two trees (or commits) below dir, paths relative
+ * to dir; status 'A' created, 'M' modified, 'D' deleted.  A non-zero return
+ * from cb stops the walk.  Lines are counted for text files. */
+typedef int (*obra_ws_diff_cb)(void *ud, char status, const char *path);
+obra_rc obra_ws_diff(obra_ws *w, const char *a, const char *b, obra_ws_diff_cb cb, void *ud,
+                     size_t *added, size_t *removed, obra_err *e);
+
+/* Make dir look like `to`, given that it currently looks like `from` (a
+ * snapshot just taken): changed files are rewritten, files only in `from` are
+ * deleted, ignored and oversized files are left alone. */
+obra_rc obra_ws_restore(obra_ws *w, const char *from, const char *to, obra_err *e);
+
+#endif

@@ -1,0 +1,140 @@
+/* lapi_workspace.c — an open work tree as a Lua object (metatable
+ * "obra.worktree"); lua/obra/workspace.lua builds snapshots, diffs and
+ * checkpoints on it.
+ *
+ *   core.worktree(dir, {shadow = gitdir?, force_shadow = bool?, max_file_bytes = n?})
+ *       -> wt | nil, message, code
+ *   wt:kind() -> "git" | "shadow";  wt:root(), wt:prefix()
+ *   wt:snapshot() -> tree, skipped            | nil, message, code
+ *   wt:commit(tree, ref, message) -> commit   | nil, message, code
+ *   wt:tree_of(id) -> tree                    | nil, message, code
+ *   wt:diff(a, b) -> { created = {}, modified = {}, deleted = {},
+ *                      lines_added = n, lines_removed = n } | nil, message, code
+ *   wt:restore(from, to) -> true              | nil, message, code
+ *   wt:close()  (also __gc, __close) */
+#include "obra/workspace.h"
+#include "lapi.h"
+
+#define WT_MT "obra.worktree"
+
+typedef struct { obra_ws *w; } lwt;
+
+static obra_ws *check(lua_State *L) {
+  lwt *u = luaL_checkudata(L, 1, WT_MT);
+  if (!u->w) luaL_error(L, "worktree: closed");
+  return u->w;
+}
+
+static int l_open(lua_State *L) {
+  const char *dir = luaL_checkstring(L, 1);
+  obra_ws_opts o = { 0 };
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    o.shadow = obra_lapi_optstring(L, 2, "shadow", NULL);
+    o.force_shadow = obra_lapi_optboolean(L, 2, "force_shadow", 0);
+    o.max_file_bytes = obra_lapi_optinteger(L, 2, "max_file_bytes", 0);
+  }
+  lwt *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->w = NULL;
+  luaL_setmetatable(L, WT_MT);
+  obra_err e = { 0 };
+  u->w = obra_ws_open(dir, &o, &e);
+  if (!u->w) return obra_lapi_fail(L, &e, "workspace");
+  return 1;
+}
+
+static int l_close(lua_State *L) {
+  lwt *u = luaL_checkudata(L, 1, WT_MT);
+  obra_ws_close(u->w);
+  u->w = NULL;
+  return 0;
+}
+
+static int l_kind(lua_State *L) { lua_pushstring(L, obra_ws_kind(check(L))); return 1; }
+static int l_root(lua_State *L) { lua_pushstring(L, obra_ws_root(check(L))); return 1; }
+static int l_prefix(lua_State *L) { lua_pushstring(L, obra_ws_prefix(check(L))); return 1; }
+
+static int l_snapshot(lua_State *L) {
+  obra_ws *w = check(L);
+  char tree[41];
+  size_t skipped = 0;
+  obra_err e = { 0 };
+  if (obra_ws_snapshot(w, tree, &skipped, &e) != OBRA_OK) return obra_lapi_fail(L, &e, "workspace");
+  lua_pushstring(L, tree);
+  lua_pushinteger(L, (lua_Integer)skipped);
+  return 2;
+}
+
+static int l_commit(lua_State *L) {
+  obra_ws *w = check(L);
+  const char *tree = luaL_checkstring(L, 2), *ref = luaL_checkstring(L, 3), *msg = luaL_checkstring(L, 4);
+  char commit[41];
+  obra_err e = { 0 };
+  if (obra_ws_commit(w, tree, ref, msg, commit, &e) != OBRA_OK) return obra_lapi_fail(L, &e, "workspace");
+  lua_pushstring(L, commit);
+  return 1;
+}
+
+static int l_tree_of(lua_State *L) {
+  obra_ws *w = check(L);
+  char tree[41];
+  obra_err e = { 0 };
+  if (obra_ws_tree_of(w, luaL_checkstring(L, 2), tree, &e) != OBRA_OK) return obra_lapi_fail(L, &e, "workspace");
+  lua_pushstring(L, tree);
+  return 1;
+}
+
+/* stack while diffing: [... result created modified deleted] */
+typedef struct { lua_State *L; int base; } diffctx;
+
+static int diff_cb(void *ud, char status, const char *path) {
+  diffctx *d = ud;
+  int t = d->base + (status == 'A' ? 1 : status == 'M' ? 2 : 3);
+  lua_pushstring(d->L, path);
+  lua_rawseti(d->L, t, (lua_Integer)lua_rawlen(d->L, t) + 1);
+  return 0;
+}
+
+static int l_diff(lua_State *L) {
+  obra_ws *w = check(L);
+  const char *a = luaL_checkstring(L, 2), *b = luaL_checkstring(L, 3);
+  lua_settop(L, 3);
+  lua_createtable(L, 0, 5);
+  lua_newtable(L);
+  lua_newtable(L);
+  lua_newtable(L);
+  diffctx d = { L, 4 };
+  size_t added, removed;
+  obra_err e = { 0 };
+  if (obra_ws_diff(w, a, b, diff_cb, &d, &added, &removed, &e) != OBRA_OK) return obra_lapi_fail(L, &e, "workspace");
+  lua_setfield(L, 4, "deleted");
+  lua_setfield(L, 4, "modified");
+  lua_setfield(L, 4, "created");
+  lua_pushinteger(L, (lua_Integer)added);
+  lua_setfield(L, 4, "lines_added");
+  lua_pushinteger(L, (lua_Integer)removed);
+  lua_setfield(L, 4, "lines_removed");
+  return 1;
+}
+
+static int l_restore(lua_State *L) {
+  obra_ws *w = check(L);
+  obra_err e = { 0 };
+  if (obra_ws_restore(w, luaL_checkstring(L, 2), luaL_checkstring(L, 3), &e) != OBRA_OK)
+    return obra_lapi_fail(L, &e, "workspace");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int obra_lapi_workspace(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    { "kind", l_kind }, { "root", l_root }, { "prefix", l_prefix }, { "snapshot", l_snapshot },
+    { "commit", l_commit }, { "tree_of", l_tree_of }, { "diff", l_diff }, { "restore", l_restore },
+    { "close", l_close }, { NULL, NULL }
+  };
+  static const luaL_Reg meta[] = { { "__gc", l_close }, { "__close", l_close }, { NULL, NULL } };
+  obra_lapi_newclass(L, WT_MT, methods, meta);
+  lua_pushcfunction(L, l_open);
+  lua_setfield(L, -2, "worktree");
+  return 0;
+}

@@ -1,0 +1,286 @@
+/* workspace.c — snapshots, checkpoints, diffs and restores of a work tree
+ * with libgit2, all in-process (see workspace.h).
+ *
+ * The repository's own index is never written: a scratch index takes its
+ * place (git_repository_set_index).  For a user's repository it is the user's
+ * index file read into memory afresh at each snapshot and never saved; for the
+ * shadow repository it is the shadow's own index, saved so that its stat cache
+ * spares re-hashing unchanged files. */
+#include <git2.h>
+#include <git2/sys/repository.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include "obra/workspace.h"
+
+struct obra_ws {
+  git_repository *repo;
+  git_index      *index;       /* the scratch index set on repo */
+  int             shadow;
+  int64_t         max_file_bytes;
+  size_t          skipped;     /* during a snapshot */
+  char            root[PATH_MAX];
+  char            prefix[PATH_MAX];
+};
+
+static int inited;
+
+static obra_rc fail(obra_err *e, int rc, const char *what) {
+  const git_error *g = git_error_last();
+  return obra_err_set(e, rc == GIT_ENOTFOUND ? OBRA_ENOTFOUND : OBRA_EIO, "%s: %s", what,
+                      g && g->message ? g->message : "libgit2 error");
+}
+
+/* The pathspec limiting an operation to dir below the root. */
+static void pathspec(const obra_ws *w, git_strarray *ps, char **one, char *buf) {
+  size_t n = strlen(w->prefix);
+  if (n == 0) { ps->strings = NULL; ps->count = 0; return; }
+  memcpy(buf, w->prefix, n - 1);      /* without the trailing '/' */
+  buf[n - 1] = '\0';
+  *one = buf;
+  ps->strings = one;
+  ps->count = 1;
+}
+
+static int init_lib(obra_err *e) {
+  if (!inited) {
+    if (git_libgit2_init() < 0) return fail(e, -1, "libgit2"), -1;
+    inited = 1;
+  }
+  return 0;
+}
+
+static int open_shadow(obra_ws *w, const char *dir, const char *gitdir, obra_err *e) {
+  int rc = git_repository_open_ext(&w->repo, gitdir, GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, NULL);
+  if (rc == GIT_ENOTFOUND) {
+    /* bare, so that libgit2 writes no .git link into the user's directory;
+     * the work tree is attached below, in memory only */
+    git_repository_init_options io;
+    git_repository_init_options_init(&io, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+    io.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH;
+    io.description = "obra's shadow repository: checkpoints of a directory that is not in git";
+    rc = git_repository_init_ext(&w->repo, gitdir, &io);
+  }
+  if (rc < 0) return fail(e, rc, "shadow repository"), -1;
+  if (git_repository_set_workdir(w->repo, dir, 0) < 0) return fail(e, -1, "shadow repository"), -1;
+  w->shadow = 1;
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s/index", gitdir) >= (int)sizeof path)
+    return obra_err_set(e, OBRA_EINVAL, "path too long: %s", gitdir), -1;
+  if (git_index_open(&w->index, path) < 0) return fail(e, -1, "shadow index"), -1;
+  return 0;
+}
+
+static int open_user(obra_ws *w, const char *dir, obra_err *e) {
+  int rc = git_repository_open_ext(&w->repo, dir, 0, NULL);
+  if (rc == GIT_ENOTFOUND) return 1;
+  if (rc < 0) return fail(e, rc, dir), -1;
+  if (git_repository_is_bare(w->repo)) return 1;
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%sindex", git_repository_path(w->repo)) >= (int)sizeof path)
+    return obra_err_set(e, OBRA_EINVAL, "path too long: %s", dir), -1;
+  if (git_index_open(&w->index, path) < 0) return fail(e, -1, "index"), -1;
+  return 0;
+}
+
+obra_ws *obra_ws_open(const char *dir, const obra_ws_opts *o, obra_err *e) {
+  if (init_lib(e) < 0) return NULL;
+  obra_ws *w = calloc(1, sizeof *w);
+  if (!w) { obra_err_set(e, OBRA_ENOMEM, "out of memory"); return NULL; }
+  w->max_file_bytes = o ? o->max_file_bytes : 0;
+  char real[PATH_MAX];
+  struct stat st;
+  if (!realpath(dir, real) || stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    obra_err_set(e, OBRA_EIO, "not a directory: %s", dir);
+    goto bad;
+  }
+  int r = 1;
+  if (!(o && o->force_shadow)) {
+    r = open_user(w, real, e);
+    if (r < 0) goto bad;
+    if (r > 0 && w->repo) { git_repository_free(w->repo); w->repo = NULL; }
+  }
+  if (r > 0) {
+    if (!o || !o->shadow) { obra_err_set(e, OBRA_EINVAL, "%s is not in a git repository and no shadow is given", dir); goto bad; }
+    if (open_shadow(w, real, o->shadow, e) < 0) goto bad;
+  }
+  if (git_repository_set_index(w->repo, w->index) < 0) { fail(e, -1, "index"); goto bad; }
+  /* never snapshot obra's own directory (the database, the shadow) */
+  if (git_ignore_add_rule(w->repo, ".obra/\n") < 0) { fail(e, -1, "ignore rules"); goto bad; }
+
+  char rootreal[PATH_MAX];
+  const char *wd = git_repository_workdir(w->repo);
+  if (!wd || !realpath(wd, rootreal)) { obra_err_set(e, OBRA_EIO, "no work tree for %s", dir); goto bad; }
+  size_t n = strlen(rootreal);
+  if (snprintf(w->root, sizeof w->root, "%s/", strcmp(rootreal, "/") == 0 ? "" : rootreal) >= (int)sizeof w->root) {
+    obra_err_set(e, OBRA_EINVAL, "path too long: %s", rootreal);
+    goto bad;
+  }
+  if (strncmp(real, rootreal, n) != 0 || (real[n] != '/' && real[n] != '\0')) {
+    obra_err_set(e, OBRA_EIO, "%s is not below its work tree %s", real, rootreal);
+    goto bad;
+  }
+  if (real[n] == '/' && snprintf(w->prefix, sizeof w->prefix, "%s/", real + n + 1) >= (int)sizeof w->prefix) {
+    obra_err_set(e, OBRA_EINVAL, "path too long: %s", dir);
+    goto bad;
+  }
+  return w;
+bad:
+  obra_ws_close(w);
+  return NULL;
+}
+
+void obra_ws_close(obra_ws *w) {
+  if (!w) return;
+  git_index_free(w->index);
+  git_repository_free(w->repo);
+  free(w);
+}
+
+const char *obra_ws_kind(const obra_ws *w) { return w->shadow ? "shadow" : "git"; }
+const char *obra_ws_root(const obra_ws *w) { return w->root; }
+const char *obra_ws_prefix(const obra_ws *w) { return w->prefix; }
+
+/* add_all/update_all: 0 adds, >0 skips.  Skips anything inside a .obra or
+ * .git directory and files over the size limit. */
+static int add_cb(const char *path, const char *matched, void *ud) {
+  obra_ws *w = ud;
+  (void)matched;
+  if (strncmp(path, ".obra/", 6) == 0 || strstr(path, "/.obra/") ||
+      strncmp(path, ".git/", 5) == 0 || strstr(path, "/.git/"))
+    return 1;
+  if (w->max_file_bytes > 0) {
+    char full[PATH_MAX];
+    struct stat st;
+    if (snprintf(full, sizeof full, "%s%s", w->root, path) < (int)sizeof full &&
+        lstat(full, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > w->max_file_bytes) {
+      w->skipped++;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e) {
+  git_strarray ps;
+  char *one, buf[PATH_MAX];
+  pathspec(w, &ps, &one, buf);
+  w->skipped = 0;
+  /* a user's index: start again from what is on disk now (never written back) */
+  if (!w->shadow && git_index_read(w->index, 1) < 0) return fail(e, -1, "reading the index");
+  git_index_conflict_cleanup(w->index);   /* conflicted paths: take the files as they are */
+  if (git_index_add_all(w->index, &ps, GIT_INDEX_ADD_DEFAULT, add_cb, w) < 0) return fail(e, -1, "snapshot");
+  if (git_index_update_all(w->index, &ps, add_cb, w) < 0) return fail(e, -1, "snapshot");
+  git_oid oid;
+  if (git_index_write_tree_to(&oid, w->index, w->repo) < 0) return fail(e, -1, "snapshot");
+  if (w->shadow && git_index_write(w->index) < 0) return fail(e, -1, "saving the shadow index");
+  git_oid_tostr(tree, 41, &oid);
+  if (skipped) *skipped = w->skipped;
+  return OBRA_OK;
+}
+
+static int peel_tree(obra_ws *w, const char *id, git_tree **out, obra_err *e) {
+  git_oid oid;
+  git_object *obj = NULL;
+  if (strlen(id) != 40 || git_oid_fromstr(&oid, id) < 0) {
+    obra_err_set(e, OBRA_EINVAL, "not an object id: %s", id);
+    return -1;
+  }
+  int rc = git_object_lookup(&obj, w->repo, &oid, GIT_OBJECT_ANY);
+  if (rc < 0) return fail(e, rc, id), -1;
+  rc = git_object_peel((git_object **)out, obj, GIT_OBJECT_TREE);
+  git_object_free(obj);
+  if (rc < 0) return fail(e, rc, id), -1;
+  return 0;
+}
+
+obra_rc obra_ws_tree_of(obra_ws *w, const char *id, char tree[41], obra_err *e) {
+  git_tree *t;
+  if (peel_tree(w, id, &t, e) < 0) return e->rc;
+  git_oid_tostr(tree, 41, git_tree_id(t));
+  git_tree_free(t);
+  return OBRA_OK;
+}
+
+obra_rc obra_ws_commit(obra_ws *w, const char *tree, const char *ref, const char *message,
+                       char commit[41], obra_err *e) {
+  int valid = 0;
+  if (git_reference_name_is_valid(&valid, ref) < 0 || !valid || strncmp(ref, "refs/obra/", 10) != 0)
+    return obra_err_set(e, OBRA_EINVAL, "not a checkpoint ref name: %s", ref);
+  git_tree *t = NULL;
+  if (peel_tree(w, tree, &t, e) < 0) return e->rc;
+  git_commit *parent = NULL;
+  git_oid pid, oid;
+  if (git_reference_name_to_id(&pid, w->repo, ref) == 0) git_commit_lookup(&parent, w->repo, &pid);
+  git_signature *sig = NULL;
+  obra_rc rc = OBRA_OK;
+  if (git_signature_new(&sig, "obra", "obra@localhost", (git_time_t)time(NULL), 0) < 0) {
+    rc = fail(e, -1, "checkpoint");
+  } else {
+    const git_commit *parents[1] = { parent };
+    git_reference *r = NULL;
+    if (git_commit_create(&oid, w->repo, NULL, sig, sig, NULL, message, t, parent ? 1 : 0, parents) < 0 ||
+        git_reference_create(&r, w->repo, ref, &oid, 1, "obra checkpoint") < 0)
+      rc = fail(e, -1, "checkpoint");
+    else
+      git_oid_tostr(commit, 41, &oid);
+    git_reference_free(r);
+  }
+  git_signature_free(sig);
+  git_commit_free(parent);
+  git_tree_free(t);
+  return rc;
+}
+
+obra_rc obra_ws_diff(obra_ws *w, const char *a, const char *b, obra_ws_diff_cb cb, void *ud,
+                     size_t *added, size_t *removed, obra_err *e) {
+  git_tree *ta = NULL, *tb = NULL;
+  git_diff *d = NULL;
+  git_diff_stats *stats = NULL;
+  obra_rc rc = OBRA_OK;
+  *added = *removed = 0;
+  if (peel_tree(w, a, &ta, e) < 0 || peel_tree(w, b, &tb, e) < 0) { rc = e->rc; goto out; }
+  git_diff_options o;
+  git_diff_options_init(&o, GIT_DIFF_OPTIONS_VERSION);
+  char *one, buf[PATH_MAX];
+  pathspec(w, &o.pathspec, &one, buf);
+  o.max_size = 4 << 20;                        /* larger files count as binary: no line counts */
+  if (git_diff_tree_to_tree(&d, w->repo, ta, tb, &o) < 0) { rc = fail(e, -1, "diff"); goto out; }
+  size_t plen = strlen(w->prefix);
+  for (size_t i = 0, n = git_diff_num_deltas(d); i < n; i++) {
+    const git_diff_delta *dl = git_diff_get_delta(d, i);
+    char st = dl->status == GIT_DELTA_ADDED ? 'A' : dl->status == GIT_DELTA_DELETED ? 'D' : 'M';
+    const char *p = st == 'D' ? dl->old_file.path : dl->new_file.path;
+    if (strncmp(p, w->prefix, plen) == 0) p += plen;
+    if (cb(ud, st, p) != 0) break;
+  }
+  if (git_diff_get_stats(&stats, d) < 0) { rc = fail(e, -1, "diff"); goto out; }
+  *added = git_diff_stats_insertions(stats);
+  *removed = git_diff_stats_deletions(stats);
+out:
+  git_diff_stats_free(stats);
+  git_diff_free(d);
+  git_tree_free(ta);
+  git_tree_free(tb);
+  return rc;
+}
+
+obra_rc obra_ws_restore(obra_ws *w, const char *from, const char *to, obra_err *e) {
+  git_tree *tf = NULL, *tt = NULL;
+  obra_rc rc = OBRA_OK;
+  if (peel_tree(w, from, &tf, e) < 0 || peel_tree(w, to, &tt, e) < 0) { rc = e->rc; goto out; }
+  git_checkout_options o;
+  git_checkout_options_init(&o, GIT_CHECKOUT_OPTIONS_VERSION);
+  o.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DONT_UPDATE_INDEX | GIT_CHECKOUT_DONT_WRITE_INDEX;
+  o.baseline = tf;
+  char *one, buf[PATH_MAX];
+  pathspec(w, &o.paths, &one, buf);
+  if (git_checkout_tree(w->repo, (const git_object *)tt, &o) < 0) rc = fail(e, -1, "restore");
+out:
+  git_tree_free(tf);
+  git_tree_free(tt);
+  return rc;
+}
