@@ -180,6 +180,7 @@ local function agent_for(ctx, task)
     a = require("obra.agent").new(cfg)
     ctx.agents[key] = a
   end
+  if ctx.cassette then a = ctx.cassette:agent(a, task) end   -- obra run --record/--replay (obra.cassette)
   return a, cfg
 end
 

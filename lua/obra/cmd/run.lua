@@ -17,13 +17,39 @@ local function report(code, summary, json)
   return code
 end
 
+-- --record FILE / --replay FILE: a tape on the ctx (obra.cassette), checked
+-- before anything runs.
+local function tape_for(ctx, opts)
+  if not (opts.record or opts.replay) then return nil end
+  local cassette = require "obra.cassette"
+  local ok, err = cassette.fresh(ctx)
+  if not ok then return nil, err end
+  if opts.record then return cassette.recorder(ctx, { path = opts.record, sets = opts.set }) end
+  local c
+  c, err = cassette.load(opts.replay)
+  if not c then return nil, err end
+  return cassette.player(ctx, c, { path = opts.replay })
+end
+
 local function start(opts, script, resume_run)
   local engine = require "obra.engine"
+  if opts.record and opts.replay then cli.usage("--record and --replay exclude each other", "run") end
   local ctx, err = engine.open { script = script, sets = opts.set, quiet = opts.quiet }
   if not ctx then cli.fail(err, cli.EXIT.usage) end
+  local tape, terr = tape_for(ctx, opts)
+  if terr then engine.close(ctx); cli.fail(terr, cli.EXIT.usage) end
   ctx.interactive = opts.interactive and require("obra.core").isatty(0)
-  local code, summary = engine.run(ctx, { max_parallel = opts.max_parallel and math.tointeger(opts.max_parallel),
-                                          resume_run = resume_run, live = true })
+  local run_opts = { max_parallel = opts.max_parallel and math.tointeger(opts.max_parallel), resume_run = resume_run, live = true }
+  local code, summary
+  if tape and tape.mode == "record" then
+    -- an internal error still leaves a (partial) cassette of what was recorded
+    local ok, c, s = xpcall(engine.run, debug.traceback, ctx, run_opts)
+    if not ok then tape:finish(1, { status = "interrupted" }); error(c, 0) end
+    code, summary = c, s
+  else
+    code, summary = engine.run(ctx, run_opts)
+  end
+  if tape and summary.status ~= nil then code = tape:finish(code, summary) end
   engine.close(ctx)
   if summary.status == nil then cli.fail(summary.message) end
   return report(code, summary, opts.json)
@@ -31,7 +57,7 @@ end
 
 return {
   summary = "run a workflow script (default ./obra.lua)",
-  usage = "obra run [SCRIPT] [--max-parallel N] [--interactive] [--set key=value ...] [--json] [--quiet]",
+  usage = "obra run [SCRIPT] [--max-parallel N] [--interactive] [--set key=value ...] [--record FILE | --replay FILE] [--json] [--quiet]",
   help = [[Loads and checks SCRIPT, syncs its tasks into .obra/obra.db (re-running is safe:
 tasks are matched by key, finished work is never redone) and runs every ready task.
 
@@ -39,13 +65,18 @@ tasks are matched by key, finished work is never redone) and runs every ready ta
   --interactive      on a terminal, ask at each breakpoint instead of waiting
   --set key=value    override configuration, e.g. --set agent.model=opus
                      --set llm.url=http://127.0.0.1:11434 --set thresholds.proceed=0.8
+  --record FILE      also write every agent and LLM call (with the files each
+                     agent call changed) to the cassette FILE (see docs/replay.md)
+  --replay FILE      run from the cassette FILE: no agent or LLM is called, the
+                     recorded file changes are applied, checks run for real; a
+                     request that differs from the recording stops the run with a diff
   --json             print the run's summary as JSON
   --quiet            no progress lines on stderr
 
 Exit: 0 every task done, 1 failed, 2 bad script or usage, 3 waiting for a human,
 4 budget spent, 5 interrupted (`obra resume` continues).]],
   flags = { ["max-parallel"] = "number", interactive = "boolean", set = "list",
-            json = "boolean", quiet = "boolean" },
+            json = "boolean", quiet = "boolean", record = "string", replay = "string" },
   run = function(opts, args)
     if #args > 1 then cli.usage("run takes one script", "run") end
     return start(opts, args[1] or "obra.lua")
