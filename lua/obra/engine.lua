@@ -28,6 +28,7 @@ M.DEFAULTS = {
   check_timeout = 600,
   context = { window = 200000, refresh = 0.8 },
   judge = { budget_tokens = 6000 },
+  checkpoints = { enabled = true, rollback_on_retry = false },
 }
 
 local MAX_TEXT = 64 * 1024   -- bytes of prompt/response kept per interaction
@@ -118,6 +119,7 @@ function M.open(a)
   cfg.agent = merge(M.DEFAULTS.agent, plan.config.agent)
   cfg.context = merge(M.DEFAULTS.context, plan.config.context)
   cfg.judge = merge(M.DEFAULTS.judge, plan.config.judge)
+  cfg.checkpoints = merge(M.DEFAULTS.checkpoints, plan.config.checkpoints)
   if plan.config.llm ~= false then cfg.llm = merge(M.DEFAULTS.llm, plan.config.llm) else cfg.llm = false end
   -- the judge: checked before the database is touched
   local llm
@@ -333,6 +335,54 @@ local USABLE = { ok = true, max_turns = true, budget = true }
 
 -- Run one iteration of task (a row).  Returns the record: { iteration, action,
 -- reason, result, signals, scores, decision, breakpoints }.
+-- Checkpoints ---------------------------------------------------------------
+
+-- The snapshot an iteration starts from, recorded as a checkpoint.  Without a
+-- snapshot the iteration still runs: no change summary, no checkpoint.
+local function checkpoint(ctx, task, workdir, iteration)
+  local cc = ctx.config.checkpoints
+  local snap, err = require("obra.workspace").snapshot(workdir, { max_file_bytes = cc.max_file_bytes })
+  if not snap then
+    ctx.log(task, "no snapshot of the working directory (%s): no checkpoint, no change summary", tostring(err))
+    return nil
+  end
+  if cc.enabled then
+    local s = ctx.store
+    local row, rerr = s:tx(function()
+      return require("obra.checkpoints").record(s, { task = task, project = ctx.project.name, snap = snap,
+        iteration = iteration, run_id = ctx.run_id })
+    end)
+    if not row then ctx.log(task, "checkpoint failed: %s", tostring(rerr)) end
+  end
+  if snap.skipped and snap.skipped > 0 then
+    ctx.log(task, "%d file(s) over %d bytes left out of the snapshot", snap.skipped,
+      cc.max_file_bytes or require("obra.workspace").MAX_FILE_BYTES)
+  end
+  return snap
+end
+
+-- A retry that should start from the state before the failed attempt
+-- (decision.rollback, else config.checkpoints.rollback_on_retry): the
+-- attempt's files are kept as a checkpoint, then the snapshot is restored and
+-- the agent is told.
+local function roll_back(ctx, task, before, iteration, decision)
+  local want = decision.rollback
+  if want == nil then want = ctx.config.checkpoints.rollback_on_retry end
+  if not want then return end
+  local r, err = require("obra.checkpoints").rollback(ctx.store, { task = task, project = ctx.project.name,
+    run_id = ctx.run_id, iteration = iteration, note = "attempt " .. iteration .. ", rolled back before a retry",
+    to = { tree = before.tree, method = before.method, workdir = before.dir, iteration = iteration } })
+  if not r then
+    ctx.log(task, "rollback before the retry failed: %s", tostring(err))
+    return
+  end
+  decision.rolled_back = r.saved.id
+  ctx.log(task, "rolled back %d file(s) to the state before iteration %d (the attempt is checkpoint #%d)",
+    r.changed, iteration, r.saved.id)
+  decision.feedback = (decision.feedback or "") .. "\n\nThe working directory was reset to how it was before your " ..
+    "last attempt: the changes of that attempt are gone. Start again from the files as they are now."
+end
+
 function M.iterate(ctx, task)
   local s = ctx.store
   local iteration = (s:first("SELECT max(iteration) AS n FROM decisions WHERE task_id = ?", task.id).n or 0) + 1
@@ -347,8 +397,7 @@ function M.iterate(ctx, task)
   ctx.task_state[task.id] = st
   st.running, st.iteration, st.last = true, iteration, "agent running"
   local sess = s:tx(function() return session.current(s, task.id, ctx.run_id, agent.kind or agent_cfg.kind) end)
-  local ws_mod = require "obra.workspace"
-  local before = ws_mod.snapshot(workdir)
+  local before = checkpoint(ctx, task, workdir, iteration)
   hook(ctx, "task_start", { task = task, iteration = iteration })
 
   local res, text_sent
@@ -387,14 +436,14 @@ function M.iterate(ctx, task)
     end
   end
 
-  -- Signals
+  -- Signals: what the agent changed (before the checks, whose own files are not its work)
+  local workspace = before and require("obra.workspace").diff(before, workdir)
   local checks = {}
   if res.class ~= "auth" and res.class ~= "rate_limited" then
     checks = require("obra.checks").run(task.checks or {}, {
       cwd = workdir, timeout = task.config and task.config.check_timeout or ctx.config.check_timeout })
   end
   mark_passed_before(checks, hist)
-  local workspace = ws_mod.diff(before, workdir)
   local judge, judge_err, judge_msg, judge_raw, judge_call
   if ctx.llm and USABLE[res.class] then
     local J = require "obra.judge"
@@ -439,6 +488,7 @@ function M.iterate(ctx, task)
   if not decision.feedback or decision.feedback == "" then
     decision.feedback = prompt.feedback(signals, decision)
   end
+  if decision.action == "retry" and before then roll_back(ctx, task, before, iteration, decision) end
   local fired = require("obra.breakpoints").check(event, decision, ctx.config.breakpoints)
   if decision.action == "escalate" and #fired == 0 then
     fired = { { kind = "escalate", reason = decision.reason } }

@@ -119,6 +119,8 @@ local CONFIG = {
   context = is_section({ window = is_posint, refresh = is_unit }, "context"),
   judge = is_section({ budget_tokens = is_posint, temperature = is_type("number") }, "judge"),
   breakpoints = is_table, max_iterations = is_posint,
+  checkpoints = is_section({ enabled = is_type("boolean"), rollback_on_retry = is_type("boolean"),
+                             max_file_bytes = is_posint }, "checkpoints"),
 }
 
 local TASK = {

@@ -10,6 +10,7 @@
 --     signal = { method =, created = {paths}, modified = {paths}, deleted = {paths},
 --                lines_added =, lines_removed =, files_changed =, truncated = bool,
 --                skipped = n }                 (paths relative to the directory)
+--   workspace.diff_trees(dir, method, a, b) -> signal | nil, message, code
 --   workspace.commit(snap, ref, message) -> commit | nil, message, code
 --   workspace.restore(dir, method, from, to) -> true | nil, message, code
 --   workspace.tree_of(dir, method, id) -> tree | nil, message, code
@@ -109,13 +110,24 @@ function M.diff(before, after)
   if before.method ~= after.method then
     return nil, "the snapshots were taken in different repositories (" .. before.method .. ", " .. after.method .. ")", "workspace"
   end
-  local d, err, code = before.wt:diff(before.tree, after.tree)
-  if not d then return nil, "cannot diff " .. before.dir .. ": " .. tostring(err), code end
-  local sig = { method = before.method, lines_added = d.lines_added, lines_removed = d.lines_removed,
-                truncated = false, skipped = after.skipped or 0 }
+  local sig, err, code = M.diff_trees(before.dir, before.method, before.tree, after.tree)
+  if not sig then return nil, err, code end
+  sig.skipped = after.skipped or 0
+  return sig, after
+end
+
+-- The signal between two trees (or commits) of dir's repository.
+function M.diff_trees(dir, method, a, b)
+  local wt, err, code = worktree(dir, method)
+  if not wt then return nil, err, code end
+  local d
+  d, err, code = wt:diff(a, b)
+  if not d then return nil, "cannot diff " .. dir .. ": " .. tostring(err), code end
+  local sig = { method = method, lines_added = d.lines_added, lines_removed = d.lines_removed,
+                truncated = false, skipped = 0 }
   sig.files_changed = #d.created + #d.modified + #d.deleted
   sig.created, sig.modified, sig.deleted = capped(d.created, sig), capped(d.modified, sig), capped(d.deleted, sig)
-  return sig, after
+  return sig
 end
 
 function M.commit(snap, ref, message)

@@ -232,6 +232,9 @@ function L.check_expect(expect, ctx)
   for _, f in ipairs(expect.files or {}) do
     if not L.exists(ctx.cwd .. "/" .. f) then return "expected file " .. f .. " in the working directory" end
   end
+  for _, f in ipairs(expect.no_files or {}) do
+    if L.exists(ctx.cwd .. "/" .. f) then return "expected no file " .. f .. " in the working directory" end
+  end
   for k, v in pairs(expect.env or {}) do
     local got = os.getenv(k)
     if v == false then
