@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include "obra/workspace.h"
 
 struct obra_ws {
@@ -164,6 +165,18 @@ static int add_cb(const char *path, const char *matched, void *ud) {
   return 0;
 }
 
+/* Keep the shadow index (its stat cache spares hashing unchanged files).  Not
+ * fatal: the tree is written already, and a missing cache only costs time.  A
+ * lock left by a killed obra is taken away once it is a minute old. */
+static void save_shadow_index(obra_ws *w) {
+  if (git_index_write(w->index) == 0) return;
+  char lock[PATH_MAX];
+  struct stat st;
+  if (snprintf(lock, sizeof lock, "%s.lock", git_index_path(w->index)) < (int)sizeof lock &&
+      stat(lock, &st) == 0 && st.st_mtime < time(NULL) - 60 && unlink(lock) == 0)
+    (void)git_index_write(w->index);
+}
+
 obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e) {
   git_strarray ps;
   char *one, buf[PATH_MAX];
@@ -176,7 +189,7 @@ obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e
   if (git_index_update_all(w->index, &ps, add_cb, w) < 0) return fail(e, -1, "snapshot");
   git_oid oid;
   if (git_index_write_tree_to(&oid, w->index, w->repo) < 0) return fail(e, -1, "snapshot");
-  if (w->shadow && git_index_write(w->index) < 0) return fail(e, -1, "saving the shadow index");
+  if (w->shadow) save_shadow_index(w);
   git_oid_tostr(tree, 41, &oid);
   if (skipped) *skipped = w->skipped;
   return OBRA_OK;

@@ -225,6 +225,21 @@ describe("workspace", function()
     H.rmdir(d2)
   end)
 
+  it("survives a shadow index lock left by a killed obra", function()
+    H.writefile(dir .. "/a.txt", "a\n")
+    local first = assert(ws.snapshot(dir))
+    assert.are.equal("shadow", first.method)
+    local lock = dir .. "/.obra/shadow.git/index.lock"
+    H.writefile(lock, "")
+    H.writefile(dir .. "/b.txt", "b\n")
+    local fresh = assert(ws.snapshot(dir))          -- a fresh lock: the snapshot works, the lock stays
+    assert.are.same({ "b.txt" }, ws.diff(first, fresh).created)
+    assert.is_not_nil(H.readfile(lock))
+    os.execute("touch -d '10 minutes ago' " .. H.q(lock))
+    assert(ws.snapshot(dir))                         -- a stale one is taken away
+    assert.is_nil(H.readfile(lock))
+  end)
+
   it("fails softly: no directory, no snapshot", function()
     local s, msg, code = ws.snapshot(dir .. "/missing")
     assert.is_nil(s)
