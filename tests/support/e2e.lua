@@ -138,6 +138,25 @@ function E.assert_consistent(p, expect_tasks)
     assert.are.equal(1, proceeds, "task " .. t.key .. " completed more than once")
     assert.are.equal("proceed", ds[#ds].action)
     assert.are.equal(#ds, t.iterations)
+    -- a checkpoint before every iteration (more than one where an iteration was redone)
+    local cps = s:query("SELECT DISTINCT iteration FROM checkpoints WHERE task_id = ? AND kind = 'iteration' ORDER BY iteration", t.id)
+    assert.are.equal(#ds, #cps, "checkpoints of " .. t.key)
+  end
+  -- and every checkpoint is a commit its repository holds
+  local shas = {}
+  for _, c in ipairs(s:query("SELECT ref, method, workdir FROM checkpoints")) do
+    local gitdir = c.method == "shadow" and (c.workdir .. "/.obra/shadow.git") or (c.workdir .. "/.git")
+    shas[gitdir] = shas[gitdir] or {}
+    table.insert(shas[gitdir], c.ref)
+  end
+  for gitdir, list in pairs(shas) do
+    local tmp = os.tmpname()
+    H.writefile(tmp, table.concat(list, "\n") .. "\n")
+    local out = H.sh((H.SANITIZE and "env -u LD_PRELOAD " or "") .. "git --git-dir=" .. H.q(gitdir) ..
+      " cat-file --batch-check < " .. H.q(tmp))
+    os.remove(tmp)
+    local _, n = out:gsub(" commit %d+\n", "")
+    assert.are.equal(#list, n, "checkpoint commits in " .. gitdir .. ":\n" .. out)
   end
   -- sessions: obra's records against what the agent saw
   local known = {}
