@@ -3,8 +3,8 @@
 --
 --   cassette.load(path) -> cassette | nil, message            (read and check a file)
 --   cassette.fresh(ctx) -> true | nil, message                (a project with no agent call yet)
---   cassette.recorder(ctx, {path=, sets=}) -> tape | nil, message
---   cassette.player(ctx, cassette, {path=}) -> tape | nil, message
+--   cassette.recorder(ctx, {path=, sets=, max_parallel=}) -> tape | nil, message
+--   cassette.player(ctx, cassette, {path=, max_parallel=}) -> tape | nil, message
 --   tape:finish(code, summary) -> exit status                 (write the file / compare outcomes)
 --
 -- A tape installs itself on an engine ctx (from engine.open): ctx.cassette =
@@ -25,7 +25,8 @@
 -- what differs between runs (session UUIDs, mapped recorded -> actual on
 -- first sight; the work directory; the hash ids of the judge prompt's fences,
 -- which depend on the text they fence; durations such as "0.003s" in command
--- output).  A request that does not match stops the whole run (ctx.fatal),
+-- output; and, when the recording or the replay ran tasks in parallel, the
+-- judge's list of changed files, which then includes other tasks' changes).  A request that does not match stops the whole run (ctx.fatal),
 -- printing a unified diff of the recorded and the actual request; the task's
 -- coroutine is parked and abandoned by the scheduler, so nothing of the
 -- diverging iteration is persisted.
@@ -282,9 +283,17 @@ function Tape:llm_request(inner, req)
   }
 end
 
+-- With tasks in parallel in one work directory, the judge's list of changed
+-- files includes what other tasks changed meanwhile: it depends on timing.
+local PARALLEL_NOTE = "(not compared: tasks ran in parallel, so this list depends on timing)"
+local function unparallel(s)
+  return (s:gsub("(## Changes in the working directory[^\n]*\n).-\n(## )", "%1" .. PARALLEL_NOTE .. "\n\n%2"))
+end
+
 -- The text two requests are compared by (stored form: placeholders, lines).
--- ids(x) maps a recorded session id to the one this run uses.
-local function canonical(kind, r, ids)
+-- ids(x) maps a recorded session id to the one this run uses; parallel masks
+-- the judge's list of changed files.
+local function canonical(kind, r, ids, parallel)
   local out = { kind == "agent" and "agent call" or "LLM call" }
   if kind == "agent" then
     if r.resume then out[#out + 1] = "session: resume " .. tostring(ids(r.resume))
@@ -299,7 +308,9 @@ local function canonical(kind, r, ids)
     out[#out + 1] = "schema: " .. (r.schema and format.compact(r.schema) or "none")
     for i, m in ipairs(r.messages or {}) do
       out[#out + 1] = string.format("message %d (%s):", i, tostring(m.role))
-      out[#out + 1] = format.unlines(m.content) or format.compact(m.content)
+      local text = format.unlines(m.content)
+      if type(text) ~= "string" then text = format.compact(m.content) end
+      out[#out + 1] = parallel and unparallel(text) or text
     end
   end
   return mask(table.concat(out, "\n"))
@@ -486,7 +497,7 @@ function Tape:replay_agent(w, req)
   local key = w.task
   local call, n, list = self:next_call(key)
   local mine = self:agent_request(w, req)
-  local actual = canonical("agent", mine, function(x) return x end)
+  local actual = canonical("agent", mine, function(x) return x end, self.parallel)
   if not call then return self:ran_out(key, n, list, "agent", actual) end
   -- bind the recorded id to this run's on first sight (when neither is bound yet)
   local pending = {}
@@ -495,7 +506,7 @@ function Tape:replay_agent(w, req)
   if call.kind == "agent" and rec_id and my_id and not self.idmap[rec_id] and not self.bound[my_id] then
     pending[rec_id] = my_id
   end
-  local expected = call.kind == "agent" and canonical("agent", r, self:ids(pending)) or canonical("llm", r, self:ids(pending))
+  local expected = canonical(call.kind, r, self:ids(pending), self.parallel)
   self:check(key, n, call, "agent", actual, expected)
   for a, b in pairs(pending) do self.idmap[a], self.bound[b] = b, a end
   call.used = true
@@ -522,10 +533,10 @@ function Tape:replay_llm(inner, req)
   local key = self:task_key()
   local call, n, list = self:next_call(key)
   local mine = self:llm_request(inner, req)
-  local actual = canonical("llm", mine, function(x) return x end)
+  local actual = canonical("llm", mine, function(x) return x end, self.parallel)
   if not call then return self:ran_out(key, n, list, "llm", actual) end
   local ids = self:ids({})
-  local expected = call.kind == "llm" and canonical("llm", call.request, ids) or canonical("agent", call.request, ids)
+  local expected = canonical(call.kind, call.request, ids, self.parallel)
   self:check(key, n, call, "llm", actual, expected)
   call.used = true
   self.served = self.served + 1
@@ -657,7 +668,7 @@ local function public_sets(sets)
   return core.json_array(out)
 end
 
--- cassette.recorder(ctx, {path=, sets=}) -> tape | nil, message
+-- cassette.recorder(ctx, {path=, sets=, max_parallel=}) -> tape | nil, message
 function M.recorder(ctx, opts)
   local path = abspath(opts.path)
   -- find out now, not after the run, whether the file can be written
@@ -667,7 +678,7 @@ function M.recorder(ctx, opts)
   f:close()
   os.remove(tmp)
   local t = new_tape(ctx, "record")
-  t.path, t.calls, t.sets = path, {}, public_sets(opts.sets)
+  t.path, t.calls, t.sets, t.max_parallel = path, {}, public_sets(opts.sets), opts.max_parallel or 1
   ctx.log(nil, "recording every agent and LLM call to %s", opts.path)
   return t
 end
@@ -687,6 +698,7 @@ function Tape:document(summary)
     complete = status ~= nil and status ~= "interrupted",
     outcome = outcome(self.ctx, summary),
     sets = self.sets,
+    max_parallel = self.max_parallel,
     limits = { file_bytes = M.MAX_FILE_BYTES, call_bytes = M.MAX_CALL_BYTES, text_bytes = M.MAX_TEXT_BYTES },
     note = "Written by `obra run --record`; `obra run " .. basename(self.ctx.script) ..
       " --replay FILE` replays it in a fresh directory. See docs/replay.md.",
@@ -711,7 +723,7 @@ end
 
 -- Player -------------------------------------------------------------------------------------------
 
--- cassette.player(ctx, cassette, {path=}) -> tape | nil, message
+-- cassette.player(ctx, cassette, {path=, max_parallel=}) -> tape | nil, message
 function M.player(ctx, c, opts)
   if c.workflow and c.workflow ~= ctx.plan.project.name then
     return nil, string.format("the cassette %s is a recording of workflow '%s', and %s is workflow '%s'",
@@ -719,6 +731,7 @@ function M.player(ctx, c, opts)
   end
   local t = new_tape(ctx, "replay")
   t.cassette, t.path, t.idmap, t.bound, t.served = c, opts.path, {}, {}, 0
+  t.parallel = (tonumber(c.max_parallel) or 1) > 1 or (opts.max_parallel or 1) > 1
   ctx.log(nil, "replaying %s: %d recorded call(s)%s; no agent or LLM is called", opts.path, #c.calls,
     c.complete and "" or " (a partial recording)")
   return t

@@ -24,11 +24,12 @@ local function tape_for(ctx, opts)
   local cassette = require "obra.cassette"
   local ok, err = cassette.fresh(ctx)
   if not ok then return nil, err end
-  if opts.record then return cassette.recorder(ctx, { path = opts.record, sets = opts.set }) end
+  local parallel = opts.max_parallel and math.tointeger(opts.max_parallel) or ctx.config.max_parallel or 1
+  if opts.record then return cassette.recorder(ctx, { path = opts.record, sets = opts.set, max_parallel = parallel }) end
   local c
   c, err = cassette.load(opts.replay)
   if not c then return nil, err end
-  return cassette.player(ctx, c, { path = opts.replay })
+  return cassette.player(ctx, c, { path = opts.replay, max_parallel = parallel })
 end
 
 local function start(opts, script, resume_run)
