@@ -5,6 +5,8 @@
 #   make test      deps + build + the whole busted suite
 #   make check     the whole suite under ASan + UBSan
 #   make bench     benchmarks (medians)
+#   make demo      deps + build + the calculator example replayed from its
+#                  cassette in a temporary directory (no agent, no LLM needed)
 #   make install   PREFIX=/usr/local DESTDIR=
 
 PREFIX   ?= /usr/local
@@ -39,7 +41,7 @@ CORE_OBJ = $(CORE_SRC:src/%.c=$(BUILD)/%.o)
 LAPI_SRC = $(wildcard src/lapi_*.c)
 LUA_SRC  = lua/obra.lua $(wildcard lua/obra/*.lua lua/obra/*/*.lua)
 
-.PHONY: all deps test check bench install uninstall clean fmt
+.PHONY: all deps test check bench install uninstall clean fmt demo
 
 all: $(OUT)/obra $(OUT)/lib/obra/core.so
 
@@ -87,14 +89,28 @@ test: deps
 	$(MAKE) all
 	tests/run
 
+# The calculator example end to end from scripts/calculator.cassette.json
+# (tools/demo; re-record with tools/record-demo; see docs/replay.md).
+demo: deps
+	$(MAKE) all
+	tools/demo
+
 # Sanitizer build in its own directory; the suite runs against it.
 check: deps
 	$(MAKE) BUILD=build-san OUT=build-san OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	        LDFLAGS="-fsanitize=address,undefined" all
 	OBRA_SANITIZE=1 OBRA_OUT=build-san tests/run
 
-bench: all
+# Benchmarks (bench/README.md): the instant agent, the instant judge and the
+# measuring tool are small C programs; the table goes to bench/results.md.
+BENCH_BIN = $(BUILD)/bench/agent $(BUILD)/bench/judge $(BUILD)/bench/tool
+bench: all $(BENCH_BIN)
 	lua5.4 tests/bench/run.lua
+
+$(BUILD)/bench/%: tests/bench/%.c | $(BUILD)
+	@mkdir -p $(BUILD)/bench
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 $(WARN) $(shell pkg-config --cflags libcjson sqlite3 2>/dev/null) \
+	  -o $@ $< $(shell pkg-config --libs libcjson sqlite3 2>/dev/null)
 
 install: all
 	install -d $(BINDIR) $(LMODDIR)/obra $(LSHAREDIR)/obra
