@@ -21,6 +21,7 @@ struct obra_ws {
   git_repository *repo;
   git_index      *index;       /* the scratch index set on repo */
   int             shadow;
+  time_t          saved;       /* when the shadow index was last written */
   int64_t         max_file_bytes;
   size_t          skipped;     /* during a snapshot */
   char            root[PATH_MAX];
@@ -49,6 +50,9 @@ static void pathspec(const obra_ws *w, git_strarray *ps, char **one, char *buf) 
 static int init_lib(obra_err *e) {
   if (!inited) {
     if (git_libgit2_init() < 0) return fail(e, -1, "libgit2"), -1;
+    /* obra writes trees only from blobs it has just written or found in the
+     * index: checking that each one exists (a stat per file) buys nothing */
+    git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 0);
     inited = 1;
   }
   return 0;
@@ -134,8 +138,11 @@ bad:
   return NULL;
 }
 
+static void save_shadow_index(obra_ws *w);
+
 void obra_ws_close(obra_ws *w) {
   if (!w) return;
+  if (w->shadow && w->index && w->saved) save_shadow_index(w);
   git_index_free(w->index);
   git_repository_free(w->repo);
   free(w);
@@ -165,10 +172,13 @@ static int add_cb(const char *path, const char *matched, void *ud) {
   return 0;
 }
 
-/* Keep the shadow index (its stat cache spares hashing unchanged files).  Not
- * fatal: the tree is written already, and a missing cache only costs time.  A
+/* Keep the shadow index (its stat cache spares hashing unchanged files): in
+ * memory between snapshots, on disk at close and at most once a minute (each
+ * write makes a new file, which costs more than the cache saves when it
+ * happens at every snapshot).  Not fatal: a missing cache only costs time.  A
  * lock left by a killed obra is taken away once it is a minute old. */
 static void save_shadow_index(obra_ws *w) {
+  w->saved = time(NULL);
   if (git_index_write(w->index) == 0) return;
   char lock[PATH_MAX];
   struct stat st;
@@ -189,7 +199,7 @@ obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e
   if (git_index_update_all(w->index, &ps, add_cb, w) < 0) return fail(e, -1, "snapshot");
   git_oid oid;
   if (git_index_write_tree_to(&oid, w->index, w->repo) < 0) return fail(e, -1, "snapshot");
-  if (w->shadow) save_shadow_index(w);
+  if (w->shadow && time(NULL) - w->saved >= 60) save_shadow_index(w);
   git_oid_tostr(tree, 41, &oid);
   if (skipped) *skipped = w->skipped;
   return OBRA_OK;

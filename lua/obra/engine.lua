@@ -354,6 +354,10 @@ local function checkpoint(ctx, task, workdir, iteration)
     end)
     if not row then ctx.log(task, "checkpoint failed: %s", tostring(rerr)) end
   end
+  if snap.fallback then
+    ctx.log(task, "the repository of %s cannot be used (%s): snapshots go to its shadow repository .obra/shadow.git",
+      workdir, snap.fallback)
+  end
   if snap.skipped and snap.skipped > 0 then
     ctx.log(task, "%d file(s) over %d bytes left out of the snapshot", snap.skipped,
       cc.max_file_bytes or require("obra.workspace").MAX_FILE_BYTES)

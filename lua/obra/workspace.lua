@@ -68,11 +68,11 @@ local function snapshot(dir, opts)
   local st = core.stat(dir)
   if not st or st.type ~= "dir" then return nil, "not a directory: " .. dir, "io" end
   local wt, err = worktree(dir, opts.method, opts.max_file_bytes)
-  local tree, skipped
+  local tree, skipped, why
   if wt then tree, skipped = wt:snapshot() end
   if not tree and opts.method == nil then
     -- the repository dir is in cannot be used (its owner, a broken index...): the shadow
-    local why = wt and skipped or err
+    why = wt and skipped or err
     wt, err = worktree(dir, "shadow", opts.max_file_bytes)
     if wt then tree, skipped = wt:snapshot() end
     if not tree then err = tostring(why) .. "; shadow: " .. tostring(wt and skipped or err) end
@@ -80,7 +80,8 @@ local function snapshot(dir, opts)
     err = wt and skipped or err
   end
   if not tree then return nil, "cannot snapshot " .. dir .. ": " .. tostring(err), "workspace" end
-  return { method = wt:kind(), tree = tree, dir = dir, taken_at = core.now(), skipped = skipped, wt = wt }
+  return { method = wt:kind(), tree = tree, dir = dir, taken_at = core.now(), skipped = skipped, wt = wt,
+           fallback = why and tostring(why) or nil }
 end
 
 function M.snapshot(dir, opts)
