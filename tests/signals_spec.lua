@@ -236,8 +236,10 @@ describe("workspace", function()
     assert.are.same({ "b.txt" }, ws.diff(first, fresh).created)
     assert.is_not_nil(H.readfile(lock))
     os.execute("touch -d '10 minutes ago' " .. H.q(lock))
-    assert(ws.snapshot(dir))                         -- a stale one is taken away
+    ws.reset()                                       -- a stale one is taken away when the index is saved
     assert.is_nil(H.readfile(lock))
+    assert.is_not_nil(H.readfile(dir .. "/.obra/shadow.git/index"))
+    assert.are.same({}, ws.diff(fresh, dir).created)
   end)
 
   it("fails softly: no directory, no snapshot", function()
