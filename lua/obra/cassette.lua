@@ -266,7 +266,7 @@ function Tape:agent_request(w, req)
   return {
     agent = w.kind, model = w.options and w.options.model or nil,
     session = req.session, resume = req.resume, cwd = self:rel(req.cwd),
-    max_turns = req.max_turns, prompt = format.lines(self:to_ph(req.prompt)),
+    max_turns = req.max_turns, prompt = format.lines(export(self:to_ph(req.prompt))),
   }
 end
 
@@ -301,7 +301,8 @@ local function canonical(kind, r, ids, parallel)
     out[#out + 1] = "cwd: " .. tostring(r.cwd)
     out[#out + 1] = "max_turns: " .. (r.max_turns and format.compact(r.max_turns) or "default")
     out[#out + 1] = "prompt:"
-    out[#out + 1] = format.unlines(r.prompt) or ""
+    local text = format.unlines(r.prompt)
+    out[#out + 1] = type(text) == "string" and text or format.compact(r.prompt)
   else
     out[#out + 1] = "temperature: " .. (r.temperature and format.compact(r.temperature) or "default")
     if r.max_tokens then out[#out + 1] = "max_tokens: " .. format.compact(r.max_tokens) end
@@ -786,7 +787,7 @@ function Tape:finish(code, summary)
   if #problems > 0 then
     io.stderr:write("obra: replay diverged from the recording ", self.path, ":\n  ",
       table.concat(problems, "\n  "), "\n")
-    return code == 0 and 1 or code
+    return 1
   end
   ctx.log(nil, "replay: %d call(s) served from %s; the outcome matches the recording", self.served, self.path)
   return code
