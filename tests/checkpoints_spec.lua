@@ -94,6 +94,21 @@ describe("checkpoints", function()
     for _, c in ipairs(E.calls(p)) do assert.is_true(c.assertion_failed == nil or c.assertion_failed == H.null, tostring(c.assertion_failed)) end
     local list = cps(p, "impl")
     assert.are.same({ "iteration", "iteration" }, { list[1].kind, list[2].kind })
+    -- the REPL's helpers: list, roll back to before iteration 2, and back
+    local r = H.expect_code(H.obra({ "repl" }, { cwd = p.dir, env = E.env(p), timeout = 60, stdin = table.concat({
+      "c = checkpoints('impl')",
+      "print('n=' .. #c, c[1].kind, table.concat(c[1].changed, ','))",
+      "r = rollback('impl', {to = 2})",
+      "print('changed=' .. r.changed, 'saved=' .. r.saved.kind)",
+      "print(io.open('impl.txt'):read('a'))",
+      "print(select(2, rollback('impl', {to = 7})))",
+      "r = rollback('impl', {undo = true})",
+    }, "\n") .. "\n" }), 0)
+    assert.matches("n=2\titeration\timpl.txt,junk.txt", r.out)
+    assert.matches("changed=1\tsaved=rollback", r.out)
+    assert.matches("wrong\n", r.out)
+    assert.matches("no checkpoint before iteration 7", r.out)
+    assert.are.equal("done\n", H.readfile(p.dir .. "/impl.txt"))
     H.rmdir(p.dir)
   end)
 

@@ -11,6 +11,7 @@
 --       with .changed = {paths} and .files_changed when changes are asked for:
 --       what changed from this checkpoint to the next one (the last: to now)
 --   checkpoints.find(store, task_id, {iteration=? | id=? | undo=true}) -> row | nil, message
+--   checkpoints.busy(store) -> message | nil   (an obra run is active on the project)
 --   checkpoints.rollback(store, {task=, project=, to = row, run_id=?, iteration=?})
 --       -> {saved = row, restored = row, changed = n} | nil, message
 local core = require "obra.core"
@@ -83,6 +84,15 @@ function M.find(s, task_id, q)
     if not row then return nil, "this task has no checkpoint yet" end
   end
   return row
+end
+
+-- A message when an obra run is active on this database (no rollback then).
+function M.busy(s)
+  for _, r in ipairs(s:query("SELECT id, pid FROM runs WHERE status = 'running'")) do
+    if r.pid and r.pid ~= core.getpid() and core.pid_alive(r.pid) then
+      return string.format("obra (pid %d) is running this project (run #%d): stop it before rolling back", r.pid, r.id)
+    end
+  end
 end
 
 function M.rollback(s, a)

@@ -214,6 +214,9 @@ pretty.COLUMNS = {
                   { "cost_usd", "cost", function(r) return fmt_usd(r.cost_usd) end },
                   { "duration_ms", "ms" }, { "error" } },
   breakpoint = { { "id" }, { "task" }, { "kind" }, { "status" }, { "reason" }, { "answer" } },
+  checkpoint = { { "id" }, { "iteration", "iter" }, { "kind" }, { "created_at", "time", function(r) return fmt_time(r.created_at) end },
+                 { "ref", "commit", function(r) return (r.ref or ""):sub(1, 9) end }, { "files_changed", "changed" },
+                 { "note" } },
   run = { { "id" }, { "status" }, { "started_at", "started", function(r) return fmt_time(r.started_at) end },
           { "pid" }, { "message" } },
 }

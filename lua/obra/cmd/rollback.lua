@@ -2,7 +2,6 @@
 -- task's working directory to a checkpoint, after checkpointing the state it
 -- replaces (so the rollback itself can be undone).
 local cli = require "obra.cli"
-local core = require "obra.core"
 
 return {
   summary = "restore a task's working directory to a checkpoint (undoable)",
@@ -26,13 +25,9 @@ run is active on the project.  See docs/checkpoints.md.]],
     local s = cli.open_store()
     local t = s:task(args[1])
     if not t then s:close(); cli.fail("no task '" .. args[1] .. "' (see `obra status`)") end
-    for _, r in ipairs(s:query("SELECT id, pid FROM runs WHERE status = 'running'")) do
-      if r.pid and core.pid_alive(r.pid) then
-        s:close()
-        cli.fail(string.format("obra (pid %d) is running this project (run #%d): stop it before rolling back", r.pid, r.id))
-      end
-    end
     local cp = require "obra.checkpoints"
+    local busy = cp.busy(s)
+    if busy then s:close(); cli.fail(busy) end
     local to, err = cp.find(s, t.id, { iteration = opts.to and math.tointeger(opts.to),
                                        id = opts.checkpoint and math.tointeger(opts.checkpoint), undo = opts.undo })
     if not to then s:close(); cli.fail(t.key .. ": " .. err) end

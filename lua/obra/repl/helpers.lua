@@ -29,6 +29,13 @@ M.HELP = {
     "the recorded decisions: iteration, action, scores, policy, reason.  Each row keeps\n" ..
     "d.signals (agent, checks with their output, judge, workspace), d.scores, d.thresholds\n" ..
     "and d.event (everything the policy saw: budgets, history...) as tables" },
+  { "checkpoints(task)", "the task's checkpoints: the working directory before each iteration",
+    "the task's checkpoints (as `obra checkpoints`): id, iteration, kind, commit, and\n" ..
+    "changed: the files that changed from each to the next (the last: to now)" },
+  { "rollback(task [, {to=|checkpoint=|undo=}])", "restore a task's working directory (undoable)",
+    "restore the task's working directory (as `obra rollback`): to = an iteration,\n" ..
+    "checkpoint = an id, undo = true; none: before the latest iteration.  The state it\n" ..
+    "replaces becomes a checkpoint first.  Returns {saved=, restored=, changed=}" },
   { "sessions(task)", "the agent sessions: uuid, status, turns, tokens, cost, context",
     "the agent sessions: uuid, status, turns, tokens, cost, context" },
   { "log([task [, n]])", "the last n (50) interactions: agent, judge, check and human calls",
@@ -168,6 +175,26 @@ function M.install(session)
       end
     end
     return list(rows, "decision")
+  end
+
+  function env.checkpoints(ref)
+    local t = task_of(ref)
+    return list(require("obra.checkpoints").list(store(), t.id, { changes = true }), "checkpoint")
+  end
+
+  function env.rollback(ref, opts)
+    local s = store()
+    local t = task_of(ref)
+    if opts ~= nil and type(opts) ~= "table" then error("rollback: options are a table {to=, checkpoint=, undo=}", 2) end
+    opts = opts or {}
+    local cp = require "obra.checkpoints"
+    local busy = cp.busy(s)
+    if busy then return nil, busy end
+    local to, err = cp.find(s, t.id, { iteration = opts.to, id = opts.checkpoint, undo = opts.undo })
+    if not to then return nil, err end
+    local p = s:first("SELECT name FROM projects WHERE id = ?", t.project_id)
+    return cp.rollback(s, { task = t, project = p.name, to = to,
+      iteration = s:first("SELECT max(iteration) AS n FROM decisions WHERE task_id = ?", t.id).n })
   end
 
   function env.sessions(ref)
