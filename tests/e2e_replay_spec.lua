@@ -238,11 +238,13 @@ if __name__ == "__main__":
     H.expect_code(replay(p, d1, nil, { "--max-parallel", "1" }), 0)
     assert.are.same(files(p.dir), files(d1))
     assert.are.same(outcome(p.dir), outcome(d1))
-    -- the recorded run overlapped tasks: the global order is not the per-task one
+    -- the recorded run overlapped tasks: t1's two calls are not neighbours in the global order
     local c = load(p.cassette)
-    local order = {}
-    for _, call in ipairs(c.calls) do if call.kind == "agent" then order[#order + 1] = call.task end end
-    assert.are.equal(10, #order)
+    assert.are.equal(4, c.max_parallel)
+    local seqs = {}
+    for _, call in ipairs(c.calls) do if call.task == "t1" then seqs[#seqs + 1] = call.seq end end
+    assert.are.equal(2, #seqs)
+    assert.is_true(seqs[2] - seqs[1] > 1, "t1's calls are adjacent: " .. seqs[1] .. ", " .. seqs[2])
     H.rmdir(p.dir); H.rmdir(d); H.rmdir(d1)
   end)
 
@@ -433,5 +435,52 @@ task "one" { prompt = "write one.txt", checks = { "test -f one.txt" } }
     local st = H.json(H.expect_code(H.obra({ "status", "--json" }, { cwd = d }), 0).out)
     assert.are.equal(3, st.projects[1].counts.done)
     H.rmdir(d)
+  end)
+end)
+
+-- The file format's pieces, loaded from source like every module (no mocks):
+-- base64 of every byte value, exact numbers, lines, the diff's shape.
+describe("cassette format", function()
+  local format = require "obra.cassette.format"
+  local diff = require "obra.cassette.diff"
+  local core = require "obra.core"
+
+  it("base64 round-trips every byte value and every padding length", function()
+    local all = {}
+    for b = 0, 255 do all[#all + 1] = string.char(b) end
+    all = table.concat(all)
+    for n = 0, 6 do
+      local s = all:sub(1, n)
+      assert.are.equal(s, format.unbase64(format.base64(s)))
+    end
+    assert.are.equal(all, format.unbase64(format.base64(all)))
+    assert.are.equal("YQBi/w==", format.base64("a\0b\255"))
+    assert.is_nil(format.unbase64("YQ=b"))
+    assert.is_nil(format.unbase64("abc"))
+  end)
+
+  it("writes numbers exactly, strings escaped, text as lines, and refuses bytes that are not text", function()
+    local v = { a = 0.1, b = 1 / 3, c = 15.0, d = -2, e = "tab\there \"q\" \1", f = core.json_array {} }
+    local back = core.json_decode(format.encode(v))
+    assert.are.equal(0.1, back.a)
+    assert.are.equal(1 / 3, back.b)
+    assert.are.equal(15, back.c)
+    assert.are.equal(-2, back.d)
+    assert.are.equal(v.e, back.e)
+    assert.are.equal("[]", format.compact(back.f))
+    assert.are.same({ "a", "b", "" }, format.lines("a\nb\n"))
+    assert.are.equal("a\nb\n", format.unlines(format.lines("a\nb\n")))
+    assert.are.equal("one line", format.lines("one line"))
+    assert.has_error(function() format.encode({ x = "\255" }) end)
+    assert.is_false(format.is_text("a\0b"))
+  end)
+
+  it("a unified diff shows the changed lines with context and line numbers", function()
+    local a = "1\n2\n3\n4\n5\n6\n7\n8\n9"
+    local b = "1\n2\n3\n4\nfive\n6\n7\n8\n9\n10"
+    local d = diff.unified(a, b, { from = "old", to = "new" })
+    assert.are.equal(table.concat({ "--- old", "+++ new", "@@ -2,8 +2,9 @@", " 2", " 3", " 4", "-5", "+five", " 6", " 7",
+      " 8", " 9", "+10" }, "\n"), d)
+    assert.matches("no difference", diff.unified("x", "x"))
   end)
 end)
