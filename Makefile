@@ -101,8 +101,16 @@ check: deps
 	        LDFLAGS="-fsanitize=address,undefined" all
 	OBRA_SANITIZE=1 OBRA_OUT=build-san tests/run
 
-bench: all
+# Benchmarks (bench/README.md): the instant agent, the instant judge and the
+# measuring tool are small C programs; the table goes to bench/results.md.
+BENCH_BIN = $(BUILD)/bench/agent $(BUILD)/bench/judge $(BUILD)/bench/tool
+bench: all $(BENCH_BIN)
 	lua5.4 tests/bench/run.lua
+
+$(BUILD)/bench/%: tests/bench/%.c | $(BUILD)
+	@mkdir -p $(BUILD)/bench
+	$(CC) -std=c11 -O2 $(WARN) $(shell pkg-config --cflags libcjson sqlite3 2>/dev/null) \
+	  -o $@ $< $(shell pkg-config --libs libcjson sqlite3 2>/dev/null)
 
 install: all
 	install -d $(BINDIR) $(LMODDIR)/obra $(LSHAREDIR)/obra

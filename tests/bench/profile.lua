@@ -1,0 +1,129 @@
+-- tests/bench/profile.lua — where obra's own time goes in a run, from the
+-- inside: runs `obra run` in this Lua process (obra loaded from lua/ and
+-- lib/obra/core.so, exactly the modules the binary embeds) with timers
+-- wrapped around every store call (by SQL text) and around the engine's
+-- collaborators (agent, judge, workspace, checks, policy, score, JSON).
+--
+--   lua5.4 tests/bench/profile.lua DIR [obra run arguments...]
+--
+-- DIR holds the workflow (run from there, as obra would be).  Prints the
+-- wall time, then the top entries by total time: calls, total ms, ms a call.
+-- The timers nest (a store call inside the judge counts in both), so the
+-- table says where time goes, not a partition of it.  Used to find what
+-- bench/README.md reports; perf and callgrind give the C side.
+local root = arg[0]:match("^(.*)/tests/bench/[^/]*$") or "."
+if root:sub(1, 1) ~= "/" then root = os.getenv("PWD") .. "/" .. root end
+package.path = root .. "/lua/?.lua;" .. package.path
+package.cpath = root .. "/lib/?.so;" .. package.cpath
+
+local dir = assert(arg[1], "usage: profile.lua DIR [obra run arguments...]")
+local core = require "obra.core"
+local gettime = require("socket").gettime
+local function now() return gettime() * 1e3 end
+
+local stats = {}
+local function note(name, ms)
+  local s = stats[name]
+  if not s then s = { n = 0, ms = 0 }; stats[name] = s end
+  s.n, s.ms = s.n + 1, s.ms + ms
+end
+
+local function timed(name, fn)
+  return function(...)
+    local t = now()
+    local r = table.pack(fn(...))
+    note(name, now() - t)
+    return table.unpack(r, 1, r.n)
+  end
+end
+
+local function wrap(tbl, key, name)
+  tbl[key] = timed(name, tbl[key])
+end
+
+-- The store: every statement by its text (whitespace squeezed, first 90 chars).
+local methods = core["obra.store"]
+for _, m in ipairs({ "exec", "query", "first" }) do
+  local orig = methods[m]
+  methods[m] = function(self, sql, ...)
+    local t = now()
+    local r = table.pack(orig(self, sql, ...))
+    note("sql " .. sql:gsub("%s+", " "):sub(1, 90), now() - t)
+    return table.unpack(r, 1, r.n)
+  end
+end
+for _, m in ipairs({ "begin", "commit" }) do wrap(methods, m, "store:" .. m) end
+
+-- The engine's collaborators.
+wrap(core, "json_encode", "core.json_encode")
+wrap(core, "json_decode", "core.json_decode")
+wrap(core, "spawn", "core.spawn")
+local judge = require "obra.judge"
+wrap(judge, "prompt", "judge.prompt")
+local ws = require "obra.workspace"
+wrap(ws, "snapshot", "workspace.snapshot")
+wrap(ws, "diff", "workspace.diff")
+local checks = require "obra.checks"
+wrap(checks, "run", "checks.run")
+local score = require "obra.score"
+wrap(score, "compute", "score.compute")
+local prompt = require "obra.prompt"
+wrap(prompt, "build", "prompt.build")
+local policy = require "obra.policy"
+local new_policy = policy.new
+policy.new = function(...)
+  local p = new_policy(...)
+  local mt = getmetatable(p)
+  local idx = mt and mt.__index
+  if type(idx) == "table" and not idx.__profiled then
+    idx.__profiled = true
+    for _, k in ipairs({ "decide", "fingerprint", "effective", "with" }) do
+      if type(idx[k]) == "function" then wrap(idx, k, "policy:" .. k) end
+    end
+  end
+  return p
+end
+local agent = require "obra.agent"
+local new_agent = agent.new
+agent.new = function(...)
+  local a = new_agent(...)
+  local mt = getmetatable(a)
+  local idx = mt and (type(mt.__index) == "table" and mt.__index or mt)
+  if idx and not idx.__profiled then
+    idx.__profiled = true
+    idx.run = timed("agent:run", idx.run)
+  end
+  return a
+end
+local llm = require "obra.llm"
+local new_llm = llm.new
+llm.new = function(...)
+  local c, e, code = new_llm(...)
+  if not c then return c, e, code end
+  local mt = getmetatable(c)
+  if not mt.__profiled then
+    mt.__profiled = true
+    mt.__index = setmetatable({ chat = timed("llm:chat", mt.__index.chat) }, { __index = mt.__index })
+  end
+  return c
+end
+local engine = require "obra.engine"
+wrap(engine, "iterate", "engine.iterate")
+
+local cli = require "obra.cli"
+local args = { "run" }
+for i = 2, #arg do args[#args + 1] = arg[i] end
+assert(core.chdir(dir))
+local t0 = now()
+local code = cli.main(args)
+local wall = now() - t0
+
+local rows = {}
+for name, s in pairs(stats) do rows[#rows + 1] = { name = name, n = s.n, ms = s.ms } end
+table.sort(rows, function(a, b) return a.ms > b.ms end)
+print(string.format("exit %d, wall %.0f ms", code, wall))
+print(string.format("%-96s %7s %9s %8s", "what", "calls", "total ms", "ms/call"))
+for i = 1, math.min(#rows, tonumber(os.getenv("PROFILE_TOP") or 40)) do
+  local r = rows[i]
+  print(string.format("%-96s %7d %9.1f %8.3f", r.name, r.n, r.ms, r.ms / r.n))
+end
