@@ -4,7 +4,10 @@
  * Owns: the process's one curl multi handle (and with it the keep-alive
  * connection cache), the loop watches of curl's sockets and the one loop
  * timer curl asks for.  Each obra_http owns its easy handle, header list,
- * request and response buffers.  Uses: libcurl, loop.h. */
+ * request and response buffers.  Uses: libcurl, loaded on the first
+ * request (dl.h: libcurl and the thirty libraries it needs would otherwise
+ * be most of obra's start-up time), loop.h. */
+#define CURL_DISABLE_TYPECHECK     /* its macros would shadow the pointers below */
 #include <curl/curl.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -13,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include "obra/dl.h"
 #include "obra/http.h"
 #include "obra/loop.h"
 
@@ -47,6 +51,25 @@ struct obra_http {
 static CURLM *multi;
 static uint64_t multi_timer;
 
+/* ---- libcurl, loaded on first use ------------------------------------------ */
+
+#define CURL_FUNCS(X) \
+  X(curl_global_init) X(curl_multi_init) X(curl_multi_setopt) X(curl_multi_socket_action) \
+  X(curl_multi_info_read) X(curl_multi_add_handle) X(curl_multi_remove_handle) \
+  X(curl_easy_init) X(curl_easy_cleanup) X(curl_easy_setopt) X(curl_easy_getinfo) \
+  X(curl_easy_strerror) X(curl_slist_append) X(curl_slist_free_all) X(curl_getdate)
+
+static struct { CURL_FUNCS(OBRA_DL_POINTER) } fn;
+static obra_dl lib = OBRA_DL_LIB("libcurl", "OBRA_LIBCURL",
+  "install it (Debian: apt-get install libcurl4) or run obra without an LLM (llm = false)",
+  "libcurl.so.4", "libcurl-gnutls.so.4");
+
+static obra_rc load_curl(obra_err *e) {
+  obra_rc rc = obra_dl_load(&lib, e);
+  CURL_FUNCS(OBRA_DL_RESOLVE)
+  return rc;
+}
+
 /* ---- the multi handle and its loop integration --------------------------- */
 
 static void drain(void);
@@ -56,14 +79,14 @@ static void on_fd(int fd, int revents, void *ud) {
   if (revents & (POLLIN | POLLHUP)) flags |= CURL_CSELECT_IN;
   if (revents & POLLOUT) flags |= CURL_CSELECT_OUT;
   if (revents & (POLLERR | POLLNVAL)) flags |= CURL_CSELECT_ERR;
-  curl_multi_socket_action(multi, fd, flags, &running);
+  fn.curl_multi_socket_action(multi, fd, flags, &running);
   drain();
 }
 
 static void on_timeout(void *ud) {
   int running = 0;
   multi_timer = 0;
-  curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  fn.curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
   drain();
 }
 
@@ -87,14 +110,17 @@ static int timer_cb(CURLM *m, long ms, void *userp) {
   return 0;
 }
 
-static CURLM *get_multi(void) {
+static CURLM *get_multi(obra_err *e) {
   if (multi) return multi;
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return NULL;
-  multi = curl_multi_init();
-  if (multi == NULL) return NULL;
-  curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-  curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 16L);
+  if (load_curl(e) != OBRA_OK) return NULL;
+  if (fn.curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+      (multi = fn.curl_multi_init()) == NULL) {
+    obra_err_set(e, OBRA_ENOMEM, "http: cannot initialise libcurl");
+    return NULL;
+  }
+  fn.curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+  fn.curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+  fn.curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 16L);
   return multi;
 }
 
@@ -178,7 +204,7 @@ static void set_msg(obra_http *h, const char *fmt, ...) {
 }
 
 static void classify(obra_http *h, CURLcode res) {
-  const char *detail = h->errbuf[0] ? h->errbuf : curl_easy_strerror(res);
+  const char *detail = h->errbuf[0] ? h->errbuf : fn.curl_easy_strerror(res);
   if (h->too_large || res == CURLE_FILESIZE_EXCEEDED) {
     h->outcome = OBRA_HTTP_TOO_LARGE;
     set_msg(h, "%s: response larger than %zu bytes", h->url, h->max);
@@ -215,9 +241,9 @@ static void classify(obra_http *h, CURLcode res) {
 
 static void finish(obra_http *h, CURLcode res) {
   long st = 0, conns = 0;
-  curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &st);
-  curl_easy_getinfo(h->easy, CURLINFO_NUM_CONNECTS, &conns);
-  curl_multi_remove_handle(multi, h->easy);
+  fn.curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &st);
+  fn.curl_easy_getinfo(h->easy, CURLINFO_NUM_CONNECTS, &conns);
+  fn.curl_multi_remove_handle(multi, h->easy);
   h->running = 0;
   h->status = st;
   h->new_conns = conns;
@@ -229,12 +255,12 @@ static void finish(obra_http *h, CURLcode res) {
 static void drain(void) {
   CURLMsg *m;
   int left = 0;
-  while ((m = curl_multi_info_read(multi, &left)) != NULL) {
+  while ((m = fn.curl_multi_info_read(multi, &left)) != NULL) {
     if (m->msg != CURLMSG_DONE) continue;
     CURL *easy = m->easy_handle;
     CURLcode res = m->data.result;
     obra_http *h = NULL;
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&h);
+    fn.curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&h);
     if (h) finish(h, res);
   }
 }
@@ -255,12 +281,18 @@ void obra_http_redact(const char *url, char *out, size_t outlen) {
   snprintf(out, outlen, "%.*s%.*s%.*s", (int)(auth - url), url, (int)hostlen, host, (int)pathlen, path);
 }
 
+double obra_http_date(const char *s) {
+  if (s == NULL || load_curl(NULL) != OBRA_OK) return -1;
+  time_t t = fn.curl_getdate(s, NULL);
+  return t < 0 ? -1 : (double)t;
+}
+
 obra_http *obra_http_start(const obra_http_opts *o, obra_err *e) {
   if (o == NULL || o->url == NULL || o->url[0] == '\0') {
     obra_err_set(e, OBRA_EINVAL, "http: a URL is required");
     return NULL;
   }
-  if (get_multi() == NULL) { obra_err_set(e, OBRA_ENOMEM, "http: cannot initialise libcurl"); return NULL; }
+  if (get_multi(e) == NULL) return NULL;
   obra_http *h = calloc(1, sizeof *h);
   if (h == NULL) { obra_err_set(e, OBRA_ENOMEM, "http: out of memory"); return NULL; }
   h->outcome = OBRA_HTTP_RUNNING;
@@ -270,56 +302,56 @@ obra_http *obra_http_start(const obra_http_opts *o, obra_err *e) {
   h->on_done = o->on_done;
   h->ud = o->ud;
   obra_http_redact(o->url, h->url, sizeof h->url);
-  h->easy = curl_easy_init();
+  h->easy = fn.curl_easy_init();
   if (h->easy == NULL) goto oom;
 
   CURL *c = h->easy;
   const char *method = o->method ? o->method : "GET";
-  curl_easy_setopt(c, CURLOPT_URL, o->url);
-  curl_easy_setopt(c, CURLOPT_PRIVATE, (char *)h);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
-  curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms > 0 ? o->connect_timeout_ms : DEFAULT_CONNECT_MS);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS);
-  curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->max);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-  curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "obra/0.1");
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  fn.curl_easy_setopt(c, CURLOPT_URL, o->url);
+  fn.curl_easy_setopt(c, CURLOPT_PRIVATE, (char *)h);
+  fn.curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  fn.curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
+  fn.curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
+  fn.curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
+  fn.curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  fn.curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
+  fn.curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+  fn.curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms > 0 ? o->connect_timeout_ms : DEFAULT_CONNECT_MS);
+  fn.curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS);
+  fn.curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->max);
+  fn.curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+  fn.curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+  fn.curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+  fn.curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+  fn.curl_easy_setopt(c, CURLOPT_USERAGENT, "obra/0.1");
+  fn.curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 
   if (strcmp(method, "GET") == 0) {
-    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    fn.curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
   } else if (strcmp(method, "HEAD") == 0) {
-    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    fn.curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
   } else {
-    if (strcmp(method, "POST") != 0) curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "POST") != 0) fn.curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     h->req_body = malloc(o->body_len + 1);
     if (h->req_body == NULL) goto oom;
     if (o->body_len) memcpy(h->req_body, o->body, o->body_len);
     h->req_body[o->body_len] = '\0';
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, h->req_body);
+    fn.curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
+    fn.curl_easy_setopt(c, CURLOPT_POSTFIELDS, h->req_body);
   }
   /* "Expect:" off: servers that never answer 100-continue would cost a second. */
-  struct curl_slist *sl = curl_slist_append(NULL, "Expect:");
+  struct curl_slist *sl = fn.curl_slist_append(NULL, "Expect:");
   if (sl == NULL) goto oom;
   h->headers = sl;
   for (const char *const *hd = o->headers; hd && *hd; hd++) {
-    sl = curl_slist_append(h->headers, *hd);
+    sl = fn.curl_slist_append(h->headers, *hd);
     if (sl == NULL) goto oom;
     h->headers = sl;
   }
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
+  fn.curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
 
   h->started_ms = obra_now_ms();
-  if (curl_multi_add_handle(multi, c) != CURLM_OK) goto oom;
+  if (fn.curl_multi_add_handle(multi, c) != CURLM_OK) goto oom;
   h->running = 1;
   return h;
 
@@ -331,7 +363,7 @@ oom:
 
 void obra_http_cancel(obra_http *h) {
   if (h == NULL || !h->running) return;
-  curl_multi_remove_handle(multi, h->easy);
+  fn.curl_multi_remove_handle(multi, h->easy);
   h->running = 0;
   h->outcome = OBRA_HTTP_CANCELLED;
   h->elapsed_ms = (double)(obra_now_ms() - h->started_ms);
@@ -341,8 +373,8 @@ void obra_http_cancel(obra_http *h) {
 void obra_http_free(obra_http *h) {
   if (h == NULL) return;
   obra_http_cancel(h);
-  if (h->easy) curl_easy_cleanup(h->easy);
-  curl_slist_free_all(h->headers);
+  if (h->easy) fn.curl_easy_cleanup(h->easy);
+  fn.curl_slist_free_all(h->headers);
   clear_headers(h);
   free(h->hnames);
   free(h->hvalues);
@@ -365,7 +397,7 @@ double obra_http_elapsed_ms(const obra_http *h) {
 long obra_http_status(const obra_http *h) {
   if (h->running) {
     long st = 0;
-    curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &st);
+    fn.curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &st);
     return st;
   }
   return h->status;

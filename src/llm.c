@@ -15,7 +15,6 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
-#include <curl/curl.h>
 #include "obra/http.h"
 #include "obra/llm.h"
 #include "obra/loop.h"
@@ -313,9 +312,9 @@ static double parse_retry_after(const char *v) {
   char *end;
   double s = strtod(v, &end);
   if (end != v && (*end == '\0' || *end == ' ')) return s < 0 ? 0 : s;
-  time_t t = curl_getdate(v, NULL);
+  double t = obra_http_date(v);
   if (t < 0) return -1;
-  double d = (double)t - obra_wall_time();
+  double d = t - obra_wall_time();
   return d < 0 ? 0 : d;
 }
 

@@ -1,5 +1,7 @@
 /* http.h — non-blocking HTTP transfers on libcurl, driven by obra's one event
- * loop (loop.h).
+ * loop (loop.h).  libcurl is loaded on the first transfer, not at start-up;
+ * when it cannot be, obra_http_start fails with OBRA_ENOTFOUND and a message
+ * saying what to install.
  *
  * One curl multi handle per process: its sockets are watched and its timer is
  * armed through obra_loop_watch / obra_loop_timer, so transfers progress
@@ -86,5 +88,9 @@ double obra_http_elapsed_ms(const obra_http *h);
 
 /* Write url into out without userinfo, query or fragment (for messages). */
 void obra_http_redact(const char *url, char *out, size_t outlen);
+
+/* An HTTP date ("Sun, 06 Nov 1994 08:49:37 GMT", and the older forms curl
+ * knows) as Unix seconds; -1 when s is not one or libcurl cannot be loaded. */
+double obra_http_date(const char *s);
 
 #endif
