@@ -31,7 +31,7 @@ OPT     ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC $(OPT) $(WARN) -Iinclude -Ibuild \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libcurl is not linked: src/http.c loads it on the first HTTP request (dl.h).
-LIBS     = $(shell pkg-config --libs sqlite3 libcjson uuid libgit2 2>/dev/null) -lm -ldl
+LIBS     = $(shell pkg-config --libs sqlite3 libcjson uuid 2>/dev/null) -lm -ldl
 EXE_LIBS = $(LIBS) $(shell pkg-config --libs lua5.4) -lreadline
 
 BUILD    = build

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "obra/dl.h"
 #include "obra/workspace.h"
 
 struct obra_ws {
@@ -28,10 +29,35 @@ struct obra_ws {
   char            prefix[PATH_MAX];
 };
 
+/* ---- libgit2, loaded on first use (dl.h): linked the usual way it would bring
+ * some fifteen libraries into every obra start-up, snapshots or not ---------- */
+
+#define GIT_FUNCS(X) \
+  X(git_checkout_options_init) X(git_checkout_tree) X(git_commit_create) X(git_commit_free) \
+  X(git_commit_lookup) X(git_diff_free) X(git_diff_get_delta) X(git_diff_get_stats) \
+  X(git_diff_num_deltas) X(git_diff_options_init) X(git_diff_stats_deletions) \
+  X(git_diff_stats_free) X(git_diff_stats_insertions) X(git_diff_tree_to_tree) \
+  X(git_error_last) X(git_ignore_add_rule) X(git_index_add_all) X(git_index_conflict_cleanup) \
+  X(git_index_free) X(git_index_open) X(git_index_path) X(git_index_read) \
+  X(git_index_update_all) X(git_index_write) X(git_index_write_tree_to) X(git_libgit2_init) \
+  X(git_libgit2_opts) X(git_object_free) X(git_object_lookup) X(git_object_peel) \
+  X(git_oid_fromstr) X(git_oid_tostr) X(git_reference_create) X(git_reference_free) \
+  X(git_reference_name_is_valid) X(git_reference_name_to_id) X(git_repository_free) \
+  X(git_repository_init_ext) X(git_repository_init_options_init) X(git_repository_is_bare) \
+  X(git_repository_open_ext) X(git_repository_path) X(git_repository_set_index) \
+  X(git_repository_set_workdir) X(git_repository_workdir) X(git_signature_free) \
+  X(git_signature_new) X(git_tree_free) X(git_tree_id)
+
+static struct { GIT_FUNCS(OBRA_DL_POINTER) } fn;
+/* only the version obra was built against: the option structs are versioned */
+static obra_dl lib = OBRA_DL_LIB("libgit2", "OBRA_LIBGIT2",
+  "install it (Debian: apt-get install libgit2-1.5); without it iterations run with no checkpoint and no change summary",
+  "libgit2.so." LIBGIT2_SOVERSION);
+
 static int inited;
 
 static obra_rc fail(obra_err *e, int rc, const char *what) {
-  const git_error *g = git_error_last();
+  const git_error *g = fn.git_error_last();
   return obra_err_set(e, rc == GIT_ENOTFOUND ? OBRA_ENOTFOUND : OBRA_EIO, "%s: %s", what,
                       g && g->message ? g->message : "libgit2 error");
 }
@@ -49,45 +75,48 @@ static void pathspec(const obra_ws *w, git_strarray *ps, char **one, char *buf) 
 
 static int init_lib(obra_err *e) {
   if (!inited) {
-    if (git_libgit2_init() < 0) return fail(e, -1, "libgit2"), -1;
+    obra_rc rc = obra_dl_load(&lib, e);
+    GIT_FUNCS(OBRA_DL_RESOLVE)
+    if (rc != OBRA_OK) return -1;
+    if (fn.git_libgit2_init() < 0) return fail(e, -1, "libgit2"), -1;
     /* obra writes trees only from blobs it has just written or found in the
      * index: checking that each one exists (a stat per file) buys nothing */
-    git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 0);
+    fn.git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 0);
     inited = 1;
   }
   return 0;
 }
 
 static int open_shadow(obra_ws *w, const char *dir, const char *gitdir, obra_err *e) {
-  int rc = git_repository_open_ext(&w->repo, gitdir, GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, NULL);
+  int rc = fn.git_repository_open_ext(&w->repo, gitdir, GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, NULL);
   if (rc == GIT_ENOTFOUND) {
     /* bare, so that libgit2 writes no .git link into the user's directory;
      * the work tree is attached below, in memory only */
     git_repository_init_options io;
-    git_repository_init_options_init(&io, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+    fn.git_repository_init_options_init(&io, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
     io.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH;
     io.description = "obra's shadow repository: checkpoints of a directory that is not in git";
-    rc = git_repository_init_ext(&w->repo, gitdir, &io);
+    rc = fn.git_repository_init_ext(&w->repo, gitdir, &io);
   }
   if (rc < 0) return fail(e, rc, "shadow repository"), -1;
-  if (git_repository_set_workdir(w->repo, dir, 0) < 0) return fail(e, -1, "shadow repository"), -1;
+  if (fn.git_repository_set_workdir(w->repo, dir, 0) < 0) return fail(e, -1, "shadow repository"), -1;
   w->shadow = 1;
   char path[PATH_MAX];
   if (snprintf(path, sizeof path, "%s/index", gitdir) >= (int)sizeof path)
     return obra_err_set(e, OBRA_EINVAL, "path too long: %s", gitdir), -1;
-  if (git_index_open(&w->index, path) < 0) return fail(e, -1, "shadow index"), -1;
+  if (fn.git_index_open(&w->index, path) < 0) return fail(e, -1, "shadow index"), -1;
   return 0;
 }
 
 static int open_user(obra_ws *w, const char *dir, obra_err *e) {
-  int rc = git_repository_open_ext(&w->repo, dir, 0, NULL);
+  int rc = fn.git_repository_open_ext(&w->repo, dir, 0, NULL);
   if (rc == GIT_ENOTFOUND) return 1;
   if (rc < 0) return fail(e, rc, dir), -1;
-  if (git_repository_is_bare(w->repo)) return 1;
+  if (fn.git_repository_is_bare(w->repo)) return 1;
   char path[PATH_MAX];
-  if (snprintf(path, sizeof path, "%sindex", git_repository_path(w->repo)) >= (int)sizeof path)
+  if (snprintf(path, sizeof path, "%sindex", fn.git_repository_path(w->repo)) >= (int)sizeof path)
     return obra_err_set(e, OBRA_EINVAL, "path too long: %s", dir), -1;
-  if (git_index_open(&w->index, path) < 0) return fail(e, -1, "index"), -1;
+  if (fn.git_index_open(&w->index, path) < 0) return fail(e, -1, "index"), -1;
   return 0;
 }
 
@@ -106,18 +135,18 @@ obra_ws *obra_ws_open(const char *dir, const obra_ws_opts *o, obra_err *e) {
   if (!(o && o->force_shadow)) {
     r = open_user(w, real, e);
     if (r < 0) goto bad;
-    if (r > 0 && w->repo) { git_repository_free(w->repo); w->repo = NULL; }
+    if (r > 0 && w->repo) { fn.git_repository_free(w->repo); w->repo = NULL; }
   }
   if (r > 0) {
     if (!o || !o->shadow) { obra_err_set(e, OBRA_EINVAL, "%s is not in a git repository and no shadow is given", dir); goto bad; }
     if (open_shadow(w, real, o->shadow, e) < 0) goto bad;
   }
-  if (git_repository_set_index(w->repo, w->index) < 0) { fail(e, -1, "index"); goto bad; }
+  if (fn.git_repository_set_index(w->repo, w->index) < 0) { fail(e, -1, "index"); goto bad; }
   /* never snapshot obra's own directory (the database, the shadow) */
-  if (git_ignore_add_rule(w->repo, ".obra/\n") < 0) { fail(e, -1, "ignore rules"); goto bad; }
+  if (fn.git_ignore_add_rule(w->repo, ".obra/\n") < 0) { fail(e, -1, "ignore rules"); goto bad; }
 
   char rootreal[PATH_MAX];
-  const char *wd = git_repository_workdir(w->repo);
+  const char *wd = fn.git_repository_workdir(w->repo);
   if (!wd || !realpath(wd, rootreal)) { obra_err_set(e, OBRA_EIO, "no work tree for %s", dir); goto bad; }
   size_t n = strlen(rootreal);
   if (snprintf(w->root, sizeof w->root, "%s/", strcmp(rootreal, "/") == 0 ? "" : rootreal) >= (int)sizeof w->root) {
@@ -142,9 +171,10 @@ static void save_shadow_index(obra_ws *w);
 
 void obra_ws_close(obra_ws *w) {
   if (!w) return;
+  if (!inited) { free(w); return; }      /* libgit2 never loaded: nothing to free */
   if (w->shadow && w->index && w->saved) save_shadow_index(w);
-  git_index_free(w->index);
-  git_repository_free(w->repo);
+  fn.git_index_free(w->index);
+  fn.git_repository_free(w->repo);
   free(w);
 }
 
@@ -179,12 +209,12 @@ static int add_cb(const char *path, const char *matched, void *ud) {
  * lock left by a killed obra is taken away once it is a minute old. */
 static void save_shadow_index(obra_ws *w) {
   w->saved = time(NULL);
-  if (git_index_write(w->index) == 0) return;
+  if (fn.git_index_write(w->index) == 0) return;
   char lock[PATH_MAX];
   struct stat st;
-  if (snprintf(lock, sizeof lock, "%s.lock", git_index_path(w->index)) < (int)sizeof lock &&
+  if (snprintf(lock, sizeof lock, "%s.lock", fn.git_index_path(w->index)) < (int)sizeof lock &&
       stat(lock, &st) == 0 && st.st_mtime < time(NULL) - 60 && unlink(lock) == 0)
-    (void)git_index_write(w->index);
+    (void)fn.git_index_write(w->index);
 }
 
 obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e) {
@@ -193,14 +223,14 @@ obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e
   pathspec(w, &ps, &one, buf);
   w->skipped = 0;
   /* a user's index: start again from what is on disk now (never written back) */
-  if (!w->shadow && git_index_read(w->index, 1) < 0) return fail(e, -1, "reading the index");
-  git_index_conflict_cleanup(w->index);   /* conflicted paths: take the files as they are */
-  if (git_index_add_all(w->index, &ps, GIT_INDEX_ADD_DEFAULT, add_cb, w) < 0) return fail(e, -1, "snapshot");
-  if (git_index_update_all(w->index, &ps, add_cb, w) < 0) return fail(e, -1, "snapshot");
+  if (!w->shadow && fn.git_index_read(w->index, 1) < 0) return fail(e, -1, "reading the index");
+  fn.git_index_conflict_cleanup(w->index);   /* conflicted paths: take the files as they are */
+  if (fn.git_index_add_all(w->index, &ps, GIT_INDEX_ADD_DEFAULT, add_cb, w) < 0) return fail(e, -1, "snapshot");
+  if (fn.git_index_update_all(w->index, &ps, add_cb, w) < 0) return fail(e, -1, "snapshot");
   git_oid oid;
-  if (git_index_write_tree_to(&oid, w->index, w->repo) < 0) return fail(e, -1, "snapshot");
+  if (fn.git_index_write_tree_to(&oid, w->index, w->repo) < 0) return fail(e, -1, "snapshot");
   if (w->shadow && time(NULL) - w->saved >= 60) save_shadow_index(w);
-  git_oid_tostr(tree, 41, &oid);
+  fn.git_oid_tostr(tree, 41, &oid);
   if (skipped) *skipped = w->skipped;
   return OBRA_OK;
 }
@@ -208,14 +238,14 @@ obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e
 static int peel_tree(obra_ws *w, const char *id, git_tree **out, obra_err *e) {
   git_oid oid;
   git_object *obj = NULL;
-  if (strlen(id) != 40 || git_oid_fromstr(&oid, id) < 0) {
+  if (strlen(id) != 40 || fn.git_oid_fromstr(&oid, id) < 0) {
     obra_err_set(e, OBRA_EINVAL, "not an object id: %s", id);
     return -1;
   }
-  int rc = git_object_lookup(&obj, w->repo, &oid, GIT_OBJECT_ANY);
+  int rc = fn.git_object_lookup(&obj, w->repo, &oid, GIT_OBJECT_ANY);
   if (rc < 0) return fail(e, rc, id), -1;
-  rc = git_object_peel((git_object **)out, obj, GIT_OBJECT_TREE);
-  git_object_free(obj);
+  rc = fn.git_object_peel((git_object **)out, obj, GIT_OBJECT_TREE);
+  fn.git_object_free(obj);
   if (rc < 0) return fail(e, rc, id), -1;
   return 0;
 }
@@ -223,38 +253,38 @@ static int peel_tree(obra_ws *w, const char *id, git_tree **out, obra_err *e) {
 obra_rc obra_ws_tree_of(obra_ws *w, const char *id, char tree[41], obra_err *e) {
   git_tree *t;
   if (peel_tree(w, id, &t, e) < 0) return e->rc;
-  git_oid_tostr(tree, 41, git_tree_id(t));
-  git_tree_free(t);
+  fn.git_oid_tostr(tree, 41, fn.git_tree_id(t));
+  fn.git_tree_free(t);
   return OBRA_OK;
 }
 
 obra_rc obra_ws_commit(obra_ws *w, const char *tree, const char *ref, const char *message,
                        char commit[41], obra_err *e) {
   int valid = 0;
-  if (git_reference_name_is_valid(&valid, ref) < 0 || !valid || strncmp(ref, "refs/obra/", 10) != 0)
+  if (fn.git_reference_name_is_valid(&valid, ref) < 0 || !valid || strncmp(ref, "refs/obra/", 10) != 0)
     return obra_err_set(e, OBRA_EINVAL, "not a checkpoint ref name: %s", ref);
   git_tree *t = NULL;
   if (peel_tree(w, tree, &t, e) < 0) return e->rc;
   git_commit *parent = NULL;
   git_oid pid, oid;
-  if (git_reference_name_to_id(&pid, w->repo, ref) == 0) git_commit_lookup(&parent, w->repo, &pid);
+  if (fn.git_reference_name_to_id(&pid, w->repo, ref) == 0) fn.git_commit_lookup(&parent, w->repo, &pid);
   git_signature *sig = NULL;
   obra_rc rc = OBRA_OK;
-  if (git_signature_new(&sig, "obra", "obra@localhost", (git_time_t)time(NULL), 0) < 0) {
+  if (fn.git_signature_new(&sig, "obra", "obra@localhost", (git_time_t)time(NULL), 0) < 0) {
     rc = fail(e, -1, "checkpoint");
   } else {
     const git_commit *parents[1] = { parent };
     git_reference *r = NULL;
-    if (git_commit_create(&oid, w->repo, NULL, sig, sig, NULL, message, t, parent ? 1 : 0, parents) < 0 ||
-        git_reference_create(&r, w->repo, ref, &oid, 1, "obra checkpoint") < 0)
+    if (fn.git_commit_create(&oid, w->repo, NULL, sig, sig, NULL, message, t, parent ? 1 : 0, parents) < 0 ||
+        fn.git_reference_create(&r, w->repo, ref, &oid, 1, "obra checkpoint") < 0)
       rc = fail(e, -1, "checkpoint");
     else
-      git_oid_tostr(commit, 41, &oid);
-    git_reference_free(r);
+      fn.git_oid_tostr(commit, 41, &oid);
+    fn.git_reference_free(r);
   }
-  git_signature_free(sig);
-  git_commit_free(parent);
-  git_tree_free(t);
+  fn.git_signature_free(sig);
+  fn.git_commit_free(parent);
+  fn.git_tree_free(t);
   return rc;
 }
 
@@ -267,27 +297,27 @@ obra_rc obra_ws_diff(obra_ws *w, const char *a, const char *b, obra_ws_diff_cb c
   *added = *removed = 0;
   if (peel_tree(w, a, &ta, e) < 0 || peel_tree(w, b, &tb, e) < 0) { rc = e->rc; goto out; }
   git_diff_options o;
-  git_diff_options_init(&o, GIT_DIFF_OPTIONS_VERSION);
+  fn.git_diff_options_init(&o, GIT_DIFF_OPTIONS_VERSION);
   char *one, buf[PATH_MAX];
   pathspec(w, &o.pathspec, &one, buf);
   o.max_size = 4 << 20;                        /* larger files count as binary: no line counts */
-  if (git_diff_tree_to_tree(&d, w->repo, ta, tb, &o) < 0) { rc = fail(e, -1, "diff"); goto out; }
+  if (fn.git_diff_tree_to_tree(&d, w->repo, ta, tb, &o) < 0) { rc = fail(e, -1, "diff"); goto out; }
   size_t plen = strlen(w->prefix);
-  for (size_t i = 0, n = git_diff_num_deltas(d); i < n; i++) {
-    const git_diff_delta *dl = git_diff_get_delta(d, i);
+  for (size_t i = 0, n = fn.git_diff_num_deltas(d); i < n; i++) {
+    const git_diff_delta *dl = fn.git_diff_get_delta(d, i);
     char st = dl->status == GIT_DELTA_ADDED ? 'A' : dl->status == GIT_DELTA_DELETED ? 'D' : 'M';
     const char *p = st == 'D' ? dl->old_file.path : dl->new_file.path;
     if (strncmp(p, w->prefix, plen) == 0) p += plen;
     if (cb(ud, st, p) != 0) break;
   }
-  if (git_diff_get_stats(&stats, d) < 0) { rc = fail(e, -1, "diff"); goto out; }
-  *added = git_diff_stats_insertions(stats);
-  *removed = git_diff_stats_deletions(stats);
+  if (fn.git_diff_get_stats(&stats, d) < 0) { rc = fail(e, -1, "diff"); goto out; }
+  *added = fn.git_diff_stats_insertions(stats);
+  *removed = fn.git_diff_stats_deletions(stats);
 out:
-  git_diff_stats_free(stats);
-  git_diff_free(d);
-  git_tree_free(ta);
-  git_tree_free(tb);
+  fn.git_diff_stats_free(stats);
+  fn.git_diff_free(d);
+  fn.git_tree_free(ta);
+  fn.git_tree_free(tb);
   return rc;
 }
 
@@ -296,14 +326,14 @@ obra_rc obra_ws_restore(obra_ws *w, const char *from, const char *to, obra_err *
   obra_rc rc = OBRA_OK;
   if (peel_tree(w, from, &tf, e) < 0 || peel_tree(w, to, &tt, e) < 0) { rc = e->rc; goto out; }
   git_checkout_options o;
-  git_checkout_options_init(&o, GIT_CHECKOUT_OPTIONS_VERSION);
+  fn.git_checkout_options_init(&o, GIT_CHECKOUT_OPTIONS_VERSION);
   o.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DONT_UPDATE_INDEX | GIT_CHECKOUT_DONT_WRITE_INDEX;
   o.baseline = tf;
   char *one, buf[PATH_MAX];
   pathspec(w, &o.paths, &one, buf);
-  if (git_checkout_tree(w->repo, (const git_object *)tt, &o) < 0) rc = fail(e, -1, "restore");
+  if (fn.git_checkout_tree(w->repo, (const git_object *)tt, &o) < 0) rc = fail(e, -1, "restore");
 out:
-  git_tree_free(tf);
-  git_tree_free(tt);
+  fn.git_tree_free(tf);
+  fn.git_tree_free(tt);
   return rc;
 }

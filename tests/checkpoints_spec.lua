@@ -215,4 +215,18 @@ end }
     H.rmdir(p.dir)
     H.rmdir(q.dir)
   end)
+
+  it("without libgit2 the iterations still run, with a clear message and no checkpoint", function()
+    local p = project { tag = "cp-nolib", script = ONE_TASK:format("false"),
+      scenario = { rules = { { match = "impl.txt", write = { ["impl.txt"] = "done\n" } } } } }
+    local env = E.env(p)
+    env.OBRA_LIBGIT2 = "/nonexistent/libgit2.so"
+    local args = { "run", p.script }
+    for _, a in ipairs(E.sets(p)) do args[#args + 1] = a end
+    local r = H.expect_code(H.obra(args, { cwd = p.dir, env = env, timeout = 60 }), 0)
+    assert.matches("no snapshot of the working directory", r.err)
+    assert.matches("libgit2 is needed here but cannot be loaded from OBRA_LIBGIT2", r.err)
+    assert.are.equal(0, #cps(p, "impl"))
+    H.rmdir(p.dir)
+  end)
 end)
