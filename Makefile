@@ -30,7 +30,8 @@ endif
 OPT     ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC $(OPT) $(WARN) -Iinclude -Ibuild \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libcurl is not linked: src/http.c loads it on the first HTTP request (dl.h).
+# libcurl and libgit2 are not linked: src/http.c and src/workspace.c load them on
+# first use (dl.h), so a command that needs neither starts without them.
 LIBS     = $(shell pkg-config --libs sqlite3 libcjson uuid 2>/dev/null) -lm -ldl
 EXE_LIBS = $(LIBS) $(shell pkg-config --libs lua5.4) -lreadline
 
