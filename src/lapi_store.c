@@ -12,6 +12,8 @@
  * Parameters: positional (?, ?NNN) from the extra arguments, or, when the
  * statement uses named parameters (:name) and one table is given, by name.
  * A table value is stored as its JSON text; nil and core.null as NULL.
+ * Statements are prepared once and kept by the store (obra_store_prepare);
+ * exec of several statements with no parameters runs them as a script.
  * Database errors raise "store: <message>"; lua/obra/store.lua builds
  * store:tx() and the record helpers on top. */
 #include <string.h>
@@ -19,10 +21,8 @@
 #include "lapi.h"
 
 #define STORE_MT "obra.store"
-#define STMT_MT  "obra.store.stmt"
 
 typedef struct { obra_store *s; } lstore;
-typedef struct { sqlite3_stmt *st; } lstmt;   /* owns st until finalized */
 
 static obra_store *check_open(lua_State *L) {
   lstore *ls = luaL_checkudata(L, 1, STORE_MT);
@@ -53,12 +53,6 @@ static int l_close(lua_State *L) {
   return 0;
 }
 
-static int stmt_gc(lua_State *L) {
-  lstmt *p = luaL_checkudata(L, 1, STMT_MT);
-  if (p->st) { sqlite3_finalize(p->st); p->st = NULL; }
-  return 0;
-}
-
 static int bind_value(lua_State *L, sqlite3_stmt *st, int i, int idx) {
   switch (lua_type(L, idx)) {
   case LUA_TNIL: case LUA_TNONE: return sqlite3_bind_null(st, i);
@@ -85,30 +79,29 @@ static int bind_value(lua_State *L, sqlite3_stmt *st, int i, int idx) {
   }
 }
 
-/* Prepare sql (arg 2) and bind args 3..top.  Pushes the stmt box. */
+/* The statement for sql (arg 2), from the store's cache, with args 3..top
+ * bound.  A binding error raises: the statement is reset and unbound at its
+ * next use.  NULL (nothing raised) when sql holds several statements and
+ * none were bound: the caller runs it as a script. */
 static sqlite3_stmt *prepare(lua_State *L, obra_store *s) {
   size_t len;
   const char *sql = luaL_checklstring(L, 2, &len);
   int top = lua_gettop(L);
-  lstmt *p = lua_newuserdatauv(L, sizeof *p, 0);
-  p->st = NULL;
-  luaL_setmetatable(L, STMT_MT);
-  const char *tail = NULL;
-  int rc = sqlite3_prepare_v2(obra_store_db(s), sql, (int)len, &p->st, &tail);
-  if (rc != SQLITE_OK) {
-    obra_err e = { 0 };
-    obra_store_fail(s, rc, "prepare", &e);
-    raise_err(L, &e);
-  }
-  if (p->st == NULL) luaL_error(L, "store: empty statement");
-  int nparam = sqlite3_bind_parameter_count(p->st);
-  const char *first = nparam ? sqlite3_bind_parameter_name(p->st, 1) : NULL;
+  obra_err e = { 0 };
+  int multi = 0;
+  sqlite3_stmt *st = obra_store_prepare(s, sql, len, &multi, &e);
+  if (st == NULL && multi && top == 2) return NULL;
+  if (st == NULL && multi) luaL_error(L, "store: parameters given to several statements");
+  if (st == NULL) raise_err(L, &e);
+  int nparam = sqlite3_bind_parameter_count(st);
+  const char *first = nparam ? sqlite3_bind_parameter_name(st, 1) : NULL;
+  int rc;
   if (first && first[0] != '?' && top == 3 && lua_istable(L, 3)) {
     for (int i = 1; i <= nparam; i++) {
-      const char *name = sqlite3_bind_parameter_name(p->st, i);
+      const char *name = sqlite3_bind_parameter_name(st, i);
       if (name == NULL) luaL_error(L, "store: mixing named and positional parameters");
       lua_getfield(L, 3, name + 1);
-      rc = bind_value(L, p->st, i, -1);
+      rc = bind_value(L, st, i, -1);
       lua_pop(L, 1);
       if (rc != SQLITE_OK) luaL_error(L, "store: binding :%s failed", name + 1);
     }
@@ -116,11 +109,11 @@ static sqlite3_stmt *prepare(lua_State *L, obra_store *s) {
     if (top - 2 > nparam)
       luaL_error(L, "store: %d parameters given, the statement has %d", top - 2, nparam);
     for (int i = 1; i <= nparam; i++) {
-      rc = bind_value(L, p->st, i, i + 2);
+      rc = bind_value(L, st, i, i + 2);
       if (rc != SQLITE_OK) luaL_error(L, "store: binding parameter %d failed", i);
     }
   }
-  return p->st;
+  return st;
 }
 
 static void push_column(lua_State *L, sqlite3_stmt *st, int c) {
@@ -133,19 +126,22 @@ static void push_column(lua_State *L, sqlite3_stmt *st, int c) {
   }
 }
 
+static int exec_script(lua_State *L, obra_store *s) {
+  obra_err e = { 0 };
+  if (obra_store_exec(s, luaL_checkstring(L, 2), &e) != OBRA_OK) return raise_err(L, &e);
+  lua_pushinteger(L, sqlite3_changes(obra_store_db(s)));
+  lua_pushinteger(L, sqlite3_last_insert_rowid(obra_store_db(s)));
+  return 2;
+}
+
 /* Run the statement; with collect, push rows (limit 0 = all). */
 static int run(lua_State *L, int collect, int limit) {
   obra_store *s = check_open(L);
-  int nargs = lua_gettop(L);
-  if (!collect && nargs == 2) {          /* plain script: may hold several statements */
-    obra_err e = { 0 };
-    if (obra_store_exec(s, luaL_checkstring(L, 2), &e) != OBRA_OK) return raise_err(L, &e);
-    lua_pushinteger(L, sqlite3_changes(obra_store_db(s)));
-    lua_pushinteger(L, sqlite3_last_insert_rowid(obra_store_db(s)));
-    return 2;
-  }
   sqlite3_stmt *st = prepare(L, s);
-  int box = lua_gettop(L);
+  if (st == NULL) {                 /* a plain script: several statements */
+    if (collect) luaL_error(L, "store: a query must be one statement");
+    return exec_script(L, s);
+  }
   if (collect) lua_newtable(L);
   int n = 0, rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -159,16 +155,13 @@ static int run(lua_State *L, int collect, int limit) {
     lua_rawseti(L, -2, ++n);
     if (limit && n >= limit) { rc = SQLITE_DONE; break; }
   }
-  /* Finalize now, not at collection time: an open statement pins a snapshot. */
+  /* Reset now, not at the next use: a running statement pins a snapshot. */
   obra_err e = { 0 };
   if (rc != SQLITE_DONE) obra_store_fail(s, rc, "sql", &e);
-  lstmt *p = lua_touserdata(L, box);
   int changes = sqlite3_changes(obra_store_db(s));
-  sqlite3_finalize(p->st);
-  p->st = NULL;
+  obra_store_release(s, st);
   if (rc != SQLITE_DONE) return raise_err(L, &e);
   if (collect) {
-    lua_remove(L, box);
     if (limit == 1) { lua_rawgeti(L, -1, 1); return 1; }
     return 1;
   }
@@ -230,8 +223,6 @@ int obra_lapi_store(lua_State *L) {
   static const luaL_Reg meta[] = {
     { "__gc", l_close }, { "__close", l_close }, { "__tostring", l_tostring }, { NULL, NULL } };
   obra_lapi_newclass(L, STORE_MT, methods, meta);
-  static const luaL_Reg stmt_meta[] = { { "__gc", stmt_gc }, { NULL, NULL } };
-  obra_lapi_newclass(L, STMT_MT, NULL, stmt_meta);
   lua_pushcfunction(L, l_open);
   lua_setfield(L, -2, "store_open");
   lua_pushcfunction(L, l_transition_ok);

@@ -11,10 +11,23 @@
 #include "obra/schema.h"
 #include "obra/store.h"
 
+/* Prepared statements kept for reuse, by SQL text: parsing a statement costs
+ * more than running most of obra's, and the engine runs the same few dozen
+ * every iteration.  The least recently used one is finalized when full. */
+#define STMT_CACHE 64
+
+typedef struct {
+  char *sql; size_t len; uint32_t hash;
+  sqlite3_stmt *st;
+  uint64_t used;       /* clock of the last use: 0 = free slot */
+} cached_stmt;
+
 struct obra_store {
   sqlite3 *db;
   char    *path;
   int      depth;     /* transaction nesting */
+  uint64_t clock;
+  cached_stmt cache[STMT_CACHE];
 };
 
 obra_rc obra_store_fail(obra_store *s, int sqlrc, const char *what, obra_err *e) {
@@ -32,7 +45,68 @@ sqlite3 *obra_store_db(obra_store *s) { return s->db; }
 const char *obra_store_path(const obra_store *s) { return s->path; }
 int obra_store_depth(const obra_store *s) { return s->depth; }
 
+static uint32_t hash_sql(const char *sql, size_t len) {
+  uint32_t h = 2166136261u;                 /* FNV-1a */
+  for (size_t i = 0; i < len; i++) { h ^= (unsigned char)sql[i]; h *= 16777619u; }
+  return h;
+}
+
+static int blank(const char *p, const char *end) {
+  for (; p < end && *p; p++)
+    if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != ';') return 0;
+  return 1;
+}
+
+sqlite3_stmt *obra_store_prepare(obra_store *s, const char *sql, size_t len, int *multi, obra_err *e) {
+  if (multi) *multi = 0;
+  uint32_t h = hash_sql(sql, len);
+  cached_stmt *slot = &s->cache[0];
+  for (int i = 0; i < STMT_CACHE; i++) {
+    cached_stmt *c = &s->cache[i];
+    if (c->used && c->hash == h && c->len == len && memcmp(c->sql, sql, len) == 0) {
+      c->used = ++s->clock;
+      sqlite3_reset(c->st);          /* a statement left running by an error */
+      sqlite3_clear_bindings(c->st);
+      return c->st;
+    }
+    if (c->used < slot->used) slot = c;     /* a free slot, else the least recently used */
+  }
+  sqlite3_stmt *st = NULL;
+  const char *tail = NULL;
+  int rc = sqlite3_prepare_v2(s->db, sql, (int)len, &st, &tail);
+  if (rc != SQLITE_OK) { obra_store_fail(s, rc, "prepare", e); return NULL; }
+  if (st == NULL) { obra_err_set(e, OBRA_EINVAL, "empty statement"); return NULL; }
+  if (tail && !blank(tail, sql + len)) {       /* several statements: not one to keep */
+    sqlite3_finalize(st);
+    if (multi) *multi = 1;
+    else obra_err_set(e, OBRA_EINVAL, "several statements where one was expected");
+    return NULL;
+  }
+  char *copy = malloc(len + 1);
+  if (copy == NULL) { sqlite3_finalize(st); obra_err_set(e, OBRA_ENOMEM, "out of memory"); return NULL; }
+  memcpy(copy, sql, len);
+  copy[len] = '\0';
+  if (slot->used) { sqlite3_finalize(slot->st); free(slot->sql); }
+  *slot = (cached_stmt){ copy, len, h, st, ++s->clock };
+  return st;
+}
+
+void obra_store_release(obra_store *s, sqlite3_stmt *st) {
+  (void)s;
+  if (st) sqlite3_reset(st);
+}
+
 obra_rc obra_store_exec(obra_store *s, const char *sql, obra_err *e) {
+  /* one statement: the cached one (BEGIN, COMMIT, SAVEPOINT run all the time) */
+  sqlite3_stmt *st = obra_store_prepare(s, sql, strlen(sql), NULL, NULL);
+  if (st) {
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {}
+    obra_rc orc = rc == SQLITE_DONE ? OBRA_OK : obra_store_fail(s, rc, "sql", e);
+    obra_store_release(s, st);
+    return orc;
+  }
+  /* several statements, or one that does not prepare (sqlite3_exec says why) */
   char *msg = NULL;
   int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
   if (rc != SQLITE_OK) {
@@ -146,6 +220,10 @@ obra_store *obra_store_open(const char *path, int target, obra_err *e) {
 
 void obra_store_close(obra_store *s) {
   if (s == NULL) return;
+  for (int i = 0; i < STMT_CACHE; i++) {
+    if (s->cache[i].used) { sqlite3_finalize(s->cache[i].st); free(s->cache[i].sql); }
+    s->cache[i].used = 0;
+  }
   if (s->db) sqlite3_close_v2(s->db);
   free(s->path);
   free(s);
@@ -201,37 +279,38 @@ int obra_store_transition_ok(const char *from, const char *to) {
 }
 
 obra_rc obra_store_task_status(obra_store *s, int64_t id, const char *to, obra_err *e) {
-  sqlite3_stmt *st = NULL;
-  char from[32] = "";
-  int src = sqlite3_prepare_v2(s->db, "SELECT status FROM tasks WHERE id = ?", -1, &st, NULL);
-  if (src == SQLITE_OK) {
-    sqlite3_bind_int64(st, 1, id);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-      snprintf(from, sizeof from, "%s", (const char *)sqlite3_column_text(st, 0));
-      src = SQLITE_OK;
-    }
-  }
-  sqlite3_finalize(st);
-  if (src == SQLITE_DONE) return obra_err_set(e, OBRA_ENOTFOUND, "no task with id %lld", (long long)id);
-  if (src != SQLITE_OK) return obra_store_fail(s, src, "reading task status", e);
-  if (!obra_store_transition_ok(from, to))
-    return obra_err_set(e, OBRA_ESTATE, "task %lld cannot go from %s to %s", (long long)id, from, to);
-  if (strcmp(from, to) == 0) return OBRA_OK;
-  src = sqlite3_prepare_v2(s->db,
+  static const char get[] = "SELECT status FROM tasks WHERE id = ?";
+  static const char set[] =
     "UPDATE tasks SET status = ?1, updated_at = ?2,"
     " started_at = CASE WHEN ?1 = 'running' AND started_at IS NULL THEN ?2 ELSE started_at END,"
     " ended_at = CASE WHEN ?1 IN ('done','failed','cancelled') THEN ?2"
     "                 WHEN ?1 IN ('pending','running') THEN NULL ELSE ended_at END,"
     " parked_until = CASE WHEN ?1 = 'parked' THEN parked_until ELSE NULL END"
-    " WHERE id = ?3", -1, &st, NULL);
-  if (src == SQLITE_OK) {
-    sqlite3_bind_text(st, 1, to, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_double(st, 2, obra_wall_time());
-    sqlite3_bind_int64(st, 3, id);
-    src = sqlite3_step(st);
-    if (src == SQLITE_DONE) src = SQLITE_OK;
+    " WHERE id = ?3";
+  char from[32] = "";
+  int src = SQLITE_ERROR;
+  sqlite3_stmt *st = obra_store_prepare(s, get, sizeof get - 1, NULL, e);
+  if (st == NULL) return e ? e->rc : OBRA_EDB;
+  sqlite3_bind_int64(st, 1, id);
+  src = sqlite3_step(st);
+  if (src == SQLITE_ROW) {
+    snprintf(from, sizeof from, "%s", (const char *)sqlite3_column_text(st, 0));
+    src = SQLITE_OK;
   }
-  sqlite3_finalize(st);
-  return src == SQLITE_OK ? OBRA_OK : obra_store_fail(s, src, "updating task status", e);
+  if (src != SQLITE_OK && src != SQLITE_DONE) obra_store_fail(s, src, "reading task status", e);
+  obra_store_release(s, st);
+  if (src == SQLITE_DONE) return obra_err_set(e, OBRA_ENOTFOUND, "no task with id %lld", (long long)id);
+  if (src != SQLITE_OK) return e ? e->rc : OBRA_EDB;
+  if (!obra_store_transition_ok(from, to))
+    return obra_err_set(e, OBRA_ESTATE, "task %lld cannot go from %s to %s", (long long)id, from, to);
+  if (strcmp(from, to) == 0) return OBRA_OK;
+  st = obra_store_prepare(s, set, sizeof set - 1, NULL, e);
+  if (st == NULL) return e ? e->rc : OBRA_EDB;
+  sqlite3_bind_text(st, 1, to, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_double(st, 2, obra_wall_time());
+  sqlite3_bind_int64(st, 3, id);
+  src = sqlite3_step(st);
+  obra_rc rc = src == SQLITE_DONE ? OBRA_OK : obra_store_fail(s, src, "updating task status", e);
+  obra_store_release(s, st);
+  return rc;
 }

@@ -26,6 +26,15 @@ int         obra_store_version(obra_store *s);            /* PRAGMA user_version
 /* Run SQL with no results (may hold several statements). */
 obra_rc obra_store_exec(obra_store *s, const char *sql, obra_err *e);
 
+/* The prepared statement for the len bytes of sql, reset and without
+ * bindings, from the store's cache (prepared and kept on first use).  The
+ * store owns it: never finalize it; obra_store_release it (a reset, which
+ * ends its read) as soon as its rows are read.  NULL with e set when it does
+ * not prepare; when sql holds several statements, NULL with *multi set (if
+ * multi is given; else an error): run those with obra_store_exec. */
+sqlite3_stmt *obra_store_prepare(obra_store *s, const char *sql, size_t len, int *multi, obra_err *e);
+void obra_store_release(obra_store *s, sqlite3_stmt *st);
+
 /* Transactions nest: the outermost is BEGIN IMMEDIATE / COMMIT, inner ones are
  * savepoints.  rollback undoes the innermost level. */
 obra_rc obra_store_begin(obra_store *s, obra_err *e);
