@@ -19,6 +19,7 @@ local prompt = require "obra.prompt"
 local M = {}
 
 M.EXIT = { ok = 0, failed = 1, usage = 2, waiting = 3, budget = 4, interrupted = 5 }
+M.RESCAN_MS = 1000   -- the scheduler's look for work made ready from outside (a human's answer)
 
 M.DEFAULTS = {
   agent = { kind = "claude", max_turns = 20, max_turns_limit = 100, skip_permissions = true },
@@ -203,11 +204,34 @@ local function task_usage(s, task_id)
       coalesce(sum(cost_usd), 0) AS usd FROM sessions WHERE task_id = ?]], task_id)
 end
 
-local function run_usage(s, run_id)
-  return s:first([[SELECT count(DISTINCT task_id || ':' || iteration) AS iterations,
-      coalesce(sum(CASE WHEN kind = 'agent' THEN 1 ELSE 0 END), 0) AS calls,
-      coalesce(sum(tokens_in + tokens_out + cache_write), 0) AS tokens,
-      coalesce(sum(cost_usd), 0) AS usd FROM interactions WHERE run_id = ?]], run_id)
+-- The run's usage (iterations, agent calls, tokens, dollars) from the
+-- interactions recorded for it.  The sums live in ctx.usage and are brought
+-- up to date from the rows added since the last look (ids only grow), so a
+-- check costs what is new, not the whole history of the project.  Inside a
+-- transaction (rows that may yet be rolled back) it adds nothing to the cache.
+local function run_usage(ctx)
+  local s, u = ctx.store, ctx.usage
+  if not u or u.run_id ~= ctx.run_id then
+    u = { run_id = ctx.run_id, last_id = 0, iterations = 0, calls = 0, tokens = 0, usd = 0, seen = {} }
+    ctx.usage = u
+  end
+  local cached = s:depth() == 0
+  local out = cached and u or { iterations = u.iterations, calls = u.calls, tokens = u.tokens, usd = u.usd,
+                                seen = setmetatable({}, { __index = u.seen }) }
+  local last = u.last_id
+  for _, r in ipairs(s:query([[SELECT id, task_id, iteration, kind, tokens_in + tokens_out + cache_write AS tokens,
+      cost_usd FROM interactions WHERE id > ? AND run_id = ? ORDER BY id]], u.last_id, ctx.run_id)) do
+    if r.task_id and r.iteration then
+      local key = r.task_id .. ":" .. r.iteration
+      if not out.seen[key] then out.seen[key] = true; out.iterations = out.iterations + 1 end
+    end
+    if r.kind == "agent" then out.calls = out.calls + 1 end
+    out.tokens = out.tokens + (r.tokens or 0)
+    out.usd = out.usd + (r.cost_usd or 0)
+    last = r.id
+  end
+  if cached then u.last_id = last end
+  return out
 end
 
 local function left(limit, used)
@@ -228,8 +252,8 @@ local function budgets_left(ctx, task, iteration)
     usd_left = left(tb.usd, tu.usd),
     seconds_left = tb.seconds and task.started_at and (tb.seconds - (core.now() - task.started_at)) or nil,
   }
-  if ctx.run_id then
-    local ru = run_usage(s, ctx.run_id)
+  if ctx.run_id and next(rb) ~= nil then
+    local ru = run_usage(ctx)
     local function tighter(k, v) if v ~= nil and (b[k] == nil or v < b[k]) then b[k] = v end end
     tighter("iterations_left", left(rb.iterations, ru.iterations))
     tighter("tokens_left", left(rb.tokens, ru.tokens))
@@ -247,7 +271,7 @@ end
 local function run_budget_spent(ctx)
   local rb = ctx.config.budgets or {}
   if not ctx.run_id or next(rb) == nil then return nil end
-  local ru = run_usage(ctx.store, ctx.run_id)
+  local ru = run_usage(ctx)
   if rb.iterations and ru.iterations >= rb.iterations then return string.format("run budget: %d iterations used", ru.iterations) end
   if rb.tokens and ru.tokens >= rb.tokens then return string.format("run budget: %d tokens used", ru.tokens) end
   if rb.usd and ru.usd >= rb.usd then return string.format("run budget: $%.2f spent", ru.usd) end
@@ -664,18 +688,19 @@ end
 
 -- Scheduling ------------------------------------------------------------------
 
--- Ready tasks: pending, dependencies done, earlier milestones complete, by priority.
-local function ready_tasks(ctx)
+-- Ready tasks: pending, dependencies done, earlier milestones complete, by
+-- priority; the first `limit` of them (the ids only: work() reads the row).
+local function ready_tasks(ctx, limit)
   local s = ctx.store
   return s:query([[
-    SELECT t.* FROM tasks t
+    SELECT t.id FROM tasks t
     LEFT JOIN milestones m ON m.id = t.milestone_id
     WHERE t.project_id = ? AND t.status = 'pending'
       AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on
                       WHERE d.task_id = t.id AND u.status <> 'done')
       AND NOT EXISTS (SELECT 1 FROM milestones e WHERE e.project_id = t.project_id
                       AND m.id IS NOT NULL AND e.position < m.position AND e.status <> 'done')
-    ORDER BY t.priority DESC, t.id]], ctx.project.id)
+    ORDER BY t.priority DESC, t.id LIMIT ?]], ctx.project.id, limit)
 end
 
 -- Complete milestones whose tasks are all done (gated ones wait for approval).
@@ -771,25 +796,38 @@ function M.run(ctx, opts)
   if opts.live and core.isatty(2) and not ctx.quiet then ctx.status_line = require("obra.statusline").new(ctx) end
   local running = ctx.running
   local nrunning = 0
+  -- The database is scanned for work when work can be found: at the start,
+  -- when a task's coroutine ends (its dependants and its milestone may be
+  -- ready now), when a park is over, and at most every RESCAN_MS while a slot
+  -- is free (a human may answer a breakpoint from another obra meanwhile) —
+  -- not at every wake-up of the event loop, which is several per iteration.
+  local scan, last_scan, next_park = true, 0, nil
   while true do
     if core.signaled() then ctx.stopping = "interrupted" end
     if ctx.fatal or ctx.stopping then break end
-    local next_park = unpark(ctx)
-    update_milestones(ctx)
-    local spent = run_budget_spent(ctx)
-    if spent then ctx.budget_spent = spent end
-    if not ctx.budget_spent then
-      for _, t in ipairs(ready_tasks(ctx)) do
-        if nrunning >= max_parallel then break end
-        if not running[t.id] then
-          running[t.id] = true
-          nrunning = nrunning + 1
-          local id = t.id
-          loop.spawn(function()
-            work(ctx, id)
-            running[id] = nil
-            nrunning = nrunning - 1
-          end)
+    local now_ms = core.clock_ms()
+    if scan or (next_park and core.now() >= next_park)
+        or (nrunning < max_parallel and now_ms - last_scan >= M.RESCAN_MS) then
+      scan, last_scan = false, now_ms
+      next_park = unpark(ctx)
+      update_milestones(ctx)
+      local spent = run_budget_spent(ctx)
+      if spent then ctx.budget_spent = spent end
+      if not ctx.budget_spent and nrunning < max_parallel then
+        -- a task spawned a moment ago may still read 'pending': ask for enough
+        for _, t in ipairs(ready_tasks(ctx, max_parallel)) do
+          if nrunning >= max_parallel then break end
+          if not running[t.id] then
+            running[t.id] = true
+            nrunning = nrunning + 1
+            local id = t.id
+            loop.spawn(function()
+              work(ctx, id)
+              running[id] = nil
+              nrunning = nrunning - 1
+              scan = true
+            end)
+          end
         end
       end
     end

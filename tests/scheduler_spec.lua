@@ -1,0 +1,51 @@
+-- The scheduler looks for work when a task ends and, while a slot is free,
+-- about once a second (engine.RESCAN_MS) — not at every wake-up of the
+-- event loop.  What changes the database from outside must still be seen
+-- during a live run: a human answers one task's breakpoint from another
+-- obra while a second task is still working, and the run takes the answered
+-- task up again before that second task is done.
+local H = require "support.helper"
+local E = require "support.e2e"
+
+local SCRIPT = [[
+config { max_parallel = 2, max_iterations = 5 }
+task "quick" { prompt = "QUICK: say something.", priority = 2 }
+task "slow" { prompt = "SLOW: take your time.", priority = 1 }
+]]
+
+describe("scheduler", function()
+  it("takes up a task answered from another obra while the run is live", function()
+    local p = E.project { script = SCRIPT, scenario = { rules = {
+      { match = "SLOW", sleep = 4, result = "slow work done" },
+      { result = "quick answer" },
+    } } }
+    -- no judge and no checks: every attempt escalates to a human
+    local pid = E.spawn(p)
+    local s = E.db(p)
+    local waiting
+    for _ = 1, 100 do
+      local t = s:first("SELECT status FROM tasks WHERE key = 'quick'")
+      if t and t.status == "waiting" then waiting = true break end
+      os.execute("sleep 0.05")
+    end
+    assert.is_true(waiting, "quick did not reach its breakpoint")
+    assert.are.equal("running", s:first("SELECT status FROM tasks WHERE key = 'slow'").status)
+    H.expect_code(E.obra(p, { "answer", "quick", "try once more" }), 0)
+    local code = E.wait(pid, 30, p)
+    assert.are.equal(3, code)        -- both end at a breakpoint
+    local quick = s:query([[SELECT d.iteration, d.created_at FROM decisions d JOIN tasks t ON t.id = d.task_id
+                            WHERE t.key = 'quick' ORDER BY d.iteration]])
+    local slow = s:first([[SELECT d.created_at FROM decisions d JOIN tasks t ON t.id = d.task_id
+                           WHERE t.key = 'slow']])
+    assert.are.equal(2, #quick, "the answered task ran again in the same run")
+    assert.is_true(quick[2].created_at < slow.created_at, "…while the slow task was still working")
+    assert.are.equal(1, s:first("SELECT count(*) AS n FROM runs").n)
+    local answered = 0
+    for _, c in ipairs(E.calls(p)) do
+      if c.prompt:find("try once more", 1, true) then answered = answered + 1 end
+    end
+    assert.are.equal(1, answered, "the answer reached the agent")
+    s:close()
+    H.rmdir(p.dir)
+  end)
+end)
