@@ -1,9 +1,9 @@
-/* proc.c — child processes behind include/obra/proc.h: spawn (fork + execve,
+/* proc.c — child processes behind include/obra/proc.h: spawn (vfork + execve,
  * never a shell) into a new process group, bounded stdout/stderr capture,
  * stdout line splitting, watchdogs and group kill, reaping from a loop tick.
  * Owns: every obra_proc, the list of live ones (for the tick and for
  * obra_proc_killall at exit).  Uses: loop.h (fd watches, timers, tick),
- * fork/execve, waitpid, kill, prctl(PR_SET_CHILD_SUBREAPER). */
+ * vfork/execve, waitpid, kill, prctl(PR_SET_CHILD_SUBREAPER). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -557,7 +557,8 @@ static char **build_env(const obra_proc_opts *o, const char **path_out) {
 enum { STAGE_SETUP = 1, STAGE_CHDIR, STAGE_EXEC };
 typedef struct { int stage, err; } child_fail;
 
-/* In the child, between fork and exec: only async-signal-safe calls. */
+/* In the child, between vfork and exec, on the parent's memory: only
+ * system calls (async-signal-safe), no writes but to its own stack frame. */
 __attribute__((noreturn))
 static void child_exec(const char *file, char *const argv[], char *const envp[], const char *cwd,
                        int in_fd, int out_fd, int err_fd, int fail_fd, pid_t parent) {
@@ -582,6 +583,28 @@ fail:
   f.err = errno;
   { ssize_t w = write(fail_fd, &f, sizeof f); (void)w; }
   _exit(127);
+}
+
+/* vfork, not fork: the child borrows our memory until it execs, so a spawn
+ * costs the same whatever obra's size (fork copied the page tables of the
+ * whole process, and each page obra wrote afterwards faulted).  Every signal
+ * is blocked around it so no handler of ours runs in the child; the child
+ * sets its handlers to the defaults, then unblocks.  A function of its own,
+ * so no variable of the caller lives across the vfork.  Returns the pid, or
+ * -1 with errno set. */
+__attribute__((noinline))
+static pid_t start_child(const char *file, char *const argv[], char *const envp[], const char *cwd,
+                         int in_fd, int out_fd, int err_fd, int fail_fd) {
+  pid_t parent = getpid();
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, &old);
+  pid_t pid = vfork();
+  if (pid == 0) child_exec(file, argv, envp, cwd, in_fd, out_fd, err_fd, fail_fd, parent);
+  int saved = errno;
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  errno = saved;
+  return pid;
 }
 
 obra_proc *obra_proc_spawn(const obra_proc_opts *o, obra_err *e) {
@@ -641,15 +664,12 @@ obra_proc *obra_proc_spawn(const obra_proc_opts *o, obra_err *e) {
   }
   if (!atexit_on) { atexit(killall_atexit); atexit_on = 1; }
 
-  pid_t parent = getpid();
-  pid_t pid = fork();
+  pid_t pid = start_child(file, (char *const *)o->argv, envp, o->cwd, o->stdin_data ? inp[0] : devnull,
+                          outp[1], errp[1], failp[1]);
   if (pid < 0) {
     obra_err_set(e, OBRA_ESPAWN, "cannot start '%s': fork: %s", o->argv[0], strerror(errno));
     goto fail;
   }
-  if (pid == 0)
-    child_exec(file, (char *const *)o->argv, envp, o->cwd, o->stdin_data ? inp[0] : devnull,
-               outp[1], errp[1], failp[1], parent);
   setpgid(pid, pid);            /* also done by the child: whoever runs first */
   p->pid = pid;
   p->start_ms = p->last_output_ms = obra_now_ms();
