@@ -1,12 +1,16 @@
-/* http.c — HTTP transfers on libcurl's multi_socket interface, driven by the
- * event loop of loop.c (see include/obra/http.h for the contract).
+/* http.c — HTTP transfers driven by the event loop of loop.c (see
+ * include/obra/http.h for the contract), on one of two transports:
+ * http_plain.c for plain http:// to a local address (the usual judge: no
+ * libcurl needed at all), and libcurl's multi_socket interface for the rest
+ * (https, host names, proxies).
  *
- * Owns: the process's one curl multi handle (and with it the keep-alive
- * connection cache), the loop watches of curl's sockets and the one loop
- * timer curl asks for.  Each obra_http owns its easy handle, header list,
- * request and response buffers.  Uses: libcurl, loaded on the first
- * request (dl.h: libcurl and the thirty libraries it needs would otherwise
- * be most of obra's start-up time), loop.h. */
+ * Owns: the process's one curl multi handle (and with it libcurl's
+ * keep-alive connection cache), the loop watches of curl's sockets and the
+ * one loop timer curl asks for.  Each obra_http owns its easy handle, header
+ * list, request and response buffers.  Uses: libcurl, loaded on the first
+ * request that needs it (dl.h: libcurl and the thirty libraries it needs
+ * would otherwise be most of obra's start-up time and ~8 MiB of its memory),
+ * http_plain.c, loop.h. */
 #define CURL_DISABLE_TYPECHECK     /* its macros would shadow the pointers below */
 #include <curl/curl.h>
 #include <poll.h>
@@ -16,37 +20,16 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include "obra/dl.h"
-#include "obra/http.h"
 #include "obra/loop.h"
+#include "http_int.h"
 
 #define DEFAULT_CONNECT_MS 5000L
 #define DEFAULT_TIMEOUT_MS 120000L
 #define DEFAULT_MAX        ((size_t)16 << 20)
 
-struct obra_http {
-  CURL *easy;
-  struct curl_slist *headers;
-  char *req_body;
-  int running;                 /* added to the multi handle */
-  int too_large;
-  int oom;
-  obra_http_outcome outcome;
-  long status;
-  long new_conns;
-  int64_t started_ms;
-  double elapsed_ms;
-  char *body; size_t len, cap;
-  size_t received, max;
-  int keep;
-  char **hnames, **hvalues; size_t nh, caph;
-  obra_http_data_cb on_data;
-  obra_http_done_cb on_done;
-  void *ud;
-  char url[256];               /* redacted, for messages */
-  char errbuf[CURL_ERROR_SIZE];
-  char msg[512];
-};
+_Static_assert(sizeof ((obra_http *)0)->errbuf >= CURL_ERROR_SIZE, "errbuf holds curl's message");
 
 static CURLM *multi;
 static uint64_t multi_timer;
@@ -57,7 +40,7 @@ static uint64_t multi_timer;
   X(curl_global_init) X(curl_multi_init) X(curl_multi_setopt) X(curl_multi_socket_action) \
   X(curl_multi_info_read) X(curl_multi_add_handle) X(curl_multi_remove_handle) \
   X(curl_easy_init) X(curl_easy_cleanup) X(curl_easy_setopt) X(curl_easy_getinfo) \
-  X(curl_easy_strerror) X(curl_slist_append) X(curl_slist_free_all) X(curl_getdate)
+  X(curl_easy_strerror) X(curl_slist_append) X(curl_slist_free_all)
 
 static struct { CURL_FUNCS(OBRA_DL_POINTER) } fn;
 static obra_dl lib = OBRA_DL_LIB("libcurl", "OBRA_LIBCURL",
@@ -124,19 +107,17 @@ static CURLM *get_multi(obra_err *e) {
   return multi;
 }
 
-/* ---- per-transfer callbacks ---------------------------------------------- */
+/* ---- the response, whatever the transport ---------------------------------- */
 
-static size_t on_write(char *p, size_t size, size_t n, void *ud) {
-  obra_http *h = ud;
-  size_t len = size * n;
-  if (h->received + len > h->max) { h->too_large = 1; return 0; }
+int obra_http_take_body(obra_http *h, const char *p, size_t len) {
+  if (h->received + len > h->max) { h->too_large = 1; return -1; }
   h->received += len;
   if (h->keep) {
     if (h->len + len + 1 > h->cap) {
       size_t ncap = h->cap ? h->cap : 4096;
       while (ncap < h->len + len + 1) ncap *= 2;
       char *nb = realloc(h->body, ncap);
-      if (nb == NULL) { h->oom = 1; return 0; }
+      if (nb == NULL) { h->oom = 1; return -1; }
       h->body = nb; h->cap = ncap;
     }
     memcpy(h->body + h->len, p, len);
@@ -144,7 +125,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud) {
     h->body[h->len] = '\0';
   }
   if (h->on_data && len) h->on_data(h, p, len, h->ud);
-  return len;
+  return 0;
 }
 
 static void clear_headers(obra_http *h) {
@@ -160,32 +141,57 @@ static char *dupn(const char *s, size_t n) {
 
 /* Keep the headers of the final response: a status line starts over (after
  * "100 Continue" or an interim response). */
-static size_t on_header(char *p, size_t size, size_t n, void *ud) {
-  obra_http *h = ud;
-  size_t len = size * n, end = len;
+int obra_http_take_header(obra_http *h, const char *p, size_t end) {
   while (end > 0 && (p[end - 1] == '\r' || p[end - 1] == '\n')) end--;
-  if (end >= 5 && strncmp(p, "HTTP/", 5) == 0) { clear_headers(h); return len; }
+  if (end >= 5 && strncmp(p, "HTTP/", 5) == 0) { clear_headers(h); return 0; }
   const char *colon = memchr(p, ':', end);
-  if (colon == NULL || colon == p) return len;
+  if (colon == NULL || colon == p) return 0;
   const char *v = colon + 1;
   while (v < p + end && (*v == ' ' || *v == '\t')) v++;
+  size_t vlen = (size_t)(p + end - v);
+  while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t')) vlen--;
   if (h->nh == h->caph) {
     size_t ncap = h->caph ? h->caph * 2 : 16;
     char **nn = realloc(h->hnames, ncap * sizeof *nn);
-    if (nn == NULL) { h->oom = 1; return 0; }
+    if (nn == NULL) { h->oom = 1; return -1; }
     h->hnames = nn;
     char **nv = realloc(h->hvalues, ncap * sizeof *nv);
-    if (nv == NULL) { h->oom = 1; return 0; }
+    if (nv == NULL) { h->oom = 1; return -1; }
     h->hvalues = nv;
     h->caph = ncap;
   }
   char *name = dupn(p, (size_t)(colon - p));
-  char *value = dupn(v, (size_t)(p + end - v));
-  if (name == NULL || value == NULL) { free(name); free(value); h->oom = 1; return 0; }
+  char *value = dupn(v, vlen);
+  if (name == NULL || value == NULL) { free(name); free(value); h->oom = 1; return -1; }
   h->hnames[h->nh] = name;
   h->hvalues[h->nh] = value;
   h->nh++;
-  return len;
+  return 0;
+}
+
+void obra_http_set_msg(obra_http *h, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(h->msg, sizeof h->msg, fmt, ap);
+  va_end(ap);
+}
+
+void obra_http_end(obra_http *h, obra_http_outcome outcome) {
+  h->running = 0;
+  h->outcome = outcome;
+  if (outcome == OBRA_HTTP_OK) h->msg[0] = '\0';
+  h->elapsed_ms = (double)(obra_now_ms() - h->started_ms);
+  if (h->on_done) h->on_done(h, h->ud);    /* last: it may free h */
+}
+
+/* ---- libcurl's callbacks ------------------------------------------------------ */
+
+static size_t on_write(char *p, size_t size, size_t n, void *ud) {
+  return obra_http_take_body(ud, p, size * n) == 0 ? size * n : 0;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud) {
+  return obra_http_take_header(ud, p, size * n) == 0 ? size * n : 0;
 }
 
 /* Sockets are close-on-exec so agent subprocesses never inherit them. */
@@ -195,22 +201,14 @@ static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct cur
 
 /* ---- completion ----------------------------------------------------------- */
 
-static void set_msg(obra_http *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_msg(obra_http *h, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(h->msg, sizeof h->msg, fmt, ap);
-  va_end(ap);
-}
-
 static void classify(obra_http *h, CURLcode res) {
   const char *detail = h->errbuf[0] ? h->errbuf : fn.curl_easy_strerror(res);
   if (h->too_large || res == CURLE_FILESIZE_EXCEEDED) {
     h->outcome = OBRA_HTTP_TOO_LARGE;
-    set_msg(h, "%s: response larger than %zu bytes", h->url, h->max);
+    obra_http_set_msg(h, "%s: response larger than %zu bytes", h->url, h->max);
     return;
   }
-  if (h->oom) { h->outcome = OBRA_HTTP_FAILED; set_msg(h, "%s: out of memory", h->url); return; }
+  if (h->oom) { h->outcome = OBRA_HTTP_FAILED; obra_http_set_msg(h, "%s: out of memory", h->url); return; }
   switch (res) {
   case CURLE_OK:
     h->outcome = OBRA_HTTP_OK;
@@ -221,20 +219,20 @@ static void classify(obra_http *h, CURLcode res) {
   case CURLE_PEER_FAILED_VERIFICATION: case CURLE_SSL_CACERT_BADFILE: case CURLE_SSL_CERTPROBLEM:
   case CURLE_SSL_ENGINE_NOTFOUND: case CURLE_SSL_CIPHER: case CURLE_LOGIN_DENIED:
     h->outcome = OBRA_HTTP_UNREACHABLE;
-    set_msg(h, "cannot reach %s: %s", h->url, detail);
+    obra_http_set_msg(h, "cannot reach %s: %s", h->url, detail);
     return;
   case CURLE_OPERATION_TIMEDOUT:
     h->outcome = OBRA_HTTP_TIMEOUT;
-    set_msg(h, "%s: %s", h->url, detail);
+    obra_http_set_msg(h, "%s: %s", h->url, detail);
     return;
   case CURLE_RECV_ERROR: case CURLE_SEND_ERROR: case CURLE_PARTIAL_FILE: case CURLE_GOT_NOTHING:
   case CURLE_HTTP2: case CURLE_HTTP2_STREAM: case CURLE_BAD_CONTENT_ENCODING:
     h->outcome = OBRA_HTTP_CLOSED;
-    set_msg(h, "%s: connection closed mid-reply (%s)", h->url, detail);
+    obra_http_set_msg(h, "%s: connection closed mid-reply (%s)", h->url, detail);
     return;
   default:
     h->outcome = OBRA_HTTP_FAILED;
-    set_msg(h, "%s: %s", h->url, detail);
+    obra_http_set_msg(h, "%s: %s", h->url, detail);
     return;
   }
 }
@@ -244,12 +242,10 @@ static void finish(obra_http *h, CURLcode res) {
   fn.curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &st);
   fn.curl_easy_getinfo(h->easy, CURLINFO_NUM_CONNECTS, &conns);
   fn.curl_multi_remove_handle(multi, h->easy);
-  h->running = 0;
   h->status = st;
   h->new_conns = conns;
-  h->elapsed_ms = (double)(obra_now_ms() - h->started_ms);
   classify(h, res);
-  if (h->on_done) h->on_done(h, h->ud);    /* last: it may free h */
+  obra_http_end(h, h->outcome);    /* last: on_done may free h */
 }
 
 static void drain(void) {
@@ -281,10 +277,34 @@ void obra_http_redact(const char *url, char *out, size_t outlen) {
   snprintf(out, outlen, "%.*s%.*s%.*s", (int)(auth - url), url, (int)hostlen, host, (int)pathlen, path);
 }
 
+/* The three forms RFC 9110 says a recipient must accept (GMT only). */
 double obra_http_date(const char *s) {
-  if (s == NULL || load_curl(NULL) != OBRA_OK) return -1;
-  time_t t = fn.curl_getdate(s, NULL);
-  return t < 0 ? -1 : (double)t;
+  static const char *const forms[] = {
+    "%a, %d %b %Y %H:%M:%S GMT",     /* IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT */
+    "%A, %d-%b-%y %H:%M:%S GMT",     /* RFC 850:     Sunday, 06-Nov-94 08:49:37 GMT */
+    "%a %b %e %H:%M:%S %Y",          /* asctime:     Sun Nov  6 08:49:37 1994 */
+  };
+  if (s == NULL) return -1;
+  while (*s == ' ') s++;
+  for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(s, forms[i], &tm);
+    if (end == NULL) continue;
+    while (*end == ' ') end++;
+    if (*end != '\0') continue;
+    time_t t = timegm(&tm);
+    return t < 0 ? -1 : (double)t;
+  }
+  return -1;
+}
+
+/* Plain transport unless OBRA_HTTP_TRANSPORT=curl (tests use it to run
+ * the same requests through both). */
+static int use_plain(const char *url) {
+  const char *t = getenv("OBRA_HTTP_TRANSPORT");
+  if (t && strcmp(t, "curl") == 0) return 0;
+  return obra_http_plain_can(url);
 }
 
 obra_http *obra_http_start(const obra_http_opts *o, obra_err *e) {
@@ -292,7 +312,8 @@ obra_http *obra_http_start(const obra_http_opts *o, obra_err *e) {
     obra_err_set(e, OBRA_EINVAL, "http: a URL is required");
     return NULL;
   }
-  if (get_multi(e) == NULL) return NULL;
+  int plain = use_plain(o->url);
+  if (!plain && get_multi(e) == NULL) return NULL;
   obra_http *h = calloc(1, sizeof *h);
   if (h == NULL) { obra_err_set(e, OBRA_ENOMEM, "http: out of memory"); return NULL; }
   h->outcome = OBRA_HTTP_RUNNING;
@@ -302,10 +323,24 @@ obra_http *obra_http_start(const obra_http_opts *o, obra_err *e) {
   h->on_done = o->on_done;
   h->ud = o->ud;
   obra_http_redact(o->url, h->url, sizeof h->url);
+  if (plain) {
+    obra_http_opts po = *o;
+    if (po.connect_timeout_ms <= 0) po.connect_timeout_ms = DEFAULT_CONNECT_MS;
+    if (po.timeout_ms <= 0) po.timeout_ms = DEFAULT_TIMEOUT_MS;
+    h->started_ms = obra_now_ms();
+    h->running = 1;
+    if (obra_http_plain_start(h, &po, e) != OBRA_OK) {
+      h->running = 0;
+      obra_http_free(h);
+      return NULL;
+    }
+    return h;
+  }
   h->easy = fn.curl_easy_init();
   if (h->easy == NULL) goto oom;
 
   CURL *c = h->easy;
+  struct curl_slist *sl;
   const char *method = o->method ? o->method : "GET";
   fn.curl_easy_setopt(c, CURLOPT_URL, o->url);
   fn.curl_easy_setopt(c, CURLOPT_PRIVATE, (char *)h);
@@ -340,15 +375,15 @@ obra_http *obra_http_start(const obra_http_opts *o, obra_err *e) {
     fn.curl_easy_setopt(c, CURLOPT_POSTFIELDS, h->req_body);
   }
   /* "Expect:" off: servers that never answer 100-continue would cost a second. */
-  struct curl_slist *sl = fn.curl_slist_append(NULL, "Expect:");
+  sl = fn.curl_slist_append(NULL, "Expect:");
   if (sl == NULL) goto oom;
-  h->headers = sl;
+  h->curl_headers = sl;
   for (const char *const *hd = o->headers; hd && *hd; hd++) {
-    sl = fn.curl_slist_append(h->headers, *hd);
+    sl = fn.curl_slist_append(h->curl_headers, *hd);
     if (sl == NULL) goto oom;
-    h->headers = sl;
+    h->curl_headers = sl;
   }
-  fn.curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
+  fn.curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->curl_headers);
 
   h->started_ms = obra_now_ms();
   if (fn.curl_multi_add_handle(multi, c) != CURLM_OK) goto oom;
@@ -363,18 +398,20 @@ oom:
 
 void obra_http_cancel(obra_http *h) {
   if (h == NULL || !h->running) return;
-  fn.curl_multi_remove_handle(multi, h->easy);
+  if (h->plain) obra_http_plain_cancel(h);
+  else fn.curl_multi_remove_handle(multi, h->easy);
   h->running = 0;
   h->outcome = OBRA_HTTP_CANCELLED;
   h->elapsed_ms = (double)(obra_now_ms() - h->started_ms);
-  set_msg(h, "%s: cancelled", h->url);
+  obra_http_set_msg(h, "%s: cancelled", h->url);
 }
 
 void obra_http_free(obra_http *h) {
   if (h == NULL) return;
   obra_http_cancel(h);
+  obra_http_plain_free(h);
   if (h->easy) fn.curl_easy_cleanup(h->easy);
-  fn.curl_slist_free_all(h->headers);
+  if (h->curl_headers) fn.curl_slist_free_all(h->curl_headers);
   clear_headers(h);
   free(h->hnames);
   free(h->hvalues);
@@ -395,7 +432,7 @@ double obra_http_elapsed_ms(const obra_http *h) {
 }
 
 long obra_http_status(const obra_http *h) {
-  if (h->running) {
+  if (h->running && h->easy) {
     long st = 0;
     fn.curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &st);
     return st;

@@ -1,17 +1,18 @@
-/* http.h — non-blocking HTTP transfers on libcurl, driven by obra's one event
- * loop (loop.h).  libcurl is loaded on the first transfer, not at start-up;
- * when it cannot be, obra_http_start fails with OBRA_ENOTFOUND and a message
- * saying what to install.
+/* http.h — non-blocking HTTP transfers driven by obra's one event loop
+ * (loop.h).  Plain http:// to a local address (an IP literal or localhost,
+ * no proxy for it) is carried by obra's own HTTP/1.1 client; the rest by
+ * libcurl, loaded on the first transfer that needs it, not at start-up —
+ * when it cannot be, obra_http_start fails with OBRA_ENOTFOUND and a
+ * message saying what to install.  Both behave as described below.
  *
- * One curl multi handle per process: its sockets are watched and its timer is
- * armed through obra_loop_watch / obra_loop_timer, so transfers progress
- * whenever the loop steps, together with agent processes.  The multi handle
- * owns the connection cache, so sequential requests to one server reuse a
- * keep-alive connection.  Every transfer has a connect timeout, a total
- * timeout and a cap on the response body; TLS peer and host verification are
- * on; proxies come from the environment exactly as curl reads them
- * (http_proxy, https_proxy, no_proxy...).  Sockets are close-on-exec, so
- * agent subprocesses never inherit a connection.
+ * Sockets are watched and timers armed through obra_loop_watch /
+ * obra_loop_timer, so transfers progress whenever the loop steps, together
+ * with agent processes.  Idle connections are kept, so sequential requests
+ * to one server reuse a keep-alive connection.  Every transfer has a
+ * connect timeout, a total timeout and a cap on the response body; TLS peer
+ * and host verification are on; proxies come from the environment exactly
+ * as curl reads them (http_proxy, https_proxy, no_proxy...).  Sockets are
+ * close-on-exec, so agent subprocesses never inherit a connection.
  *
  * A response body is either kept whole (obra_http_body) or delivered
  * incrementally through on_data as bytes arrive (streaming), or both. */
