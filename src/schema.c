@@ -196,5 +196,12 @@ static const char *const migration_4 =
   "ALTER TABLE checkpoints ADD COLUMN note TEXT;"
   "CREATE INDEX checkpoints_by_task ON checkpoints(task_id, iteration);";
 
-const char *const obra_migrations[] = { NULL, migration_1, migration_2, migration_3, migration_4 };
-const int obra_migrations_count = 4;
+/* v5: the scheduler's order (priority DESC, id) in the status index, so the
+ * next ready task is found by walking the index and stopping, not by
+ * sorting every pending task at each look (O(pending) per scheduled task). */
+static const char *const migration_5 =
+  "DROP INDEX tasks_by_status;"
+  "CREATE INDEX tasks_by_status ON tasks(project_id, status, priority DESC, id);";
+
+const char *const obra_migrations[] = { NULL, migration_1, migration_2, migration_3, migration_4, migration_5 };
+const int obra_migrations_count = 5;

@@ -48,4 +48,21 @@ describe("scheduler", function()
     s:close()
     H.rmdir(p.dir)
   end)
+
+  it("runs ready tasks by priority, then in the workflow's order, after their dependencies", function()
+    local p = E.project { script = [[
+config { max_parallel = 1 }
+task "c" { prompt = "TASK c", checks = { "true" } }
+task "a" { prompt = "TASK a", checks = { "true" }, priority = 5 }
+task "d" { prompt = "TASK d", checks = { "true" }, priority = 5, deps = { "e" } }
+task "b" { prompt = "TASK b", checks = { "true" } }
+task "e" { prompt = "TASK e", checks = { "true" }, priority = 1 }
+]], scenario = { rules = { { result = "done" } } } }
+    H.expect_code(E.run(p), 0)
+    local order = {}
+    for _, c in ipairs(E.calls(p)) do order[#order + 1] = c.prompt:match("TASK (%a)") end
+    -- a (5) first; d (5) waits for e (1); e; then d, now ready and first by priority; then c, b
+    assert.are.same({ "a", "e", "d", "c", "b" }, order)
+    H.rmdir(p.dir)
+  end)
 end)
