@@ -368,7 +368,12 @@ function Tape:record_agent(w, req)
   local ws = require "obra.workspace"
   local before, serr = ws.snapshot(cwd)
   local res = w.inner:run(req)
-  local call = { seq = seq, task = key, n = n, kind = "agent", request = self:agent_request(w, req) }
+  -- ended: the order in which agent calls finished.  With tasks in parallel in
+  -- one directory a call's diff can hold what another task wrote meanwhile
+  -- (even half-written); the replay keeps, per file, the version of the call
+  -- that finished last.
+  self.ended = (self.ended or 0) + 1
+  local call = { seq = seq, task = key, n = n, kind = "agent", ended = self.ended, request = self:agent_request(w, req) }
   local out = export(res, function(s) return bounded(self:to_ph(s), M.MAX_TEXT_BYTES) end)
   if type(out.text) == "string" then out.text = format.lines(out.text) end
   call.result = out
@@ -581,10 +586,14 @@ function Tape:apply(call, cwd)
   if not root then return nil, "the work directory " .. cwd .. " does not exist" end
   local function inside(p) return p == root or p:sub(1, #root + 1) == root .. "/" end
   local proc = require "obra.proc"
+  local version = math.tointeger(call.ended)
   for _, f in ipairs(call.files or {}) do
     local p = f.path
     if not safe_rel(p) then return nil, "refusing the path " .. tostring(p) .. " (must be relative, without .., not in .obra/)" end
     local full = cwd .. "/" .. p
+    local key = root .. "/" .. p
+    if version and (self.version[key] or 0) > version then goto next_file end   -- a newer recorded version is there
+    if version then self.version[key] = version end
     local dir = p:match("^(.*)/[^/]*$")
     if dir then
       local ok, err = mkdirs(cwd, dir)
@@ -614,16 +623,25 @@ function Tape:apply(call, cwd)
         if type(data) ~= "string" then return nil, p .. ": no \"text\" or \"base64\" content" end
         data = self:from_ph(data)
       end
-      local out, err = io.open(full, "wb")
-      if not out then return nil, tostring(err) end
-      local ok, werr = out:write(data)
-      out:close()
-      if not ok then return nil, p .. ": " .. tostring(werr) end
+      -- the same content is left alone; new content replaces the file at once
+      -- (a temporary file renamed over it), so a check of another task that
+      -- reads it meanwhile never sees it half-written
+      if readfile(full) ~= data then
+        local tmp = full .. ".obra-replay." .. core.getpid()
+        local out, err = io.open(tmp, "wb")
+        if not out then return nil, p .. ": " .. tostring(err) end
+        local ok, werr = out:write(data)
+        local cok, cerr = out:close()
+        if not ok or not cok then os.remove(tmp); return nil, p .. ": " .. tostring(werr or cerr) end
+        local rok, rerr = os.rename(tmp, full)
+        if not rok then os.remove(tmp); return nil, p .. ": " .. tostring(rerr) end
+      end
       if f.executable then
         local r = proc.run { argv = { "chmod", "+x", "--", full }, timeout = 10 }
         if not r or r.exit ~= 0 then return nil, p .. ": cannot make it executable" end
       end
     end
+    ::next_file::
   end
   return true
 end
@@ -731,7 +749,7 @@ function M.player(ctx, c, opts)
       opts.path, tostring(c.workflow), basename(ctx.script), ctx.plan.project.name)
   end
   local t = new_tape(ctx, "replay")
-  t.cassette, t.path, t.idmap, t.bound, t.served = c, opts.path, {}, {}, 0
+  t.cassette, t.path, t.idmap, t.bound, t.served, t.version = c, opts.path, {}, {}, 0, {}
   t.parallel = (tonumber(c.max_parallel) or 1) > 1 or (opts.max_parallel or 1) > 1
   ctx.log(nil, "replaying %s: %d recorded call(s)%s; no agent or LLM is called", opts.path, #c.calls,
     c.complete and "" or " (a partial recording)")

@@ -21,7 +21,7 @@ local M = {}
 -- Keys written first, in this order; the others follow sorted.
 local ORDER = {
   "obra_cassette", "obra_version", "workflow", "script", "recorded_at", "complete", "outcome", "sets",
-  "max_parallel", "limits", "calls", "seq", "task", "n", "kind", "purpose", "request", "result", "reply", "error", "files",
+  "max_parallel", "limits", "calls", "seq", "task", "n", "kind", "ended", "purpose", "request", "result", "reply", "error", "files",
   "agent", "model", "session", "resume", "cwd", "max_turns", "temperature", "schema", "messages",
   "role", "content", "prompt", "path", "change", "class", "text", "json",
 }
