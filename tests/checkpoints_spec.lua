@@ -132,6 +132,26 @@ end }
     H.rmdir(p.dir)
   end)
 
+  it("does not roll back while another task works in the same directory", function()
+    local script = [[
+project "cp"
+config { max_iterations = 4, max_parallel = 2, checkpoints = { rollback_on_retry = true } }
+task "a" { prompt = "Write a.txt containing done.", checks = { "grep -qx done a.txt" } }
+task "b" { prompt = "Write b.txt containing done.", checks = { "grep -qx done b.txt" } }
+]]
+    local p = project { tag = "cp-shared", script = script, scenario = { rules = {
+      { match = "a.txt", resume = false, write = { ["a.txt"] = "wrong\n" } },
+      { match = "a.txt", resume = true, expect = { files = { "a.txt" } }, write = { ["a.txt"] = "done\n" } },
+      { match = "b.txt", sleep = 1.5, write = { ["b.txt"] = "done\n" } },
+    } } }
+    local r = H.expect_code(E.run(p), 0)
+    for _, c in ipairs(E.calls(p)) do assert.is_true(c.assertion_failed == nil or c.assertion_failed == H.null, tostring(c.assertion_failed)) end
+    assert.matches("no rollback before the retry: task #%d+ works in the same directory", r.err)
+    assert.are.equal("done\n", H.readfile(p.dir .. "/b.txt"))
+    for _, c in ipairs(cps(p, "a")) do assert.are.equal("iteration", c.kind) end
+    H.rmdir(p.dir)
+  end)
+
   it("in a git repository: refs/obra/ only — branch, index, stash, untracked and ignored files untouched", function()
     local p = project { tag = "cp-git", script = ONE_TASK:format("false"):gsub('"grep %-qx done impl.txt"', '"grep -qx done src/impl.txt"'),
       scenario = { rules = {

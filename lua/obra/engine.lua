@@ -154,7 +154,7 @@ function M.open(a)
   local project = workflow.sync(s, plan, workdir)
   local ctx = {
     store = s, plan = plan, config = cfg, project = project, script = script, dir = dir or core.getcwd(),
-    workdir = workdir, agents = {}, iter_of = {}, running = {}, sets = a.sets,
+    workdir = workdir, agents = {}, iter_of = {}, running = {}, workdir_of = {}, sets = a.sets,
     quiet = a.quiet,
   }
   ctx.log = logger(ctx)
@@ -393,10 +393,23 @@ end
 -- (decision.rollback, else config.checkpoints.rollback_on_retry): the
 -- attempt's files are kept as a checkpoint, then the snapshot is restored and
 -- the agent is told.
+local function overlaps(a, b)
+  return a == b or a:sub(1, #b + 1) == b .. "/" or b:sub(1, #a + 1) == a .. "/"
+end
+
 local function roll_back(ctx, task, before, iteration, decision)
   local want = decision.rollback
   if want == nil then want = ctx.config.checkpoints.rollback_on_retry end
   if not want then return end
+  -- another task at work in the same files: restoring would undo its work too
+  for id in pairs(ctx.running or {}) do
+    local other = id ~= task.id and ctx.workdir_of[id]
+    if other and overlaps(other, before.dir) then
+      ctx.log(task, "no rollback before the retry: task #%d works in the same directory right now " ..
+        "(give parallel tasks their own workdir to roll back safely)", id)
+      return
+    end
+  end
   local r, err = require("obra.checkpoints").rollback(ctx.store, { task = task, project = ctx.project.name,
     run_id = ctx.run_id, iteration = iteration, note = "attempt " .. iteration .. ", rolled back before a retry",
     to = { tree = before.tree, method = before.method, workdir = before.dir, iteration = iteration } })
@@ -417,6 +430,7 @@ function M.iterate(ctx, task)
   ctx.iter_of[task.id] = iteration
   local agent, agent_cfg = agent_for(ctx, task)
   local workdir = task.workdir and abspath(task.workdir, ctx.workdir) or ctx.workdir
+  ctx.workdir_of[task.id] = workdir
   local hist = history(s, task.id)
   local max_turns = max_turns_for(merge(agent_cfg, { max_turns = task.config and task.config.max_turns or agent_cfg.max_turns }), hist)
 
