@@ -6,6 +6,8 @@
 -- task up again before that second task is done.
 local H = require "support.helper"
 local E = require "support.e2e"
+local loop = require "obra.loop"
+local core = require "obra.core"
 
 local SCRIPT = [[
 config { max_parallel = 2, max_iterations = 5 }
@@ -64,5 +66,20 @@ task "e" { prompt = "TASK e", checks = { "true" }, priority = 1 }
     -- a (5) first; d (5) waits for e (1); e; then d, now ready and first by priority; then c, b
     assert.are.same({ "a", "e", "d", "c", "b" }, order)
     H.rmdir(p.dir)
+  end)
+
+  -- With two tasks at once, the one that finishes first must free its slot
+  -- at once: loop.step returns without polling when a coroutine ended in its
+  -- round, instead of waiting up to max_wait_ms for the other task's events.
+  it("loop.step hands control back as soon as a coroutine ends", function()
+    local ended_at
+    loop.spawn(function() loop.sleep(20); ended_at = core.clock_ms() end)
+    loop.spawn(function() loop.sleep(3000) end)
+    local t0 = core.clock_ms()
+    while not ended_at and core.clock_ms() - t0 < 5000 do loop.step(1000) end
+    local back = core.clock_ms()
+    loop.abandon()
+    assert.is_number(ended_at)
+    assert.is_true(back - ended_at < 200, "the caller got control back " .. (back - ended_at) .. " ms after the end")
   end)
 end)

@@ -48,31 +48,41 @@ function loop.spawn(fn, ...)
   return co
 end
 
+-- Resume co; returns true when it ended (returned or raised).
 local function resume(co, args)
   local ok, op = coroutine.resume(co, table.unpack(args or {}, 1, args and args.n or 0))
   if not ok then
     errors[#errors + 1] = debug.traceback(co, tostring(op))
     live = live - 1
     owned[co] = nil
+    return true
   elseif coroutine.status(co) == "dead" then
     live = live - 1
     owned[co] = nil
+    return true
   elseif type(op) == "table" or type(op) == "userdata" then
     waiting[co] = op
   else
     runnable[#runnable + 1] = { co }   -- a bare yield: run again next round
   end
+  return false
 end
 
 -- Run one round: resume what is runnable, poll, resume what became ready.
--- Returns the number of live coroutines.
+-- When a coroutine ended in this round the poll is skipped: whoever steps
+-- the loop (the scheduler) may have work to start, and the poll could
+-- otherwise wait max_wait_ms for an event that is not coming.  Returns the
+-- number of live coroutines.
 function loop.step(max_wait_ms)
+  local ended = false
   while #runnable > 0 do
     local batch = runnable
     runnable = {}
-    for _, r in ipairs(batch) do resume(r[1], r[2]) end
+    for _, r in ipairs(batch) do
+      if resume(r[1], r[2]) then ended = true end
+    end
   end
-  if live > 0 then
+  if live > 0 and not ended then
     core.loop_step(max_wait_ms or STEP_MS)
     for co, op in pairs(waiting) do
       if op:ready() then
