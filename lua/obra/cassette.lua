@@ -472,6 +472,12 @@ function Tape:ran_out(key, n, list, kind, actual)
       "the recording ends here", "the recording ends here")
   end
   local expected = string.format("(no call: the cassette has %d call(s) for task %s)", #list, key)
+  if #list == 0 then
+    local keys = {}
+    for k in pairs(self.cassette.by_task) do keys[#keys + 1] = k end
+    table.sort(keys)
+    expected = expected .. "\n(it has calls for: " .. (#keys > 0 and table.concat(keys, ", ") or "no task") .. ")"
+  end
   local d = diff.unified(expected, actual, { from = string.format("cassette (task %s, call %d)", key, n),
                                              to = string.format("this run (task %s, call %d)", key, n) })
   self:stop(string.format("replay mismatch in task %s, call %d: this run makes %s call the recording does not have\n%s\n%s",
