@@ -281,7 +281,16 @@ task "make" { prompt = "make the files", checks = { "./run.sh", "test ! -e seed.
     assert.is_true(by["run.sh"].executable)
     assert.are.equal("sub/dir/x.txt", by["link.txt"].link)
     assert.are.equal("w={{workdir}}", by["where.txt"].text[1])
-    H.rmdir(p.dir); H.rmdir(d)
+    -- a cassette cannot write outside the work directory
+    by["sub/dir/x.txt"].path = "../escaped.txt"
+    local evil = p.cassette:gsub("%.json$", ".evil.json")
+    save(evil, c)
+    local d2 = fresh(p, { ["seed.txt"] = "to be deleted\n" })
+    local r = H.obra({ "run", p.script, "--replay", evil }, { cwd = d2 })
+    H.expect_code(r, 1)
+    assert.matches("refusing the path ../escaped.txt", r.err, 1, true)
+    assert.is_nil(H.readfile(d2 .. "/../escaped.txt"))
+    H.rmdir(p.dir); H.rmdir(d); H.rmdir(d2)
   end)
 
   it("an edited prompt stops the replay with a diff naming the task and the call; nothing of it is persisted", function()

@@ -16,8 +16,9 @@
 -- number, so runs whose global order varies (max_parallel > 1) replay.
 --
 -- Recording: around each agent call a workspace snapshot and diff give the
--- files the call changed; their content (text, or base64 for binary data) is
--- kept, within MAX_FILE_BYTES per file and MAX_CALL_BYTES per call.  The
+-- files the call changed (obra.cassette.files); their content (text, or
+-- base64 for binary data) is kept, within MAX_FILE_BYTES per file and
+-- MAX_CALL_BYTES per call.  The
 -- absolute work directory is stored as {{workdir}}.  Nothing from the
 -- environment is stored: no env values, no argv (it is obra's own), no keys.
 --
@@ -34,6 +35,7 @@ local core = require "obra.core"
 local loop = require "obra.loop"
 local format = require "obra.cassette.format"
 local diff = require "obra.cassette.diff"
+local cfiles = require "obra.cassette.files"
 
 local M = {}
 
@@ -319,47 +321,6 @@ end
 
 -- Recording ------------------------------------------------------------------------------
 
--- The files a call changed, with their content (bounded).
-function Tape:collect(before, cwd)
-  local ws = require "obra.workspace"
-  local d, err = ws.diff(before, cwd)
-  if not d then return nil, err end
-  local files, total = {}, 0
-  local root = core.realpath(cwd) or cwd
-  local function add(p, change)
-    local full = cwd .. "/" .. p
-    local f = { path = p, change = change }
-    files[#files + 1] = f
-    if core.realpath(full) ~= root .. "/" .. p then
-      local r = require("obra.proc").run { argv = { "readlink", "--", full }, timeout = 10 }
-      if r and r.exit == 0 then
-        f.link = self:to_ph((r.stdout:gsub("\n$", "")))
-        return
-      end
-    end
-    local st = core.stat(full)
-    if not st or st.type ~= "file" then f.omitted = "not a regular file"; return end
-    if st.size > M.MAX_FILE_BYTES then
-      f.omitted = string.format("%d bytes, over the %d-byte limit per file", st.size, M.MAX_FILE_BYTES)
-      return
-    end
-    if total + st.size > M.MAX_CALL_BYTES then
-      f.omitted = string.format("%d bytes, over the %d-byte limit per call", st.size, M.MAX_CALL_BYTES)
-      return
-    end
-    local data = readfile(full)
-    if not data then f.omitted = "unreadable"; return end
-    total = total + #data
-    if format.is_text(data) then f.text = format.lines(self:to_ph(data))
-    else f.base64 = format.base64(data) end
-    if st.mode & 73 ~= 0 then f.executable = true end
-  end
-  for _, p in ipairs(d.created or {}) do add(p, "created") end
-  for _, p in ipairs(d.modified or {}) do add(p, "modified") end
-  for _, p in ipairs(d.deleted or {}) do files[#files + 1] = { path = p, change = "deleted" } end
-  return core.json_array(files), d.truncated and "the list of changed files was cut at the workspace limit" or nil
-end
-
 function Tape:record_agent(w, req)
   local key = w.task
   self.seq = self.seq + 1
@@ -378,7 +339,8 @@ function Tape:record_agent(w, req)
   if type(out.text) == "string" then out.text = format.lines(out.text) end
   call.result = out
   if before then
-    local files, note = self:collect(before, cwd)
+    local files, note = cfiles.collect(before, cwd, { to_ph = function(x) return self:to_ph(x) end,
+                                                      max_file = M.MAX_FILE_BYTES, max_call = M.MAX_CALL_BYTES })
     call.files = files
     if not files then call.files_error = tostring(note) elseif note then call.files_note = note end
   else
@@ -522,7 +484,9 @@ function Tape:replay_agent(w, req)
   self:check(key, n, call, "agent", actual, expected)
   for a, b in pairs(pending) do self.idmap[a], self.bound[b] = b, a end
   call.used = true
-  local ok, err = self:apply(call, req.cwd or self.workdir)
+  local ok, err = cfiles.apply(call.files or {}, req.cwd or self.workdir, {
+    from_ph = function(x) return self:from_ph(x) end, versions = self.version, version = math.tointeger(call.ended),
+    log = function(fmt, ...) self.ctx.log(nil, fmt, ...) end })
   if not ok then
     self:stop(string.format("replay: task %s, call %d: cannot apply the recorded file changes: %s", key, n, err),
       string.format("replay: task %s, call %d: cannot apply the recorded file changes", key, n))
@@ -562,94 +526,6 @@ function Tape:replay_llm(inner, req)
   end
   local e = call.error
   return nil, import(e.message, ex), e.code, e.raw and import(format.unlines(e.raw), ex) or nil
-end
-
--- A recorded path: relative, no "..", not under .obra/.
-local function safe_rel(p)
-  if type(p) ~= "string" or p == "" or p:sub(1, 1) == "/" then return false end
-  for part in p:gmatch("[^/]+") do
-    if part == ".." then return false end
-  end
-  if p:find("//", 1, true) or p == ".obra" or p:sub(1, 6) == ".obra/" then return false end
-  return true
-end
-
-local function mkdirs(root, rel_dir)
-  local dir = root
-  for part in rel_dir:gmatch("[^/]+") do
-    dir = dir .. "/" .. part
-    if part ~= "." then
-      local ok, err = core.mkdir(dir, tonumber("755", 8))
-      if not ok then return nil, err end
-    end
-  end
-  return true
-end
-
--- Apply a call's recorded file changes in cwd.  -> true | nil, message
-function Tape:apply(call, cwd)
-  local root = core.realpath(cwd)
-  if not root then return nil, "the work directory " .. cwd .. " does not exist" end
-  local function inside(p) return p == root or p:sub(1, #root + 1) == root .. "/" end
-  local proc = require "obra.proc"
-  local version = math.tointeger(call.ended)
-  for _, f in ipairs(call.files or {}) do
-    local p = f.path
-    if not safe_rel(p) then return nil, "refusing the path " .. tostring(p) .. " (must be relative, without .., not in .obra/)" end
-    local full = cwd .. "/" .. p
-    local key = root .. "/" .. p
-    if version and (self.version[key] or 0) > version then goto next_file end   -- a newer recorded version is there
-    if version then self.version[key] = version end
-    local dir = p:match("^(.*)/[^/]*$")
-    if dir then
-      local ok, err = mkdirs(cwd, dir)
-      if not ok then return nil, p .. ": " .. tostring(err) end
-      local rd = core.realpath(cwd .. "/" .. dir)
-      if not rd or not inside(rd) then return nil, p .. ": its directory leads out of the work directory" end
-    end
-    local rp = core.realpath(full)
-    if rp and not inside(rp) and not f.link and f.change ~= "deleted" then
-      return nil, p .. ": a symbolic link leading out of the work directory"
-    end
-    if f.change == "deleted" then
-      os.remove(full)
-    elseif f.link then
-      os.remove(full)
-      local r, err = proc.run { argv = { "ln", "-s", "--", self:from_ph(f.link), full }, timeout = 10 }
-      if not r or r.exit ~= 0 then return nil, p .. ": cannot create the link: " .. tostring(err or r.stderr) end
-    elseif f.omitted then
-      self.ctx.log(nil, "replay: %s was not recorded (%s); left as it is", p, f.omitted)
-    else
-      local data
-      if f.base64 then
-        data = format.unbase64(f.base64)
-        if not data then return nil, p .. ": \"base64\" is not valid base64" end
-      else
-        data = format.unlines(f.text)
-        if type(data) ~= "string" then return nil, p .. ": no \"text\" or \"base64\" content" end
-        data = self:from_ph(data)
-      end
-      -- the same content is left alone; new content replaces the file at once
-      -- (a temporary file renamed over it), so a check of another task that
-      -- reads it meanwhile never sees it half-written
-      if readfile(full) ~= data then
-        local tmp = full .. ".obra-replay." .. core.getpid()
-        local out, err = io.open(tmp, "wb")
-        if not out then return nil, p .. ": " .. tostring(err) end
-        local ok, werr = out:write(data)
-        local cok, cerr = out:close()
-        if not ok or not cok then os.remove(tmp); return nil, p .. ": " .. tostring(werr or cerr) end
-        local rok, rerr = os.rename(tmp, full)
-        if not rok then os.remove(tmp); return nil, p .. ": " .. tostring(rerr) end
-      end
-      if f.executable then
-        local r = proc.run { argv = { "chmod", "+x", "--", full }, timeout = 10 }
-        if not r or r.exit ~= 0 then return nil, p .. ": cannot make it executable" end
-      end
-    end
-    ::next_file::
-  end
-  return true
 end
 
 -- Dispatch ------------------------------------------------------------------------------------
