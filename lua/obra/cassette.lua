@@ -377,10 +377,12 @@ end
 -- and the calling task parked for good (the scheduler abandons it).
 function Tape:stop(full, short, stopping)
   local ctx = self.ctx
-  if ctx.status_line then ctx.status_line:clear() end
-  io.stderr:write("obra: ", full, "\n")
-  io.stderr:flush()
-  if stopping then ctx.stopping = stopping else
+  if not (ctx.fatal or ctx.stopping) then   -- parallel tasks: only the first stop speaks
+    if ctx.status_line then ctx.status_line:clear() end
+    io.stderr:write("obra: ", full, "\n")
+    io.stderr:flush()
+  end
+  if stopping then ctx.stopping = ctx.stopping or stopping else
     self.failure = full
     ctx.fatal = ctx.fatal or short
   end
@@ -657,7 +659,7 @@ function Tape:finish(code, summary)
       summary.status == "interrupted" and ", a partial recording" or "")
     return code
   end
-  if self.failure or ctx.stopping == "the recording ends here" then return code end
+  if self.failure or ctx.stopping or summary.status == "interrupted" then return code end
   if not self.cassette.complete then return code end
   -- a complete recording: every call used, the same outcome
   local problems = {}
