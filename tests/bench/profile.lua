@@ -2,7 +2,8 @@
 -- inside: runs `obra run` in this Lua process (obra loaded from lua/ and
 -- lib/obra/core.so, exactly the modules the binary embeds) with timers
 -- wrapped around every store call (by SQL text) and around the engine's
--- collaborators (agent, judge, workspace, checks, policy, score, JSON).
+-- collaborators (agent, judge, workspace, checkpoints, checks, policy,
+-- score, JSON).
 --
 --   lua5.4 tests/bench/profile.lua DIR [obra run arguments...]
 --
@@ -63,6 +64,8 @@ wrap(judge, "prompt", "judge.prompt")
 local ws = require "obra.workspace"
 wrap(ws, "snapshot", "workspace.snapshot")
 wrap(ws, "diff", "workspace.diff")
+local ok_cp, cps = pcall(require, "obra.checkpoints")
+if ok_cp and type(cps.record) == "function" then wrap(cps, "record", "checkpoints.record") end
 local checks = require "obra.checks"
 wrap(checks, "run", "checks.run")
 local score = require "obra.score"
