@@ -608,8 +608,11 @@ function M.iterate(ctx, task)
   st.running = new_status == "running"
   local rec = { iteration = iteration, action = decision.action, reason = decision.reason, result = res,
                 signals = signals, scores = scores, decision = decision, breakpoints = fired, status = new_status }
-  ctx.log(task, "%s — %s (quality %.2f, confidence %.2f%s)", decision.action, decision.reason or "",
-    scores.quality or 0, scores.confidence or 0, scores.degraded and ", degraded" or "")
+  local why = decision.reason or ""
+  local sc = string.format("quality %.2f, confidence %.2f", scores.quality or 0, scores.confidence or 0)
+  if why:find(sc, 1, true) then sc = "" end   -- the built-in reasons carry the scores already
+  ctx.log(task, "%s — %s%s", decision.action, why,
+    (sc ~= "" or scores.degraded) and (" (" .. sc .. (scores.degraded and (sc ~= "" and ", " or "") .. "degraded" or "") .. ")") or "")
   for _, b in ipairs(fired) do
     ctx.log(task, "breakpoint %s: %s — waiting for a human (obra answer|approve|reject %s)", b.kind, b.reason or "", task.key)
     hook(ctx, "breakpoint", { task = task, iteration = iteration, kind = b.kind, reason = b.reason })
