@@ -8,6 +8,7 @@
  * spares re-hashing unchanged files. */
 #include <git2.h>
 #include <git2/sys/repository.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +45,7 @@ struct obra_ws {
   X(git_oid_fromstr) X(git_oid_tostr) X(git_reference_create) X(git_reference_free) \
   X(git_reference_name_is_valid) X(git_reference_name_to_id) X(git_repository_free) \
   X(git_repository_init_ext) X(git_repository_init_options_init) X(git_repository_is_bare) \
-  X(git_repository_open_ext) X(git_repository_path) X(git_repository_set_index) \
+  X(git_repository_commondir) X(git_repository_open_ext) X(git_repository_path) X(git_repository_set_index) \
   X(git_repository_set_workdir) X(git_repository_workdir) X(git_signature_free) \
   X(git_signature_new) X(git_tree_free) X(git_tree_id)
 
@@ -88,15 +89,26 @@ static int init_lib(obra_err *e) {
 }
 
 static int open_shadow(obra_ws *w, const char *dir, const char *gitdir, obra_err *e) {
-  int rc = fn.git_repository_open_ext(&w->repo, gitdir, GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, NULL);
+  const int flags = GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE;
+  int rc = fn.git_repository_open_ext(&w->repo, gitdir, flags, NULL);
   if (rc == GIT_ENOTFOUND) {
-    /* bare, so that libgit2 writes no .git link into the user's directory;
-     * the work tree is attached below, in memory only */
+    /* bare, so that libgit2 writes no .git link into the user's directory
+     * (the work tree is attached below, in memory only); made under a
+     * temporary name and renamed, so a kill -9 never leaves half a repository */
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", gitdir, (long)getpid()) >= (int)sizeof tmp)
+      return obra_err_set(e, OBRA_EINVAL, "path too long: %s", gitdir), -1;
     git_repository_init_options io;
     fn.git_repository_init_options_init(&io, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
     io.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH;
     io.description = "obra's shadow repository: checkpoints of a directory that is not in git";
-    rc = fn.git_repository_init_ext(&w->repo, gitdir, &io);
+    git_repository *made = NULL;
+    rc = fn.git_repository_init_ext(&made, tmp, &io);
+    fn.git_repository_free(made);
+    if (rc < 0) return fail(e, rc, "shadow repository"), -1;
+    if (rename(tmp, gitdir) != 0 && errno != EEXIST && errno != ENOTEMPTY)
+      return obra_err_set(e, OBRA_EIO, "cannot make %s: %s", gitdir, strerror(errno)), -1;
+    rc = fn.git_repository_open_ext(&w->repo, gitdir, flags, NULL);
   }
   if (rc < 0) return fail(e, rc, "shadow repository"), -1;
   if (fn.git_repository_set_workdir(w->repo, dir, 0) < 0) return fail(e, -1, "shadow repository"), -1;
@@ -258,6 +270,26 @@ obra_rc obra_ws_tree_of(obra_ws *w, const char *id, char tree[41], obra_err *e) 
   return OBRA_OK;
 }
 
+/* Point ref at oid.  Only one obra writes a task's ref at a time (the run
+ * lock; `obra rollback` refuses during a run), so a lock file on it is either
+ * a moment old (someone else's git touching refs/obra/: wait) or left by a
+ * killed obra: once it is a second old it is taken away. */
+static int set_ref(obra_ws *w, git_reference **r, const char *ref, const git_oid *oid) {
+  char lock[PATH_MAX];
+  if (snprintf(lock, sizeof lock, "%s%s.lock", fn.git_repository_commondir(w->repo), ref) >= (int)sizeof lock)
+    lock[0] = '\0';
+  for (int tries = 0;; tries++) {
+    int rc = fn.git_reference_create(r, w->repo, ref, oid, 1, "obra checkpoint");
+    struct stat st;
+    if (rc != GIT_ELOCKED || !lock[0] || tries >= 40 || stat(lock, &st) != 0) return rc;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    double age = (double)(now.tv_sec - st.st_mtim.tv_sec) + (now.tv_nsec - st.st_mtim.tv_nsec) / 1e9;
+    if (age >= 1.0) unlink(lock);
+    else nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
+  }
+}
+
 obra_rc obra_ws_commit(obra_ws *w, const char *tree, const char *ref, const char *message,
                        char commit[41], obra_err *e) {
   int valid = 0;
@@ -276,7 +308,7 @@ obra_rc obra_ws_commit(obra_ws *w, const char *tree, const char *ref, const char
     const git_commit *parents[1] = { parent };
     git_reference *r = NULL;
     if (fn.git_commit_create(&oid, w->repo, NULL, sig, sig, NULL, message, t, parent ? 1 : 0, parents) < 0 ||
-        fn.git_reference_create(&r, w->repo, ref, &oid, 1, "obra checkpoint") < 0)
+        set_ref(w, &r, ref, &oid) < 0)
       rc = fail(e, -1, "checkpoint");
     else
       fn.git_oid_tostr(commit, 41, &oid);

@@ -242,6 +242,23 @@ describe("workspace", function()
     assert.are.same({}, ws.diff(fresh, dir).created)
   end)
 
+  it("takes a checkpoint past a ref lock left by a killed obra", function()
+    H.writefile(dir .. "/a.txt", "a\n")
+    local snap = assert(ws.snapshot(dir))
+    local c1 = assert(ws.commit(snap, "refs/obra/p/1-t", "one"))
+    local lock = dir .. "/.obra/shadow.git/refs/obra/p/1-t.lock"
+    H.writefile(lock, "")
+    local t0 = obra.core.clock_ms()
+    local c2 = assert(ws.commit(snap, "refs/obra/p/1-t", "two"))
+    assert.is_true(obra.core.clock_ms() - t0 < 3000)
+    assert.are_not.equal(c1, c2)
+    assert.is_nil(H.readfile(lock))
+    assert.is_true(H.readfile(dir .. "/.obra/shadow.git/refs/obra/p/1-t"):find(c2, 1, true) == 1)
+    -- no temporary repository is left beside the shadow
+    local ls = H.sh("ls -a " .. H.q(dir .. "/.obra"))
+    assert.not_matches("tmp", ls)
+  end)
+
   it("fails softly: no directory, no snapshot", function()
     local s, msg, code = ws.snapshot(dir .. "/missing")
     assert.is_nil(s)
