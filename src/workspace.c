@@ -233,12 +233,19 @@ obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e
   git_strarray ps;
   char *one, buf[PATH_MAX];
   pathspec(w, &ps, &one, buf);
-  w->skipped = 0;
-  /* a user's index: start again from what is on disk now (never written back) */
-  if (!w->shadow && fn.git_index_read(w->index, 1) < 0) return fail(e, -1, "reading the index");
-  fn.git_index_conflict_cleanup(w->index);   /* conflicted paths: take the files as they are */
-  if (fn.git_index_add_all(w->index, &ps, GIT_INDEX_ADD_DEFAULT, add_cb, w) < 0) return fail(e, -1, "snapshot");
-  if (fn.git_index_update_all(w->index, &ps, add_cb, w) < 0) return fail(e, -1, "snapshot");
+  /* A file that another process removes or replaces between the walk and
+   * its read fails the whole walk: walk again (a busy directory settles). */
+  for (int attempt = 1;; attempt++) {
+    w->skipped = 0;
+    /* a user's index: start again from what is on disk now (never written back) */
+    if (!w->shadow && fn.git_index_read(w->index, 1) < 0) return fail(e, -1, "reading the index");
+    fn.git_index_conflict_cleanup(w->index);   /* conflicted paths: take the files as they are */
+    if (fn.git_index_add_all(w->index, &ps, GIT_INDEX_ADD_DEFAULT, add_cb, w) == 0 &&
+        fn.git_index_update_all(w->index, &ps, add_cb, w) == 0)
+      break;
+    if (attempt == 5) return fail(e, -1, "snapshot (the directory kept changing while it was read)");
+    nanosleep(&(struct timespec){ 0, attempt * 10 * 1000 * 1000 }, NULL);
+  }
   git_oid oid;
   if (fn.git_index_write_tree_to(&oid, w->index, w->repo) < 0) return fail(e, -1, "snapshot");
   if (w->shadow && time(NULL) - w->saved >= 60) save_shadow_index(w);

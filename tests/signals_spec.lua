@@ -259,6 +259,23 @@ describe("workspace", function()
     assert.not_matches("tmp", ls)
   end)
 
+  it("snapshots a directory whose files come and go while it is read", function()
+    for i = 1, 50 do H.writefile(dir .. "/keep" .. i .. ".txt", string.rep("x", i * 100)) end
+    local pidfile = dir .. "/../churn-" .. math.random(1e9) .. ".pid"
+    os.execute(string.format("cd %s && (sh -c 'i=0; while [ $i -lt 20000 ]; do echo $i > t$((i %% 7)).tmp; " ..
+      "rm -f t$(((i+3) %% 7)).tmp; i=$((i+1)); done' & echo $! > %s) >/dev/null 2>&1", H.q(dir), H.q(pidfile)))
+    local ok, n = 0, 0
+    for _ = 1, 40 do
+      n = n + 1
+      local snap, err = ws.snapshot(dir)
+      assert(snap, err)
+      ok = ok + 1
+    end
+    os.execute("kill " .. (H.readfile(pidfile) or ""):match("%d+") .. " 2>/dev/null")
+    os.remove(pidfile)
+    assert.are.equal(n, ok)
+  end)
+
   it("fails softly: no directory, no snapshot", function()
     local s, msg, code = ws.snapshot(dir .. "/missing")
     assert.is_nil(s)
