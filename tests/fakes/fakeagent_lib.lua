@@ -43,6 +43,14 @@ function L.writefile(path, s, mode)
   f:close()
 end
 
+-- Whole or not at all, even when the fake is killed half way (its state
+-- files; a kill -9 of obra takes its agents with it).
+function L.writefile_atomic(path, s)
+  local tmp = path .. ".tmp." .. (L.getpid() or math.random(1 << 30))
+  L.writefile(tmp, s)
+  assert(os.rename(tmp, path))
+end
+
 function L.mkdirs(path)
   local acc = path:sub(1, 1) == "/" and "" or "."
   for part in path:gmatch("[^/]+") do
@@ -124,9 +132,7 @@ end
 
 function State:save_counters(c)
   if not self.dir then return end
-  local tmp = self.dir .. "/counters.json.tmp"
-  L.writefile(tmp, cjson.encode(c))
-  os.rename(tmp, self.dir .. "/counters.json")
+  L.writefile_atomic(self.dir .. "/counters.json", cjson.encode(c))
 end
 
 function State:session_path(id) return self.dir and (self.dir .. "/sessions/" .. id .. ".json") end
@@ -139,7 +145,7 @@ end
 
 function State:save_session(sess)
   local p = self:session_path(sess.id)
-  if p then L.writefile(p, cjson.encode(sess)) end
+  if p then L.writefile_atomic(p, cjson.encode(sess)) end
 end
 
 -- One JSON line per call in calls.jsonl (a single write: lines from parallel
