@@ -12,6 +12,9 @@
 --       what changed from this checkpoint to the next one (the last: to now)
 --   checkpoints.find(store, task_id, {iteration=? | id=? | undo=true}) -> row | nil, message
 --   checkpoints.busy(store) -> message | nil   (an obra run is active on the project)
+--   checkpoints.restore(store, task, {to=? | checkpoint=? | undo=?})
+--       -> {saved =, restored =, changed =} | nil, message   (what `obra rollback`
+--       and the REPL do: refused during a run; none: before the latest iteration)
 --   checkpoints.rollback(store, {task=, project=, to = row, run_id=?, iteration=?})
 --       -> {saved = row, restored = row, changed = n} | nil, message
 local core = require "obra.core"
@@ -112,6 +115,16 @@ function M.rollback(s, a)
       saved.id .. ": `obra rollback " .. task.key .. " --checkpoint " .. saved.id .. "` puts it back"
   end
   return { saved = saved, restored = to, changed = sig and sig.files_changed or 0 }
+end
+
+function M.restore(s, task, q)
+  local busy = M.busy(s)
+  if busy then return nil, busy end
+  local to, err = M.find(s, task.id, { iteration = q.to, id = q.checkpoint, undo = q.undo })
+  if not to then return nil, err end
+  return M.rollback(s, { task = task, to = to,
+    project = s:first("SELECT name FROM projects WHERE id = ?", task.project_id).name,
+    iteration = s:first("SELECT max(iteration) AS n FROM decisions WHERE task_id = ?", task.id).n })
 end
 
 return M

@@ -25,18 +25,11 @@ run is active on the project.  See docs/checkpoints.md.]],
     local s = cli.open_store()
     local t = s:task(args[1])
     if not t then s:close(); cli.fail("no task '" .. args[1] .. "' (see `obra status`)") end
-    local cp = require "obra.checkpoints"
-    local busy = cp.busy(s)
-    if busy then s:close(); cli.fail(busy) end
-    local to, err = cp.find(s, t.id, { iteration = opts.to and math.tointeger(opts.to),
-                                       id = opts.checkpoint and math.tointeger(opts.checkpoint), undo = opts.undo })
-    if not to then s:close(); cli.fail(t.key .. ": " .. err) end
-    local p = s:first("SELECT name FROM projects WHERE id = ?", t.project_id)
-    local r
-    r, err = cp.rollback(s, { task = t, project = p.name, to = to,
-                              iteration = s:first("SELECT max(iteration) AS n FROM decisions WHERE task_id = ?", t.id).n })
+    local r, err = require("obra.checkpoints").restore(s, t, { to = opts.to and math.tointeger(opts.to),
+      checkpoint = opts.checkpoint and math.tointeger(opts.checkpoint), undo = opts.undo })
     s:close()
     if not r then cli.fail(t.key .. ": " .. err) end
+    local to = r.restored
     if opts.json then
       cli.json({ task = t.key, restored = r.restored, saved = r.saved, files_changed = r.changed })
     else

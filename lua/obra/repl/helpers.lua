@@ -183,18 +183,9 @@ function M.install(session)
   end
 
   function env.rollback(ref, opts)
-    local s = store()
     local t = task_of(ref)
     if opts ~= nil and type(opts) ~= "table" then error("rollback: options are a table {to=, checkpoint=, undo=}", 2) end
-    opts = opts or {}
-    local cp = require "obra.checkpoints"
-    local busy = cp.busy(s)
-    if busy then return nil, busy end
-    local to, err = cp.find(s, t.id, { iteration = opts.to, id = opts.checkpoint, undo = opts.undo })
-    if not to then return nil, err end
-    local p = s:first("SELECT name FROM projects WHERE id = ?", t.project_id)
-    return cp.rollback(s, { task = t, project = p.name, to = to,
-      iteration = s:first("SELECT max(iteration) AS n FROM decisions WHERE task_id = ?", t.id).n })
+    return require("obra.checkpoints").restore(store(), t, opts or {})
   end
 
   function env.sessions(ref)
