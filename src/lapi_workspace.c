@@ -4,10 +4,9 @@
  *
  *   core.worktree(dir, {shadow = gitdir?, force_shadow = bool?, max_file_bytes = n?})
  *       -> wt | nil, message, code
- *   wt:kind() -> "git" | "shadow";  wt:root(), wt:prefix()
+ *   wt:kind() -> "git" | "shadow"
  *   wt:snapshot() -> tree, skipped            | nil, message, code
  *   wt:commit(tree, ref, message) -> commit   | nil, message, code
- *   wt:tree_of(id) -> tree                    | nil, message, code
  *   wt:diff(a, b) -> { created = {}, modified = {}, deleted = {},
  *                      lines_added = n, lines_removed = n } | nil, message, code
  *   wt:restore(from, to) -> true              | nil, message, code
@@ -51,8 +50,6 @@ static int l_close(lua_State *L) {
 }
 
 static int l_kind(lua_State *L) { lua_pushstring(L, obra_ws_kind(check(L))); return 1; }
-static int l_root(lua_State *L) { lua_pushstring(L, obra_ws_root(check(L))); return 1; }
-static int l_prefix(lua_State *L) { lua_pushstring(L, obra_ws_prefix(check(L))); return 1; }
 
 static int l_snapshot(lua_State *L) {
   obra_ws *w = check(L);
@@ -72,15 +69,6 @@ static int l_commit(lua_State *L) {
   obra_err e = { 0 };
   if (obra_ws_commit(w, tree, ref, msg, commit, &e) != OBRA_OK) return obra_lapi_fail(L, &e, "workspace");
   lua_pushstring(L, commit);
-  return 1;
-}
-
-static int l_tree_of(lua_State *L) {
-  obra_ws *w = check(L);
-  char tree[41];
-  obra_err e = { 0 };
-  if (obra_ws_tree_of(w, luaL_checkstring(L, 2), tree, &e) != OBRA_OK) return obra_lapi_fail(L, &e, "workspace");
-  lua_pushstring(L, tree);
   return 1;
 }
 
@@ -128,8 +116,8 @@ static int l_restore(lua_State *L) {
 
 int obra_lapi_workspace(lua_State *L) {
   static const luaL_Reg methods[] = {
-    { "kind", l_kind }, { "root", l_root }, { "prefix", l_prefix }, { "snapshot", l_snapshot },
-    { "commit", l_commit }, { "tree_of", l_tree_of }, { "diff", l_diff }, { "restore", l_restore },
+    { "kind", l_kind }, { "snapshot", l_snapshot }, { "commit", l_commit }, { "diff", l_diff },
+    { "restore", l_restore },
     { "close", l_close }, { NULL, NULL }
   };
   static const luaL_Reg meta[] = { { "__gc", l_close }, { "__close", l_close }, { NULL, NULL } };

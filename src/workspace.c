@@ -38,9 +38,9 @@ struct obra_ws {
   X(git_commit_lookup) X(git_diff_free) X(git_diff_get_delta) X(git_diff_get_stats) \
   X(git_diff_num_deltas) X(git_diff_options_init) X(git_diff_stats_deletions) \
   X(git_diff_stats_free) X(git_diff_stats_insertions) X(git_diff_tree_to_tree) \
-  X(git_error_last) X(git_ignore_add_rule) X(git_index_add_all) X(git_index_conflict_cleanup) \
+  X(git_error_last) X(git_ignore_add_rule) X(git_index_add_bypath) X(git_index_remove_bypath) X(git_diff_index_to_workdir) X(git_index_conflict_cleanup) \
   X(git_index_free) X(git_index_open) X(git_index_path) X(git_index_read) \
-  X(git_index_update_all) X(git_index_write) X(git_index_write_tree_to) X(git_libgit2_init) \
+  X(git_index_write) X(git_index_write_tree_to) X(git_libgit2_init) \
   X(git_libgit2_opts) X(git_object_free) X(git_object_lookup) X(git_object_peel) \
   X(git_oid_fromstr) X(git_oid_tostr) X(git_reference_create) X(git_reference_free) \
   X(git_reference_name_is_valid) X(git_reference_name_to_id) X(git_repository_free) \
@@ -191,27 +191,50 @@ void obra_ws_close(obra_ws *w) {
 }
 
 const char *obra_ws_kind(const obra_ws *w) { return w->shadow ? "shadow" : "git"; }
-const char *obra_ws_root(const obra_ws *w) { return w->root; }
-const char *obra_ws_prefix(const obra_ws *w) { return w->prefix; }
 
-/* add_all/update_all: 0 adds, >0 skips.  Skips anything inside a .obra or
- * .git directory and files over the size limit. */
-static int add_cb(const char *path, const char *matched, void *ud) {
-  obra_ws *w = ud;
-  (void)matched;
-  if (strncmp(path, ".obra/", 6) == 0 || strstr(path, "/.obra/") ||
-      strncmp(path, ".git/", 5) == 0 || strstr(path, "/.git/"))
-    return 1;
-  if (w->max_file_bytes > 0) {
-    char full[PATH_MAX];
-    struct stat st;
-    if (snprintf(full, sizeof full, "%s%s", w->root, path) < (int)sizeof full &&
-        lstat(full, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > w->max_file_bytes) {
+static int obra_path(const char *p) {
+  return strncmp(p, ".obra/", 6) == 0 || strstr(p, "/.obra/") != NULL ||
+         strncmp(p, ".git/", 5) == 0 || strstr(p, "/.git/") != NULL;
+}
+
+/* Bring the scratch index in line with the files (`git add -A` below the
+ * prefix): one walk, a diff of the index against the work tree, then each
+ * changed path added or removed.  A file removed by another process between
+ * the walk and its read is simply gone; files in .obra/ or .git/ and files
+ * over the size limit are left out. */
+static int sync_index(obra_ws *w, const git_strarray *ps) {
+  git_diff_options o;
+  fn.git_diff_options_init(&o, GIT_DIFF_OPTIONS_VERSION);
+  o.flags = GIT_DIFF_INCLUDE_UNTRACKED | GIT_DIFF_RECURSE_UNTRACKED_DIRS | GIT_DIFF_INCLUDE_TYPECHANGE;
+  o.pathspec = *ps;
+  git_diff *d = NULL;
+  if (fn.git_diff_index_to_workdir(&d, w->repo, w->index, &o) < 0) return -1;
+  int rc = 0;
+  for (size_t i = 0, n = fn.git_diff_num_deltas(d); i < n && rc == 0; i++) {
+    const git_diff_delta *dl = fn.git_diff_get_delta(d, i);
+    const char *path = dl->status == GIT_DELTA_DELETED ? dl->old_file.path : dl->new_file.path;
+    size_t len = strlen(path);
+    if (obra_path(path) || (len > 0 && path[len - 1] == '/')) continue;   /* a nested repository */
+    if (dl->status == GIT_DELTA_DELETED) {
+      rc = fn.git_index_remove_bypath(w->index, path);
+      continue;
+    }
+    if (w->max_file_bytes > 0 && dl->new_file.size > (uint64_t)w->max_file_bytes) {
       w->skipped++;
-      return 1;
+      continue;
+    }
+    if (fn.git_index_add_bypath(w->index, path) < 0) {
+      char full[PATH_MAX];
+      struct stat st;
+      if (snprintf(full, sizeof full, "%s%s", w->root, path) < (int)sizeof full &&
+          lstat(full, &st) != 0 && errno == ENOENT)
+        rc = fn.git_index_remove_bypath(w->index, path);      /* gone meanwhile */
+      else
+        rc = -1;
     }
   }
-  return 0;
+  fn.git_diff_free(d);
+  return rc;
 }
 
 /* Keep the shadow index (its stat cache spares hashing unchanged files): in
@@ -233,19 +256,11 @@ obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e
   git_strarray ps;
   char *one, buf[PATH_MAX];
   pathspec(w, &ps, &one, buf);
-  /* A file that another process removes or replaces between the walk and
-   * its read fails the whole walk: walk again (a busy directory settles). */
-  for (int attempt = 1;; attempt++) {
-    w->skipped = 0;
-    /* a user's index: start again from what is on disk now (never written back) */
-    if (!w->shadow && fn.git_index_read(w->index, 1) < 0) return fail(e, -1, "reading the index");
-    fn.git_index_conflict_cleanup(w->index);   /* conflicted paths: take the files as they are */
-    if (fn.git_index_add_all(w->index, &ps, GIT_INDEX_ADD_DEFAULT, add_cb, w) == 0 &&
-        fn.git_index_update_all(w->index, &ps, add_cb, w) == 0)
-      break;
-    if (attempt == 5) return fail(e, -1, "snapshot (the directory kept changing while it was read)");
-    nanosleep(&(struct timespec){ 0, attempt * 10 * 1000 * 1000 }, NULL);
-  }
+  w->skipped = 0;
+  /* a user's index: start again from what is on disk now (never written back) */
+  if (!w->shadow && fn.git_index_read(w->index, 1) < 0) return fail(e, -1, "reading the index");
+  fn.git_index_conflict_cleanup(w->index);   /* conflicted paths: take the files as they are */
+  if (sync_index(w, &ps) < 0) return fail(e, -1, "snapshot");
   git_oid oid;
   if (fn.git_index_write_tree_to(&oid, w->index, w->repo) < 0) return fail(e, -1, "snapshot");
   if (w->shadow && time(NULL) - w->saved >= 60) save_shadow_index(w);
@@ -267,14 +282,6 @@ static int peel_tree(obra_ws *w, const char *id, git_tree **out, obra_err *e) {
   fn.git_object_free(obj);
   if (rc < 0) return fail(e, rc, id), -1;
   return 0;
-}
-
-obra_rc obra_ws_tree_of(obra_ws *w, const char *id, char tree[41], obra_err *e) {
-  git_tree *t;
-  if (peel_tree(w, id, &t, e) < 0) return e->rc;
-  fn.git_oid_tostr(tree, 41, fn.git_tree_id(t));
-  fn.git_tree_free(t);
-  return OBRA_OK;
 }
 
 /* Point ref at oid.  Only one obra writes a task's ref at a time (the run

@@ -27,8 +27,6 @@ typedef struct {
 obra_ws    *obra_ws_open(const char *dir, const obra_ws_opts *o, obra_err *e);
 void        obra_ws_close(obra_ws *w);                   /* NULL is a no-op */
 const char *obra_ws_kind(const obra_ws *w);              /* "git" or "shadow" */
-const char *obra_ws_root(const obra_ws *w);              /* the repository's work tree */
-const char *obra_ws_prefix(const obra_ws *w);            /* dir below the root, "" or "a/b/" */
 
 /* Write the current state of dir as a tree; *skipped counts files left out. */
 obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e);
@@ -37,9 +35,6 @@ obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e
  * the ref keeps every checkpoint reachable). */
 obra_rc obra_ws_commit(obra_ws *w, const char *tree, const char *ref, const char *message,
                        char commit[41], obra_err *e);
-
-/* The tree a commit or tree id names (it exists in this repository). */
-obra_rc obra_ws_tree_of(obra_ws *w, const char *id, char tree[41], obra_err *e);
 
 /* Files that differ between two trees (or commits) below dir, paths relative
  * to dir; status 'A' created, 'M' modified, 'D' deleted.  A non-zero return

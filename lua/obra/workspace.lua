@@ -13,7 +13,6 @@
 --   workspace.diff_trees(dir, method, a, b) -> signal | nil, message, code
 --   workspace.commit(snap, ref, message) -> commit | nil, message, code
 --   workspace.restore(dir, method, from, to) -> true | nil, message, code
---   workspace.tree_of(dir, method, id) -> tree | nil, message, code
 --
 -- In a git work tree the snapshot is a tree written from a scratch copy of the
 -- index into the repository's objects: untracked files included, .gitignore
@@ -139,12 +138,6 @@ function M.restore(dir, method, from, to)
   local wt, err, code = worktree(dir, method)
   if not wt then return nil, err, code end
   return wt:restore(from, to)
-end
-
-function M.tree_of(dir, method, id)
-  local wt, err, code = worktree(dir, method)
-  if not wt then return nil, err, code end
-  return wt:tree_of(id)
 end
 
 -- Forget the open repositories (a test or the REPL may remove directories).
