@@ -17,6 +17,9 @@ local budgets = require "obra.budgets"
 local breakpoints = require "obra.breakpoints"
 local policy_mod = require "obra.policy"
 local util = require "obra.util"
+local llm_mod = require "obra.llm"
+local human = require "obra.human"
+local statusline = require "obra.statusline"
 
 local M = {}
 
@@ -75,7 +78,7 @@ function M.open(a)
         " (or --set llm.model=NAME), or llm = false to decide on checks alone"
     end
     local lerr
-    llm, lerr = require("obra.llm").new(cfg.llm)
+    llm, lerr = llm_mod.new(cfg.llm)
     if not llm then return nil, script .. ": " .. tostring(lerr) end
   end
   local s = a.store
@@ -121,7 +124,6 @@ end
 -- --interactive on a terminal: ask at the breakpoint instead of waiting.
 -- (The loop is paused while the human types; other tasks resume after.)
 function M.ask_human(ctx, task, fired)
-  local human = require "obra.human"
   local s = ctx.store
   if ctx.status_line then ctx.status_line:clear() end
   io.stderr:write(string.format("\n== %s needs you ==\n", task.key))
@@ -290,7 +292,7 @@ function M.run(ctx, opts)
   ctx.log(nil, "run #%d of %s: %d tasks, up to %d at once, workdir %s", run_id, ctx.plan.project.name,
     #ctx.plan.tasks, max_parallel, ctx.workdir)
   core.catch_signals()
-  if opts.live and core.isatty(2) and not ctx.quiet then ctx.status_line = require("obra.statusline").new(ctx) end
+  if opts.live and core.isatty(2) and not ctx.quiet then ctx.status_line = statusline.new(ctx) end
   local running = ctx.running
   local nrunning = 0
   -- The database is scanned for work when work can be found: at the start,
