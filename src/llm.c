@@ -70,24 +70,6 @@ struct obra_llm_call {
 
 /* ---- small helpers ----------------------------------------------------------- */
 
-const char *obra_llm_class_name(obra_llm_class c) {
-  switch (c) {
-  case OBRA_LLM_OK: return "ok";
-  case OBRA_LLM_UNREACHABLE: return "unreachable";
-  case OBRA_LLM_TIMEOUT: return "timeout";
-  case OBRA_LLM_MODEL_NOT_FOUND: return "model_not_found";
-  case OBRA_LLM_AUTH: return "auth";
-  case OBRA_LLM_RATE_LIMITED: return "rate_limited";
-  case OBRA_LLM_SERVER_ERROR: return "server_error";
-  case OBRA_LLM_BAD_RESPONSE: return "bad_response";
-  }
-  return "server_error";
-}
-
-int obra_llm_class_retryable(obra_llm_class c) {
-  return c == OBRA_LLM_TIMEOUT || c == OBRA_LLM_RATE_LIMITED || c == OBRA_LLM_SERVER_ERROR;
-}
-
 static char *sdup(const char *s) {
   if (s == NULL) return NULL;
   size_t n = strlen(s) + 1;

@@ -6,6 +6,24 @@
 #include <cjson/cJSON.h>
 #include "obra/llm_outcome.h"
 
+const char *obra_llm_class_name(obra_llm_class c) {
+  switch (c) {
+  case OBRA_LLM_OK: return "ok";
+  case OBRA_LLM_UNREACHABLE: return "unreachable";
+  case OBRA_LLM_TIMEOUT: return "timeout";
+  case OBRA_LLM_MODEL_NOT_FOUND: return "model_not_found";
+  case OBRA_LLM_AUTH: return "auth";
+  case OBRA_LLM_RATE_LIMITED: return "rate_limited";
+  case OBRA_LLM_SERVER_ERROR: return "server_error";
+  case OBRA_LLM_BAD_RESPONSE: return "bad_response";
+  }
+  return "server_error";
+}
+
+int obra_llm_class_retryable(obra_llm_class c) {
+  return c == OBRA_LLM_TIMEOUT || c == OBRA_LLM_RATE_LIMITED || c == OBRA_LLM_SERVER_ERROR;
+}
+
 obra_llm_class obra_llm_outcome_transfer(obra_http_outcome oc) {
   switch (oc) {
   case OBRA_HTTP_OK: return OBRA_LLM_OK;
