@@ -135,7 +135,7 @@ unit-bin: $(BUILD)/tests/unit
 $(BUILD)/tests/unit: $(UNIT_SRC) $(UNIT_PURE) $(wildcard tests/c/*.h include/obra/*.h) | $(BUILD)
 	@mkdir -p $(BUILD)/tests
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Iinclude -Itests/c $(CJSON_CFLAGS) \
-	  -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	  -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all \
 	  -o $@ $(UNIT_SRC) $(UNIT_PURE) $(CJSON_LIBS) -lm
 
 # Fuzzing (tests/fuzz/README.md).  `make fuzz` installs clang and libFuzzer
@@ -213,5 +213,5 @@ $(BUILD)/fuzz/%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_$$*) $(wildcard tests/fuzz/*.h 
 
 $(BUILD)/tests/regress-%: tests/fuzz/fuzz_%.c tests/fuzz/standalone.c $$(FUZZ_SRC_$$*) $(wildcard tests/fuzz/*.h include/obra/*.h)
 	@mkdir -p $(BUILD)/tests
-	$(CC) -O1 -g $(WARN) -fsanitize=address,undefined -fno-sanitize-recover=undefined $(FUZZ_INC) \
+	$(CC) -O1 -g $(WARN) -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all $(FUZZ_INC) \
 	  -o $@ $< tests/fuzz/standalone.c $(FUZZ_SRC_$*) $(FUZZ_LIBS)

@@ -17,6 +17,12 @@ static void set_str(char **dst, const char *s) {
   if (c) { free(*dst); *dst = c; }
 }
 
+/* Sum token counts without overflow (each is within +-2^53; the sum stays there). */
+static void add_usage(int64_t *sum, int64_t v) {
+  int64_t r = *sum + v;
+  *sum = r > OBRA_AGENT_JINT_MAX ? OBRA_AGENT_JINT_MAX : r < -OBRA_AGENT_JINT_MAX ? -OBRA_AGENT_JINT_MAX : r;
+}
+
 int obra_agent_codex_line(obra_agent_parser *p, const char *line, size_t len) {
   while (len > 0 && isspace((unsigned char)*line)) { line++; len--; }
   while (len > 0 && isspace((unsigned char)line[len - 1])) len--;
@@ -42,10 +48,10 @@ int obra_agent_codex_line(obra_agent_parser *p, const char *line, size_t len) {
     if (m) obra_strlist_push(&p->errors, m);
   } else if (strcmp(type, "turn.completed") == 0) {
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "usage");
-    p->usage[0] += obra_agent_jint(u, "input_tokens");
-    p->usage[1] += obra_agent_jint(u, "output_tokens");
-    p->usage[2] += obra_agent_jint(u, "cached_input_tokens");
-    p->usage[3] += obra_agent_jint(u, "cache_write_input_tokens");
+    add_usage(&p->usage[0], obra_agent_jint(u, "input_tokens"));
+    add_usage(&p->usage[1], obra_agent_jint(u, "output_tokens"));
+    add_usage(&p->usage[2], obra_agent_jint(u, "cached_input_tokens"));
+    add_usage(&p->usage[3], obra_agent_jint(u, "cache_write_input_tokens"));
     p->completed = 1;
     p->final_seen = final = 1;
   } else if (strcmp(type, "turn.failed") == 0) {

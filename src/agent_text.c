@@ -125,7 +125,10 @@ const char *obra_agent_jstr(const cJSON *o, const char *k) {
 
 int64_t obra_agent_jint(const cJSON *o, const char *k) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+  if (!cJSON_IsNumber(v)) return 0;
+  double d = v->valuedouble;            /* 1e300 or -1e300 must not overflow the cast */
+  if (!(d > -OBRA_AGENT_JINT_MAX)) return d < 0 ? -OBRA_AGENT_JINT_MAX : 0;
+  return d < OBRA_AGENT_JINT_MAX ? (int64_t)d : OBRA_AGENT_JINT_MAX;
 }
 
 void obra_agent_note_junk(char **junk, const char *s, size_t len) {

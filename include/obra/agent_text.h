@@ -37,7 +37,9 @@ int   obra_agent_auth_text(const char *s);
 int   obra_agent_session_not_found_text(const char *s);
 
 /* cJSON getters: a string member (borrowed) or NULL; a number member
- * truncated to an integer, or 0. */
+ * truncated to an integer and clamped to +-OBRA_AGENT_JINT_MAX (2^53, where
+ * JSON numbers stop being exact), or 0. */
+#define OBRA_AGENT_JINT_MAX ((int64_t)1 << 53)
 const char *obra_agent_jstr(const cJSON *o, const char *k);
 int64_t     obra_agent_jint(const cJSON *o, const char *k);
 

@@ -210,6 +210,25 @@ static void codex_failure_classes(const void *arg) {
   }
 }
 
+/* fuzz finding (codex, tests/fuzz/regress/codex/jint-float-cast-overflow):
+ * numbers past the int64 range are clamped, not cast */
+static void huge_numbers(const void *arg) {
+  cJSON *j = cJSON_Parse("{\"a\":1.93e+123,\"b\":-1e300,\"c\":42.9,\"d\":\"7\"}");
+  CHECK(j != NULL);
+  int64_t a = obra_agent_jint(j, "a"), b = obra_agent_jint(j, "b"), c = obra_agent_jint(j, "c"), d = obra_agent_jint(j, "d");
+  cJSON_Delete(j);
+  CHECK_INT(a, OBRA_AGENT_JINT_MAX);
+  CHECK_INT(b, -OBRA_AGENT_JINT_MAX);
+  CHECK_INT(c, 42);
+  CHECK_INT(d, 0);
+  obra_agent_parser p = { .kind = OBRA_AGENT_CODEX };
+  const char *line = "{\"type\":\"turn.completed\",\"usage\":{\"input_tokens\":1e300}}";
+  for (int i = 0; i < 3; i++) obra_agent_codex_line(&p, line, strlen(line));
+  int64_t sum = p.usage[0];
+  obra_agent_parser_free(&p);
+  CHECK_INT(sum, OBRA_AGENT_JINT_MAX);
+}
+
 static void kinds_and_names(const void *arg) {
   CHECK_INT(obra_agent_kind_parse("codex"), OBRA_AGENT_CODEX);
   CHECK_INT(obra_agent_kind_parse("nope"), -1);
@@ -233,5 +252,6 @@ void agent_tests(void) {
   unit_run("agent_claude_rate_limit_reset", claude_rate_limit_reset, NULL);
   unit_run("agent_codex_fields", codex_fields, NULL);
   unit_run("agent_codex_failure_classes", codex_failure_classes, NULL);
+  unit_run("agent_huge_numbers_clamped", huge_numbers, NULL);
   unit_run("agent_kinds_and_names", kinds_and_names, NULL);
 }
