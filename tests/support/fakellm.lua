@@ -33,10 +33,12 @@ local function alive(pid)
   return state ~= nil and state ~= "Z" and state ~= "X"
 end
 
--- fakellm.start{ models = {...}, ttl = seconds } -> server
+-- fakellm.start{ models = {...}, ttl = seconds, epoch = T } -> server
+-- (epoch: the fixed wall-clock time its replies report; see llm_server.lua)
 function M.start(opts)
   opts = opts or {}
   local cmd = string.format("exec lua5.4 %s --port 0 --ttl %d", H.q(H.FAKES .. "/llm_server.lua"), opts.ttl or 600)
+  if opts.epoch then cmd = cmd .. " --epoch " .. string.format("%d", opts.epoch) end
   if opts.models then cmd = cmd .. " --models " .. H.q(table.concat(opts.models, ",")) end
   local p = assert(io.popen(cmd, "r"))
   local l1, l2 = p:read("l"), p:read("l")
