@@ -9,14 +9,21 @@ end
 
 local function screen(sock) return (tmux(sock, "capture-pane -p -J -t t -S -200")) end
 
-local function wait_for(sock, text, timeout)
+-- Wait (bounded) until the screen shows every one of the patterns (plain
+-- strings, or Lua patterns when pattern = true); returns the screen.
+local function wait_for(sock, text, timeout, pattern)
+  local want = type(text) == "table" and text or { text }
   local deadline = os.time() + (timeout or 20) + 1
   while os.time() <= deadline do
     local s = screen(sock)
-    if s:find(text, 1, true) then return s end
+    local all = true
+    for _, t in ipairs(want) do
+      if not s:find(t, 1, not pattern) then all = false end
+    end
+    if all then return s end
     os.execute("sleep 0.1")
   end
-  error("timed out waiting for " .. string.format("%q", text) .. " on the terminal:\n" .. screen(sock), 2)
+  error("timed out waiting for " .. table.concat(want, " and ") .. " on the terminal:\n" .. screen(sock), 2)
 end
 
 local function start(p, args)
@@ -43,7 +50,8 @@ describe("obra run on a terminal", function()
     local args = { "run", p.script, "--max-parallel", "2" }
     for _, a in ipairs(E.sets(p)) do args[#args + 1] = a end
     local sock = start(p, args)
-    local s = wait_for(sock, "agent running")
+    -- the two lines appear one redraw apart: wait for a screen with both
+    local s = wait_for(sock, { "slow_a%s+#1[^\n]*agent running", "slow_b%s+#1[^\n]*agent running" }, nil, true)
     assert.matches("slow_a%s+#1", s)
     assert.matches("slow_b%s+#1", s)
     s = wait_for(sock, "EXIT=0")

@@ -49,7 +49,9 @@ end
 
 describe("http transports", function()
   local srv
-  setup(function() srv = fakellm.start() end)
+  -- a fixed clock: the two transports' runs are seconds apart, and the bodies
+  -- compared carry the server's time (created_at)
+  setup(function() srv = fakellm.start{ epoch = 1700000000 } end)
   teardown(function() if srv then srv:stop() end end)
 
   local function script_replies()

@@ -24,6 +24,16 @@ function L.sleep(sec)
   if ok_socket then socket.sleep(sec) else os.execute("sleep " .. string.format("%.3f", sec)) end
 end
 
+-- The time scale: every duration a scenario asks for (sleep, drip intervals)
+-- is multiplied by $OBRA_FAKE_TIME_SCALE (default 1), so a spec can tell a
+-- story in seconds and play it in tenths.  docs/testing.md.
+L.SCALE = tonumber(os.getenv("OBRA_FAKE_TIME_SCALE") or "") or 1
+
+-- Sleep for a scenario's duration (scaled).
+function L.pause(sec)
+  L.sleep((tonumber(sec) or 0) * L.SCALE)
+end
+
 function L.now()
   if ok_socket then return socket.gettime() end
   return os.time()
@@ -351,7 +361,7 @@ function L.drip(s, spec)
     io.stdout:write(s:sub(i, i + size - 1))
     io.stdout:flush()
     i = i + size
-    if i <= #s then L.sleep(interval) end
+    if i <= #s then L.pause(interval) end
   end
 end
 

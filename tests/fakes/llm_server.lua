@@ -5,11 +5,17 @@ OpenAI-compatible chat APIs, scripted by tests.  A real HTTP/1.1 server on
 socket.select loop, so it serves concurrent requests and keep-alive
 connections.
 
-  lua5.4 tests/fakes/llm_server.lua [--port 0] [--ttl 900] [--models a,b]
+  lua5.4 tests/fakes/llm_server.lua [--port 0] [--ttl 900] [--models a,b] [--epoch T]
 
 prints "PORT <n>" then "PID <pid>" on stdout, then serves until POST
 /_fake/stop or until --ttl seconds have passed (a stray server never outlives
 a test run).  tests/support/fakellm.lua wraps all of this for specs.
+
+The clock: --epoch T fixes the wall-clock time the replies report (Ollama's
+created_at, OpenAI's created) at T seconds since 1970, so two runs give equal
+bodies however far apart they are; without it the replies carry the real time.
+Durations (delay, token_delay) are multiplied by $OBRA_FAKE_TIME_SCALE
+(default 1), like the fake agents' sleeps (tests/fakes/fakeagent_lib.lua).
 
 Model API (what obra talks to)
   POST /api/chat                 Ollama chat: single JSON reply, or NDJSON when
@@ -68,11 +74,12 @@ local cjson = require "cjson"
 local json = require "llm_json"
 
 local opts = { port = 0, ttl = 900, models = "fake-judge" }
+local SCALE = tonumber(os.getenv("OBRA_FAKE_TIME_SCALE") or "") or 1
 do
   local i = 1
   while i <= #arg do
     local k = arg[i]:match("^%-%-(.+)$")
-    if not k or arg[i + 1] == nil then io.stderr:write("usage: llm_server.lua [--port N] [--ttl S] [--models a,b]\n"); os.exit(2) end
+    if not k or arg[i + 1] == nil then io.stderr:write("usage: llm_server.lua [--port N] [--ttl S] [--models a,b] [--epoch T]\n"); os.exit(2) end
     opts[k] = arg[i + 1]
     i = i + 2
   end
@@ -98,6 +105,8 @@ local stopping = false
 -- coroutine I/O
 ---------------------------------------------------------------------------
 local function now() return socket.gettime() end
+-- The wall clock the replies report (--epoch fixes it).
+local function wallclock() return opts.epoch and math.floor(tonumber(opts.epoch)) or os.time() end
 
 -- Read one line (without CRLF) from connection c; nil when the peer closed.
 local function recv_line(c)
@@ -142,7 +151,7 @@ local function send_all(c, s)
 end
 
 local function sleep(seconds)
-  if seconds and seconds > 0 then coroutine.yield("sleep", now() + seconds) end
+  if seconds and seconds > 0 then coroutine.yield("sleep", now() + seconds * SCALE) end
 end
 
 ---------------------------------------------------------------------------
@@ -306,7 +315,7 @@ local function ollama_reply(c, req, body, spec)
   local pt = usage.prompt_tokens or math.max(1, #req.body // 4)
   local streaming = spec.stream
   if streaming == nil then streaming = body.stream ~= false end
-  local created = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  local created = os.date("!%Y-%m-%dT%H:%M:%SZ", wallclock())
   local final = { model = model, created_at = created, message = { role = "assistant", content = "" },
                   done = true, done_reason = "stop", total_duration = 12000000, load_duration = 1000000,
                   prompt_eval_count = pt, prompt_eval_duration = 3000000, eval_duration = 8000000 }
@@ -332,7 +341,7 @@ local function openai_reply(c, req, body, spec)
   local usage = spec.usage or {}
   local pt = usage.prompt_tokens or math.max(1, #req.body // 4)
   local id = "chatcmpl-fake-" .. req.id
-  local created = os.time()
+  local created = wallclock()
   local streaming = spec.stream
   if streaming == nil then streaming = body.stream == true end
   if not streaming then

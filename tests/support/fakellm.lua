@@ -20,14 +20,25 @@ local M = {}
 local Server = {}
 Server.__index = Server
 
+-- Running (not gone, not a zombie): the server is our popen child, so once it
+-- exits it stays a zombie until proc:close() reaps it, and kill -0 would
+-- still succeed on it.
 local function alive(pid)
-  return pid and os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
+  if not pid then return false end
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return false end
+  local st = f:read("a") or ""
+  f:close()
+  local state = st:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z" and state ~= "X"
 end
 
--- fakellm.start{ models = {...}, ttl = seconds } -> server
+-- fakellm.start{ models = {...}, ttl = seconds, epoch = T } -> server
+-- (epoch: the fixed wall-clock time its replies report; see llm_server.lua)
 function M.start(opts)
   opts = opts or {}
   local cmd = string.format("exec lua5.4 %s --port 0 --ttl %d", H.q(H.FAKES .. "/llm_server.lua"), opts.ttl or 600)
+  if opts.epoch then cmd = cmd .. " --epoch " .. string.format("%d", opts.epoch) end
   if opts.models then cmd = cmd .. " --models " .. H.q(table.concat(opts.models, ",")) end
   local p = assert(io.popen(cmd, "r"))
   local l1, l2 = p:read("l"), p:read("l")
@@ -89,9 +100,9 @@ function Server:stop()
   if self.stopped then return end
   self.stopped = true
   pcall(self.call, self, "POST", "/_fake/stop", {})
-  for _ = 1, 50 do
+  for _ = 1, 500 do
     if not alive(self.pid) then break end
-    socket.sleep(0.1)
+    socket.sleep(0.01)
   end
   if alive(self.pid) then os.execute("kill -9 " .. self.pid .. " 2>/dev/null") end
   self.proc:close()

@@ -22,6 +22,12 @@ function H.sh(cmd)
   return out, ok and 0 or code
 end
 
+-- The effective user id of this process (0 = root, which ignores permission bits).
+function H.id_u()
+  local s = H.readfile("/proc/self/status") or ""
+  return tonumber(s:match("\nUid:%s*%d+%s+(%d+)"))
+end
+
 local counter = 0
 function H.tmpdir(tag)
   counter = counter + 1
