@@ -160,30 +160,27 @@ FUZZ_SRC_judge_json = src/llm_json.c
 FUZZ_SRC_cassette   = src/lapi_json.c
 
 fuzz-deps:
-	@missing=""; for p in $(FUZZ_PKGS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "fuzz-deps: installing$$missing"; \
-	  export DEBIAN_FRONTEND=noninteractive; \
-	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	else echo "fuzz-deps: all present"; fi
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(FUZZ_PKGS)"
 
 fuzz-build: $(BUILD)/lapi_list.h
 	@mkdir -p $(BUILD)/fuzz
 	@for t in $(FUZZ_TARGETS); do $(MAKE) --no-print-directory $(BUILD)/fuzz/$$t || exit 1; done
 
+# -jobs=1 -workers=1 (one core: the machine is shared) makes libFuzzer log to
+# ./fuzz-0.log, hence a directory of its own per target.
 fuzz: fuzz-deps
 	$(MAKE) fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
-	  rm -rf $(BUILD)/fuzz/$$t-corpus; mkdir -p $(BUILD)/fuzz/$$t-corpus $(BUILD)/fuzz/$$t-crashes; \
-	  cp tests/fuzz/corpus/$$t/* $(BUILD)/fuzz/$$t-corpus/ 2>/dev/null; \
+	  d=$(BUILD)/fuzz/$$t.d; rm -rf $$d; mkdir -p $$d/corpus $$d/crashes; \
+	  cp tests/fuzz/corpus/$$t/* $$d/corpus/ 2>/dev/null; \
 	  echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
-	  OBRA_ROOT=$(CURDIR) $(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -jobs=1 -workers=1 \
+	  ( cd $$d && OBRA_ROOT=$(CURDIR) ../$$t -max_total_time=$(FUZZ_SECONDS) -jobs=1 -workers=1 \
 	    -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-	    -artifact_prefix=$(BUILD)/fuzz/$$t-crashes/ $(BUILD)/fuzz/$$t-corpus tests/fuzz/regress/$$t \
-	    > $(BUILD)/fuzz/$$t.log 2>&1 || { tail -40 $(BUILD)/fuzz/$$t.log; exit 1; }; \
-	  grep -E '^stat::number_of_executed_units|^#[0-9]+ +DONE' $(BUILD)/fuzz/$$t.log | tr '\n' ' '; echo; \
+	    -artifact_prefix=crashes/ corpus $(CURDIR)/tests/fuzz/regress/$$t >/dev/null 2>&1 ); \
+	  rc=$$?; \
+	  grep -a -E '^stat::number_of_executed_units|^stat::average_exec_per_sec' $$d/fuzz-0.log | tr -s ' \n' ' '; echo; \
+	  if [ $$rc -ne 0 ]; then grep -a -m3 -A12 -E 'ERROR: |runtime error|deadly signal' $$d/fuzz-0.log; \
+	    echo "fuzz: $$t found a crash in $$d/crashes/ (fix it, keep it in tests/fuzz/regress/$$t/)"; exit 1; fi; \
 	done
 
 fuzz-regress-bin: $(BUILD)/lapi_list.h

@@ -4,7 +4,12 @@
  * src/lapi_json.c).  Each input goes through format.decode, and the decoded
  * value back through compact/encode, lines/unlines and unbase64 — all under
  * pcall: a Lua error is fine, a crash or a sanitizer report is a finding.
- * OBRA_ROOT (or the working directory) locates lua/. */
+ * OBRA_ROOT (or the working directory) locates lua/.
+ *
+ * Neither liblua nor libcjson is instrumented, so the coverage libFuzzer
+ * sees would be this file and lapi_json.c only: a line hook feeds the Lua
+ * lines run (pairs of consecutive lines, hashed) to libFuzzer as extra
+ * counters, so the format module's own paths guide the search too. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +19,18 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int obra_lapi_json(lua_State *L);
+
+#define NCOUNTERS 8192
+__attribute__((section("__libfuzzer_extra_counters")))
+static uint8_t lua_lines[NCOUNTERS];
+static int prev_line;
+
+static void on_line(lua_State *s, lua_Debug *ar) {
+  (void)s;
+  unsigned k = ((unsigned)prev_line * 7919u ^ (unsigned)ar->currentline) % NCOUNTERS;
+  if (lua_lines[k] < 255) lua_lines[k]++;
+  prev_line = ar->currentline;
+}
 
 static const char driver[] =
   "local format, text = ...\n"
@@ -50,11 +67,13 @@ static lua_State *setup(void) {
   lua_setfield(s, LUA_REGISTRYINDEX, "fuzz.format");
   if (luaL_loadbuffer(s, driver, sizeof driver - 1, "=driver") != LUA_OK) abort();
   driver_ref = luaL_ref(s, LUA_REGISTRYINDEX);
+  lua_sethook(s, on_line, LUA_MASKLINE, 0);
   return s;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (L == NULL) L = setup();
+  prev_line = 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, driver_ref);
   lua_getfield(L, LUA_REGISTRYINDEX, "fuzz.format");
   lua_pushlstring(L, (const char *)data, size);
