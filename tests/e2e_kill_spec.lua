@@ -9,9 +9,22 @@ local OK = { complete = true, quality = 0.9, confidence = 0.85, issues = {}, sum
 
 local function sleep(s) os.execute("sleep " .. s) end
 
+-- Wait (bounded) until the background obra has registered its run (its log
+-- says "run #N of"): the kill delays count from there, not from the exec,
+-- which a busy machine can stretch past the first delay.
+local function run_started(p)
+  local deadline = H.clock() + 30
+  while H.clock() < deadline do
+    if (H.readfile(p.dir .. "/bg.log") or ""):find("run #%d+ of") then return end
+    sleep(0.01)
+  end
+  error("obra did not start its run:\n" .. (H.readfile(p.dir .. "/bg.log") or ""))
+end
+
 -- Run to completion through kills: start, kill -9 after each delay, resume.
 local function through_kills(p, delays)
   local pid = E.spawn(p)
+  run_started(p)
   local hits = 0
   for _, d in ipairs(delays) do
     sleep(d)
@@ -26,14 +39,24 @@ local function through_kills(p, delays)
   return r
 end
 
+-- Running: not gone and not a zombie (a killed agent whose parent died too is
+-- a zombie until init reaps it, and kill -0 still finds it).
+local function running(pid)
+  local st = H.readfile("/proc/" .. pid .. "/stat")
+  local state = st and st:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z" and state ~= "X"
+end
+
 local function no_agent_left(p)
-  -- every fake agent obra started is gone (PR_SET_PDEATHSIG, process groups)
-  sleep(0.3)
+  -- every fake agent obra started is gone (PR_SET_PDEATHSIG, process groups):
+  -- at once, or within the moment the kernel takes to deliver the kill
   local f = io.open(p.state .. "/calls.jsonl")
   if not f then return end
   for line in f:lines() do
     local pid = H.json(line).pid
-    assert.is_false(os.execute("kill -0 " .. pid .. " 2>/dev/null") == true, "agent " .. pid .. " survived")
+    local deadline = H.clock() + 2
+    while running(pid) and H.clock() < deadline do sleep(0.02) end
+    assert.is_false(running(pid), "agent " .. pid .. " survived")
   end
   f:close()
 end
