@@ -5,6 +5,8 @@
 #   make test      deps + build + the whole busted suite
 #   make check     the whole suite under ASan + UBSan
 #   make bench     benchmarks (medians)
+#   make unit      the C unit tests of the pure units (tests/c)
+#   make fuzz      libFuzzer runs of the parsers, FUZZ_SECONDS each (tests/fuzz)
 #   make demo      deps + build + the calculator example replayed from its
 #                  cassette in a temporary directory (no agent, no LLM needed)
 #   make install   PREFIX=/usr/local DESTDIR=
@@ -43,7 +45,7 @@ CORE_OBJ = $(CORE_SRC:src/%.c=$(BUILD)/%.o)
 LAPI_SRC = $(wildcard src/lapi_*.c)
 LUA_SRC  = lua/obra.lua $(wildcard lua/obra/*.lua lua/obra/*/*.lua)
 
-.PHONY: all deps test check bench install uninstall clean fmt demo
+.PHONY: all deps test check bench install uninstall clean fmt demo unit unit-bin fuzz fuzz-deps fuzz-build fuzz-regress-bin
 
 all: $(OUT)/obra $(OUT)/lib/obra/core.so
 
@@ -114,6 +116,79 @@ $(BUILD)/bench/%: tests/bench/%.c | $(BUILD)
 	$(CC) -std=c11 -O2 $(WARN) $(shell pkg-config --cflags libcjson sqlite3 2>/dev/null) \
 	  -o $@ $< $(shell pkg-config --libs libcjson sqlite3 2>/dev/null)
 
+# C unit tests of the pure units (docs/testing.md): one binary, one line per
+# case ("ok NAME" / "not ok NAME: why"); tests/c_units_spec.lua runs it in
+# the suite.  Pure units link alone: libc and cJSON.
+AGENT_PURE = src/agent_parse.c src/agent_text.c src/agent_claude.c src/agent_claude_parse.c \
+             src/agent_codex.c src/agent_codex_parse.c src/agent_command.c \
+             src/reset_time.c src/tz_offset.c src/status.c
+UNIT_PURE  = $(AGENT_PURE) src/http1_parse.c src/llm_outcome.c src/llm_json.c
+UNIT_SRC   = $(wildcard tests/c/*.c)
+CJSON_CFLAGS = $(shell pkg-config --cflags libcjson 2>/dev/null)
+CJSON_LIBS   = $(shell pkg-config --libs libcjson 2>/dev/null)
+
+unit: unit-bin
+	$(BUILD)/tests/unit
+
+unit-bin: $(BUILD)/tests/unit
+
+$(BUILD)/tests/unit: $(UNIT_SRC) $(UNIT_PURE) $(wildcard tests/c/*.h include/obra/*.h) | $(BUILD)
+	@mkdir -p $(BUILD)/tests
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Iinclude -Itests/c $(CJSON_CFLAGS) \
+	  -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all \
+	  -o $@ $(UNIT_SRC) $(UNIT_PURE) $(CJSON_LIBS) -lm
+
+# Fuzzing (tests/fuzz/README.md).  `make fuzz` installs clang and libFuzzer
+# (FUZZ_PKGS, not in DEB_PKGS: `make test` does not need them), builds each
+# target with libFuzzer + ASan + UBSan into $(BUILD)/fuzz/ and runs it for
+# FUZZ_SECONDS on a scratch copy of its seed corpus tests/fuzz/corpus/<t>/.
+# A crash input lands in $(BUILD)/fuzz/<t>-crashes/: fix it, then keep it in
+# tests/fuzz/regress/<t>/.  Those regression inputs (and the corpus) are
+# replayed by `make test` without clang: each harness is also built with gcc
+# and tests/fuzz/standalone.c (fuzz-regress-bin).
+FUZZ_PKGS    = clang-14 libclang-rt-14-dev llvm-14
+FUZZ_TARGETS = claude codex http1 judge_json cassette
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang-14
+FUZZ_FLAGS   = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -g -O1
+FUZZ_INC     = -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -I$(BUILD) $(CJSON_CFLAGS) $(shell pkg-config --cflags lua5.4 2>/dev/null)
+FUZZ_LIBS    = $(CJSON_LIBS) $(shell pkg-config --libs lua5.4 2>/dev/null) -lm
+FUZZ_SRC_claude     = $(AGENT_PURE)
+FUZZ_SRC_codex      = $(AGENT_PURE)
+FUZZ_SRC_http1      = src/http1_parse.c
+FUZZ_SRC_judge_json = src/llm_json.c
+FUZZ_SRC_cassette   = src/lapi_json.c
+
+fuzz-deps:
+	@missing=""; for p in $(FUZZ_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "fuzz-deps: installing$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "fuzz-deps: all present"; fi
+
+fuzz-build: $(BUILD)/lapi_list.h
+	@mkdir -p $(BUILD)/fuzz
+	@for t in $(FUZZ_TARGETS); do $(MAKE) --no-print-directory $(BUILD)/fuzz/$$t || exit 1; done
+
+fuzz: fuzz-deps
+	$(MAKE) fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  rm -rf $(BUILD)/fuzz/$$t-corpus; mkdir -p $(BUILD)/fuzz/$$t-corpus $(BUILD)/fuzz/$$t-crashes; \
+	  cp tests/fuzz/corpus/$$t/* $(BUILD)/fuzz/$$t-corpus/ 2>/dev/null; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
+	  OBRA_ROOT=$(CURDIR) $(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -jobs=1 -workers=1 \
+	    -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/fuzz/$$t-crashes/ $(BUILD)/fuzz/$$t-corpus tests/fuzz/regress/$$t \
+	    > $(BUILD)/fuzz/$$t.log 2>&1 || { tail -40 $(BUILD)/fuzz/$$t.log; exit 1; }; \
+	  grep -E '^stat::number_of_executed_units|^#[0-9]+ +DONE' $(BUILD)/fuzz/$$t.log | tr '\n' ' '; echo; \
+	done
+
+fuzz-regress-bin: $(BUILD)/lapi_list.h
+	@for t in $(FUZZ_TARGETS); do $(MAKE) --no-print-directory $(BUILD)/tests/regress-$$t || exit 1; done
+
 install: all
 	install -d $(BINDIR) $(LMODDIR)/obra $(LSHAREDIR)/obra
 	install -m 0755 obra $(BINDIR)/obra
@@ -128,3 +203,15 @@ uninstall:
 
 clean:
 	rm -rf build build-san lib obra
+
+# Fuzz targets, built two ways (see fuzz above).  Kept last: the rules use
+# secondary expansion for each target's own sources.
+.SECONDEXPANSION:
+$(BUILD)/fuzz/%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_$$*) $(wildcard tests/fuzz/*.h include/obra/*.h)
+	@mkdir -p $(BUILD)/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_INC) -o $@ $< $(FUZZ_SRC_$*) $(FUZZ_LIBS)
+
+$(BUILD)/tests/regress-%: tests/fuzz/fuzz_%.c tests/fuzz/standalone.c $$(FUZZ_SRC_$$*) $(wildcard tests/fuzz/*.h include/obra/*.h)
+	@mkdir -p $(BUILD)/tests
+	$(CC) -O1 -g $(WARN) -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all $(FUZZ_INC) \
+	  -o $@ $< tests/fuzz/standalone.c $(FUZZ_SRC_$*) $(FUZZ_LIBS)

@@ -4,12 +4,13 @@
  * (within the argument; no shell, no splitting).  When no argument mentions
  * {prompt}, the prompt goes to the program's stdin.  stdout is the result
  * text and the exit status the outcome: 0 is ok, anything else crashed
- * (timeouts, idle timeouts, stops and signals as for every agent). */
+ * (timeouts, idle timeouts, stops and signals as for every agent).  The
+ * session id is the one obra passed, when the template uses {session}. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "obra/agent.h"
+#include "obra/agent_adapter.h"
 
 /* t with {prompt}, {session} and {workdir} replaced in one pass (a value
  * that itself contains a placeholder is not expanded again); malloc'd. */
@@ -42,7 +43,7 @@ static char *substitute(const char *t, const char *prompt, const char *session, 
   return NULL;
 }
 
-obra_rc obra_agent_command_command(const obra_agent_spec *s, obra_agent_cmd *c, obra_err *e) {
+static obra_rc command(const obra_agent_spec *s, obra_agent_cmd *c, obra_err *e) {
   if (s->argv_template == NULL || s->argv_template[0] == NULL || s->argv_template[0][0] == '\0')
     return obra_err_set(e, OBRA_EINVAL, "agent: a command agent needs argv = { program, args... }");
   if (s->prompt == NULL) return obra_err_set(e, OBRA_EINVAL, "agent: a prompt is required");
@@ -69,11 +70,30 @@ obra_rc obra_agent_command_command(const obra_agent_spec *s, obra_agent_cmd *c, 
   return obra_agent_env(c, NULL, NULL, s, e);
 }
 
-int obra_agent_command_classify(obra_agent_parser *p, const obra_proc_result *pr, double now,
-                                obra_agent_result *out) {
+static int classify(obra_agent_parser *p, const obra_proc_result *pr, double now,
+                    obra_agent_result *out) {
   out->text = strdup(pr->out ? pr->out : "");
   if (pr->timed_out || pr->idle_timed_out || pr->killed || pr->signal || !pr->exited) return 0;
   out->result_seen = 1;
   out->cls = pr->exit_code == 0 ? OBRA_AC_OK : OBRA_AC_CRASHED;
   return 1;
 }
+
+static void begin(obra_agent_parser *p, const obra_agent_spec *s) {
+  for (size_t i = 0; s->argv_template && s->argv_template[i]; i++) {
+    if (strstr(s->argv_template[i], "{session}")) {
+      p->session_id = obra_agent_strdup(s->resume ? s->resume : s->session);
+      return;
+    }
+  }
+}
+
+const obra_agent_adapter obra_agent_cmdline = {
+  .kind = OBRA_AGENT_COMMAND,
+  .name = "command",
+  .command = command,
+  .begin = begin,
+  .line = NULL,
+  .classify = classify,
+  .stderr_speaks = 0,
+};

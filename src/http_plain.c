@@ -11,8 +11,8 @@
  * connections pooled per address and checked before reuse, a request on a
  * reused connection that the server had closed sent again once on a fresh
  * one (as curl does); connect and total timeouts on the loop's timers; the
- * response fed to http.c (obra_http_take_header/_body) as it arrives.  No
- * compression is asked for.
+ * response parsed by http1_parse.c (pure) and fed to http.c
+ * (obra_http_take_header/_body) as it arrives.  No compression is asked for.
  *
  * Owns: each transfer's state and connection until it ends, then the pool
  * of idle connections (never watched: a closed one is found on reuse).
@@ -29,20 +29,18 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "obra/http1_parse.h"
 #include "obra/loop.h"
 #include "http_int.h"
 
 #define POOL       16            /* idle keep-alive connections kept */
-#define MAX_HEAD   (64 << 10)    /* a reply's status line and headers */
-#define MAX_LINE   1024          /* a chunk-size line */
 #define READ_CHUNK 65536
 
 typedef struct { int fd; char key[80]; } idle_conn;
 static idle_conn pool[POOL];
 static int npool;
 
-enum state { CONNECTING, SENDING, HEAD, BODY_LENGTH, BODY_CHUNKED, BODY_TO_EOF, OVER };
-enum chunk { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
+enum state { CONNECTING, SENDING, RECEIVING, OVER };
 
 struct obra_http_plain {
   obra_http *h;
@@ -58,8 +56,7 @@ struct obra_http_plain {
   long connect_ms, total_ms;
   uint64_t t_total, t_connect;
   char *in; size_t in_len, in_cap;      /* received, not yet consumed */
-  uint64_t left;                        /* body bytes left: the length, or this chunk's */
-  enum chunk chunk;
+  obra_h1 reply;                        /* the response parser */
 };
 
 /* ---- where a URL goes -------------------------------------------------------- */
@@ -306,176 +303,44 @@ static void send_some(obra_http_plain *c) {
     fail(c, OBRA_HTTP_CLOSED, "%s: connection closed while sending the request (%s)", c->h->url, strerror(err));
     return;
   }
-  c->state = HEAD;
+  c->state = RECEIVING;
+  obra_h1_init(&c->reply, c->head_request, c->h->max);
   obra_loop_watch(c->fd, POLLIN, on_event, c);
 }
 
 /* ---- reading the reply ------------------------------------------------------------- */
 
-/* The end of the head ("\r\n\r\n", or "\n\n" from a sloppy server) in p, or NULL. */
-static const char *head_end(const char *p, size_t n) {
-  for (size_t i = 0; i + 1 < n; i++) {
-    if (p[i] != '\n') continue;
-    if (p[i + 1] == '\n') return p + i + 2;
-    if (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n') return p + i + 3;
-  }
-  return NULL;
+static int sink_header(void *ud, const char *line, size_t len) {
+  obra_http_plain *c = ud;
+  return obra_http_take_header(c->h, line, len);
 }
 
-static int has_token(const char *v, const char *token) {
-  size_t n = strlen(token);
-  for (const char *s = v; *s; s++)
-    if (strncasecmp(s, token, n) == 0 && (s == v || s[-1] == ' ' || s[-1] == ',') &&
-        (s[n] == '\0' || s[n] == ' ' || s[n] == ',' || s[n] == ';'))
-      return 1;
-  return 0;
-}
-
-/* Take one head.  Returns 0 to go on reading, 1 when the transfer ended. */
-static int take_head(obra_http_plain *c, const char *p, size_t len) {
-  obra_http *h = c->h;
-  if (len < 12 || strncmp(p, "HTTP/1.", 7) != 0) {
-    fail(c, OBRA_HTTP_FAILED, "%s: the server's reply is not HTTP/1.x", h->url);
-    return 1;
-  }
-  int http10 = p[7] == '0';
-  int status = atoi(p + 9);
-  if (status < 100 || status > 999) {
-    fail(c, OBRA_HTTP_FAILED, "%s: the server's reply has no status", h->url);
-    return 1;
-  }
-  int chunked = 0, conn_close = 0, conn_keep = 0, have_length = 0;
-  uint64_t length = 0;
-  for (const char *line = p; line < p + len; ) {
-    const char *nl = memchr(line, '\n', (size_t)(p + len - line));
-    size_t n = nl ? (size_t)(nl - line) : (size_t)(p + len - line);
-    size_t m = n;
-    if (m > 0 && line[m - 1] == '\r') m--;
-    if (m > 0) {
-      if (obra_http_take_header(h, line, m) != 0) { fail_body(c); return 1; }
-      if (h->nh > 0 && line != p) {
-        const char *name = h->hnames[h->nh - 1], *value = h->hvalues[h->nh - 1];
-        if (strcasecmp(name, "Content-Length") == 0) {
-          char *end;
-          length = strtoull(value, &end, 10);
-          have_length = end != value && *end == '\0';
-        } else if (strcasecmp(name, "Transfer-Encoding") == 0) {
-          chunked = has_token(value, "chunked");
-        } else if (strcasecmp(name, "Connection") == 0) {
-          conn_close |= has_token(value, "close");
-          conn_keep |= has_token(value, "keep-alive");
-        }
-      }
-    }
-    line += n + 1;
-  }
-  if (status < 200 && status != 101) return 0;           /* interim: the real head follows */
-  if (status == 101) {
-    fail(c, OBRA_HTTP_FAILED, "%s: the server switched protocols", h->url);
-    return 1;
-  }
-  h->status = status;
-  c->keep_alive = http10 ? conn_keep : !conn_close;
-  if (c->head_request || status == 204 || status == 304) { succeed(c); return 1; }
-  if (chunked) {
-    c->state = BODY_CHUNKED;
-    c->chunk = CH_SIZE;
-  } else if (have_length) {
-    if (length > h->max) {
-      h->too_large = 1;
-      fail_body(c);
-      return 1;
-    }
-    if (length == 0) { succeed(c); return 1; }
-    c->state = BODY_LENGTH;
-    c->left = length;
-  } else {
-    c->state = BODY_TO_EOF;
-    c->keep_alive = 0;
-  }
-  return 0;
+/* The status is known before the first body byte (streaming readers look). */
+static int sink_body(void *ud, const char *p, size_t len) {
+  obra_http_plain *c = ud;
+  c->h->status = c->reply.status;
+  return obra_http_take_body(c->h, p, len);
 }
 
 /* Consume c->in.  Returns 1 when the transfer ended (c may be gone). */
 static int consume(obra_http_plain *c) {
   obra_http *h = c->h;
-  size_t off = 0;
-  while (off < c->in_len) {
-    const char *p = c->in + off;
-    size_t avail = c->in_len - off;
-    switch (c->state) {
-    case HEAD: {
-      const char *end = head_end(p, avail);
-      if (end == NULL) {
-        if (avail > MAX_HEAD) { fail(c, OBRA_HTTP_FAILED, "%s: reply headers over %d bytes", h->url, MAX_HEAD); return 1; }
-        goto keep;
-      }
-      off += (size_t)(end - p);
-      if (take_head(c, p, (size_t)(end - p))) return 1;
-      break;
-    }
-    case BODY_LENGTH:
-    case BODY_TO_EOF: {
-      size_t take = c->state == BODY_TO_EOF || avail < c->left ? avail : (size_t)c->left;
-      if (obra_http_take_body(h, p, take) != 0) { fail_body(c); return 1; }
-      off += take;
-      if (c->state == BODY_LENGTH) {
-        c->left -= take;
-        if (c->left == 0) {
-          c->in_len -= off;           /* anything after the body: not a connection to reuse */
-          memmove(c->in, c->in + off, c->in_len);
-          succeed(c);
-          return 1;
-        }
-      }
-      break;
-    }
-    case BODY_CHUNKED:
-      if (c->chunk == CH_DATA) {
-        size_t take = avail < c->left ? avail : (size_t)c->left;
-        if (obra_http_take_body(h, p, take) != 0) { fail_body(c); return 1; }
-        off += take;
-        c->left -= take;
-        if (c->left == 0) c->chunk = CH_DATA_END;
-        break;
-      }
-      {
-        const char *nl = memchr(p, '\n', avail);
-        if (nl == NULL) {
-          if (avail > MAX_LINE) { fail(c, OBRA_HTTP_FAILED, "%s: a bad chunked body", h->url); return 1; }
-          goto keep;
-        }
-        size_t n = (size_t)(nl - p);
-        off += n + 1;
-        if (n > 0 && p[n - 1] == '\r') n--;
-        if (c->chunk == CH_SIZE) {
-          char *end;
-          unsigned long long size = strtoull(p, &end, 16);
-          if (end == p || (end < p + n && *end != ';' && *end != ' ' && *end != '\t')) {
-            fail(c, OBRA_HTTP_FAILED, "%s: a bad chunk size", h->url);
-            return 1;
-          }
-          if (size == 0) c->chunk = CH_TRAILER;
-          else { c->chunk = CH_DATA; c->left = size; }
-        } else if (c->chunk == CH_DATA_END) {
-          if (n != 0) { fail(c, OBRA_HTTP_FAILED, "%s: a bad chunked body", h->url); return 1; }
-          c->chunk = CH_SIZE;
-        } else if (n == 0) {          /* CH_TRAILER: the empty line ends the body */
-          c->in_len -= off;
-          memmove(c->in, c->in + off, c->in_len);
-          succeed(c);
-          return 1;
-        }
-      }
-      break;
-    default:
-      goto keep;
-    }
+  obra_h1_sink sink = { sink_header, sink_body, c };
+  size_t used;
+  obra_h1_rc rc = obra_h1_feed(&c->reply, c->in, c->in_len, &used, &sink);
+  c->in_len -= used;                  /* after a reply: not a connection to reuse */
+  memmove(c->in, c->in + used, c->in_len);
+  if (c->reply.status) h->status = c->reply.status;
+  if (rc == OBRA_H1_MORE) return 0;
+  if (rc == OBRA_H1_DONE) {
+    c->keep_alive = c->reply.keep_alive;
+    succeed(c);
+    return 1;
   }
-keep:
-  c->in_len -= off;
-  memmove(c->in, c->in + off, c->in_len);
-  return 0;
+  if (c->reply.error == OBRA_H1E_SINK) fail_body(c);
+  else if (c->reply.error == OBRA_H1E_TOO_LARGE) { h->too_large = 1; fail_body(c); }
+  else fail(c, OBRA_HTTP_FAILED, "%s: %s", h->url, obra_h1_error_text(c->reply.error));
+  return 1;
 }
 
 static void receive(obra_http_plain *c) {
@@ -498,7 +363,12 @@ static void receive(obra_http_plain *c) {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     int err = n < 0 ? errno : 0;
     if (retry_fresh(c)) return;
-    if (n == 0 && c->state == BODY_TO_EOF) { succeed(c); return; }
+    if (n == 0 && obra_h1_eof(&c->reply) == OBRA_H1_DONE) {
+      c->h->status = c->reply.status;
+      c->keep_alive = 0;
+      succeed(c);
+      return;
+    }
     fail(c, OBRA_HTTP_CLOSED, "%s: connection closed mid-reply (%s)", c->h->url,
          err ? strerror(err) : "the server closed it");
     return;

@@ -15,8 +15,8 @@
  * through stdio, which is also what lib/obra/core.so always uses (it does not
  * link readline; see include/obra/repl.h).
  *
- * Ctrl-C during repl_call follows lua.c: the SIGINT handler only calls
- * lua_sethook (async-signal-safe by Lua's design) and wakes the event loop; the
+ * Ctrl-C during repl_call follows lua.c: the SIGINT handler (signals.c) only
+ * sets a flag, calls lua_sethook (async-signal-safe by Lua's design) and wakes the event loop; the
  * hook raises "interrupted" at the next Lua instruction.  Unlike lua.c the hook
  * stays armed until repl_call returns, so a pcall inside the interrupted code
  * cannot swallow it (the Redis scripting habit); C functions, finalizers and
@@ -30,6 +30,7 @@
 #include <sqlite3.h>
 #include "obra/loop.h"
 #include "obra/repl.h"
+#include "obra/signals.h"
 #include "lapi.h"
 
 #define EDITOR_MT "obra.repl.editor"
@@ -48,14 +49,11 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
   luaL_error(L, "interrupted");              /* the hook stays set: see the top */
 }
 
-static void on_call_sigint(int sig) {
-  (void)sig;
-  interrupted = 1;
-  if (call_L) lua_sethook(call_L, stop_hook, LUA_MASKCOUNT, 1);
-  obra_loop_wakeup();
+/* Run from the SIGINT handler (signals.c) after it set `interrupted`. */
+static void arm_stop_hook(void) {
+  lua_State *L = call_L;
+  if (L) lua_sethook(L, stop_hook, LUA_MASKCOUNT, 1);
 }
-
-static void on_idle_sigint(int sig) { (void)sig; }   /* between reads and calls: ignored */
 
 static int stack_levels(lua_State *L) {
   lua_Debug ar;
@@ -111,21 +109,14 @@ static int l_call(lua_State *L) {
   call_depth = stack_levels(L) - 1;
   lua_pushcfunction(L, msghandler);
   lua_insert(L, 1);
-  struct sigaction sa, old, old_term, old_hup;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_call_sigint;
-  sigemptyset(&sa.sa_mask);
+  obra_sig_saved saved;
   interrupted = 0;
   call_L = L;
   /* the code may install its own handlers (a run catches SIGINT, SIGTERM
    * and SIGHUP to stop gracefully): the prompt gets the old ones back */
-  sigaction(SIGTERM, NULL, &old_term);
-  sigaction(SIGHUP, NULL, &old_hup);
-  sigaction(SIGINT, &sa, &old);
+  obra_signals_interrupt(&interrupted, arm_stop_hook, 1, 1, &saved);
   int status = lua_pcall(L, nargs, LUA_MULTRET, 1);
-  sigaction(SIGINT, &old, NULL);
-  sigaction(SIGTERM, &old_term, NULL);
-  sigaction(SIGHUP, &old_hup, NULL);
+  obra_signals_restore(&saved);
   lua_sethook(L, NULL, 0, 0);
   int was_interrupted = interrupted;
   interrupted = 0;
@@ -164,7 +155,7 @@ typedef struct {
   int history_max;
   lua_State *L;                 /* valid during :read, for completion */
   int complete_ref;             /* registry ref of the completion function */
-  struct sigaction old_int;
+  obra_sig_saved quiet;         /* SIGINT as it was before the editor */
 } leditor;
 
 static leditor *check_editor(lua_State *L) {
@@ -203,12 +194,9 @@ static char **complete(const char *line, int start, int end, void *ud) {
 
 /* Plain reading: stdio, a prompt on stdout when interactive. */
 static char *plain_read(const leditor *e, const char *prompt, int *how) {
-  struct sigaction sa, old;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_call_sigint;    /* call_L is NULL here: only the flag */
-  sigemptyset(&sa.sa_mask);
+  obra_sig_saved saved;
   interrupted = 0;
-  sigaction(SIGINT, &sa, &old);
+  obra_signals_interrupt(&interrupted, arm_stop_hook, 1, 0, &saved);   /* call_L is NULL here: only the flag */
   if (e->interactive) { fputs(prompt, stdout); }
   fflush(stdout);
   fflush(stderr);
@@ -217,7 +205,7 @@ static char *plain_read(const leditor *e, const char *prompt, int *how) {
   ssize_t n = -1;
   errno = 0;
   if (!interrupted) n = getline(&line, &cap, stdin);
-  sigaction(SIGINT, &old, NULL);
+  obra_signals_restore(&saved);
   *how = OBRA_READ_LINE;
   if (n < 0) {
     free(line);
@@ -262,11 +250,7 @@ static int l_editor(lua_State *L) {
     e->ed->set_completer(e->complete_ref != LUA_NOREF ? complete : NULL, e,
                          " \t\n\"\\'`><=;+-*/%^~#,&|{}()[]");
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_idle_sigint;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, &e->old_int);
+  obra_signals_quiet(&e->quiet);     /* between reads and calls: Ctrl-C is ignored */
   return 1;
 }
 
@@ -313,7 +297,7 @@ static int editor_close(lua_State *L) {
   if (e->complete_ref != LUA_NOREF) { luaL_unref(L, LUA_REGISTRYINDEX, e->complete_ref); e->complete_ref = LUA_NOREF; }
   free(e->history);
   e->history = NULL;
-  sigaction(SIGINT, &e->old_int, NULL);
+  obra_signals_restore(&e->quiet);
   return 0;
 }
 

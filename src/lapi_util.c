@@ -1,7 +1,7 @@
 /* lapi_util.c — small process-level services for Lua: session UUIDs (libuuid),
  * clocks, a content hash, the event-loop step and timers, pid checks and the
- * interrupt flag that SIGINT/SIGTERM set (the handler only sets the flag and
- * wakes the loop; Lua polls it). */
+ * interrupt flag that SIGINT/SIGTERM set (signals.c: the handler only sets
+ * the flag and wakes the loop; Lua polls it). */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -13,9 +13,8 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 #include "obra/loop.h"
+#include "obra/signals.h"
 #include "lapi.h"
-
-static volatile sig_atomic_t got_signal;
 
 /* core.uuid() -> "xxxxxxxx-xxxx-4xxx-..." (random, lower case) */
 static int l_uuid(lua_State *L) {
@@ -88,25 +87,16 @@ static int l_pid_alive(lua_State *L) {
 /* core.isatty(fd) -> boolean */
 static int l_isatty(lua_State *L) { lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1))); return 1; }
 
-static void on_signal(int sig) { got_signal = sig; obra_loop_wakeup(); }
-
-/* core.catch_signals() — SIGINT/SIGTERM/SIGHUP set the interrupt flag. */
+/* core.catch_signals() — SIGINT/SIGTERM/SIGHUP set the interrupt flag
+ * (signals.c); SIGPIPE is ignored. */
 static int l_catch_signals(lua_State *L) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  obra_signals_catch_stop();
   return 0;
 }
 
 /* core.signaled([clear]) -> signal number or nil */
 static int l_signaled(lua_State *L) {
-  int sig = got_signal;
-  if (lua_toboolean(L, 1)) got_signal = 0;
+  int sig = obra_signals_stop(lua_toboolean(L, 1));
   if (sig) lua_pushinteger(L, sig); else lua_pushnil(L);
   return 1;
 }

@@ -1,7 +1,7 @@
 /* llm.c — the provider-independent half of the LLM clients (llm.h): client
  * configuration, the call state machine (attempt -> classify -> backoff on a
- * loop timer -> attempt ...), error classification from HTTP outcomes and
- * statuses, streaming line assembly, structured-output checking and the
+ * loop timer -> attempt ...), the messages of classified errors (the
+ * classes themselves: llm_outcome.c, pure), streaming line assembly, structured-output checking and the
  * redaction of the API key from every message.
  *
  * Owns: clients (reference-counted: each call holds one reference) and calls
@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include "obra/http.h"
 #include "obra/llm.h"
+#include "obra/llm_outcome.h"
 #include "obra/loop.h"
 
 #define DEF_TIMEOUT   120.0
@@ -68,24 +69,6 @@ struct obra_llm_call {
 };
 
 /* ---- small helpers ----------------------------------------------------------- */
-
-const char *obra_llm_class_name(obra_llm_class c) {
-  switch (c) {
-  case OBRA_LLM_OK: return "ok";
-  case OBRA_LLM_UNREACHABLE: return "unreachable";
-  case OBRA_LLM_TIMEOUT: return "timeout";
-  case OBRA_LLM_MODEL_NOT_FOUND: return "model_not_found";
-  case OBRA_LLM_AUTH: return "auth";
-  case OBRA_LLM_RATE_LIMITED: return "rate_limited";
-  case OBRA_LLM_SERVER_ERROR: return "server_error";
-  case OBRA_LLM_BAD_RESPONSE: return "bad_response";
-  }
-  return "server_error";
-}
-
-int obra_llm_class_retryable(obra_llm_class c) {
-  return c == OBRA_LLM_TIMEOUT || c == OBRA_LLM_RATE_LIMITED || c == OBRA_LLM_SERVER_ERROR;
-}
 
 static char *sdup(const char *s) {
   if (s == NULL) return NULL;
@@ -283,29 +266,6 @@ static void on_data(obra_http *h, const char *buf, size_t len, void *ud) {
 
 /* ---- classification of a finished attempt --------------------------------------- */
 
-/* The server's own words from an error body: {"error": "..."}, {"error":
- * {"message": ...}}, {"message": ...} or the start of the text. */
-static void error_text(const char *body, size_t len, char *out, size_t outlen) {
-  out[0] = '\0';
-  cJSON *j = cJSON_ParseWithLength(body, len);
-  if (j) {
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-    const cJSON *m = NULL;
-    if (cJSON_IsString(e)) m = e;
-    else if (cJSON_IsObject(e)) m = cJSON_GetObjectItemCaseSensitive(e, "message");
-    if (!cJSON_IsString(m)) m = cJSON_GetObjectItemCaseSensitive(j, "message");
-    if (!cJSON_IsString(m)) m = cJSON_GetObjectItemCaseSensitive(j, "detail");
-    if (cJSON_IsString(m)) snprintf(out, outlen, "%s", m->valuestring);
-    cJSON_Delete(j);
-  }
-  if (out[0] == '\0') {
-    size_t n = len < outlen - 1 ? len : outlen - 1;
-    if (n > 200) n = 200;
-    for (size_t i = 0; i < n; i++) out[i] = (body[i] >= 32 && body[i] < 127) ? body[i] : ' ';
-    out[n] = '\0';
-  }
-}
-
 /* Retry-After: delta-seconds or an HTTP date.  Seconds, or -1. */
 static double parse_retry_after(const char *v) {
   if (v == NULL) return -1;
@@ -316,12 +276,6 @@ static double parse_retry_after(const char *v) {
   if (t < 0) return -1;
   double d = t - obra_wall_time();
   return d < 0 ? 0 : d;
-}
-
-static int mentions(const char *hay, const char *needle) {
-  size_t n = strlen(needle);
-  for (const char *p = hay; *p; p++) if (strncasecmp(p, needle, n) == 0) return 1;
-  return 0;
 }
 
 static int schema_wants_array(const cJSON *schema) {
@@ -429,32 +383,34 @@ static obra_llm_class judge_other(obra_llm_call *k, const char *body, size_t ble
 static obra_llm_class judge_status(obra_llm_call *k, obra_http *h, long st, const char *body, size_t blen) {
   const char *pname = k->c->p->name;
   char said[320];
-  error_text(body, blen, said, sizeof said);
+  obra_llm_error_text(body, blen, said, sizeof said);
   double ra = parse_retry_after(obra_http_header(h, "Retry-After"));
-  if (st == 401 || st == 403) {
+  obra_llm_class cls = obra_llm_outcome_status(st, body, blen, k->kind == K_CHAT, ra);
+  switch (cls) {
+  case OBRA_LLM_AUTH:
     setmsg(k, "%s %s: HTTP %ld, not authorised%s: %s", pname, k->c->safe_url, st,
            k->c->key ? " (check the API key)" : " (no API key configured)", said);
-    return OBRA_LLM_AUTH;
-  }
-  if (st == 404) {
-    if (k->kind == K_CHAT && mentions(body, "model")) {
-      setmsg(k, "%s %s: model '%s' not found: %s", pname, k->c->safe_url, k->c->model, said);
-      return OBRA_LLM_MODEL_NOT_FOUND;
-    }
+    break;
+  case OBRA_LLM_MODEL_NOT_FOUND:
+    setmsg(k, "%s %s: model '%s' not found: %s", pname, k->c->safe_url, k->c->model, said);
+    break;
+  case OBRA_LLM_UNREACHABLE:
     setmsg(k, "%s %s: HTTP 404 for %s (is the URL right?): %s", pname, k->c->safe_url, k->path, said);
-    return OBRA_LLM_UNREACHABLE;
-  }
-  if (st == 408) { setmsg(k, "%s %s: HTTP 408: %s", pname, k->c->safe_url, said); return OBRA_LLM_TIMEOUT; }
-  if (st == 429 || (st == 503 && ra >= 0)) {
+    break;
+  case OBRA_LLM_RATE_LIMITED:
     k->retry_after = ra;
     if (ra >= 0) setmsg(k, "%s %s: rate limited (HTTP %ld, retry after %gs): %s", pname, k->c->safe_url, st, ra, said);
     else setmsg(k, "%s %s: rate limited (HTTP %ld): %s", pname, k->c->safe_url, st, said);
-    return OBRA_LLM_RATE_LIMITED;
+    break;
+  case OBRA_LLM_BAD_RESPONSE:
+    keep_raw(k, body, blen);
+    setmsg(k, "%s %s: HTTP %ld: %s", pname, k->c->safe_url, st, said);
+    break;
+  default:
+    setmsg(k, "%s %s: HTTP %ld: %s", pname, k->c->safe_url, st, said);
+    break;
   }
-  if (st >= 500) { setmsg(k, "%s %s: HTTP %ld: %s", pname, k->c->safe_url, st, said); return OBRA_LLM_SERVER_ERROR; }
-  keep_raw(k, body, blen);
-  setmsg(k, "%s %s: HTTP %ld: %s", pname, k->c->safe_url, st, said);
-  return OBRA_LLM_BAD_RESPONSE;
+  return cls;
 }
 
 static void attempt_done(obra_http *h, void *ud) {
@@ -467,12 +423,7 @@ static void attempt_done(obra_http *h, void *ud) {
   const char *body = obra_http_body(h, &blen);
   k->retry_after = -1;
   if (oc != OBRA_HTTP_OK) {
-    switch (oc) {
-    case OBRA_HTTP_UNREACHABLE: cls = OBRA_LLM_UNREACHABLE; break;
-    case OBRA_HTTP_TIMEOUT: cls = OBRA_LLM_TIMEOUT; break;
-    case OBRA_HTTP_TOO_LARGE: cls = OBRA_LLM_BAD_RESPONSE; break;
-    default: cls = OBRA_LLM_SERVER_ERROR; break;
-    }
+    cls = obra_llm_outcome_transfer(oc);
     if (cls == OBRA_LLM_BAD_RESPONSE) keep_raw(k, k->reply.text ? k->reply.text : body, k->reply.text ? k->reply.len : blen);
     setmsg(k, "%s: %s", c->p->name, obra_http_error(h));
   } else if (st >= 200 && st <= 299) {

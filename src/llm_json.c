@@ -6,7 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include "obra/llm.h"
+#include "obra/llm_json.h"
 
 #define MAX_STARTS 64      /* candidate '{' positions tried in prose */
 

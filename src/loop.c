@@ -1,6 +1,7 @@
 /* loop.c — the poll(2) event loop behind include/obra/loop.h.
- * Owns: the watch table, the timer list, the tick list and the SIGCHLD
- * self-pipe.  Uses: poll, clock_gettime, sigaction. */
+ * Owns: the watch table, the timer list, the tick list and the self-pipe
+ * that signal handlers (signals.c: SIGCHLD and the stop signals) wake it
+ * through.  Uses: poll, clock_gettime, signals.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -10,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "obra/loop.h"
+#include "obra/signals.h"
 
 typedef struct { int fd; short events; obra_fd_cb cb; void *ud; } watch;
 typedef struct { uint64_t id; int64_t due; obra_loop_cb cb; void *ud; } timer;
@@ -20,7 +22,6 @@ static timer *timers;   static int ntimer, captimer;
 static tick  *ticks;    static int ntick, captick;
 static uint64_t next_timer_id = 1;
 static int wake_pipe[2] = { -1, -1 };
-static volatile sig_atomic_t sigchld_seen;
 
 int64_t obra_now_ms(void) {
   struct timespec ts;
@@ -53,12 +54,6 @@ void obra_loop_wakeup(void) {
   }
 }
 
-static void on_sigchld(int sig) {
-  (void)sig;
-  sigchld_seen = 1;
-  obra_loop_wakeup();
-}
-
 static void drain_wake(int fd, int revents, void *ud) {
   char buf[64];
   while (read(fd, buf, sizeof buf) > 0) {}
@@ -68,12 +63,7 @@ static void drain_wake(int fd, int revents, void *ud) {
 static void init_once(void) {
   if (wake_pipe[0] >= 0) return;
   if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) { wake_pipe[0] = wake_pipe[1] = -1; return; }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigchld;
-  sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGCHLD, &sa, NULL);
+  obra_signals_catch_child();
   obra_loop_watch(wake_pipe[0], POLLIN, drain_wake, NULL);
 }
 
@@ -134,7 +124,7 @@ int obra_loop_step(int max_wait_ms) {
     if (left < 0) left = 0;
     if (wait < 0 || left < wait) wait = (int)left;
   }
-  if (sigchld_seen) wait = 0;
+  if (obra_signals_child(0)) wait = 0;
 
   /* Snapshot the watch table: callbacks may add or remove watches. */
   size_t n = (size_t)nwatch;
@@ -175,7 +165,7 @@ int obra_loop_step(int max_wait_ms) {
       i++;
     }
   }
-  sigchld_seen = 0;
+  obra_signals_child(1);
   for (int i = 0; i < ntick; i++) {
     tick t = ticks[i];
     t.cb(t.ud);

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include "obra/loop.h"
 #include "obra/proc.h"
+#include "obra/signals.h"
 
 extern char **environ;
 
@@ -566,13 +567,7 @@ static void child_exec(const char *file, char *const argv[], char *const envp[],
   setpgid(0, 0);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(127);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = SIG_DFL;
-  for (int s = 1; s < NSIG; s++) if (s != SIGKILL && s != SIGSTOP) sigaction(s, &sa, NULL);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
+  obra_signals_defaults();
   if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0) goto fail;
   if (cwd && chdir(cwd) != 0) { f.stage = STAGE_CHDIR; goto fail; }
   if (fail_fd > 3) close_range(3, (unsigned)fail_fd - 1, 0);

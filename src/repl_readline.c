@@ -19,6 +19,7 @@
 #include <readline/readline.h>
 #include <readline/history.h>
 #include "obra/repl.h"
+#include "obra/signals.h"
 
 static volatile sig_atomic_t got_sigint;
 static char *line_read;           /* set by on_line; owned by the reader */
@@ -28,8 +29,6 @@ static obra_complete_fn complete_fn;
 static void *complete_ud;
 static char **candidates;         /* the current completion's list (ours) */
 static size_t candidate_next;
-
-static void on_sigint(int sig) { (void)sig; got_sigint = 1; }
 
 static void on_line(char *line) {
   line_read = line;
@@ -42,19 +41,16 @@ static void init_once(void) {
   if (done) return;
   done = 1;
   rl_readline_name = "obra";
-  rl_catch_signals = 0;          /* SIGINT is ours (above); readline keeps SIGWINCH */
+  rl_catch_signals = 0;          /* SIGINT is ours (rl_read); readline keeps SIGWINCH */
   rl_change_environment = 0;     /* do not export LINES/COLUMNS to the agents we start */
   using_history();
 }
 
 static char *rl_read(const char *prompt, int *how) {
   init_once();
-  struct sigaction sa, old;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigint;     /* no SA_RESTART: poll returns EINTR */
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, &old);
+  obra_sig_saved saved;
   got_sigint = 0;
+  obra_signals_interrupt(&got_sigint, NULL, 0, 0, &saved);   /* no SA_RESTART: poll returns EINTR */
   line_read = NULL;
   line_done = 0;
   *how = OBRA_READ_LINE;
@@ -96,7 +92,7 @@ static char *rl_read(const char *prompt, int *how) {
     if (r > 0) rl_callback_read_char();
   }
   sigprocmask(SIG_SETMASK, &orig, NULL);
-  sigaction(SIGINT, &old, NULL);
+  obra_signals_restore(&saved);
   if (*how == OBRA_READ_LINE && line_read == NULL) *how = OBRA_READ_EOF;
   if (*how == OBRA_READ_EOF) { fputc('\n', rl_outstream ? rl_outstream : stdout); fflush(stdout); }
   return *how == OBRA_READ_LINE ? line_read : (free(line_read), NULL);

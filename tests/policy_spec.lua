@@ -98,10 +98,15 @@ describe("policy: the default policy", function()
     end)
   end
 
-  it("gives the failing checks' output and the judge's issues as feedback", function()
-    local d = p:decide(event { checks = checks("pf"),
-      judge = { complete = false, quality = 0.5, confidence = 0.8, issues = { "empty input crashes" } } })
+  it("gives structured reasons, from which obra.prompt renders the failing checks' output and the judge's issues", function()
+    local ev = event { checks = checks("pf"),
+      judge = { complete = false, quality = 0.5, confidence = 0.8, issues = { "empty input crashes" } } }
+    local d = p:decide(ev)
     assert.are.equal("retry", d.action)
+    assert.is_nil(d.feedback)   -- the policy says why; obra.prompt says it to the agent
+    assert.are.same({ { code = "not_done", why = "1 of 2 checks fail" } }, d.reasons)
+    d.feedback = obra.prompt.feedback(ev, d)
+    assert.matches("^Your previous attempt is not done yet: 1 of 2 checks fail%.", d.feedback)
     assert.matches("Check 'c2' failed with exit status 1", d.feedback)
     assert.matches("assertion failed in c2", d.feedback)
     assert.matches("empty input crashes", d.feedback)
@@ -111,7 +116,9 @@ describe("policy: the default policy", function()
   it("bounds the feedback whatever the checks printed", function()
     local big = {}
     for i = 1, 20 do big[i] = { name = "c" .. i, passed = false, exit = 1, output = string.rep("x", 100000) } end
-    local d = p:decide(event { checks = big, judge = GOOD_JUDGE })
+    local ev = event { checks = big, judge = GOOD_JUDGE }
+    local d = p:decide(ev)
+    d.feedback = obra.prompt.feedback(ev, d)
     assert.is_true(#d.feedback < 10000, "feedback of " .. #d.feedback .. " bytes")
     assert.matches("Check 'c20' failed", d.feedback)
   end)

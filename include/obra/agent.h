@@ -9,8 +9,11 @@
  * bad spec is an error.  The same parser serves the runtime and
  * obra_agent_parse() (fixtures, replays).
  *
- * Files: agent.c (runs, events, process-level classes, text helpers),
- * agent_claude.c, agent_codex.c, agent_command.c (one adapter each). */
+ * Files: agent.c (runs, events), agent_parse.c (classification, pure),
+ * one adapter per kind behind a table of operations (agent_adapter.h:
+ * agent_claude.c + agent_claude_parse.c, agent_codex.c +
+ * agent_codex_parse.c, agent_command.c), and what they share
+ * (agent_text.c, reset_time.c). */
 #ifndef OBRA_AGENT_H
 #define OBRA_AGENT_H
 #include <stddef.h>
@@ -125,60 +128,5 @@ void  obra_agent_event_pop(obra_agent_run *r);
 const obra_agent_result *obra_agent_result_get(obra_agent_run *r);
 /* Release; a process still running is killed and reaped in the background. */
 void  obra_agent_free(obra_agent_run *r);
-
-/* ---- for the adapters (agent_*.c) ---- */
-
-typedef struct { char **v; size_t n, cap; } obra_strlist;
-int  obra_strlist_push(obra_strlist *l, const char *s);          /* copies; 0 / -1 */
-int  obra_strlist_pushf(obra_strlist *l, const char *fmt, ...)
-  __attribute__((format(printf, 2, 3)));
-void obra_strlist_free(obra_strlist *l);
-
-/* What an adapter learns from the lines it is fed. */
-typedef struct {
-  obra_agent_kind kind;
-  cJSON  *result;            /* claude: the last result object */
-  char   *session_id;        /* claude: from system/init; codex: thread id */
-  char   *text;              /* codex: the last agent message */
-  char   *failure;           /* codex: turn.failed message */
-  int     final_seen;        /* a final result / turn end arrived */
-  int     completed, failed; /* codex turn outcome */
-  int64_t usage[4];          /* codex sums: input, output, cache read, cache write */
-  int     turns;
-  int     saw_output;        /* a non-blank stdout line */
-  char   *first_junk;        /* the first non-JSON line (trimmed), for diagnostics */
-  obra_strlist errors;
-} obra_agent_parser;
-
-/* Feed one stdout line; returns 1 when it was the final result. */
-int  obra_agent_claude_line(obra_agent_parser *p, const char *line, size_t len);
-int  obra_agent_codex_line(obra_agent_parser *p, const char *line, size_t len);
-obra_rc obra_agent_claude_command(const obra_agent_spec *s, obra_agent_cmd *c, obra_err *e);
-obra_rc obra_agent_codex_command(const obra_agent_spec *s, obra_agent_cmd *c, obra_err *e);
-obra_rc obra_agent_command_command(const obra_agent_spec *s, obra_agent_cmd *c, obra_err *e);
-/* Fill out from what the parser saw; returns 1 when the adapter decided the
- * class, 0 to fall back to the process-level classes. */
-int  obra_agent_claude_classify(obra_agent_parser *p, const obra_proc_result *pr, double now,
-                                obra_agent_result *out);
-int  obra_agent_codex_classify(obra_agent_parser *p, const obra_proc_result *pr, double now,
-                               obra_agent_result *out);
-int  obra_agent_command_classify(obra_agent_parser *p, const obra_proc_result *pr, double now,
-                                 obra_agent_result *out);
-
-/* Fill c->env_set / c->env_unset: the adapter's sets and unsets, then the
- * spec's on top (a name the user sets is never unset, and vice versa). */
-obra_rc obra_agent_env(obra_agent_cmd *c, const char *const *sets, const char *const *unsets,
-                       const obra_agent_spec *s, obra_err *e);
-/* A NULL-terminated copy of l->v (ownership moves to the caller). */
-char **obra_strlist_take(obra_strlist *l);
-
-/* Text helpers shared by the adapters. */
-int    obra_agent_contains(const char *hay, const char *needle);   /* ASCII case-insensitive */
-int    obra_agent_rate_limit_text(const char *s);
-int    obra_agent_auth_text(const char *s);
-/* A reset time in a rate-limit message ("resets 3pm (Europe/Berlin)",
- * "limit reached|1760000000", "try again in 2h 5m"); 0 when none. */
-double obra_agent_reset_time(const char *s, double now);
-char  *obra_agent_strdup(const char *s);   /* NULL-safe */
 
 #endif

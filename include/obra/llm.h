@@ -103,18 +103,8 @@ int    obra_llm_call_attempts(const obra_llm_call *k);
 double obra_llm_call_duration_ms(const obra_llm_call *k);
 double obra_llm_call_retry_after(const obra_llm_call *k);      /* seconds from the last 429, or -1 */
 
-/* ---- structured output (llm_json.c) --------------------------------------- */
-
-/* Find the JSON value in model text: the whole text, else a ```json fenced
- * block, else the first balanced {...} (or [...] when want_array) that parses.
- * Returns a new tree the caller deletes, or NULL. */
-cJSON *obra_llm_json_extract(const char *text, size_t len, int want_array);
-/* Validate v against a JSON schema subset: type (incl. a list of types,
- * "integer"), enum, const, required, properties, additionalProperties=false,
- * items, minItems/maxItems, minLength/maxLength, minimum/maximum,
- * exclusiveMinimum/exclusiveMaximum, anyOf.  Returns 0, or -1 with a message
- * naming the path ("$.quality: 1.5 is above the maximum 1"). */
-int obra_llm_json_validate(const cJSON *schema, const cJSON *v, char *err, size_t errlen);
+/* Structured output: obra_llm_json_extract / obra_llm_json_validate. */
+#include "obra/llm_json.h"
 
 /* ---- the provider interface (llm_ollama.c, llm_openai.c) ------------------ */
 

@@ -240,17 +240,6 @@ end
 
 local STATUSES = { answered = true, approved = true, rejected = true }
 
--- The feedback an answer gives the next iteration ("" for a plain approval).
-function M.feedback(status, text)
-  text = text or ""
-  if status == "rejected" then
-    return "A human rejected the result" .. (text ~= "" and (": " .. text) or ".")
-  elseif status == "answered" then
-    return text ~= "" and ("A human answered: " .. text) or ""
-  end
-  return text ~= "" and ("A human approved, noting: " .. text) or ""
-end
-
 -- answer(store, target, {status=, answer=}) -> the answered rows | nil, msg, "not_found".
 -- Closes every open breakpoint of the task (or milestone) and, for a task,
 -- appends the answer to its feedback so the next iteration's prompt carries it.
@@ -275,7 +264,7 @@ function M.answer(s, target, a)
     local now = core.now()
     s:exec("UPDATE breakpoints SET status = ?, answer = ?, answered_at = ? WHERE " .. col .. " = ? AND status = 'open'",
       status, a.answer, now, id)
-    local fb = M.feedback(status, a.answer)
+    local fb = require("obra.prompt").human(status, a.answer)
     if col == "task_id" and fb ~= "" then
       local t = s:first("SELECT feedback FROM tasks WHERE id = ?", id)
       local prev = t and t.feedback

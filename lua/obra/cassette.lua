@@ -66,9 +66,15 @@ local function replace(s, from, to)
 end
 
 -- What differs between two runs of the same thing, masked for comparing.
+-- The judge prompt's fences carry a hash id of their content (obra.judge's markers).
+local J = require "obra.judge"
+local function lit(x) return (x:gsub("%p", "%%%0")) end
+local ID = string.rep("%x", J.FENCE.id_len)
+local FENCE_OPEN = "(" .. lit(J.FENCE.open) .. "%u[%u_]*) " .. ID
+local FENCE_CLOSE = "(%u[%u_]*) " .. ID .. "(" .. lit(J.FENCE.close) .. ")"
 local function mask(s)
-  s = s:gsub("<<<(%u[%u_]*) %x%x%x%x%x%x%x%x%x%x", "<<<%1 <id>")
-  s = s:gsub("(%u[%u_]*) %x%x%x%x%x%x%x%x%x%x>>>", "%1 <id>>>>")
+  s = s:gsub(FENCE_OPEN, "%1 <id>")
+  s = s:gsub(FENCE_CLOSE, "%1 <id>%2")
   s = s:gsub("(%d+%.%d+)(%s?m?s)%f[%W]", "<n>%2")
   s = s:gsub("(%d+)(%s?ms)%f[%W]", "<n>%2")
   return s
@@ -289,7 +295,7 @@ end
 -- files includes what other tasks changed meanwhile: it depends on timing.
 local PARALLEL_NOTE = "(not compared: tasks ran in parallel, so this list depends on timing)"
 local function unparallel(s)
-  return (s:gsub("(## Changes in the working directory[^\n]*\n).-\n(## )", "%1" .. PARALLEL_NOTE .. "\n\n%2"))
+  return (s:gsub("(" .. lit(J.HEADING.changes) .. "\n).-\n(" .. lit(J.HEADING.checks) .. ")", "%1" .. PARALLEL_NOTE .. "\n\n%2"))
 end
 
 -- The text two requests are compared by (stored form: placeholders, lines).

@@ -32,12 +32,22 @@ function M.ref(project, task)
   return "refs/obra/" .. clean(project) .. "/" .. tostring(task.id) .. "-" .. clean(task.key)
 end
 
+-- checkpoints.commit{task=, project=, snap=, iteration=, note=} -> commit | nil, message:
+-- the snapshot as a commit on the task's ref (git only; record() adds the row).
+function M.commit(a)
+  local task = a.task
+  local msg = a.note and (task.key .. ": " .. a.note) or
+    string.format("%s: before iteration %d", task.key, a.iteration or 0)
+  return workspace.commit(a.snap, M.ref(a.project, task), "obra checkpoint — " .. msg .. "\n")
+end
+
+-- checkpoints.record(s, {task=, project=, snap=, iteration=, run_id=, kind=, note=, commit=?})
+-- -> row | nil, message: the commit (made now unless given) and its row.
 function M.record(s, a)
   local task, snap = a.task, a.snap
   local kind = a.kind or "iteration"
-  local msg = a.note and (task.key .. ": " .. a.note) or
-    string.format("%s: before iteration %d", task.key, a.iteration or 0)
-  local commit, err = workspace.commit(snap, M.ref(a.project, task), "obra checkpoint — " .. msg .. "\n")
+  local commit, err = a.commit, nil
+  if not commit then commit, err = M.commit(a) end
   if not commit then return nil, err end
   local _, id = s:exec([[INSERT INTO checkpoints(task_id, run_id, iteration, ref, kind, tree, method, workdir, skipped, note)
                          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],

@@ -36,7 +36,7 @@ function M.answer(s, ref, text)
   s:tx(function()
     if not close_bps(s, { task_id = t.id }, "answered", text) then
       -- no open breakpoint (a failed or parked task): the answer is feedback all the same
-      local fb = require("obra.breakpoints").feedback("answered", text)
+      local fb = require("obra.prompt").human("answered", text)
       s:exec("UPDATE tasks SET feedback = ?, updated_at = ? WHERE id = ?",
         (t.feedback and t.feedback ~= "" and (t.feedback .. "\n\n") or "") .. fb, core.now(), t.id)
     end

@@ -4,7 +4,8 @@
 --   judge.prompt{task = {title=, prompt=}, result = agent result, workspace = signal,
 --                checks = list, budget_tokens = 6000} -> messages
 --   judge.SCHEMA                     the verdict's JSON schema
---   judge.run(llm, args) -> verdict, reply | nil, message, code, raw_text
+--   judge.run(llm, args) -> verdict, reply, call | nil, message, code, raw_text, call
+--   judge.FENCE, judge.HEADING       the prompt's markers (import them; never match literals)
 --   judge.normalize(json) -> verdict | nil, message
 --   verdict = { complete = bool, quality = [0,1], confidence = [0,1], issues = {...}, summary = "" }
 --
@@ -99,9 +100,20 @@ local function trim(s, n, mode, total)
 end
 M.trim = trim
 
+-- The prompt's markers, exported for whoever must recognise the prompt's
+-- parts (cassettes mask the fence ids and the parallel-dependent change list):
+-- import these, never match the literal text.
+M.FENCE = { open = "<<<", close = ">>>", id_len = 10 }   -- <<<TAG id ... TAG id>>>, id = hex
+M.HEADING = {
+  task = "## The task (from the workflow's author)",
+  agent = "## The agent's final message (untrusted)",
+  changes = "## Changes in the working directory (observed by obra)",
+  checks = "## Checks (run by obra; exit status 0 passes)",
+}
+
 local function fence(tag, s)
-  local id = core.hash(tag .. "\0" .. s):sub(1, 10)
-  local open, close = "<<<" .. tag .. " " .. id, tag .. " " .. id .. ">>>"
+  local id = core.hash(tag .. "\0" .. s):sub(1, M.FENCE.id_len)
+  local open, close = M.FENCE.open .. tag .. " " .. id, tag .. " " .. id .. M.FENCE.close
   -- the hash makes a collision practically impossible; remove it anyway
   s = s:gsub(open:gsub("%p", "%%%0"), ""):gsub(close:gsub("%p", "%%%0"), "")
   return open .. "\n" .. s .. "\n" .. close
@@ -247,17 +259,17 @@ function M.prompt(a)
   end
 
   local user = table.concat({
-    "## The task (from the workflow's author)",
+    M.HEADING.task,
     fence("TASK", task_part),
     "",
-    "## The agent's final message (untrusted)",
+    M.HEADING.agent,
     outcome,
     agent_part ~= "" and fence("AGENT", agent_part) or "(the agent returned no text)",
     "",
-    "## Changes in the working directory (observed by obra)",
+    M.HEADING.changes,
     changes_part,
     "",
-    "## Checks (run by obra; exit status 0 passes)",
+    M.HEADING.checks,
     checks_part,
     "",
     "Judge this attempt. Reply with the JSON object only.",
@@ -289,17 +301,22 @@ function M.normalize(j)
            summary = trim(clean(type(j.summary) == "string" and j.summary or ""), 1000, "both") }
 end
 
--- judge.run(llm, args) -> verdict, reply | nil, message, code, raw_text
+-- judge.run(llm, args) -> verdict, reply, call | nil, message, code, raw_text, call
+-- call = { messages=, text=, usage=, duration_ms= }: what was asked and
+-- answered, for the record (the iteration stores it as an interaction).
 function M.run(llm, args)
   if llm == nil then error("judge.run: needs an LLM client", 2) end
   args = args or {}
   local messages = M.prompt(args)
+  local started = core.clock_ms()
   local r, msg, code, raw = llm:chat { messages = messages, schema = M.SCHEMA,
     temperature = args.temperature or 0, timeout = args.timeout }
-  if not r then return nil, msg, code, raw end
+  local call = { messages = messages, duration_ms = core.clock_ms() - started, text = r and r.text or raw,
+                 usage = r and r.usage }
+  if not r then return nil, msg, code or "bad_response", raw, call end
   local v, err = M.normalize(r.json)
-  if not v then return nil, err, "bad_response", r.text end
-  return v, r
+  if not v then return nil, "the verdict does not fit: " .. tostring(err), "bad_response", r.text, call end
+  return v, r, call
 end
 
 return M

@@ -6,7 +6,13 @@
 --
 --   policy.new{thresholds=, weights=, decide=fn?}  -> p     (raises on bad values)
 --   p.thresholds, p.weights                         live tables: change them any time
---   p:decide(event) -> { action=, reason=, feedback=, park_until= }
+--   p:decide(event) -> { action=, reason=, reasons=?, feedback=?, park_until=?, stop=? }
+--       reason:   one line for the log and the human (stored with the decision)
+--       reasons:  structured, for obra.prompt to render what the agent is told
+--                 ({code="not_done"|"maybe_done"|"invalid_run", ...}, docs/policy.md)
+--       feedback: the policy's own words to the agent, used verbatim instead
+--       stop:     true ends the run and puts the task back as it was (no
+--                 breakpoint): the built-in rules stop on an auth failure
 --   p:fingerprint() -> "default/0123456789abcdef"   stable over runs
 --   p:with{thresholds=, weights=, decide=} -> derived policy (per task); a
 --                                              plain table of thresholds also works
@@ -149,42 +155,6 @@ local function cmp(x, op, y)
   return a .. " " .. op .. " " .. b
 end
 
-local function tail(s, n)
-  s = tostring(s or "")
-  if #s <= n then return s end
-  return "…" .. s:sub(-n)
-end
-
--- Feedback for the agent's next attempt: what failed and what the judge saw.
-local function feedback_for(ev, headline)
-  local sig, lines = ev.signals or {}, {}
-  if headline then lines[#lines + 1] = headline end
-  local budget = 6000
-  for _, c in ipairs(sig.checks or {}) do
-    if type(c) == "table" and not c.passed then
-      local out = tail(c.output, 1500)
-      local head = string.format("Check '%s' failed%s%s.", tostring(c.name or c.command or "?"),
-        c.timed_out and " (timed out)" or "", c.exit ~= nil and c.exit ~= core.null and (" with exit status " .. tostring(c.exit)) or "")
-      local block = out ~= "" and (head .. " Its output ends with:\n" .. out) or head
-      if budget - #block < 0 then block = head end
-      budget = budget - #block
-      lines[#lines + 1] = block
-    end
-  end
-  local j = sig.judge
-  if type(j) == "table" then
-    if type(j.issues) == "table" and #j.issues > 0 then
-      local is = {}
-      for i, x in ipairs(j.issues) do
-        if i > 10 then break end
-        is[#is + 1] = "- " .. tail(x, 400)
-      end
-      lines[#lines + 1] = "A reviewer found these issues:\n" .. table.concat(is, "\n")
-    end
-  end
-  return table.concat(lines, "\n\n")
-end
-
 local function checks_summary(sc)
   if (sc.checks_total or 0) == 0 then return "no checks" end
   return string.format("%d/%d checks pass", sc.checks_passed or 0, sc.checks_total)
@@ -243,7 +213,8 @@ function M.default_decide(ev)
   end
   -- 2. credentials only a human can fix
   if class == "auth" then
-    return d("escalate", "the agent cannot authenticate: fix its credentials, then resume")
+    -- stop: the run ends and the task waits as it was (not the task's fault; no breakpoint)
+    return d("escalate", "the agent cannot authenticate: fix its credentials, then resume", nil, { stop = true })
   end
 
   local spent = budget_spent(budgets)
@@ -260,19 +231,8 @@ function M.default_decide(ev)
     if no_iterations then
       return d("escalate", "no iterations left and the last attempt failed: " .. tostring(sc.invalid_reason))
     end
-    local fb
-    if class == "max_turns" or class == "budget" then
-      fb = "Your previous attempt stopped at its limit before changing any file. Start making the changes right away, in small steps."
-    elseif class == "timeout" or class == "idle_timeout" then
-      fb = "Your previous attempt timed out. Continue from the current state of the files and work in smaller steps."
-    elseif class == "prompt_too_long" then
-      fb = "The conversation no longer fit the context window. Continue from the current state of the files."
-    elseif class == "ok" then
-      fb = "Your previous attempt returned nothing and changed no files. Do the task: make the changes in the working directory."
-    else
-      fb = "Your previous attempt ended abnormally (" .. tostring(class) .. "). Continue the task from the current state of the files."
-    end
-    return d("retry", tostring(sc.invalid_reason) .. "; retrying", fb)
+    return d("retry", tostring(sc.invalid_reason) .. "; retrying", nil,
+      { reasons = { { code = "invalid_run", class = class } } })
   end
 
   local q, c = sc.quality or 0, sc.confidence or 0
@@ -324,8 +284,7 @@ function M.default_decide(ev)
     local why = (type(sig.judge) == "table" and sig.judge.complete == false and "the reviewer says it is not complete")
       or (sc.degraded and "there is no reviewer's verdict") or "the evidence is not conclusive"
     return d("clarify", string.format("quality %s but confidence %s: %s", fmt2(q), cmp(c, "<", t.confidence), why),
-      feedback_for(ev, "Your work may be complete, but " .. why .. ". Check it against the task: run the tests or the " ..
-        "build, fix anything that is missing, and say precisely what you verified."))
+      nil, { reasons = { { code = "maybe_done", why = why } } })
   end
   -- 8. otherwise: another attempt, told what went wrong
   local why, detail
@@ -333,7 +292,7 @@ function M.default_decide(ev)
   elseif type(sig.judge) == "table" and sig.judge.complete == false then why = "the reviewer says it is not complete"
   else why, detail = "quality " .. cmp(q, "<", t.proceed), string.format(" (confidence %s)", fmt2(c)) end
   return d("retry", why .. (detail or string.format(" (quality %s, confidence %s)", fmt2(q), fmt2(c))),
-    feedback_for(ev, "Your previous attempt is not done yet: " .. why .. "."))
+    nil, { reasons = { { code = "not_done", why = why } } })
 end
 
 -- Policy objects ----------------------------------------------------------------
@@ -409,6 +368,15 @@ local function check_decision(r, ev, t)
   if r.reason == nil then r.reason = "" end
   if type(r.reason) ~= "string" then r.reason = tostring(r.reason) end
   if r.feedback ~= nil and type(r.feedback) ~= "string" then r.feedback = tostring(r.feedback) end
+  if r.reasons ~= nil then
+    if type(r.reasons) ~= "table" then error("policy: decide" .. who .. " returned reasons that are not a list", 3) end
+    for i, x in ipairs(r.reasons) do
+      if type(x) ~= "table" or type(x.code) ~= "string" then
+        error("policy: decide" .. who .. " returned reason #" .. i .. " without a string code", 3)
+      end
+    end
+  end
+  if r.stop ~= nil and type(r.stop) ~= "boolean" then error("policy: decide" .. who .. " returned a stop that is not a boolean", 3) end
   if r.action == "park" and type(r.park_until) ~= "number" then r.park_until = park_until(ev, t) end
   return r
 end

@@ -138,7 +138,7 @@ local PROJECT = { workdir = is_type("string"), description = is_type("string"), 
 local POLICY = { thresholds = is_unit_table, weights = is_weights, decide = is_type("function") }
 
 local HOOKS = { task_start = true, task_done = true, decision = true, breakpoint = true,
-                milestone_done = true, run_done = true }
+                milestone_done = true, run_done = true, stage = true }
 
 -- Loading -------------------------------------------------------------------
 

@@ -1,0 +1,463 @@
+-- obra.iteration — one iteration of one task, as named stages.
+--
+--   iteration.run(ctx, task) -> record    (task: a row; ctx: engine.open's)
+--
+-- The stages, in order; each takes the iteration table `it` and returns it
+-- with its own fields added (docs/architecture.md lists them):
+--
+--   prepare    reads  task                       writes iteration, workdir, agent, agent_cfg, history,
+--                                                       max_turns, session, before (snapshot | nil)
+--   run_agent  reads  prepare's                  writes result, calls ({session=, result=, prompt=}, ...)
+--   gather     reads  result, before             writes workspace, checks, judge (verdict | nil),
+--                                                       judge_error, judge_call, signals
+--   decide     reads  signals                    writes policy, scores, event, decision, breakpoints, status
+--   record     reads  all of the above           writes breakpoint_ids  (the one transaction)
+--   after      reads  status, result, session    context refresh, hooks, the log line
+--
+-- A workflow observes stages with on("stage", fn): fn({stage=, task=,
+-- iteration=, it=}) after each one; `it` is a read-only view.  The database
+-- is the truth: an iteration that did not reach `record` is redone on resume
+-- (resuming its agent session); a recorded decision is never repeated.
+local core = require "obra.core"
+local session = require "obra.session"
+local prompt = require "obra.prompt"
+local judge = require "obra.judge"
+local checks_mod = require "obra.checks"
+local checkpoints = require "obra.checkpoints"
+local workspace = require "obra.workspace"
+local breakpoints = require "obra.breakpoints"
+local budgets = require "obra.budgets"
+local score = require "obra.score"
+local util = require "obra.util"
+
+local M = {}
+
+M.MAX_TEXT = 64 * 1024   -- bytes of prompt/response kept per interaction
+M.SIGNAL_TEXT = 4000     -- bytes of agent text kept in a decision's signals
+M.AGENT_ATTEMPTS = 3     -- agent calls in one iteration (session recovery)
+
+local USABLE = { ok = true, max_turns = true, budget = true }   -- results worth a judge's look
+
+local bound = util.bound
+
+-- Helpers ---------------------------------------------------------------------
+
+-- The agent for a task: run-wide config merged with the task's own.
+local function agent_for(ctx, task)
+  local cfg = util.merge(ctx.config.agent, task.config and task.config.agent)
+  local key = core.json_encode(cfg)
+  local a = ctx.agents[key]
+  if not a then
+    a = require("obra.agent").new(cfg)
+    ctx.agents[key] = a
+  end
+  if ctx.cassette then a = ctx.cassette:agent(a, task) end   -- obra run --record/--replay (obra.cassette)
+  return a, cfg
+end
+
+local function policy_for(ctx, task)
+  local spec = ctx.plan.by_key[task.key]
+  local tc = task.config or {}
+  if (spec and spec.decide) or tc.thresholds or tc.weights then
+    return ctx.policy:with { thresholds = tc.thresholds, weights = tc.weights, decide = spec and spec.decide }
+  end
+  return ctx.policy
+end
+
+-- Earlier iterations, oldest first: action, scores, agent class, checks.
+local function history(s, task_id)
+  local out = {}
+  for _, d in ipairs(s:query("SELECT iteration, action, scores, signals FROM decisions WHERE task_id = ? ORDER BY iteration", task_id)) do
+    local sc = core.json_decode(d.scores) or {}
+    local sg = core.json_decode(d.signals) or {}
+    local sig = sg.signals or {}
+    local passed, total = 0, 0
+    for _, c in ipairs(sig.checks or {}) do
+      total = total + 1
+      if c.passed then passed = passed + 1 end
+    end
+    out[#out + 1] = { iteration = d.iteration, action = d.action, quality = sc.quality, confidence = sc.confidence,
+                      class = sig.agent and sig.agent.class, checks_passed = passed, checks_total = total,
+                      checks = sig.checks }
+  end
+  return out
+end
+M.history = history
+
+-- Did each check pass in any earlier iteration?  (Drops the history's check lists.)
+local function mark_passed_before(checks, hist)
+  for _, c in ipairs(checks) do
+    for _, h in ipairs(hist) do
+      for _, hc in ipairs(h.checks or {}) do
+        if hc.name == c.name and hc.passed then c.passed_before = true end
+      end
+    end
+    if c.passed_before == nil then c.passed_before = false end
+  end
+  for _, h in ipairs(hist) do h.checks = nil end
+end
+
+-- Max turns grows (bounded) while the agent keeps running out of turns.
+local function max_turns_for(agent_cfg, hist)
+  local base = agent_cfg.max_turns or 20
+  local limit = agent_cfg.max_turns_limit or math.max(base, 100)
+  local n = 0
+  for i = #hist, 1, -1 do
+    if hist[i].class == "max_turns" then n = n + 1 else break end
+  end
+  return math.min(limit, base * (2 ^ n) // 1)
+end
+
+-- The hand-off summary for a fresh session: the LLM's, else a mechanical one.
+local function handoff_summary(ctx, task, hist)
+  local mechanical = prompt.handoff_facts(task, hist)
+  if not ctx.llm then return mechanical end
+  local last = ctx.store:first([[SELECT response FROM interactions WHERE task_id = ? AND kind = 'agent'
+                                 ORDER BY id DESC LIMIT 1]], task.id)
+  local r = ctx.llm:chat { messages = prompt.handoff_request(mechanical, last and last.response),
+                           temperature = 0.2, timeout = 120 }
+  if r and r.text and r.text ~= "" then return r.text end
+  return mechanical
+end
+
+-- The snapshot an iteration starts from (recorded as a checkpoint with the
+-- iteration).  Without a snapshot the iteration still runs: no change
+-- summary, no checkpoint.
+local function snapshot(ctx, task, workdir)
+  local cc = ctx.config.checkpoints
+  local snap, err = workspace.snapshot(workdir, { max_file_bytes = cc.max_file_bytes })
+  if not snap then
+    ctx.log(task, "no snapshot of the working directory (%s): no checkpoint, no change summary", tostring(err))
+    return nil
+  end
+  if snap.fallback then
+    ctx.log(task, "the repository of %s cannot be used (%s): snapshots go to its shadow repository .obra/shadow.git",
+      workdir, snap.fallback)
+  end
+  if snap.skipped and snap.skipped > 0 then
+    ctx.log(task, "%d file(s) over %d bytes left out of the snapshot", snap.skipped,
+      cc.max_file_bytes or workspace.MAX_FILE_BYTES)
+  end
+  return snap
+end
+
+-- The checkpoint of the state before the agent: its commit is made when the
+-- snapshot is taken (so a kill mid-iteration keeps it in git, on the task's
+-- ref), its row is written with the iteration (or before a rollback, so the
+-- rows keep their order).
+local function commit_checkpoint(ctx, it)
+  if not (it.before and ctx.config.checkpoints.enabled) then return end
+  local commit, err = checkpoints.commit { task = it.task, project = ctx.project.name, snap = it.before,
+    iteration = it.iteration }
+  if not commit then ctx.log(it.task, "checkpoint failed: %s", tostring(err)) end
+  it.checkpoint_commit = commit
+end
+
+local function record_checkpoint(ctx, it)
+  if not it.checkpoint_commit or it.checkpoint_id then return end
+  local s = ctx.store
+  local ok, row = pcall(s.tx, s, function()
+    return checkpoints.record(s, { task = it.task, project = ctx.project.name, snap = it.before,
+      iteration = it.iteration, run_id = ctx.run_id, commit = it.checkpoint_commit })
+  end)
+  if ok and row then it.checkpoint_id = row.id else ctx.log(it.task, "checkpoint failed: %s", tostring(row)) end
+end
+
+local function overlaps(a, b)
+  return a == b or a:sub(1, #b + 1) == b .. "/" or b:sub(1, #a + 1) == a .. "/"
+end
+
+-- A retry that should start from the state before the failed attempt
+-- (decision.rollback, else config.checkpoints.rollback_on_retry): the
+-- attempt's files are kept as a checkpoint, then the snapshot is restored;
+-- a {code="rolled_back"} reason tells the agent.
+local function roll_back(ctx, it)
+  local task, before, decision = it.task, it.before, it.decision
+  local want = decision.rollback
+  if want == nil then want = ctx.config.checkpoints.rollback_on_retry end
+  if not want then return end
+  -- another task at work in the same files: restoring would undo its work too
+  for id in pairs(ctx.running or {}) do
+    local other = id ~= task.id and ctx.workdir_of[id]
+    if other and overlaps(other, before.dir) then
+      ctx.log(task, "no rollback before the retry: task #%d works in the same directory right now " ..
+        "(give parallel tasks their own workdir to roll back safely)", id)
+      return
+    end
+  end
+  record_checkpoint(ctx, it)
+  local r, err = checkpoints.rollback(ctx.store, { task = task, project = ctx.project.name,
+    run_id = ctx.run_id, iteration = it.iteration, note = "attempt " .. it.iteration .. ", rolled back before a retry",
+    to = { tree = before.tree, method = before.method, workdir = before.dir, iteration = it.iteration } })
+  if not r then
+    ctx.log(task, "rollback before the retry failed: %s", tostring(err))
+    return
+  end
+  decision.rolled_back = r.saved.id
+  decision.reasons = decision.reasons or {}
+  decision.reasons[#decision.reasons + 1] = { code = "rolled_back", checkpoint = r.saved.id }
+  ctx.log(task, "rolled back %d file(s) to the state before iteration %d (the attempt is checkpoint #%d)",
+    r.changed, it.iteration, r.saved.id)
+end
+
+-- What a decision does to the task.  A decision with stop=true (the built-in
+-- rules: an auth failure) ends the run and leaves the task pending with no
+-- breakpoint: it is not the task's fault.
+local STATUS = { proceed = "done", retry = "running", clarify = "running", escalate = "waiting",
+                 park = "parked", abort = "failed" }
+local function status_after(decision, fired)
+  if decision.stop then return "pending" end
+  local st = STATUS[decision.action]
+  if #fired > 0 and (st == "done" or st == "running") then return "waiting" end
+  return st
+end
+
+-- The stages ------------------------------------------------------------------
+
+function M.prepare(ctx, it)
+  local s, task = ctx.store, it.task
+  it.iteration = (s:first("SELECT max(iteration) AS n FROM decisions WHERE task_id = ?", task.id).n or 0) + 1
+  it.workdir = task.workdir and util.abspath(task.workdir, ctx.workdir) or ctx.workdir
+  it.agent, it.agent_cfg = agent_for(ctx, task)
+  it.history = history(s, task.id)
+  it.max_turns = max_turns_for(util.merge(it.agent_cfg,
+    { max_turns = task.config and task.config.max_turns or it.agent_cfg.max_turns }), it.history)
+  it.session = s:tx(function() return session.current(s, task.id, ctx.run_id, it.agent.kind or it.agent_cfg.kind) end)
+  it.before = snapshot(ctx, task, it.workdir)
+  commit_checkpoint(ctx, it)
+  return it
+end
+
+-- The agent, with session recovery: an id the agent already has is resumed,
+-- a session the agent lost is replaced by one primed with a hand-off.
+function M.run_agent(ctx, it)
+  local s, task, agent = ctx.store, it.task, it.agent
+  local sess, res = it.session, nil
+  it.calls = {}
+  for attempt = 1, M.AGENT_ATTEMPTS do
+    local resume = session.started(s, sess)
+    local text = prompt.build { task = task, workdir = it.workdir, resume = resume, feedback = task.feedback,
+                                handoff = sess.handoff, iteration = it.iteration }
+    ctx.log(task, "agent %s (%s session %s, max %d turns)", agent.kind or "?", resume and "resuming" or "new",
+      resume and session.resume_id(s, sess) or sess.uuid, it.max_turns)
+    local started = core.clock_ms()
+    res = agent:run {
+      prompt = text,
+      session = (not resume) and sess.uuid or nil,
+      resume = resume and session.resume_id(s, sess) or nil,
+      cwd = it.workdir, max_turns = it.max_turns,
+      timeout = task.config and task.config.timeout or it.agent_cfg.timeout,
+      on_event = ctx.on_agent_event and function(ev) ctx.on_agent_event(task, ev) end or nil,
+    }
+    res.duration_ms = res.duration_ms or (core.clock_ms() - started)
+    it.calls[#it.calls + 1] = { session = sess, result = res, prompt = text }
+    ctx.log(task, "agent: %s, %d turns, $%.4f, %dms", res.class, res.turns or 0, res.cost_usd or 0, res.duration_ms)
+    if attempt == M.AGENT_ATTEMPTS then break end
+    if res.class == "session_in_use" and not resume then
+      -- the agent already has this id (an interrupted iteration started it): resume it
+      s:tx(function() session.note_id(s, sess, sess.uuid) end)
+    elseif res.class == "session_not_found" and resume then
+      sess = session.replace(s, sess, "abandoned", handoff_summary(ctx, task, it.history))
+      ctx.log(task, "the agent lost its session; starting session %s with a hand-off summary", sess.uuid)
+    else
+      break
+    end
+  end
+  it.session, it.result = sess, res
+  return it
+end
+
+-- The evidence: what the agent changed (read before the checks, whose own
+-- files are not its work), the checks, and the judge's verdict.
+function M.gather(ctx, it)
+  local task, res = it.task, it.result
+  it.workspace = it.before and workspace.diff(it.before, it.workdir)
+  it.checks = {}
+  if res.class ~= "auth" and res.class ~= "rate_limited" then
+    it.checks = checks_mod.run(task.checks or {}, {
+      cwd = it.workdir, timeout = task.config and task.config.check_timeout or ctx.config.check_timeout })
+  end
+  mark_passed_before(it.checks, it.history)
+  if not ctx.llm then
+    it.judge_error = "disabled"
+  elseif USABLE[res.class] then
+    -- judge.run -> verdict, reply, call | nil, message, code, raw, call
+    local verdict, a, b, _, call = judge.run(ctx.llm, { task = task, result = res, workspace = it.workspace,
+      checks = it.checks, budget_tokens = ctx.config.judge.budget_tokens, temperature = ctx.config.judge.temperature })
+    if verdict then
+      it.judge, it.judge_call = verdict, b
+    else
+      it.judge_error, it.judge_message, it.judge_call = b, a, call
+      ctx.log(task, "judge unavailable (%s): %s — deciding on checks alone (degraded)", tostring(b), tostring(a))
+    end
+  end
+  it.signals = {
+    agent = { class = res.class, turns = res.turns, max_turns = it.max_turns, text = (bound(res.text or "", M.SIGNAL_TEXT)),
+              reset_at = res.reset_at, cost_usd = res.cost_usd },
+    checks = core.json_array(it.checks), workspace = it.workspace, judge = it.judge, judge_error = it.judge_error,
+    history = core.json_array(it.history),
+  }
+  return it
+end
+
+-- The policy's decision, the rollback it may call for, what the agent will be
+-- told (obra.prompt), the breakpoints, and the task's next status.
+function M.decide(ctx, it)
+  local task = it.task
+  it.policy = policy_for(ctx, task)
+  local _, weights = it.policy:effective()
+  it.scores = score.compute(it.signals, weights)
+  local spec = ctx.plan.by_key[task.key] or {}
+  it.event = {
+    task = { key = task.key, title = task.title, tags = task.tags, iteration = it.iteration,
+             max_iterations = (task.budgets and task.budgets.iterations) or ctx.config.max_iterations,
+             milestone = spec.milestone },
+    signals = it.signals, scores = it.scores, budgets = budgets.left(ctx, task, it.iteration),
+    history = it.signals.history, thresholds = it.policy.thresholds, now = core.now(),
+  }
+  local decision = it.policy:decide(it.event)
+  it.decision = decision
+  if decision.action == "retry" and it.before and not decision.stop then roll_back(ctx, it) end
+  decision.feedback = prompt.feedback(it.event, decision)
+  local fired = decision.stop and {} or breakpoints.check(it.event, decision, ctx.config.breakpoints)
+  if decision.action == "escalate" and #fired == 0 and not decision.stop then
+    fired = { { kind = "escalate", reason = decision.reason } }
+  end
+  it.breakpoints = fired
+  it.status = status_after(decision, fired)
+  util.hook(ctx, "decision", { task = task, iteration = it.iteration, decision = decision, scores = it.scores,
+                               signals = it.signals })
+  return it
+end
+
+-- The one transaction: the agent calls, the judge call, the checks, the
+-- checkpoint, the decision, the task's state and its breakpoints.
+function M.record(ctx, it)
+  local s, task, decision = ctx.store, it.task, it.decision
+  local agent_name = it.agent.kind or it.agent_cfg.kind
+  it.breakpoint_ids = {}
+  s:tx(function()
+    record_checkpoint(ctx, it)
+    for _, c in ipairs(it.calls) do
+      local r = c.result
+      local u = r.usage or {}
+      local ptext, ptr = bound(c.prompt, M.MAX_TEXT)
+      local rtext, rtr = bound(r.text, M.MAX_TEXT)
+      s:exec([[INSERT INTO interactions(run_id, task_id, session_id, iteration, kind, name, prompt, response, truncated,
+               tokens_in, tokens_out, cache_read, cache_write, cost_usd, duration_ms, outcome, error)
+               VALUES (?, ?, ?, ?, 'agent', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+        ctx.run_id, task.id, c.session.id, it.iteration, agent_name, ptext, rtext,
+        (ptr or rtr or r.truncated) and 1 or 0, u.input_tokens or 0, u.output_tokens or 0,
+        u.cache_read_tokens or 0, u.cache_write_tokens or 0, r.cost_usd or 0, r.duration_ms or 0, r.class,
+        r.class ~= "ok" and (bound(r.stderr_tail or (r.errors and table.concat(r.errors, "; ")) or "", 4000)) or nil)
+      if r.session_id then session.note_id(s, c.session, r.session_id) end
+      if r.class ~= "session_in_use" and r.class ~= "session_not_found" then
+        session.add_usage(s, c.session, r, session.occupancy(r))
+      end
+    end
+    local jc = it.judge_call
+    if jc then
+      local u = jc.usage or {}
+      s:exec([[INSERT INTO interactions(run_id, task_id, iteration, kind, name, prompt, response, tokens_in, tokens_out,
+               duration_ms, outcome, error) VALUES (?, ?, ?, 'llm', ?, ?, ?, ?, ?, ?, ?, ?)]],
+        ctx.run_id, task.id, it.iteration, ctx.llm and ctx.llm.model or "judge",
+        (bound(core.json_encode(jc.messages or {}), M.MAX_TEXT)), (bound(jc.text or jc.raw or "", M.MAX_TEXT)),
+        u.prompt_tokens or 0, u.completion_tokens or 0, jc.duration_ms or 0,
+        it.judge and "ok" or it.judge_error, it.judge_message)
+    end
+    for _, c in ipairs(it.checks) do
+      s:exec([[INSERT INTO interactions(run_id, task_id, iteration, kind, name, prompt, response, duration_ms, outcome)
+               VALUES (?, ?, ?, 'check', ?, ?, ?, ?, ?)]],
+        ctx.run_id, task.id, it.iteration, c.name, c.command or c.name, (bound(c.output or "", M.MAX_TEXT)), c.duration_ms or 0,
+        c.passed and "passed" or (c.timed_out and "timeout" or "failed"))
+    end
+    s:exec([[INSERT INTO decisions(run_id, task_id, iteration, signals, scores, thresholds, policy, action, reason)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+      ctx.run_id, task.id, it.iteration, util.plain(it.event), util.plain(it.scores), util.plain(it.event.thresholds),
+      it.policy:fingerprint(), decision.action, decision.reason or "")
+    s:exec("UPDATE tasks SET iterations = ?, feedback = ?, updated_at = ? WHERE id = ?",
+      it.iteration, decision.feedback, core.now(), task.id)
+    if it.status ~= "running" then s:set_status(task.id, it.status) end
+    if it.status == "done" or it.status == "failed" then
+      s:exec("UPDATE sessions SET status = ?, updated_at = ? WHERE task_id = ? AND status = 'active'",
+        it.status, core.now(), task.id)
+    end
+    if it.status == "parked" then
+      s:exec("UPDATE tasks SET parked_until = ? WHERE id = ?", decision.park_until or (core.now() + 60), task.id)
+    end
+    for _, b in ipairs(it.breakpoints) do
+      it.breakpoint_ids[#it.breakpoint_ids + 1] = breakpoints.open(s, { task_id = task.id, run_id = ctx.run_id,
+        iteration = it.iteration, kind = b.kind, reason = b.reason })
+    end
+  end)
+  return it
+end
+
+-- After the record: the log, breakpoint hooks, --interactive questions, the
+-- context-window refresh, and a stop the decision asked for.
+function M.after(ctx, it)
+  local s, task, decision, res, scores = ctx.store, it.task, it.decision, it.result, it.scores
+  local why = decision.reason or ""
+  local sc = string.format("quality %.2f, confidence %.2f", scores.quality or 0, scores.confidence or 0)
+  if why:find(sc, 1, true) then sc = "" end   -- the built-in reasons carry the scores already
+  ctx.log(task, "%s — %s%s", decision.action, why,
+    (sc ~= "" or scores.degraded) and (" (" .. sc .. (scores.degraded and (sc ~= "" and ", " or "") .. "degraded" or "") .. ")") or "")
+  for _, b in ipairs(it.breakpoints) do
+    ctx.log(task, "breakpoint %s: %s — waiting for a human (obra answer|approve|reject %s)", b.kind, b.reason or "", task.key)
+    util.hook(ctx, "breakpoint", { task = task, iteration = it.iteration, kind = b.kind, reason = b.reason })
+  end
+  if ctx.interactive and #it.breakpoints > 0 and ctx.ask_human then ctx.ask_human(ctx, task, it.breakpoints) end
+  -- Context window: past the threshold (or when the agent says the prompt no
+  -- longer fits), a fresh session primed with a hand-off.
+  if it.status == "running" and res.class ~= "session_not_found" then
+    local cur = s:first("SELECT * FROM sessions WHERE id = ?", it.session.id)
+    local cw = ctx.config.context
+    if cur and cur.status == "active" and (cur.context_tokens > cw.window * cw.refresh or res.class == "prompt_too_long") then
+      local nsess = session.replace(s, cur, "refreshed", handoff_summary(ctx, s:task(task.id), history(s, task.id)))
+      ctx.log(task, "context %d/%d tokens: new session %s with a hand-off summary", cur.context_tokens, cw.window, nsess.uuid)
+    end
+  end
+  if decision.stop then
+    ctx.fatal = res.class == "auth" and ("the agent cannot authenticate: " .. (res.text or res.stderr_tail or "auth error") ..
+      " — fix the agent's credentials, then `obra resume`") or ("the policy stopped the run: " .. why)
+  end
+  return it
+end
+
+-- The driver ---------------------------------------------------------------------
+
+M.STAGES = { "prepare", "run_agent", "gather", "decide", "record", "after" }
+
+local function observe(ctx, name, it)
+  if not (ctx.plan.hooks.stage and #ctx.plan.hooks.stage > 0) then return end
+  local view = setmetatable({}, { __index = it, __newindex = function() error("stage hooks observe; they cannot change the iteration", 2) end })
+  util.hook(ctx, "stage", { stage = name, task = it.task, iteration = it.iteration, it = view })
+end
+
+-- iteration.run(ctx, task) -> { iteration, action, reason, result, signals,
+-- scores, decision, breakpoints, status }
+function M.run(ctx, task)
+  local it = { task = task }
+  ctx.task_state = ctx.task_state or {}
+  local state = ctx.task_state[task.id] or { key = task.key, started = core.now(), tokens = 0 }
+  ctx.task_state[task.id] = state
+
+  M.prepare(ctx, it);   observe(ctx, "prepare", it)
+  ctx.iter_of[task.id], ctx.workdir_of[task.id] = it.iteration, it.workdir
+  state.running, state.iteration, state.last = true, it.iteration, "agent running"
+  util.hook(ctx, "task_start", { task = task, iteration = it.iteration })
+  M.run_agent(ctx, it); observe(ctx, "run_agent", it)
+  M.gather(ctx, it);    observe(ctx, "gather", it)
+  M.decide(ctx, it);    observe(ctx, "decide", it)
+  M.record(ctx, it);    observe(ctx, "record", it)
+  local u = it.result.usage or {}
+  state.tokens = state.tokens + (u.input_tokens or 0) + (u.output_tokens or 0)
+  state.last, state.running = it.decision.action, it.status == "running"
+  M.after(ctx, it);     observe(ctx, "after", it)
+
+  return { iteration = it.iteration, action = it.decision.action, reason = it.decision.reason, result = it.result,
+           signals = it.signals, scores = it.scores, decision = it.decision, breakpoints = it.breakpoints,
+           status = it.status }
+end
+
+return M

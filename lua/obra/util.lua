@@ -1,0 +1,64 @@
+-- obra.util — small helpers the engine's modules share.
+--
+--   util.bound(s, n) -> s cut to n bytes with a note, was_cut
+--   util.merge(base, over) -> a new table: over's keys over base's (records merged one level down)
+--   util.plain(v) -> a JSON-safe copy (no functions, bounded depth)
+--   util.dirname(path), util.abspath(path [, base])
+--   util.hook(ctx, name, event)  runs the workflow's hooks; an error is logged, never fatal
+local core = require "obra.core"
+
+local M = {}
+
+function M.bound(s, n)
+  if s == nil then return nil, false end
+  s = tostring(s)
+  if #s <= n then return s, false end
+  return s:sub(1, n) .. "\n…[truncated " .. (#s - n) .. " bytes]", true
+end
+
+function M.merge(base, over)
+  local out = {}
+  for k, v in pairs(base or {}) do out[k] = v end
+  for k, v in pairs(over or {}) do
+    if type(v) == "table" and type(out[k]) == "table" and (#v == 0 and next(v) ~= nil) then
+      out[k] = M.merge(out[k], v)
+    else
+      out[k] = v
+    end
+  end
+  return out
+end
+
+function M.plain(v, depth)
+  depth = depth or 0
+  if type(v) ~= "table" then
+    if type(v) == "function" or type(v) == "userdata" and v ~= core.null then return nil end
+    return v
+  end
+  if depth > 8 then return nil end
+  local out = {}
+  for k, x in pairs(v) do out[k] = M.plain(x, depth + 1) end
+  if getmetatable(v) and getmetatable(v).__jsontype == "array" then core.json_array(out) end
+  return out
+end
+
+function M.dirname(p)
+  local d = p:match("^(.*)/[^/]*$")
+  if d == nil then return "." end
+  if d == "" then return "/" end
+  return d
+end
+
+function M.abspath(p, base)
+  if p:sub(1, 1) == "/" then return p end
+  return (base or core.getcwd()) .. "/" .. p
+end
+
+function M.hook(ctx, name, ev)
+  for _, fn in ipairs(ctx.plan.hooks[name] or {}) do
+    local ok, err = xpcall(fn, debug.traceback, ev)
+    if not ok then ctx.log(nil, "hook %s failed: %s", name, tostring(err)) end
+  end
+end
+
+return M
