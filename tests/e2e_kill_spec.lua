@@ -39,14 +39,6 @@ local function through_kills(p, delays)
   return r
 end
 
--- Running: not gone and not a zombie (a killed agent whose parent died too is
--- a zombie until init reaps it, and kill -0 still finds it).
-local function running(pid)
-  local st = H.readfile("/proc/" .. pid .. "/stat")
-  local state = st and st:match("^%d+ %b() (%a)")
-  return state ~= nil and state ~= "Z" and state ~= "X"
-end
-
 local function no_agent_left(p)
   -- every fake agent obra started is gone (PR_SET_PDEATHSIG, process groups):
   -- at once, or within the moment the kernel takes to deliver the kill
@@ -55,8 +47,8 @@ local function no_agent_left(p)
   for line in f:lines() do
     local pid = H.json(line).pid
     local deadline = H.clock() + 2
-    while running(pid) and H.clock() < deadline do sleep(0.02) end
-    assert.is_false(running(pid), "agent " .. pid .. " survived")
+    while H.running(pid) and H.clock() < deadline do sleep(0.02) end
+    assert.is_false(H.running(pid), "agent " .. pid .. " survived")
   end
   f:close()
 end

@@ -4,10 +4,7 @@
 -- in e2e_replay_spec.lua; the two files run in parallel).
 local H = require "support.helper"
 local E = require "support.e2e"
-local fakellm = require "support.fakellm"
 local R = require "support.replay"
-local VERDICT_OK = R.VERDICT_OK
-local VERDICT_BAD = R.VERDICT_BAD
 local CALC_RULES = R.CALC_RULES
 local sleep = R.sleep
 local project = R.project
@@ -22,11 +19,7 @@ local save = R.save
 
 describe("record and replay", function()
   local srv
-  before_each(function()
-    srv = fakellm.start { models = { "judge" } }
-    srv:default { json = VERDICT_OK }
-    srv:rules { { match = "FAILED", reply = { json = VERDICT_BAD } } }
-  end)
+  before_each(function() srv = R.judge() end)
   after_each(function() if srv then srv:stop() end end)
 
   it("an edited prompt stops the replay with a diff naming the task and the call; nothing of it is persisted", function()

@@ -7,11 +7,8 @@
 -- parallel); what both use is in support/replay.lua.
 local H = require "support.helper"
 local E = require "support.e2e"
-local fakellm = require "support.fakellm"
 local cjson = require "cjson"
 local R = require "support.replay"
-local VERDICT_OK = R.VERDICT_OK
-local VERDICT_BAD = R.VERDICT_BAD
 local CALC_RULES = R.CALC_RULES
 local sleep = R.sleep
 local project = R.project
@@ -27,11 +24,7 @@ local round_trip = R.round_trip
 
 describe("record and replay", function()
   local srv
-  before_each(function()
-    srv = fakellm.start { models = { "judge" } }
-    srv:default { json = VERDICT_OK }
-    srv:rules { { match = "FAILED", reply = { json = VERDICT_BAD } } }
-  end)
+  before_each(function() srv = R.judge() end)
   after_each(function() if srv then srv:stop() end end)
 
   it("calculator: the replay reaches the same files, statuses and decisions without an agent or an LLM", function()

@@ -34,6 +34,14 @@ function H.id_u()
   return tonumber(s:match("\nUid:%s*%d+%s+(%d+)"))
 end
 
+-- Running: the process exists and is not a zombie (a child that exited stays
+-- a zombie until its parent reaps it, and kill -0 still finds it).
+function H.running(pid)
+  local st = pid and H.readfile("/proc/" .. pid .. "/stat")
+  local state = st and st:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z" and state ~= "X"
+end
+
 local counter = 0
 function H.tmpdir(tag)
   counter = counter + 1

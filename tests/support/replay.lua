@@ -149,7 +149,16 @@ local function round_trip(p, opts)
   return p, d, rr
 end
 
+-- The fake judge both files use: a good verdict, a bad one for failing checks.
+local function judge()
+  local srv = fakellm.start { models = { "judge" } }
+  srv:default { json = VERDICT_OK }
+  srv:rules { { match = "FAILED", reply = { json = VERDICT_BAD } } }
+  return srv
+end
+
 return {
+  judge = judge,
   VERDICT_OK = VERDICT_OK,
   VERDICT_BAD = VERDICT_BAD,
   CALC_BUGGY = CALC_BUGGY,
