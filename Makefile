@@ -30,7 +30,7 @@ ifneq ($(CI),)
 WARN    += -Werror
 endif
 OPT     ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC $(OPT) $(WARN) -Iinclude -Ibuild \
+CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC $(OPT) $(WARN) -Iinclude -I$(BUILD) \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libcurl and libgit2 are not linked: src/http.c and src/workspace.c load them on
 # first use (dl.h), so a command that needs neither starts without them.

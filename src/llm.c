@@ -288,6 +288,14 @@ static void start_attempt(obra_llm_call *k);
 static void retry_timer(void *ud) {
   obra_llm_call *k = ud;
   k->timer = 0;
+  /* The next attempt starts a new reply: streamed text of the last one that
+   * the caller has not taken yet (it is tagged with that attempt) is taken
+   * first, or it would be lost when a short back-off ends within the same
+   * loop step as the attempt. */
+  if (k->o.stream && obra_llm_call_pending(k) && obra_now_ms() < k->deadline_ms) {
+    k->timer = obra_loop_timer(1, retry_timer, k);
+    if (k->timer) return;
+  }
   start_attempt(k);
 }
 

@@ -83,6 +83,22 @@ describe("llm openai", function()
     assert.are.equal("full answer", seen[2])
   end)
 
+  it("hands on_token every attempt's text even when the retry follows at once", function()
+    -- a back-off near zero: the retry's timer ends in the same loop step as the
+    -- cut attempt, before the caller took that attempt's text
+    for _ = 1, 10 do
+      srv:reset()
+      srv:queue{ { content = "partial answer", done = false }, { content = "full answer" } }
+      local seen = {}
+      local r, msg = client{ backoff = 0.0001 }:chat{ messages = ask("x"), on_token = function(c, a)
+        seen[a] = (seen[a] or "") .. c
+      end }
+      assert.is_table(r, msg)
+      assert.are.equal(2, r.attempts)
+      assert.are.same({ "partial answer", "full answer" }, seen)
+    end
+  end)
+
   it("falls back to json_object when the server refuses json_schema, and remembers", function()
     srv:queue{ { status = 400, error = "response_format type json_schema is not supported by this server" },
                { content = 'Here: {"complete": false, "quality": 0.2}' } }

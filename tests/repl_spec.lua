@@ -135,20 +135,25 @@ describe("obra repl through a pipe", function()
 
   it("Ctrl-C (SIGINT) interrupts running code, even code that pcalls, and the session goes on", function()
     local dir = project()
-    -- the input stays open until after the signal, so the REPL is busy in the loop when it arrives
+    -- the code says when it runs (RUN..NING is not in its source); the signal
+    -- waits for that, and the input stays open until the signal was sent (a
+    -- fixed sleep let a slow start take the signal at the prompt instead)
     local script = string.format([[
       cd %s || exit 1
-      { echo 'while true do pcall(function() while true do end end) end'; sleep 3; echo 'print("after")'; } |
+      { echo "io.write('RUN', 'NING\\n') io.flush() while true do pcall(function() while true do end end) end"
+        i=0; while [ ! -e sent ] && [ $i -lt 500 ]; do sleep 0.05; i=$((i+1)); done
+        echo 'print("after")'; } |
         %s %s repl 2>err.txt >out.txt &
       pid=$!
-      sleep 1.5
+      i=0; until grep -q RUNNING out.txt 2>/dev/null || [ $i -ge 500 ]; do sleep 0.05; i=$((i+1)); done
       kill -INT "$pid"
+      touch sent
       wait "$pid"
       echo "code=$?"
     ]], H.q(dir), H.SANITIZE and "env ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:exitcode=86" or "", H.q(H.BIN))
-    local out = H.sh("env -u LD_PRELOAD timeout 30 bash -c " .. H.q(script))
+    local out = H.sh("env -u LD_PRELOAD timeout 60 bash -c " .. H.q(script))
     assert.matches("code=1", out)     -- the interrupted evaluation counts as a failure
-    assert.are.equal("after\n", H.readfile(dir .. "/out.txt"))
+    assert.are.equal("RUNNING\nafter\n", H.readfile(dir .. "/out.txt"))
     assert.matches("^interrupted", H.readfile(dir .. "/err.txt"))
     H.rmdir(dir)
   end)

@@ -212,15 +212,17 @@ describe("obra repl on a terminal (tmux)", function()
       t:line("1 + 1")
       t:wait("\n2\n")
       assert.is_nil(t:screen():find("syntax error", 1, true))
-      t:line("n = 0 while true do n = n + 1 end")
-      os.execute("sleep 1")
+      -- the code says when it runs (RUN..NING is not in the echoed line): a
+      -- Ctrl-C before that would only discard the line at the prompt
+      t:line("io.write('RUN', 'NING\\n') io.flush() n = 0 while true do n = n + 1 end")
+      t:wait("RUNNING\n")
       t:key("C-c")
       t:wait("interrupted")
       t:line("n > 0, 'alive'")
       t:wait_match("true%s+alive")           -- (tmux shows the tab as spaces)
       -- a pcall cannot swallow the interrupt
-      t:line("while true do pcall(function() while true do end end) end")
-      os.execute("sleep 1")
+      t:line("io.write('PCALL', 'ING\\n') io.flush() while true do pcall(function() while true do end end) end")
+      t:wait("PCALLING\n")
       t:key("C-c")
       t:wait_count("interrupted", 2)
       t:line("'still alive'")
@@ -244,13 +246,22 @@ describe("obra repl on a terminal (tmux)", function()
     local function agent_pids()
       return (H.sh("env -u LD_PRELOAD pgrep -f " .. H.q(dir .. "/[s]low-agent") .. " || true"))
     end
+    -- the agent's pids once it runs (bounded)
+    local function wait_agent()
+      local deadline = H.clock() + 15
+      local pids = agent_pids()
+      while H.clock() < deadline and not pids:match("%d") do
+        os.execute("sleep 0.05")
+        pids = agent_pids()
+      end
+      return pids
+    end
     local t = start(dir)
     local ok, err = pcall(function()
       t:wait("obra> ")
       t:line("step('parse')")
       t:wait("parse#1: agent")                -- the engine's progress line: the agent starts
-      os.execute("sleep 1")
-      assert.matches("%d", agent_pids())
+      assert.matches("%d", wait_agent())
       t:key("C-c")
       t:wait("interrupted")
       t:wait("step of parse abandoned: the task is pending again")
@@ -271,8 +282,7 @@ describe("obra repl on a terminal (tmux)", function()
       -- run(): Ctrl-C stops it the way SIGINT stops `obra run`, and its agent dies now
       t:line("run()")
       t:wait_count("parse#1: agent", 2)
-      os.execute("sleep 1")
-      assert.matches("%d", agent_pids())
+      assert.matches("%d", wait_agent())
       t:key("C-c")
       t:wait_match("run #%d+ interrupted: interrupted by a signal")
       t:wait_count("obra> ", 4)

@@ -117,16 +117,20 @@ function L.state(dir)
   return st
 end
 
--- Run fn while holding the state directory's lock (a directory; stale after 10 s).
+-- Run fn while holding the state directory's lock: an fcntl lock on
+-- $STATE/.lock, which the kernel releases when its holder dies (an agent
+-- killed with obra must not leave a lock the next call waits out).
 function State:locked(fn)
   if not self.dir then return fn() end
-  local lock = self.dir .. "/.lock"
+  local f = assert(io.open(self.dir .. "/.lock", "a"))
   local t0 = L.now()
-  while not lfs.mkdir(lock) do
-    if L.now() - t0 > 10 then lfs.rmdir(lock) else L.sleep(0.005) end
+  while not lfs.lock(f, "w") do
+    if L.now() - t0 > 30 then L.die("fake agent: the state lock " .. self.dir .. "/.lock is held for 30 s", 3) end
+    L.sleep(0.005)
   end
   local res = table.pack(pcall(fn))
-  lfs.rmdir(lock)
+  lfs.unlock(f)
+  f:close()
   if not res[1] then error(res[2], 0) end
   return table.unpack(res, 2, res.n)
 end

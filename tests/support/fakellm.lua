@@ -20,18 +20,8 @@ local M = {}
 local Server = {}
 Server.__index = Server
 
--- Running (not gone, not a zombie): the server is our popen child, so once it
--- exits it stays a zombie until proc:close() reaps it, and kill -0 would
--- still succeed on it.
-local function alive(pid)
-  if not pid then return false end
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return false end
-  local st = f:read("a") or ""
-  f:close()
-  local state = st:match("^%d+ %b() (%a)")
-  return state ~= nil and state ~= "Z" and state ~= "X"
-end
+-- A stopped server is our popen child: a zombie until proc:close() reaps it.
+local alive = H.running
 
 -- fakellm.start{ models = {...}, ttl = seconds, epoch = T } -> server
 -- (epoch: the fixed wall-clock time its replies report; see llm_server.lua)

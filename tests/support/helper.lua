@@ -11,6 +11,12 @@ H.SANITIZE = os.getenv("OBRA_SANITIZE") ~= nil
 local cjson = require "cjson"
 H.null = cjson.null
 
+-- OBRA_TEST_TRACE=1: every H.obra call reports its wall time on stderr
+-- (where a slow spec spends its time; docs/testing.md).
+H.TRACE = (os.getenv("OBRA_TEST_TRACE") or "") ~= ""
+local socket = require "socket"
+H.clock = socket.gettime
+
 function H.q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
@@ -26,6 +32,14 @@ end
 function H.id_u()
   local s = H.readfile("/proc/self/status") or ""
   return tonumber(s:match("\nUid:%s*%d+%s+(%d+)"))
+end
+
+-- Running: the process exists and is not a zombie (a child that exited stays
+-- a zombie until its parent reaps it, and kill -0 still finds it).
+function H.running(pid)
+  local st = pid and H.readfile("/proc/" .. pid .. "/stat")
+  local state = st and st:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z" and state ~= "X"
 end
 
 local counter = 0
@@ -87,9 +101,13 @@ function H.obra(args, opts)
   else
     cmd = cmd .. " </dev/null"
   end
+  local t0 = H.TRACE and H.clock()
   local p = io.popen(cmd)
   local out = p:read("a")
   local ok, how, code = p:close()
+  if H.TRACE then
+    io.stderr:write(string.format("[trace %6.2fs] obra %s\n", H.clock() - t0, table.concat(args, " "):sub(1, 160)))
+  end
   local err = H.readfile(errf) or ""
   os.remove(errf)
   if inf then os.remove(inf) end
