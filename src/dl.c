@@ -51,3 +51,9 @@ obra_rc obra_dl_sym(obra_dl *lib, const char *symbol, void **slot, obra_err *e) 
   *slot = p;
   return OBRA_OK;
 }
+
+void *obra_dl_optional(obra_dl *lib, const char *symbol) {
+  if (lib->handle == NULL) return NULL;
+  dlerror();
+  return dlsym(lib->handle, symbol);    /* searches the library's dependencies too */
+}

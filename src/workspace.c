@@ -57,6 +57,8 @@ static obra_dl lib = OBRA_DL_LIB("libgit2", "OBRA_LIBGIT2",
 
 static int inited;
 
+#define LIBSSH2_INIT_NO_CRYPTO 0x0001    /* libssh2.h: libssh2_init(flags) */
+
 static obra_rc fail(obra_err *e, int rc, const char *what) {
   const git_error *g = fn.git_error_last();
   return obra_err_set(e, rc == GIT_ENOTFOUND ? OBRA_ENOTFOUND : OBRA_EIO, "%s: %s", what,
@@ -79,6 +81,14 @@ static int init_lib(obra_err *e) {
     obra_rc rc = obra_dl_load(&lib, e);
     GIT_FUNCS(OBRA_DL_RESOLVE)
     if (rc != OBRA_OK) return -1;
+    /* git_libgit2_init calls libssh2_init(0), whose crypto part (with OpenSSL
+     * 3: loading and registering OpenSSL's built-in engines) pages in some
+     * 1.4 MiB of libcrypto for an SSH transport obra never uses: checkpoints
+     * are local.  libssh2 initialised first without it makes libgit2's call
+     * a no-op; OpenSSL still initialises itself on first use, so an SSH
+     * transport would work all the same.  Builds without libssh2: nothing. */
+    int (*ssh2_init)(int) = (int (*)(int))obra_dl_optional(&lib, "libssh2_init");
+    if (ssh2_init) ssh2_init(LIBSSH2_INIT_NO_CRYPTO);
     if (fn.git_libgit2_init() < 0) return fail(e, -1, "libgit2"), -1;
     /* obra writes trees only from blobs it has just written or found in the
      * index: checking that each one exists (a stat per file) buys nothing */

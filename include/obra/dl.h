@@ -52,4 +52,9 @@ obra_rc obra_dl_load(obra_dl *lib, obra_err *e);
  * OBRA_ENOTFOUND naming the symbol and the library (too old a version). */
 obra_rc obra_dl_sym(obra_dl *lib, const char *symbol, void **slot, obra_err *e);
 
+/* A function that only some builds of a loaded library (or of the libraries
+ * it depends on) have: its address, or NULL without error when it is absent
+ * or the library is not loaded.  Never marks the library failed. */
+void *obra_dl_optional(obra_dl *lib, const char *symbol);
+
 #endif

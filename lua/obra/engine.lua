@@ -323,6 +323,9 @@ function M.run(ctx, opts)
             loop.spawn(function()
               work(ctx, id)
               running[id] = nil
+              -- a finished task's per-task state (0.3 KiB a task, kept to the end before)
+              ctx.iter_of[id], ctx.workdir_of[id] = nil, nil
+              if ctx.task_state then ctx.task_state[id] = nil end
               nrunning = nrunning - 1
               scan = true
             end)

@@ -7,7 +7,9 @@
 --
 -- Environment: OBRA_BIN (default ./obra) benchmarks another build (a saved
 -- baseline); BENCH_QUICK=1 fewer repetitions and N = 100 only (a smoke run);
--- BENCH_OUT (default bench/results.md; "-" for none).
+-- BENCH_OUT (default bench/results.md; "-" for none); BENCH_SUITE=1 also
+-- runs the test suite (tests/run) once and records its wall time and its
+-- "N passed, N failed" line (minutes: not by default).
 --
 -- The instruments: build/bench/agent (an instant agent following the claude
 -- json contract), build/bench/judge (an instant Ollama-compatible judge on
@@ -26,6 +28,7 @@ if BIN:sub(1, 1) ~= "/" then BIN = ROOT .. "/" .. BIN end
 local BENCH = ROOT .. "/build/bench"
 local AGENT, JUDGE, TOOL = BENCH .. "/agent", BENCH .. "/judge", BENCH .. "/tool"
 local QUICK = os.getenv("BENCH_QUICK") == "1"
+local SUITE = os.getenv("BENCH_SUITE") == "1"
 local OUT = os.getenv("BENCH_OUT") or "bench/results.md"
 local T0 = socket.gettime()
 
@@ -196,6 +199,8 @@ local function fmt(x, unit)
     return string.format("%.0f B", x)
   elseif unit == "%" then
     return string.format("%.0f%%", x)
+  elseif unit == "tx" then
+    return string.format("%.2f", x)
   end
   return string.format("%.3g %s", x, unit or "")
 end
@@ -392,6 +397,80 @@ do
   end
 end
 
+-- 6. Transactions per iteration --------------------------------------------------------------------
+heading("6. transactions per iteration (commits that wrote)")
+do
+  -- Counted by the store itself (s:stats().commits, read in-process by
+  -- tests/bench/commits.lua) when it has that counter and the build is this
+  -- tree's; else from the outside: build/bench/commits.so preloaded into the
+  -- binary counts the commits that appended to SQLite's write-ahead log.
+  -- Per iteration: the difference between a fresh 100-task and a fresh
+  -- 10-task run over the difference in iterations, so the start-up commits
+  -- (schema, plan, run row) cancel.
+  local obra = require "obra"
+  local function iterations(dir)
+    local s = assert(obra.open(dir .. "/.obra/obra.db"))
+    local n = s:first("SELECT count(*) AS n FROM decisions").n
+    s:close()
+    return n
+  end
+  local probe = assert(obra.open(SCRATCH .. "/probe.db"))
+  local in_process = type(probe.stats) == "function" and BIN == ROOT .. "/obra"
+  probe:close()
+  local shim = BENCH .. "/commits.so"
+  if not in_process then
+    sh(string.format("cc -std=c11 -O2 -shared -fPIC -o %s %s/tests/bench/commits.c %s -ldl", q(shim), q(ROOT),
+      (sh("pkg-config --cflags --libs sqlite3"):gsub("%s+$", ""))))
+  end
+  local function commits(dir)
+    sh("rm -rf " .. q(dir .. "/.obra"))
+    if in_process then
+      local out = sh(string.format("cd %s && lua5.4 %s/tests/bench/commits.lua %s --quiet", q(ROOT), q(ROOT), q(dir)))
+      return tonumber(out:match("commits (%d+)"))
+    end
+    local file = dir .. "/commits.out"
+    os.remove(file)
+    run(1, { BIN, "run", "obra.lua", "--quiet" }, { cwd = dir, env = { LD_PRELOAD = shim, BENCH_COMMITS_OUT = file } })
+    local f = io.open(file, "r")
+    local conns, n = (f and f:read("a") or ""):match("(%d+) (%d+)")
+    if f then f:close() end
+    n = tonumber(n)
+    if not conns or tonumber(conns) == 0 or n == 0 then return nil end   -- the hook was not ours
+    return n
+  end
+  local c, it = {}, {}
+  for _, n in ipairs({ 10, 100 }) do
+    local dir = SCRATCH .. "/tx" .. n
+    workflow(dir, n)
+    c[n] = commits(dir)
+    it[n] = iterations(dir)
+  end
+  local how = in_process and "s:stats().commits" or "WAL commits counted by build/bench/commits.so"
+  if c[10] and c[100] and it[100] > it[10] then
+    local per = (c[100] - c[10]) / (it[100] - it[10])
+    row("database", "transactions per iteration (N=100 vs N=10 run)", per, "tx",
+      string.format("%s; %d commits for %d iterations, %d for %d", how, c[100], it[100], c[10], it[10]))
+  else
+    row("database", "transactions per iteration", {}, "tx", "not measured: no commit count (" .. how .. ")")
+  end
+end
+
+-- 7. The test suite ---------------------------------------------------------------------------------
+heading("7. the test suite")
+do
+  if SUITE then
+    local t = socket.gettime()
+    local p = assert(io.popen("cd " .. q(ROOT) .. " && tests/run 2>&1"))
+    local out = p:read("a")
+    p:close()
+    local ms = (socket.gettime() - t) * 1000
+    local line = out:match("(%d+ passed, %d+ failed)%s*$") or "no summary line (the suite did not finish)"
+    row("suite", "tests/run: wall time", ms, "ms", line .. "; against ./obra and lib/obra/core.so")
+  else
+    row("suite", "tests/run: wall time", {}, "ms", "not measured (BENCH_SUITE=1 make bench runs it once)")
+  end
+end
+
 end
 
 local ok, err = xpcall(main, debug.traceback)
@@ -408,7 +487,8 @@ judge_call("/stop", "POST")
 judge_pipe:close()
 sh("rm -rf " .. q(SCRATCH))
 local total = socket.gettime() - T0
-print(string.format("\nbench: %.0f s in all", total))
+local load_end = sh("cut -d' ' -f1-3 /proc/loadavg"):gsub("%s+$", "")
+print(string.format("\nbench: %.0f s in all; load at the end %s", total, load_end))
 
 if OUT ~= "-" then
   local md = { "# obra benchmark results", "", "`make bench` (tests/bench/run.lua); see bench/README.md for what each figure means.", "",
@@ -417,7 +497,7 @@ if OUT ~= "-" then
     md[#md + 1] = string.format("| %s | %s | %s | %s | %s |", r.section, r.what, r.median, r.range, r.note)
   end
   md[#md + 1] = ""
-  md[#md + 1] = string.format("The whole suite took %.0f s.", total)
+  md[#md + 1] = string.format("The whole suite took %.0f s; the load average at the end was %s.", total, load_end)
   writefile(OUT, table.concat(md, "\n") .. "\n")
   print("bench: written to " .. OUT)
 end
