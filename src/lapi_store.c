@@ -1,13 +1,24 @@
 /* lapi_store.c — the store as a Lua object (metatable "obra.store").
  *
- *   core.store_open(path [, version]) -> store | nil, message, code
+ *   core.store_open(path [, version | {version=, readonly=}]) -> store | nil, message, code
+ *                           readonly: SQLITE_OPEN_READONLY + query_only, no migration
  *   store:exec(sql, ...)    -> changes, last_insert_rowid     (raises on error)
  *   store:query(sql, ...)   -> { row, ... }  rows keyed by column name
  *   store:first(sql, ...)   -> row | nil
  *   store:begin() / :commit() / :rollback()   (nest as savepoints)
  *   store:task_status(id, to)   the one way to change a task's status; raises
  *                               "forbidden" errors on disallowed transitions
+ *   store:select(sql, ...)  -> rows, columns (names in order) | nil, message, code
+ *                           code "readonly" (a write on a read-only store),
+ *                           "interrupted" (the progress handler stopped it), "sql";
+ *                           raises on misuse: several statements, bad parameters
+ *   store:json_rows(depth, sql, ...) -> text: the rows as a JSON array of objects
+ *                           (columns in order), formatted as core.json_encode(v, true)
+ *                           formats a value nested `depth` levels deep
+ *   store:stats()           -> { commits =, changes =, cached_statements = }
+ *   store:readonly()        -> boolean
  *   store:version(), :path(), :depth(), :close()  (__gc and __close too)
+ *   core.sha256(text)       -> 64 hex digits
  *
  * Parameters: positional (?, ?NNN) from the extra arguments, or, when the
  * statement uses named parameters (:name) and one table is given, by name.
@@ -17,6 +28,7 @@
  * Database errors raise "store: <message>"; lua/obra/store.lua builds
  * store:tx() and the record helpers on top. */
 #include <string.h>
+#include "obra/sha256.h"
 #include "obra/store.h"
 #include "lapi.h"
 
@@ -34,14 +46,27 @@ static int raise_err(lua_State *L, const obra_err *e) {
   return luaL_error(L, "store: %s", e->msg);
 }
 
+obra_store *obra_lapi_checkstore(lua_State *L, int idx) {
+  lstore *ls = luaL_checkudata(L, idx, STORE_MT);
+  if (ls->s == NULL) luaL_error(L, "store: the database is closed");
+  return ls->s;
+}
+
 static int l_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  int version = (int)luaL_optinteger(L, 2, 0);
+  int version = 0, readonly = 0;
+  if (lua_istable(L, 2)) {
+    version = (int)obra_lapi_optinteger(L, 2, "version", 0);
+    readonly = obra_lapi_optboolean(L, 2, "readonly", 0);
+  } else {
+    version = (int)luaL_optinteger(L, 2, 0);
+  }
+  lua_settop(L, 1);
   lstore *ls = lua_newuserdatauv(L, sizeof *ls, 0);   /* closed until opened */
   ls->s = NULL;
   luaL_setmetatable(L, STORE_MT);
   obra_err e = { 0 };
-  ls->s = obra_store_open(path, version, &e);
+  ls->s = readonly ? obra_store_open_readonly(path, &e) : obra_store_open(path, version, &e);
   if (ls->s == NULL) return obra_lapi_fail(L, &e, NULL);
   return 1;
 }
@@ -170,6 +195,130 @@ static int run(lua_State *L, int collect, int limit) {
   return 2;
 }
 
+/* store:select(sql, ...) -> rows, columns | nil, message, code (see the top). */
+static int l_select(lua_State *L) {
+  obra_store *s = check_open(L);
+  size_t len;
+  const char *sql = luaL_checklstring(L, 2, &len);
+  int multi = 0;
+  obra_err e = { 0 };
+  sqlite3_stmt *probe = obra_store_prepare(s, sql, len, &multi, &e);
+  if (probe == NULL && multi) return luaL_error(L, "one statement at a time");
+  if (probe == NULL) {                 /* a syntax error, an unknown table: the user's query */
+    lua_pushnil(L);
+    lua_pushstring(L, sqlite3_errmsg(obra_store_db(s)));
+    lua_pushliteral(L, "sql");
+    return 3;
+  }
+  sqlite3_stmt *st = prepare(L, s);    /* the same cached statement, parameters bound */
+  int ncol = sqlite3_column_count(st);
+  lua_newtable(L);                     /* rows */
+  int n = 0, rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    lua_createtable(L, 0, ncol);
+    for (int c = 0; c < ncol; c++) {
+      push_column(L, st, c);
+      lua_setfield(L, -2, sqlite3_column_name(st, c));
+    }
+    lua_rawseti(L, -2, ++n);
+  }
+  lua_createtable(L, ncol, 0);         /* columns, in order */
+  for (int c = 0; c < ncol; c++) {
+    lua_pushstring(L, sqlite3_column_name(st, c));
+    lua_rawseti(L, -2, c + 1);
+  }
+  if (rc != SQLITE_DONE) {
+    int prim = rc & 0xff;
+    const char *code = prim == SQLITE_INTERRUPT ? "interrupted" : prim == SQLITE_READONLY ? "readonly" : "sql";
+    lua_pushnil(L);
+    lua_pushstring(L, sqlite3_errmsg(obra_store_db(s)));
+    lua_pushstring(L, code);
+    obra_store_release(s, st);
+    return 3;
+  }
+  obra_store_release(s, st);           /* now: a running statement pins a snapshot */
+  return 2;
+}
+
+/* One column of the current row as a cJSON value (NULL: out of memory). */
+static cJSON *column_json(sqlite3_stmt *st, int c) {
+  switch (sqlite3_column_type(st, c)) {
+  case SQLITE_INTEGER: return cJSON_CreateNumber((double)sqlite3_column_int64(st, c));
+  case SQLITE_FLOAT: return cJSON_CreateNumber(sqlite3_column_double(st, c));
+  case SQLITE_NULL: return cJSON_CreateNull();
+  default: {
+    /* cJSON copies a NUL-terminated string: text with a NUL is cut there */
+    const char *t = (const char *)sqlite3_column_text(st, c);
+    return cJSON_CreateString(t ? t : "");
+  }
+  }
+}
+
+/* store:json_rows(depth, sql, ...) -> text.  The rows go from the statement
+ * to cJSON without Lua tables; a NULL column is left out of its object, as a
+ * nil field is by core.json_encode. */
+static int l_json_rows(lua_State *L) {
+  obra_store *s = check_open(L);
+  int depth = (int)luaL_checkinteger(L, 2);
+  lua_remove(L, 2);                    /* prepare() reads sql at 2, parameters after */
+  sqlite3_stmt *st = prepare(L, s);
+  if (st == NULL) return luaL_error(L, "store: json_rows needs one statement");
+  int ncol = sqlite3_column_count(st);
+  cJSON *arr = cJSON_CreateArray();
+  int rc, oom = arr == NULL;
+  while (!oom && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    cJSON *obj = cJSON_CreateObject();
+    if (obj == NULL || !cJSON_AddItemToArray(arr, obj)) { cJSON_Delete(obj); oom = 1; break; }
+    for (int c = 0; c < ncol && !oom; c++) {
+      if (sqlite3_column_type(st, c) == SQLITE_NULL) continue;
+      cJSON *v = column_json(st, c);
+      if (v == NULL || !cJSON_AddItemToObject(obj, sqlite3_column_name(st, c), v)) { cJSON_Delete(v); oom = 1; }
+    }
+  }
+  obra_err e = { 0 };
+  if (!oom && rc != SQLITE_DONE) obra_store_fail(s, rc, "sql", &e);
+  obra_store_release(s, st);
+  char *text = oom || rc != SQLITE_DONE ? NULL : cJSON_Print(arr);
+  cJSON_Delete(arr);
+  if (!oom && rc != SQLITE_DONE) return raise_err(L, &e);
+  if (text == NULL) return luaL_error(L, "store: out of memory");
+  /* cJSON indents by depth from 0: one tab more per level after each newline */
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (const char *p = text; *p; p++) {
+    luaL_addchar(&b, *p);
+    if (*p == '\n') for (int i = 0; i < depth; i++) luaL_addchar(&b, '\t');
+  }
+  cJSON_free(text);                    /* (an out-of-memory raise above leaks text: accepted) */
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int l_stats(lua_State *L) {
+  obra_store_stat st;
+  obra_store_stats(check_open(L), &st);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, (lua_Integer)st.commits);
+  lua_setfield(L, -2, "commits");
+  lua_pushinteger(L, (lua_Integer)st.changes);
+  lua_setfield(L, -2, "changes");
+  lua_pushinteger(L, st.cached_statements);
+  lua_setfield(L, -2, "cached_statements");
+  return 1;
+}
+
+static int l_readonly(lua_State *L) { lua_pushboolean(L, obra_store_readonly(check_open(L))); return 1; }
+
+/* core.sha256(text) -> 64 hex digits */
+static int l_sha256(lua_State *L) {
+  size_t len;
+  const char *t = luaL_checklstring(L, 1, &len);
+  char hex[65];
+  obra_sha256_hex(t, len, hex);
+  lua_pushlstring(L, hex, 64);
+  return 1;
+}
+
 static int l_exec(lua_State *L) { return run(L, 0, 0); }
 static int l_query(lua_State *L) { return run(L, 1, 0); }
 static int l_first(lua_State *L) { return run(L, 1, 1); }
@@ -219,12 +368,15 @@ int obra_lapi_store(lua_State *L) {
     { "exec", l_exec }, { "query", l_query }, { "first", l_first },
     { "begin", l_begin }, { "commit", l_commit }, { "rollback", l_rollback },
     { "task_status", l_task_status }, { "version", l_version }, { "path", l_path },
-    { "depth", l_depth }, { "close", l_close }, { NULL, NULL } };
+    { "depth", l_depth }, { "close", l_close }, { "select", l_select }, { "json_rows", l_json_rows },
+    { "stats", l_stats }, { "readonly", l_readonly }, { NULL, NULL } };
   static const luaL_Reg meta[] = {
     { "__gc", l_close }, { "__close", l_close }, { "__tostring", l_tostring }, { NULL, NULL } };
   obra_lapi_newclass(L, STORE_MT, methods, meta);
   lua_pushcfunction(L, l_open);
   lua_setfield(L, -2, "store_open");
+  lua_pushcfunction(L, l_sha256);
+  lua_setfield(L, -2, "sha256");
   lua_pushcfunction(L, l_transition_ok);
   lua_setfield(L, -2, "transition_ok");
   lua_pushinteger(L, OBRA_SCHEMA_VERSION);
