@@ -11,7 +11,7 @@
 #include <sqlite3.h>
 #include "obra/status.h"
 
-#define OBRA_SCHEMA_VERSION 5
+#define OBRA_SCHEMA_VERSION 6
 
 typedef struct obra_store obra_store;
 

@@ -32,7 +32,6 @@ M.DEFAULTS = {
   checkpoints = { enabled = true, rollback_on_retry = false },
 }
 
-local MAX_TEXT = 64 * 1024   -- bytes of prompt/response kept per interaction
 local SIGNAL_TEXT = 4000     -- bytes of agent text kept in a decision's signals
 
 local function bound(s, n)
@@ -52,20 +51,6 @@ local function merge(base, over)
       out[k] = v
     end
   end
-  return out
-end
-
-local function copy_plain(v, depth)
-  -- a JSON-safe copy: no functions, bounded depth
-  depth = depth or 0
-  if type(v) ~= "table" then
-    if type(v) == "function" or type(v) == "userdata" and v ~= core.null then return nil end
-    return v
-  end
-  if depth > 8 then return nil end
-  local out = {}
-  for k, x in pairs(v) do out[k] = copy_plain(x, depth + 1) end
-  if getmetatable(v) and getmetatable(v).__jsontype == "array" then core.json_array(out) end
   return out
 end
 
@@ -199,9 +184,7 @@ end
 -- Budgets -------------------------------------------------------------------
 
 local function task_usage(s, task_id)
-  return s:first([[SELECT coalesce(sum(turns), 0) AS turns,
-      coalesce(sum(input_tokens + output_tokens + cache_write_tokens), 0) AS tokens,
-      coalesce(sum(cost_usd), 0) AS usd FROM sessions WHERE task_id = ?]], task_id)
+  return s:task_usage(task_id)
 end
 
 -- The run's usage (iterations, agent calls, tokens, dollars) from the
@@ -219,8 +202,7 @@ local function run_usage(ctx)
   local out = cached and u or { iterations = u.iterations, calls = u.calls, tokens = u.tokens, usd = u.usd,
                                 seen = setmetatable({}, { __index = u.seen }) }
   local last = u.last_id
-  for _, r in ipairs(s:query([[SELECT id, task_id, iteration, kind, tokens_in + tokens_out + cache_write AS tokens,
-      cost_usd FROM interactions WHERE id > ? AND run_id = ? ORDER BY id]], u.last_id, ctx.run_id)) do
+  for _, r in ipairs(s:run_usage_since(ctx.run_id, u.last_id)) do
     if r.task_id and r.iteration then
       local key = r.task_id .. ":" .. r.iteration
       if not out.seen[key] then out.seen[key] = true; out.iterations = out.iterations + 1 end
@@ -260,7 +242,7 @@ local function budgets_left(ctx, task, iteration)
     tighter("usd_left", left(rb.usd, ru.usd))
     tighter("seconds_left", rb.seconds and ctx.run_started and (rb.seconds - (core.now() - ctx.run_started)) or nil)
     if rb.turns then
-      local t = s:first("SELECT coalesce(sum(turns), 0) AS n FROM sessions WHERE run_id = ?", ctx.run_id).n
+      local t = s:run_turns(ctx.run_id)
       tighter("turns_left", rb.turns - t)
     end
   end
@@ -279,7 +261,7 @@ local function run_budget_spent(ctx)
     return string.format("run budget: %ds of wall time used", rb.seconds)
   end
   if rb.turns then
-    local t = ctx.store:first("SELECT coalesce(sum(turns), 0) AS n FROM sessions WHERE run_id = ?", ctx.run_id).n
+    local t = ctx.store:run_turns(ctx.run_id)
     if t >= rb.turns then return string.format("run budget: %d agent turns used", t) end
   end
   return nil
@@ -288,21 +270,7 @@ end
 -- History ---------------------------------------------------------------------
 
 local function history(s, task_id)
-  local out = {}
-  for _, d in ipairs(s:query("SELECT iteration, action, scores, signals FROM decisions WHERE task_id = ? ORDER BY iteration", task_id)) do
-    local sc = core.json_decode(d.scores) or {}
-    local sg = core.json_decode(d.signals) or {}
-    local sig = sg.signals or {}
-    local passed, total = 0, 0
-    for _, c in ipairs(sig.checks or {}) do
-      total = total + 1
-      if c.passed then passed = passed + 1 end
-    end
-    out[#out + 1] = { iteration = d.iteration, action = d.action, quality = sc.quality, confidence = sc.confidence,
-                      class = sig.agent and sig.agent.class, checks_passed = passed, checks_total = total,
-                      checks = sig.checks }
-  end
-  return out
+  return s:decision_history(task_id)
 end
 
 -- Did each check pass in any earlier iteration?
@@ -339,8 +307,7 @@ local function handoff_summary(ctx, task, hist)
   if task.feedback and task.feedback ~= "" then lines[#lines + 1] = "Latest feedback:\n" .. task.feedback end
   local mechanical = table.concat(lines, "\n")
   if not ctx.llm then return mechanical end
-  local last = ctx.store:first([[SELECT response FROM interactions WHERE task_id = ? AND kind = 'agent'
-                                 ORDER BY id DESC LIMIT 1]], task.id)
+  local last = { response = ctx.store:last_agent_response(task.id) }
   local r = ctx.llm:chat {
     messages = {
       { role = "system", content = "You write hand-off notes between two sessions of a coding agent. Be concrete: what is done, what is left, what failed, which files matter. At most 300 words." },
@@ -371,12 +338,10 @@ local function checkpoint(ctx, task, workdir, iteration)
     return nil
   end
   if cc.enabled then
-    local s = ctx.store
-    local row, rerr = s:tx(function()
-      return require("obra.checkpoints").record(s, { task = task, project = ctx.project.name, snap = snap,
-        iteration = iteration, run_id = ctx.run_id })
-    end)
+    local row, rerr = require("obra.checkpoints").prepare { task = task, project = ctx.project.name, snap = snap,
+      iteration = iteration, run_id = ctx.run_id }
     if not row then ctx.log(task, "checkpoint failed: %s", tostring(rerr)) end
+    snap.checkpoint = row   -- recorded with the iteration (s:record_iteration)
   end
   if snap.fallback then
     ctx.log(task, "the repository of %s cannot be used (%s): snapshots go to its shadow repository .obra/shadow.git",
@@ -412,6 +377,7 @@ local function roll_back(ctx, task, before, iteration, decision)
   end
   local r, err = require("obra.checkpoints").rollback(ctx.store, { task = task, project = ctx.project.name,
     run_id = ctx.run_id, iteration = iteration, note = "attempt " .. iteration .. ", rolled back before a retry",
+    pending = before.checkpoint,
     to = { tree = before.tree, method = before.method, workdir = before.dir, iteration = iteration } })
   if not r then
     ctx.log(task, "rollback before the retry failed: %s", tostring(err))
@@ -426,7 +392,7 @@ end
 
 function M.iterate(ctx, task)
   local s = ctx.store
-  local iteration = (s:first("SELECT max(iteration) AS n FROM decisions WHERE task_id = ?", task.id).n or 0) + 1
+  local iteration = (s:last_iteration(task.id) or 0) + 1
   ctx.iter_of[task.id] = iteration
   local agent, agent_cfg = agent_for(ctx, task)
   local workdir = task.workdir and abspath(task.workdir, ctx.workdir) or ctx.workdir
@@ -438,13 +404,13 @@ function M.iterate(ctx, task)
   local st = ctx.task_state[task.id] or { key = task.key, started = core.now(), tokens = 0 }
   ctx.task_state[task.id] = st
   st.running, st.iteration, st.last = true, iteration, "agent running"
-  local sess = s:tx(function() return session.current(s, task.id, ctx.run_id, agent.kind or agent_cfg.kind) end)
+  local sess = session.current(s, task.id, ctx.run_id, agent.kind or agent_cfg.kind)
   local before = checkpoint(ctx, task, workdir, iteration)
   hook(ctx, "task_start", { task = task, iteration = iteration })
 
   local res, text_sent
   local attempts = 0
-  local calls = {}
+  local calls, noted = {}, {}
   while true do
     attempts = attempts + 1
     local resume = session.started(s, sess)
@@ -467,7 +433,8 @@ function M.iterate(ctx, task)
     if attempts >= 3 then break end
     if res.class == "session_in_use" and not resume then
       -- the agent already has this id (an interrupted iteration started it): resume it
-      s:tx(function() session.note_id(s, sess, sess.uuid) end)
+      sess.known = true
+      noted[#noted + 1] = { session_id = sess.id, reported_id = sess.uuid }
     elseif res.class == "session_not_found" and resume then
       -- the agent lost the session: a fresh one, primed with what happened so far
       local summary = handoff_summary(ctx, task, hist)
@@ -546,61 +513,17 @@ function M.iterate(ctx, task)
   elseif decision.action == "abort" then new_status = "failed" end
   if res.class == "auth" then new_status, fired = "pending", {} end   -- the run stops; not the task's fault
 
-  local bp_ids = {}
-  s:tx(function()
-    for _, c in ipairs(calls) do
-      local r = c.res
-      local u = r.usage or {}
-      local ptext, ptr = bound(c.prompt, MAX_TEXT)
-      local rtext, rtr = bound(r.text, MAX_TEXT)
-      s:exec([[INSERT INTO interactions(run_id, task_id, session_id, iteration, kind, name, prompt, response, truncated,
-               tokens_in, tokens_out, cache_read, cache_write, cost_usd, duration_ms, outcome, error)
-               VALUES (?, ?, ?, ?, 'agent', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
-        ctx.run_id, task.id, c.sess.id, iteration, agent.kind or agent_cfg.kind, ptext, rtext,
-        (ptr or rtr or r.truncated) and 1 or 0, u.input_tokens or 0, u.output_tokens or 0,
-        u.cache_read_tokens or 0, u.cache_write_tokens or 0, r.cost_usd or 0, r.duration_ms or 0, r.class,
-        r.class ~= "ok" and (bound(r.stderr_tail or (r.errors and table.concat(r.errors, "; ")) or "", 4000)) or nil)
-      if r.session_id then session.note_id(s, c.sess, r.session_id) end
-      if r.class ~= "session_in_use" and r.class ~= "session_not_found" then
-        session.add_usage(s, c.sess, r, session.occupancy(r))
-      end
-    end
-    if judge_call or judge_err and judge_err ~= "disabled" then
-      local u = judge_call and judge_call.usage or {}
-      s:exec([[INSERT INTO interactions(run_id, task_id, iteration, kind, name, prompt, response, tokens_in, tokens_out,
-               duration_ms, outcome, error) VALUES (?, ?, ?, 'llm', ?, ?, ?, ?, ?, ?, ?, ?)]],
-        ctx.run_id, task.id, iteration, ctx.llm and ctx.llm.model or "judge",
-        judge_call and (bound(core.json_encode(judge_call.messages or {}), MAX_TEXT)) or nil,
-        (bound(judge_call and judge_call.text or judge_raw or "", MAX_TEXT)),
-        u.prompt_tokens or 0, u.completion_tokens or 0, judge_call and judge_call.duration_ms or 0,
-        judge and "ok" or judge_err, judge_msg)
-    end
-    for _, c in ipairs(checks) do
-      s:exec([[INSERT INTO interactions(run_id, task_id, iteration, kind, name, prompt, response, duration_ms, outcome)
-               VALUES (?, ?, ?, 'check', ?, ?, ?, ?, ?)]],
-        ctx.run_id, task.id, iteration, c.name, c.command or c.name, (bound(c.output or "", MAX_TEXT)), c.duration_ms or 0,
-        c.passed and "passed" or (c.timed_out and "timeout" or "failed"))
-    end
-    local stored_event = copy_plain(event)
-    s:exec([[INSERT INTO decisions(run_id, task_id, iteration, signals, scores, thresholds, policy, action, reason)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)]],
-      ctx.run_id, task.id, iteration, stored_event, copy_plain(scores), copy_plain(event.thresholds),
-      policy:fingerprint(), decision.action, decision.reason or "")
-    s:exec("UPDATE tasks SET iterations = ?, feedback = ?, updated_at = ? WHERE id = ?",
-      iteration, decision.feedback, core.now(), task.id)
-    if new_status ~= "running" then s:set_status(task.id, new_status) end
-    if new_status == "done" or new_status == "failed" then
-      s:exec("UPDATE sessions SET status = ?, updated_at = ? WHERE task_id = ? AND status = 'active'",
-        new_status, core.now(), task.id)
-    end
-    if new_status == "parked" then
-      s:exec("UPDATE tasks SET parked_until = ? WHERE id = ?", decision.park_until or (core.now() + 60), task.id)
-    end
-    for _, b in ipairs(fired) do
-      bp_ids[#bp_ids + 1] = require("obra.breakpoints").open(s, { task_id = task.id, run_id = ctx.run_id,
-        iteration = iteration, kind = b.kind, reason = b.reason })
-    end
-  end)
+  local recorded = s:record_iteration {
+    run_id = ctx.run_id, task = task, iteration = iteration, agent_name = agent.kind or agent_cfg.kind,
+    calls = calls, session_ids = noted, checks = checks, event = event, policy_fingerprint = policy:fingerprint(),
+    decision = decision, status = new_status, breakpoints = fired, checkpoint = before and before.checkpoint,
+    judge = (judge_call or judge_err and judge_err ~= "disabled") and {
+      model = ctx.llm and ctx.llm.model or "judge", messages = judge_call and judge_call.messages,
+      text = judge_call and judge_call.text or judge_raw, usage = judge_call and judge_call.usage,
+      duration_ms = judge_call and judge_call.duration_ms, outcome = judge and "ok" or judge_err, error = judge_msg,
+    } or nil,
+  }
+  for _, id in ipairs(recorded.breakpoint_ids) do require("obra.breakpoints").notify(s, id) end
 
   local u = res.usage or {}
   st.tokens = st.tokens + (u.input_tokens or 0) + (u.output_tokens or 0)
@@ -623,7 +546,7 @@ function M.iterate(ctx, task)
   -- Context window: past the threshold (or when the agent says the prompt no
   -- longer fits), a fresh session primed with a hand-off.
   if new_status == "running" and res.class ~= "session_not_found" then
-    local cur = s:first("SELECT * FROM sessions WHERE id = ?", sess.id)
+    local cur = s:session(sess.id)
     local cw = ctx.config.context
     if cur and cur.status == "active" and (cur.context_tokens > cw.window * cw.refresh or res.class == "prompt_too_long") then
       local summary = handoff_summary(ctx, s:task(task.id), history(s, task.id))
@@ -709,30 +632,22 @@ end
 -- priority; the first `limit` of them (the ids only: work() reads the row).
 local function ready_tasks(ctx, limit)
   local s = ctx.store
-  return s:query([[
-    SELECT t.id FROM tasks t
-    LEFT JOIN milestones m ON m.id = t.milestone_id
-    WHERE t.project_id = ? AND t.status = 'pending'
-      AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on
-                      WHERE d.task_id = t.id AND u.status <> 'done')
-      AND NOT EXISTS (SELECT 1 FROM milestones e WHERE e.project_id = t.project_id
-                      AND m.id IS NOT NULL AND e.position < m.position AND e.status <> 'done')
-    ORDER BY t.priority DESC, t.id LIMIT ?]], ctx.project.id, limit)
+  return s:ready_tasks(ctx.project.id, limit)
 end
 
 -- Complete milestones whose tasks are all done (gated ones wait for approval).
 local function update_milestones(ctx)
   local s = ctx.store
-  for _, m in ipairs(s:query("SELECT * FROM milestones WHERE project_id = ? AND status = 'open'", ctx.project.id)) do
-    local r = s:first([[SELECT count(*) AS n, coalesce(sum(status = 'done'), 0) AS done FROM tasks WHERE milestone_id = ?]], m.id)
+  for _, m in ipairs(s:open_milestones(ctx.project.id)) do
+    local r = s:milestone_progress(m.id)
     if r.n > 0 and r.done == r.n then
       s:tx(function()
         if m.gate == 1 then
-          s:exec("UPDATE milestones SET status = 'waiting' WHERE id = ?", m.id)
+          s:set_milestone_status(m.id, "waiting")
           require("obra.breakpoints").open(s, { milestone_id = m.id, run_id = ctx.run_id, kind = "milestone_gate",
             reason = "milestone '" .. m.key .. "' is complete and needs approval" })
         else
-          s:exec("UPDATE milestones SET status = 'done', completed_at = ? WHERE id = ?", core.now(), m.id)
+          s:complete_milestone(m.id)
         end
       end)
       if m.gate == 1 then
@@ -751,7 +666,7 @@ local function unpark(ctx)
   local s = ctx.store
   local now = core.now()
   local next_t
-  for _, t in ipairs(s:query("SELECT id, key, parked_until FROM tasks WHERE project_id = ? AND status = 'parked'", ctx.project.id)) do
+  for _, t in ipairs(s:parked_tasks(ctx.project.id)) do
     if (t.parked_until or 0) <= now then
       s:set_status(t.id, "pending")
       ctx.log(nil, "task %s: rate-limit park is over, rescheduling", t.key)
@@ -767,31 +682,30 @@ local function acquire(ctx, resume_run)
   local s = ctx.store
   local host = core.hostname()
   return s:tx(function()
-    for _, r in ipairs(s:query("SELECT * FROM runs WHERE status = 'running'")) do
+    for _, r in ipairs(s:live_runs()) do
       local cfg = core.json_decode(r.config or "{}") or {}
       if r.pid and r.pid ~= core.getpid() and (cfg.host == nil or cfg.host == host) and core.pid_alive(r.pid) then
         return nil, string.format("another obra (pid %d) is running this project (run #%d); wait for it or stop it first", r.pid, r.id)
       end
-      s:exec("UPDATE runs SET status = 'interrupted', ended_at = ?, message = 'the obra running it died' WHERE id = ?", core.now(), r.id)
+      s:interrupt_run(r.id, "the obra running it died")
     end
     -- tasks left running by a dead obra: their iteration is redone
-    for _, t in ipairs(s:query("SELECT id FROM tasks WHERE project_id = ? AND status = 'running'", ctx.project.id)) do
+    for _, t in ipairs(s:running_tasks(ctx.project.id)) do
       s:set_status(t.id, "pending")
     end
     local cfgjson = { host = host, sets = ctx.sets }
     if resume_run then
-      s:exec("UPDATE runs SET status = 'running', pid = ?, ended_at = NULL, message = NULL, config = ?, script_hash = ? WHERE id = ?",
-        core.getpid(), cfgjson, ctx.plan.hash, resume_run)
+      s:resume_run(resume_run, { pid = core.getpid(), config = cfgjson, script_hash = ctx.plan.hash })
       return resume_run
     end
-    local _, id = s:exec("INSERT INTO runs(project_id, script_path, script_hash, pid, config) VALUES (?, ?, ?, ?, ?)",
-      ctx.project.id, ctx.script, ctx.plan.hash, core.getpid(), cfgjson)
+    local id = s:start_run { project_id = ctx.project.id, script_path = ctx.script, script_hash = ctx.plan.hash,
+      pid = core.getpid(), config = cfgjson }
     return id
   end)
 end
 
 local function finish_run(ctx, status, message)
-  ctx.store:exec("UPDATE runs SET status = ?, ended_at = ?, message = ? WHERE id = ?", status, core.now(), message, ctx.run_id)
+  ctx.store:finish_run(ctx.run_id, status, message)
 end
 
 -- engine.run(ctx, opts) -> exit status, summary
@@ -805,7 +719,7 @@ function M.run(ctx, opts)
   local run_id, err = acquire(ctx, opts.resume_run)
   if not run_id then return M.EXIT.failed, { message = err } end
   ctx.run_id = run_id
-  ctx.run_started = s:first("SELECT started_at FROM runs WHERE id = ?", run_id).started_at
+  ctx.run_started = s:run_started_at(run_id)
   local max_parallel = opts.max_parallel or ctx.config.max_parallel or 1
   ctx.log(nil, "run #%d of %s: %d tasks, up to %d at once, workdir %s", run_id, ctx.plan.project.name,
     #ctx.plan.tasks, max_parallel, ctx.workdir)
@@ -872,13 +786,8 @@ function M.run(ctx, opts)
     collectgarbage()
   end
   update_milestones(ctx)
-  local counts = {}
-  for _, r in ipairs(s:query("SELECT status, count(*) AS n FROM tasks WHERE project_id = ? GROUP BY status", ctx.project.id)) do
-    counts[r.status] = r.n
-  end
-  local open_bp = s:first([[SELECT count(*) AS n FROM breakpoints b LEFT JOIN tasks t ON t.id = b.task_id
-    LEFT JOIN milestones m ON m.id = b.milestone_id WHERE b.status = 'open'
-    AND (t.project_id = ? OR m.project_id = ?)]], ctx.project.id, ctx.project.id).n
+  local counts = s:task_counts(ctx.project.id)
+  local open_bp = s:open_breakpoint_count(ctx.project.id)
   local summary = { run = run_id, counts = counts, open_breakpoints = open_bp }
   local code, status, message
   if ctx.stopping then
