@@ -232,13 +232,13 @@ return function(methods, Q, M)
       if sig then sig.history = h end
       if pol then
         ev.thresholds = pol.thresholds
-        if ev.scores then
-          ev.scores.weights = pol.weights
-          if sig then
-            local ok, sc = pcall(score.compute, sig, pol.weights)
-            if ok then ev.scores.contributions = sc.contributions end
-          end
-        end
+        if ev.scores then ev.scores.weights = pol.weights end
+      end
+      -- the explanation, recomputed with the weights in force (a row without a
+      -- fingerprint, from before schema 6, kept its weights in extra)
+      if ev.scores and sig and type(ev.scores.weights) == "table" then
+        local ok, sc = pcall(score.compute, sig, ev.scores.weights)
+        if ok then ev.scores.contributions = sc.contributions end
       end
       hist[r.task_id][#hist[r.task_id] + 1] = summary(r)
       out[#out + 1] = { id = r.id, run_id = r.run_id, task_id = r.task_id, task_key = r.task_key or task.key,
