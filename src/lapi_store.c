@@ -14,7 +14,7 @@
  *                           raises on misuse: several statements, bad parameters
  *   store:json_rows(depth, sql, ...) -> text: the rows as a JSON array of objects
  *                           (columns in order), formatted as core.json_encode(v, true)
- *                           formats a value nested `depth` levels deep
+ *                           (cJSON_Print) formats a value nested `depth` levels deep
  *   store:stats()           -> { commits =, changes =, cached_statements = }
  *   store:readonly()        -> boolean
  *   store:version(), :path(), :depth(), :close()  (__gc and __close too)
@@ -27,6 +27,8 @@
  * exec of several statements with no parameters runs them as a script.
  * Database errors raise "store: <message>"; lua/obra/store.lua builds
  * store:tx() and the record helpers on top. */
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include "obra/sha256.h"
 #include "obra/store.h"
@@ -240,23 +242,44 @@ static int l_select(lua_State *L) {
   return 2;
 }
 
-/* One column of the current row as a cJSON value (NULL: out of memory). */
-static cJSON *column_json(sqlite3_stmt *st, int c) {
-  switch (sqlite3_column_type(st, c)) {
-  case SQLITE_INTEGER: return cJSON_CreateNumber((double)sqlite3_column_int64(st, c));
-  case SQLITE_FLOAT: return cJSON_CreateNumber(sqlite3_column_double(st, c));
-  case SQLITE_NULL: return cJSON_CreateNull();
-  default: {
-    /* cJSON copies a NUL-terminated string: text with a NUL is cut there */
-    const char *t = (const char *)sqlite3_column_text(st, c);
-    return cJSON_CreateString(t ? t : "");
+/* JSON text the way cJSON_Print writes it (lapi_json.c's core.json_encode(v,
+ * true)), straight from the statement: no Lua table, no cJSON tree. */
+static void add_tabs(luaL_Buffer *b, int n) { for (int i = 0; i < n; i++) luaL_addchar(b, '\t'); }
+
+static void add_json_string(luaL_Buffer *b, const unsigned char *s, int len) {
+  luaL_addchar(b, '"');
+  for (int i = 0; i < len; i++) {
+    unsigned char c = s[i];
+    switch (c) {
+    case '"': luaL_addstring(b, "\\\""); break;
+    case '\\': luaL_addstring(b, "\\\\"); break;
+    case '\b': luaL_addstring(b, "\\b"); break;
+    case '\f': luaL_addstring(b, "\\f"); break;
+    case '\n': luaL_addstring(b, "\\n"); break;
+    case '\r': luaL_addstring(b, "\\r"); break;
+    case '\t': luaL_addstring(b, "\\t"); break;
+    default:
+      if (c < 32) { char u[8]; snprintf(u, sizeof u, "\\u%04x", c); luaL_addstring(b, u); }
+      else luaL_addchar(b, (char)c);
+    }
   }
-  }
+  luaL_addchar(b, '"');
 }
 
-/* store:json_rows(depth, sql, ...) -> text.  The rows go from the statement
- * to cJSON without Lua tables; a NULL column is left out of its object, as a
- * nil field is by core.json_encode. */
+static void add_json_number(luaL_Buffer *b, double d) {
+  char num[32];
+  if (d != d || d - d != 0) snprintf(num, sizeof num, "null");          /* NaN, infinities */
+  else if (d >= INT_MIN && d <= INT_MAX && d == (double)(int)d) snprintf(num, sizeof num, "%d", (int)d);
+  else {
+    double back = 0;
+    snprintf(num, sizeof num, "%1.15g", d);
+    if (sscanf(num, "%lg", &back) != 1 || back != d) snprintf(num, sizeof num, "%1.17g", d);
+  }
+  luaL_addstring(b, num);
+}
+
+/* store:json_rows(depth, sql, ...) -> text.  A NULL column is left out of
+ * its object, as a nil field is by core.json_encode. */
 static int l_json_rows(lua_State *L) {
   obra_store *s = check_open(L);
   int depth = (int)luaL_checkinteger(L, 2);
@@ -264,32 +287,35 @@ static int l_json_rows(lua_State *L) {
   sqlite3_stmt *st = prepare(L, s);
   if (st == NULL) return luaL_error(L, "store: json_rows needs one statement");
   int ncol = sqlite3_column_count(st);
-  cJSON *arr = cJSON_CreateArray();
-  int rc, oom = arr == NULL;
-  while (!oom && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-    cJSON *obj = cJSON_CreateObject();
-    if (obj == NULL || !cJSON_AddItemToArray(arr, obj)) { cJSON_Delete(obj); oom = 1; break; }
-    for (int c = 0; c < ncol && !oom; c++) {
-      if (sqlite3_column_type(st, c) == SQLITE_NULL) continue;
-      cJSON *v = column_json(st, c);
-      if (v == NULL || !cJSON_AddItemToObject(obj, sqlite3_column_name(st, c), v)) { cJSON_Delete(v); oom = 1; }
-    }
-  }
-  obra_err e = { 0 };
-  if (!oom && rc != SQLITE_DONE) obra_store_fail(s, rc, "sql", &e);
-  obra_store_release(s, st);
-  char *text = oom || rc != SQLITE_DONE ? NULL : cJSON_Print(arr);
-  cJSON_Delete(arr);
-  if (!oom && rc != SQLITE_DONE) return raise_err(L, &e);
-  if (text == NULL) return luaL_error(L, "store: out of memory");
-  /* cJSON indents by depth from 0: one tab more per level after each newline */
   luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  for (const char *p = text; *p; p++) {
-    luaL_addchar(&b, *p);
-    if (*p == '\n') for (int i = 0; i < depth; i++) luaL_addchar(&b, '\t');
+  luaL_buffinit(L, &b);                /* (a raise below leaves st to be reset at its next use) */
+  luaL_addchar(&b, '[');
+  int rc, n = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (n++) luaL_addstring(&b, ", ");
+    luaL_addstring(&b, "{\n");
+    int first = 1;
+    for (int c = 0; c < ncol; c++) {
+      int type = sqlite3_column_type(st, c);
+      if (type == SQLITE_NULL) continue;
+      if (!first) luaL_addstring(&b, ",\n");
+      first = 0;
+      add_tabs(&b, depth + 2);
+      const char *name = sqlite3_column_name(st, c);
+      add_json_string(&b, (const unsigned char *)name, (int)strlen(name));
+      luaL_addstring(&b, ":\t");
+      if (type == SQLITE_INTEGER || type == SQLITE_FLOAT) add_json_number(&b, sqlite3_column_double(st, c));
+      else add_json_string(&b, sqlite3_column_text(st, c), sqlite3_column_bytes(st, c));
+    }
+    if (!first) luaL_addchar(&b, '\n');
+    add_tabs(&b, depth + 1);
+    luaL_addchar(&b, '}');
   }
-  cJSON_free(text);                    /* (an out-of-memory raise above leaks text: accepted) */
+  luaL_addchar(&b, ']');
+  obra_err e = { 0 };
+  if (rc != SQLITE_DONE) obra_store_fail(s, rc, "sql", &e);
+  obra_store_release(s, st);
+  if (rc != SQLITE_DONE) return raise_err(L, &e);
   luaL_pushresult(&b);
   return 1;
 }

@@ -215,7 +215,9 @@ static const char *const migration_5 =
  *   row without a fingerprint) stays in `extra`; history, contributions and
  *   the task's key, title and tags are rebuilt on reading; created_at becomes
  *   the event's time.  The redundant decisions_by_task index goes (the
- *   UNIQUE (task_id, iteration) index serves the same queries). */
+ *   UNIQUE (task_id, iteration) index serves the same queries).
+ * - tasks_by_project: a project's tasks in id order (obra status, the REPL's
+ *   tasks()) without sorting them. */
 static const char *const migration_6 =
   "CREATE TABLE texts ("
   "  id INTEGER PRIMARY KEY,"
@@ -294,7 +296,8 @@ static const char *const migration_6 =
   "  CASE WHEN json_valid(d.scores) THEN d.scores ELSE '{}' END AS sc,"
   "  CASE WHEN json_valid(d.thresholds) THEN d.thresholds ELSE '{}' END AS th FROM decisions d);"
   "DROP TABLE decisions;"
-  "ALTER TABLE decisions_v6 RENAME TO decisions;";
+  "ALTER TABLE decisions_v6 RENAME TO decisions;"
+  "CREATE INDEX tasks_by_project ON tasks(project_id, id);";
 
 const char *const obra_migrations[] = { NULL, migration_1, migration_2, migration_3, migration_4, migration_5,
                                         migration_6 };

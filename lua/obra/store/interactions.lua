@@ -69,9 +69,12 @@ return function(methods, Q)
     if r.prompt == nil and r.messages then
       local ok, refs = pcall(core.json_decode, r.messages)
       if ok and type(refs) == "table" then
-        local msgs = {}
-        for i, ref in ipairs(refs) do msgs[i] = { role = ref[1], content = body(ref[2]) } end
-        r.prompt = core.json_encode(core.json_array(msgs))
+        -- the JSON the judge's messages were stored as before schema 6: role, then content
+        local parts = {}
+        for i, ref in ipairs(refs) do
+          parts[i] = '{"role":' .. core.json_encode(tostring(ref[1])) .. ',"content":' .. core.json_encode(body(ref[2])) .. "}"
+        end
+        r.prompt = "[" .. table.concat(parts, ",") .. "]"
       end
     end
     r.prompt_id, r.messages = nil, nil
