@@ -12,9 +12,10 @@
  *                           code "readonly" (a write on a read-only store),
  *                           "interrupted" (the progress handler stopped it), "sql";
  *                           raises on misuse: several statements, bad parameters
- *   store:json_rows(depth, sql, ...) -> text: the rows as a JSON array of objects
- *                           (columns in order), formatted as core.json_encode(v, true)
- *                           (cJSON_Print) formats a value nested `depth` levels deep
+ *   store:json_rows([file,] depth, sql, ...) -> text | true: the rows as a JSON array
+ *                           of objects (columns in order), formatted as core.json_encode(v,
+ *                           true) (cJSON_Print) formats a value nested `depth` levels deep;
+ *                           with a Lua file (io.stdout) written to it instead
  *   store:stats()           -> { commits =, changes =, cached_statements = }
  *   store:readonly()        -> boolean
  *   store:version(), :path(), :depth(), :close()  (__gc and __close too)
@@ -33,6 +34,7 @@
 #include "obra/sha256.h"
 #include "obra/store.h"
 #include "lapi.h"
+#include <lualib.h>                    /* LUA_FILEHANDLE, luaL_Stream */
 
 #define STORE_MT "obra.store"
 
@@ -243,30 +245,50 @@ static int l_select(lua_State *L) {
 }
 
 /* JSON text the way cJSON_Print writes it (lapi_json.c's core.json_encode(v,
- * true)), straight from the statement: no Lua table, no cJSON tree. */
-static void add_tabs(luaL_Buffer *b, int n) { for (int i = 0; i < n; i++) luaL_addchar(b, '\t'); }
+ * true)), straight from the statement: no Lua table, no cJSON tree.  It goes
+ * into a Lua buffer, or with a file straight to that FILE (stdio buffers). */
+typedef struct { luaL_Buffer *b; FILE *f; } jsonout;
 
-static void add_json_string(luaL_Buffer *b, const unsigned char *s, int len) {
-  luaL_addchar(b, '"');
-  for (int i = 0; i < len; i++) {
-    unsigned char c = s[i];
-    switch (c) {
-    case '"': luaL_addstring(b, "\\\""); break;
-    case '\\': luaL_addstring(b, "\\\\"); break;
-    case '\b': luaL_addstring(b, "\\b"); break;
-    case '\f': luaL_addstring(b, "\\f"); break;
-    case '\n': luaL_addstring(b, "\\n"); break;
-    case '\r': luaL_addstring(b, "\\r"); break;
-    case '\t': luaL_addstring(b, "\\t"); break;
-    default:
-      if (c < 32) { char u[8]; snprintf(u, sizeof u, "\\u%04x", c); luaL_addstring(b, u); }
-      else luaL_addchar(b, (char)c);
-    }
-  }
-  luaL_addchar(b, '"');
+static void out_char(jsonout *o, char c) {
+  if (o->f) putc_unlocked(c, o->f);
+  else luaL_addchar(o->b, c);
 }
 
-static void add_json_number(luaL_Buffer *b, double d) {
+static void out_mem(jsonout *o, const char *s, size_t n) {
+  if (o->f) fwrite_unlocked(s, 1, n, o->f);
+  else luaL_addlstring(o->b, s, n);
+}
+
+static void out_str(jsonout *o, const char *s) { out_mem(o, s, strlen(s)); }
+
+static void out_tabs(jsonout *o, int n) {
+  static const char tabs[] = "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t";
+  while (n > 0) { int k = n < 16 ? n : 16; out_mem(o, tabs, (size_t)k); n -= k; }
+}
+
+static void out_json_string(jsonout *o, const unsigned char *s, int len) {
+  out_char(o, '"');
+  int run = 0;                         /* bytes that need no escape, written at once */
+  for (int i = 0; i < len; i++) {
+    unsigned char c = s[i];
+    if (c >= 32 && c != '"' && c != '\\') { run++; continue; }
+    if (run) { out_mem(o, (const char *)s + i - run, (size_t)run); run = 0; }
+    switch (c) {
+    case '"': out_str(o, "\\\""); break;
+    case '\\': out_str(o, "\\\\"); break;
+    case '\b': out_str(o, "\\b"); break;
+    case '\f': out_str(o, "\\f"); break;
+    case '\n': out_str(o, "\\n"); break;
+    case '\r': out_str(o, "\\r"); break;
+    case '\t': out_str(o, "\\t"); break;
+    default: { char u[8]; snprintf(u, sizeof u, "\\u%04x", c); out_str(o, u); }
+    }
+  }
+  if (run) out_mem(o, (const char *)s + len - run, (size_t)run);
+  out_char(o, '"');
+}
+
+static void out_json_number(jsonout *o, double d) {
   char num[32];
   if (d != d || d - d != 0) snprintf(num, sizeof num, "null");          /* NaN, infinities */
   else if (d >= INT_MIN && d <= INT_MAX && d == (double)(int)d) snprintf(num, sizeof num, "%d", (int)d);
@@ -275,47 +297,57 @@ static void add_json_number(luaL_Buffer *b, double d) {
     snprintf(num, sizeof num, "%1.15g", d);
     if (sscanf(num, "%lg", &back) != 1 || back != d) snprintf(num, sizeof num, "%1.17g", d);
   }
-  luaL_addstring(b, num);
+  out_str(o, num);
 }
 
-/* store:json_rows(depth, sql, ...) -> text.  A NULL column is left out of
- * its object, as a nil field is by core.json_encode. */
+/* store:json_rows([file,] depth, sql, ...) -> text | true (written to file).
+ * A NULL column is left out of its object, as a nil field is by
+ * core.json_encode. */
 static int l_json_rows(lua_State *L) {
   obra_store *s = check_open(L);
+  luaL_Stream *file = luaL_testudata(L, 2, LUA_FILEHANDLE);
+  if (file) {
+    if (file->closef == NULL) return luaL_error(L, "store: json_rows to a closed file");
+    lua_remove(L, 2);
+  }
   int depth = (int)luaL_checkinteger(L, 2);
   lua_remove(L, 2);                    /* prepare() reads sql at 2, parameters after */
   sqlite3_stmt *st = prepare(L, s);
   if (st == NULL) return luaL_error(L, "store: json_rows needs one statement");
   int ncol = sqlite3_column_count(st);
   luaL_Buffer b;
-  luaL_buffinit(L, &b);                /* (a raise below leaves st to be reset at its next use) */
-  luaL_addchar(&b, '[');
+  jsonout o = { &b, file ? file->f : NULL };
+  if (o.f) flockfile(o.f);
+  else luaL_buffinit(L, &b);           /* (a raise below leaves st to be reset at its next use) */
+  out_char(&o, '[');
   int rc, n = 0;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (n++) luaL_addstring(&b, ", ");
-    luaL_addstring(&b, "{\n");
+    if (n++) out_str(&o, ", ");
+    out_str(&o, "{\n");
     int first = 1;
     for (int c = 0; c < ncol; c++) {
       int type = sqlite3_column_type(st, c);
       if (type == SQLITE_NULL) continue;
-      if (!first) luaL_addstring(&b, ",\n");
+      if (!first) out_str(&o, ",\n");
       first = 0;
-      add_tabs(&b, depth + 2);
+      out_tabs(&o, depth + 2);
       const char *name = sqlite3_column_name(st, c);
-      add_json_string(&b, (const unsigned char *)name, (int)strlen(name));
-      luaL_addstring(&b, ":\t");
-      if (type == SQLITE_INTEGER || type == SQLITE_FLOAT) add_json_number(&b, sqlite3_column_double(st, c));
-      else add_json_string(&b, sqlite3_column_text(st, c), sqlite3_column_bytes(st, c));
+      out_json_string(&o, (const unsigned char *)name, (int)strlen(name));
+      out_str(&o, ":\t");
+      if (type == SQLITE_INTEGER || type == SQLITE_FLOAT) out_json_number(&o, sqlite3_column_double(st, c));
+      else out_json_string(&o, sqlite3_column_text(st, c), sqlite3_column_bytes(st, c));
     }
-    if (!first) luaL_addchar(&b, '\n');
-    add_tabs(&b, depth + 1);
-    luaL_addchar(&b, '}');
+    if (!first) out_char(&o, '\n');
+    out_tabs(&o, depth + 1);
+    out_char(&o, '}');
   }
-  luaL_addchar(&b, ']');
+  out_char(&o, ']');
+  if (o.f) funlockfile(o.f);
   obra_err e = { 0 };
   if (rc != SQLITE_DONE) obra_store_fail(s, rc, "sql", &e);
   obra_store_release(s, st);
   if (rc != SQLITE_DONE) return raise_err(L, &e);
+  if (o.f) { lua_pushboolean(L, 1); return 1; }
   luaL_pushresult(&b);
   return 1;
 }

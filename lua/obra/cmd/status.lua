@@ -10,9 +10,9 @@ return {
   run = function(opts)
     local s = cli.open_store()
     if opts.json then
-      local text = s:status_json()
+      s:status_json(io.stdout)
       s:close()
-      io.stdout:write(text, "\n")
+      io.stdout:write("\n")
       return 0
     end
     local out = s:status_report()

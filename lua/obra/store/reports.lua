@@ -8,8 +8,9 @@
 --   s:status_report()     -> { projects = { {name, workdir, total, counts, tasks = {{key, title,
 --                            status, iterations, priority}, ...}}, ... }, run = row | nil,
 --                            open_breakpoints = n }
---   s:status_json()       -> the same as formatted JSON text (core.json_encode(v, true)), the
---                            task rows encoded in C straight from the statement
+--   s:status_json([file]) -> the same as formatted JSON text (core.json_encode(v, true)), the
+--                            task rows encoded in C straight from the statement; with a file
+--                            (io.stdout) written to it, nothing returned
 local core = require "obra.core"
 
 local ORDER = { "running", "pending", "waiting", "parked", "failed", "cancelled", "done" }
@@ -63,17 +64,29 @@ return function(methods, Q)
   end
 
   -- Each project's tasks stand in as a placeholder string, replaced by the
-  -- rows' JSON (at the depth the tasks array sits: projects[i].tasks = 3).
-  function methods:status_json()
-    local texts = {}
+  -- rows' JSON (at the depth the tasks array sits: projects[i].tasks = 3);
+  -- with a file, the rows are written to it from C between the other parts.
+  function methods:status_json(file)
     local out = { projects = core.json_array(projects(self, function(p)
-      local mark = string.format("\1obra-rows-%d\1", #texts + 1)
-      texts[#texts + 1] = self:json_rows(3, Q.status_tasks, p.id)
-      return mark
+      return string.format("\1obra-rows-%d\1", p.id)
     end)) }
     out.run = self:run_status_row()
     out.open_breakpoints = self:open_breakpoint_count()
     local text = core.json_encode(out, true)
-    return (text:gsub('"\\u0001obra%-rows%-(%d+)\\u0001"', function(i) return texts[tonumber(i)] end))
+    local parts = {}
+    local pos = 1
+    for s0, id, e0 in text:gmatch('()"\\u0001obra%-rows%-(%d+)\\u0001"()') do
+      parts[#parts + 1] = text:sub(pos, s0 - 1)
+      parts[#parts + 1] = tonumber(id)
+      pos = e0
+    end
+    parts[#parts + 1] = text:sub(pos)
+    local buf = {}
+    for _, x in ipairs(parts) do
+      if type(x) == "number" then
+        if file then self:json_rows(file, 3, Q.status_tasks, x) else buf[#buf + 1] = self:json_rows(3, Q.status_tasks, x) end
+      elseif file then file:write(x) else buf[#buf + 1] = x end
+    end
+    if not file then return table.concat(buf) end
   end
 end
