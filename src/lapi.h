@@ -30,6 +30,11 @@ void   obra_lapi_pushjson(lua_State *L, const cJSON *j);   /* [-0, +1] */
 /* Encode the value at idx to a JSON string on the stack, or raise. [-0, +1] */
 void   obra_lapi_encode(lua_State *L, int idx);
 
+/* The obra_store of the "obra.store" userdata at idx (lapi_store.c); raises
+ * when it is not one or is closed.  Borrowed: valid while the userdata is. */
+struct obra_store;
+struct obra_store *obra_lapi_checkstore(lua_State *L, int idx);
+
 /* Optional field helpers for option tables at index t.  optstring returns def
  * (which may be NULL) when the key is absent and raises when it is not a string. */
 const char *obra_lapi_optstring(lua_State *L, int t, const char *k, const char *def);

@@ -6,9 +6,8 @@
  *       editor:kind()             "readline" | "plain"
  *       editor:close()            (also __gc, __close) restores SIGINT
  *   core.repl_call(fn, ...) -> true, results... | false, message, traceback, "error"|"interrupted"
- *   core.repl_sql(path) -> conn | nil, message, "io"     a read-only SQLite connection
- *       conn:query(sql, ...) -> rows, columns   (one statement; columns in order)
- *       conn:close()             (also __gc, __close)
+ *   core.repl_interruptible(store)   Ctrl-C during repl_call interrupts the store's
+ *                                    statements (the sql() helper's read-only store)
  *
  * Line editing is GNU readline (src/repl_readline.c) when the executable
  * provides it and the editor is interactive; otherwise lines come from stdin
@@ -27,15 +26,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sqlite3.h>
 #include "obra/loop.h"
+#include "obra/store.h"
 #include "obra/repl.h"
 #include "obra/signals.h"
 #include "lapi.h"
 
 #define EDITOR_MT "obra.repl.editor"
-#define SQL_MT    "obra.repl.sql"
-#define SQLSTMT_MT "obra.repl.sqlstmt"
 #define TRACE_FRAMES 12        /* frames a traceback shows, at most */
 
 /* --- interrupts ------------------------------------------------------------ */
@@ -303,129 +300,13 @@ static int editor_close(lua_State *L) {
 
 /* --- read-only SQL ------------------------------------------------------------ */
 
-typedef struct { sqlite3 *db; } lsql;
-typedef struct { sqlite3_stmt *st; } lsqlstmt;   /* owns st until finalized */
-
 static int sql_progress(void *ud) { (void)ud; return interrupted != 0; }   /* Ctrl-C stops a query */
 
-/* core.repl_sql(path) -> conn | nil, message, "io" */
-static int l_sql(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  lsql *c = lua_newuserdatauv(L, sizeof *c, 0);
-  c->db = NULL;
-  luaL_setmetatable(L, SQL_MT);
-  int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READONLY, NULL);
-  if (rc != SQLITE_OK) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "cannot open %s read-only: %s", path, c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
-    lua_pushliteral(L, "io");
-    sqlite3_close(c->db);
-    c->db = NULL;
-    return 3;
-  }
-  sqlite3_busy_timeout(c->db, 5000);
-  sqlite3_progress_handler(c->db, 1000, sql_progress, NULL);
-  return 1;
-}
-
-static int sqlstmt_gc(lua_State *L) {
-  lsqlstmt *p = luaL_checkudata(L, 1, SQLSTMT_MT);
-  if (p->st) { sqlite3_finalize(p->st); p->st = NULL; }
-  return 0;
-}
-
-static void push_col(lua_State *L, sqlite3_stmt *st, int c) {
-  switch (sqlite3_column_type(st, c)) {
-  case SQLITE_INTEGER: lua_pushinteger(L, sqlite3_column_int64(st, c)); break;
-  case SQLITE_FLOAT: lua_pushnumber(L, sqlite3_column_double(st, c)); break;
-  case SQLITE_NULL: lua_pushnil(L); break;
-  default:
-    lua_pushlstring(L, (const char *)sqlite3_column_blob(st, c), (size_t)sqlite3_column_bytes(st, c));
-  }
-}
-
-/* conn:query(sql, ...) -> rows, columns.  Raises on misuse and SQL errors. */
-static int sql_query(lua_State *L) {
-  lsql *c = luaL_checkudata(L, 1, SQL_MT);
-  if (c->db == NULL) return luaL_error(L, "sql: the connection is closed");
-  size_t len;
-  const char *sql = luaL_checklstring(L, 2, &len);
-  int nargs = lua_gettop(L) - 2;
-  lsqlstmt *p = lua_newuserdatauv(L, sizeof *p, 0);
-  p->st = NULL;
-  luaL_setmetatable(L, SQLSTMT_MT);
-  int box = lua_gettop(L);
-  const char *tail = NULL;
-  if (sqlite3_prepare_v2(c->db, sql, (int)len, &p->st, &tail) != SQLITE_OK) {
-    lua_pushfstring(L, "sql: %s", sqlite3_errmsg(c->db));
-    return lua_error(L);
-  }
-  if (p->st == NULL) { lua_pushliteral(L, "sql: empty statement"); return lua_error(L); }
-  if (tail && *tail) {                 /* anything after the first statement but comments? */
-    sqlite3_stmt *more = NULL;
-    const char *rest = tail;
-    while (rest && *rest && sqlite3_prepare_v2(c->db, rest, -1, &more, &rest) == SQLITE_OK && more == NULL) {}
-    if (more) {
-      sqlite3_finalize(more);
-      lua_pushliteral(L, "sql: one statement at a time");
-      return lua_error(L);
-    }
-  }
-  int nparam = sqlite3_bind_parameter_count(p->st);
-  if (nargs > nparam) return luaL_error(L, "sql: %d parameters given, the statement has %d", nargs, nparam);
-  for (int i = 1; i <= nparam; i++) {
-    int idx = i + 2, rc;
-    switch (lua_type(L, idx)) {
-    case LUA_TNIL: case LUA_TNONE: rc = sqlite3_bind_null(p->st, i); break;
-    case LUA_TBOOLEAN: rc = sqlite3_bind_int(p->st, i, lua_toboolean(L, idx)); break;
-    case LUA_TNUMBER:
-      rc = lua_isinteger(L, idx) ? sqlite3_bind_int64(p->st, i, lua_tointeger(L, idx))
-                                 : sqlite3_bind_double(p->st, i, lua_tonumber(L, idx));
-      break;
-    case LUA_TSTRING: {
-      size_t n;
-      const char *s = lua_tolstring(L, idx, &n);
-      rc = sqlite3_bind_text(p->st, i, s, (int)n, SQLITE_TRANSIENT);
-      break;
-    }
-    default: return luaL_error(L, "sql: cannot bind a %s (parameter %d)", luaL_typename(L, idx), i);
-    }
-    if (rc != SQLITE_OK) return luaL_error(L, "sql: binding parameter %d failed", i);
-  }
-  int ncol = sqlite3_column_count(p->st);
-  lua_newtable(L);                     /* rows */
-  int n = 0, rc;
-  while ((rc = sqlite3_step(p->st)) == SQLITE_ROW) {
-    lua_createtable(L, 0, ncol);
-    for (int col = 0; col < ncol; col++) {
-      push_col(L, p->st, col);
-      lua_setfield(L, -2, sqlite3_column_name(p->st, col));
-    }
-    lua_rawseti(L, -2, ++n);
-  }
-  lua_createtable(L, ncol, 0);         /* columns, in order */
-  for (int col = 0; col < ncol; col++) {
-    lua_pushstring(L, sqlite3_column_name(p->st, col));
-    lua_rawseti(L, -2, col + 1);
-  }
-  if (rc != SQLITE_DONE) {
-    const char *msg = rc == SQLITE_INTERRUPT ? "interrupted"
-                    : (rc & 0xff) == SQLITE_READONLY ? "read-only: change state with the helpers (answer, approve...) or obra commands"
-                    : sqlite3_errmsg(c->db);
-    lua_pushfstring(L, "sql: %s", msg);
-    sqlite3_finalize(p->st);
-    p->st = NULL;
-    return lua_error(L);
-  }
-  sqlite3_finalize(p->st);             /* now: an open statement pins a snapshot */
-  p->st = NULL;
-  lua_remove(L, box);
-  return 2;
-}
-
-static int sql_close(lua_State *L) {
-  lsql *c = luaL_checkudata(L, 1, SQL_MT);
-  if (c->db) { sqlite3_close_v2(c->db); c->db = NULL; }
+/* core.repl_interruptible(store): a SIGINT during repl_call interrupts the
+ * store's running statement (its query then fails with code "interrupted").
+ * The REPL's sql() uses it on the store it opened read-only. */
+static int l_interruptible(lua_State *L) {
+  obra_store_progress(obra_lapi_checkstore(L, 1), 1000, sql_progress, NULL);
   return 0;
 }
 
@@ -435,13 +316,8 @@ int obra_lapi_repl(lua_State *L) {
     { NULL, NULL } };
   static const luaL_Reg editor_meta[] = { { "__gc", editor_close }, { "__close", editor_close }, { NULL, NULL } };
   obra_lapi_newclass(L, EDITOR_MT, editor_methods, editor_meta);
-  static const luaL_Reg sql_methods[] = { { "query", sql_query }, { "close", sql_close }, { NULL, NULL } };
-  static const luaL_Reg sql_meta[] = { { "__gc", sql_close }, { "__close", sql_close }, { NULL, NULL } };
-  obra_lapi_newclass(L, SQL_MT, sql_methods, sql_meta);
-  static const luaL_Reg stmt_meta[] = { { "__gc", sqlstmt_gc }, { NULL, NULL } };
-  obra_lapi_newclass(L, SQLSTMT_MT, NULL, stmt_meta);
   static const luaL_Reg fns[] = {
-    { "repl_editor", l_editor }, { "repl_call", l_call }, { "repl_sql", l_sql }, { NULL, NULL } };
+    { "repl_editor", l_editor }, { "repl_call", l_call }, { "repl_interruptible", l_interruptible }, { NULL, NULL } };
   luaL_setfuncs(L, fns, 0);
   return 0;
 }

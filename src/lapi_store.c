@@ -1,13 +1,25 @@
 /* lapi_store.c — the store as a Lua object (metatable "obra.store").
  *
- *   core.store_open(path [, version]) -> store | nil, message, code
+ *   core.store_open(path [, version | {version=, readonly=}]) -> store | nil, message, code
+ *                           readonly: SQLITE_OPEN_READONLY + query_only, no migration
  *   store:exec(sql, ...)    -> changes, last_insert_rowid     (raises on error)
  *   store:query(sql, ...)   -> { row, ... }  rows keyed by column name
  *   store:first(sql, ...)   -> row | nil
  *   store:begin() / :commit() / :rollback()   (nest as savepoints)
  *   store:task_status(id, to)   the one way to change a task's status; raises
  *                               "forbidden" errors on disallowed transitions
+ *   store:select(sql, ...)  -> rows, columns (names in order) | nil, message, code
+ *                           code "readonly" (a write on a read-only store),
+ *                           "interrupted" (the progress handler stopped it), "sql";
+ *                           raises on misuse: several statements, bad parameters
+ *   store:json_rows([file,] depth, sql, ...) -> text | true: the rows as a JSON array
+ *                           of objects (columns in order), formatted as core.json_encode(v,
+ *                           true) (cJSON_Print) formats a value nested `depth` levels deep;
+ *                           with a Lua file (io.stdout) written to it instead
+ *   store:stats()           -> { commits =, changes =, cached_statements = }
+ *   store:readonly()        -> boolean
  *   store:version(), :path(), :depth(), :close()  (__gc and __close too)
+ *   core.sha256(text)       -> 64 hex digits
  *
  * Parameters: positional (?, ?NNN) from the extra arguments, or, when the
  * statement uses named parameters (:name) and one table is given, by name.
@@ -16,9 +28,13 @@
  * exec of several statements with no parameters runs them as a script.
  * Database errors raise "store: <message>"; lua/obra/store.lua builds
  * store:tx() and the record helpers on top. */
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
+#include "obra/sha256.h"
 #include "obra/store.h"
 #include "lapi.h"
+#include <lualib.h>                    /* LUA_FILEHANDLE, luaL_Stream */
 
 #define STORE_MT "obra.store"
 
@@ -34,14 +50,27 @@ static int raise_err(lua_State *L, const obra_err *e) {
   return luaL_error(L, "store: %s", e->msg);
 }
 
+obra_store *obra_lapi_checkstore(lua_State *L, int idx) {
+  lstore *ls = luaL_checkudata(L, idx, STORE_MT);
+  if (ls->s == NULL) luaL_error(L, "store: the database is closed");
+  return ls->s;
+}
+
 static int l_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  int version = (int)luaL_optinteger(L, 2, 0);
+  int version = 0, readonly = 0;
+  if (lua_istable(L, 2)) {
+    version = (int)obra_lapi_optinteger(L, 2, "version", 0);
+    readonly = obra_lapi_optboolean(L, 2, "readonly", 0);
+  } else {
+    version = (int)luaL_optinteger(L, 2, 0);
+  }
+  lua_settop(L, 1);
   lstore *ls = lua_newuserdatauv(L, sizeof *ls, 0);   /* closed until opened */
   ls->s = NULL;
   luaL_setmetatable(L, STORE_MT);
   obra_err e = { 0 };
-  ls->s = obra_store_open(path, version, &e);
+  ls->s = readonly ? obra_store_open_readonly(path, &e) : obra_store_open(path, version, &e);
   if (ls->s == NULL) return obra_lapi_fail(L, &e, NULL);
   return 1;
 }
@@ -170,6 +199,184 @@ static int run(lua_State *L, int collect, int limit) {
   return 2;
 }
 
+/* store:select(sql, ...) -> rows, columns | nil, message, code (see the top). */
+static int l_select(lua_State *L) {
+  obra_store *s = check_open(L);
+  size_t len;
+  const char *sql = luaL_checklstring(L, 2, &len);
+  int multi = 0;
+  obra_err e = { 0 };
+  sqlite3_stmt *probe = obra_store_prepare(s, sql, len, &multi, &e);
+  if (probe == NULL && multi) return luaL_error(L, "one statement at a time");
+  if (probe == NULL) {                 /* a syntax error, an unknown table: the user's query */
+    lua_pushnil(L);
+    lua_pushstring(L, sqlite3_errmsg(obra_store_db(s)));
+    lua_pushliteral(L, "sql");
+    return 3;
+  }
+  sqlite3_stmt *st = prepare(L, s);    /* the same cached statement, parameters bound */
+  int ncol = sqlite3_column_count(st);
+  lua_newtable(L);                     /* rows */
+  int n = 0, rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    lua_createtable(L, 0, ncol);
+    for (int c = 0; c < ncol; c++) {
+      push_column(L, st, c);
+      lua_setfield(L, -2, sqlite3_column_name(st, c));
+    }
+    lua_rawseti(L, -2, ++n);
+  }
+  lua_createtable(L, ncol, 0);         /* columns, in order */
+  for (int c = 0; c < ncol; c++) {
+    lua_pushstring(L, sqlite3_column_name(st, c));
+    lua_rawseti(L, -2, c + 1);
+  }
+  if (rc != SQLITE_DONE) {
+    int prim = rc & 0xff;
+    const char *code = prim == SQLITE_INTERRUPT ? "interrupted" : prim == SQLITE_READONLY ? "readonly" : "sql";
+    lua_pushnil(L);
+    lua_pushstring(L, sqlite3_errmsg(obra_store_db(s)));
+    lua_pushstring(L, code);
+    obra_store_release(s, st);
+    return 3;
+  }
+  obra_store_release(s, st);           /* now: a running statement pins a snapshot */
+  return 2;
+}
+
+/* JSON text the way cJSON_Print writes it (lapi_json.c's core.json_encode(v,
+ * true)), straight from the statement: no Lua table, no cJSON tree.  It goes
+ * into a Lua buffer, or with a file straight to that FILE (stdio buffers). */
+typedef struct { luaL_Buffer *b; FILE *f; } jsonout;
+
+static void out_char(jsonout *o, char c) {
+  if (o->f) putc_unlocked(c, o->f);
+  else luaL_addchar(o->b, c);
+}
+
+static void out_mem(jsonout *o, const char *s, size_t n) {
+  if (o->f) fwrite_unlocked(s, 1, n, o->f);
+  else luaL_addlstring(o->b, s, n);
+}
+
+static void out_str(jsonout *o, const char *s) { out_mem(o, s, strlen(s)); }
+
+static void out_tabs(jsonout *o, int n) {
+  static const char tabs[] = "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t";
+  while (n > 0) { int k = n < 16 ? n : 16; out_mem(o, tabs, (size_t)k); n -= k; }
+}
+
+static void out_json_string(jsonout *o, const unsigned char *s, int len) {
+  out_char(o, '"');
+  int run = 0;                         /* bytes that need no escape, written at once */
+  for (int i = 0; i < len; i++) {
+    unsigned char c = s[i];
+    if (c >= 32 && c != '"' && c != '\\') { run++; continue; }
+    if (run) { out_mem(o, (const char *)s + i - run, (size_t)run); run = 0; }
+    switch (c) {
+    case '"': out_str(o, "\\\""); break;
+    case '\\': out_str(o, "\\\\"); break;
+    case '\b': out_str(o, "\\b"); break;
+    case '\f': out_str(o, "\\f"); break;
+    case '\n': out_str(o, "\\n"); break;
+    case '\r': out_str(o, "\\r"); break;
+    case '\t': out_str(o, "\\t"); break;
+    default: { char u[8]; snprintf(u, sizeof u, "\\u%04x", c); out_str(o, u); }
+    }
+  }
+  if (run) out_mem(o, (const char *)s + len - run, (size_t)run);
+  out_char(o, '"');
+}
+
+static void out_json_number(jsonout *o, double d) {
+  char num[32];
+  if (d != d || d - d != 0) snprintf(num, sizeof num, "null");          /* NaN, infinities */
+  else if (d >= INT_MIN && d <= INT_MAX && d == (double)(int)d) snprintf(num, sizeof num, "%d", (int)d);
+  else {
+    double back = 0;
+    snprintf(num, sizeof num, "%1.15g", d);
+    if (sscanf(num, "%lg", &back) != 1 || back != d) snprintf(num, sizeof num, "%1.17g", d);
+  }
+  out_str(o, num);
+}
+
+/* store:json_rows([file,] depth, sql, ...) -> text | true (written to file).
+ * A NULL column is left out of its object, as a nil field is by
+ * core.json_encode. */
+static int l_json_rows(lua_State *L) {
+  obra_store *s = check_open(L);
+  luaL_Stream *file = luaL_testudata(L, 2, LUA_FILEHANDLE);
+  if (file) {
+    if (file->closef == NULL) return luaL_error(L, "store: json_rows to a closed file");
+    lua_remove(L, 2);
+  }
+  int depth = (int)luaL_checkinteger(L, 2);
+  lua_remove(L, 2);                    /* prepare() reads sql at 2, parameters after */
+  sqlite3_stmt *st = prepare(L, s);
+  if (st == NULL) return luaL_error(L, "store: json_rows needs one statement");
+  int ncol = sqlite3_column_count(st);
+  luaL_Buffer b;
+  jsonout o = { &b, file ? file->f : NULL };
+  if (o.f) flockfile(o.f);
+  else luaL_buffinit(L, &b);           /* (a raise below leaves st to be reset at its next use) */
+  out_char(&o, '[');
+  int rc, n = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (n++) out_str(&o, ", ");
+    out_str(&o, "{\n");
+    int first = 1;
+    for (int c = 0; c < ncol; c++) {
+      int type = sqlite3_column_type(st, c);
+      if (type == SQLITE_NULL) continue;
+      if (!first) out_str(&o, ",\n");
+      first = 0;
+      out_tabs(&o, depth + 2);
+      const char *name = sqlite3_column_name(st, c);
+      out_json_string(&o, (const unsigned char *)name, (int)strlen(name));
+      out_str(&o, ":\t");
+      if (type == SQLITE_INTEGER || type == SQLITE_FLOAT) out_json_number(&o, sqlite3_column_double(st, c));
+      else out_json_string(&o, sqlite3_column_text(st, c), sqlite3_column_bytes(st, c));
+    }
+    if (!first) out_char(&o, '\n');
+    out_tabs(&o, depth + 1);
+    out_char(&o, '}');
+  }
+  out_char(&o, ']');
+  if (o.f) funlockfile(o.f);
+  obra_err e = { 0 };
+  if (rc != SQLITE_DONE) obra_store_fail(s, rc, "sql", &e);
+  obra_store_release(s, st);
+  if (rc != SQLITE_DONE) return raise_err(L, &e);
+  if (o.f) { lua_pushboolean(L, 1); return 1; }
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int l_stats(lua_State *L) {
+  obra_store_stat st;
+  obra_store_stats(check_open(L), &st);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, (lua_Integer)st.commits);
+  lua_setfield(L, -2, "commits");
+  lua_pushinteger(L, (lua_Integer)st.changes);
+  lua_setfield(L, -2, "changes");
+  lua_pushinteger(L, st.cached_statements);
+  lua_setfield(L, -2, "cached_statements");
+  return 1;
+}
+
+static int l_readonly(lua_State *L) { lua_pushboolean(L, obra_store_readonly(check_open(L))); return 1; }
+
+/* core.sha256(text) -> 64 hex digits */
+static int l_sha256(lua_State *L) {
+  size_t len;
+  const char *t = luaL_checklstring(L, 1, &len);
+  char hex[65];
+  obra_sha256_hex(t, len, hex);
+  lua_pushlstring(L, hex, 64);
+  return 1;
+}
+
 static int l_exec(lua_State *L) { return run(L, 0, 0); }
 static int l_query(lua_State *L) { return run(L, 1, 0); }
 static int l_first(lua_State *L) { return run(L, 1, 1); }
@@ -219,12 +426,15 @@ int obra_lapi_store(lua_State *L) {
     { "exec", l_exec }, { "query", l_query }, { "first", l_first },
     { "begin", l_begin }, { "commit", l_commit }, { "rollback", l_rollback },
     { "task_status", l_task_status }, { "version", l_version }, { "path", l_path },
-    { "depth", l_depth }, { "close", l_close }, { NULL, NULL } };
+    { "depth", l_depth }, { "close", l_close }, { "select", l_select }, { "json_rows", l_json_rows },
+    { "stats", l_stats }, { "readonly", l_readonly }, { NULL, NULL } };
   static const luaL_Reg meta[] = {
     { "__gc", l_close }, { "__close", l_close }, { "__tostring", l_tostring }, { NULL, NULL } };
   obra_lapi_newclass(L, STORE_MT, methods, meta);
   lua_pushcfunction(L, l_open);
   lua_setfield(L, -2, "store_open");
+  lua_pushcfunction(L, l_sha256);
+  lua_setfield(L, -2, "sha256");
   lua_pushcfunction(L, l_transition_ok);
   lua_setfield(L, -2, "transition_ok");
   lua_pushinteger(L, OBRA_SCHEMA_VERSION);

@@ -203,5 +203,102 @@ static const char *const migration_5 =
   "DROP INDEX tasks_by_status;"
   "CREATE INDEX tasks_by_status ON tasks(project_id, status, priority DESC, id);";
 
-const char *const obra_migrations[] = { NULL, migration_1, migration_2, migration_3, migration_4, migration_5 };
-const int obra_migrations_count = 5;
+/* v6: the data layer's schema (docs/data.md).
+ * - texts: long texts stored once, keyed by the SHA-256 of their body; an
+ *   agent interaction's prompt (prompt_id) and an LLM call's messages
+ *   (messages: JSON [[role, text id], ...]) point into it.  Older rows keep
+ *   their inline prompt.
+ * - policies: the thresholds and weights of each policy fingerprint, once.
+ * - decisions: the event a policy decided on, as columns instead of three
+ *   JSON copies (signals held the whole event, history twice).  Old rows are
+ *   unwrapped into the columns; what has no column (and the thresholds of a
+ *   row without a fingerprint) stays in `extra`; history, contributions and
+ *   the task's key, title and tags are rebuilt on reading; created_at becomes
+ *   the event's time.  The redundant decisions_by_task index goes (the
+ *   UNIQUE (task_id, iteration) index serves the same queries).
+ * - tasks_by_project: a project's tasks in id order (obra status, the REPL's
+ *   tasks()) without sorting them. */
+static const char *const migration_6 =
+  "CREATE TABLE texts ("
+  "  id INTEGER PRIMARY KEY,"
+  "  hash TEXT NOT NULL UNIQUE,"                     /* SHA-256 of body, 64 hex digits */
+  "  body TEXT NOT NULL);"
+  "CREATE TABLE policies ("
+  "  fingerprint TEXT PRIMARY KEY,"                  /* policy:fingerprint() */
+  "  decider TEXT NOT NULL DEFAULT 'default',"       /* default | custom:<hash of its code> */
+  "  thresholds TEXT NOT NULL DEFAULT '{}',"         /* JSON: the flat thresholds */
+  "  weights TEXT NOT NULL DEFAULT '{}',"            /* JSON: the scoring weights */
+  "  created_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0)) WITHOUT ROWID;"
+  "ALTER TABLE interactions ADD COLUMN prompt_id INTEGER REFERENCES texts(id);"
+  "ALTER TABLE interactions ADD COLUMN messages TEXT;"
+  "INSERT OR IGNORE INTO policies(fingerprint, decider, thresholds, weights, created_at)"
+  "  SELECT policy, CASE WHEN instr(policy, '/') > 0 THEN substr(policy, 1, instr(policy, '/') - 1) ELSE policy END,"
+  "    CASE WHEN json_valid(thresholds) THEN thresholds ELSE '{}' END,"
+  "    CASE WHEN json_valid(scores) THEN coalesce(json_extract(scores, '$.weights'), '{}') ELSE '{}' END,"
+  "    min(created_at)"
+  "  FROM decisions WHERE policy IS NOT NULL GROUP BY policy;"
+  "CREATE TABLE decisions_v6 ("
+  "  id INTEGER PRIMARY KEY,"
+  "  run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL,"
+  "  task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,"
+  "  iteration INTEGER NOT NULL,"
+  "  action TEXT NOT NULL CHECK (action IN ('proceed','retry','clarify','escalate','park','abort')),"
+  "  reason TEXT NOT NULL DEFAULT '',"
+  "  policy TEXT,"                                   /* fingerprint: policies(fingerprint) */
+  "  park_until REAL,"
+  "  valid INTEGER, invalid_reason TEXT,"            /* scores (docs/scoring.md) */
+  "  quality REAL, confidence REAL,"
+  "  degraded INTEGER, conflict INTEGER, regression INTEGER,"
+  "  checks_passed INTEGER, checks_total INTEGER,"
+  "  agent_class TEXT, agent_turns INTEGER, agent_max_turns INTEGER,"   /* signals.agent */
+  "  agent_text TEXT, agent_cost_usd REAL, agent_reset_at REAL,"
+  "  judge_complete INTEGER, judge_quality REAL, judge_confidence REAL,"  /* signals.judge */
+  "  judge_summary TEXT, judge_issues TEXT, judge_error TEXT,"
+  "  checks TEXT,"                                   /* JSON: signals.checks (outputs in the check interactions) */
+  "  workspace TEXT,"                                /* JSON: signals.workspace */
+  "  budgets TEXT,"                                  /* JSON: what was left */
+  "  max_iterations INTEGER,"
+  "  extra TEXT,"                                    /* JSON: the rest of the event */
+  "  created_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),"  /* the event's now */
+  "  UNIQUE (task_id, iteration));"
+  "INSERT INTO decisions_v6(id, run_id, task_id, iteration, action, reason, policy,"
+  "  valid, invalid_reason, quality, confidence, degraded, conflict, regression, checks_passed, checks_total,"
+  "  agent_class, agent_turns, agent_max_turns, agent_text, agent_cost_usd, agent_reset_at,"
+  "  judge_complete, judge_quality, judge_confidence, judge_summary, judge_issues, judge_error,"
+  "  checks, workspace, budgets, max_iterations, extra, created_at)"
+  "SELECT id, run_id, task_id, iteration, action, reason, policy,"
+  "  CASE json_type(sc, '$.valid') WHEN 'true' THEN 1 WHEN 'false' THEN 0 END,"
+  "  json_extract(sc, '$.invalid_reason'), json_extract(sc, '$.quality'), json_extract(sc, '$.confidence'),"
+  "  CASE json_type(sc, '$.degraded') WHEN 'true' THEN 1 WHEN 'false' THEN 0 END,"
+  "  CASE json_type(sc, '$.conflict') WHEN 'true' THEN 1 WHEN 'false' THEN 0 END,"
+  "  CASE json_type(sc, '$.regression') WHEN 'true' THEN 1 WHEN 'false' THEN 0 END,"
+  "  json_extract(sc, '$.checks_passed'), json_extract(sc, '$.checks_total'),"
+  "  json_extract(ev, '$.signals.agent.class'), json_extract(ev, '$.signals.agent.turns'),"
+  "  json_extract(ev, '$.signals.agent.max_turns'), json_extract(ev, '$.signals.agent.text'),"
+  "  json_extract(ev, '$.signals.agent.cost_usd'), json_extract(ev, '$.signals.agent.reset_at'),"
+  "  CASE json_type(ev, '$.signals.judge.complete') WHEN 'true' THEN 1 WHEN 'false' THEN 0 END,"
+  "  json_extract(ev, '$.signals.judge.quality'), json_extract(ev, '$.signals.judge.confidence'),"
+  "  json_extract(ev, '$.signals.judge.summary'), json_extract(ev, '$.signals.judge.issues'),"
+  "  json_extract(ev, '$.signals.judge_error'), json_extract(ev, '$.signals.checks'),"
+  "  json_extract(ev, '$.signals.workspace'), json_extract(ev, '$.budgets'),"
+  "  json_extract(ev, '$.task.max_iterations'),"
+  "  nullif(json_patch(json_remove(ev, '$.signals.agent.class', '$.signals.agent.turns', '$.signals.agent.max_turns',"
+  "      '$.signals.agent.text', '$.signals.agent.cost_usd', '$.signals.agent.reset_at',"
+  "      '$.signals.judge.complete', '$.signals.judge.quality', '$.signals.judge.confidence',"
+  "      '$.signals.judge.summary', '$.signals.judge.issues', '$.signals.judge_error', '$.signals.checks',"
+  "      '$.signals.workspace', '$.signals.history', '$.budgets', '$.task.max_iterations', '$.task.key',"
+  "      '$.task.title', '$.task.tags', '$.task.iteration', '$.history', '$.scores', '$.thresholds', '$.now'),"
+  "    CASE WHEN policy IS NULL THEN json_object('thresholds', json(th), 'scores',"
+  "      json_object('weights', json(coalesce(json_extract(sc, '$.weights'), '{}')))) ELSE '{}' END), '{}'),"
+  "  coalesce(json_extract(ev, '$.now'), created_at)"
+  "FROM (SELECT d.*,"
+  "  CASE WHEN json_valid(d.signals) THEN d.signals ELSE json_object('v5_signals', d.signals) END AS ev,"
+  "  CASE WHEN json_valid(d.scores) THEN d.scores ELSE '{}' END AS sc,"
+  "  CASE WHEN json_valid(d.thresholds) THEN d.thresholds ELSE '{}' END AS th FROM decisions d);"
+  "DROP TABLE decisions;"
+  "ALTER TABLE decisions_v6 RENAME TO decisions;"
+  "CREATE INDEX tasks_by_project ON tasks(project_id, id);";
+
+const char *const obra_migrations[] = { NULL, migration_1, migration_2, migration_3, migration_4, migration_5,
+                                        migration_6 };
+const int obra_migrations_count = 6;

@@ -26,7 +26,11 @@ struct obra_store {
   sqlite3 *db;
   char    *path;
   int      depth;     /* transaction nesting */
+  int      readonly;  /* opened with SQLITE_OPEN_READONLY: no migration, no writes */
   uint64_t clock;
+  uint64_t commits;   /* transactions that wrote and committed (the commit hook) */
+  int64_t  begun;     /* sqlite3_total_changes64 when the outermost transaction began */
+  int      committing;/* obra_store_commit is running the outermost COMMIT */
   cached_stmt cache[STMT_CACHE];
 };
 
@@ -44,6 +48,29 @@ obra_rc obra_store_fail(obra_store *s, int sqlrc, const char *what, obra_err *e)
 sqlite3 *obra_store_db(obra_store *s) { return s->db; }
 const char *obra_store_path(const obra_store *s) { return s->path; }
 int obra_store_depth(const obra_store *s) { return s->depth; }
+int obra_store_readonly(const obra_store *s) { return s->readonly; }
+
+void obra_store_stats(const obra_store *s, obra_store_stat *st) {
+  st->commits = s->commits;
+  st->changes = (uint64_t)sqlite3_total_changes64(s->db);
+  st->cached_statements = 0;
+  for (int i = 0; i < STMT_CACHE; i++) if (s->cache[i].used) st->cached_statements++;
+}
+
+void obra_store_progress(obra_store *s, int every, int (*fn)(void *), void *ud) {
+  sqlite3_progress_handler(s->db, every, fn, ud);
+}
+
+/* SQLite calls the commit hook for every transaction that holds the write
+ * lock: an autocommit statement that writes, and every BEGIN IMMEDIATE ...
+ * COMMIT, one with only reads included.  Those count when rows changed since
+ * the BEGIN (an autocommit statement's own changes are added after the hook,
+ * so those always count). */
+static int on_commit(void *ud) {
+  obra_store *s = ud;
+  if (!s->committing || sqlite3_total_changes64(s->db) != s->begun) s->commits++;
+  return 0;
+}
 
 static uint32_t hash_sql(const char *sql, size_t len) {
   uint32_t h = 2166136261u;                 /* FNV-1a */
@@ -186,7 +213,7 @@ static obra_rc migrate(obra_store *s, int target, obra_err *e) {
   return rc;
 }
 
-obra_store *obra_store_open(const char *path, int target, obra_err *e) {
+static obra_store *open_store(const char *path, int target, int readonly, obra_err *e) {
   if (path == NULL || *path == '\0') { obra_err_set(e, OBRA_EINVAL, "empty database path"); return NULL; }
   if (target <= 0 || target > obra_migrations_count) target = obra_migrations_count;
   obra_store *s = calloc(1, sizeof *s);
@@ -195,30 +222,55 @@ obra_store *obra_store_open(const char *path, int target, obra_err *e) {
     obra_err_set(e, OBRA_ENOMEM, "out of memory");
     return NULL;
   }
-  obra_rc rc = make_parent(path, e);
-  if (rc == OBRA_OK && access(path, F_OK) != 0) rc = create_private(path, e);
-  if (rc == OBRA_OK) {
-    int src = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (src != SQLITE_OK) rc = obra_store_fail(s, src, "cannot open database", e);
+  s->readonly = readonly;
+  obra_rc rc = OBRA_OK;
+  if (!readonly) {
+    rc = make_parent(path, e);
+    if (rc == OBRA_OK && access(path, F_OK) != 0) rc = create_private(path, e);
   }
   if (rc == OBRA_OK) {
-    sqlite3_busy_timeout(s->db, 10000);
+    int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
+    int src = sqlite3_open_v2(path, &s->db, flags, NULL);
+    if (src != SQLITE_OK)
+      rc = obra_store_fail(s, src, readonly ? "cannot open database read-only" : "cannot open database", e);
+  }
+  if (rc == OBRA_OK) {
+    sqlite3_busy_timeout(s->db, readonly ? 5000 : 10000);
     sqlite3_extended_result_codes(s->db, 1);
-    rc = obra_store_exec(s, "PRAGMA journal_mode = WAL", e);
+    sqlite3_commit_hook(s->db, on_commit, s);
+    if (!readonly) rc = obra_store_exec(s, "PRAGMA journal_mode = WAL", e);
   }
   /* A 512 KiB page cache (SQLite's default is 2 MiB): obra's queries touch a
    * few index pages and the newest rows, and a 1000-task run is measured to
    * stay as fast with it while 1.5 MiB smaller (bench/README.md). */
-  if (rc == OBRA_OK) rc = obra_store_exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -512", e);
+  if (rc == OBRA_OK && !readonly)
+    rc = obra_store_exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -512", e);
   /* A database we can read but not write must fail now, not at the first write. */
-  if (rc == OBRA_OK && sqlite3_db_readonly(s->db, "main") == 1)
+  if (rc == OBRA_OK && !readonly && sqlite3_db_readonly(s->db, "main") == 1)
     rc = obra_err_set(e, OBRA_EIO, "database %s is read-only", path);
-  if (rc == OBRA_OK) rc = migrate(s, target, e);
+  if (rc == OBRA_OK && !readonly) rc = migrate(s, target, e);
+  /* Read-only: the schema is whatever the file has; one newer than obra is refused. */
+  if (rc == OBRA_OK && readonly) {
+    int v = obra_store_version(s);
+    if (v < 0) rc = obra_store_fail(s, sqlite3_errcode(s->db), "reading schema version", e);
+    else if (v > obra_migrations_count)
+      rc = obra_err_set(e, OBRA_ESCHEMA, "database %s has schema version %d, newer than this obra understands (%d)",
+                        path, v, obra_migrations_count);
+    else rc = obra_store_exec(s, "PRAGMA query_only = 1", e);
+  }
   if (rc != OBRA_OK) {
     obra_store_close(s);
     return NULL;
   }
   return s;
+}
+
+obra_store *obra_store_open(const char *path, int target, obra_err *e) {
+  return open_store(path, target, 0, e);
+}
+
+obra_store *obra_store_open_readonly(const char *path, obra_err *e) {
+  return open_store(path, 0, 1, e);
 }
 
 void obra_store_close(obra_store *s) {
@@ -236,6 +288,7 @@ obra_rc obra_store_begin(obra_store *s, obra_err *e) {
   char sql[48];
   if (s->depth == 0) snprintf(sql, sizeof sql, "BEGIN IMMEDIATE");
   else snprintf(sql, sizeof sql, "SAVEPOINT obra_%d", s->depth);
+  if (s->depth == 0) s->begun = sqlite3_total_changes64(s->db);
   obra_rc rc = obra_store_exec(s, sql, e);
   if (rc == OBRA_OK) s->depth++;
   return rc;
@@ -246,7 +299,9 @@ obra_rc obra_store_commit(obra_store *s, obra_err *e) {
   char sql[48];
   if (s->depth == 1) snprintf(sql, sizeof sql, "COMMIT");
   else snprintf(sql, sizeof sql, "RELEASE obra_%d", s->depth - 1);
+  s->committing = s->depth == 1;
   obra_rc rc = obra_store_exec(s, sql, e);
+  s->committing = 0;
   if (rc == OBRA_OK) s->depth--;
   return rc;
 }

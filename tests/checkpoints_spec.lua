@@ -229,7 +229,7 @@ task "b" { prompt = "Write b.txt containing done.", checks = { "grep -qx done b.
     H.expect_code(E.run(q), 0)
     assert.are.equal(0, #cps(q, "impl"))
     local s = E.db(q)
-    local ev = require("cjson").decode(s:first("SELECT signals FROM decisions").signals)
+    local ev = s:decisions(nil)[1].event
     s:close()
     assert.are.same({ "impl.txt" }, ev.signals.workspace.created)
     H.rmdir(p.dir)

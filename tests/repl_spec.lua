@@ -346,7 +346,8 @@ task "docs" { title = "Document it", prompt = "write the docs file", deps = { "c
     assert.matches("\n 2  docs  pending     0     0  Document it\n", out, 1, true)
     assert.matches("\n 1  calc  done        3     0  Write calc.txt\n", out, 1, true)
     -- the database holds exactly three decisions, each with the thresholds in force
-    local rows = sql(p.dir, "SELECT iteration, action, json_extract(thresholds, '$.proceed') FROM decisions ORDER BY iteration")
+    local rows = sql(p.dir, "SELECT d.iteration, d.action, json_extract(p.thresholds, '$.proceed') FROM decisions d " ..
+      "JOIN policies p ON p.fingerprint = d.policy ORDER BY d.iteration")
     assert.are.equal("1|retry|0.99\n2|retry|0.99\n3|proceed|0.5", rows)
     assert.are.equal(3, #E.calls(p))                      -- one agent call per step
     assert.are.equal(3, #srv:requests_to("/api/chat"))    -- one judge call per step

@@ -37,8 +37,9 @@ local function make_project(p)
     local pol = p or policy.new()
     ev.scores = obra.score.compute(ev.signals, pol.weights)
     local d = pol:decide(ev)
-    s:exec([[INSERT INTO decisions(task_id, iteration, signals, scores, thresholds, policy, action, reason)
-             VALUES (?, 1, ?, ?, ?, ?, ?, ?)]], tid, ev, ev.scores, ev.thresholds, pol:fingerprint(), d.action, d.reason)
+    s:save_policy(pol:fingerprint(), ev.thresholds, ev.scores.weights)
+    s:add_decision { task_id = tid, iteration = 1, event = ev, policy = pol:fingerprint(), action = d.action,
+                     reason = d.reason }
     rows[#rows + 1] = { key = "t" .. i, q = q, action = d.action }
   end
   s:close()
@@ -221,8 +222,8 @@ describe("obra replay over a real run", function()
     local ok, err = pcall(function()
       H.expect_code(E.run(p), 0)
       local s = E.db(p)
-      local n = s:first("SELECT count(*) AS n FROM decisions").n
-      local th = H.json(s:first("SELECT thresholds FROM decisions d JOIN tasks t ON t.id = d.task_id WHERE t.key = 'two'").thresholds)
+      local n = #s:decisions(nil)
+      local th = s:decisions(s:task("two").id)[1].thresholds
       s:close()
       assert.are.equal(3, n)                 -- one: retry, proceed; two: proceed
       assert.are.equal(0.8, th.proceed)      -- the task's own threshold was recorded

@@ -11,14 +11,27 @@
 #include <sqlite3.h>
 #include "obra/status.h"
 
-#define OBRA_SCHEMA_VERSION 5
+#define OBRA_SCHEMA_VERSION 6
 
 typedef struct obra_store obra_store;
 
 /* Open (creating the file with mode 0600 and its parent directory) and migrate
  * up to target_version (0 = current).  Returns NULL and fills *e on failure. */
 obra_store *obra_store_open(const char *path, int target_version, obra_err *e);
+/* Open an existing database read-only (SQLITE_OPEN_READONLY, query_only):
+ * nothing is created or migrated; a schema newer than obra is refused. */
+obra_store *obra_store_open_readonly(const char *path, obra_err *e);
 void        obra_store_close(obra_store *s);              /* NULL is a no-op */
+int         obra_store_readonly(const obra_store *s);
+
+/* Counters since the store was opened: commits = transactions that wrote
+ * (explicit or autocommit), changes = rows inserted, updated or deleted. */
+typedef struct { uint64_t commits, changes; int cached_statements; } obra_store_stat;
+void obra_store_stats(const obra_store *s, obra_store_stat *st);
+
+/* sqlite3_progress_handler on the store's connection: fn(ud) every `every`
+ * virtual-machine steps; a non-zero return interrupts the statement. */
+void obra_store_progress(obra_store *s, int every, int (*fn)(void *), void *ud);
 sqlite3    *obra_store_db(obra_store *s);                 /* borrowed */
 const char *obra_store_path(const obra_store *s);
 int         obra_store_version(obra_store *s);            /* PRAGMA user_version */

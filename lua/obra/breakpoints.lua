@@ -218,16 +218,15 @@ function M.open(s, bp, notify)
   if bp.task_id == nil and bp.milestone_id == nil then
     error("breakpoints.open: a task_id or a milestone_id is required", 2)
   end
-  local id = s:tx(function()
-    local row = s:first([[SELECT id FROM breakpoints WHERE status = 'open' AND kind = ?
-        AND task_id IS ? AND milestone_id IS ? AND iteration IS ?]],
-      bp.kind, bp.task_id, bp.milestone_id, bp.iteration)
-    if row then return row.id end
-    local _, rowid = s:exec([[INSERT INTO breakpoints(task_id, milestone_id, run_id, iteration, kind, reason)
-        VALUES (?, ?, ?, ?, ?, ?)]], bp.task_id, bp.milestone_id, bp.run_id, bp.iteration, bp.kind, bp.reason or "")
-    return rowid
-  end)
-  local row = s:first("SELECT * FROM breakpoints WHERE id = ?", id)
+  local id = s:open_breakpoint(bp)
+  M.notify(s, id, notify)
+  return id
+end
+
+-- notify(store, id [, notify]): the on_open hooks (and notify) for breakpoint
+-- id, after it is recorded (s:record_iteration opens an iteration's own).
+function M.notify(s, id, notify)
+  local row = s:breakpoint(id)
   local hooks = {}
   for _, h in ipairs(M.on_open) do hooks[#hooks + 1] = h end
   if notify then hooks[#hooks + 1] = notify end
@@ -235,7 +234,6 @@ function M.open(s, bp, notify)
     local ok, err = pcall(h, row)
     if not ok then io.stderr:write("obra: breakpoint notification failed: ", tostring(err), "\n") end
   end
-  return id
 end
 
 local STATUSES = { answered = true, approved = true, rejected = true }
@@ -250,26 +248,24 @@ function M.answer(s, target, a)
     error("breakpoints.answer: status must be answered, approved or rejected, got " .. tostring(status), 2)
   end
   if a.answer ~= nil and type(a.answer) ~= "string" then error("breakpoints.answer: answer must be a string", 2) end
-  local col, id
+  local tgt
   if type(target) == "table" then
-    if target.task_id then col, id = "task_id", target.task_id
-    elseif target.milestone_id then col, id = "milestone_id", target.milestone_id end
+    if target.task_id then tgt = { task_id = target.task_id }
+    elseif target.milestone_id then tgt = { milestone_id = target.milestone_id } end
   elseif math.type(target) == "integer" then
-    col, id = "task_id", target
+    tgt = { task_id = target }
   end
-  if not col then error("breakpoints.answer: expects a task id or {task_id=}|{milestone_id=}", 2) end
+  if not tgt then error("breakpoints.answer: expects a task id or {task_id=}|{milestone_id=}", 2) end
   return s:tx(function()
-    local rows = s:query("SELECT * FROM breakpoints WHERE " .. col .. " = ? AND status = 'open' ORDER BY id", id)
-    if #rows == 0 then return nil, "no open breakpoint for this " .. (col == "task_id" and "task" or "milestone"), "not_found" end
+    local rows = s:open_breakpoints(tgt)
+    if #rows == 0 then return nil, "no open breakpoint for this " .. (tgt.task_id and "task" or "milestone"), "not_found" end
     local now = core.now()
-    s:exec("UPDATE breakpoints SET status = ?, answer = ?, answered_at = ? WHERE " .. col .. " = ? AND status = 'open'",
-      status, a.answer, now, id)
+    s:answer_breakpoints(tgt, status, a.answer, now)
     local fb = require("obra.prompt").human(status, a.answer)
-    if col == "task_id" and fb ~= "" then
-      local t = s:first("SELECT feedback FROM tasks WHERE id = ?", id)
+    if tgt.task_id and fb ~= "" then
+      local t = s:task(tgt.task_id)
       local prev = t and t.feedback
-      s:exec("UPDATE tasks SET feedback = ?, updated_at = ? WHERE id = ?",
-        (prev and prev ~= "" and (prev .. "\n\n") or "") .. fb, now, id)
+      s:set_task_feedback(tgt.task_id, (prev and prev ~= "" and (prev .. "\n\n") or "") .. fb)
     end
     for _, r in ipairs(rows) do r.status, r.answer, r.answered_at = status, a.answer, now end
     return rows
@@ -278,10 +274,8 @@ end
 
 -- pending(store [, task_id]) -> open breakpoints (of one task, or all), oldest first
 function M.pending(s, task_id)
-  if task_id ~= nil then
-    return s:query("SELECT * FROM breakpoints WHERE task_id = ? AND status = 'open' ORDER BY id", task_id)
-  end
-  return s:query("SELECT * FROM breakpoints WHERE status = 'open' ORDER BY id")
+  if task_id ~= nil then return s:open_breakpoints({ task_id = task_id }) end
+  return s:open_breakpoints()
 end
 
 return M

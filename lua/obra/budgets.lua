@@ -12,15 +12,8 @@ local core = require "obra.core"
 
 local M = {}
 
-local function task_usage(s, task_id)
-  return s:first([[SELECT coalesce(sum(turns), 0) AS turns,
-      coalesce(sum(input_tokens + output_tokens + cache_write_tokens), 0) AS tokens,
-      coalesce(sum(cost_usd), 0) AS usd FROM sessions WHERE task_id = ?]], task_id)
-end
-
-local function run_turns(s, run_id)
-  return s:first("SELECT coalesce(sum(turns), 0) AS n FROM sessions WHERE run_id = ?", run_id).n
-end
+local function task_usage(s, task_id) return s:task_usage(task_id) end
+local function run_turns(s, run_id) return s:run_turns(run_id) end
 
 -- The run's usage (iterations, agent calls, tokens, dollars) from the
 -- interactions recorded for it.  The sums live in ctx.usage and are brought
@@ -37,8 +30,7 @@ local function run_usage(ctx)
   local out = cached and u or { iterations = u.iterations, calls = u.calls, tokens = u.tokens, usd = u.usd,
                                 seen = setmetatable({}, { __index = u.seen }) }
   local last = u.last_id
-  for _, r in ipairs(s:query([[SELECT id, task_id, iteration, kind, tokens_in + tokens_out + cache_write AS tokens,
-      cost_usd FROM interactions WHERE id > ? AND run_id = ? ORDER BY id]], u.last_id, ctx.run_id)) do
+  for _, r in ipairs(s:run_usage_since(ctx.run_id, u.last_id)) do
     if r.task_id and r.iteration then
       local key = r.task_id .. ":" .. r.iteration
       if not out.seen[key] then out.seen[key] = true; out.iterations = out.iterations + 1 end

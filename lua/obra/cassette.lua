@@ -192,8 +192,7 @@ end
 -- cassette.fresh(ctx) -> true | nil, message: no agent call has been made in
 -- this project yet (a recording starts from scratch; a replay too).
 function M.fresh(ctx)
-  local n = ctx.store:first([[SELECT count(*) AS n FROM sessions se JOIN tasks t ON t.id = se.task_id
-                              WHERE t.project_id = ?]], ctx.project.id).n
+  local n = ctx.store:project_session_count(ctx.project.id)
   if n > 0 then
     return nil, string.format("project %s already has work recorded in %s/.obra (%d agent session(s)); " ..
       "a cassette covers a run from a fresh start: use a fresh copy of the work directory " ..
@@ -400,9 +399,7 @@ function Tape:actions_of(key)
   local out = {}
   local t = self.ctx.store:task(key, self.ctx.project.id)
   if not t then return out end
-  for _, d in ipairs(self.ctx.store:query("SELECT action FROM decisions WHERE task_id = ? ORDER BY iteration", t.id)) do
-    out[#out + 1] = d.action
-  end
+  for _, a in ipairs(self.ctx.store:decision_actions(t.id)) do out[#out + 1] = a end
   return out
 end
 
@@ -552,11 +549,10 @@ end
 -- The run's outcome: each task's status and its decisions, in order.
 local function outcome(ctx, summary)
   local tasks = {}
-  for _, t in ipairs(ctx.store:query("SELECT id, key, status FROM tasks WHERE project_id = ? ORDER BY id", ctx.project.id)) do
-    local actions = {}
-    for _, d in ipairs(ctx.store:query("SELECT action FROM decisions WHERE task_id = ? ORDER BY iteration", t.id)) do
-      actions[#actions + 1] = d.action
-    end
+  local rows = ctx.store:tasks { project = ctx.project.id }
+  table.sort(rows, function(a, b) return a.id < b.id end)
+  for _, t in ipairs(rows) do
+    local actions = ctx.store:decision_actions(t.id)
     tasks[t.key] = { status = t.status, actions = core.json_array(actions) }
   end
   return { status = summary and summary.status or "?", tasks = tasks }

@@ -7,6 +7,8 @@
 --   checkpoints.ref(project_name, task) -> "refs/obra/<project>/<id>-<key>"
 --   checkpoints.record(store, {task=, project=, snap=, iteration=, run_id=?,
 --                      kind = "iteration"|"rollback", note=?}) -> row | nil, message
+--   checkpoints.prepare{same fields} -> the row to record | nil, message: the commit is
+--       made, the row not written (the engine records it with the iteration)
 --   checkpoints.list(store, task_id [, {changes = true}]) -> rows (oldest first), each
 --       with .changed = {paths} and .files_changed when changes are asked for:
 --       what changed from this checkpoint to the next one (the last: to now)
@@ -15,7 +17,8 @@
 --   checkpoints.restore(store, task, {to=? | checkpoint=? | undo=?})
 --       -> {saved =, restored =, changed =} | nil, message   (what `obra rollback`
 --       and the REPL do: refused during a run; none: before the latest iteration)
---   checkpoints.rollback(store, {task=, project=, to = row, run_id=?, iteration=?})
+--   checkpoints.rollback(store, {task=, project=, to = row, run_id=?, iteration=?, pending=?})
+--       (pending: a row from prepare not recorded yet, recorded first)
 --       -> {saved = row, restored = row, changed = n} | nil, message
 local core = require "obra.core"
 local workspace = require "obra.workspace"
@@ -32,31 +35,27 @@ function M.ref(project, task)
   return "refs/obra/" .. clean(project) .. "/" .. tostring(task.id) .. "-" .. clean(task.key)
 end
 
--- checkpoints.commit{task=, project=, snap=, iteration=, note=} -> commit | nil, message:
--- the snapshot as a commit on the task's ref (git only; record() adds the row).
-function M.commit(a)
-  local task = a.task
-  local msg = a.note and (task.key .. ": " .. a.note) or
-    string.format("%s: before iteration %d", task.key, a.iteration or 0)
-  return workspace.commit(a.snap, M.ref(a.project, task), "obra checkpoint — " .. msg .. "\n")
-end
-
--- checkpoints.record(s, {task=, project=, snap=, iteration=, run_id=, kind=, note=, commit=?})
--- -> row | nil, message: the commit (made now unless given) and its row.
-function M.record(s, a)
+-- The commit of a snapshot, and the row that records it (not written yet:
+-- s:add_checkpoint, or s:record_iteration with the iteration).
+function M.prepare(a)
   local task, snap = a.task, a.snap
   local kind = a.kind or "iteration"
-  local commit, err = a.commit, nil
-  if not commit then commit, err = M.commit(a) end
+  local msg = a.note and (task.key .. ": " .. a.note) or
+    string.format("%s: before iteration %d", task.key, a.iteration or 0)
+  local commit, err = workspace.commit(snap, M.ref(a.project, task), "obra checkpoint — " .. msg .. "\n")
   if not commit then return nil, err end
-  local _, id = s:exec([[INSERT INTO checkpoints(task_id, run_id, iteration, ref, kind, tree, method, workdir, skipped, note)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
-    task.id, a.run_id, a.iteration or 0, commit, kind, snap.tree, snap.method, snap.dir, snap.skipped or 0, a.note)
-  return s:first("SELECT * FROM checkpoints WHERE id = ?", id)
+  return { task_id = task.id, run_id = a.run_id, iteration = a.iteration or 0, ref = commit, kind = kind,
+           tree = snap.tree, method = snap.method, workdir = snap.dir, skipped = snap.skipped or 0, note = a.note }
+end
+
+function M.record(s, a)
+  local row, err = M.prepare(a)
+  if not row then return nil, err end
+  return s:add_checkpoint(row)
 end
 
 function M.list(s, task_id, opts)
-  local rows = s:query("SELECT * FROM checkpoints WHERE task_id = ? ORDER BY id", task_id)
+  local rows = s:checkpoints(task_id)
   if not (opts and opts.changes) then return rows end
   for i, r in ipairs(rows) do
     local nxt = rows[i + 1]
@@ -81,27 +80,17 @@ end
 
 function M.find(s, task_id, q)
   q = q or {}
-  local row
-  if q.id then
-    row = s:first("SELECT * FROM checkpoints WHERE task_id = ? AND id = ?", task_id, q.id)
-    if not row then return nil, "no checkpoint #" .. tostring(q.id) .. " for this task" end
-  elseif q.undo then
-    row = s:first("SELECT * FROM checkpoints WHERE task_id = ? AND kind = 'rollback' ORDER BY id DESC LIMIT 1", task_id)
-    if not row then return nil, "this task was never rolled back: nothing to undo" end
-  elseif q.iteration then
-    row = s:first([[SELECT * FROM checkpoints WHERE task_id = ? AND kind = 'iteration' AND iteration = ?
-                    ORDER BY id LIMIT 1]], task_id, q.iteration)
-    if not row then return nil, "no checkpoint before iteration " .. tostring(q.iteration) .. " of this task" end
-  else
-    row = s:first("SELECT * FROM checkpoints WHERE task_id = ? AND kind = 'iteration' ORDER BY id DESC LIMIT 1", task_id)
-    if not row then return nil, "this task has no checkpoint yet" end
-  end
-  return row
+  local row = s:find_checkpoint(task_id, q)
+  if row then return row end
+  if q.id then return nil, "no checkpoint #" .. tostring(q.id) .. " for this task"
+  elseif q.undo then return nil, "this task was never rolled back: nothing to undo"
+  elseif q.iteration then return nil, "no checkpoint before iteration " .. tostring(q.iteration) .. " of this task" end
+  return nil, "this task has no checkpoint yet"
 end
 
 -- A message when an obra run is active on this database (no rollback then).
 function M.busy(s)
-  for _, r in ipairs(s:query("SELECT id, pid FROM runs WHERE status = 'running'")) do
+  for _, r in ipairs(s:live_runs()) do
     if r.pid and r.pid ~= core.getpid() and core.pid_alive(r.pid) then
       return string.format("obra (pid %d) is running this project (run #%d): stop it before rolling back", r.pid, r.id)
     end
@@ -114,8 +103,12 @@ function M.rollback(s, a)
   if not now then return nil, err end
   local note = a.note or (to.id and ("before rollback to #" .. to.id) or "before rollback")
   local saved
-  saved, err = s:tx(function() return M.record(s, { task = task, project = a.project, snap = now, kind = "rollback",
-    iteration = a.iteration or to.iteration, run_id = a.run_id, note = note }) end)
+  saved, err = s:tx(function()
+    -- the iteration's own checkpoint, not yet recorded (s:record_iteration), goes first
+    if a.pending and not a.pending.id then a.pending.id = s:add_checkpoint(a.pending).id end
+    return M.record(s, { task = task, project = a.project, snap = now, kind = "rollback",
+      iteration = a.iteration or to.iteration, run_id = a.run_id, note = note })
+  end)
   if not saved then return nil, "cannot record the current state, so nothing was rolled back: " .. tostring(err) end
   local sig = workspace.diff_trees(to.workdir, to.method, now.tree, to.tree)
   local ok
@@ -133,8 +126,7 @@ function M.restore(s, task, q)
   local to, err = M.find(s, task.id, { iteration = q.to, id = q.checkpoint, undo = q.undo })
   if not to then return nil, err end
   return M.rollback(s, { task = task, to = to,
-    project = s:first("SELECT name FROM projects WHERE id = ?", task.project_id).name,
-    iteration = s:first("SELECT max(iteration) AS n FROM decisions WHERE task_id = ?", task.id).n })
+    project = s:project_by_id(task.project_id).name, iteration = s:last_iteration(task.id) })
 end
 
 return M

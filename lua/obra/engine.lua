@@ -191,30 +191,22 @@ end
 -- priority; the first `limit` of them (the ids only: work() reads the row).
 local function ready_tasks(ctx, limit)
   local s = ctx.store
-  return s:query([[
-    SELECT t.id FROM tasks t
-    LEFT JOIN milestones m ON m.id = t.milestone_id
-    WHERE t.project_id = ? AND t.status = 'pending'
-      AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on
-                      WHERE d.task_id = t.id AND u.status <> 'done')
-      AND NOT EXISTS (SELECT 1 FROM milestones e WHERE e.project_id = t.project_id
-                      AND m.id IS NOT NULL AND e.position < m.position AND e.status <> 'done')
-    ORDER BY t.priority DESC, t.id LIMIT ?]], ctx.project.id, limit)
+  return s:ready_tasks(ctx.project.id, limit)
 end
 
 -- Complete milestones whose tasks are all done (gated ones wait for approval).
 local function update_milestones(ctx)
   local s = ctx.store
-  for _, m in ipairs(s:query("SELECT * FROM milestones WHERE project_id = ? AND status = 'open'", ctx.project.id)) do
-    local r = s:first([[SELECT count(*) AS n, coalesce(sum(status = 'done'), 0) AS done FROM tasks WHERE milestone_id = ?]], m.id)
+  for _, m in ipairs(s:open_milestones(ctx.project.id)) do
+    local r = s:milestone_progress(m.id)
     if r.n > 0 and r.done == r.n then
       s:tx(function()
         if m.gate == 1 then
-          s:exec("UPDATE milestones SET status = 'waiting' WHERE id = ?", m.id)
+          s:set_milestone_status(m.id, "waiting")
           breakpoints.open(s, { milestone_id = m.id, run_id = ctx.run_id, kind = "milestone_gate",
             reason = "milestone '" .. m.key .. "' is complete and needs approval" })
         else
-          s:exec("UPDATE milestones SET status = 'done', completed_at = ? WHERE id = ?", core.now(), m.id)
+          s:complete_milestone(m.id)
         end
       end)
       if m.gate == 1 then
@@ -233,7 +225,7 @@ local function unpark(ctx)
   local s = ctx.store
   local now = core.now()
   local next_t
-  for _, t in ipairs(s:query("SELECT id, key, parked_until FROM tasks WHERE project_id = ? AND status = 'parked'", ctx.project.id)) do
+  for _, t in ipairs(s:parked_tasks(ctx.project.id)) do
     if (t.parked_until or 0) <= now then
       s:set_status(t.id, "pending")
       ctx.log(nil, "task %s: rate-limit park is over, rescheduling", t.key)
@@ -249,31 +241,30 @@ local function acquire(ctx, resume_run)
   local s = ctx.store
   local host = core.hostname()
   return s:tx(function()
-    for _, r in ipairs(s:query("SELECT * FROM runs WHERE status = 'running'")) do
+    for _, r in ipairs(s:live_runs()) do
       local cfg = core.json_decode(r.config or "{}") or {}
       if r.pid and r.pid ~= core.getpid() and (cfg.host == nil or cfg.host == host) and core.pid_alive(r.pid) then
         return nil, string.format("another obra (pid %d) is running this project (run #%d); wait for it or stop it first", r.pid, r.id)
       end
-      s:exec("UPDATE runs SET status = 'interrupted', ended_at = ?, message = 'the obra running it died' WHERE id = ?", core.now(), r.id)
+      s:interrupt_run(r.id, "the obra running it died")
     end
     -- tasks left running by a dead obra: their iteration is redone
-    for _, t in ipairs(s:query("SELECT id FROM tasks WHERE project_id = ? AND status = 'running'", ctx.project.id)) do
+    for _, t in ipairs(s:running_tasks(ctx.project.id)) do
       s:set_status(t.id, "pending")
     end
     local cfgjson = { host = host, sets = ctx.sets }
     if resume_run then
-      s:exec("UPDATE runs SET status = 'running', pid = ?, ended_at = NULL, message = NULL, config = ?, script_hash = ? WHERE id = ?",
-        core.getpid(), cfgjson, ctx.plan.hash, resume_run)
+      s:resume_run(resume_run, { pid = core.getpid(), config = cfgjson, script_hash = ctx.plan.hash })
       return resume_run
     end
-    local _, id = s:exec("INSERT INTO runs(project_id, script_path, script_hash, pid, config) VALUES (?, ?, ?, ?, ?)",
-      ctx.project.id, ctx.script, ctx.plan.hash, core.getpid(), cfgjson)
+    local id = s:start_run { project_id = ctx.project.id, script_path = ctx.script, script_hash = ctx.plan.hash,
+      pid = core.getpid(), config = cfgjson }
     return id
   end)
 end
 
 local function finish_run(ctx, status, message)
-  ctx.store:exec("UPDATE runs SET status = ?, ended_at = ?, message = ? WHERE id = ?", status, core.now(), message, ctx.run_id)
+  ctx.store:finish_run(ctx.run_id, status, message)
 end
 
 -- engine.run(ctx, opts) -> exit status, summary
@@ -287,7 +278,7 @@ function M.run(ctx, opts)
   local run_id, err = acquire(ctx, opts.resume_run)
   if not run_id then return M.EXIT.failed, { message = err } end
   ctx.run_id = run_id
-  ctx.run_started = s:first("SELECT started_at FROM runs WHERE id = ?", run_id).started_at
+  ctx.run_started = s:run_started_at(run_id)
   local max_parallel = opts.max_parallel or ctx.config.max_parallel or 1
   ctx.log(nil, "run #%d of %s: %d tasks, up to %d at once, workdir %s", run_id, ctx.plan.project.name,
     #ctx.plan.tasks, max_parallel, ctx.workdir)
@@ -357,13 +348,8 @@ function M.run(ctx, opts)
     collectgarbage()
   end
   update_milestones(ctx)
-  local counts = {}
-  for _, r in ipairs(s:query("SELECT status, count(*) AS n FROM tasks WHERE project_id = ? GROUP BY status", ctx.project.id)) do
-    counts[r.status] = r.n
-  end
-  local open_bp = s:first([[SELECT count(*) AS n FROM breakpoints b LEFT JOIN tasks t ON t.id = b.task_id
-    LEFT JOIN milestones m ON m.id = b.milestone_id WHERE b.status = 'open'
-    AND (t.project_id = ? OR m.project_id = ?)]], ctx.project.id, ctx.project.id).n
+  local counts = s:task_counts(ctx.project.id)
+  local open_bp = s:open_breakpoint_count(ctx.project.id)
   local summary = { run = run_id, counts = counts, open_breakpoints = open_bp }
   local code, status, message
   if ctx.stopping then

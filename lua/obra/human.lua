@@ -7,14 +7,12 @@
 --                                    failed or parked task goes back to pending
 --   human.approve(store, ref [, note]) accept: the task (or milestone) is done
 --   human.reject(store, ref [, note])  stop: the task fails (use answer to retry)
-local core = require "obra.core"
-
 local M = {}
 
 local function find(s, ref)
   local t = s:task(ref)
   if t then return t end
-  local m = s:first("SELECT * FROM milestones WHERE key = ? ORDER BY id DESC LIMIT 1", ref)
+  local m = s:milestone(ref)
   if m then return nil, m end
   return nil, nil, "no task or milestone '" .. tostring(ref) .. "' (see `obra status`)"
 end
@@ -37,12 +35,10 @@ function M.answer(s, ref, text)
     if not close_bps(s, { task_id = t.id }, "answered", text) then
       -- no open breakpoint (a failed or parked task): the answer is feedback all the same
       local fb = require("obra.prompt").human("answered", text)
-      s:exec("UPDATE tasks SET feedback = ?, updated_at = ? WHERE id = ?",
-        (t.feedback and t.feedback ~= "" and (t.feedback .. "\n\n") or "") .. fb, core.now(), t.id)
+      s:set_task_feedback(t.id, (t.feedback and t.feedback ~= "" and (t.feedback .. "\n\n") or "") .. fb)
     end
     if t.status == "waiting" or t.status == "failed" or t.status == "parked" then s:set_status(t.id, "pending") end
-    s:exec([[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome)
-             VALUES (?, ?, 'human', 'answer', ?, 'answered')]], t.id, t.iterations, text)
+    s:add_human_interaction(t.id, t.iterations, "answer", text, "answered")
   end)
   return true, t
 end
@@ -54,7 +50,7 @@ function M.approve(s, ref, note)
     if m.status == "done" then return nil, "milestone " .. m.key .. " is already done" end
     s:tx(function()
       close_bps(s, { milestone_id = m.id }, "approved", note)
-      s:exec("UPDATE milestones SET status = 'done', completed_at = ? WHERE id = ?", core.now(), m.id)
+      s:complete_milestone(m.id)
     end)
     return true, m
   end
@@ -65,9 +61,8 @@ function M.approve(s, ref, note)
   s:tx(function()
     close_bps(s, { task_id = t.id }, "approved", note)
     s:set_status(t.id, "done")
-    s:exec("UPDATE sessions SET status = 'done', updated_at = ? WHERE task_id = ? AND status = 'active'", core.now(), t.id)
-    s:exec([[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome)
-             VALUES (?, ?, 'human', 'approve', ?, 'approved')]], t.id, t.iterations, note)
+    s:close_sessions(t.id, "done")
+    s:add_human_interaction(t.id, t.iterations, "approve", note, "approved")
   end)
   return true, t
 end
@@ -78,7 +73,7 @@ function M.reject(s, ref, note)
   if m then
     s:tx(function()
       close_bps(s, { milestone_id = m.id }, "rejected", note)
-      s:exec("UPDATE milestones SET status = 'open' WHERE id = ?", m.id)
+      s:set_milestone_status(m.id, "open")
     end)
     return true, m
   end
@@ -87,9 +82,8 @@ function M.reject(s, ref, note)
   s:tx(function()
     close_bps(s, { task_id = t.id }, "rejected", note)
     if t.status == "pending" then s:set_status(t.id, "cancelled") else s:set_status(t.id, "failed") end
-    s:exec("UPDATE sessions SET status = 'failed', updated_at = ? WHERE task_id = ? AND status = 'active'", core.now(), t.id)
-    s:exec([[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome)
-             VALUES (?, ?, 'human', 'reject', ?, 'rejected')]], t.id, t.iterations, note)
+    s:close_sessions(t.id, "failed")
+    s:add_human_interaction(t.id, t.iterations, "reject", note, "rejected")
   end)
   return true, t
 end

@@ -6,12 +6,13 @@
 -- with its own fields added (docs/architecture.md lists them):
 --
 --   prepare    reads  task                       writes iteration, workdir, agent, agent_cfg, history,
---                                                       max_turns, session, before (snapshot | nil)
---   run_agent  reads  prepare's                  writes result, calls ({session=, result=, prompt=}, ...)
+--                                                       max_turns, session, before (snapshot | nil), checkpoint
+--   run_agent  reads  prepare's                  writes result, calls ({session=, result=, prompt=}, ...),
+--                                                       session_ids
 --   gather     reads  result, before             writes workspace, checks, judge (verdict | nil),
 --                                                       judge_error, judge_call, signals
 --   decide     reads  signals                    writes policy, scores, event, decision, breakpoints, status
---   record     reads  all of the above           writes breakpoint_ids  (the one transaction)
+--   record     reads  all of the above           writes breakpoint_ids, checkpoint_id  (the one transaction)
 --   after      reads  status, result, session    context refresh, hooks, the log line
 --
 -- A workflow observes stages with on("stage", fn): fn({stage=, task=,
@@ -32,7 +33,6 @@ local util = require "obra.util"
 
 local M = {}
 
-M.MAX_TEXT = 64 * 1024   -- bytes of prompt/response kept per interaction
 M.SIGNAL_TEXT = 4000     -- bytes of agent text kept in a decision's signals
 M.AGENT_ATTEMPTS = 3     -- agent calls in one iteration (session recovery)
 
@@ -65,23 +65,7 @@ local function policy_for(ctx, task)
 end
 
 -- Earlier iterations, oldest first: action, scores, agent class, checks.
-local function history(s, task_id)
-  local out = {}
-  for _, d in ipairs(s:query("SELECT iteration, action, scores, signals FROM decisions WHERE task_id = ? ORDER BY iteration", task_id)) do
-    local sc = core.json_decode(d.scores) or {}
-    local sg = core.json_decode(d.signals) or {}
-    local sig = sg.signals or {}
-    local passed, total = 0, 0
-    for _, c in ipairs(sig.checks or {}) do
-      total = total + 1
-      if c.passed then passed = passed + 1 end
-    end
-    out[#out + 1] = { iteration = d.iteration, action = d.action, quality = sc.quality, confidence = sc.confidence,
-                      class = sig.agent and sig.agent.class, checks_passed = passed, checks_total = total,
-                      checks = sig.checks }
-  end
-  return out
-end
+local function history(s, task_id) return s:decision_history(task_id) end
 M.history = history
 
 -- Did each check pass in any earlier iteration?  (Drops the history's check lists.)
@@ -112,9 +96,8 @@ end
 local function handoff_summary(ctx, task, hist)
   local mechanical = prompt.handoff_facts(task, hist)
   if not ctx.llm then return mechanical end
-  local last = ctx.store:first([[SELECT response FROM interactions WHERE task_id = ? AND kind = 'agent'
-                                 ORDER BY id DESC LIMIT 1]], task.id)
-  local r = ctx.llm:chat { messages = prompt.handoff_request(mechanical, last and last.response),
+  local last = ctx.store:last_agent_response(task.id)
+  local r = ctx.llm:chat { messages = prompt.handoff_request(mechanical, last),
                            temperature = 0.2, timeout = 120 }
   if r and r.text and r.text ~= "" then return r.text end
   return mechanical
@@ -143,24 +126,14 @@ end
 
 -- The checkpoint of the state before the agent: its commit is made when the
 -- snapshot is taken (so a kill mid-iteration keeps it in git, on the task's
--- ref), its row is written with the iteration (or before a rollback, so the
--- rows keep their order).
-local function commit_checkpoint(ctx, it)
+-- ref); its row is written by `record` with the iteration (or first by a
+-- rollback before the retry, so the rows keep their order).
+local function prepare_checkpoint(ctx, it)
   if not (it.before and ctx.config.checkpoints.enabled) then return end
-  local commit, err = checkpoints.commit { task = it.task, project = ctx.project.name, snap = it.before,
-    iteration = it.iteration }
-  if not commit then ctx.log(it.task, "checkpoint failed: %s", tostring(err)) end
-  it.checkpoint_commit = commit
-end
-
-local function record_checkpoint(ctx, it)
-  if not it.checkpoint_commit or it.checkpoint_id then return end
-  local s = ctx.store
-  local ok, row = pcall(s.tx, s, function()
-    return checkpoints.record(s, { task = it.task, project = ctx.project.name, snap = it.before,
-      iteration = it.iteration, run_id = ctx.run_id, commit = it.checkpoint_commit })
-  end)
-  if ok and row then it.checkpoint_id = row.id else ctx.log(it.task, "checkpoint failed: %s", tostring(row)) end
+  local row, err = checkpoints.prepare { task = it.task, project = ctx.project.name, snap = it.before,
+    iteration = it.iteration, run_id = ctx.run_id }
+  if not row then ctx.log(it.task, "checkpoint failed: %s", tostring(err)) end
+  it.checkpoint = row
 end
 
 local function overlaps(a, b)
@@ -185,9 +158,9 @@ local function roll_back(ctx, it)
       return
     end
   end
-  record_checkpoint(ctx, it)
   local r, err = checkpoints.rollback(ctx.store, { task = task, project = ctx.project.name,
     run_id = ctx.run_id, iteration = it.iteration, note = "attempt " .. it.iteration .. ", rolled back before a retry",
+    pending = it.checkpoint,
     to = { tree = before.tree, method = before.method, workdir = before.dir, iteration = it.iteration } })
   if not r then
     ctx.log(task, "rollback before the retry failed: %s", tostring(err))
@@ -216,15 +189,15 @@ end
 
 function M.prepare(ctx, it)
   local s, task = ctx.store, it.task
-  it.iteration = (s:first("SELECT max(iteration) AS n FROM decisions WHERE task_id = ?", task.id).n or 0) + 1
+  it.iteration = (s:last_iteration(task.id) or 0) + 1
   it.workdir = task.workdir and util.abspath(task.workdir, ctx.workdir) or ctx.workdir
   it.agent, it.agent_cfg = agent_for(ctx, task)
   it.history = history(s, task.id)
   it.max_turns = max_turns_for(util.merge(it.agent_cfg,
     { max_turns = task.config and task.config.max_turns or it.agent_cfg.max_turns }), it.history)
-  it.session = s:tx(function() return session.current(s, task.id, ctx.run_id, it.agent.kind or it.agent_cfg.kind) end)
+  it.session = session.current(s, task.id, ctx.run_id, it.agent.kind or it.agent_cfg.kind)   -- written if new
   it.before = snapshot(ctx, task, it.workdir)
-  commit_checkpoint(ctx, it)
+  prepare_checkpoint(ctx, it)
   return it
 end
 
@@ -233,7 +206,7 @@ end
 function M.run_agent(ctx, it)
   local s, task, agent = ctx.store, it.task, it.agent
   local sess, res = it.session, nil
-  it.calls = {}
+  it.calls, it.session_ids = {}, {}
   for attempt = 1, M.AGENT_ATTEMPTS do
     local resume = session.started(s, sess)
     local text = prompt.build { task = task, workdir = it.workdir, resume = resume, feedback = task.feedback,
@@ -255,7 +228,8 @@ function M.run_agent(ctx, it)
     if attempt == M.AGENT_ATTEMPTS then break end
     if res.class == "session_in_use" and not resume then
       -- the agent already has this id (an interrupted iteration started it): resume it
-      s:tx(function() session.note_id(s, sess, sess.uuid) end)
+      sess.known = true      -- noted with the iteration's record
+      it.session_ids[#it.session_ids + 1] = { session_id = sess.id, reported_id = sess.uuid }
     elseif res.class == "session_not_found" and resume then
       sess = session.replace(s, sess, "abandoned", handoff_summary(ctx, task, it.history))
       ctx.log(task, "the agent lost its session; starting session %s with a hand-off summary", sess.uuid)
@@ -330,66 +304,22 @@ function M.decide(ctx, it)
   return it
 end
 
--- The one transaction: the agent calls, the judge call, the checks, the
--- checkpoint, the decision, the task's state and its breakpoints.
+-- The one transaction (the data layer's record_iteration): the agent calls,
+-- the judge call, the checks, the checkpoint, the decision, the task's state
+-- and its breakpoints.  Breakpoint notifications go out once it committed.
 function M.record(ctx, it)
-  local s, task, decision = ctx.store, it.task, it.decision
-  local agent_name = it.agent.kind or it.agent_cfg.kind
-  it.breakpoint_ids = {}
-  s:tx(function()
-    record_checkpoint(ctx, it)
-    for _, c in ipairs(it.calls) do
-      local r = c.result
-      local u = r.usage or {}
-      local ptext, ptr = bound(c.prompt, M.MAX_TEXT)
-      local rtext, rtr = bound(r.text, M.MAX_TEXT)
-      s:exec([[INSERT INTO interactions(run_id, task_id, session_id, iteration, kind, name, prompt, response, truncated,
-               tokens_in, tokens_out, cache_read, cache_write, cost_usd, duration_ms, outcome, error)
-               VALUES (?, ?, ?, ?, 'agent', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
-        ctx.run_id, task.id, c.session.id, it.iteration, agent_name, ptext, rtext,
-        (ptr or rtr or r.truncated) and 1 or 0, u.input_tokens or 0, u.output_tokens or 0,
-        u.cache_read_tokens or 0, u.cache_write_tokens or 0, r.cost_usd or 0, r.duration_ms or 0, r.class,
-        r.class ~= "ok" and (bound(r.stderr_tail or (r.errors and table.concat(r.errors, "; ")) or "", 4000)) or nil)
-      if r.session_id then session.note_id(s, c.session, r.session_id) end
-      if r.class ~= "session_in_use" and r.class ~= "session_not_found" then
-        session.add_usage(s, c.session, r, session.occupancy(r))
-      end
-    end
-    local jc = it.judge_call
-    if jc then
-      local u = jc.usage or {}
-      s:exec([[INSERT INTO interactions(run_id, task_id, iteration, kind, name, prompt, response, tokens_in, tokens_out,
-               duration_ms, outcome, error) VALUES (?, ?, ?, 'llm', ?, ?, ?, ?, ?, ?, ?, ?)]],
-        ctx.run_id, task.id, it.iteration, ctx.llm and ctx.llm.model or "judge",
-        (bound(core.json_encode(jc.messages or {}), M.MAX_TEXT)), (bound(jc.text or jc.raw or "", M.MAX_TEXT)),
-        u.prompt_tokens or 0, u.completion_tokens or 0, jc.duration_ms or 0,
-        it.judge and "ok" or it.judge_error, it.judge_message)
-    end
-    for _, c in ipairs(it.checks) do
-      s:exec([[INSERT INTO interactions(run_id, task_id, iteration, kind, name, prompt, response, duration_ms, outcome)
-               VALUES (?, ?, ?, 'check', ?, ?, ?, ?, ?)]],
-        ctx.run_id, task.id, it.iteration, c.name, c.command or c.name, (bound(c.output or "", M.MAX_TEXT)), c.duration_ms or 0,
-        c.passed and "passed" or (c.timed_out and "timeout" or "failed"))
-    end
-    s:exec([[INSERT INTO decisions(run_id, task_id, iteration, signals, scores, thresholds, policy, action, reason)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)]],
-      ctx.run_id, task.id, it.iteration, util.plain(it.event), util.plain(it.scores), util.plain(it.event.thresholds),
-      it.policy:fingerprint(), decision.action, decision.reason or "")
-    s:exec("UPDATE tasks SET iterations = ?, feedback = ?, updated_at = ? WHERE id = ?",
-      it.iteration, decision.feedback, core.now(), task.id)
-    if it.status ~= "running" then s:set_status(task.id, it.status) end
-    if it.status == "done" or it.status == "failed" then
-      s:exec("UPDATE sessions SET status = ?, updated_at = ? WHERE task_id = ? AND status = 'active'",
-        it.status, core.now(), task.id)
-    end
-    if it.status == "parked" then
-      s:exec("UPDATE tasks SET parked_until = ? WHERE id = ?", decision.park_until or (core.now() + 60), task.id)
-    end
-    for _, b in ipairs(it.breakpoints) do
-      it.breakpoint_ids[#it.breakpoint_ids + 1] = breakpoints.open(s, { task_id = task.id, run_id = ctx.run_id,
-        iteration = it.iteration, kind = b.kind, reason = b.reason })
-    end
-  end)
+  local s, jc = ctx.store, it.judge_call
+  local out = s:record_iteration {
+    run_id = ctx.run_id, task = it.task, iteration = it.iteration, agent_name = it.agent.kind or it.agent_cfg.kind,
+    calls = it.calls, session_ids = it.session_ids, checks = it.checks, event = it.event,
+    policy_fingerprint = it.policy:fingerprint(), decision = it.decision, status = it.status,
+    breakpoints = it.breakpoints, checkpoint = it.checkpoint,
+    judge = jc and { model = ctx.llm and ctx.llm.model or "judge", messages = jc.messages, text = jc.text,
+      usage = jc.usage, duration_ms = jc.duration_ms, outcome = it.judge and "ok" or it.judge_error,
+      error = it.judge_message } or nil,
+  }
+  it.breakpoint_ids, it.checkpoint_id = out.breakpoint_ids, out.checkpoint_id
+  for _, id in ipairs(it.breakpoint_ids) do breakpoints.notify(s, id) end
   return it
 end
 
@@ -410,7 +340,7 @@ function M.after(ctx, it)
   -- Context window: past the threshold (or when the agent says the prompt no
   -- longer fits), a fresh session primed with a hand-off.
   if it.status == "running" and res.class ~= "session_not_found" then
-    local cur = s:first("SELECT * FROM sessions WHERE id = ?", it.session.id)
+    local cur = s:session(it.session.id)
     local cw = ctx.config.context
     if cur and cur.status == "active" and (cur.context_tokens > cw.window * cw.refresh or res.class == "prompt_too_long") then
       local nsess = session.replace(s, cur, "refreshed", handoff_summary(ctx, s:task(task.id), history(s, task.id)))

@@ -229,10 +229,10 @@ function Session:complete(word, line, start)
   local before = line:sub(1, start - 1)
   if before:match("[\"']$") then
     if self.store then
-      local ok, rows = pcall(self.store.query, self.store, "SELECT key FROM tasks ORDER BY id")
+      local ok, keys = pcall(self.store.task_keys, self.store)
       if ok then
-        for _, r in ipairs(rows) do
-          if r.key:sub(1, #word) == word then out[#out + 1] = r.key end
+        for _, key in ipairs(keys) do
+          if key:sub(1, #word) == word then out[#out + 1] = key end
         end
       end
     end
@@ -343,9 +343,8 @@ function Session:close()
   local ctx = self.ctx
   if ctx and ctx.run_id and ctx.store then
     -- a run row the REPL's steps opened: leave it resumable
-    pcall(ctx.store.exec, ctx.store, [[UPDATE runs SET status = 'interrupted', ended_at = ?,
-      message = 'the REPL session that stepped it ended; `obra resume` continues' WHERE id = ? AND status = 'running']],
-      core.now(), ctx.run_id)
+    pcall(ctx.store.interrupt_run, ctx.store, ctx.run_id,
+      "the REPL session that stepped it ended; `obra resume` continues")
   end
 end
 

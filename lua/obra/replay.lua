@@ -55,13 +55,6 @@ local function copy(t)
   return c
 end
 
-local function decode(s)
-  if type(s) ~= "string" or s == "" then return nil end
-  local ok, v = pcall(core.json_decode, s)
-  if ok and type(v) == "table" then return v end
-  return nil
-end
-
 -- The policy a row is replayed with, or nil and why it cannot be.
 local function policy_for(row, ev, scores, opts, sets)
   local th, w, decide
@@ -72,7 +65,7 @@ local function policy_for(row, ev, scores, opts, sets)
     if type(row.policy) == "string" and row.policy:match("^custom") then
       return nil, "made by a custom decide function; replay it with --policy FILE"
     end
-    th = copy(decode(row.thresholds) or ev.thresholds)
+    th = copy(row.thresholds or ev.thresholds)
     w = copy(type(scores) == "table" and scores.weights or nil)
   end
   for k, v in pairs(sets.thresholds) do th[k] = v end
@@ -94,15 +87,11 @@ function M.run(s, opts)
   -- bad values in the sets are misuse: say so once, before touching history
   policy_mod.new { thresholds = sets.thresholds, weights = sets.weights }
 
-  local sql = [[SELECT d.*, t.key AS task_key FROM decisions d JOIN tasks t ON t.id = d.task_id]]
-  local args = {}
-  if opts.task then sql = sql .. " WHERE t.key = ? OR CAST(t.id AS TEXT) = ?"; args = { opts.task, opts.task } end
-  sql = sql .. " ORDER BY d.task_id, d.iteration"
   local report = { replayed = 0, changed = 0, unchanged = 0, skipped = 0, errors = 0,
                    changes = core.json_array {}, skipped_rows = core.json_array {} }
-  for _, row in ipairs(s:query(sql, table.unpack(args))) do
-    local ev = decode(row.signals)
-    local old_scores = decode(row.scores) or {}
+  for _, row in ipairs(s:decisions(nil, { ref = opts.task })) do
+    local ev = row.event
+    local old_scores = row.scores or {}
     local p, why
     if not ev or type(ev.signals) ~= "table" then
       why = "no recorded event (signals) to replay"

@@ -1,13 +1,12 @@
 -- obra.store — the store object (C userdata "obra.store", src/lapi_store.c)
 -- and the Lua methods added to it: transactions and records as tables.
 --
---   store.open(path)              -> store | nil, message, code
+--   store.open(path [, {readonly=true}]) -> store | nil, message, code
+--                                   read-only: SQLITE_OPEN_READONLY, nothing created or migrated
 --   store.find([dir])             -> path of .obra/obra.db at or above dir, or nil
 --   s:tx(fn, ...)                 -> fn's results; commits, or rolls back and re-raises
---   s:project(name)               -> project row | nil
---   s:task(id_or_key [, project]) -> task row (JSON columns decoded) | nil
---   s:tasks{status=, project=}    -> { task, ... } ordered by priority, id
---   s:set_status(task, to)        -> the one way to change a task's status (raises when forbidden)
+--   s:stats()                     -> {commits =, changes =, cached_statements =} (C)
+--   and the named queries of lua/obra/store/*.lua (listed in docs/data.md)
 local core = require "obra.core"
 
 local M = {}
@@ -16,8 +15,8 @@ local methods = core["obra.store"]
 M.DIR = ".obra"
 M.FILE = "obra.db"
 
-function M.open(path)
-  return core.store_open(path)
+function M.open(path, opts)
+  return core.store_open(path, opts)
 end
 
 -- The project database: .obra/obra.db in dir or the nearest parent holding .obra/.
@@ -64,39 +63,14 @@ function M.decode(row)
   return row
 end
 
-function methods:project(name)
-  if name == nil then return self:first("SELECT * FROM projects ORDER BY id LIMIT 1") end
-  return self:first("SELECT * FROM projects WHERE name = ?", name)
-end
-
-function methods:task(ref, project_id)
-  if math.type(ref) == "integer" then
-    return M.decode(self:first("SELECT * FROM tasks WHERE id = ?", ref))
-  elseif type(ref) == "string" and ref:match("^%d+$") then
-    local t = self:first("SELECT * FROM tasks WHERE id = ?", tonumber(ref))
-    if t then return M.decode(t) end
-  end
-  if project_id then
-    return M.decode(self:first("SELECT * FROM tasks WHERE key = ? AND project_id = ?", ref, project_id))
-  end
-  return M.decode(self:first("SELECT * FROM tasks WHERE key = ? ORDER BY id LIMIT 1", ref))
-end
-
-function methods:tasks(filter)
-  filter = filter or {}
-  local where, args = {}, {}
-  if filter.status then where[#where + 1] = "status = ?"; args[#args + 1] = filter.status end
-  if filter.project then where[#where + 1] = "project_id = ?"; args[#args + 1] = filter.project end
-  local sql = "SELECT * FROM tasks" .. (#where > 0 and (" WHERE " .. table.concat(where, " AND ")) or "")
-    .. " ORDER BY priority DESC, id"
-  local rows = self:query(sql, table.unpack(args))
-  for _, r in ipairs(rows) do M.decode(r) end
-  return rows
-end
-
-function methods:set_status(task, to)
-  local id = type(task) == "table" and task.id or task
-  self:task_status(id, to)
+-- The data layer: every SQL statement of obra lives under lua/obra/store/
+-- (docs/data.md).  Each file adds the named methods of one entity to the
+-- store's metatable, with the statements of the backend (today SQLite:
+-- lua/obra/store/sqlite.lua over the portable lua/obra/store/sql.lua).
+M.SQL = require "obra.store.sqlite"
+for _, name in ipairs({ "projects", "tasks", "runs", "sessions", "interactions", "decisions", "breakpoints",
+                        "checkpoints", "iteration", "reports" }) do
+  require("obra.store." .. name)(methods, M.SQL, M)
 end
 
 return M

@@ -367,26 +367,14 @@ end
 -- pending ones updated, anything that has started keeps its history.
 function M.sync(s, plan, workdir)
   return s:tx(function()
-    local p = s:project(plan.project.name)
-    if not p then
-      s:exec("INSERT INTO projects(name, description, workdir) VALUES (?, ?, ?)",
-        plan.project.name, plan.project.description, workdir)
-    else
-      s:exec("UPDATE projects SET description = ?, workdir = ?, updated_at = ? WHERE id = ?",
-        plan.project.description, workdir, core.now(), p.id)
-    end
-    p = s:project(plan.project.name)
+    local p = s:save_project(plan.project.name, plan.project.description, workdir)
     local mids = {}
     for i, m in ipairs(plan.milestones) do
-      s:exec([[INSERT INTO milestones(project_id, key, title, position, gate) VALUES (?, ?, ?, ?, ?)
-               ON CONFLICT(project_id, key) DO UPDATE SET title = excluded.title,
-               position = excluded.position, gate = excluded.gate]],
-        p.id, m.key, m.title or m.key, i, m.gate and 1 or 0)
-      mids[m.key] = s:first("SELECT id FROM milestones WHERE project_id = ? AND key = ?", p.id, m.key).id
+      mids[m.key] = s:save_milestone(p.id, m.key, m.title or m.key, i, m.gate)
     end
     local ids = {}
     for _, t in ipairs(plan.tasks) do
-      local row = s:first("SELECT id, status FROM tasks WHERE project_id = ? AND key = ?", p.id, t.key)
+      local row = s:task_ref(p.id, t.key)
       local fields = {
         title = t.title or t.key, prompt = t.prompt or t.title, priority = t.priority or 0,
         checks = core.json_array(t.checks or {}), budgets = t.budgets or {}, tags = core.json_array(t.tags or {}),
@@ -394,32 +382,24 @@ function M.sync(s, plan, workdir)
         workdir = t.workdir, metadata = t.metadata or {},
       }
       if not row then
-        local _, id = s:exec([[INSERT INTO tasks(project_id, key, kind, title, prompt, priority, checks,
-            budgets, tags, config, metadata, milestone_id, workdir)
-            VALUES (:project_id, :key, :kind, :title, :prompt, :priority, :checks, :budgets, :tags,
-                    :config, :metadata, :milestone_id, :workdir)]],
-          setmetatable({ project_id = p.id, key = t.key }, { __index = fields }))
+        local id = s:insert_task(setmetatable({ project_id = p.id, key = t.key }, { __index = fields }))
         ids[t.key] = id
         row = { id = id, status = "pending" }
       else
         ids[t.key] = row.id
         if row.status == "pending" then
-          s:exec([[UPDATE tasks SET kind = :kind, title = :title, prompt = :prompt, priority = :priority,
-              checks = :checks, budgets = :budgets, tags = :tags, config = :config, metadata = :metadata,
-              milestone_id = :milestone_id, workdir = :workdir, updated_at = :now WHERE id = :id]],
-            setmetatable({ id = row.id, now = core.now() }, { __index = fields }))
+          s:update_task_spec(setmetatable({ id = row.id, now = core.now() }, { __index = fields }))
         end
       end
       t.id = row.id
     end
     for _, t in ipairs(plan.tasks) do
-      local row = s:first("SELECT status FROM tasks WHERE id = ?", t.id)
+      local row = s:task_ref(p.id, t.key)
       if row.status == "pending" then
-        s:exec("DELETE FROM task_deps WHERE task_id = ?", t.id)
-        for _, d in ipairs(t.deps or {}) do
-          s:exec("INSERT INTO task_deps(task_id, depends_on) VALUES (?, ?)", t.id, ids[d])
-        end
-        if t.parent then s:exec("UPDATE tasks SET parent_id = ? WHERE id = ?", ids[t.parent], t.id) end
+        local deps = {}
+        for _, d in ipairs(t.deps or {}) do deps[#deps + 1] = ids[d] end
+        s:set_task_deps(t.id, deps)
+        if t.parent then s:set_task_parent(t.id, ids[t.parent]) end
       end
     end
     return p

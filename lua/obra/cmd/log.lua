@@ -8,21 +8,14 @@ return {
   flags = { json = "boolean", limit = "number", full = "boolean" },
   run = function(opts, args)
     local s = cli.open_store()
-    local where, params = "", {}
+    local task_id
     if args[1] then
       local t = s:task(args[1])
       if not t then s:close(); cli.fail("no task '" .. args[1] .. "'") end
-      where = " WHERE i.task_id = ?"
-      params[1] = t.id
+      task_id = t.id
     end
-    params[#params + 1] = math.tointeger(opts.limit) or 200
-    local rows = s:query([[SELECT i.*, t.key AS task, se.uuid AS session FROM interactions i
-      LEFT JOIN tasks t ON t.id = i.task_id LEFT JOIN sessions se ON se.id = i.session_id]] .. where ..
-      " ORDER BY i.id DESC LIMIT ?", table.unpack(params))
+    local out = s:interactions { task_id = task_id, limit = math.tointeger(opts.limit) or 200 }   -- oldest first
     s:close()
-    -- oldest first
-    local out = {}
-    for i = #rows, 1, -1 do out[#out + 1] = rows[i] end
     if opts.json then
       if not opts.full then for _, r in ipairs(out) do r.prompt, r.response = nil, nil end end
       cli.json(core.json_array(out))

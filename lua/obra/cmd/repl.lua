@@ -15,9 +15,9 @@ local function default_script(s, dir)
     if st and st.type == "file" then return p end
   end
   if s then
-    local r = s:first("SELECT script_path FROM runs WHERE script_path IS NOT NULL ORDER BY id DESC LIMIT 1")
-    local st = r and core.stat(r.script_path)
-    if st and st.type == "file" then return r.script_path end
+    local path = s:latest_script()
+    local st = path and core.stat(path)
+    if st and st.type == "file" then return path end
   end
 end
 

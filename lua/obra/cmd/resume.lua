@@ -12,7 +12,7 @@ return {
   flags = { ["max-parallel"] = "number", interactive = "boolean", set = "list", json = "boolean", quiet = "boolean" },
   run = function(opts, args)
     local s = cli.open_store()
-    local r = s:first("SELECT * FROM runs ORDER BY id DESC LIMIT 1")
+    local r = s:latest_run()
     s:close()
     if not r then cli.fail("nothing to resume: no run has started here; use `obra run`") end
     local cfg = core.json_decode(r.config or "{}") or {}

@@ -9,31 +9,15 @@ return {
   flags = { json = "boolean" },
   run = function(opts)
     local s = cli.open_store()
-    local out = { projects = {} }
-    for _, p in ipairs(s:query("SELECT id, name, workdir FROM projects ORDER BY id")) do
-      local counts, total = {}, 0
-      for _, st in ipairs(ORDER) do counts[st] = 0 end
-      for _, r in ipairs(s:query("SELECT status, count(*) AS n FROM tasks WHERE project_id = ? GROUP BY status", p.id)) do
-        counts[r.status] = r.n
-        total = total + r.n
-      end
-      local tasks = {}
-      for _, t in ipairs(s:query([[SELECT key, title, status, iterations, priority FROM tasks
-                                   WHERE project_id = ? ORDER BY id]], p.id)) do
-        tasks[#tasks + 1] = t
-      end
-      out.projects[#out.projects + 1] = { name = p.name, workdir = p.workdir, total = total,
-                                          counts = counts, tasks = require("obra.core").json_array(tasks) }
-    end
-    local run = s:first("SELECT id, status, script_path, pid, started_at, ended_at, message FROM runs ORDER BY id DESC LIMIT 1")
-    out.run = run
-    out.open_breakpoints = s:first("SELECT count(*) AS n FROM breakpoints WHERE status = 'open'").n
-    s:close()
     if opts.json then
-      out.projects = require("obra.core").json_array(out.projects)
-      cli.json(out)
+      s:status_json(io.stdout)
+      s:close()
+      io.stdout:write("\n")
       return 0
     end
+    local out = s:status_report()
+    local run = out.run
+    s:close()
     if #out.projects == 0 then
       cli.print("no projects yet: write a workflow (obra.lua) and `obra run` it")
     end

@@ -157,24 +157,15 @@ function M.install(session)
   function env.show(ref)
     local s = store()
     local t = task_of(ref)
-    local out = require("obra.cmd.show").gather(s, t)
+    local out = s:task_report(t)
     return pretty.tag(out, "show")
   end
 
   function env.decisions(ref)
     local s = store()
     local t = task_of(ref)
-    local rows = s:query("SELECT * FROM decisions WHERE task_id = ? ORDER BY iteration", t.id)
-    for _, r in ipairs(rows) do
-      store_mod.decode(r)
-      -- the stored column holds the whole event the policy saw; d.signals is
-      -- its signals part (agent, checks, judge...), d.event all of it
-      if type(r.signals) == "table" then
-        r.event = r.signals
-        r.signals = r.event.signals
-      end
-    end
-    return list(rows, "decision")
+    -- d.signals (agent, checks, judge...), d.scores, d.thresholds, d.event (all the policy saw)
+    return list(s:decisions(t.id), "decision")
   end
 
   function env.checkpoints(ref)
@@ -191,24 +182,14 @@ function M.install(session)
   function env.sessions(ref)
     local s = store()
     local t = task_of(ref)
-    return list(s:query("SELECT * FROM sessions WHERE task_id = ? ORDER BY id", t.id), "session")
+    return list(s:sessions(t.id), "session")
   end
 
   function env.log(ref, n)
     local s = store()
     n = math.tointeger(n) or 50
-    local rows
-    if ref ~= nil then
-      local t = task_of(ref)
-      rows = s:query([[SELECT i.*, t.key AS task FROM interactions i LEFT JOIN tasks t ON t.id = i.task_id
-        WHERE i.task_id = ? ORDER BY i.id DESC LIMIT ?]], t.id, n)
-    else
-      rows = s:query([[SELECT i.*, t.key AS task FROM interactions i LEFT JOIN tasks t ON t.id = i.task_id
-        ORDER BY i.id DESC LIMIT ?]], n)
-    end
-    local out = {}
-    for i = #rows, 1, -1 do out[#out + 1] = rows[i] end
-    return list(out, "interaction")
+    local task_id = ref ~= nil and task_of(ref).id or nil
+    return list(s:interactions { task_id = task_id, limit = n, session = false }, "interaction")
   end
 
   -- State the engine keeps in ctx between runs; a new step or run starts clean.
@@ -251,7 +232,7 @@ function M.install(session)
     local s = ctx.store
     -- a run row this session's steps opened is continued, not left dangling
     if not resume_run and ctx.run_id then
-      local r = s:first("SELECT status FROM runs WHERE id = ?", ctx.run_id)
+      local r = s:run(ctx.run_id)
       if r and r.status == "running" then resume_run = ctx.run_id end
     end
     local token = session:on_failure(function()
@@ -262,8 +243,7 @@ function M.install(session)
         if cur and cur.status == "running" then s:set_status(id, "pending") end
       end
       if ctx.run_id then
-        s:exec("UPDATE runs SET status = 'interrupted', ended_at = ?, message = 'interrupted in the REPL' WHERE id = ? AND status = 'running'",
-          core.now(), ctx.run_id)
+        s:interrupt_run(ctx.run_id, "interrupted in the REPL")
       end
       ctx.run_id = nil
     end)
@@ -287,7 +267,7 @@ function M.install(session)
 
   function env.resume(o)
     local ctx = need_ctx()
-    local r = ctx.store:first("SELECT * FROM runs WHERE project_id = ? ORDER BY id DESC LIMIT 1", ctx.project.id)
+    local r = ctx.store:latest_run(ctx.project.id)
     if not r then return nil, "nothing to resume: no run has started here; use run()" end
     return do_run(o, r.status ~= "done" and r.id or nil)
   end
@@ -298,7 +278,7 @@ function M.install(session)
     local ok, row = fn(s, ref, text)
     if not ok then return nil, row end
     if row.iterations ~= nil then return pretty.tag(s:task(row.id), "task") end
-    return s:first("SELECT * FROM milestones WHERE id = ?", row.id)
+    return s:milestone(row.id)
   end
   function env.answer(ref, text) return human_act(human.answer, ref, text) end
   function env.approve(ref, note) return human_act(human.approve, ref, note) end
@@ -348,11 +328,19 @@ function M.install(session)
     local s = store()
     if type(query) ~= "string" then error("sql: expects a query string", 2) end
     if not session.sql_conn then
-      local c, err = core.repl_sql(s:path())
-      if not c then return nil, err end
+      -- the project's database opened a second time, read-only; Ctrl-C stops a query
+      local c, err = store_mod.open(s:path(), { readonly = true })
+      if not c then return nil, "cannot open " .. s:path() .. " read-only: " .. tostring(err) end
+      core.repl_interruptible(c)
       session.sql_conn = c
     end
-    local rows, cols = session.sql_conn:query(query, ...)
+    local ok, rows, cols, code = pcall(session.sql_conn.select, session.sql_conn, query, ...)
+    if not ok then error("sql: " .. tostring(rows):gsub("^store: ", ""), 0) end
+    if rows == nil then
+      if code == "readonly" then cols = "read-only: change state with the helpers (answer, approve...) or obra commands"
+      elseif code == "interrupted" then cols = "interrupted" end
+      error("sql: " .. tostring(cols), 0)
+    end
     return pretty.tag(rows, "rows", cols)
   end
 

@@ -1,0 +1,251 @@
+-- obra.store.decisions — decision rows and the policies that made them.
+-- A decision keeps the event its policy saw (docs/policy.md) as documented
+-- columns (docs/data.md): the scores, the agent, judge and check signals, the
+-- workspace change, the budgets left.  What is the same for many decisions is
+-- stored once: the thresholds and weights in `policies` (keyed by the policy
+-- fingerprint), the history (rebuilt from the task's earlier rows), the
+-- task's key, title and tags (from tasks), each check's output (from its
+-- check interaction), the score contributions (recomputed from the signals
+-- and the weights).  Whatever else an event holds goes to the JSON column
+-- `extra`, so nothing is lost when the event grows.  This file is the one
+-- place that turns an event into a row and a row back into an event.
+--
+--   s:save_policy(fingerprint, thresholds, weights)   once per fingerprint
+--   s:policy_row(fingerprint)     -> {fingerprint, decider, thresholds = {}, weights = {}} | nil
+--   s:add_decision(d)             -> id.  d: {run_id, task_id, iteration, action, reason,
+--                                    policy (fingerprint), park_until, event, outputs_elsewhere}
+--   s:decisions(task_id | nil [, {ref=}]) -> decisions oldest first (one task, every task,
+--                                    or the task whose key or id is ref), each
+--                                    {id, run_id, task_id, task_key, iteration, action, reason,
+--                                     policy, park_until, created_at, event, signals, scores, thresholds}
+--   s:decision_history(task_id)   -> { {iteration, action, quality, confidence, class,
+--                                    checks_passed, checks_total, checks}, ... } (no JSON but checks)
+--   s:decision_actions(task_id)   -> { action, ... } by iteration
+--
+--   M.event_row(event [, {outputs_elsewhere=}]) -> the column values of an event (for tests and tools)
+local core = require "obra.core"
+
+local FIELDS = {   -- column, path in the event, kind ("bool" 0/1, "json", else as is)
+  { "quality", { "scores", "quality" } },
+  { "confidence", { "scores", "confidence" } },
+  { "valid", { "scores", "valid" }, "bool" },
+  { "invalid_reason", { "scores", "invalid_reason" } },
+  { "degraded", { "scores", "degraded" }, "bool" },
+  { "conflict", { "scores", "conflict" }, "bool" },
+  { "regression", { "scores", "regression" }, "bool" },
+  { "checks_passed", { "scores", "checks_passed" } },
+  { "checks_total", { "scores", "checks_total" } },
+  { "agent_class", { "signals", "agent", "class" } },
+  { "agent_turns", { "signals", "agent", "turns" } },
+  { "agent_max_turns", { "signals", "agent", "max_turns" } },
+  { "agent_text", { "signals", "agent", "text" } },
+  { "agent_cost_usd", { "signals", "agent", "cost_usd" } },
+  { "agent_reset_at", { "signals", "agent", "reset_at" } },
+  { "judge_complete", { "signals", "judge", "complete" }, "bool" },
+  { "judge_quality", { "signals", "judge", "quality" } },
+  { "judge_confidence", { "signals", "judge", "confidence" } },
+  { "judge_summary", { "signals", "judge", "summary" } },
+  { "judge_issues", { "signals", "judge", "issues" }, "json" },
+  { "judge_error", { "signals", "judge_error" } },
+  { "checks", { "signals", "checks" }, "json" },
+  { "workspace", { "signals", "workspace" }, "json" },
+  { "budgets", { "budgets" }, "json" },
+  { "max_iterations", { "task", "max_iterations" } },
+  { "created_at", { "now" } },
+}
+
+-- Parts of the event that are rebuilt on reading, not stored with each row.
+local DERIVED = { { "history" }, { "signals", "history" }, { "scores", "contributions" }, { "scores", "weights" },
+                  { "thresholds" }, { "task", "key" }, { "task", "title" }, { "task", "tags" },
+                  { "task", "iteration" } }
+
+local function plain(v, depth)
+  -- a JSON-safe deep copy: no functions, bounded depth, arrays stay arrays
+  if type(v) ~= "table" then
+    if type(v) == "function" or (type(v) == "userdata" and v ~= core.null) or type(v) == "thread" then return nil end
+    return v
+  end
+  if depth > 12 then return nil end
+  local out = {}
+  for k, x in pairs(v) do out[k] = plain(x, depth + 1) end
+  local mt = getmetatable(v)
+  if mt and mt.__jsontype == "array" then core.json_array(out) end
+  return out
+end
+
+local function get(t, path)
+  for _, k in ipairs(path) do
+    if type(t) ~= "table" then return nil end
+    t = t[k]
+  end
+  return t
+end
+
+local function remove(t, path)
+  for i = 1, #path - 1 do
+    t = t[path[i]]
+    if type(t) ~= "table" then return end
+  end
+  t[path[#path]] = nil
+end
+
+local function set(t, path, v)
+  for i = 1, #path - 1 do
+    local k = path[i]
+    if type(t[k]) ~= "table" then t[k] = {} end
+    t = t[k]
+  end
+  t[path[#path]] = v
+end
+
+-- Drop tables emptied by the removals (an empty array that was stored empty stays).
+local function prune(t)
+  for k, v in pairs(t) do
+    if type(v) == "table" and not (getmetatable(v) and getmetatable(v).__jsontype == "array") then
+      prune(v)
+      if next(v) == nil then t[k] = nil end
+    end
+  end
+end
+
+local function event_row(event, opts)
+  local ev = plain(event or {}, 0)
+  local row = {}
+  for _, f in ipairs(FIELDS) do
+    local col, path, kind = f[1], f[2], f[3]
+    local v = get(ev, path)
+    if v == core.null then v = nil end
+    if kind == "bool" and v ~= nil then v = v and 1 or 0 end
+    if kind == "json" and type(v) ~= "table" then v = nil end
+    row[col] = v
+    remove(ev, path)
+  end
+  -- a check's output is stored once, in its check interaction
+  if opts and opts.outputs_elsewhere and type(row.checks) == "table" then
+    for _, c in ipairs(row.checks) do if type(c) == "table" then c.output = nil end end
+  end
+  for _, path in ipairs(DERIVED) do remove(ev, path) end
+  prune(ev)
+  row.extra = next(ev) ~= nil and ev or nil
+  return row
+end
+
+return function(methods, Q, M)
+  M.event_row = event_row
+
+  function methods:save_policy(fingerprint, thresholds, weights)
+    if fingerprint == nil then return end
+    self:exec(Q.policy_insert, fingerprint, fingerprint:match("^([^/]*)/") or fingerprint,
+      plain(thresholds or {}, 0), plain(weights or {}, 0), core.now())
+  end
+
+  function methods:policy_row(fingerprint)
+    local p = self:first(Q.policy_by_fingerprint, fingerprint)
+    if p then
+      p.thresholds = core.json_decode(p.thresholds) or {}
+      p.weights = core.json_decode(p.weights) or {}
+    end
+    return p
+  end
+
+  function methods:add_decision(d)
+    local row = event_row(d.event, { outputs_elsewhere = d.outputs_elsewhere })
+    row.run_id, row.task_id, row.iteration = d.run_id, d.task_id, d.iteration
+    row.action, row.reason, row.policy, row.park_until = d.action, d.reason or "", d.policy, d.park_until
+    if row.created_at == nil then row.created_at = core.now() end
+    local _, id = self:exec(Q.decision_insert, row)
+    return id
+  end
+
+  local function summary(r, checks)
+    return { iteration = r.iteration, action = r.action, quality = r.quality, confidence = r.confidence,
+             class = r.agent_class, checks_passed = r.checks_passed or 0, checks_total = r.checks_total or 0,
+             checks = checks }
+  end
+
+  function methods:decision_history(task_id)
+    local out = {}
+    for _, r in ipairs(self:query(Q.decision_history, task_id)) do
+      out[#out + 1] = summary(r, r.checks and core.json_decode(r.checks) or nil)
+    end
+    return out
+  end
+
+  function methods:decision_actions(task_id)
+    local out = {}
+    for _, r in ipairs(self:query(Q.decision_actions, task_id)) do out[#out + 1] = r.action end
+    return out
+  end
+
+  -- Rows of one task (task_id), of every task (nil), or of the task whose key or id is o.ref.
+  function methods:decisions(task_id, o)
+    local rows
+    if task_id then rows = self:query(Q.decisions_of_task, task_id)
+    elseif o and o.ref then rows = self:query(Q.decisions_of_ref, tostring(o.ref), tostring(o.ref))
+    else rows = self:query(Q.decisions_all) end
+    local score = require "obra.score"
+    local policies, tasks, outputs, hist = {}, {}, {}, {}
+    local out = {}
+    for _, r in ipairs(rows) do
+      local task = tasks[r.task_id]
+      if task == nil then
+        task = self:task(r.task_id) or {}
+        tasks[r.task_id] = task
+        hist[r.task_id] = {}
+        -- check outputs by iteration, in the order the checks were recorded
+        local by_it = {}
+        for _, c in ipairs(self:query(Q.check_outputs, r.task_id)) do
+          by_it[c.iteration] = by_it[c.iteration] or {}
+          table.insert(by_it[c.iteration], c)
+        end
+        outputs[r.task_id] = by_it
+      end
+      local pol = r.policy and policies[r.policy]
+      if r.policy and pol == nil then
+        pol = self:policy_row(r.policy) or false
+        policies[r.policy] = pol
+      end
+      local ev = r.extra and core.json_decode(r.extra) or {}
+      for _, f in ipairs(FIELDS) do
+        local col, path, kind = f[1], f[2], f[3]
+        local v = r[col]
+        if v ~= nil then
+          if kind == "bool" then v = v ~= 0
+          elseif kind == "json" then v = core.json_decode(v) end
+          set(ev, path, v)
+        end
+      end
+      local sig = ev.signals
+      if sig and type(sig.checks) == "table" then
+        local recorded = outputs[r.task_id][r.iteration] or {}
+        for i, c in ipairs(sig.checks) do
+          local o2 = recorded[i]
+          if c.output == nil and o2 and o2.name == c.name then c.output = o2.response end
+        end
+      end
+      ev.task = ev.task or {}
+      ev.task.key, ev.task.title, ev.task.iteration = task.key, task.title, r.iteration
+      ev.task.tags = task.tags or core.json_array({})
+      local h = core.json_array({})
+      for i, x in ipairs(hist[r.task_id]) do h[i] = x end
+      ev.history = h
+      if sig then sig.history = h end
+      if pol then
+        ev.thresholds = pol.thresholds
+        if ev.scores then ev.scores.weights = pol.weights end
+      end
+      -- the explanation, recomputed with the weights in force (a row without a
+      -- fingerprint, from before schema 6, kept its weights in extra)
+      if ev.scores and sig and type(ev.scores.weights) == "table" then
+        local ok, sc = pcall(score.compute, sig, ev.scores.weights)
+        if ok then ev.scores.contributions = sc.contributions end
+      end
+      hist[r.task_id][#hist[r.task_id] + 1] = summary(r)
+      out[#out + 1] = { id = r.id, run_id = r.run_id, task_id = r.task_id, task_key = r.task_key or task.key,
+                        iteration = r.iteration, action = r.action, reason = r.reason, policy = r.policy,
+                        park_until = r.park_until, created_at = r.created_at, event = ev, signals = sig,
+                        scores = ev.scores, thresholds = ev.thresholds }
+    end
+    return out
+  end
+end

@@ -1,0 +1,103 @@
+-- obra.store.interactions — every agent, judge, check and human call, and
+-- the texts table that stores a long text once (content-addressed by its
+-- SHA-256: the judge's system prompt is the same at every iteration).
+-- Methods on the store:
+--
+--   s:put_text(body)              -> id of the texts row holding body (inserted when new)
+--   s:text(id)                    -> body | nil
+--   s:add_interaction(row)        -> id.  row: {run_id, task_id, session_id, iteration,
+--                                    kind = 'agent'|'llm'|'check'|'human', name, prompt,
+--                                    prompt_text (stored in texts), messages ({role, content}
+--                                    list, each content in texts), response, truncated,
+--                                    tokens_in, tokens_out, cache_read, cache_write, cost_usd,
+--                                    duration_ms, outcome, error}
+--   s:add_human_interaction(task_id, iteration, name, text, outcome)
+--   s:interactions{task_id=?, limit=, session=?} -> rows, oldest first, each with
+--                                    .task (key), .session (uuid) and .prompt resolved
+--                                    (an LLM call's prompt is its messages as JSON)
+--   s:agent_calls(task_id)        -> the agent interactions (usage columns), by id
+--   s:last_agent_response(task_id) -> text | nil
+--   s:project_session_count(project_id) -> agent sessions of the project's tasks
+local core = require "obra.core"
+
+return function(methods, Q)
+  function methods:put_text(body)
+    local hash = core.sha256(body)
+    local r = self:first(Q.text_id, hash)
+    if r then return r.id end
+    local _, id = self:exec(Q.text_insert, hash, body)
+    return id
+  end
+
+  function methods:text(id)
+    local r = self:first(Q.text_body, id)
+    return r and r.body
+  end
+
+  local COLUMNS = { "run_id", "task_id", "session_id", "iteration", "kind", "name", "prompt", "response",
+                    "outcome", "error" }
+  local ZERO = { "truncated", "tokens_in", "tokens_out", "cache_read", "cache_write", "cost_usd", "duration_ms" }
+
+  function methods:add_interaction(r)
+    local row = {}
+    for _, k in ipairs(COLUMNS) do row[k] = r[k] end
+    for _, k in ipairs(ZERO) do row[k] = r[k] or 0 end
+    if r.truncated == true then row.truncated = 1 elseif r.truncated == false then row.truncated = 0 end
+    if r.prompt_text ~= nil then row.prompt_id = self:put_text(r.prompt_text) end
+    if r.messages ~= nil then
+      local refs = {}
+      for i, m in ipairs(r.messages) do refs[i] = { m.role, self:put_text(tostring(m.content or "")) } end
+      row.messages = core.json_array(refs)
+    end
+    local _, id = self:exec(Q.interaction_insert, row)
+    return id
+  end
+
+  function methods:add_human_interaction(task_id, iteration, name, text, outcome)
+    self:exec(Q.human_insert, task_id, iteration, name, text, outcome)
+  end
+
+  -- The prompt of a stored row: inline (before schema 6, checks, humans),
+  -- in texts, or an LLM call's messages rebuilt as the JSON it was sent as.
+  local function resolve(self, r, cache)
+    local function body(id)
+      local b = cache[id]
+      if b == nil then b = self:text(id) or ""; cache[id] = b end
+      return b
+    end
+    if r.prompt == nil and r.prompt_id then r.prompt = body(r.prompt_id) end
+    if r.prompt == nil and r.messages then
+      local ok, refs = pcall(core.json_decode, r.messages)
+      if ok and type(refs) == "table" then
+        -- the JSON the judge's messages were stored as before schema 6: role, then content
+        local parts = {}
+        for i, ref in ipairs(refs) do
+          parts[i] = '{"role":' .. core.json_encode(tostring(ref[1])) .. ',"content":' .. core.json_encode(body(ref[2])) .. "}"
+        end
+        r.prompt = "[" .. table.concat(parts, ",") .. "]"
+      end
+    end
+    r.prompt_id, r.messages = nil, nil
+    return r
+  end
+
+  function methods:interactions(o)
+    o = o or {}
+    local rows
+    if o.task_id then rows = self:query(Q.interactions_log_task, o.task_id, o.limit or 200)
+    else rows = self:query(Q.interactions_log, o.limit or 200) end
+    local out, cache = {}, {}
+    for i = #rows, 1, -1 do out[#out + 1] = resolve(self, rows[i], cache) end
+    if o.session == false then for _, r in ipairs(out) do r.session = nil end end
+    return out
+  end
+
+  function methods:agent_calls(task_id) return self:query(Q.agent_calls, task_id) end
+
+  function methods:last_agent_response(task_id)
+    local r = self:first(Q.last_agent_response, task_id)
+    return r and r.response
+  end
+
+  function methods:project_session_count(project_id) return self:first(Q.sessions_used_by_project, project_id).n end
+end

@@ -1,0 +1,181 @@
+-- obra.store.sql — the portable SQL of the data layer: every statement the
+-- named methods (lua/obra/store/*.lua) run, by name, in SQL that SQLite and
+-- PostgreSQL both read.  Parameters are positional `?` (a PostgreSQL backend
+-- rewrites them to $1, $2 ... once, when it loads this table).  Anything only
+-- SQLite understands (INSERT OR IGNORE, rowid, json1, sum() over a boolean,
+-- PRAGMAs) is in lua/obra/store/sqlite.lua, which a PostgreSQL backend
+-- replaces with its own file.  Booleans are stored as 0/1 integers.
+return {
+  -- projects ---------------------------------------------------------------------------
+  project_first = "SELECT * FROM projects ORDER BY id LIMIT 1",
+  project_by_name = "SELECT * FROM projects WHERE name = ?",
+  project_by_id = "SELECT * FROM projects WHERE id = ?",
+  projects = "SELECT id, name, workdir FROM projects ORDER BY id",
+  project_insert = "INSERT INTO projects(name, description, workdir) VALUES (?, ?, ?)",
+  project_update = "UPDATE projects SET description = ?, workdir = ?, updated_at = ? WHERE id = ?",
+
+  -- milestones -------------------------------------------------------------------------
+  milestone_by_id = "SELECT * FROM milestones WHERE id = ?",
+  milestone_by_key = "SELECT * FROM milestones WHERE key = ? ORDER BY id DESC LIMIT 1",
+  milestone_id = "SELECT id FROM milestones WHERE project_id = ? AND key = ?",
+  milestones_open = "SELECT * FROM milestones WHERE project_id = ? AND status = 'open'",
+  milestone_set_status = "UPDATE milestones SET status = ? WHERE id = ?",
+  milestone_complete = "UPDATE milestones SET status = 'done', completed_at = ? WHERE id = ?",
+
+  -- tasks ----------------------------------------------------------------------------------
+  task_by_id = "SELECT * FROM tasks WHERE id = ?",
+  task_by_key = "SELECT * FROM tasks WHERE key = ? AND project_id = ?",
+  task_by_key_any = "SELECT * FROM tasks WHERE key = ? ORDER BY id LIMIT 1",
+  task_ref = "SELECT id, status FROM tasks WHERE project_id = ? AND key = ?",
+  task_status = "SELECT status FROM tasks WHERE id = ?",
+  task_feedback = "SELECT feedback FROM tasks WHERE id = ?",
+  task_keys = "SELECT key FROM tasks ORDER BY id",
+  task_insert = [[INSERT INTO tasks(project_id, key, kind, title, prompt, priority, checks,
+      budgets, tags, config, metadata, milestone_id, workdir)
+      VALUES (:project_id, :key, :kind, :title, :prompt, :priority, :checks, :budgets, :tags,
+              :config, :metadata, :milestone_id, :workdir)]],
+  task_update_spec = [[UPDATE tasks SET kind = :kind, title = :title, prompt = :prompt, priority = :priority,
+      checks = :checks, budgets = :budgets, tags = :tags, config = :config, metadata = :metadata,
+      milestone_id = :milestone_id, workdir = :workdir, updated_at = :now WHERE id = :id]],
+  task_deps_clear = "DELETE FROM task_deps WHERE task_id = ?",
+  task_dep_add = "INSERT INTO task_deps(task_id, depends_on) VALUES (?, ?)",
+  task_set_parent = "UPDATE tasks SET parent_id = ? WHERE id = ?",
+  task_set_feedback = "UPDATE tasks SET feedback = ?, updated_at = ? WHERE id = ?",
+  task_set_iteration = "UPDATE tasks SET iterations = ?, feedback = ?, updated_at = ? WHERE id = ?",
+  task_park = "UPDATE tasks SET parked_until = ? WHERE id = ?",
+  task_usage = [[SELECT coalesce(sum(turns), 0) AS turns,
+      coalesce(sum(input_tokens + output_tokens + cache_write_tokens), 0) AS tokens,
+      coalesce(sum(cost_usd), 0) AS usd FROM sessions WHERE task_id = ?]],
+  tasks_ready = [[
+    SELECT t.id FROM tasks t
+    LEFT JOIN milestones m ON m.id = t.milestone_id
+    WHERE t.project_id = ? AND t.status = 'pending'
+      AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on
+                      WHERE d.task_id = t.id AND u.status <> 'done')
+      AND NOT EXISTS (SELECT 1 FROM milestones e WHERE e.project_id = t.project_id
+                      AND m.id IS NOT NULL AND e.position < m.position AND e.status <> 'done')
+    ORDER BY t.priority DESC, t.id LIMIT ?]],
+  tasks_parked = "SELECT id, key, parked_until FROM tasks WHERE project_id = ? AND status = 'parked'",
+  tasks_running = "SELECT id FROM tasks WHERE project_id = ? AND status = 'running'",
+  task_counts = "SELECT status, count(*) AS n FROM tasks WHERE project_id = ? GROUP BY status",
+  status_tasks = "SELECT key, title, status, iterations, priority FROM tasks WHERE project_id = ? ORDER BY id",
+  milestone_tasks = [[SELECT count(*) AS n, coalesce(sum(CASE WHEN status = 'done' THEN 1 ELSE 0 END), 0) AS done
+      FROM tasks WHERE milestone_id = ?]],
+
+  -- runs -------------------------------------------------------------------------------------
+  run_by_id = "SELECT * FROM runs WHERE id = ?",
+  runs_live = "SELECT * FROM runs WHERE status = 'running'",
+  run_latest = "SELECT * FROM runs ORDER BY id DESC LIMIT 1",
+  run_latest_of = "SELECT * FROM runs WHERE project_id = ? ORDER BY id DESC LIMIT 1",
+  run_latest_script = "SELECT script_path FROM runs WHERE script_path IS NOT NULL ORDER BY id DESC LIMIT 1",
+  run_status_row = "SELECT id, status, script_path, pid, started_at, ended_at, message FROM runs ORDER BY id DESC LIMIT 1",
+  run_insert = "INSERT INTO runs(project_id, script_path, script_hash, pid, config) VALUES (?, ?, ?, ?, ?)",
+  run_resume = [[UPDATE runs SET status = 'running', pid = ?, ended_at = NULL, message = NULL, config = ?,
+      script_hash = ? WHERE id = ?]],
+  run_interrupt = "UPDATE runs SET status = 'interrupted', ended_at = ?, message = ? WHERE id = ? AND status = 'running'",
+  run_finish = "UPDATE runs SET status = ?, ended_at = ?, message = ? WHERE id = ?",
+  run_turns = "SELECT coalesce(sum(turns), 0) AS n FROM sessions WHERE run_id = ?",
+  run_usage_since = [[SELECT id, task_id, iteration, kind, tokens_in + tokens_out + cache_write AS tokens,
+      cost_usd FROM interactions WHERE id > ? AND run_id = ? ORDER BY id]],
+
+  -- sessions ----------------------------------------------------------------------------------
+  session_by_id = "SELECT * FROM sessions WHERE id = ?",
+  session_active = "SELECT * FROM sessions WHERE task_id = ? AND status = 'active' ORDER BY id DESC LIMIT 1",
+  session_insert = [[INSERT INTO sessions(uuid, task_id, run_id, agent, previous_id, handoff)
+      VALUES (?, ?, ?, ?, ?, ?)]],
+  session_started = "SELECT 1 AS x FROM session_ids WHERE session_id = ? LIMIT 1",
+  session_set_status = "UPDATE sessions SET status = ?, updated_at = ? WHERE id = ?",
+  sessions_close = "UPDATE sessions SET status = ?, updated_at = ? WHERE task_id = ? AND status = 'active'",
+  session_add_usage = [[UPDATE sessions SET turns = turns + ?, input_tokens = input_tokens + ?,
+      output_tokens = output_tokens + ?, cache_read_tokens = cache_read_tokens + ?,
+      cache_write_tokens = cache_write_tokens + ?, cost_usd = cost_usd + ?, context_tokens = ?,
+      updated_at = ? WHERE id = ?]],
+  sessions_of_task = "SELECT * FROM sessions WHERE task_id = ? ORDER BY id",
+  session_reported_ids = "SELECT reported_id FROM session_ids WHERE session_id = ? ORDER BY first_seen",
+  sessions_reported_of_task = [[SELECT i.session_id, i.reported_id FROM session_ids i
+      JOIN sessions se ON se.id = i.session_id WHERE se.task_id = ? ORDER BY i.session_id, i.first_seen]],
+
+  -- texts and interactions ---------------------------------------------------------------------
+  text_id = "SELECT id FROM texts WHERE hash = ?",
+  text_insert = "INSERT INTO texts(hash, body) VALUES (?, ?)",
+  text_body = "SELECT body FROM texts WHERE id = ?",
+  interaction_insert = [[INSERT INTO interactions(run_id, task_id, session_id, iteration, kind, name, prompt,
+      prompt_id, messages, response, truncated, tokens_in, tokens_out, cache_read, cache_write, cost_usd,
+      duration_ms, outcome, error)
+      VALUES (:run_id, :task_id, :session_id, :iteration, :kind, :name, :prompt, :prompt_id, :messages,
+              :response, :truncated, :tokens_in, :tokens_out, :cache_read, :cache_write, :cost_usd,
+              :duration_ms, :outcome, :error)]],
+  interactions_log = [[SELECT i.*, t.key AS task, se.uuid AS session FROM interactions i
+      LEFT JOIN tasks t ON t.id = i.task_id LEFT JOIN sessions se ON se.id = i.session_id
+      ORDER BY i.id DESC LIMIT ?]],
+  interactions_log_task = [[SELECT i.*, t.key AS task, se.uuid AS session FROM interactions i
+      LEFT JOIN tasks t ON t.id = i.task_id LEFT JOIN sessions se ON se.id = i.session_id
+      WHERE i.task_id = ? ORDER BY i.id DESC LIMIT ?]],
+  agent_calls = [[SELECT task_id, iteration, session_id, outcome, tokens_in, tokens_out, cache_read, cache_write,
+      cost_usd, duration_ms FROM interactions WHERE task_id = ? AND kind = 'agent' ORDER BY id]],
+  check_outputs = [[SELECT iteration, name, response FROM interactions WHERE task_id = ? AND kind = 'check'
+      ORDER BY id]],
+  last_agent_response = [[SELECT response FROM interactions WHERE task_id = ? AND kind = 'agent'
+      ORDER BY id DESC LIMIT 1]],
+  sessions_used_by_project = [[SELECT count(*) AS n FROM sessions se JOIN tasks t ON t.id = se.task_id
+      WHERE t.project_id = ?]],
+
+  -- decisions and policies -----------------------------------------------------------------------
+  decision_insert = [[INSERT INTO decisions(run_id, task_id, iteration, action, reason, policy, park_until,
+      valid, invalid_reason, quality, confidence, degraded, conflict, regression, checks_passed, checks_total,
+      agent_class, agent_turns, agent_max_turns, agent_text, agent_cost_usd, agent_reset_at,
+      judge_complete, judge_quality, judge_confidence, judge_summary, judge_issues, judge_error,
+      checks, workspace, budgets, max_iterations, extra, created_at)
+      VALUES (:run_id, :task_id, :iteration, :action, :reason, :policy, :park_until,
+      :valid, :invalid_reason, :quality, :confidence, :degraded, :conflict, :regression, :checks_passed, :checks_total,
+      :agent_class, :agent_turns, :agent_max_turns, :agent_text, :agent_cost_usd, :agent_reset_at,
+      :judge_complete, :judge_quality, :judge_confidence, :judge_summary, :judge_issues, :judge_error,
+      :checks, :workspace, :budgets, :max_iterations, :extra, :created_at)]],
+  decisions_of_task = "SELECT * FROM decisions WHERE task_id = ? ORDER BY iteration",
+  decisions_all = [[SELECT d.*, t.key AS task_key FROM decisions d JOIN tasks t ON t.id = d.task_id
+      ORDER BY d.task_id, d.iteration]],
+  decisions_of_ref = [[SELECT d.*, t.key AS task_key FROM decisions d JOIN tasks t ON t.id = d.task_id
+      WHERE t.key = ? OR CAST(t.id AS TEXT) = ? ORDER BY d.task_id, d.iteration]],
+  decision_history = [[SELECT iteration, action, quality, confidence, agent_class, checks_passed, checks_total,
+      checks FROM decisions WHERE task_id = ? ORDER BY iteration]],
+  decision_actions = "SELECT action FROM decisions WHERE task_id = ? ORDER BY iteration",
+  last_iteration = "SELECT max(iteration) AS n FROM decisions WHERE task_id = ?",
+  policy_by_fingerprint = "SELECT * FROM policies WHERE fingerprint = ?",
+
+  -- breakpoints --------------------------------------------------------------------------------
+  breakpoint_by_id = "SELECT * FROM breakpoints WHERE id = ?",
+  breakpoint_open_same = [[SELECT id FROM breakpoints WHERE status = 'open' AND kind = ?
+      AND (task_id = ? OR (task_id IS NULL AND ? IS NULL))
+      AND (milestone_id = ? OR (milestone_id IS NULL AND ? IS NULL))
+      AND (iteration = ? OR (iteration IS NULL AND ? IS NULL))]],
+  breakpoint_insert = [[INSERT INTO breakpoints(task_id, milestone_id, run_id, iteration, kind, reason)
+      VALUES (?, ?, ?, ?, ?, ?)]],
+  breakpoints_open_of_task = "SELECT * FROM breakpoints WHERE task_id = ? AND status = 'open' ORDER BY id",
+  breakpoints_open_of_milestone = "SELECT * FROM breakpoints WHERE milestone_id = ? AND status = 'open' ORDER BY id",
+  breakpoints_open = "SELECT * FROM breakpoints WHERE status = 'open' ORDER BY id",
+  breakpoints_answer_task = [[UPDATE breakpoints SET status = ?, answer = ?, answered_at = ?
+      WHERE task_id = ? AND status = 'open']],
+  breakpoints_answer_milestone = [[UPDATE breakpoints SET status = ?, answer = ?, answered_at = ?
+      WHERE milestone_id = ? AND status = 'open']],
+  breakpoints_of_task = "SELECT * FROM breakpoints WHERE task_id = ? ORDER BY id",
+  breakpoints_open_count = "SELECT count(*) AS n FROM breakpoints WHERE status = 'open'",
+  breakpoints_open_count_of = [[SELECT count(*) AS n FROM breakpoints b LEFT JOIN tasks t ON t.id = b.task_id
+      LEFT JOIN milestones m ON m.id = b.milestone_id WHERE b.status = 'open'
+      AND (t.project_id = ? OR m.project_id = ?)]],
+
+  -- checkpoints ---------------------------------------------------------------------------------
+  checkpoint_insert = [[INSERT INTO checkpoints(task_id, run_id, iteration, ref, kind, tree, method, workdir,
+      skipped, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+  checkpoint_by_id = "SELECT * FROM checkpoints WHERE id = ?",
+  checkpoint_of_task = "SELECT * FROM checkpoints WHERE task_id = ? AND id = ?",
+  checkpoints_of_task = "SELECT * FROM checkpoints WHERE task_id = ? ORDER BY id",
+  checkpoint_last_rollback = [[SELECT * FROM checkpoints WHERE task_id = ? AND kind = 'rollback'
+      ORDER BY id DESC LIMIT 1]],
+  checkpoint_before = [[SELECT * FROM checkpoints WHERE task_id = ? AND kind = 'iteration' AND iteration = ?
+      ORDER BY id LIMIT 1]],
+  checkpoint_last = "SELECT * FROM checkpoints WHERE task_id = ? AND kind = 'iteration' ORDER BY id DESC LIMIT 1",
+
+  -- human ---------------------------------------------------------------------------------------
+  human_insert = [[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome)
+      VALUES (?, ?, 'human', ?, ?, ?)]],
+}
