@@ -34,11 +34,11 @@ describe("data layer", function()
     t = s:task(t.id)
 
     local c0 = s:stats().commits
-    local rec1 = engine.iterate(ctx, t)
+    local rec1 = require("obra.iteration").run(ctx, t)
     local c1 = s:stats().commits
     assert.are.equal("retry", rec1.action)
     assert.are.equal(2, c1 - c0)          -- the new session, then the iteration
-    local rec2 = engine.iterate(ctx, s:task(t.id))
+    local rec2 = require("obra.iteration").run(ctx, s:task(t.id))
     assert.is_string(rec2.action)
     assert.are.equal(1, s:stats().commits - c1)   -- the session exists: one transaction
 

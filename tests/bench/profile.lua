@@ -111,7 +111,7 @@ llm.new = function(...)
   return c
 end
 local engine = require "obra.engine"
-wrap(engine, "iterate", "engine.iterate")
+wrap(require "obra.iteration", "run", "iteration.run")
 
 local cli = require "obra.cli"
 local args = { "run" }
