@@ -151,11 +151,7 @@ end
 -- The task loop: iterate until the task leaves 'running'.
 local function work(ctx, task_id)
   local s = ctx.store
-  s:tx(function()
-    local t = s:task(task_id)
-    if t.status ~= "running" then s:set_status(task_id, "running") end
-  end)
-  local t = s:task(task_id)
+  local t = s:task(task_id)   -- iteration.prepare marks it running
   while true do
     local ok, rec = xpcall(iteration.run, debug.traceback, ctx, t)
     if not ok then
@@ -387,8 +383,6 @@ function M.step(ctx, ref)
     ctx.run_id = id
     ctx.run_started = core.now()
   end
-  if t.status ~= "running" then s:set_status(t.id, "running") end
-  t = s:task(t.id)
   local rec = iteration.run(ctx, t)
   -- a step leaves a still-open task pending, so a later run picks it up
   local cur = s:task(t.id)

@@ -195,7 +195,13 @@ function M.prepare(ctx, it)
   it.history = history(s, task.id)
   it.max_turns = max_turns_for(util.merge(it.agent_cfg,
     { max_turns = task.config and task.config.max_turns or it.agent_cfg.max_turns }), it.history)
-  it.session = session.current(s, task.id, ctx.run_id, it.agent.kind or it.agent_cfg.kind)   -- written if new
+  -- the task marked running and its session created (when new) before the
+  -- agent starts, in one transaction: a crash after it resumes this session
+  -- (a transaction that writes nothing, the usual case, commits nothing)
+  it.session = s:tx(function()
+    if task.status ~= "running" then s:set_status(task.id, "running"); task.status = "running" end
+    return session.current(s, task.id, ctx.run_id, it.agent.kind or it.agent_cfg.kind)
+  end)
   it.before = snapshot(ctx, task, it.workdir)
   prepare_checkpoint(ctx, it)
   return it
