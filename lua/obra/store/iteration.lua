@@ -27,12 +27,7 @@ local core = require "obra.core"
 
 local MAX_TEXT = 64 * 1024   -- bytes of prompt/response kept per interaction
 
-local function bound(s, n)
-  if s == nil then return nil, false end
-  s = tostring(s)
-  if #s <= n then return s, false end
-  return s:sub(1, n) .. "\n…[truncated " .. (#s - n) .. " bytes]", true
-end
+local bound = require("obra.util").bound
 
 return function(methods)
   function methods:record_iteration(rec)
