@@ -65,7 +65,11 @@ local ws = require "obra.workspace"
 wrap(ws, "snapshot", "workspace.snapshot")
 wrap(ws, "diff", "workspace.diff")
 local ok_cp, cps = pcall(require, "obra.checkpoints")
-if ok_cp and type(cps.record) == "function" then wrap(cps, "record", "checkpoints.record") end
+if ok_cp then
+  for _, f in ipairs { "record", "prepare" } do
+    if type(cps[f]) == "function" then wrap(cps, f, "checkpoints." .. f) end
+  end
+end
 local checks = require "obra.checks"
 wrap(checks, "run", "checks.run")
 local score = require "obra.score"
