@@ -136,11 +136,6 @@ end
 
 local function basename(p) return (p:match("([^/]+)$")) or p end
 
-local function abspath(p)
-  if p:sub(1, 1) == "/" then return p end
-  return core.getcwd() .. "/" .. p
-end
-
 -- Loading ----------------------------------------------------------------------------
 
 -- cassette.load(path) -> cassette | nil, message
@@ -575,7 +570,7 @@ end
 
 -- cassette.recorder(ctx, {path=, sets=, max_parallel=}) -> tape | nil, message
 function M.recorder(ctx, opts)
-  local path = abspath(opts.path)
+  local path = require("obra.util").abspath(opts.path)
   -- find out now, not after the run, whether the file can be written
   local tmp = path .. ".tmp." .. core.getpid()
   local f, err = io.open(tmp, "wb")

@@ -46,7 +46,8 @@ local function stamp() return os.date("%H:%M:%S") end
 local function logger(ctx)
   return function(task, fmt, ...)
     local msg = select("#", ...) > 0 and string.format(fmt, ...) or fmt
-    local who = task and (task.key .. (ctx.iter_of[task.id] and ("#" .. ctx.iter_of[task.id]) or "")) or "obra"
+    local st = task and ctx.task_state[task.id]
+    local who = task and (task.key .. (st and st.iteration and ("#" .. st.iteration) or "")) or "obra"
     if ctx.quiet then return end
     if ctx.status_line then ctx.status_line:clear() end
     io.stderr:write(string.format("%s %s: %s\n", stamp(), who, msg))
@@ -102,7 +103,7 @@ function M.open(a)
   local project = workflow.sync(s, plan, workdir)
   local ctx = {
     store = s, plan = plan, config = cfg, project = project, script = script, dir = dir or core.getcwd(),
-    workdir = workdir, agents = {}, iter_of = {}, running = {}, workdir_of = {}, sets = a.sets,
+    workdir = workdir, agents = {}, running = {}, sets = a.sets,
     quiet = a.quiet, task_state = {}, ask_human = M.ask_human,
   }
   ctx.log = logger(ctx)
@@ -311,8 +312,7 @@ function M.run(ctx, opts)
               work(ctx, id)
               running[id] = nil
               -- a finished task's per-task state (0.3 KiB a task, kept to the end before)
-              ctx.iter_of[id], ctx.workdir_of[id] = nil, nil
-              if ctx.task_state then ctx.task_state[id] = nil end
+              ctx.task_state[id] = nil
               nrunning = nrunning - 1
               scan = true
             end)

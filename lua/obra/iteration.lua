@@ -151,7 +151,7 @@ local function roll_back(ctx, it)
   if not want then return end
   -- another task at work in the same files: restoring would undo its work too
   for id in pairs(ctx.running or {}) do
-    local other = id ~= task.id and ctx.workdir_of[id]
+    local other = id ~= task.id and ctx.task_state[id] and ctx.task_state[id].workdir
     if other and overlaps(other, before.dir) then
       ctx.log(task, "no rollback before the retry: task #%d works in the same directory right now " ..
         "(give parallel tasks their own workdir to roll back safely)", id)
@@ -166,7 +166,6 @@ local function roll_back(ctx, it)
     ctx.log(task, "rollback before the retry failed: %s", tostring(err))
     return
   end
-  decision.rolled_back = r.saved.id
   decision.reasons = decision.reasons or {}
   decision.reasons[#decision.reasons + 1] = { code = "rolled_back", checkpoint = r.saved.id }
   ctx.log(task, "rolled back %d file(s) to the state before iteration %d (the attempt is checkpoint #%d)",
@@ -215,15 +214,16 @@ function M.run_agent(ctx, it)
   it.calls, it.session_ids = {}, {}
   for attempt = 1, M.AGENT_ATTEMPTS do
     local resume = session.started(s, sess)
+    local resume_id = resume and session.resume_id(s, sess) or nil
     local text = prompt.build { task = task, workdir = it.workdir, resume = resume, feedback = task.feedback,
                                 handoff = sess.handoff, iteration = it.iteration }
     ctx.log(task, "agent %s (%s session %s, max %d turns)", agent.kind or "?", resume and "resuming" or "new",
-      resume and session.resume_id(s, sess) or sess.uuid, it.max_turns)
+      resume_id or sess.uuid, it.max_turns)
     local started = core.clock_ms()
     res = agent:run {
       prompt = text,
       session = (not resume) and sess.uuid or nil,
-      resume = resume and session.resume_id(s, sess) or nil,
+      resume = resume_id,
       cwd = it.workdir, max_turns = it.max_turns,
       timeout = task.config and task.config.timeout or it.agent_cfg.timeout,
       on_event = ctx.on_agent_event and function(ev) ctx.on_agent_event(task, ev) end or nil,
@@ -362,8 +362,6 @@ end
 
 -- The driver ---------------------------------------------------------------------
 
-M.STAGES = { "prepare", "run_agent", "gather", "decide", "record", "after" }
-
 local function observe(ctx, name, it)
   if not (ctx.plan.hooks.stage and #ctx.plan.hooks.stage > 0) then return end
   local view = setmetatable({}, { __index = it, __newindex = function() error("stage hooks observe; they cannot change the iteration", 2) end })
@@ -374,13 +372,11 @@ end
 -- scores, decision, breakpoints, status }
 function M.run(ctx, task)
   local it = { task = task }
-  ctx.task_state = ctx.task_state or {}
   local state = ctx.task_state[task.id] or { key = task.key, started = core.now(), tokens = 0 }
   ctx.task_state[task.id] = state
 
   M.prepare(ctx, it);   observe(ctx, "prepare", it)
-  ctx.iter_of[task.id], ctx.workdir_of[task.id] = it.iteration, it.workdir
-  state.running, state.iteration, state.last = true, it.iteration, "agent running"
+  state.running, state.iteration, state.workdir, state.last = true, it.iteration, it.workdir, "agent running"
   util.hook(ctx, "task_start", { task = task, iteration = it.iteration })
   M.run_agent(ctx, it); observe(ctx, "run_agent", it)
   M.gather(ctx, it);    observe(ctx, "gather", it)

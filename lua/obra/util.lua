@@ -2,7 +2,6 @@
 --
 --   util.bound(s, n) -> s cut to n bytes with a note, was_cut
 --   util.merge(base, over) -> a new table: over's keys over base's (records merged one level down)
---   util.plain(v) -> a JSON-safe copy (no functions, bounded depth)
 --   util.dirname(path), util.abspath(path [, base])
 --   util.hook(ctx, name, event)  runs the workflow's hooks; an error is logged, never fatal
 local core = require "obra.core"
@@ -26,19 +25,6 @@ function M.merge(base, over)
       out[k] = v
     end
   end
-  return out
-end
-
-function M.plain(v, depth)
-  depth = depth or 0
-  if type(v) ~= "table" then
-    if type(v) == "function" or type(v) == "userdata" and v ~= core.null then return nil end
-    return v
-  end
-  if depth > 8 then return nil end
-  local out = {}
-  for k, x in pairs(v) do out[k] = M.plain(x, depth + 1) end
-  if getmetatable(v) and getmetatable(v).__jsontype == "array" then core.json_array(out) end
   return out
 end
 
