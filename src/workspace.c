@@ -233,15 +233,11 @@ static int sync_index(obra_ws *w, const git_strarray *ps) {
       w->skipped++;
       continue;
     }
-    if (fn.git_index_add_bypath(w->index, path) < 0) {
-      char full[PATH_MAX];
-      struct stat st;
-      if (snprintf(full, sizeof full, "%s%s", w->root, path) < (int)sizeof full &&
-          lstat(full, &st) != 0 && errno == ENOENT)
-        rc = fn.git_index_remove_bypath(w->index, path);      /* gone meanwhile */
-      else
-        rc = -1;
-    }
+    /* GIT_ENOTFOUND: the file was gone when it was opened (removed meanwhile;
+     * it may be back already, so asking the file system again would race) */
+    int arc = fn.git_index_add_bypath(w->index, path);
+    if (arc == GIT_ENOTFOUND) rc = fn.git_index_remove_bypath(w->index, path);
+    else if (arc < 0) rc = -1;
   }
   fn.git_diff_free(d);
   return rc;
