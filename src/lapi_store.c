@@ -31,6 +31,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include "obra/schema.h"
 #include "obra/sha256.h"
 #include "obra/store.h"
 #include "lapi.h"
@@ -437,7 +438,7 @@ int obra_lapi_store(lua_State *L) {
   lua_setfield(L, -2, "sha256");
   lua_pushcfunction(L, l_transition_ok);
   lua_setfield(L, -2, "transition_ok");
-  lua_pushinteger(L, OBRA_SCHEMA_VERSION);
+  lua_pushinteger(L, obra_migrations_count);   /* the newest: src/schema.c */
   lua_setfield(L, -2, "schema_version");
   return 0;
 }

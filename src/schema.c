@@ -299,6 +299,30 @@ static const char *const migration_6 =
   "ALTER TABLE decisions_v6 RENAME TO decisions;"
   "CREATE INDEX tasks_by_project ON tasks(project_id, id);";
 
+/* v7: a workspace per task (docs/workspaces.md).  One row per task once it
+ * first runs: the directory its agent and checks work in, and, with worktree
+ * isolation, its branch (obra/<project>/task/<key>), the commit it started
+ * from (base) and its place in the merge queue (state).  base_tree is the
+ * tree the task started from in both isolations (the judge's diff, the
+ * deletion and tamper signals compare against it). */
+static const char *const migration_7 =
+  "CREATE TABLE workspaces ("
+  "  task_id INTEGER PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,"
+  "  isolation TEXT NOT NULL CHECK (isolation IN ('worktree','shared')),"
+  "  path TEXT NOT NULL,"                            /* where the agent and the checks run */
+  "  repo TEXT,"                                     /* the repository's top directory (worktree) */
+  "  branch TEXT,"                                   /* obra/<project>/task/<key>, no refs/heads/ */
+  "  base TEXT,"                                     /* the commit the task started from (worktree) */
+  "  base_tree TEXT,"                                /* the tree it started from (both) */
+  "  head TEXT,"                                     /* its latest checkpoint commit */
+  "  state TEXT NOT NULL DEFAULT 'active' CHECK (state IN"
+  "    ('active','queued','integrating','merged','conflict','abandoned','removed')),"
+  "  merged_commit TEXT,"                            /* the integration commit that took it */
+  "  message TEXT,"                                  /* the last integration's outcome */
+  "  created_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),"
+  "  updated_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0));"
+  "CREATE INDEX workspaces_by_state ON workspaces(state);";
+
 const char *const obra_migrations[] = { NULL, migration_1, migration_2, migration_3, migration_4, migration_5,
-                                        migration_6 };
-const int obra_migrations_count = 6;
+                                        migration_6, migration_7 };
+const int obra_migrations_count = 7;

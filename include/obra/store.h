@@ -11,8 +11,6 @@
 #include <sqlite3.h>
 #include "obra/status.h"
 
-#define OBRA_SCHEMA_VERSION 6
-
 typedef struct obra_store obra_store;
 
 /* Open (creating the file with mode 0600 and its parent directory) and migrate

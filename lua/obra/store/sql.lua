@@ -175,6 +175,15 @@ return {
       ORDER BY id LIMIT 1]],
   checkpoint_last = "SELECT * FROM checkpoints WHERE task_id = ? AND kind = 'iteration' ORDER BY id DESC LIMIT 1",
 
+  -- workspaces ----------------------------------------------------------------------------------
+  workspace_of_task = "SELECT * FROM workspaces WHERE task_id = ?",
+  workspace_insert = [[INSERT INTO workspaces(task_id, isolation, path, repo, branch, base, base_tree, head, state)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+  workspaces_of_project = [[SELECT w.*, t.key AS task_key, t.status AS task_status FROM workspaces w
+      JOIN tasks t ON t.id = w.task_id WHERE t.project_id = ? ORDER BY t.id]],
+  workspaces_in_state = [[SELECT w.*, t.key AS task_key, t.status AS task_status FROM workspaces w
+      JOIN tasks t ON t.id = w.task_id WHERE t.project_id = ? AND w.state = ? ORDER BY w.updated_at, t.id]],
+
   -- human ---------------------------------------------------------------------------------------
   human_insert = [[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome)
       VALUES (?, ?, 'human', ?, ?, ?)]],

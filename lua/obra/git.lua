@@ -1,0 +1,69 @@
+-- obra.git — the git command line, run without a shell (obra.proc), for what
+-- obra does rarely and must do exactly as git does: worktrees, branches,
+-- merges, ref transactions.  (Snapshots, diffs and checkpoint commits, which
+-- happen every iteration, stay in-process: lua/obra/workspace.lua.)
+--
+--   git.run(args, {cwd=, stdin=, timeout= (s, default 120), env = {K = "v"}})
+--     -> { ok = exit == 0, exit, out (stdout without its last newline), err, stdout, stderr }
+--      | nil, message      (git could not be started, or timed out)
+--   git.ok(args, opts) -> out | nil, message     (the first line of stderr, or the exit status)
+--   git.available() -> version string | nil, message
+--
+-- Every call runs `git -c core.hooksPath=/dev/null ...`: the user's hooks are
+-- theirs, not obra's (a post-checkout hook must not fire on obra's
+-- worktrees).  Variables that would point git elsewhere (GIT_DIR,
+-- GIT_WORK_TREE, GIT_INDEX_FILE, ...: set when obra runs inside a hook) are
+-- removed; prompts are off; messages are in English (LC_ALL=C) so obra can
+-- read them.  Commits obra makes are by "obra <obra@localhost>" unless the
+-- environment names someone.
+local proc = require "obra.proc"
+
+local M = {}
+
+M.TIMEOUT = 120
+M.PROGRAM = "git"
+
+local UNSET = { "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",
+                "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE", "GIT_CEILING_DIRECTORIES", "GIT_PREFIX" }
+
+local function env(extra)
+  local e = { GIT_TERMINAL_PROMPT = "0", LC_ALL = "C", GIT_OPTIONAL_LOCKS = "0" }
+  for _, k in ipairs({ "GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME" }) do
+    if not os.getenv(k) then e[k] = "obra" end
+  end
+  for _, k in ipairs({ "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL" }) do
+    if not os.getenv(k) then e[k] = "obra@localhost" end
+  end
+  for k, v in pairs(extra or {}) do e[k] = v end
+  return e
+end
+
+function M.run(args, opts)
+  opts = opts or {}
+  local argv = { M.PROGRAM, "-c", "core.hooksPath=/dev/null" }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  local r, err = proc.run { argv = argv, cwd = opts.cwd, stdin = opts.stdin, env = env(opts.env), unset = UNSET,
+                            timeout = opts.timeout or M.TIMEOUT }
+  if not r then return nil, "cannot run git: " .. tostring(err) end
+  if r.timed_out then
+    return nil, string.format("git %s timed out after %ds in %s", args[1] or "", opts.timeout or M.TIMEOUT, opts.cwd or ".")
+  end
+  return { ok = r.exit == 0, exit = r.exit, out = (r.stdout or ""):gsub("\n$", ""), err = r.stderr or "",
+           stdout = r.stdout or "", stderr = r.stderr or "" }
+end
+
+function M.ok(args, opts)
+  local r, err = M.run(args, opts)
+  if not r then return nil, err end
+  if r.ok then return r.out end
+  local line = r.err:match("^%s*([^\n]+)") or ("exit " .. tostring(r.exit or r.signal))
+  return nil, "git " .. table.concat(args, " ", 1, math.min(#args, 2)) .. ": " .. line
+end
+
+function M.available()
+  local out, err = M.ok({ "--version" })
+  if not out then return nil, err end
+  return out:match("git version (%S+)") or out
+end
+
+return M
