@@ -73,10 +73,25 @@ describe("obra binary", function()
     H.rmdir(dir)
   end)
 
-  it("explains one command with help <command>", function()
+  it("explains one command with help <command>, --help and -h, and lists every command", function()
     local r = H.expect_code(H.obra({ "help", "init" }), 0)
     assert.matches("usage: obra init", r.out)
     assert.are.equal(2, H.obra({ "help", "nope" }).code)
+    assert.matches("usage: obra help", H.expect_code(H.obra({ "help", "help" }), 0).out)
+    assert.matches("usage: obra run", H.expect_code(H.obra({ "run", "--help" }), 0).out)
+    assert.matches("usage: obra status", H.expect_code(H.obra({ "status", "-h" }), 0).out)
+    local all = H.expect_code(H.obra({ "help" }), 0).out
+    for _, c in ipairs({ "checkpoints", "rollback", "replay", "doctor" }) do assert.matches("\n  " .. c .. " ", all) end
+  end)
+
+  it("refuses counts below 1 with a usage error", function()
+    local r = H.obra({ "run", "--max-parallel", "0", "nope.lua" })
+    assert.are.equal(2, r.code)
+    assert.matches("%-%-max%-parallel needs a whole number of at least 1, got '0'", r.err)
+    r = H.obra({ "log", "--limit", "-5" })
+    assert.are.equal(2, r.code)
+    assert.matches("%-%-limit needs a whole number", r.err)
+    assert.are.equal(2, H.obra({ "log", "--limit=2.5" }).code)
   end)
 end)
 

@@ -9,7 +9,8 @@
 --   70 internal error (a bug: a traceback is printed)
 --
 -- Each command lives in lua/obra/cmd/<name>.lua and returns
--- { summary = "...", usage = "...", help = "...", flags = { name = "boolean"|"string"|"number"|"list" },
+-- { summary = "...", usage = "...", help = "...",
+--   flags = { name = "boolean"|"string"|"number"|"count"|"list" },   (count: a whole number >= 1)
 --   run = function(opts, args) -> exit status }.
 local core = require "obra.core"
 
@@ -20,7 +21,7 @@ cli.EXIT = { ok = 0, failed = 1, usage = 2, waiting = 3, budget = 4, interrupted
 -- Order is the order of `obra help`.
 cli.COMMANDS = {
   "init", "run", "resume", "status", "show", "log", "answer", "approve", "reject",
-  "replay", "doctor", "repl", "version", "help",
+  "checkpoints", "rollback", "replay", "doctor", "repl", "version", "help",
 }
 
 local function load_command(name)
@@ -58,7 +59,9 @@ function cli.parse(spec, args, command)
     end
     local name, value = a:match("^%-%-([%w-]+)=(.*)$")
     if not name then name = a:match("^%-%-([%w-]+)$") end
-    if name then
+    if (name == "help" and not spec.help) or a == "-h" then
+      opts.help = true           -- every command answers --help / -h
+    elseif name then
       local kind = spec[name]
       if not kind then cli.usage("unknown option --" .. name .. " for `" .. (command or "obra") .. "`", command) end
       local key = name:gsub("-", "_")
@@ -74,6 +77,10 @@ function cli.parse(spec, args, command)
         if kind == "number" then
           local n = tonumber(value)
           if not n then cli.usage("--" .. name .. " needs a number, got '" .. value .. "'", command) end
+          opts[key] = n
+        elseif kind == "count" then
+          local n = math.tointeger(tonumber(value))
+          if not n or n < 1 then cli.usage("--" .. name .. " needs a whole number of at least 1, got '" .. value .. "'", command) end
           opts[key] = n
         elseif kind == "list" then
           opts[key] = opts[key] or {}
@@ -124,6 +131,10 @@ end
 local function help(args)
   local name = args and args[1]
   if name then
+    if name == "help" then
+      io.stdout:write("usage: obra help [COMMAND]\n\nlist the commands, or explain one (also: obra COMMAND --help)\n")
+      return cli.EXIT.ok
+    end
     local cmd = load_command(name)
     if not cmd then cli.usage("unknown command '" .. name .. "'") end
     io.stdout:write("usage: ", cmd.usage or ("obra " .. name), "\n\n", cmd.summary or "", "\n")
