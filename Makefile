@@ -195,8 +195,8 @@ install: all
 	    [ -d "$$p" ] || { mkdir "$$p" && made="$$made $$p"; } || exit 1; done; done; \
 	  for m in $$made; do echo "$$m"; done >> $(INSTALLED).tmp; \
 	  cat $(INSTALLED).tmp >> $(INSTALLED); rm -f $(INSTALLED).tmp
-	install -m 0755 obra $(BINDIR)/obra
-	install -m 0755 lib/obra/core.so $(LMODDIR)/obra/core.so
+	install -m 0755 $(OUT)/obra $(BINDIR)/obra
+	install -m 0755 $(OUT)/lib/obra/core.so $(LMODDIR)/obra/core.so
 	install -m 0644 lua/obra.lua $(LSHAREDIR)/obra.lua
 	cp -r lua/obra/. $(LSHAREDIR)/obra/
 	@echo "installed. From the stock interpreter: LUA_PATH='$(LSHAREDIR)/?.lua;;' LUA_CPATH='$(LMODDIR)/?.so;;' lua5.4 -e 'require \"obra\"'"
