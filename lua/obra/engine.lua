@@ -23,7 +23,7 @@ local statusline = require "obra.statusline"
 
 local M = {}
 
-M.EXIT = { ok = 0, failed = 1, usage = 2, waiting = 3, budget = 4, interrupted = 5 }
+M.EXIT = { ok = 0, failed = 1, usage = 2, waiting = 3, budget = 4, interrupted = 5, io = 74 }
 M.RESCAN_MS = 1000   -- the scheduler's look for work made ready from outside (a human's answer)
 
 M.DEFAULTS = {
@@ -94,8 +94,9 @@ function M.open(a)
       path = dir .. "/" .. store_mod.DIR .. "/" .. store_mod.FILE
     end
     local e
-    s, e = store_mod.open(path)
-    if not s then return nil, "cannot open the database: " .. e end
+    local code
+    s, e, code = store_mod.open(path)
+    if not s then return nil, store_mod.io_error(e, code) or ("cannot open the database: " .. e), code end
   end
   local script_dir = util.dirname(script)
   local workdir = abspath(plan.project.workdir or cfg.workdir or ".", script_dir)
@@ -160,7 +161,13 @@ local function work(ctx, task_id)
       pcall(s.rollback, s)
       while s:depth() > 0 do pcall(s.rollback, s) end
       pcall(s.set_status, s, task_id, "pending")
-      ctx.fatal = "internal error in task " .. t.key .. ": " .. tostring(rec)
+      local io = store_mod.io_error(rec)
+      if io then
+        -- the disk or the database file failed, not obra: one line, exit 74
+        ctx.fatal, ctx.fatal_code = io, M.EXIT.io
+      else
+        ctx.fatal = "internal error in task " .. t.key .. ": " .. tostring(rec)
+      end
       return
     end
     if rec.status == "done" then
@@ -261,7 +268,10 @@ local function acquire(ctx, resume_run)
 end
 
 local function finish_run(ctx, status, message)
-  ctx.store:finish_run(ctx.run_id, status, message)
+  -- after a database failure this may fail too: the run row then stays
+  -- 'running' and the next obra recovers it as interrupted
+  local ok, err = pcall(ctx.store.finish_run, ctx.store, ctx.run_id, status, message)
+  if not ok and not store_mod.io_error(err) then error(err, 0) end
 end
 
 -- engine.run(ctx, opts) -> exit status, summary
@@ -269,7 +279,7 @@ function M.run(ctx, opts)
   opts = opts or {}
   local s = ctx.store
   -- a ctx is reusable (the REPL): forget the previous run's stop reasons
-  ctx.fatal, ctx.stopping, ctx.budget_spent = nil, nil, nil
+  ctx.fatal, ctx.fatal_code, ctx.stopping, ctx.budget_spent = nil, nil, nil, nil
   ctx.running = {}
   core.signaled(true)
   local run_id, err = acquire(ctx, opts.resume_run)
@@ -351,7 +361,7 @@ function M.run(ctx, opts)
   if ctx.stopping then
     code, status, message = M.EXIT.interrupted, "interrupted", "interrupted by a signal; `obra resume` continues"
   elseif ctx.fatal then
-    code, status, message = M.EXIT.failed, "aborted", ctx.fatal
+    code, status, message = ctx.fatal_code or M.EXIT.failed, "aborted", ctx.fatal
   elseif (counts.failed or 0) > 0 then
     code, status, message = M.EXIT.failed, "failed", string.format("%d task(s) failed", counts.failed)
   elseif open_bp > 0 or (counts.waiting or 0) > 0 then
