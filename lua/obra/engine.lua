@@ -240,6 +240,29 @@ local function unpark(ctx)
   return next_t
 end
 
+-- Every agent program the workflow's tasks use, found before anything runs
+-- (not after three "crashed" iterations).  A message when one is missing.
+local function missing_agent(ctx)
+  if ctx.cassette and ctx.cassette.mode == "replay" then return nil end   -- no agent is called
+  local cfgs = { ctx.config.agent }
+  for _, t in ipairs(ctx.plan.tasks) do
+    if t.agent then cfgs[#cfgs + 1] = merge(ctx.config.agent, t.agent) end
+  end
+  local seen = {}
+  for _, cfg in ipairs(cfgs) do
+    local ok, a = pcall(require("obra.agent").new, cfg)
+    local line = ok and a:cmdline { prompt = "probe" }
+    local prog = line and line.argv and line.argv[1]
+    if prog and not seen[prog] then
+      seen[prog] = true
+      if not util.which(prog) then
+        return string.format("%s not found%s (or set config.agent.command): install the %s CLI or point obra at it",
+          prog, prog:find("/", 1, true) and "" or " on PATH", a.kind or "agent")
+      end
+    end
+  end
+end
+
 -- The run row: refuse a second live obra on the project; recover a dead one.
 local function acquire(ctx, resume_run)
   local s = ctx.store
@@ -282,6 +305,8 @@ function M.run(ctx, opts)
   ctx.fatal, ctx.fatal_code, ctx.stopping, ctx.budget_spent = nil, nil, nil, nil
   ctx.running = {}
   core.signaled(true)
+  local missing = missing_agent(ctx)
+  if missing then return M.EXIT.failed, { message = missing } end
   local run_id, err = acquire(ctx, opts.resume_run)
   if not run_id then return M.EXIT.failed, { message = err } end
   ctx.run_id = run_id

@@ -4,17 +4,7 @@
 local cli = require "obra.cli"
 local core = require "obra.core"
 
-local function which(cmd)
-  if cmd:find("/", 1, true) then
-    local st = core.stat(cmd)
-    return st and st.type == "file" and cmd or nil
-  end
-  for dir in (os.getenv("PATH") or ""):gmatch("[^:]+") do
-    local st = core.stat(dir .. "/" .. cmd)
-    if st and st.type == "file" then return dir .. "/" .. cmd end
-  end
-  return nil
-end
+local which = require("obra.util").which
 
 return {
   summary = "check the agent binary, the LLM, the database and git",
