@@ -50,7 +50,7 @@ local function logger(ctx)
     local who = task and (task.key .. (st and st.iteration and ("#" .. st.iteration) or "")) or "obra"
     if ctx.quiet then return end
     if ctx.status_line then ctx.status_line:clear() end
-    io.stderr:write(string.format("%s %s: %s\n", stamp(), who, msg))
+    io.stderr:write(string.format("%s %s: %s\n", stamp(), who, core.redact(msg)))
     if ctx.status_line then ctx.status_line:draw() end
     io.stderr:flush()
   end
@@ -71,6 +71,8 @@ function M.open(a)
   cfg.judge = merge(M.DEFAULTS.judge, plan.config.judge)
   cfg.checkpoints = merge(M.DEFAULTS.checkpoints, plan.config.checkpoints)
   if plan.config.llm ~= false then cfg.llm = merge(M.DEFAULTS.llm, plan.config.llm) else cfg.llm = false end
+  -- a key written into the workflow is a secret like those in the environment
+  if cfg.llm and type(cfg.llm.api_key) == "string" then core.redact_add(cfg.llm.api_key) end
   -- the judge: checked before the database is touched
   local llm
   if cfg.llm then
