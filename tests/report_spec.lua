@@ -1,0 +1,154 @@
+-- obra report: the real obra binary runs a small workflow against the fake
+-- claude and the fake LLM server (an agent and a judge whose words carry
+-- <script> payloads), then writes the report; the page is checked as text,
+-- as JSON (--json), and in a real browser (headless Chromium, when it starts).
+local H = require "support.helper"
+local E = require "support.e2e"
+local fakellm = require "support.fakellm"
+local cjson = require "cjson"
+
+local PAYLOAD = "<script>document.body.setAttribute('data-pwned','1')</script>"
+
+local WORKFLOW = [[
+project "rep" {}
+config { agent = { kind = "claude" }, max_iterations = 4, thresholds = { proceed = 0.7, confidence = 0.6 } }
+task "alpha" { title = "ALPHA first <b>bold</b> task", prompt = "ALPHA: write a.txt",
+  checks = { "sh -c 'test -f a.txt || { echo \"<img src=x onerror=alert(1)> missing\"; exit 1; }'" } }
+task "beta" { title = "BETA second task", prompt = "BETA: write b.txt", deps = { "alpha" }, checks = { "test -f b.txt" } }
+]]
+
+local VERDICT = { complete = true, quality = 0.9, confidence = 0.8, issues = { "issue " .. PAYLOAD }, summary = "ok " .. PAYLOAD }
+
+local function chromium()
+  for _, c in ipairs({ "chromium", "chromium-browser", "chromium-headless-shell" }) do
+    local r = H.sh("command -v " .. c .. " 2>/dev/null")
+    if r and r ~= "" then return r:gsub("%s+$", "") end
+  end
+end
+
+-- headless Chromium over FILE: the serialized DOM, or nil and why it did not start
+local function browse(file, args, profile)
+  local exe = chromium()
+  if not exe then return nil, "chromium is not installed (apt-get install chromium)" end
+  local err = os.tmpname()
+  local cmd = string.format("timeout -k 5 90 %s --headless --disable-gpu --no-sandbox --no-first-run " ..
+    "--user-data-dir=%s --virtual-time-budget=5000 %s %s 2>%s", H.q(exe), H.q(profile), args, H.q("file://" .. file), H.q(err))
+  local p = io.popen(cmd)
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  local e = H.readfile(err) or ""
+  os.remove(err)
+  if not ok and out == "" then return nil, "chromium could not start (exit " .. tostring(code) .. "): " .. e:sub(-300) end
+  return out, e
+end
+
+local function count(s, pat)
+  local n = 0
+  for _ in s:gmatch(pat) do n = n + 1 end
+  return n
+end
+
+describe("obra report", function()
+  local srv, p
+  setup(function()
+    srv = fakellm.start { models = { "judge" } }
+    srv:default { json = VERDICT }
+    p = E.project { tag = "report", script = WORKFLOW, llm = srv, scenario = { rules = {
+      { match = "ALPHA", resume = false, result = "tried " .. PAYLOAD, cost_usd = 0.01,
+        usage = { input_tokens = 100, output_tokens = 20 } },
+      { match = "ALPHA", resume = true, write = { ["a.txt"] = "a" }, result = "wrote a.txt", cost_usd = 0.02,
+        usage = { input_tokens = 200, output_tokens = 30 } },
+      { match = "BETA", write = { ["b.txt"] = "b" }, result = "wrote b.txt", cost_usd = 0.03,
+        usage = { input_tokens = 300, output_tokens = 40 } },
+    } } }
+    H.expect_code(E.run(p), 0)
+  end)
+  teardown(function()
+    if srv then srv:stop() end
+    if p and not os.getenv("OBRA_REPORT_KEEP") then H.rmdir(p.dir) end
+  end)
+
+  it("writes .obra/report.html (0600), prints its path, and escapes every stored text", function()
+    local r = H.expect_code(E.obra(p, { "report" }), 0)
+    local path = p.dir .. "/.obra/report.html"
+    assert.are.equal(path, (r.out:gsub("%s+$", "")))
+    assert.are.equal("600", H.sh("stat -c %a " .. H.q(path)):gsub("%s+$", ""))
+    local html = assert(H.readfile(path))
+    -- no payload survives as markup: agent text, judge summary and issues, check output, task title
+    assert.is_nil(html:find(PAYLOAD, 1, true))
+    assert.is_nil(html:find("<img src=x", 1, true))
+    assert.is_nil(html:find("<b>bold</b>", 1, true))
+    assert.truthy(html:find("tried &lt;script&gt;document.body.setAttribute(&#39;data-pwned&#39;,&#39;1&#39;)&lt;/script&gt;", 1, true))
+    assert.truthy(html:find("&lt;img src=x onerror=alert(1)&gt; missing", 1, true))
+    assert.truthy(html:find("ALPHA first &lt;b&gt;bold&lt;/b&gt; task", 1, true))
+    -- our four scripts and nothing else closes one (the chart data is \u-escaped)
+    assert.are.equal(4, count(html, "</script>"))
+    -- nothing is fetched: no src/href to another place, a CSP that forbids it
+    assert.is_nil(html:find('src="http', 1, true))
+    assert.truthy(html:find("default-src 'none'", 1, true))
+    assert.are.equal(3, count(html, 'class="tl%-bar '))
+    -- the run and the sums
+    assert.truthy(html:find("$0.0600", 1, true))
+  end)
+
+  it("--json gives the model: tasks, iterations, decisions, checks, the judge", function()
+    local r = H.expect_code(E.obra(p, { "report", "--json" }), 0)
+    local m = cjson.decode(r.out)
+    assert.are.equal("rep", m.project.name)
+    assert.are.equal("done", m.run.status)
+    assert.are.equal(3, m.summary.iterations)
+    assert.are.equal(2, m.summary.by_action.proceed)
+    assert.are.equal(1, m.summary.by_action.retry)
+    assert.are.equal(2, #m.tasks)
+    local a = m.tasks[1]
+    assert.are.equal("alpha", a.key)
+    assert.are.equal(2, #a.iters)
+    assert.are.equal("retry", a.iters[1].action)
+    assert.is_false(a.iters[1].checks[1].passed)
+    assert.truthy(a.iters[1].checks[1].output:find("<img src=x", 1, true))
+    assert.are.equal(0.7, a.iters[1].thresholds.proceed)
+    assert.truthy(a.iters[2].files.created[1] == "a.txt")
+    assert.truthy(#a.iters[1].sessions == 1)
+    assert.is_true(a.iters[2].start <= a.iters[2].finish)
+    assert.near(0.06, m.summary.usd, 1e-9)
+  end)
+
+  it("--run of a run that does not exist, a stray argument, and a missing Chart.js are one clear line", function()
+    local r = E.obra(p, { "report", "--run", "99" })
+    H.expect_code(r, 1)
+    assert.truthy(r.err:find("no run #99", 1, true))
+    H.expect_code(E.obra(p, { "report", "extra" }), 2)
+    local r2 = H.obra({ "report" }, { cwd = p.dir, env = { OBRA_CHARTJS = p.dir .. "/nope.js" } })
+    H.expect_code(r2, 1)
+    assert.truthy(r2.err:find("libjs-chart.js", 1, true))
+    assert.are.equal(1, select(2, r2.err:gsub("\n", "")))
+  end)
+
+  it("renders in headless Chromium: no errors, every chart drawn with its points, one bar per iteration", function()
+    local out = p.dir .. "/shot.html"
+    H.expect_code(E.obra(p, { "report", "--out", out }), 0)
+    local profile = p.dir .. "/chromium-profile"
+    local dom, why = browse(out, "--dump-dom", profile)
+    if not dom then pending("headless Chromium could not start: " .. tostring(why)); return end
+    local st = dom:match('<div id="obra%-status"[^>]*>')
+    assert.truthy(st and st:find('data-ready="1"', 1, true), "the page's script did not finish")
+    assert.truthy(st:find('data-charts="4"', 1, true), st)
+    local errors = dom:match('<pre id="obra%-errors" hidden="">(.-)</pre>')
+    assert.are.equal("[]", errors)
+    assert.is_nil(dom:find('data-pwned="1"', 1, true))
+    -- canvases in document order: alpha (scores, cost), beta (scores, cost)
+    local points = {}
+    for tag in dom:gmatch("<canvas[^>]*>") do
+      assert.truthy(tag:find('data-rendered="1"', 1, true), tag)
+      points[#points + 1] = tonumber(tag:match('data%-points="(%d+)"'))
+    end
+    assert.are.same({ 4, 4, 2, 2 }, points)
+    assert.are.equal(3, count(dom, 'class="tl%-bar '))
+    -- a screenshot of the real page
+    local png = p.dir .. "/report.png"
+    browse(out, "--screenshot=" .. H.q(png) .. " --window-size=1280,1800 --hide-scrollbars", profile)
+    local img = H.readfile(png)
+    assert.truthy(img and img:sub(1, 8) == "\137PNG\r\n\26\n", "no screenshot")
+    if os.getenv("OBRA_REPORT_SHOT") then os.execute("cp " .. H.q(png) .. " " .. H.q(os.getenv("OBRA_REPORT_SHOT"))) end
+  end)
+end)
