@@ -89,11 +89,11 @@ M.PAGE_JS = [[
         if (th.confidence !== undefined) sets.push(line('confidence threshold', same(th.confidence, n), '#34a36b', true));
         if (th.escalate !== undefined) sets.push(line('escalate threshold', same(th.escalate, n), '#c5221f', true));
         cfg = { type: 'line', data: { labels: d.it, datasets: sets },
-                options: { scales: { y: { min: 0, max: 1 } }, plugins: { title: { display: true, text: 'quality and confidence' } } } };
+                options: { scales: { x: { offset: true }, y: { min: 0, max: 1 } }, plugins: { title: { display: true, text: 'quality and confidence' } } } };
       } else {
         cfg = { type: 'bar', data: { labels: d.it, datasets: [
-                  { label: 'cost (USD)', data: d.usd, backgroundColor: '#9fb7ea', yAxisID: 'y' },
-                  { type: 'line', label: 'tokens', data: d.tok, borderColor: '#9b59b6', backgroundColor: '#9b59b6', yAxisID: 'y1', pointRadius: 3 }] },
+                  { label: 'cost (USD)', data: d.usd, backgroundColor: '#9fb7ea', yAxisID: 'y', order: 2 },
+                  { type: 'line', label: 'tokens', data: d.tok, borderColor: '#9b59b6', backgroundColor: '#9b59b6', yAxisID: 'y1', pointRadius: 3, order: 1 }] },
                 options: { scales: { y: { beginAtZero: true, position: 'left' }, y1: { beginAtZero: true, position: 'right', grid: { drawOnChartArea: false } } },
                            plugins: { title: { display: true, text: 'cost and tokens per iteration' } } } };
       }
