@@ -152,3 +152,53 @@ describe("obra report", function()
     if os.getenv("OBRA_REPORT_SHOT") then os.execute("cp " .. H.q(png) .. " " .. H.q(os.getenv("OBRA_REPORT_SHOT"))) end
   end)
 end)
+
+describe("obra report of 250 tasks", function()
+  local bigrun = require "support.bigrun"
+  local report = require "obra.report"
+  local html_mod = require "obra.report.html"
+  local store = require "obra.store"
+  local dir
+  setup(function()
+    dir = H.tmpdir("report-big")
+    os.execute("mkdir -p " .. H.q(dir .. "/.obra"))
+    bigrun.fill(dir .. "/.obra", 250)
+  end)
+  teardown(function() if dir then H.rmdir(dir) end end)
+
+  it("keeps closed tasks' iterations as inert text, caps each output, and bounds the page", function()
+    local s = assert(store.open(dir .. "/.obra/obra.db", { readonly = true }))
+    local m = assert(report.build(s))
+    s:close()
+    assert.are.equal(750, m.summary.iterations)
+    assert.are.equal(400, m.caps.output)
+    local html = report.html(m, "/* chart.js */")
+    assert.are.equal(250, count(html, '<script type="text/x%-obra%-iterations">'))
+    assert.are.equal(250 + 4, count(html, "</script>"))          -- nothing stored closes one
+    assert.are.equal(750, count(html, 'class="tl%-bar '))
+    for pre in html:gmatch('<pre class="out">(.-)</pre>') do assert.truthy(#pre < 1200, #pre) end
+    -- past the page's output budget, outputs are left out with a pointer to obra show
+    local keep = html_mod.MAX_OUTPUT_BYTES
+    html_mod.MAX_OUTPUT_BYTES = 20000
+    local small = report.html(m, "")
+    html_mod.MAX_OUTPUT_BYTES = keep
+    assert.truthy(small:find("output left out: the report reached its size limit", 1, true))
+    assert.truthy(#small < #html - 200000, #small .. " vs " .. #html)
+  end)
+
+  it("opens in headless Chromium without errors; a task opened by its link gets its iterations and charts", function()
+    local out = dir .. "/big.html"
+    H.expect_code(H.obra({ "report", "--out", out }, { cwd = dir }), 0)
+    local dom, why = browse(out .. "#task-7", "--dump-dom", dir .. "/chromium-profile")
+    if not dom then pending("headless Chromium could not start: " .. tostring(why)); return end
+    local st = dom:match('<div id="obra%-status"[^>]*>')
+    assert.truthy(st and st:find('data-ready="1"', 1, true), "the page's script did not finish")
+    assert.are.equal("[]", dom:match('<pre id="obra%-errors" hidden="">(.-)</pre>'))
+    assert.truthy(st:find('data-charts="2"', 1, true), st)
+    assert.are.equal(249, count(dom, '<script type="text/x%-obra%-iterations">'))
+    -- the DOM outside the inert text: task 7's three iterations, every bar
+    local live = dom:gsub('<script type="text/x%-obra%-iterations">.-</script>', "")
+    assert.are.equal(3, count(live, '<details class="iter">'))
+    assert.are.equal(750, count(live, 'class="tl%-bar '))
+  end)
+end)

@@ -41,7 +41,7 @@ M.CHARTJS_PACKAGE = "libjs-chart.js"
 
 -- What each iteration keeps of long texts, for small and big reports.
 local function caps(ntasks)
-  if ntasks > 200 then return { output = 600, text = 300, issues = 10 } end
+  if ntasks > 200 then return { output = 400, text = 200, issues = 10 } end
   if ntasks > 50 then return { output = 1500, text = 800, issues = 20 } end
   return { output = 4000, text = 2000, issues = 50 }
 end

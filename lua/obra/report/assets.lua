@@ -4,7 +4,8 @@
 --   assets.CSS        the style sheet
 --   assets.ERRORS_JS  first script of the page: collects errors into #obra-errors
 --   assets.PAGE_JS    last script: the charts (Chart.js, drawn when a task opens),
---                     the sortable task table, #obra-status data-charts
+--                     the sortable task table, #obra-status data-charts, data-ms (ms from
+--                     navigation to the end of the script), data-ready
 local M = {}
 
 M.CSS = [[
@@ -74,6 +75,8 @@ M.PAGE_JS = [[
   }
   function same(v, n) { var a = []; for (var i = 0; i < n; i++) a.push(v); return a; }
   function draw(det) {
+    var later = det.querySelector('script[type="text/x-obra-iterations"]');
+    if (later) { later.insertAdjacentHTML('afterend', later.textContent); later.parentNode.removeChild(later); }
     if (det.__obraCharts || typeof Chart === 'undefined') return;
     det.__obraCharts = true;
     var d = data.tasks[det.getAttribute('data-task')];
@@ -135,6 +138,7 @@ M.PAGE_JS = [[
     });
   }
   status.setAttribute('data-charts', String(drawn));
+  status.setAttribute('data-ms', String(Math.round(performance.now())));
   status.setAttribute('data-ready', '1');
 })();
 ]]

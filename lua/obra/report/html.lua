@@ -13,12 +13,30 @@
 -- Chromium's --dump-dom): #obra-errors holds the JSON list of errors the page
 -- saw (window errors and console.error); each chart's <canvas> gets
 -- data-points (points drawn, thresholds excluded) and data-rendered="1" once
--- Chart.js drew it; #obra-status gets data-charts (charts drawn).  Each
--- iteration is one .tl-bar in the timeline.
+-- Chart.js drew it; #obra-status gets data-charts (charts drawn), data-ms and
+-- data-ready.  Each iteration is one .tl-bar in the timeline.  Past 20 tasks
+-- the tasks start closed and their iterations' HTML waits in a
+-- <script type="text/x-obra-iterations"> until the task is opened.
 local core = require "obra.core"
 local assets = require "obra.report.assets"
 
 local M = {}
+
+-- The most bytes of command and agent output one page carries: past it an
+-- output is left out with a pointer to `obra show`, so the page stays
+-- bounded whatever the number of tasks (the model's caps bound each one).
+M.MAX_OUTPUT_BYTES = 3 * 1024 * 1024
+local budget = 0
+
+-- An output as a <pre>, or a note once the page's output budget is spent.
+local function output(text, key)
+  if not text or text == "" then return "" end
+  budget = budget - #text
+  if budget < 0 then
+    return '<p class="hint">output left out: the report reached its size limit (see <code>obra show ' .. key .. '</code>)</p>'
+  end
+  return '<pre class="out">' .. text .. "</pre>"
+end
 
 local ENT = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
 local function esc(s)
@@ -185,7 +203,7 @@ local function extras(pairs_)
   return table.concat(b)
 end
 
-local function iteration(it)
+local function iteration(it, key)
   local b = {}
   b[#b + 1] = string.format('<details class="iter"><summary><b class="chip a-%s">#%d %s</b> quality %s, confidence %s%s — %s</summary>',
     esc(it.action), it.n, esc(it.action), score(it.quality), score(it.confidence), it.degraded and ' <b class="warn">degraded</b>' or "",
@@ -211,7 +229,7 @@ local function iteration(it)
   if it.park_until then rows[#rows + 1] = { "parked until", esc(when(it.park_until)) } end
   b[#b + 1] = kv_table(rows)
   if it.agent.text and it.agent.text ~= "" then
-    b[#b + 1] = '<h4>agent said</h4><pre class="out">' .. esc(it.agent.text) .. "</pre>"
+    b[#b + 1] = "<h4>agent said</h4>" .. output(esc(it.agent.text), esc(key))
   end
   if #it.calls > 1 then
     b[#b + 1] = "<h4>agent calls</h4>" .. list(it.calls, function(c)
@@ -224,7 +242,7 @@ local function iteration(it)
     for _, c in ipairs(it.checks) do
       b[#b + 1] = string.format('<div class="check %s"><b>%s</b> <code>%s</code>%s%s%s</div>', c.passed and "pass" or "fail",
         c.passed and "passed" or "FAILED", esc(c.name), c.ms and (" " .. dur(c.ms / 1000)) or "", extras(c.extra),
-        (c.output and c.output ~= "") and ('<pre class="out">' .. esc(c.output) .. "</pre>") or "")
+        output(esc(c.output), esc(key)))
     end
   end
   local j = it.judge
@@ -281,7 +299,12 @@ local function tasks(m)
       b[#b + 1] = "<p>" .. (#bud > 0 and ("budgets: " .. table.concat(bud, ", ")) or "") ..
         (t.workspace and (" workspace: " .. esc(t.workspace.state) .. (t.workspace.branch and (" <code>" .. esc(t.workspace.branch) .. "</code>") or "")) or "") .. "</p>"
     end
-    for _, it in ipairs(t.iters) do b[#b + 1] = iteration(it) end
+    -- a closed task's iterations wait as text until it is opened (the page's
+    -- script inserts them): the browser builds no DOM for them at load.  The
+    -- text cannot end its element: every '<' of stored text is escaped by esc().
+    if not open and #t.iters > 0 then b[#b + 1] = '<script type="text/x-obra-iterations">' end
+    for _, it in ipairs(t.iters) do b[#b + 1] = iteration(it, t.key) end
+    if not open and #t.iters > 0 then b[#b + 1] = "</script>" end
     b[#b + 1] = "</details>"
   end
   b[#b + 1] = "</section>"
@@ -310,6 +333,7 @@ local function chart_data(m)
 end
 
 function M.render(m, chartjs)
+  budget = M.MAX_OUTPUT_BYTES
   local title = "obra report — " .. (m.project.name or "?") .. " run #" .. m.run.id
   local b = {
     "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
