@@ -202,3 +202,37 @@ describe("obra report of 250 tasks", function()
     assert.are.equal(750, count(live, 'class="tl%-bar '))
   end)
 end)
+
+describe("obra report during a run", function()
+  it("reads a live run without disturbing it: the finished task's iterations, the run marked as still going", function()
+    local p = E.project { tag = "report-live", script = [[
+      project "live" {}
+      task "quick" { prompt = "QUICK work", checks = { "true" } }
+      task "slow" { prompt = "SLOW work", deps = { "quick" }, checks = { "true" } }
+    ]], scenario = { rules = {
+      { match = "QUICK", result = "quick done" },
+      { match = "SLOW", sleep = 60, result = "slow done" },
+    } } }
+    local pid = E.spawn(p)
+    local quick_done = false
+    for _ = 1, 600 do    -- bounded: 60 s
+      local db = E.db(p)
+      local t = db:task("slow")
+      quick_done = t and t.status == "running"
+      db:close()
+      if quick_done then break end
+      os.execute("sleep 0.1")
+    end
+    assert.is_true(quick_done, "the run did not get to its second task")
+    local r = H.expect_code(E.obra(p, { "report", "--json" }), 0)
+    local m = cjson.decode(r.out)
+    assert.are.equal("running", m.run.status)
+    assert.are.equal(1, m.summary.iterations)
+    assert.are.equal("proceed", m.tasks[1].iters[1].action)
+    H.expect_code(E.obra(p, { "report" }), 0)
+    assert.truthy(H.readfile(p.dir .. "/.obra/report.html"):find("the run was still going", 1, true))
+    os.execute("kill -TERM " .. pid)
+    assert.are.equal(5, E.wait(pid, 30, p))   -- interrupted, as any run stopped by a signal
+    H.rmdir(p.dir)
+  end)
+end)
