@@ -111,7 +111,8 @@ local function notifier(ctx)
   if type(cfg) ~= "table" then ctx.notifier = false; return nil end
   local n = { url = cfg.url, on = {}, timeout = cfg.timeout or M.DEFAULTS.timeout,
               attempts = cfg.attempts or M.DEFAULTS.attempts, bell = cfg.bell ~= false,
-              headers = { ["User-Agent"] = "obra/" .. require("obra").version }, inflight = 0 }
+              headers = { ["User-Agent"] = "obra/" .. require("obra").version, ["Content-Type"] = "application/json" },
+              inflight = 0 }
   for _, e in ipairs(cfg.on or M.EVENTS) do n.on[e] = true end
   for k, v in pairs(cfg.headers or {}) do
     n.headers[k] = v
@@ -147,12 +148,8 @@ local function post(ctx, n, doc)
   local body = core.json_encode(doc)
   local wait, last = BACKOFF, nil
   for attempt = 1, n.attempts do
-    local ok, res, err, code = pcall(http.request, { url = n.url, method = "POST", body = body,
-      headers = (function()
-        local h = { ["Content-Type"] = "application/json" }
-        for k, v in pairs(n.headers) do h[k] = v end
-        return h
-      end)(), timeout = n.timeout, connect_timeout = math.min(n.timeout, 5), max_response = 64 * 1024 })
+    local ok, res, err, code = pcall(http.request, { url = n.url, method = "POST", body = body, headers = n.headers,
+      timeout = n.timeout, connect_timeout = math.min(n.timeout, 5), max_response = 64 * 1024 })
     if not ok then
       last, code = tostring(res), "failed"
     elseif res and res.status >= 200 and res.status < 300 then
