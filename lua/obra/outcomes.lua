@@ -15,11 +15,15 @@
 --   outcomes.class(action) -> "proceed" | "hold" | nil   what calibration compares (park: nil)
 --   outcomes.verdicts(rows) -> { ["task_id:iteration"] = outcome row }   the outcome that counts
 --   outcomes.features(row [, decision]) -> { "signal", ... }   what was present at a decision
---   outcomes.calibrate(s, {sets = {thresholds=, weights=}?, grid = false?}) -> report (see below)
+--   outcomes.calibrate(s, {sets = {thresholds=, weights=}?, grid = false?, sample = n?}) -> report (see below)
+--   outcomes.GRID_SAMPLE   the most decisions the grid searches (1000; a stratified sample beyond)
 local core = require "obra.core"
 local replay = require "obra.replay"
 
 local M = {}
+
+-- The grid searches at most this many decisions (a stratified sample beyond it).
+M.GRID_SAMPLE = 1000
 
 M.KINDS = { merged = true, regression = true, rejected = true, answered = true, approved = true, label = true }
 
@@ -250,34 +254,69 @@ function M.calibrate(s, opts)
 
   if opts.grid == false or #cases == 0 then return report end
   local t0 = core.now()
-  local function score_case(c, d) return truth[c.row] == M.class(d.action) and 1 or 0 end
-  local res = replay.search(cases, { score = score_case, base = sets })
+  -- many short-lived tables over a large steady heap: the generational
+  -- collector's case (restored after)
+  local gc = collectgarbage("generational")
   local n = #cases
-  local grid = { cases = n, configs = res.configs, redecisions = res.redecisions,
-                 baseline = { right = res.baseline.right, accuracy = ratio(res.baseline.right, n),
-                              sets = set_list(res.baseline.sets) },
+  local function right_under(c, d) return truth[c.row] == M.class(d.action) end
+  local before, base_right = {}, 0
+  replay.each(cases, sets, function(c, d)
+    before[c] = d.action
+    if right_under(c, d) then base_right = base_right + 1 end
+  end)
+  local search_cases, weight = cases, nil
+  local limit = opts.sample or M.GRID_SAMPLE
+  if n > limit then
+    -- a stratified sample: up to half wrong and half right under the baseline,
+    -- evenly spaced, each weighted by the size of its stratum
+    local wrong, good = {}, {}
+    for _, c in ipairs(cases) do
+      local l = right_under(c, { action = before[c] }) and good or wrong
+      l[#l + 1] = c
+    end
+    local nw = math.min(#wrong, limit // 2)
+    local ng = math.min(#good, limit - nw)
+    nw = math.min(#wrong, limit - ng)
+    search_cases, weight = {}, {}
+    for _, st in ipairs({ { wrong, nw }, { good, ng } }) do
+      local list, k = st[1], st[2]
+      for i = 0, k - 1 do
+        local c = list[i * #list // k + 1]
+        search_cases[#search_cases + 1] = c
+        weight[c] = #list / k
+      end
+    end
+  end
+  local function score_case(c, d)
+    if not right_under(c, d) then return 0 end
+    return weight and weight[c] or 1
+  end
+  local res = replay.search(search_cases, { score = score_case, base = sets })
+  local grid = { cases = n, searched = #search_cases, configs = res.configs, redecisions = res.redecisions,
+                 baseline = { right = base_right, accuracy = ratio(base_right, n), sets = set_list(sets) },
                  params = core.json_array {} }
   for _, p in ipairs(res.params) do
-    grid.params[#grid.params + 1] = { name = p.name, current = p.current, value = p.value, right = p.right,
-                                      accuracy = ratio(p.right, n) }
+    local right = math.floor(p.right + 0.5)   -- an estimate when the search ran on a sample
+    grid.params[#grid.params + 1] = { name = p.name, current = p.current, value = p.value, right = right,
+                                      accuracy = ratio(right, n) }
   end
-  -- what the best setting changes against the baseline
-  local before = {}
-  replay.each(cases, res.baseline.sets, function(c, d) before[c] = d.action end)
-  local fixed, broken = core.json_array {}, core.json_array {}
+  -- the best setting, counted over every case: what it fixes and breaks
+  local fixed, broken, best_right = core.json_array {}, core.json_array {}, 0
   replay.each(cases, res.best.sets, function(c, d)
     local was, now = before[c], d.action
     local r0, r1 = truth[c.row] == M.class(was), truth[c.row] == M.class(now)
+    if r1 then best_right = best_right + 1 end
     local item = { task = c.row.task_key, iteration = c.row.iteration, action = c.row.action, was = was, now = now }
     if r1 and not r0 then fixed[#fixed + 1] = item elseif r0 and not r1 then broken[#broken + 1] = item end
   end)
+  collectgarbage(gc)
   local changes = core.json_array {}
   for _, ch in ipairs(res.best.changes) do changes[#changes + 1] = { name = ch.name, value = ch.value } end
-  grid.best = { right = res.best.right, accuracy = ratio(res.best.right, n), sets = set_list(res.best.sets),
+  grid.best = { right = best_right, accuracy = ratio(best_right, n), sets = set_list(res.best.sets),
                 changes = changes, fixed = fixed, broken = broken }
   grid.seconds = core.now() - t0
   report.grid = grid
-  if res.best.right > res.baseline.right then
+  if best_right > base_right then
     local parts = {}
     for _, x in ipairs(grid.best.sets) do parts[#parts + 1] = "--set " .. x end
     report.suggest = table.concat(parts, " ")

@@ -33,7 +33,7 @@
 --                                              every threshold and weight the grid may move,
 --                                              read from obra.policy and obra.score
 --   replay.values(param, current) -> { v, ... } the grid's values of one parameter
---   replay.search(cases, {score = fn(case, decision) -> 0|1, base = sets?, rounds = 3?})
+--   replay.search(cases, {score = fn(case, decision) -> 0|1 (or a case's weight), base = sets?, rounds = 3?})
 --       -> { baseline = {right=, sets=}, best = {right=, sets=, changes = {{name, value}}},
 --            params = { {name=, current=, value=, right=}, ... }, configs =, redecisions = }
 --     greedy coordinate search: each round tries every value of every parameter
@@ -170,6 +170,9 @@ function M.prepare(rows)
       local w = copy(type(row.scores) == "table" and row.scores.weights or nil)
       for k in pairs(w) do if score.DEFAULT_WEIGHTS[k] == nil then w[k] = nil end end
       local ok, sc = pcall(score.compute, ev.signals, w)
+      -- the explanations are for humans: dropped, they would only slow the collector
+      if ok then sc.contributions = nil end
+      if type(row.scores) == "table" then row.scores.contributions = nil end
       if not ok then
         skipped[#skipped + 1] = { task = row.task_key, iteration = row.iteration, why = "cannot score it: " .. tostring(sc) }
       else
@@ -206,6 +209,7 @@ function M.each(cases, sets, visit)
     ev.scores = reweigh and score.compute(ev.signals, w_of[c.key]) or c.scores
     local ok, d = pcall(decide, ev)
     if not ok then d = { action = "error", reason = tostring(d) } end
+    ev.scores = c.scores    -- a re-scored table is garbage at once
     visit(c, d)
   end
 end
@@ -289,6 +293,13 @@ local function with(sets, p, v)
   return t
 end
 
+-- scores may be sums of sampling weights: equal within EPS is a tie
+local EPS = 1e-9
+local function better(a, b)
+  if a.right > b.right + EPS then return true end
+  return math.abs(a.right - b.right) <= EPS and a.cost < b.cost
+end
+
 function M.search(cases, o)
   local base = o.base or {}
   base = { thresholds = copy(base.thresholds), weights = copy(base.weights) }
@@ -316,19 +327,17 @@ function M.search(cases, o)
         local sets = with(best.sets, p, v)
         local right = evaluate(sets)
         local cand = { sets = sets, right = right, p = p, value = v, cost = distance(p, v, c0) }
-        if right ~= best.right then moved[#moved + 1] = p end
-        if not pbest or right > pbest.right or (right == pbest.right and cand.cost < pbest.cost) then pbest = cand end
+        if math.abs(right - best.right) > EPS then moved[#moved + 1] = p end
+        if not pbest or better(cand, pbest) then pbest = cand end
       end
       if pbest then
         if round == 1 then
           res.params[#res.params + 1] = { name = p.name, current = c0, value = pbest.value, right = pbest.right }
         end
-        if not pick or pbest.right > pick.right or (pbest.right == pick.right and pbest.cost < pick.cost) then
-          pick = pbest
-        end
+        if not pick or better(pbest, pick) then pick = pbest end
       end
     end
-    if not pick or pick.right <= best.right then break end
+    if not pick or pick.right <= best.right + EPS then break end
     local changes = {}
     for _, x in ipairs(best.changes) do changes[#changes + 1] = x end
     changes[#changes + 1] = { name = pick.p.name, value = pick.value }

@@ -5,6 +5,8 @@
 local cli = require "obra.cli"
 local replay = require "obra.replay"
 
+local SHOW = 10   -- decisions listed per kind of change; --json has them all
+
 local function pct(x) return type(x) == "number" and string.format("%d%%", math.floor(x * 100 + 0.5)) or "-" end
 
 local function value(v)
@@ -36,18 +38,21 @@ local function render(r)
   local g = r.grid
   if not g then return end
   cli.print("")
-  cli.print(string.format("grid: %d decision(s) re-decided under %d setting(s) (%d re-decisions, %.2f s)", g.cases,
-    g.configs, g.redecisions, g.seconds))
+  cli.print(string.format("grid: %d decision(s) re-decided under %d setting(s) (%d re-decisions%s, %.2f s)", g.cases,
+    g.configs, g.redecisions, g.searched < g.cases and string.format(" on a sample of %d", g.searched) or "", g.seconds))
   cli.print(string.format("  %s: %d of %d right (%s)", #g.baseline.sets > 0 and ("with " .. table.concat(g.baseline.sets, " "))
     or "as recorded", g.baseline.right, g.cases, pct(g.baseline.accuracy)))
   if g.best.right > g.baseline.right then
     cli.print(string.format("  best: %d of %d right (%s) with %s", g.best.right, g.cases, pct(g.best.accuracy),
       table.concat(g.best.sets, " ")))
-    for _, f in ipairs(g.best.fixed) do
-      cli.print(string.format("    fixes  %s #%d: %s -> %s", f.task, f.iteration, f.was, f.now))
-    end
-    for _, f in ipairs(g.best.broken) do
-      cli.print(string.format("    breaks %s #%d: %s -> %s", f.task, f.iteration, f.was, f.now))
+    for _, l in ipairs({ { "fixes ", g.best.fixed }, { "breaks", g.best.broken } }) do
+      for i, f in ipairs(l[2]) do
+        if i > SHOW then
+          cli.print(string.format("    %s ... and %d more (--json lists them all)", l[1], #l[2] - SHOW))
+          break
+        end
+        cli.print(string.format("    %s %s #%d: %s -> %s", l[1], f.task, f.iteration, f.was, f.now))
+      end
     end
   else
     cli.print("  no setting in the grid is right more often")
