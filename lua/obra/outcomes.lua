@@ -9,7 +9,7 @@
 --        | nil, message, "no_decision"    the task has no decision (at that iteration)
 --     iteration defaults to the task's latest decision.  right = nil on a derived kind
 --     is filled in from the table below (outcomes.derive); a label needs right.
---     One SELECT and one INSERT: cheap enough to call from any stage.  Misuse
+--     One read and one write: cheap enough to call from any stage.  Misuse
 --     (an unknown kind, a right that is not a boolean) raises.
 --   outcomes.derive(kind, action) -> true | false | nil
 --   outcomes.class(action) -> "proceed" | "hold" | nil   what calibration compares (park: nil)
