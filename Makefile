@@ -122,7 +122,7 @@ $(BUILD)/bench/%: tests/bench/%.c | $(BUILD)
 AGENT_PURE = src/agent_parse.c src/agent_text.c src/agent_claude.c src/agent_claude_parse.c \
              src/agent_codex.c src/agent_codex_parse.c src/agent_command.c \
              src/reset_time.c src/tz_offset.c src/status.c
-UNIT_PURE  = $(AGENT_PURE) src/http1_parse.c src/llm_outcome.c src/llm_json.c
+UNIT_PURE  = $(AGENT_PURE) src/http1_parse.c src/llm_outcome.c src/llm_json.c src/redact.c
 UNIT_SRC   = $(wildcard tests/c/*.c)
 CJSON_CFLAGS = $(shell pkg-config --cflags libcjson 2>/dev/null)
 CJSON_LIBS   = $(shell pkg-config --libs libcjson 2>/dev/null)
@@ -186,17 +186,28 @@ fuzz: fuzz-deps
 fuzz-regress-bin: $(BUILD)/lapi_list.h
 	@for t in $(FUZZ_TARGETS); do $(MAKE) --no-print-directory $(BUILD)/tests/regress-$$t || exit 1; done
 
+# install notes the directories it had to create (deepest last) in
+# $(INSTALLED), so that uninstall removes exactly those, once they are empty.
+INSTALLED = $(LSHAREDIR)/obra/.installed-dirs
 install: all
-	install -d $(BINDIR) $(LMODDIR)/obra $(LSHAREDIR)/obra
-	install -m 0755 obra $(BINDIR)/obra
-	install -m 0755 lib/obra/core.so $(LMODDIR)/obra/core.so
+	@made=""; for d in $(BINDIR) $(LMODDIR)/obra $(LSHAREDIR)/obra; do \
+	  p=""; for part in $$(echo "$$d" | tr '/' ' '); do p="$$p/$$part"; \
+	    [ -d "$$p" ] || { mkdir "$$p" && made="$$made $$p"; } || exit 1; done; done; \
+	  for m in $$made; do echo "$$m"; done >> $(INSTALLED).tmp; \
+	  cat $(INSTALLED).tmp >> $(INSTALLED); rm -f $(INSTALLED).tmp
+	install -m 0755 $(OUT)/obra $(BINDIR)/obra
+	install -m 0755 $(OUT)/lib/obra/core.so $(LMODDIR)/obra/core.so
 	install -m 0644 lua/obra.lua $(LSHAREDIR)/obra.lua
 	cp -r lua/obra/. $(LSHAREDIR)/obra/
+	@echo "installed. From the stock interpreter: LUA_PATH='$(LSHAREDIR)/?.lua;;' LUA_CPATH='$(LMODDIR)/?.so;;' lua5.4 -e 'require \"obra\"'"
+	@echo "(needless when $(PREFIX) is /usr/local or /usr: lua5.4 looks there by itself)"
 
 uninstall:
-	rm -f $(BINDIR)/obra $(LMODDIR)/obra/core.so $(LSHAREDIR)/obra.lua
-	rm -rf $(LSHAREDIR)/obra
-	-rmdir $(LMODDIR)/obra 2>/dev/null
+	@dirs=$$(tac $(INSTALLED) 2>/dev/null); \
+	  rm -f $(BINDIR)/obra $(LMODDIR)/obra/core.so $(LSHAREDIR)/obra.lua; \
+	  rm -rf $(LSHAREDIR)/obra; rmdir $(LMODDIR)/obra 2>/dev/null; \
+	  for d in $$dirs; do [ -d "$$d" ] && rmdir "$$d" 2>/dev/null; done; \
+	  echo "uninstalled from $(DESTDIR)$(PREFIX)"
 
 clean:
 	rm -rf build build-san lib obra

@@ -5,7 +5,7 @@ local core = require "obra.core"
 return {
   summary = "interactions: every agent, judge, check and human call",
   usage = "obra log [TASK] [--limit N] [--full] [--json]",
-  flags = { json = "boolean", limit = "number", full = "boolean" },
+  flags = { json = "boolean", limit = "count", full = "boolean" },
   run = function(opts, args)
     local s = cli.open_store()
     local task_id

@@ -9,7 +9,7 @@ return {
   help = "Re-reads the run's workflow script, keeps the --set overrides it was started with\n" ..
          "(new --set values replace them), and continues: an interrupted iteration is redone\n" ..
          "by resuming its agent session; recorded decisions are never repeated.",
-  flags = { ["max-parallel"] = "number", interactive = "boolean", set = "list", json = "boolean", quiet = "boolean" },
+  flags = { ["max-parallel"] = "count", interactive = "boolean", set = "list", json = "boolean", quiet = "boolean" },
   run = function(opts, args)
     local s = cli.open_store()
     local r = s:latest_run()
@@ -20,6 +20,7 @@ return {
     for _, kv in ipairs(cfg.sets or {}) do sets[#sets + 1] = kv end
     for _, kv in ipairs(opts.set or {}) do sets[#sets + 1] = kv end
     opts.set = sets
+    opts.resuming = true
     return require("obra.cmd.run").start(opts, r.script_path, r.status ~= "done" and r.id or nil)
   end,
 }

@@ -35,8 +35,26 @@ end
 local function start(opts, script, resume_run)
   local engine = require "obra.engine"
   if opts.record and opts.replay then cli.usage("--record and --replay exclude each other", "run") end
-  local ctx, err = engine.open { script = script, sets = opts.set, quiet = opts.quiet }
-  if not ctx then cli.fail(err, cli.EXIT.usage) end
+  local ctx, err, code = engine.open { script = script, sets = opts.set, quiet = opts.quiet }
+  if not ctx then cli.fail(err, code == "io" and cli.EXIT.io or cli.EXIT.usage) end
+  if opts.resuming then
+    -- nothing pending, running or parked: say so and start no run
+    local s = ctx.store
+    local counts = s:task_counts(ctx.project.id)
+    if (counts.pending or 0) + (counts.running or 0) + (counts.parked or 0) == 0 then
+      local open_bp = s:open_breakpoint_count(ctx.project.id)
+      engine.close(ctx)
+      if open_bp > 0 or (counts.waiting or 0) > 0 then
+        cli.fail(string.format("nothing to resume: %d task(s) wait for a human; see `obra status`, then " ..
+          "`obra answer|approve|reject TASK`", math.max(counts.waiting or 0, open_bp)), cli.EXIT.waiting)
+      elseif (counts.failed or 0) > 0 then
+        cli.fail(string.format("nothing to resume: %d task(s) failed and none is pending; see `obra show TASK`",
+          counts.failed), cli.EXIT.failed)
+      end
+      cli.print("nothing to resume: every task is done")
+      return cli.EXIT.ok
+    end
+  end
   local tape, terr = tape_for(ctx, opts)
   if terr then engine.close(ctx); cli.fail(terr, cli.EXIT.usage) end
   ctx.interactive = opts.interactive and require("obra.core").isatty(0)
@@ -76,7 +94,7 @@ tasks are matched by key, finished work is never redone) and runs every ready ta
 
 Exit: 0 every task done, 1 failed, 2 bad script or usage, 3 waiting for a human,
 4 budget spent, 5 interrupted (`obra resume` continues).]],
-  flags = { ["max-parallel"] = "number", interactive = "boolean", set = "list",
+  flags = { ["max-parallel"] = "count", interactive = "boolean", set = "list",
             json = "boolean", quiet = "boolean", record = "string", replay = "string" },
   run = function(opts, args)
     if #args > 1 then cli.usage("run takes one script", "run") end
