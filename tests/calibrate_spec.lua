@@ -19,6 +19,7 @@ task "sloppy" { prompt = "Write sloppy.txt saying ok. SLOPPY", checks = { "grep 
 task "twostep" { prompt = "Write two.txt saying ok.", checks = { "grep -q ok two.txt" } }
 task "bad" { prompt = "Write bad.txt saying ok.", checks = { "grep -q ok bad.txt" }, budgets = { iterations = 1 } }
 task "meh" { prompt = "Write meh.txt saying ok.", checks = { "grep -q ok meh.txt" }, budgets = { iterations = 1 } }
+task "ask" { prompt = "Write ask.txt saying ok.", checks = { "grep -q ok ask.txt" }, budgets = { iterations = 1 } }
 task "after" { prompt = "Write after.txt saying ok.", checks = { "grep -q ok after.txt" }, deps = { "bad" } }
 ]]
 
@@ -29,6 +30,7 @@ local RULES = {
   { match = "two.txt", resume = true, write = { ["two.txt"] = "ok\n" }, result = "fixed" },
   { match = "bad.txt", write = { ["bad.txt"] = "no\n" }, result = "done" },
   { match = "meh.txt", write = { ["meh.txt"] = "no\n" }, result = "done" },
+  { match = "ask.txt", write = { ["ask.txt"] = "no\n" }, result = "done" },
 }
 
 local function by(list, field)
@@ -65,13 +67,13 @@ describe("obra calibrate over a real run", function()
     local actions = {}
     for _, d in ipairs(s:decisions(nil)) do actions[#actions + 1] = d.task_key .. "#" .. d.iteration .. ":" .. d.action end
     table.sort(actions)
-    assert.are.same({ "bad#1:escalate", "good#1:proceed", "meh#1:escalate", "sloppy#1:proceed",
+    assert.are.same({ "ask#1:escalate", "bad#1:escalate", "good#1:proceed", "meh#1:escalate", "sloppy#1:proceed",
                       "twostep#1:retry", "twostep#2:proceed" }, actions)
     s:close()
 
     -- nothing known yet
     local r = calibrate(p)
-    assert.are.same({ 0, 6 }, { r.labelled, r.decisions })
+    assert.are.same({ 0, 7 }, { r.labelled, r.decisions })
 
     -- a human rejects bad (escalating it was right) and approves meh (over-cautious: wrong)
     H.expect_code(E.obra(p, { "reject", "bad", "it never wrote ok" }), 0)
@@ -140,6 +142,16 @@ describe("obra calibrate over a real run", function()
     assert.are.equal(0, by(r.by_action, "action").escalate.right)
   end)
 
+  it("notes a human's answer: holding back work that was not done was right", function()
+    H.expect_code(E.obra(p, { "answer", "ask", "write ok, not no" }), 0)
+    local s = E.db(p)
+    local rows = s:outcomes(s:task("ask").id)
+    s:close()
+    assert.are.equal(1, #rows)
+    assert.are.same({ 1, "answered", true, "write ok, not no", "human" },
+                    { rows[1].iteration, rows[1].kind, rows[1].right, rows[1].note, rows[1].source })
+  end)
+
   it("calls no model", function()
     local before = #srv:requests()
     calibrate(p)
@@ -163,6 +175,62 @@ describe("obra calibrate over a real run", function()
     err({ "label", "after", "right" }, 1, "task after has no decision yet")
     err({ "calibrate", "--set", "thresholds.proceed=2" }, 2, "proceed")
     err({ "calibrate", "--set", "nonsense" }, 2, "%-%-set needs")
+  end)
+end)
+
+describe("outcomes.note", function()
+  local obra = require "obra"
+  local outcomes = require "obra.outcomes"
+
+  local function store_with(actions)
+    local dir = H.tmpdir("outcomes")
+    local s = assert(obra.open(dir .. "/.obra/obra.db"))
+    s:exec("INSERT INTO projects(name, workdir) VALUES ('p', ?)", dir)
+    local _, tid = s:exec("INSERT INTO tasks(project_id, key, title) VALUES (1, 't', 't')")
+    for i, a in ipairs(actions) do
+      s:add_decision { task_id = tid, iteration = i, action = a, reason = "", event = { signals = {} } }
+    end
+    return s, tid, dir
+  end
+
+  it("derives right from the kind and the decision's action, on the latest decision by default", function()
+    local s, tid, dir = store_with { "retry", "proceed" }
+    local got = {}
+    for _, k in ipairs({ "merged", "regression", "approved", "rejected", "answered" }) do
+      local row = assert(outcomes.note(s, { task_id = tid, kind = k }))
+      got[#got + 1] = string.format("%s@%d:%s", k, row.iteration, tostring(row.right))
+    end
+    for _, k in ipairs({ "approved", "rejected", "answered" }) do
+      local row = assert(outcomes.note(s, { task_id = tid, iteration = 1, kind = k }))
+      got[#got + 1] = string.format("%s@%d:%s", k, row.iteration, tostring(row.right))
+    end
+    -- an explicit right is kept as given
+    local row = assert(outcomes.note(s, { task_id = tid, kind = "merged", right = false, source = "queue" }))
+    got[#got + 1] = string.format("merged@%d:%s", row.iteration, tostring(row.right))
+    assert.are.same({ "merged@2:true", "regression@2:false", "approved@2:true", "rejected@2:false", "answered@2:false",
+                      "approved@1:false", "rejected@1:true", "answered@1:true", "merged@2:false" }, got)
+    -- the newest derived outcome counts until a label, which then counts whatever comes after
+    local v = outcomes.verdicts(s:outcomes())
+    assert.are.same({ "merged", false }, { v[tid .. ":2"].kind, v[tid .. ":2"].right })
+    outcomes.note(s, { task_id = tid, iteration = 2, kind = "label", right = true })
+    outcomes.note(s, { task_id = tid, iteration = 2, kind = "regression" })
+    v = outcomes.verdicts(s:outcomes())
+    assert.are.same({ "label", true }, { v[tid .. ":2"].kind, v[tid .. ":2"].right })
+    s:close()
+    H.rmdir(dir)
+  end)
+
+  it("says nothing about a park, needs right on a label, and refuses what is not there", function()
+    local s, tid, dir = store_with { "park" }
+    assert.is_nil(assert(outcomes.note(s, { task_id = tid, kind = "approved" })).right)
+    assert.has_error(function() outcomes.note(s, { task_id = tid, kind = "label" }) end,
+      "outcomes.note: a label needs right = true or false")
+    assert.has_error(function() outcomes.note(s, { task_id = tid, kind = "fine" }) end)
+    assert.has_error(function() outcomes.note(s, { task_id = tid, kind = "label", right = "yes" }) end)
+    local r, err, code = outcomes.note(s, { task_id = tid, iteration = 5, kind = "merged" })
+    assert.are.same({ nil, "task " .. tid .. " has no decision at iteration 5", "no_decision" }, { r, err, code })
+    s:close()
+    H.rmdir(dir)
   end)
 end)
 
