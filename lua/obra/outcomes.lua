@@ -219,15 +219,28 @@ function M.calibrate(s, opts)
   table.sort(report.by_kind, function(a, b) return a.kind < b.kind end)
   if next(verdict) == nil then return report end
 
-  -- the decisions with a known right or wrong, oldest first
+  -- the decisions with a known right or wrong, by task and iteration: only
+  -- the tasks that have one are read (each whole: its history is in its rows)
+  local task_ids, seen = {}, {}
+  for _, v in pairs(verdict) do
+    if not seen[v.task_id] then seen[v.task_id] = true; task_ids[#task_ids + 1] = v.task_id end
+  end
+  table.sort(task_ids)
   local labelled, truth = {}, {}
-  for _, d in ipairs(s:decisions(nil)) do
+  local function consider(d)
     local v = verdict[d.task_id .. ":" .. d.iteration]
     local cls = M.class(d.action)
     if v and v.right ~= nil and cls then
       labelled[#labelled + 1] = d
       -- the class that would have been right
       truth[d] = v.right and cls or (cls == "proceed" and "hold" or "proceed")
+    end
+  end
+  if #task_ids > 1000 then   -- many tasks: one pass over every decision is quicker
+    for _, d in ipairs(s:decisions(nil)) do consider(d) end
+  else
+    for _, tid in ipairs(task_ids) do
+      for _, d in ipairs(s:decisions(tid)) do consider(d) end
     end
   end
   report.labelled = #labelled
