@@ -152,6 +152,18 @@ describe("obra calibrate over a real run", function()
                     { rows[1].iteration, rows[1].kind, rows[1].right, rows[1].note, rows[1].source })
   end)
 
+  it("offers label() and calibrate() in the REPL", function()
+    local r = H.expect_code(H.obra({ "repl" }, { cwd = p.dir, env = E.env(p), timeout = 60,
+      stdin = 'x = label("twostep", 2, "right", "from the repl")\n' ..
+              'print("LABEL", x.task, x.iteration, x.action, x.right, x.source)\n' ..
+              'c = calibrate{ thresholds = { proceed = 0.95 } }\n' ..
+              'print("CAL", c.labelled, c.grid.baseline.right)\n' }), 0)
+    assert.matches("LABEL\ttwostep\t2\tproceed\ttrue\trepl", r.out)
+    -- seven known now (ask's answer too); with proceed at 0.95 only the approved
+    -- escalate and the re-labelled bad are wrong
+    assert.matches("CAL\t7\t5", r.out)
+  end)
+
   it("calls no model", function()
     local before = #srv:requests()
     calibrate(p)
