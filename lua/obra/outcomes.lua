@@ -195,16 +195,109 @@ local function set_list(sets)
 end
 M.set_list = set_list
 
+-- The decisions with a known right or wrong, oldest first, and for each the
+-- class that was right.  Only the tasks that have an outcome are read (each
+-- whole: a decision's history is in its task's earlier rows).
+local function known(s, verdict)
+  local task_ids, seen = {}, {}
+  for _, v in pairs(verdict) do
+    if not seen[v.task_id] then seen[v.task_id] = true; task_ids[#task_ids + 1] = v.task_id end
+  end
+  table.sort(task_ids)
+  local labelled, truth = {}, {}
+  local function consider(d)
+    local v = verdict[d.task_id .. ":" .. d.iteration]
+    local cls = M.class(d.action)
+    if v and v.right ~= nil and cls then
+      labelled[#labelled + 1] = d
+      truth[d] = v.right and cls or (cls == "proceed" and "hold" or "proceed")
+    end
+  end
+  if #task_ids > 1000 then   -- many tasks: one pass over every decision is quicker
+    for _, d in ipairs(s:decisions(nil)) do consider(d) end
+  else
+    for _, tid in ipairs(task_ids) do
+      for _, d in ipairs(s:decisions(tid)) do consider(d) end
+    end
+  end
+  return labelled, truth
+end
+
+-- A stratified sample of at most limit cases: up to half wrong and half right
+-- under the baseline, evenly spaced, each weighted by its stratum's size.
+local function sample(cases, is_right, limit)
+  local wrong, good = {}, {}
+  for _, c in ipairs(cases) do
+    local l = is_right[c] and good or wrong
+    l[#l + 1] = c
+  end
+  local nw = math.min(#wrong, limit // 2)
+  local ng = math.min(#good, limit - nw)
+  nw = math.min(#wrong, limit - ng)
+  local out, weight = {}, {}
+  for _, st in ipairs({ { wrong, nw }, { good, ng } }) do
+    local list, k = st[1], st[2]
+    for i = 0, k - 1 do
+      local c = list[i * #list // k + 1]
+      out[#out + 1] = c
+      weight[c] = #list / k
+    end
+  end
+  return out, weight
+end
+
+-- The grid over the cases (see replay.search), from the sets; before[c] is each
+-- case's action under the sets.  Returns the report's grid table.
+local function grid(cases, truth, sets, before, limit)
+  local n = #cases
+  local is_right, base_right = {}, 0
+  for _, c in ipairs(cases) do
+    is_right[c] = truth[c.row] == M.class(before[c])
+    if is_right[c] then base_right = base_right + 1 end
+  end
+  local search_cases, weight = cases, nil
+  if n > limit then search_cases, weight = sample(cases, is_right, limit) end
+  local function score_case(c, d)
+    if truth[c.row] ~= M.class(d.action) then return 0 end
+    return weight and weight[c] or 1
+  end
+  local res = replay.search(search_cases, { score = score_case, base = sets })
+  local g = { cases = n, searched = #search_cases, configs = res.configs, redecisions = res.redecisions,
+              baseline = { right = base_right, accuracy = ratio(base_right, n), sets = set_list(sets) },
+              params = core.json_array {} }
+  for _, p in ipairs(res.params) do
+    local right = math.floor(p.right + 0.5)   -- an estimate when the search ran on a sample
+    g.params[#g.params + 1] = { name = p.name, current = p.current, value = p.value, right = right,
+                                accuracy = ratio(right, n) }
+  end
+  -- the best setting counted over every case: what it fixes and what it breaks
+  local fixed, broken, best_right = core.json_array {}, core.json_array {}, 0
+  replay.each(cases, res.best.sets, function(c, d)
+    local r1 = truth[c.row] == M.class(d.action)
+    if r1 then best_right = best_right + 1 end
+    local item = { task = c.row.task_key, iteration = c.row.iteration, was = before[c], now = d.action }
+    if r1 and not is_right[c] then fixed[#fixed + 1] = item
+    elseif is_right[c] and not r1 then broken[#broken + 1] = item end
+  end)
+  local changes = core.json_array {}
+  for _, ch in ipairs(res.best.changes) do changes[#changes + 1] = { name = ch.name, value = ch.value } end
+  g.best = { right = best_right, accuracy = ratio(best_right, n), sets = set_list(res.best.sets),
+             changes = changes, fixed = fixed, broken = broken }
+  return g
+end
+
 -- outcomes.calibrate(s, opts) -> report:
 --   { decisions =, outcomes =, labelled =, right =, accuracy =,
 --     by_action = { {action=, n=, right=, wrong=, accuracy=}, ... },
 --     by_signal = { {signal=, ...}, ... }, by_kind = { {kind=, n=}, ... },
---     skipped = { {task=, iteration=, why=}, ... },
---     grid = { cases=, configs=, redecisions=, seconds=, baseline = {right=, accuracy=, sets=},
---              best = {right=, accuracy=, sets = {"thresholds.proceed=0.8", ...}, changes = {...},
---                      fixed = {{task=, iteration=, action=, now=}}, broken = {...}},
+--     skipped = { {task=, iteration=, why=}, ... }      not re-decided (a custom decide...)
+--     grid = { cases=, searched=, configs=, redecisions=, seconds=,
+--              baseline = {right=, accuracy=, sets = {"thresholds.proceed=0.8", ...}},
+--              best = {right=, accuracy=, sets=, changes = {{name=, value=}},
+--                      fixed = {{task=, iteration=, was=, now=}}, broken = {...}},
 --              params = { {name=, current=, value=, right=, accuracy=}, ... } },
 --     suggest = "--set thresholds.proceed=0.8 ..." | nil }
+-- The grid is left out with opts.grid = false or when nothing can be re-decided.
 function M.calibrate(s, opts)
   opts = opts or {}
   local sets = opts.sets or { thresholds = {}, weights = {} }
@@ -219,33 +312,11 @@ function M.calibrate(s, opts)
   table.sort(report.by_kind, function(a, b) return a.kind < b.kind end)
   if next(verdict) == nil then return report end
 
-  -- the decisions with a known right or wrong, by task and iteration: only
-  -- the tasks that have one are read (each whole: its history is in its rows)
-  local task_ids, seen = {}, {}
-  for _, v in pairs(verdict) do
-    if not seen[v.task_id] then seen[v.task_id] = true; task_ids[#task_ids + 1] = v.task_id end
-  end
-  table.sort(task_ids)
-  local labelled, truth = {}, {}
-  local function consider(d)
-    local v = verdict[d.task_id .. ":" .. d.iteration]
-    local cls = M.class(d.action)
-    if v and v.right ~= nil and cls then
-      labelled[#labelled + 1] = d
-      -- the class that would have been right
-      truth[d] = v.right and cls or (cls == "proceed" and "hold" or "proceed")
-    end
-  end
-  if #task_ids > 1000 then   -- many tasks: one pass over every decision is quicker
-    for _, d in ipairs(s:decisions(nil)) do consider(d) end
-  else
-    for _, tid in ipairs(task_ids) do
-      for _, d in ipairs(s:decisions(tid)) do consider(d) end
-    end
-  end
+  local labelled, truth = known(s, verdict)
   report.labelled = #labelled
   if #labelled == 0 then return report end
 
+  -- accuracy per action, as decided
   local by_action, by_signal = {}, {}
   for _, d in ipairs(labelled) do
     local right = truth[d] == M.class(d.action)
@@ -255,84 +326,35 @@ function M.calibrate(s, opts)
   report.accuracy = ratio(report.right, #labelled)
   report.by_action = listing(by_action, "action")
 
-  -- re-decide each as recorded once: the reasons' codes for the signal table
+  -- per signal: re-decided as recorded once, for the reasons' codes
   local cases, skipped = replay.prepare(labelled)
   report.skipped = core.json_array(skipped)
-  local reasons = {}
-  replay.each(cases, nil, function(c, d) reasons[c.row] = d end)
-  for _, d in ipairs(labelled) do
-    for _, f in ipairs(M.features(d, reasons[d])) do tally(by_signal, f, truth[d] == M.class(d.action)) end
-  end
-  report.by_signal = listing(by_signal, "signal")
-
-  if opts.grid == false or #cases == 0 then return report end
   local t0 = core.now()
   -- many short-lived tables over a large steady heap: the generational
-  -- collector's case (restored after)
+  -- collector's case (the mode is restored after, error or not)
   local gc = collectgarbage("generational")
-  local n = #cases
-  local function right_under(c, d) return truth[c.row] == M.class(d.action) end
-  local before, base_right = {}, 0
-  replay.each(cases, sets, function(c, d)
-    before[c] = d.action
-    if right_under(c, d) then base_right = base_right + 1 end
-  end)
-  local search_cases, weight = cases, nil
-  local limit = opts.sample or M.GRID_SAMPLE
-  if n > limit then
-    -- a stratified sample: up to half wrong and half right under the baseline,
-    -- evenly spaced, each weighted by the size of its stratum
-    local wrong, good = {}, {}
-    for _, c in ipairs(cases) do
-      local l = right_under(c, { action = before[c] }) and good or wrong
-      l[#l + 1] = c
+  local ok, err = pcall(function()
+    local as_recorded, before = {}, {}
+    replay.each(cases, nil, function(c, d) as_recorded[c.row] = d; before[c] = d.action end)
+    for _, d in ipairs(labelled) do
+      for _, f in ipairs(M.features(d, as_recorded[d])) do tally(by_signal, f, truth[d] == M.class(d.action)) end
     end
-    local nw = math.min(#wrong, limit // 2)
-    local ng = math.min(#good, limit - nw)
-    nw = math.min(#wrong, limit - ng)
-    search_cases, weight = {}, {}
-    for _, st in ipairs({ { wrong, nw }, { good, ng } }) do
-      local list, k = st[1], st[2]
-      for i = 0, k - 1 do
-        local c = list[i * #list // k + 1]
-        search_cases[#search_cases + 1] = c
-        weight[c] = #list / k
-      end
+    report.by_signal = listing(by_signal, "signal")
+    if opts.grid == false or #cases == 0 then return end
+    if next(sets.thresholds or {}) or next(sets.weights or {}) then
+      replay.each(cases, sets, function(c, d) before[c] = d.action end)
     end
-  end
-  local function score_case(c, d)
-    if not right_under(c, d) then return 0 end
-    return weight and weight[c] or 1
-  end
-  local res = replay.search(search_cases, { score = score_case, base = sets })
-  local grid = { cases = n, searched = #search_cases, configs = res.configs, redecisions = res.redecisions,
-                 baseline = { right = base_right, accuracy = ratio(base_right, n), sets = set_list(sets) },
-                 params = core.json_array {} }
-  for _, p in ipairs(res.params) do
-    local right = math.floor(p.right + 0.5)   -- an estimate when the search ran on a sample
-    grid.params[#grid.params + 1] = { name = p.name, current = p.current, value = p.value, right = right,
-                                      accuracy = ratio(right, n) }
-  end
-  -- the best setting, counted over every case: what it fixes and breaks
-  local fixed, broken, best_right = core.json_array {}, core.json_array {}, 0
-  replay.each(cases, res.best.sets, function(c, d)
-    local was, now = before[c], d.action
-    local r0, r1 = truth[c.row] == M.class(was), truth[c.row] == M.class(now)
-    if r1 then best_right = best_right + 1 end
-    local item = { task = c.row.task_key, iteration = c.row.iteration, action = c.row.action, was = was, now = now }
-    if r1 and not r0 then fixed[#fixed + 1] = item elseif r0 and not r1 then broken[#broken + 1] = item end
+    report.grid = grid(cases, truth, sets, before, opts.sample or M.GRID_SAMPLE)
   end)
   collectgarbage(gc)
-  local changes = core.json_array {}
-  for _, ch in ipairs(res.best.changes) do changes[#changes + 1] = { name = ch.name, value = ch.value } end
-  grid.best = { right = best_right, accuracy = ratio(best_right, n), sets = set_list(res.best.sets),
-                changes = changes, fixed = fixed, broken = broken }
-  grid.seconds = core.now() - t0
-  report.grid = grid
-  if best_right > base_right then
-    local parts = {}
-    for _, x in ipairs(grid.best.sets) do parts[#parts + 1] = "--set " .. x end
-    report.suggest = table.concat(parts, " ")
+  if not ok then error(err, 0) end
+  if report.grid then
+    report.grid.seconds = core.now() - t0
+    if report.grid.best.right > report.grid.baseline.right then
+      local parts = {}
+      for _, x in ipairs(report.grid.best.sets) do parts[#parts + 1] = "--set " .. x end
+      report.suggest = table.concat(parts, " ")
+    end
   end
   return report
 end
