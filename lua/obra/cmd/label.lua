@@ -43,6 +43,9 @@ suggest thresholds.  See docs/calibration.md.
       cli.fail((err:gsub("^task %d+", "task " .. t.key)) .. (iteration and "; `obra show " .. t.key ..
         "` lists its decisions" or "; label it once obra has decided an iteration"))
     end
+    if row.action == "park" then
+      cli.warn("a park (the agent was rate limited) judges no work: obra calibrate leaves it out")
+    end
     if opts.json then
       row.task = t.key
       cli.json(row)
