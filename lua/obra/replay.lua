@@ -243,7 +243,7 @@ function M.values(p, current)
   if p.kind == "boolean" then
     out[1] = not current
   elseif p.kind == "unit" then
-    -- steps of 0.05 within 0.25 of the current value (and 0 and 1 when near)
+    -- steps of 0.05 in [0, 1], within 0.25 of the current value
     local c = type(current) == "number" and current or p.default
     for i = 0, 20 do
       local v = i / 20
