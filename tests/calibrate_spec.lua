@@ -164,6 +164,24 @@ describe("obra calibrate over a real run", function()
     assert.matches("CAL\t7\t5", r.out)
   end)
 
+  it("moves only the policy's own thresholds and weights", function()
+    local obra = require "obra"
+    local want = {}
+    -- every threshold but times (park_seconds: when, not what) and non-numbers
+    for k, v in pairs(obra.policy.DEFAULT_THRESHOLDS) do
+      local kind = obra.policy.THRESHOLD_KINDS[k]
+      if kind ~= "seconds" and (type(v) == "number" or type(v) == "boolean") then
+        want[#want + 1] = "thresholds." .. k
+      end
+    end
+    for _, w in ipairs(obra.score.PARAMS) do want[#want + 1] = "weights." .. w.name end
+    table.sort(want)
+    local got = {}
+    for _, x in ipairs(calibrate(p).grid.params) do got[#got + 1] = x.name end
+    table.sort(got)
+    assert.are.same(want, got)
+  end)
+
   it("calls no model", function()
     local before = #srv:requests()
     calibrate(p)
