@@ -224,6 +224,7 @@ function M.params()
     local kind = policy_mod.THRESHOLD_KINDS[k]
     local v = policy_mod.DEFAULT_THRESHOLDS[k]
     if kind == nil and type(v) == "number" then kind = (v >= 0 and v <= 1) and "unit" or "count" end
+    if kind == nil and type(v) == "boolean" then kind = "boolean" end
     -- a time (park_seconds) decides when, never what: not a calibration parameter
     if kind == "unit" or kind == "count" or kind == "boolean" then
       out[#out + 1] = { name = "thresholds." .. k, section = "thresholds", key = k, kind = kind, default = v }
