@@ -1,0 +1,207 @@
+-- obra.evidence — what the judge is shown besides the agent's own words: a
+-- summary of the agent's tool trace and the diff against the task's base as
+-- a bounded patch.  Data only; the judge-facing wording is obra.judge's.
+--
+--   evidence.summary(trace, workdir) -> summary | nil
+--     trace: result.trace from obra.agent (entries of {tool, action, command?,
+--            path?, exit?, is_error?, test}, total, dropped, other_tools)
+--     summary = { calls = n, commands = n, failed = n, other_tools = n, dropped = n,
+--                 runs = { {command, exit?, is_error?, test}, ... }   (first and last, MAX_RUNS)
+--                 tests = { {command, exit?, passed = bool|nil}, ... } (the test commands, last MAX_TESTS)
+--                 last_test = {command, exit?, passed} | nil,
+--                 written = {paths}, edited = {paths}, deleted = {paths} }  (relative, MAX_PATHS each)
+--   evidence.signal(summary) -> the compact signals.trace (counts, test outcomes, deleted paths)
+--   evidence.patch{dir=, method=, from=tree, to=tree, max_bytes=} -> patch | nil, message
+--     patch = { files = { {path, added, removed, binary, status}, ... }, text = unified diff
+--               (capped at max_bytes, default MAX_PATCH), truncated = bool }
+--   evidence.collect(it, opts) -> { summary =, patch = | nil, patch_error = }   (the gather stage's call)
+--
+-- The patch is `git diff` of two snapshot trees (obra.git, argv only): in the
+-- repository itself for method "git", with --git-dir for the shadow
+-- repository (.obra/shadow.git).  Its cost is bounded: git's output is
+-- capped (max_stdout), so a huge change costs no more than the cap.
+local core = require "obra.core"
+local git = require "obra.git"
+
+local M = {}
+
+M.MAX_RUNS = 40           -- commands listed in a summary (first and last)
+M.MAX_TESTS = 10          -- test commands listed
+M.MAX_PATHS = 50          -- paths per kind
+M.MAX_PATCH = 256 * 1024  -- bytes of patch read from git
+M.SHADOW = ".obra/shadow.git"
+
+local function rel(path, workdir)
+  if type(path) ~= "string" then return nil end
+  if workdir and workdir ~= "" then
+    local w = workdir:gsub("/+$", "")
+    if path:sub(1, #w + 1) == w .. "/" then return path:sub(#w + 2) end
+  end
+  return (path:gsub("^%./", ""))
+end
+
+local function add_unique(list, seen, p, max)
+  if p and p ~= "" and not seen[p] then
+    seen[p] = true
+    if #list < max then list[#list + 1] = p end
+  end
+end
+
+-- Files a shell command deletes: `rm [-flags] a b`, `git rm a`, `unlink a`
+-- in any part of a && / ; / | chain.  Globs and variables are kept as written.
+function M.deleted_by(command)
+  local out = {}
+  if type(command) ~= "string" then return out end
+  for seg in (command .. ";"):gmatch("([^;&|\n]*)[;&|\n]") do
+    local words = {}
+    for w in seg:gmatch("%S+") do words[#words + 1] = (w:gsub("^['\"](.*)['\"]$", "%1")) end
+    local i = 1
+    while words[i] and (words[i]:match("^%w+=") or words[i] == "sudo") do i = i + 1 end
+    local verb = words[i]
+    if verb == "git" and words[i + 1] == "rm" then i = i + 1; verb = "rm" end
+    if verb == "rm" or verb == "unlink" then
+      local flags_done = false
+      for k = i + 1, #words do
+        local w = words[k]
+        if w == "--" then flags_done = true
+        elseif flags_done or w:sub(1, 1) ~= "-" then out[#out + 1] = w end
+      end
+    end
+  end
+  return out
+end
+
+function M.summary(trace, workdir)
+  if type(trace) ~= "table" or type(trace.entries) ~= "table" then return nil end
+  local s = { calls = trace.total or #trace.entries, commands = 0, failed = 0, other_tools = trace.other_tools or 0,
+              dropped = trace.dropped or 0, runs = {}, tests = {}, written = {}, edited = {}, deleted = {} }
+  local seen = { written = {}, edited = {}, deleted = {} }
+  local runs = {}
+  for _, e in ipairs(trace.entries) do
+    if e.action == "run" then
+      s.commands = s.commands + 1
+      local failed = (e.exit and e.exit ~= 0) or e.is_error == true
+      if failed then s.failed = s.failed + 1 end
+      runs[#runs + 1] = { command = e.command or "?", exit = e.exit, is_error = e.is_error, test = e.test == true }
+      if e.test then
+        local passed
+        if e.exit ~= nil then passed = e.exit == 0 elseif e.is_error ~= nil then passed = not e.is_error end
+        s.tests[#s.tests + 1] = { command = e.command or "?", exit = e.exit, passed = passed }
+      end
+      for _, p in ipairs(M.deleted_by(e.command)) do add_unique(s.deleted, seen.deleted, rel(p, workdir), M.MAX_PATHS) end
+    elseif e.action == "write" then
+      add_unique(s.written, seen.written, rel(e.path, workdir), M.MAX_PATHS)
+    elseif e.action == "edit" then
+      add_unique(s.edited, seen.edited, rel(e.path, workdir), M.MAX_PATHS)
+    elseif e.action == "delete" then
+      add_unique(s.deleted, seen.deleted, rel(e.path, workdir), M.MAX_PATHS)
+    end
+  end
+  -- the first and the last commands when there are many
+  if #runs > M.MAX_RUNS then
+    local half = M.MAX_RUNS // 2
+    for i = 1, half do s.runs[i] = runs[i] end
+    s.runs_omitted = #runs - M.MAX_RUNS
+    for i = #runs - half + 1, #runs do s.runs[#s.runs + 1] = runs[i] end
+  else
+    s.runs = runs
+  end
+  if #s.tests > M.MAX_TESTS then
+    local keep = {}
+    for i = #s.tests - M.MAX_TESTS + 1, #s.tests do keep[#keep + 1] = s.tests[i] end
+    s.tests_omitted = #s.tests - M.MAX_TESTS
+    s.tests = keep
+  end
+  s.last_test = s.tests[#s.tests]
+  for _, k in ipairs({ "runs", "tests", "written", "edited", "deleted" }) do s[k] = core.json_array(s[k]) end
+  return s
+end
+
+-- The compact signal stored with the decision (signals.trace).
+function M.signal(s)
+  if not s then return nil end
+  local tests = {}
+  for i, t in ipairs(s.tests) do tests[i] = { command = t.command, exit = t.exit, passed = t.passed } end
+  return { calls = s.calls, commands = s.commands, failed = s.failed, dropped = s.dropped,
+           tests_run = #s.tests + (s.tests_omitted or 0), tests = core.json_array(tests),
+           last_test_passed = s.last_test and s.last_test.passed,
+           written = #s.written, edited = #s.edited, deleted = core.json_array(s.deleted) }
+end
+
+-- Patch ---------------------------------------------------------------------------
+
+local function git_args(dir, method, args)
+  local a = {}
+  if method == "shadow" then
+    a[#a + 1] = "--git-dir=" .. dir .. "/" .. M.SHADOW
+    a[#a + 1] = "--work-tree=" .. dir
+  end
+  for _, x in ipairs(args) do a[#a + 1] = x end
+  return a
+end
+
+local DIFF = { "diff", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames" }
+
+function M.patch(o)
+  if type(o) ~= "table" or not o.dir or not o.from or not o.to then return nil, "patch: needs dir, from and to" end
+  if o.from == o.to then return { files = core.json_array {}, text = "", truncated = false } end
+  local max = o.max_bytes or M.MAX_PATCH
+  local args = {}
+  for i, x in ipairs(DIFF) do args[i] = x end
+  args[#args + 1] = "--numstat"
+  args[#args + 1] = o.from
+  args[#args + 1] = o.to
+  local r, err = git.run(git_args(o.dir, o.method, args), { cwd = o.dir, timeout = 60, max_stdout = 4 << 20 })
+  if not r then return nil, err end
+  if not r.ok then return nil, "git diff: " .. (r.err:match("^%s*([^\n]+)") or ("exit " .. tostring(r.exit))) end
+  local files = {}
+  for line in r.stdout:gmatch("[^\n]+") do
+    local a, d, path = line:match("^(%S+)\t(%S+)\t(.+)$")
+    if path then
+      files[#files + 1] = { path = path, added = tonumber(a) or 0, removed = tonumber(d) or 0, binary = a == "-" }
+    end
+  end
+  -- created / deleted from a name-status pass (cheap: no content)
+  args[#args - 2] = "--name-status"
+  local ns = git.run(git_args(o.dir, o.method, args), { cwd = o.dir, timeout = 60, max_stdout = 4 << 20 })
+  local status = {}
+  if ns and ns.ok then
+    for line in ns.stdout:gmatch("[^\n]+") do
+      local st, path = line:match("^(%u)%d*\t(.+)$")
+      if path then status[path] = st end
+    end
+  end
+  for _, f in ipairs(files) do f.status = status[f.path] == "A" and "created" or status[f.path] == "D" and "deleted" or "modified" end
+  args[#args - 2] = "-U3"
+  local p = git.run(git_args(o.dir, o.method, args), { cwd = o.dir, timeout = 60, max_stdout = max })
+  local text, truncated = "", false
+  if p and (p.ok or #p.stdout > 0) then
+    text = p.stdout
+    if #text >= max then truncated = true; text = text:sub(1, max) end
+  end
+  return { files = core.json_array(files), text = text, truncated = truncated }
+end
+
+-- The gather stage's call: the trace summary and the patch against the base
+-- (it.base when the task has one, else the snapshot the iteration started from).
+function M.collect(it, opts)
+  opts = opts or {}
+  local out = { summary = M.summary(it.result and it.result.trace, it.workdir) }
+  local base = it.base or it.before
+  if type(base) ~= "table" or not base.tree then
+    out.patch_error = "no snapshot of the base"
+    return out
+  end
+  local after = it.after
+  if type(after) ~= "table" or not after.tree then
+    local err
+    after, err = require("obra.workspace").snapshot(base.dir or it.workdir, { method = base.method })
+    if not after then out.patch_error = tostring(err); return out end
+  end
+  local p, err = M.patch { dir = base.dir or it.workdir, method = base.method, from = base.tree, to = after.tree,
+                           max_bytes = opts.max_bytes }
+  out.patch, out.patch_error = p, (not p) and tostring(err) or nil
+  return out
+end
+
+return M
