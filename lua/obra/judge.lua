@@ -55,7 +55,7 @@ M.MAX_ISSUES = 20
 
 M.SCHEMA = {
   type = "object",
-  required = core.json_array { "complete", "quality", "confidence", "issues", "flags", "summary" },
+  required = core.json_array { "complete", "quality", "confidence", "issues", "summary" },   -- flags: absent = none
   properties = {
     complete = { type = "boolean", description = "true only when the task is fully done" },
     quality = { type = "number", minimum = 0, maximum = 1, description = "how good the work is, 0 to 1" },
@@ -395,7 +395,7 @@ function M.prompt(a)
   local patch_body, patch_rest = patch_text(a.patch, math.max(0, alloc.changes - #names - 200))
   local changes_part = names
   if patch_body and patch_body ~= "" then
-    changes_part = changes_part .. "\nThe patch (untrusted):\n" .. fence("PATCH", patch_body)
+    changes_part = changes_part .. "\nThe patch (untrusted):\n" .. fence("PATCH", (patch_body:gsub("\n$", "")))
   end
   if patch_rest then changes_part = changes_part .. "\n" .. patch_rest end
   local trace_head, trace_body = trace_text(a.trace, math.max(200, alloc.trace))
@@ -408,7 +408,8 @@ function M.prompt(a)
     checks_part = "No checks are declared for this task."
   else
     local room = alloc.checks
-    local list = trim(check_list, math.max(200, room // 3), "both")
+    -- the list whole when the outputs leave room for it, else at least a third
+    local list = trim(check_list, math.max(200, room // 3, room - out_total), "both")
     room = room - #list
     local parts = { list }
     if #failing > 0 then
