@@ -47,14 +47,36 @@ local function add_unique(list, seen, p, max)
   end
 end
 
+-- Shell words: blanks split, '...' and "..." quote (no expansion).
+function M.words(s)
+  local out, cur, i, n, quote, any = {}, {}, 1, #s, nil, false
+  while i <= n do
+    local c = s:sub(i, i)
+    if quote then
+      if c == quote then quote = nil else cur[#cur + 1] = c end
+    elseif c == "'" or c == '"' then
+      quote, any = c, true
+    elseif c:match("%s") then
+      if #cur > 0 or any then out[#out + 1] = table.concat(cur); cur, any = {}, false end
+    elseif c == "\\" and i < n then
+      i = i + 1
+      cur[#cur + 1] = s:sub(i, i)
+    else
+      cur[#cur + 1] = c
+    end
+    i = i + 1
+  end
+  if #cur > 0 or any then out[#out + 1] = table.concat(cur) end
+  return out
+end
+
 -- Files a shell command deletes: `rm [-flags] a b`, `git rm a`, `unlink a`
 -- in any part of a && / ; / | chain.  Globs and variables are kept as written.
 function M.deleted_by(command)
   local out = {}
   if type(command) ~= "string" then return out end
   for seg in (command .. ";"):gmatch("([^;&|\n]*)[;&|\n]") do
-    local words = {}
-    for w in seg:gmatch("%S+") do words[#words + 1] = (w:gsub("^['\"](.*)['\"]$", "%1")) end
+    local words = M.words(seg)
     local i = 1
     while words[i] and (words[i]:match("^%w+=") or words[i] == "sudo") do i = i + 1 end
     local verb = words[i]
