@@ -41,7 +41,7 @@ local M = {}
 
 M.CHARS_PER_TOKEN = 3          -- conservative for code and English
 M.DEFAULT_BUDGET = 6000        -- tokens
-M.MIN_BUDGET = 1000
+M.MIN_BUDGET = 2000        -- the system prompt and its rubric need about 1000 tokens
 M.SHARES = { task = 0.16, agent = 0.14, trace = 0.12, changes = 0.33, checks = 0.25 }
 M.MAX_OUTPUTS = 8              -- failing checks whose output is shown
 
@@ -233,9 +233,10 @@ local function changes_text(ws, n)
   return table.concat(lines, "\n")
 end
 
--- The patch within n bytes: whole file diffs in git's order while they fit
--- (each at most half of n, a longer one cut keeping its head and tail), a
--- deleted file as one line; the files left out by name and counts.
+-- The patch within n bytes: whole file diffs, the smallest first, while they
+-- fit (each at most half of n, a longer one cut keeping its head and tail),
+-- shown in git's order; a deleted file as one line; the files left out by
+-- name and counts.
 local function patch_text(patch, n)
   if type(patch) ~= "table" or type(patch.text) ~= "string" or patch.text == "" then return nil end
   local chunks, pos, text = {}, 1, patch.text
@@ -248,9 +249,10 @@ local function patch_text(patch, n)
   end
   local status = {}
   for _, f in ipairs(patch.files or {}) do status[f.path] = f end
-  local out, used, left = {}, 0, {}
+  -- each file at most half of n; the smallest first, so most files are seen; git's order kept
   local per = math.max(400, n // 2)
-  for _, c in ipairs(chunks) do
+  local pieces, order = {}, {}
+  for i, c in ipairs(chunks) do
     local path = c:match("^diff %-%-git a/(.-) b/") or "?"
     local f = status[path]
     local piece
@@ -260,14 +262,24 @@ local function patch_text(patch, n)
       piece = trim(clean(c), per, "both")
       if piece:sub(-1) ~= "\n" then piece = piece .. "\n" end
     end
-    if used + #piece <= n then
-      out[#out + 1] = piece
-      used = used + #piece
-    else
-      left[#left + 1] = f and string.format("%s (+%d -%d)", path, f.added or 0, f.removed or 0) or path
-    end
+    pieces[i] = { text = piece, path = path, f = f }
+    order[i] = i
   end
-  if patch.truncated then left[#left + 1] = "(the patch was longer than obra reads; later files are not listed)" end
+  table.sort(order, function(x, y) return #pieces[x].text < #pieces[y].text or (#pieces[x].text == #pieces[y].text and x < y) end)
+  local used, take = 0, {}
+  for _, i in ipairs(order) do
+    if used + #pieces[i].text <= n then take[i] = true; used = used + #pieces[i].text end
+  end
+  local out, left = {}, {}
+  for i, p in ipairs(pieces) do
+    if take[i] then out[#out + 1] = p.text
+    else left[#left + 1] = p.f and string.format("%s (+%d -%d)", p.path, p.f.added or 0, p.f.removed or 0) or p.path end
+  end
+  local seen = {}
+  for _, p in ipairs(pieces) do seen[p.path] = true end
+  for _, f in ipairs(patch.files or {}) do   -- past what obra read of the patch: names and counts
+    if not seen[f.path] then left[#left + 1] = string.format("%s (+%d -%d)", f.path, f.added or 0, f.removed or 0) end
+  end
   local body = table.concat(out)
   local rest
   if #left > 0 then
