@@ -61,8 +61,9 @@ M.SCHEMA = {
     quality = { type = "number", minimum = 0, maximum = 1, description = "how good the work is, 0 to 1" },
     confidence = { type = "number", minimum = 0, maximum = 1, description = "how sure you are of this verdict, 0 to 1" },
     issues = { type = "array", items = { type = "string" }, description = "concrete problems left to fix" },
-    flags = { type = "array", items = { type = "string", enum = core.json_array(M.FLAG_ORDER) },
-              description = "the rubric's findings, [] when none" },
+    -- no enum: a name outside the vocabulary is dropped with a note (normalize), not a failed verdict
+    flags = { type = "array", items = { type = "string" },
+              description = "the rubric's findings, [] when none: " .. table.concat(M.FLAG_ORDER, ", ") },
     summary = { type = "string", description = "one or two sentences on the state of the work" },
   },
 }
