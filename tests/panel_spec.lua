@@ -117,6 +117,26 @@ describe("a panel of judges", function()
     H.rmdir(p2.dir)
   end)
 
+  it("a run with a panel records every judge's call in the cassette and replays with no judge up", function()
+    local RP = require "support.replay"
+    local s = start(2)
+    s[1]:default(verdict(0.9))
+    s[2]:default(verdict(0.7))
+    local p = RP.project { tag = "panel-rr", script = panel_script { s[1].url, s[2].url }, llm = s[1], scenario = RULES }
+    H.expect_code(RP.record(p), 0)
+    local c = RP.load(p.cassette)
+    local models = {}
+    for _, call in ipairs(c.calls) do if call.kind == "llm" then models[#models + 1] = call.request.model end end
+    assert.are.same({ "judge-a", "judge-b" }, models)
+    for i, srv in ipairs(s) do srv:stop(); servers[i] = nil end
+    local d = RP.fresh(p)
+    H.expect_code(RP.replay(p, d), 0)
+    assert.are.equal(2, RP.count(d, "SELECT count(*) AS n FROM interactions WHERE kind = 'llm' AND outcome = 'ok'"))
+    assert.are.same(RP.outcome(p.dir), RP.outcome(d))
+    H.rmdir(d)
+    H.rmdir(p.dir)
+  end)
+
   it("rejects a panel that is not 2 or 3 llm configs, saying where", function()
     local p = E.project { script = [[
       config { judge = { panel = { { model = "only-one" } } } }
