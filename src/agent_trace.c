@@ -64,6 +64,7 @@ obra_trace_entry *obra_trace_find(obra_trace *t, const char *id) {
 static int word_at(const char *s, const char *p, size_t n) {
   if (p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '_' || p[-1] == '-')) return 0;
   unsigned char after = (unsigned char)p[n];
+  if (after == '.' && isalnum((unsigned char)p[n + 1])) return 0;   /* pytest.ini */
   return !(isalnum(after) || after == '_' || after == '-');
 }
 
