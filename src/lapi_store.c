@@ -31,7 +31,9 @@
  * store:tx() and the record helpers on top. */
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include "obra/redact.h"
 #include "obra/schema.h"
 #include "obra/sha256.h"
 #include "obra/store.h"
@@ -101,6 +103,18 @@ static int l_close(lua_State *L) {
   return 0;
 }
 
+/* Every text bound goes through the redactor (redact.h): a secret from the
+ * environment, or shaped like an API key, never reaches the database. */
+static int bind_text(sqlite3_stmt *st, int i, const char *s, size_t len) {
+  if (obra_redact_needed(s, len)) {
+    size_t n;
+    char *clean = obra_redact(s, len, &n);
+    if (clean) return sqlite3_bind_text(st, i, clean, (int)n, free);
+    return sqlite3_bind_text(st, i, OBRA_REDACTED, -1, SQLITE_STATIC);   /* no memory: keep nothing */
+  }
+  return sqlite3_bind_text(st, i, s, (int)len, SQLITE_TRANSIENT);
+}
+
 static int bind_value(lua_State *L, sqlite3_stmt *st, int i, int idx) {
   switch (lua_type(L, idx)) {
   case LUA_TNIL: case LUA_TNONE: return sqlite3_bind_null(st, i);
@@ -112,13 +126,13 @@ static int bind_value(lua_State *L, sqlite3_stmt *st, int i, int idx) {
   case LUA_TSTRING: {
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
-    return sqlite3_bind_text(st, i, s, (int)len, SQLITE_TRANSIENT);
+    return bind_text(st, i, s, len);
   }
   case LUA_TTABLE: {
     obra_lapi_encode(L, idx);
     size_t len;
     const char *s = lua_tolstring(L, -1, &len);
-    int rc = sqlite3_bind_text(st, i, s, (int)len, SQLITE_TRANSIENT);
+    int rc = bind_text(st, i, s, len);
     lua_pop(L, 1);
     return rc;
   }

@@ -50,7 +50,7 @@ local function logger(ctx)
     local who = task and (task.key .. (st and st.iteration and ("#" .. st.iteration) or "")) or "obra"
     if ctx.quiet then return end
     if ctx.status_line then ctx.status_line:clear() end
-    io.stderr:write(string.format("%s %s: %s\n", stamp(), who, msg))
+    io.stderr:write(string.format("%s %s: %s\n", stamp(), who, core.redact(msg)))
     if ctx.status_line then ctx.status_line:draw() end
     io.stderr:flush()
   end
@@ -71,6 +71,8 @@ function M.open(a)
   cfg.judge = merge(M.DEFAULTS.judge, plan.config.judge)
   cfg.checkpoints = merge(M.DEFAULTS.checkpoints, plan.config.checkpoints)
   if plan.config.llm ~= false then cfg.llm = merge(M.DEFAULTS.llm, plan.config.llm) else cfg.llm = false end
+  -- a key written into the workflow is a secret like those in the environment
+  if cfg.llm and type(cfg.llm.api_key) == "string" then core.redact_add(cfg.llm.api_key) end
   -- the judge: checked before the database is touched
   local llm
   if cfg.llm then
@@ -240,6 +242,29 @@ local function unpark(ctx)
   return next_t
 end
 
+-- Every agent program the workflow's tasks use, found before anything runs
+-- (not after three "crashed" iterations).  A message when one is missing.
+local function missing_agent(ctx)
+  if ctx.cassette and ctx.cassette.mode == "replay" then return nil end   -- no agent is called
+  local cfgs = { ctx.config.agent }
+  for _, t in ipairs(ctx.plan.tasks) do
+    if t.agent then cfgs[#cfgs + 1] = merge(ctx.config.agent, t.agent) end
+  end
+  local seen = {}
+  for _, cfg in ipairs(cfgs) do
+    local ok, a = pcall(require("obra.agent").new, cfg)
+    local line = ok and a:cmdline { prompt = "probe" }
+    local prog = line and line.argv and line.argv[1]
+    if prog and not seen[prog] then
+      seen[prog] = true
+      if not util.which(prog) then
+        return string.format("%s not found%s (or set config.agent.command): install the %s CLI or point obra at it",
+          prog, prog:find("/", 1, true) and "" or " on PATH", a.kind or "agent")
+      end
+    end
+  end
+end
+
 -- The run row: refuse a second live obra on the project; recover a dead one.
 local function acquire(ctx, resume_run)
   local s = ctx.store
@@ -282,8 +307,18 @@ function M.run(ctx, opts)
   ctx.fatal, ctx.fatal_code, ctx.stopping, ctx.budget_spent = nil, nil, nil, nil
   ctx.running = {}
   core.signaled(true)
+  local missing = missing_agent(ctx)
+  if missing then return M.EXIT.failed, { message = missing } end
   local run_id, err = acquire(ctx, opts.resume_run)
   if not run_id then return M.EXIT.failed, { message = err } end
+  -- the process groups a SIGKILLed obra left (an agent's child that ignores
+  -- SIGTERM...): stopped now; this run's children are noted the same way
+  local procs = ctx.dir .. "/" .. store_mod.DIR .. "/procs"
+  local left = core.proc_orphans(procs, true)
+  if #left > 0 then
+    ctx.log(nil, "stopped %d process group(s) a dead obra left running (%s)", #left, table.concat(left, ", "))
+  end
+  core.proc_registry(procs)
   ctx.run_id = run_id
   ctx.run_started = s:run_started_at(run_id)
   local max_parallel = opts.max_parallel or ctx.config.max_parallel or 1

@@ -4,17 +4,7 @@
 local cli = require "obra.cli"
 local core = require "obra.core"
 
-local function which(cmd)
-  if cmd:find("/", 1, true) then
-    local st = core.stat(cmd)
-    return st and st.type == "file" and cmd or nil
-  end
-  for dir in (os.getenv("PATH") or ""):gmatch("[^:]+") do
-    local st = core.stat(dir .. "/" .. cmd)
-    if st and st.type == "file" then return dir .. "/" .. cmd end
-  end
-  return nil
-end
+local which = require("obra.util").which
 
 return {
   summary = "check the agent binary, the LLM, the database and git",
@@ -94,6 +84,13 @@ return {
       end
     else
       add("database", true, "no .obra/ here yet (obra init or obra run creates it)")
+    end
+    -- process groups a dead obra left running (stopped here, as `obra resume` would)
+    local _, pdir = require("obra.store").find()
+    if pdir then
+      local left = core.proc_orphans(pdir .. "/.obra/procs", true)
+      add("leftover processes", true, #left == 0 and "none" or
+        string.format("stopped %d process group(s) a dead obra left running (%s)", #left, table.concat(left, ", ")))
     end
     -- git
     local git = which("git")
