@@ -14,7 +14,7 @@
 --                                    trace: a table, stored as JSON)}
 --   s:add_human_interaction(task_id, iteration, name, text, outcome)
 --   s:interactions{task_id=?, limit=, session=?} -> rows, oldest first, each with
---                                    .task (key), .session (uuid) and .prompt resolved
+--                                    .task (key), .session (uuid) and .prompt resolved, .trace decoded
 --                                    (an LLM call's prompt is its messages as JSON)
 --   s:agent_calls(task_id)        -> the agent interactions (usage columns), by id
 --   s:last_agent_response(task_id) -> text | nil
@@ -80,6 +80,10 @@ return function(methods, Q)
       end
     end
     r.prompt_id, r.messages = nil, nil
+    if type(r.trace) == "string" then            -- an agent call's tool trace (JSON)
+      local ok, t = pcall(core.json_decode, r.trace)
+      r.trace = ok and t or nil
+    end
     return r
   end
 
