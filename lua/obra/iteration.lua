@@ -269,7 +269,7 @@ function M.gather(ctx, it)
   elseif USABLE[res.class] then
     local sig = it.signals or {}   -- what gather computed before the judge (tamper, deletions: obra.protect)
     local verdict, runs = judge.panel(judges, { task = task, result = res, workspace = it.changes or it.workspace,
-      checks = it.checks, trace = ev.summary, patch = ev.patch, tamper = it.tamper or sig.tamper,
+      checks = it.checks, trace = ev.summary, patch = ev.patch, tamper = it.tamper or sig.tamper or sig.tampered,
       deletions = it.deletions or sig.deletions or sig.deleted, budget_tokens = ctx.config.judge.budget_tokens,
       temperature = ctx.config.judge.temperature }, { sequential = ctx.cassette ~= nil })
     it.judge_runs = runs
