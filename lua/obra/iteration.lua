@@ -253,7 +253,11 @@ end
 -- files are not its work), the checks, and the judge's verdict.
 function M.gather(ctx, it)
   local task, res = it.task, it.result
-  it.workspace = it.before and workspace.diff(it.before, it.workdir)
+  if it.before then
+    local sig, after = workspace.diff(it.before, it.workdir)
+    it.workspace = sig or nil
+    if sig and type(after) == "table" then it.after = it.after or after end   -- the patch's "after" (one walk)
+  end
   it.checks = {}
   if res.class ~= "auth" and res.class ~= "rate_limited" then
     it.checks = checks_mod.run(task.checks or {}, {
