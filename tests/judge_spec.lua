@@ -75,7 +75,9 @@ describe("the judge's prompt", function()
       for i = 1, 40 do H.writefile(d .. string.format("/f%02d.txt", i), string.rep("changed line " .. i .. "\n", 300)) end
       H.writefile(d .. "/small.txt", "tiny\n")
     end)
-    assert.is_true(#patch.text > 150000)
+    assert.are.equal(41, #patch.files)
+    assert.is_true(patch.truncated)                 -- git was asked for the diffs that can be shown only
+    assert.is_true(#patch.text <= evidence.MAX_PATCH)
     local huge_text = string.rep("the agent talks a lot. ", 50000)
     local trace = { entries = {}, total = 5000, dropped = 4800, other_tools = 0 }
     for i = 1, 200 do trace.entries[i] = { tool = "Bash", action = "run", command = "make test " .. string.rep("y", 250), exit = i % 2, test = true } end

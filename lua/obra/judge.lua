@@ -239,7 +239,7 @@ end
 -- shown in git's order; a deleted file as one line; the files left out by
 -- name and counts.
 local function patch_text(patch, n)
-  if type(patch) ~= "table" or type(patch.text) ~= "string" or patch.text == "" then return nil end
+  if type(patch) ~= "table" or type(patch.text) ~= "string" or (patch.text == "" and #(patch.files or {}) == 0) then return nil end
   local chunks, pos, text = {}, 1, patch.text
   while true do
     local s2 = text:find("\ndiff --git ", pos, true)
@@ -266,6 +266,15 @@ local function patch_text(patch, n)
     pieces[i] = { text = piece, path = path, f = f }
     order[i] = i
   end
+  local seen = {}
+  for _, p in ipairs(pieces) do seen[p.path] = true end
+  for _, f in ipairs(patch.files or {}) do     -- deleted files: one line each (obra asks git for no body)
+    if f.status == "deleted" and not seen[f.path] then
+      seen[f.path] = true
+      pieces[#pieces + 1] = { text = string.format("deleted file %s (%d line(s) removed)\n", f.path, f.removed or 0), path = f.path, f = f }
+      order[#order + 1] = #pieces
+    end
+  end
   table.sort(order, function(x, y) return #pieces[x].text < #pieces[y].text or (#pieces[x].text == #pieces[y].text and x < y) end)
   local used, take = 0, {}
   for _, i in ipairs(order) do
@@ -276,8 +285,6 @@ local function patch_text(patch, n)
     if take[i] then out[#out + 1] = p.text
     else left[#left + 1] = p.f and string.format("%s (+%d -%d)", p.path, p.f.added or 0, p.f.removed or 0) or p.path end
   end
-  local seen = {}
-  for _, p in ipairs(pieces) do seen[p.path] = true end
   for _, f in ipairs(patch.files or {}) do   -- past what obra read of the patch: names and counts
     if not seen[f.path] then left[#left + 1] = string.format("%s (+%d -%d)", f.path, f.added or 0, f.removed or 0) end
   end
