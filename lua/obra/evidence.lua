@@ -15,7 +15,8 @@
 --     patch = { files = { {path, added, removed, binary, status}, ... } (every changed file),
 --               text = unified diff of the smallest files that fit max_bytes (default MAX_PATCH;
 --               deleted and binary files left out), truncated = bool (some file's diff left out) }
---   evidence.collect(it, opts) -> { summary =, patch = | nil, patch_error = }   (the gather stage's call)
+--   evidence.collect(it, {patch = false?, max_bytes=}) -> { summary =, patch = | nil, patch_error = }
+--     (the gather stage's call; patch = false: the summary only, no git run)
 --
 -- The patch is `git diff` of two snapshot trees (obra.git, argv only): in the
 -- repository itself for method "git", with --git-dir for the shadow
@@ -235,6 +236,7 @@ end
 function M.collect(it, opts)
   opts = opts or {}
   local out = { summary = M.summary(it.result and it.result.trace, it.workdir) }
+  if opts.patch == false then return out end
   local base = it.base or it.before
   if type(base) ~= "table" or not base.tree then
     out.patch_error = "no snapshot of the base"

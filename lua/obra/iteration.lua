@@ -249,6 +249,33 @@ function M.run_agent(ctx, it)
   return it
 end
 
+-- The judge, or a panel of judges (obra.judge), on the evidence gather
+-- collected: it.judge (the verdict, a panel's combined), it.judges (a
+-- panel's each), it.judge_runs (each call, for the record), it.judge_error.
+local function run_judges(ctx, it, judges, ev)
+  local task, res = it.task, it.result
+  local sig = it.signals or {}   -- what gather computed before the judge (tamper, deletions: obra.protect)
+  local verdict, runs = judge.panel(judges, { task = task, result = res, workspace = it.changes or it.workspace,
+    checks = it.checks, trace = ev.summary, patch = ev.patch, tamper = it.tamper or sig.tamper or sig.tampered,
+    deletions = it.deletions or sig.deletions or sig.deleted, budget_tokens = ctx.config.judge.budget_tokens,
+    temperature = ctx.config.judge.temperature }, { sequential = ctx.cassette ~= nil })
+  it.judge_runs = runs
+  if #judges > 1 then it.judges = judge.verdicts(runs) end
+  for _, r in ipairs(runs) do
+    for _, note in ipairs(r.verdict and r.verdict.notes or {}) do ctx.log(task, "judge %s: %s", tostring(r.model), note) end
+    if verdict and not r.verdict then
+      ctx.log(task, "judge %s unavailable (%s): %s — the panel's others decide", tostring(r.model), tostring(r.error), tostring(r.message))
+    end
+  end
+  if verdict then
+    it.judge = verdict
+  else
+    local first = runs[1] or {}
+    it.judge_error, it.judge_message = first.error or "error", first.message
+    ctx.log(task, "judge unavailable (%s): %s — deciding on checks alone (degraded)", tostring(it.judge_error), tostring(it.judge_message))
+  end
+end
+
 -- The evidence: what the agent changed (read before the checks, whose own
 -- files are not its work), the checks, and the judge's verdict.
 function M.gather(ctx, it)
@@ -264,30 +291,14 @@ function M.gather(ctx, it)
       cwd = it.workdir, timeout = task.config and task.config.check_timeout or ctx.config.check_timeout })
   end
   mark_passed_before(it.checks, it.history)
-  -- what the agent did (its tool trace) and the patch against the base: obra.evidence
-  local ev = evidence.collect(it)
-  it.trace = ev.summary
+  -- what the agent did (its tool trace) and, for a judge, the patch against the base: obra.evidence
   local judges = judge.clients(ctx)
+  local ev = evidence.collect(it, { patch = #judges > 0 and USABLE[res.class] == true })
+  it.trace = ev.summary
   if #judges == 0 then
     it.judge_error = "disabled"
   elseif USABLE[res.class] then
-    local sig = it.signals or {}   -- what gather computed before the judge (tamper, deletions: obra.protect)
-    local verdict, runs = judge.panel(judges, { task = task, result = res, workspace = it.changes or it.workspace,
-      checks = it.checks, trace = ev.summary, patch = ev.patch, tamper = it.tamper or sig.tamper or sig.tampered,
-      deletions = it.deletions or sig.deletions or sig.deleted, budget_tokens = ctx.config.judge.budget_tokens,
-      temperature = ctx.config.judge.temperature }, { sequential = ctx.cassette ~= nil })
-    it.judge_runs = runs
-    if #judges > 1 then it.judges = judge.verdicts(runs) end
-    if verdict then
-      it.judge = verdict
-      for _, r in ipairs(runs) do
-        if not r.verdict then ctx.log(task, "judge %s unavailable (%s): %s — the panel's others decide", tostring(r.model), tostring(r.error), tostring(r.message)) end
-      end
-    else
-      local first = runs[1] or {}
-      it.judge_error, it.judge_message = first.error or "error", first.message
-      ctx.log(task, "judge unavailable (%s): %s — deciding on checks alone (degraded)", tostring(it.judge_error), tostring(it.judge_message))
-    end
+    run_judges(ctx, it, judges, ev)
   end
   it.signals = {
     agent = { class = res.class, turns = res.turns, max_turns = it.max_turns, text = (bound(res.text or "", M.SIGNAL_TEXT)),
