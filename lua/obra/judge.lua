@@ -41,12 +41,12 @@ local M = {}
 
 M.CHARS_PER_TOKEN = 3          -- conservative for code and English
 M.DEFAULT_BUDGET = 6000        -- tokens
-M.MIN_BUDGET = 2000        -- the system prompt and its rubric need about 1000 tokens
+M.MIN_BUDGET = 2000           -- the system prompt and its rubric need about 1000 tokens
 M.SHARES = { task = 0.16, agent = 0.14, trace = 0.12, changes = 0.33, checks = 0.25 }
 M.MAX_OUTPUTS = 8              -- failing checks whose output is shown
 
 -- The rubric's flags: hard ones stop a proceed (obra.policy), soft ones count
--- when a majority of a panel raises them.  C's policy and breakpoints use these names.
+-- when a majority of a panel raises them.  obra.policy and obra.breakpoints use these names.
 M.FLAGS = { hardcoded_results = "hard", tests_skipped = "hard", tests_deleted = "hard", assertions_weakened = "hard",
             unrelated_changes = "soft", unrequested_deletions = "soft", question_unanswered = "soft" }
 M.FLAG_ORDER = { "hardcoded_results", "tests_skipped", "tests_deleted", "assertions_weakened",
