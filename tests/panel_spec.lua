@@ -107,6 +107,19 @@ describe("a panel of judges", function()
     assert.are.same({ "ok", "ok", "unreachable" }, { llm[1].outcome, llm[2].outcome, llm[3].outcome })
     local out = E.obra(p, { "show", "t" }).out
     assert.matches("judge-c              down: unreachable", out, 1, true)
+    -- obra doctor checks every judge of the panel; the one down is a warning
+    local args = { "doctor", p.script }
+    for _, a in ipairs(E.sets(p)) do args[#args + 1] = a end
+    args[#args + 1] = "--json"
+    local doc = H.json(H.expect_code(E.obra(p, args), 0).out)
+    local judges = {}
+    for _, c in ipairs(doc.checks) do
+      if c.check:match("^judge") then
+        judges[#judges + 1] = string.format("%s:%s:%s", c.check, tostring(c.warn), c.detail:match("unreachable") and "down" or "up")
+      end
+    end
+    assert.are.same({ "judge 1 (judge-a):nil:up", "judge 2 (judge-b):nil:up", "judge 3 (judge-c):true:down" }, judges)
+    assert.is_true(doc.ok)   -- a warning: the run still works
     H.rmdir(p.dir)
 
     local p2 = E.project { script = panel_script { dead_url(), dead_url() }, llm = s[1], scenario = RULES }

@@ -14,6 +14,7 @@
 --               flags = {names}, notes = {...}? (what normalize dropped) }
 --   judge.clients(ctx) -> { {llm=, model=, provider=}, ... }   the judges of a run: config.judge.panel,
 --                                    else ctx.llm (cached on ctx; wrapped by ctx.cassette)
+--   judge.panel_configs(config) -> { llm config, ... } | nil   each panel entry over config.llm (its model aside)
 --   judge.panel(judges, args, {sequential=}) -> combined | nil, runs
 --     runs = { {model, provider, verdict | nil, error = code, message, call}, ... } in panel order
 --   judge.combine(runs) -> combined | nil    median quality and confidence, complete by majority,
@@ -539,17 +540,27 @@ end
 -- judge.clients(ctx): config.judge.panel's judges (each an llm config, built
 -- once), else the run's one LLM.  A judge whose config cannot work is kept
 -- as down (its error is recorded at every iteration).
+function M.panel_configs(config)
+  local panel = config and config.judge and config.judge.panel
+  if type(panel) ~= "table" or #panel == 0 then return nil end
+  local base = type(config.llm) == "table" and config.llm or {}
+  local out = {}
+  for i, cfg in ipairs(panel) do
+    local c = {}
+    for k, v in pairs(base) do if k ~= "model" then c[k] = v end end   -- url, provider... from config.llm
+    for k, v in pairs(cfg) do c[k] = v end
+    out[i] = c
+  end
+  return out
+end
+
 function M.clients(ctx)
   if ctx.judges then return ctx.judges end
   local out = {}
-  local panel = ctx.config and ctx.config.judge and ctx.config.judge.panel
-  if type(panel) == "table" and #panel > 0 then
+  local panel = M.panel_configs(ctx.config)
+  if panel then
     local llm_mod = require "obra.llm"
-    local base = type(ctx.config.llm) == "table" and ctx.config.llm or {}
-    for i, cfg in ipairs(panel) do
-      local c = {}
-      for k, v in pairs(base) do if k ~= "model" then c[k] = v end end   -- url, provider... from config.llm
-      for k, v in pairs(cfg) do c[k] = v end
+    for i, c in ipairs(panel) do
       local client, err = llm_mod.new(c)
       if client and ctx.cassette then client = ctx.cassette:wrap_llm(client) end
       out[i] = { llm = client, model = c.model or ("judge " .. i), provider = c.provider, error = not client and tostring(err) or nil }
