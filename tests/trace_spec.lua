@@ -82,6 +82,24 @@ describe("the agent's tool trace", function()
     H.rmdir(dir)
   end)
 
+  it("reads the real CLIs' captured output: claude stream-json and json --verbose, codex exec --json", function()
+    local function parse(kind, name)
+      return obra.agent.parse { kind = kind, stdout = assert(H.readfile(H.ROOT .. "/tests/fixtures/" .. name)), exit = 0 }
+    end
+    local r = parse("claude", "claude/stream_json_tools.stdout")
+    assert.are.same({ { tool = "Write", action = "write", path = "hello.txt", is_error = false, test = false },
+      { tool = "Bash", action = "run", command = "echo bash-ran > bash_out.txt && ls", exit = 0, is_error = false, test = false } },
+      r.trace.entries)
+    r = parse("claude", "claude/json_verbose_array.stdout")   -- json --verbose: one array of the same events
+    assert.are.same({ "write", "run" }, { r.trace.entries[1].action, r.trace.entries[2].action })
+    assert.are.equal("echo bash-ran > bash_out.txt && ls -la", r.trace.entries[2].command)
+    r = parse("codex", "codex/exec_json_tools_success.stdout")
+    assert.are.same({ { tool = "command_execution", action = "run", command = "echo codex-was-here > codex_out.txt && ls",
+      exit = 0, is_error = false, test = false } }, r.trace.entries)
+    r = parse("claude", "claude/json_success.stdout")     -- one JSON object: no tool calls to see
+    assert.is_nil(r.trace)
+  end)
+
   it("stays bounded however long the run: the first and last calls, at most 200 entries and 16 KiB, the rest counted", function()
     local n = 20000
     local stream = big_stream(n)
