@@ -236,3 +236,44 @@ describe("obra report during a run", function()
     H.rmdir(p.dir)
   end)
 end)
+
+describe("obra report of signals it does not know by name", function()
+  it("lists them under the iteration (a baseline, a judge flag, a check's class, reason codes), escaped", function()
+    local core = require "obra.core"
+    local store = require "obra.store"
+    local workflow = require "obra.workflow"
+    local report = require "obra.report"
+    local dir = H.tmpdir("report-generic")
+    local s = assert(store.open(dir .. "/obra.db"))
+    local plan = assert(workflow.load(dir .. "/obra.lua", 'project "g" {}\ntask "a" { prompt = "x" }'))
+    local project = workflow.sync(s, plan, dir)
+    local run = s:start_run { project_id = project.id, pid = core.getpid(), config = {} }
+    local t = s:task("a", project.id)
+    s:set_status(t.id, "running")
+    local checks = core.json_array({ { name = "unit", passed = false, output = "boom", class = "tamper" } })
+    s:record_iteration { run_id = run, task = t, iteration = 1, checks = checks, policy_fingerprint = "g",
+      event = { task = { key = "a", iteration = 1 }, now = core.now(), thresholds = { proceed = 0.7 },
+        signals = { agent = { class = "ok" }, checks = checks, baseline = { failing = { "unit <pre>" } },
+                    judge = { complete = false, quality = 0.2, confidence = 0.9, summary = "s", issues = {},
+                              flags = { "deleted_tests" } } },
+        scores = { quality = 0.2, confidence = 0.9, regression = true }, reasons = { "tamper", "baseline_failing" } },
+      decision = { action = "escalate", reason = "tests were deleted" }, status = "waiting" }
+    s:close()
+    local ro = assert(store.open(dir .. "/obra.db", { readonly = true }))
+    local m = assert(report.build(ro))
+    ro:close()
+    local it = m.tasks[1].iters[1]
+    local other = {}
+    for _, kv in ipairs(it.other) do other[kv[1]] = kv[2] end
+    assert.truthy(other.baseline and other.baseline:find("unit <pre>", 1, true), cjson.encode(it.other))
+    assert.truthy(other["scores.regression"])
+    assert.are.same({ "baseline_failing", "tamper" }, it.reasons)
+    assert.are.same({ { "class", '"tamper"' } }, it.checks[1].extra)
+    assert.are.same({ { "flags", '["deleted_tests"]' } }, it.judge.extra)
+    local html = report.html(m, "")
+    assert.truthy(html:find("unit &lt;pre&gt;", 1, true))
+    assert.is_nil(html:find("unit <pre>", 1, true))
+    assert.truthy(html:find("<code>tamper</code>", 1, true))
+    H.rmdir(dir)
+  end)
+end)
