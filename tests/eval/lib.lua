@@ -29,7 +29,7 @@ E.DIR = abs(here)
 E.ROOT = E.DIR:gsub("/tests/eval$", "")
 E.BIN = os.getenv("OBRA_BIN") or (E.ROOT .. "/obra")
 E.FAKES = E.ROOT .. "/tests/fakes"
-E.CASSETTES = E.DIR .. "/cassettes"
+E.CASSETTES = os.getenv("OBRA_EVAL_CASSETTES") or (E.DIR .. "/cassettes")
 E.TMP = os.getenv("OBRA_EVAL_TMP") or ((os.getenv("TMPDIR") or "/tmp") .. "/obra-eval")
 E.TIMEOUT = tonumber(os.getenv("OBRA_EVAL_TIMEOUT") or "") or 90   -- seconds, one obra run
 -- The system's tools, never a shell's shims: a pyenv python prints other
