@@ -22,13 +22,17 @@ local E = {}
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "tests/eval"
 local function abs(p)
   if p:sub(1, 1) == "/" then return p end
-  local pwd = os.getenv("PWD") or io.popen("pwd"):read("l")
+  local f = io.popen("pwd")
+  local pwd = f:read("l")
+  f:close()
   return (pwd .. "/" .. p):gsub("/%./", "/")
 end
 E.DIR = abs(here)
 E.ROOT = E.DIR:gsub("/tests/eval$", "")
 E.BIN = os.getenv("OBRA_BIN") or (E.ROOT .. "/obra")
 E.FAKES = E.ROOT .. "/tests/fakes"
+-- Where the cases and cassettes are (the harness's own spec points them elsewhere).
+E.CASES = os.getenv("OBRA_EVAL_CASES") or (E.DIR .. "/cases")
 E.CASSETTES = os.getenv("OBRA_EVAL_CASSETTES") or (E.DIR .. "/cassettes")
 E.TMP = os.getenv("OBRA_EVAL_TMP") or ((os.getenv("TMPDIR") or "/tmp") .. "/obra-eval")
 E.TIMEOUT = tonumber(os.getenv("OBRA_EVAL_TIMEOUT") or "") or 90   -- seconds, one obra run
@@ -109,9 +113,10 @@ local function set_of(list, what, name)
 end
 
 function E.load_case(name)
-  local path = E.DIR .. "/cases/" .. name .. ".lua"
+  local path = E.CASES .. "/" .. name .. ".lua"
+  if not E.readfile(path) then error("no such case " .. name .. " (no file " .. path .. ")", 0) end
   local chunk, err = loadfile(path, "t", setmetatable({}, { __index = _G }))
-  if not chunk then error("no such case " .. name .. " (" .. tostring(err) .. ")", 0) end
+  if not chunk then error(tostring(err), 0) end
   local ok, c = pcall(chunk)
   if not ok then error(path .. ": " .. tostring(c), 0) end
   if type(c) ~= "table" then error(path .. ": a case file returns a table", 0) end
@@ -149,7 +154,7 @@ end
 function E.case_names(names)
   if names and #names > 0 then return names end
   local out = {}
-  for _, f in ipairs(listfiles(E.DIR .. "/cases")) do
+  for _, f in ipairs(listfiles(E.CASES)) do
     local n = f:match("^([%w_%-]+)%.lua$")
     if n then out[#out + 1] = n end
   end
