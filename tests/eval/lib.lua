@@ -310,8 +310,11 @@ end
 
 local function obra(args, cwd, env)
   local errf = os.tmpname()
+  -- no model endpoints or keys; and under `make eval` a check's own make
+  -- would print "Entering directory" lines (MAKELEVEL), changing its output
   local parts = { "cd", q(cwd), "&&", "env", "-u", "OLLAMA_HOST", "-u", "OPENAI_BASE_URL", "-u", "OPENAI_API_KEY",
-                  "-u", "ANTHROPIC_API_KEY", "-u", "CLAUDECODE", "PATH=" .. q(E.PATH) }
+                  "-u", "ANTHROPIC_API_KEY", "-u", "CLAUDECODE", "-u", "MAKEFLAGS", "-u", "MAKELEVEL", "-u", "MFLAGS",
+                  "-u", "MAKEOVERRIDES", "PATH=" .. q(E.PATH) }
   for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. q(v) end
   parts[#parts + 1] = string.format("timeout -k 5 %d %s", E.TIMEOUT, q(E.BIN))
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
