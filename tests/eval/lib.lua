@@ -220,7 +220,11 @@ end
 -- stored), and without them otherwise, so one file works before and after.
 function E.workflow(c)
   local t = c.task
-  local base = { title = t.title or c.name, prompt = t.prompt, checks = t.checks or {} }
+  -- the title is the prompt's first sentence: never the case's name, which
+  -- would tell the agent and the judge what the case is about
+  local title = t.title or t.prompt:match("^(.-[%.%?!])%s") or t.prompt
+  if #title > 80 then title = title:sub(1, 78):gsub("%s+%S*$", "") .. " ..." end   -- at a space: whole characters
+  local base = { title = title, prompt = t.prompt, checks = t.checks or {} }
   if t.check_timeout then base.check_timeout = t.check_timeout end
   local extra = {}
   for _, k in ipairs(NEW_TASK_KEYS) do if t[k] ~= nil then extra[k] = t[k] end end
