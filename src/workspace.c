@@ -223,18 +223,20 @@ static int obra_path(const char *p) {
  * changed path added or removed.  A file removed by another process between
  * the walk and its read is simply gone; files in .obra/ or .git/ and files
  * over the size limit are left out. */
-static int sync_index(obra_ws *w, const git_strarray *ps) {
+static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
   git_diff_options o;
   fn.git_diff_options_init(&o, GIT_DIFF_OPTIONS_VERSION);
   o.flags = GIT_DIFF_INCLUDE_UNTRACKED | GIT_DIFF_RECURSE_UNTRACKED_DIRS | GIT_DIFF_INCLUDE_TYPECHANGE;
-  /* files whose stat changed but not their content: refresh their entries, so
-   * the next walk (or git's own) need not hash them again */
-  if (w->owned || w->shadow) o.flags |= GIT_DIFF_UPDATE_INDEX;
+  /* owned: files whose stat changed but not their content get their entries
+   * refreshed (libgit2 writes the index then), so the next walk, or git's
+   * own, need not hash them again */
+  if (w->owned) o.flags |= GIT_DIFF_UPDATE_INDEX;
   o.pathspec = *ps;
   git_diff *d = NULL;
   if (fn.git_diff_index_to_workdir(&d, w->repo, w->index, &o) < 0) return -1;
   int rc = 0;
-  for (size_t i = 0, n = fn.git_diff_num_deltas(d); i < n && rc == 0; i++) {
+  *changed = fn.git_diff_num_deltas(d);
+  for (size_t i = 0, n = *changed; i < n && rc == 0; i++) {
     const git_diff_delta *dl = fn.git_diff_get_delta(d, i);
     const char *path = dl->status == GIT_DELTA_DELETED ? dl->old_file.path : dl->new_file.path;
     size_t len = strlen(path);
@@ -272,21 +274,18 @@ static void save_shadow_index(obra_ws *w) {
     (void)fn.git_index_write(w->index);
 }
 
-/* Write the owned work tree's index.  libgit2 writes index.lock and renames
- * it over the index; a lock held by a git process in the worktree is waited
- * for (up to 2 s); one that is 10 s old was left by a killed process (obra owns
- * this worktree, and its agent has finished) and is taken away. */
-static obra_rc write_owned_index(obra_ws *w, obra_err *e) {
+/* The owned work tree's index is written by libgit2 through index.lock,
+ * renamed over the index.  Before a snapshot: a lock held by a git process in
+ * the worktree is waited for (up to 2 s); one 10 s old was left by a killed
+ * process (obra owns this worktree and its agent has finished) and is taken
+ * away. */
+static obra_rc wait_index_lock(obra_ws *w, obra_err *e) {
   char lock[PATH_MAX];
-  if (snprintf(lock, sizeof lock, "%s.lock", fn.git_index_path(w->index)) >= (int)sizeof lock) lock[0] = '\0';
+  if (snprintf(lock, sizeof lock, "%s.lock", fn.git_index_path(w->index)) >= (int)sizeof lock)
+    return obra_err_set(e, OBRA_EINVAL, "path too long: %s", fn.git_index_path(w->index));
   for (int tries = 0;; tries++) {
-    int rc = fn.git_index_write(w->index);
-    if (rc == 0) return OBRA_OK;
     struct stat st;
-    if (rc != GIT_ELOCKED || !lock[0] || stat(lock, &st) != 0) {
-      if (rc == GIT_ELOCKED && tries < 40) continue;       /* the lock went away meanwhile */
-      return fail(e, rc, "writing the worktree's index");
-    }
+    if (stat(lock, &st) != 0) return OBRA_OK;
     if (st.st_mtime < time(NULL) - 10) { unlink(lock); continue; }
     if (tries >= 40)
       return obra_err_set(e, OBRA_EIO, "the worktree's index is locked by another git process (%s): "
@@ -306,12 +305,17 @@ obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e
   /* a merge or rebase stopped on conflicts in an owned worktree: its index is
    * left as it is for whoever resolves them; the snapshot works on a copy */
   int keep = w->owned && fn.git_index_has_conflicts(w->index);
+  if (w->owned && !keep && wait_index_lock(w, e) != OBRA_OK) return e->rc;
   fn.git_index_conflict_cleanup(w->index);   /* conflicted paths: take the files as they are */
-  if (sync_index(w, &ps) < 0) return fail(e, -1, "snapshot");
+  size_t changed = 0;
+  if (sync_index(w, &ps, &changed) < 0) return fail(e, -1, "snapshot");
   git_oid oid;
   if (fn.git_index_write_tree_to(&oid, w->index, w->repo) < 0) return fail(e, -1, "snapshot");
   if (w->shadow && time(NULL) - w->saved >= 60) save_shadow_index(w);
-  if (w->owned && !keep && write_owned_index(w, e) != OBRA_OK) return e->rc;
+  /* nothing changed: the index on disk is already this one (with any stat
+   * refresh the diff wrote itself) */
+  if (w->owned && !keep && changed > 0 && fn.git_index_write(w->index) < 0)
+    return fail(e, -1, "writing the worktree's index");
   if (keep && fn.git_index_read(w->index, 1) < 0) return fail(e, -1, "reading the index");
   fn.git_oid_tostr(tree, 41, &oid);
   if (skipped) *skipped = w->skipped;
