@@ -276,6 +276,39 @@ describe("workspace", function()
     assert.are.equal(n, ok)
   end)
 
+  it("writes a large first snapshot as one pack, not loose objects", function()
+    for d = 1, 6 do
+      os.execute("mkdir -p " .. H.q(dir .. "/d" .. d))
+      for i = 1, 50 do H.writefile(string.format("%s/d%d/f%d.txt", dir, d, i), string.format("file %d %d\n", d, i):rep(i)) end
+    end
+    os.execute("mkdir -p " .. H.q(dir .. "/.obra"))
+    H.writefile(dir .. "/.obra/obra.db", "never in a snapshot")
+    local snap = assert(ws.snapshot(dir))
+    assert.are.equal("shadow", snap.method)
+    local git = "git --git-dir=" .. H.q(dir .. "/.obra/shadow.git") .. " "
+    local counts = H.sh(git .. "count-objects -v")
+    assert.matches("\ncount: 0\n", "\n" .. counts)                  -- no loose object
+    assert.matches("in%-pack: 307\n", counts)                        -- 300 blobs, 6 + 1 trees
+    assert.matches("packs: 1\n", counts)
+    assert.are.equal("", (H.sh(git .. "fsck --strict --no-dangling 2>&1"):gsub("notice:[^\n]*\n", "")))
+    local files = H.sh(git .. "ls-tree -r --name-only " .. snap.tree)
+    assert.not_matches("%.obra", files)
+    assert.matches("d6/f50.txt", files)
+    -- the packed objects serve diffs, checkpoints and restores
+    local c = assert(ws.commit(snap, "refs/obra/p/1-t", "first\n"))
+    H.writefile(dir .. "/d1/f1.txt", "changed\n")
+    os.remove(dir .. "/d2/f2.txt")
+    local sig = assert(ws.diff(snap, dir))
+    assert.are.same({ "d1/f1.txt" }, sig.modified)
+    assert.are.same({ "d2/f2.txt" }, sig.deleted)
+    local now = assert(ws.snapshot(dir))
+    assert(ws.restore(dir, "shadow", now.tree, c))
+    assert.are.equal("file 2 2\nfile 2 2\n", H.readfile(dir .. "/d2/f2.txt"))
+    assert.are.equal("file 1 1\n", H.readfile(dir .. "/d1/f1.txt"))
+    -- a small change is a few loose objects, no new pack
+    assert.matches("packs: 1\n", H.sh(git .. "count-objects -v"))
+  end)
+
   it("fails softly: no directory, no snapshot", function()
     local s, msg, code = ws.snapshot(dir .. "/missing")
     assert.is_nil(s)
