@@ -309,6 +309,35 @@ describe("workspace", function()
     assert.matches("packs: 1\n", H.sh(git .. "count-objects -v"))
   end)
 
+  it("packs the shadow once git gc --auto's thresholds are passed", function()
+    H.writefile(dir .. "/a.txt", "0\n")
+    local first = assert(ws.snapshot(dir))
+    local git = "git --git-dir=" .. H.q(dir .. "/.obra/shadow.git") .. " "
+    H.sh(git .. "config gc.autoPackLimit 2")         -- git's threshold (50 packs by default), lowered for the test
+    for i = 1, 3 do                                   -- three bulk snapshots: three packs
+      os.execute("mkdir -p " .. H.q(dir .. "/bulk" .. i))
+      for j = 1, 130 do H.writefile(string.format("%s/bulk%d/f%d", dir, i, j), i .. "." .. j .. "\n") end
+      assert(ws.commit(assert(ws.snapshot(dir)), "refs/obra/p/1-t", "bulk " .. i .. "\n"))
+    end
+    for i = 1, 5 do                                   -- and loose objects: a blob, a tree and a commit each
+      H.writefile(dir .. "/a.txt", i .. "\n")
+      assert(ws.commit(assert(ws.snapshot(dir)), "refs/obra/p/1-t", "c" .. i .. "\n"))
+    end
+    local counts = H.sh(git .. "count-objects -v")
+    assert.are.equal("3", counts:match("packs: (%d+)"))
+    assert.is_true(tonumber(counts:match("count: (%d+)")) >= 15)
+    ws.reset()                                        -- a new process opens the shadow
+    local again = assert(ws.snapshot(dir))
+    counts = H.sh(git .. "count-objects -v")
+    assert.are.equal("1", counts:match("packs: (%d+)"))
+    -- left loose: only the first snapshot's tree, never committed (git prunes such after two weeks)
+    assert.are.equal("1", counts:match("count: (%d+)"))
+    -- every checkpoint is still there
+    assert.are.equal("8\n", H.sh(git .. "rev-list --count refs/obra/p/1-t"))
+    assert.are.same({}, ws.diff(again, dir).modified)
+    assert.are.same({ "a.txt" }, ws.diff_trees(dir, "shadow", first.tree, again.tree).modified)
+  end)
+
   it("fails softly: no directory, no snapshot", function()
     local s, msg, code = ws.snapshot(dir .. "/missing")
     assert.is_nil(s)
