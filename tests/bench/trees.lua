@@ -37,7 +37,7 @@ local function median(xs)
 end
 
 -- N files below dir, 100 to a directory; deterministic contents.
-local function generate(dir, n)
+function M.generate(dir, n)
   sh("mkdir -p " .. q(dir))
   local rnd = 12345
   local function r() rnd = (rnd * 1103515245 + 12345) % 2147483648; return rnd end
@@ -59,7 +59,7 @@ local function count_loose(gitdir)
 end
 
 -- The agent's work of iteration k: 3 files changed, 1 added.
-local function agent(dir, n, k)
+function M.agent(dir, n, k)
   for j = 0, 2 do
     local i = (k * 7919 + j * 104729) % n
     local p = string.format("%s/d%03d/s%02d/f%05d.txt", dir, i // 1000, (i // 100) % 10, i)
@@ -82,7 +82,7 @@ function M.run(ctx)
     local label = n >= 1000 and string.format("%dk", n // 1000) or tostring(n)
     -- in git --------------------------------------------------------------
     local dir = ctx.scratch .. "/git-" .. n
-    generate(dir, n)
+    M.generate(dir, n)
     sh("cd " .. q(dir) .. " && git init -q -b main && git add -A && git -c gc.auto=0 -c user.name=b -c user.email=b@b commit -qm base" ..
        " && git checkout -q -b obra/bench/task/t && git gc -q")
     ws.reset()
@@ -95,7 +95,7 @@ function M.run(ctx)
     assert(first.tree == base, "bench: the first snapshot of an unchanged checkout differs from HEAD")
     local status, obra, snap_ms, commit_ms, diff_ms, idle = {}, {}, {}, {}, {}, {}
     for k = 1, reps + 2 do
-      agent(dir, n, k)
+      M.agent(dir, n, k)
       local g = ctx.tool_ms({ "git", "--no-optional-locks", "status", "--porcelain" }, dir)
       local t0 = clock()
       local s = assert(ws.snapshot(dir, { owned = true }))
@@ -129,7 +129,7 @@ function M.run(ctx)
 
     -- not in git: the shadow repository ------------------------------------
     dir = ctx.scratch .. "/plain-" .. n
-    generate(dir, n)
+    M.generate(dir, n)
     ws.reset()
     t = clock()
     local s0 = assert(ws.snapshot(dir))
@@ -140,7 +140,7 @@ function M.run(ctx)
       string.format("%d loose objects, %d pack(s), %.1f MiB of objects; target ≤ 2 s at 10k", loose, packs, kib / 1024))
     local plain = {}
     for k = 1, reps + 2 do
-      agent(dir, n, k)
+      M.agent(dir, n, k)
       local t0 = clock()
       local s = assert(ws.snapshot(dir))
       assert(ws.commit(s, "refs/obra/bench/1-t", "obra checkpoint\n"))
