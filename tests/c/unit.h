@@ -36,6 +36,7 @@ void agent_tests(void);
 void reset_time_tests(void);
 void llm_outcome_tests(void);
 void llm_json_tests(void);
+void redact_tests(void);
 void packfile_tests(void);
 
 #endif

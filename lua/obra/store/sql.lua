@@ -6,6 +6,9 @@
 -- PRAGMAs) is in lua/obra/store/sqlite.lua, which a PostgreSQL backend
 -- replaces with its own file.  Booleans are stored as 0/1 integers.
 return {
+  -- health (obra doctor) -------------------------------------------------------------------
+  write_probe = "CREATE TABLE doctor_probe(x)",
+
   -- projects ---------------------------------------------------------------------------
   project_first = "SELECT * FROM projects ORDER BY id LIMIT 1",
   project_by_name = "SELECT * FROM projects WHERE name = ?",
@@ -183,6 +186,18 @@ return {
       JOIN tasks t ON t.id = w.task_id WHERE t.project_id = ? ORDER BY t.id]],
   workspaces_in_state = [[SELECT w.*, t.key AS task_key, t.status AS task_status FROM workspaces w
       JOIN tasks t ON t.id = w.task_id WHERE t.project_id = ? AND w.state = ? ORDER BY w.updated_at, t.id]],
+
+  -- outcomes (calibration) ----------------------------------------------------------------------
+  outcome_insert = [[INSERT INTO outcomes(task_id, iteration, kind, correct, note, source, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?)]],
+  outcome_decision_at = "SELECT id, iteration, action FROM decisions WHERE task_id = ? AND iteration = ?",
+  outcome_decision_latest = [[SELECT id, iteration, action FROM decisions WHERE task_id = ?
+      ORDER BY iteration DESC LIMIT 1]],
+  outcomes_of_task = [[SELECT o.*, t.key AS task_key FROM outcomes o JOIN tasks t ON t.id = o.task_id
+      WHERE o.task_id = ? ORDER BY o.id]],
+  outcomes_all = [[SELECT o.*, t.key AS task_key FROM outcomes o JOIN tasks t ON t.id = o.task_id
+      ORDER BY o.id]],
+  decisions_count = "SELECT count(*) AS n FROM decisions",
 
   -- human ---------------------------------------------------------------------------------------
   human_insert = [[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome)
