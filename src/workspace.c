@@ -30,6 +30,7 @@ struct obra_ws {
   git_index      *index;       /* the scratch index set on repo */
   int             shadow;
   int             owned;
+  int             keep;        /* during a snapshot: the owned index is not to be written */
   time_t          saved;       /* when the shadow index was last written */
   int64_t         max_file_bytes;
   size_t          skipped;     /* during a snapshot */
@@ -455,7 +456,7 @@ static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
   /* owned: files whose stat changed but not their content get their entries
    * refreshed (libgit2 writes the index then), so the next walk, or git's
    * own, need not hash them again */
-  if (w->owned) o.flags |= GIT_DIFF_UPDATE_INDEX;
+  if (w->owned && !w->keep) o.flags |= GIT_DIFF_UPDATE_INDEX;
   o.pathspec = *ps;
   git_diff *d = NULL;
   if (fn.git_diff_index_to_workdir(&d, w->repo, w->index, &o) < 0) return -1;
@@ -540,17 +541,21 @@ obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e
   if (!w->shadow && fn.git_index_read(w->index, !w->owned) < 0) return fail(e, -1, "reading the index");
   /* a merge or rebase stopped on conflicts in an owned worktree: its index is
    * left as it is for whoever resolves them; the snapshot works on a copy */
-  int keep = w->owned && fn.git_index_has_conflicts(w->index);
+  int keep = w->keep = w->owned && fn.git_index_has_conflicts(w->index);
   if (w->owned && !keep && wait_index_lock(w, e) != OBRA_OK) return e->rc;
   fn.git_index_conflict_cleanup(w->index);   /* conflicted paths: take the files as they are */
   size_t changed = 0;
   git_oid oid;
-  if (sync_index(w, &ps, &changed) < 0 || fn.git_index_write_tree_to(&oid, w->index, w->repo) < 0) {
-    obra_rc rc = fail(e, -1, "snapshot");
-    bulk_end(w, NULL);
+  int bad = sync_index(w, &ps, &changed) < 0 || fn.git_index_write_tree_to(&oid, w->index, w->repo) < 0;
+  obra_rc rc = bad ? fail(e, -1, "snapshot") : OBRA_OK;
+  if (bulk_end(w, bad ? NULL : &oid) < 0 && !bad) rc = fail(e, -1, "snapshot: writing the pack"), bad = 1;
+  if (bad) {
+    /* the index in memory may name blobs that were only in memory (a bulk
+     * write that failed): start again from the one on disk, whose objects
+     * were all written before it was */
+    (void)fn.git_index_read(w->index, 1);
     return rc;
   }
-  if (bulk_end(w, &oid) < 0) return fail(e, -1, "snapshot: writing the pack");
   if (w->shadow && time(NULL) - w->saved >= 60) save_shadow_index(w);
   /* nothing changed: the index on disk is already this one (with any stat
    * refresh the diff wrote itself) */

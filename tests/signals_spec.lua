@@ -471,6 +471,18 @@ describe("workspace, owned mode (a worktree obra made with git worktree add)", f
     assert.are.equal("", sh(wt, "git status --porcelain -- . ':!.obra'"))
   end)
 
+  it("leaves an index with conflicts to whoever resolves them", function()
+    sh(wt, "echo one > a.txt && git -c user.name=a -c user.email=a@a commit -qam one")
+    sh(repo, "git checkout -q -b other main && echo two > a.txt && git -c user.name=a -c user.email=a@a commit -qam two && git checkout -q main")
+    H.sh("cd " .. H.q(wt) .. " && git -c user.name=a -c user.email=a@a merge -q other >/dev/null 2>&1")
+    local conflicted = sh(wt, "git ls-files -u")
+    assert.are_not.equal("", conflicted)
+    os.execute("touch " .. H.q(wt .. "/.gitignore"))      -- a stat-only change libgit2 would refresh
+    local snap = assert(ws.snapshot(wt, { owned = true }))
+    assert.are.equal(conflicted, sh(wt, "git ls-files -u"))   -- the merge's index is untouched
+    assert.matches("<<<<<<<", H.sh("git -C " .. H.q(wt) .. " cat-file -p " .. snap.tree .. ":a.txt"))
+  end)
+
   it("refuses a directory that is not a work tree", function()
     local d = H.tmpdir("ws-owned-none")
     local s, err = ws.snapshot(d, { owned = true })
