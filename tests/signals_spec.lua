@@ -260,7 +260,8 @@ describe("workspace", function()
   end)
 
   it("snapshots a directory whose files come and go while it is read", function()
-    for i = 1, 50 do H.writefile(dir .. "/keep" .. i .. ".txt", string.rep("x", i * 100)) end
+    -- 200 files: the first snapshot is a bulk one (one pack, files read by obra) while files come and go
+    for i = 1, 200 do H.writefile(dir .. "/keep" .. i .. ".txt", string.rep("x", i * 100)) end
     local pidfile = dir .. "/../churn-" .. math.random(1e9) .. ".pid"
     os.execute(string.format("cd %s && (sh -c 'i=0; while [ $i -lt 20000 ]; do echo $i > t$((i %% 7)).tmp; " ..
       "rm -f t$(((i+3) %% 7)).tmp; i=$((i+1)); done' & echo $! > %s) >/dev/null 2>&1", H.q(dir), H.q(pidfile)))
@@ -481,6 +482,28 @@ describe("workspace, owned mode (a worktree obra made with git worktree add)", f
     local snap = assert(ws.snapshot(wt, { owned = true }))
     assert.are.equal(conflicted, sh(wt, "git ls-files -u"))   -- the merge's index is untouched
     assert.matches("<<<<<<<", H.sh("git -C " .. H.q(wt) .. " cat-file -p " .. snap.tree .. ":a.txt"))
+  end)
+
+  it("snapshots a worktree whose files come and go while it is read", function()
+    for i = 1, 200 do H.writefile(wt .. "/keep" .. i .. ".txt", string.rep("y", i * 50)) end
+    local pidfile = repo .. "/../churn-owned-" .. math.random(1e9) .. ".pid"
+    os.execute(string.format("cd %s && (sh -c 'i=0; while [ $i -lt 20000 ]; do echo $i > t$((i %% 7)).tmp; " ..
+      "rm -f t$(((i+3) %% 7)).tmp; i=$((i+1)); done' & echo $! > %s) >/dev/null 2>&1", H.q(wt), H.q(pidfile)))
+    local ok, why = pcall(function()
+      for _ = 1, 20 do
+        local snap, err = ws.snapshot(wt, { owned = true })
+        assert(snap, err)
+        assert(ws.commit(snap, nil, "c\n", { head = true }))
+      end
+    end)
+    os.execute("kill " .. (H.readfile(pidfile) or ""):match("%d+") .. " 2>/dev/null")
+    os.remove(pidfile)
+    assert(ok, why)
+    -- whatever the churn left, the files obra kept are all in HEAD and the index agrees with them
+    local st = sh(wt, "git status --porcelain -- . ':!.obra' ':!*.tmp'")
+    assert.are.equal("", st)
+    assert.matches("keep200.txt", sh(wt, "git ls-tree -r --name-only HEAD"))
+    assert.are.equal("", (H.sh("git -C " .. H.q(wt) .. " fsck --no-dangling 2>&1"):gsub("notice:[^\n]*\n", "")))
   end)
 
   it("refuses a directory that is not a work tree", function()
