@@ -9,6 +9,9 @@
 #   make fuzz      libFuzzer runs of the parsers, FUZZ_SECONDS each (tests/fuzz)
 #   make demo      deps + build + the calculator example replayed from its
 #                  cassette in a temporary directory (no agent, no LLM needed)
+#   make eval      deps + build + obra's decisions on the evaluation set
+#                  (tests/eval): exit 1 below 95 % right; make eval-record
+#                  records its cassettes again
 #   make install   PREFIX=/usr/local DESTDIR=
 
 PREFIX   ?= /usr/local
@@ -45,7 +48,7 @@ CORE_OBJ = $(CORE_SRC:src/%.c=$(BUILD)/%.o)
 LAPI_SRC = $(wildcard src/lapi_*.c)
 LUA_SRC  = lua/obra.lua $(wildcard lua/obra/*.lua lua/obra/*/*.lua)
 
-.PHONY: all deps test check bench install uninstall clean fmt demo unit unit-bin fuzz fuzz-deps fuzz-build fuzz-regress-bin
+.PHONY: all deps test check bench install uninstall clean fmt demo eval eval-record eval-deps unit unit-bin fuzz fuzz-deps fuzz-build fuzz-regress-bin
 
 all: $(OUT)/obra $(OUT)/lib/obra/core.so
 
@@ -98,6 +101,26 @@ test: deps
 demo: deps
 	$(MAKE) all
 	tools/demo
+
+# The evaluation set (tests/eval/README.md): each labelled attempt replayed
+# from its cassette in tests/eval/cassettes, obra's first decision against the
+# label; exit 1 below 95 % right or on a proceed where a check failed or a
+# protected path changed.  eval-record records the cassettes again (after a
+# change to obra's prompts the runner says "cassette stale").  Some cases are
+# JavaScript: node comes from Debian's nodejs.
+EVAL_PKGS = nodejs
+eval-deps:
+	@command -v node >/dev/null 2>&1 || { echo "eval: installing $(EVAL_PKGS)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $(EVAL_PKGS) >/dev/null; }
+
+eval: deps eval-deps
+	$(MAKE) all
+	tests/eval/run
+
+eval-record: deps eval-deps
+	$(MAKE) all
+	tests/eval/record
 
 # Sanitizer build in its own directory; the suite runs against it.
 check: deps
