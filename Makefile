@@ -23,7 +23,8 @@ LSHAREDIR = $(DESTDIR)$(PREFIX)/share/lua/$(LUAVER)
 
 DEB_PKGS = build-essential pkg-config lua5.4 liblua5.4-dev libsqlite3-dev \
            libcurl4-openssl-dev libcjson-dev uuid-dev libreadline-dev libgit2-dev \
-           lua-busted lua-socket lua-cjson python3 git tmux procps sqlite3
+           lua-busted lua-socket lua-cjson python3 git tmux procps sqlite3 \
+           libjs-chart.js chromium
 
 CC      ?= cc
 PKGS     = lua5.4 sqlite3 libcurl libcjson uuid libgit2

@@ -14,6 +14,7 @@ local store_mod = require "obra.store"
 local workflow = require "obra.workflow"
 local iteration = require "obra.iteration"
 local budgets = require "obra.budgets"
+local notify = require "obra.notify"
 local breakpoints = require "obra.breakpoints"
 local policy_mod = require "obra.policy"
 local util = require "obra.util"
@@ -411,6 +412,7 @@ function M.run(ctx, opts)
   finish_run(ctx, status, message)
   summary.status, summary.message = status, message
   ctx.log(nil, "run #%d %s: %s", run_id, status, message)
+  notify.run_done(ctx, summary)   -- the run's own event; waits (bounded) for posts in flight
   hook(ctx, "run_done", summary)
   return code, summary
 end

@@ -29,6 +29,7 @@ local checks_mod = require "obra.checks"
 local checkpoints = require "obra.checkpoints"
 local workspace = require "obra.workspace"
 local breakpoints = require "obra.breakpoints"
+local notify = require "obra.notify"
 local budgets = require "obra.budgets"
 local score = require "obra.score"
 local util = require "obra.util"
@@ -377,6 +378,7 @@ function M.after(ctx, it)
     ctx.log(task, "breakpoint %s: %s — waiting for a human (obra answer|approve|reject %s)", b.kind, b.reason or "", task.key)
     util.hook(ctx, "breakpoint", { task = task, iteration = it.iteration, kind = b.kind, reason = b.reason })
   end
+  notify.iteration(ctx, it)   -- the webhook (async) and, on a terminal, a bell at a breakpoint
   if ctx.interactive and #it.breakpoints > 0 and ctx.ask_human then ctx.ask_human(ctx, task, it.breakpoints) end
   -- Context window: past the threshold (or when the agent says the prompt no
   -- longer fits), a fresh session primed with a hand-off.

@@ -7,7 +7,8 @@
 --   project "name" { workdir = ".", description = "..." }
 --   config { agent = {...}, llm = {...} | false, thresholds = {...}, weights = {...},
 --            budgets = {...}, max_parallel = 1, check_timeout = 600, context = {...},
---            judge = { budget_tokens =, temperature =, panel = { {model=, ...}, {...} } } }
+--            judge = { budget_tokens =, temperature =, panel = { {model=, ...}, {...} } },
+--            notify = { url =, on = {...}, ... } (lua/obra/notify.lua) }
 --   milestone "key" { title = "...", gate = false }
 --   task "key" { title=, prompt=, deps={}, priority=0, checks={}, budgets={}, tags={},
 --                agent={}, thresholds={}, weights={}, decide=fn, milestone="key",
@@ -143,6 +144,7 @@ local CONFIG = {
   breakpoints = is_table, max_iterations = is_posint,
   checkpoints = is_section({ enabled = is_type("boolean"), rollback_on_retry = is_type("boolean"),
                              max_file_bytes = is_posint }, "checkpoints"),
+  notify = function(v) return require("obra.notify").check(v) end,   -- its options: lua/obra/notify.lua
 }
 
 local TASK = {

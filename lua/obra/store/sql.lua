@@ -202,4 +202,19 @@ return {
   -- human ---------------------------------------------------------------------------------------
   human_insert = [[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome)
       VALUES (?, ?, 'human', ?, ?, ?)]],
+
+  -- the HTML report (lua/obra/store/report_data.lua): read-only, one statement per kind of row
+  report_tasks = [[SELECT id, key, title, status, iterations, priority, budgets, parked_until, created_at,
+      started_at, ended_at, updated_at FROM tasks WHERE project_id = ? ORDER BY id]],
+  report_interactions = [[SELECT i.id, i.run_id, i.task_id, i.session_id, i.iteration, i.kind, i.name, i.tokens_in,
+      i.tokens_out, i.cache_read, i.cache_write, i.cost_usd, i.duration_ms, i.outcome, i.created_at,
+      CASE WHEN i.kind = 'human' THEN substr(i.prompt, 1, ?) END AS text FROM interactions i
+      JOIN tasks t ON t.id = i.task_id WHERE t.project_id = ? ORDER BY i.id]],
+  report_breakpoints = [[SELECT b.id, b.task_id, b.run_id, b.iteration, b.kind, b.reason, b.status, b.answer,
+      b.created_at, b.answered_at FROM breakpoints b JOIN tasks t ON t.id = b.task_id
+      WHERE t.project_id = ? ORDER BY b.id]],
+  report_sessions = [[SELECT se.id, se.uuid, se.task_id, i.reported_id FROM sessions se
+      JOIN tasks t ON t.id = se.task_id LEFT JOIN session_ids i ON i.session_id = se.id
+      WHERE t.project_id = ? ORDER BY se.id, i.first_seen]],
+  report_runs = "SELECT id, status, started_at, ended_at, message FROM runs WHERE project_id = ? ORDER BY id",
 }

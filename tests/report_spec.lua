@@ -1,0 +1,279 @@
+-- obra report: the real obra binary runs a small workflow against the fake
+-- claude and the fake LLM server (an agent and a judge whose words carry
+-- <script> payloads), then writes the report; the page is checked as text,
+-- as JSON (--json), and in a real browser (headless Chromium, when it starts).
+local H = require "support.helper"
+local E = require "support.e2e"
+local fakellm = require "support.fakellm"
+local cjson = require "cjson"
+
+local PAYLOAD = "<script>document.body.setAttribute('data-pwned','1')</script>"
+
+local WORKFLOW = [[
+project "rep" {}
+config { agent = { kind = "claude" }, max_iterations = 4, thresholds = { proceed = 0.7, confidence = 0.6 } }
+task "alpha" { title = "ALPHA first <b>bold</b> task", prompt = "ALPHA: write a.txt",
+  checks = { "sh -c 'test -f a.txt || { echo \"<img src=x onerror=alert(1)> missing\"; exit 1; }'" } }
+task "beta" { title = "BETA second task", prompt = "BETA: write b.txt", deps = { "alpha" }, checks = { "test -f b.txt" } }
+]]
+
+local VERDICT = { complete = true, quality = 0.9, confidence = 0.8, issues = { "issue " .. PAYLOAD }, summary = "ok " .. PAYLOAD }
+
+local function chromium()
+  for _, c in ipairs({ "chromium", "chromium-browser", "chromium-headless-shell" }) do
+    local r = H.sh("command -v " .. c .. " 2>/dev/null")
+    if r and r ~= "" then return r:gsub("%s+$", "") end
+  end
+end
+
+-- headless Chromium over FILE: the serialized DOM, or nil and why it did not start
+local function browse(file, args, profile)
+  local exe = chromium()
+  if not exe then return nil, "chromium is not installed (apt-get install chromium)" end
+  local err = os.tmpname()
+  local cmd = string.format("timeout -k 5 90 %s --headless --disable-gpu --no-sandbox --no-first-run " ..
+    "--user-data-dir=%s --virtual-time-budget=5000 %s %s 2>%s", H.q(exe), H.q(profile), args, H.q("file://" .. file), H.q(err))
+  local p = io.popen(cmd)
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  local e = H.readfile(err) or ""
+  os.remove(err)
+  if not ok and out == "" then return nil, "chromium could not start (exit " .. tostring(code) .. "): " .. e:sub(-300) end
+  return out, e
+end
+
+local function count(s, pat)
+  local n = 0
+  for _ in s:gmatch(pat) do n = n + 1 end
+  return n
+end
+
+describe("obra report", function()
+  local srv, p
+  setup(function()
+    srv = fakellm.start { models = { "judge" } }
+    srv:default { json = VERDICT }
+    p = E.project { tag = "report", script = WORKFLOW, llm = srv, scenario = { rules = {
+      { match = "ALPHA", resume = false, result = "tried " .. PAYLOAD, cost_usd = 0.01,
+        usage = { input_tokens = 100, output_tokens = 20 } },
+      { match = "ALPHA", resume = true, write = { ["a.txt"] = "a" }, result = "wrote a.txt", cost_usd = 0.02,
+        usage = { input_tokens = 200, output_tokens = 30 } },
+      { match = "BETA", write = { ["b.txt"] = "b" }, result = "wrote b.txt", cost_usd = 0.03,
+        usage = { input_tokens = 300, output_tokens = 40 } },
+    } } }
+    H.expect_code(E.run(p), 0)
+  end)
+  teardown(function()
+    if srv then srv:stop() end
+    if p and not os.getenv("OBRA_REPORT_KEEP") then H.rmdir(p.dir) end
+  end)
+
+  it("writes .obra/report.html (0600), prints its path, and escapes every stored text", function()
+    local r = H.expect_code(E.obra(p, { "report" }), 0)
+    local path = p.dir .. "/.obra/report.html"
+    assert.are.equal(path, (r.out:gsub("%s+$", "")))
+    assert.are.equal("600", H.sh("stat -c %a " .. H.q(path)):gsub("%s+$", ""))
+    local html = assert(H.readfile(path))
+    -- no payload survives as markup: agent text, judge summary and issues, check output, task title
+    assert.is_nil(html:find(PAYLOAD, 1, true))
+    assert.is_nil(html:find("<img src=x", 1, true))
+    assert.is_nil(html:find("<b>bold</b>", 1, true))
+    assert.truthy(html:find("tried &lt;script&gt;document.body.setAttribute(&#39;data-pwned&#39;,&#39;1&#39;)&lt;/script&gt;", 1, true))
+    assert.truthy(html:find("&lt;img src=x onerror=alert(1)&gt; missing", 1, true))
+    assert.truthy(html:find("ALPHA first &lt;b&gt;bold&lt;/b&gt; task", 1, true))
+    -- our four scripts and nothing else closes one (the chart data is \u-escaped)
+    assert.are.equal(4, count(html, "</script>"))
+    -- nothing is fetched: no src/href to another place, a CSP that forbids it
+    assert.is_nil(html:find('src="http', 1, true))
+    assert.truthy(html:find("default-src 'none'", 1, true))
+    assert.are.equal(3, count(html, 'class="tl%-bar '))
+    -- the run and the sums
+    assert.truthy(html:find("$0.0600", 1, true))
+  end)
+
+  it("--json gives the model: tasks, iterations, decisions, checks, the judge", function()
+    local r = H.expect_code(E.obra(p, { "report", "--json" }), 0)
+    local m = cjson.decode(r.out)
+    assert.are.equal("rep", m.project.name)
+    assert.are.equal("done", m.run.status)
+    assert.are.equal(3, m.summary.iterations)
+    assert.are.equal(2, m.summary.by_action.proceed)
+    assert.are.equal(1, m.summary.by_action.retry)
+    assert.are.equal(2, #m.tasks)
+    local a = m.tasks[1]
+    assert.are.equal("alpha", a.key)
+    assert.are.equal(2, #a.iters)
+    assert.are.equal("retry", a.iters[1].action)
+    assert.is_false(a.iters[1].checks[1].passed)
+    assert.truthy(a.iters[1].checks[1].output:find("<img src=x", 1, true))
+    assert.are.equal(0.7, a.iters[1].thresholds.proceed)
+    assert.truthy(a.iters[2].files.created[1] == "a.txt")
+    assert.truthy(#a.iters[1].sessions == 1)
+    assert.is_true(a.iters[2].start <= a.iters[2].finish)
+    assert.near(0.06, m.summary.usd, 1e-9)
+  end)
+
+  it("--run of a run that does not exist, a stray argument, and a missing Chart.js are one clear line", function()
+    local r = E.obra(p, { "report", "--run", "99" })
+    H.expect_code(r, 1)
+    assert.truthy(r.err:find("no run #99", 1, true))
+    H.expect_code(E.obra(p, { "report", "extra" }), 2)
+    local r2 = H.obra({ "report" }, { cwd = p.dir, env = { OBRA_CHARTJS = p.dir .. "/nope.js" } })
+    H.expect_code(r2, 1)
+    assert.truthy(r2.err:find("libjs-chart.js", 1, true))
+    assert.are.equal(1, select(2, r2.err:gsub("\n", "")))
+  end)
+
+  it("renders in headless Chromium: no errors, every chart drawn with its points, one bar per iteration", function()
+    local out = p.dir .. "/shot.html"
+    H.expect_code(E.obra(p, { "report", "--out", out }), 0)
+    local profile = p.dir .. "/chromium-profile"
+    local dom, why = browse(out, "--dump-dom", profile)
+    if not dom then pending("headless Chromium could not start: " .. tostring(why)); return end
+    local st = dom:match('<div id="obra%-status"[^>]*>')
+    assert.truthy(st and st:find('data-ready="1"', 1, true), "the page's script did not finish")
+    assert.truthy(st:find('data-charts="4"', 1, true), st)
+    local errors = dom:match('<pre id="obra%-errors" hidden="">(.-)</pre>')
+    assert.are.equal("[]", errors)
+    assert.is_nil(dom:find('data-pwned="1"', 1, true))
+    -- canvases in document order: alpha (scores, cost), beta (scores, cost)
+    local points = {}
+    for tag in dom:gmatch("<canvas[^>]*>") do
+      assert.truthy(tag:find('data-rendered="1"', 1, true), tag)
+      points[#points + 1] = tonumber(tag:match('data%-points="(%d+)"'))
+    end
+    assert.are.same({ 4, 4, 2, 2 }, points)
+    assert.are.equal(3, count(dom, 'class="tl%-bar '))
+    -- a screenshot of the real page
+    local png = p.dir .. "/report.png"
+    browse(out, "--screenshot=" .. H.q(png) .. " --window-size=1280,1800 --hide-scrollbars", profile)
+    local img = H.readfile(png)
+    assert.truthy(img and img:sub(1, 8) == "\137PNG\r\n\26\n", "no screenshot")
+    if os.getenv("OBRA_REPORT_SHOT") then os.execute("cp " .. H.q(png) .. " " .. H.q(os.getenv("OBRA_REPORT_SHOT"))) end
+  end)
+end)
+
+describe("obra report of 250 tasks", function()
+  local bigrun = require "support.bigrun"
+  local report = require "obra.report"
+  local html_mod = require "obra.report.html"
+  local store = require "obra.store"
+  local dir
+  setup(function()
+    dir = H.tmpdir("report-big")
+    os.execute("mkdir -p " .. H.q(dir .. "/.obra"))
+    bigrun.fill(dir .. "/.obra", 250)
+  end)
+  teardown(function() if dir then H.rmdir(dir) end end)
+
+  it("keeps closed tasks' iterations as inert text, caps each output, and bounds the page", function()
+    local s = assert(store.open(dir .. "/.obra/obra.db", { readonly = true }))
+    local m = assert(report.build(s))
+    s:close()
+    assert.are.equal(750, m.summary.iterations)
+    assert.are.equal(400, m.caps.output)
+    local html = report.html(m, "/* chart.js */")
+    assert.are.equal(250, count(html, '<script type="text/x%-obra%-iterations">'))
+    assert.are.equal(250 + 4, count(html, "</script>"))          -- nothing stored closes one
+    assert.are.equal(750, count(html, 'class="tl%-bar '))
+    for pre in html:gmatch('<pre class="out">(.-)</pre>') do assert.truthy(#pre < 1200, #pre) end
+    -- past the page's output budget, outputs are left out with a pointer to obra show
+    local keep = html_mod.MAX_OUTPUT_BYTES
+    html_mod.MAX_OUTPUT_BYTES = 20000
+    local small = report.html(m, "")
+    html_mod.MAX_OUTPUT_BYTES = keep
+    assert.truthy(small:find("output left out: the report reached its size limit", 1, true))
+    assert.truthy(#small < #html - 200000, #small .. " vs " .. #html)
+  end)
+
+  it("opens in headless Chromium without errors; a task opened by its link gets its iterations and charts", function()
+    local out = dir .. "/big.html"
+    H.expect_code(H.obra({ "report", "--out", out }, { cwd = dir }), 0)
+    local dom, why = browse(out .. "#task-7", "--dump-dom", dir .. "/chromium-profile")
+    if not dom then pending("headless Chromium could not start: " .. tostring(why)); return end
+    local st = dom:match('<div id="obra%-status"[^>]*>')
+    assert.truthy(st and st:find('data-ready="1"', 1, true), "the page's script did not finish")
+    assert.are.equal("[]", dom:match('<pre id="obra%-errors" hidden="">(.-)</pre>'))
+    assert.truthy(st:find('data-charts="2"', 1, true), st)
+    assert.are.equal(249, count(dom, '<script type="text/x%-obra%-iterations">'))
+    -- the DOM outside the inert text: task 7's three iterations, every bar
+    local live = dom:gsub('<script type="text/x%-obra%-iterations">.-</script>', "")
+    assert.are.equal(3, count(live, '<details class="iter">'))
+    assert.are.equal(750, count(live, 'class="tl%-bar '))
+  end)
+end)
+
+describe("obra report during a run", function()
+  it("reads a live run without disturbing it: the finished task's iterations, the run marked as still going", function()
+    local p = E.project { tag = "report-live", script = [[
+      project "live" {}
+      task "quick" { prompt = "QUICK work", checks = { "true" } }
+      task "slow" { prompt = "SLOW work", deps = { "quick" }, checks = { "true" } }
+    ]], scenario = { rules = {
+      { match = "QUICK", result = "quick done" },
+      { match = "SLOW", sleep = 60, result = "slow done" },
+    } } }
+    local pid = E.spawn(p)
+    local quick_done = false
+    for _ = 1, 600 do    -- bounded: 60 s
+      local db = E.db(p)
+      local t = db:task("slow")
+      quick_done = t and t.status == "running"
+      db:close()
+      if quick_done then break end
+      os.execute("sleep 0.1")
+    end
+    assert.is_true(quick_done, "the run did not get to its second task")
+    local r = H.expect_code(E.obra(p, { "report", "--json" }), 0)
+    local m = cjson.decode(r.out)
+    assert.are.equal("running", m.run.status)
+    assert.are.equal(1, m.summary.iterations)
+    assert.are.equal("proceed", m.tasks[1].iters[1].action)
+    H.expect_code(E.obra(p, { "report" }), 0)
+    assert.truthy(H.readfile(p.dir .. "/.obra/report.html"):find("the run was still going", 1, true))
+    os.execute("kill -TERM " .. pid)
+    assert.are.equal(5, E.wait(pid, 30, p))   -- interrupted, as any run stopped by a signal
+    H.rmdir(p.dir)
+  end)
+end)
+
+describe("obra report of signals it does not know by name", function()
+  it("lists them under the iteration (a baseline, a judge flag, a check's class, reason codes), escaped", function()
+    local core = require "obra.core"
+    local store = require "obra.store"
+    local workflow = require "obra.workflow"
+    local report = require "obra.report"
+    local dir = H.tmpdir("report-generic")
+    local s = assert(store.open(dir .. "/obra.db"))
+    local plan = assert(workflow.load(dir .. "/obra.lua", 'project "g" {}\ntask "a" { prompt = "x" }'))
+    local project = workflow.sync(s, plan, dir)
+    local run = s:start_run { project_id = project.id, pid = core.getpid(), config = {} }
+    local t = s:task("a", project.id)
+    s:set_status(t.id, "running")
+    local checks = core.json_array({ { name = "unit", passed = false, output = "boom", class = "tamper" } })
+    s:record_iteration { run_id = run, task = t, iteration = 1, checks = checks, policy_fingerprint = "g",
+      event = { task = { key = "a", iteration = 1 }, now = core.now(), thresholds = { proceed = 0.7 },
+        signals = { agent = { class = "ok" }, checks = checks, baseline = { failing = { "unit <pre>" } },
+                    judge = { complete = false, quality = 0.2, confidence = 0.9, summary = "s", issues = {},
+                              flags = { "deleted_tests" } } },
+        scores = { quality = 0.2, confidence = 0.9, regression = true }, reasons = { "tamper", "baseline_failing" } },
+      decision = { action = "escalate", reason = "tests were deleted" }, status = "waiting" }
+    s:close()
+    local ro = assert(store.open(dir .. "/obra.db", { readonly = true }))
+    local m = assert(report.build(ro))
+    ro:close()
+    local it = m.tasks[1].iters[1]
+    local other = {}
+    for _, kv in ipairs(it.other) do other[kv[1]] = kv[2] end
+    assert.truthy(other.baseline and other.baseline:find("unit <pre>", 1, true), cjson.encode(it.other))
+    assert.truthy(other["scores.regression"])
+    assert.are.same({ "baseline_failing", "tamper" }, it.reasons)
+    assert.are.same({ { "class", '"tamper"' } }, it.checks[1].extra)
+    assert.are.same({ { "flags", '["deleted_tests"]' } }, it.judge.extra)
+    local html = report.html(m, "")
+    assert.truthy(html:find("unit &lt;pre&gt;", 1, true))
+    assert.is_nil(html:find("unit <pre>", 1, true))
+    assert.truthy(html:find("<code>tamper</code>", 1, true))
+    H.rmdir(dir)
+  end)
+end)
