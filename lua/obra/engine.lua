@@ -100,8 +100,11 @@ function M.open(a)
     s, e, code = store_mod.open(path)
     if not s then return nil, store_mod.io_error(e, code) or ("cannot open the database: " .. e), code end
   end
+  -- the work directory: where .obra/ lives (where `obra run` started), unless
+  -- the workflow names one (relative to the script's folder)
   local script_dir = util.dirname(script)
-  local workdir = abspath(plan.project.workdir or cfg.workdir or ".", script_dir)
+  local wd = plan.project.workdir or cfg.workdir
+  local workdir = wd and abspath(wd, script_dir) or (dir or core.getcwd())
   workdir = core.realpath(workdir) or workdir
   local project = workflow.sync(s, plan, workdir)
   local ctx = {

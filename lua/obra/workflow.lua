@@ -118,7 +118,7 @@ local CONFIG = {
   max_parallel = is_posint, check_timeout = is_posnum, workdir = is_type("string"),
   context = is_section({ window = is_posint, refresh = is_unit }, "context"),
   judge = is_section({ budget_tokens = is_posint, temperature = is_type("number") }, "judge"),
-  breakpoints = is_table, max_iterations = is_posint,
+  breakpoints = is_table, max_iterations = is_posint, isolation = one_of("worktree", "shared"),
   checkpoints = is_section({ enabled = is_type("boolean"), rollback_on_retry = is_type("boolean"),
                              max_file_bytes = is_posint }, "checkpoints"),
 }
@@ -130,7 +130,7 @@ local TASK = {
   decide = is_type("function"), milestone = is_type("string"),
   kind = one_of("epic", "story", "task", "subtask"), parent = is_type("string"),
   workdir = is_type("string"), max_turns = is_posint, timeout = is_posnum,
-  metadata = is_table, check_timeout = is_posnum,
+  metadata = is_table, check_timeout = is_posnum, isolation = one_of("worktree", "shared"),
 }
 
 local MILESTONE = { title = is_type("string"), gate = is_type("boolean"), description = is_type("string") }
@@ -360,7 +360,8 @@ end
 local function stored_config(t)
   -- what the database keeps of a task's per-task configuration (functions stay in the script)
   return { agent = t.agent, thresholds = t.thresholds, weights = t.weights, max_turns = t.max_turns,
-           timeout = t.timeout, check_timeout = t.check_timeout, has_decide = t.decide ~= nil }
+           timeout = t.timeout, check_timeout = t.check_timeout, has_decide = t.decide ~= nil,
+           isolation = t.isolation }
 end
 
 -- workflow.sync(store, plan, workdir) -> project row.  New tasks are added,

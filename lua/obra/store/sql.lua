@@ -186,6 +186,7 @@ return {
       JOIN tasks t ON t.id = w.task_id WHERE t.project_id = ? ORDER BY t.id]],
   workspaces_in_state = [[SELECT w.*, t.key AS task_key, t.status AS task_status FROM workspaces w
       JOIN tasks t ON t.id = w.task_id WHERE t.project_id = ? AND w.state = ? ORDER BY w.updated_at, t.id]],
+  workflow_scripts = [[SELECT DISTINCT script_path FROM runs WHERE project_id = ? AND script_path IS NOT NULL]],
 
   -- human ---------------------------------------------------------------------------------------
   human_insert = [[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome)
