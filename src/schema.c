@@ -321,7 +321,26 @@ static const char *const migration_7 =
   "  message TEXT,"                                  /* the last integration's outcome */
   "  created_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),"
   "  updated_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0));"
-  "CREATE INDEX workspaces_by_state ON workspaces(state);";
+  "CREATE INDEX workspaces_by_state ON workspaces(state);"
+  /* the merge queue's journal (lua/obra/integrate.lua): one row per attempt to
+   * integrate a task's branch; written before the integration branch moves, so
+   * a kill at any point is finished or redone by the next obra */
+  "CREATE TABLE integrations ("
+  "  id INTEGER PRIMARY KEY,"
+  "  task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,"
+  "  run_id INTEGER REFERENCES runs(id),"
+  "  target TEXT NOT NULL,"                          /* the integration branch, no refs/heads/ */
+  "  mode TEXT NOT NULL CHECK (mode IN ('merge','squash','rebase')),"
+  "  old_tip TEXT NOT NULL,"                         /* the integration branch before */
+  "  task_tip TEXT NOT NULL,"                        /* the task's branch as integrated */
+  "  new_tip TEXT,"                                  /* the merged commit (before its checks) */
+  "  state TEXT NOT NULL DEFAULT 'started' CHECK (state IN"
+  "    ('started','checking','advanced','conflict','failed','refused','interrupted','escalated')),"
+  "  files TEXT,"                                    /* JSON: the conflicting files */
+  "  message TEXT,"
+  "  created_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),"
+  "  updated_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0));"
+  "CREATE INDEX integrations_by_task ON integrations(task_id, id);";
 
 const char *const obra_migrations[] = { NULL, migration_1, migration_2, migration_3, migration_4, migration_5,
                                         migration_6, migration_7 };

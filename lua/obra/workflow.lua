@@ -6,7 +6,9 @@
 --
 --   project "name" { workdir = ".", description = "..." }
 --   config { agent = {...}, llm = {...} | false, thresholds = {...}, weights = {...},
---            budgets = {...}, max_parallel = 1, check_timeout = 600, context = {...}, judge = {...} }
+--            budgets = {...}, max_parallel = 1, check_timeout = 600, context = {...}, judge = {...},
+--            integrate = { target = "branch", mode = "merge"|"squash"|"rebase"|"branch", max_attempts = 3 },
+--            integration_checks = { ... } (like a task's checks; docs/workspaces.md) }
 --   milestone "key" { title = "...", gate = false }
 --   task "key" { title=, prompt=, deps={}, priority=0, checks={}, budgets={}, tags={},
 --                agent={}, thresholds={}, weights={}, decide=fn, milestone="key",
@@ -112,7 +114,20 @@ local function is_section(keys, what)
   end
 end
 
+-- integrate.target: a branch name git accepts (the rest git check-ref-format decides at run time)
+local function is_branch(v)
+  if type(v) ~= "string" or v == "" then return false, "a branch name" end
+  if v:find("^refs/") or v:find("^%-") or v:find("%.%.") or v:find("[%s~^:?*%[\\]") or v:find("/$")
+      or v:find("%.lock$") or v:find("@{", 1, true) then
+    return false, "a branch name (like \"obra/integration\" or \"develop\", without refs/heads/)", v
+  end
+  return true
+end
+
 local CONFIG = {
+  integrate = is_section({ target = is_branch, mode = one_of("merge", "squash", "rebase", "branch"),
+                           max_attempts = is_posint }, "integrate"),
+  integration_checks = is_check,
   agent = is_section(AGENT_KEYS, "agent"), llm = is_section(LLM_KEYS, "llm"),
   thresholds = is_unit_table, weights = is_weights, budgets = is_budgets,
   max_parallel = is_posint, check_timeout = is_posnum, workdir = is_type("string"),
