@@ -14,7 +14,9 @@
 --                                                       diff), changes (the task's diff against its base),
 --                                                       checks, judge (verdict | nil), judge_error,
 --                                                       judge_call, signals (.changes = changes)
---   decide     reads  signals                    writes policy, scores, event, decision, breakpoints, status
+--   decide     reads  signals                    writes policy, scores, event, decision, breakpoints, status,
+--                                                       workspace_state (queued: a proceed in a worktree
+--                                                       waits for the merge queue; abandoned)
 --   record     reads  all of the above           writes breakpoint_ids, checkpoint_id  (the one transaction)
 --   after      reads  status, result, session    context refresh, hooks, the log line
 --
@@ -193,10 +195,17 @@ end
 -- breakpoint: it is not the task's fault.
 local STATUS = { proceed = "done", retry = "running", clarify = "running", escalate = "waiting",
                  park = "parked", abort = "failed" }
-local function status_after(decision, fired)
+-- The second value is the workspace's new state, when it changes: in worktree
+-- isolation (queue = true) a proceed is not done yet: the task stays running
+-- and its workspace is queued for the merge queue (obra.integrate), which
+-- makes it done once merged; a failed task's worktree is abandoned (its
+-- branch kept).
+local function status_after(decision, fired, queue)
   if decision.stop then return "pending" end
   local st = STATUS[decision.action]
   if #fired > 0 and (st == "done" or st == "running") then return "waiting" end
+  if st == "done" and queue then return "running", "queued" end
+  if st == "failed" and queue ~= nil then return st, "abandoned" end
   return st
 end
 
@@ -382,7 +391,13 @@ function M.decide(ctx, it)
     fired = { { kind = "escalate", reason = decision.reason } }
   end
   it.breakpoints = fired
-  it.status = status_after(decision, fired)
+  -- queue: the task's own worktree, integrated unless integrate.mode = "branch" (nil: shared)
+  local queue
+  if it.ws and it.ws.isolation == "worktree" then
+    local ic = ctx.config.integrate
+    queue = not (type(ic) == "table" and ic.mode == "branch")
+  end
+  it.status, it.workspace_state = status_after(decision, fired, queue)
   util.hook(ctx, "decision", { task = task, iteration = it.iteration, decision = decision, scores = it.scores,
                                signals = it.signals })
   return it
@@ -397,7 +412,7 @@ function M.record(ctx, it)
     run_id = ctx.run_id, task = it.task, iteration = it.iteration, agent_name = it.agent.kind or it.agent_cfg.kind,
     calls = it.calls, session_ids = it.session_ids, checks = it.checks, event = it.event,
     policy_fingerprint = it.policy:fingerprint(), decision = it.decision, status = it.status,
-    breakpoints = it.breakpoints, checkpoint = it.checkpoint,
+    breakpoints = it.breakpoints, checkpoint = it.checkpoint, workspace_state = it.workspace_state,
     judge = jc and { model = ctx.llm and ctx.llm.model or "judge", messages = jc.messages, text = jc.text,
       usage = jc.usage, duration_ms = jc.duration_ms, outcome = it.judge and "ok" or it.judge_error,
       error = it.judge_message } or nil,
@@ -467,7 +482,7 @@ function M.run(ctx, task)
 
   return { iteration = it.iteration, action = it.decision.action, reason = it.decision.reason, result = it.result,
            signals = it.signals, scores = it.scores, decision = it.decision, breakpoints = it.breakpoints,
-           status = it.status }
+           status = it.status, queued = it.workspace_state == "queued" }
 end
 
 return M
