@@ -26,6 +26,8 @@
 --       status: the task's new status: "done" (merged), "running" (back to its
 --       agent), "waiting" (a breakpoint: escalated or refused).  Blocks outside
 --       a task coroutine; inside one, every git and check process yields.
+--   integrate.merge_now(ctx, task) -> status, message   (`obra merge`: outside a run, blocking;
+--       the worktree's uncommitted changes committed first; sent back = pending)
 --   integrate.due(store, task) -> true when the task's workspace is queued or integrating
 --   integrate.settings(ctx) -> {target=, mode=, max_attempts=}
 --   integrate.scratch_path(dir) -> <dir>/.obra/worktrees/.integration
@@ -424,6 +426,29 @@ function M.run(ctx, task, opts)
     error(status, 0)
   end
   return status, msg
+end
+
+-- `obra merge TASK` (and the REPL's merge()): outside a run, now.  What a
+-- human changed in the task's worktree is committed on its branch first; a
+-- breakpoint the integration opened is closed; a task sent back to its agent
+-- is left pending for the next run.
+function M.merge_now(ctx, task)
+  local s = ctx.store
+  local ws = s:workspace(task.id)
+  if ws and ws.isolation == "worktree" and core.stat(ws.path) then
+    local c, err = require("obra.landing").commit_worktree(ws, "obra merge: changes made in the worktree\n")
+    if err then return "waiting", err end
+    if c then ctx.log(task, "committed the changes in its worktree on %s (%s)", ws.branch, short(c)) end
+  end
+  s:tx(function()
+    if #s:open_breakpoints({ task_id = task.id }) > 0 then
+      s:answer_breakpoints({ task_id = task.id }, "answered", "obra merge")
+    end
+    s:update_workspace(task.id, { state = "queued" })
+  end)
+  local st, msg = M.run(ctx, s:task(task.id), { manual = true })
+  if st == "running" then s:set_status(task.id, "pending") end
+  return st, msg
 end
 
 return M
