@@ -389,11 +389,33 @@ end
 
 -- The driver -------------------------------------------------------------------
 
-local function lock(ctx, task)
-  while ctx.integration_lock and ctx.integration_lock ~= task.id do
-    if not loop.in_task() then error("an integration is already running", 2) end
-    loop.sleep(M.LOCK_POLL_MS)
+-- One integration at a time per project, in queue order: an integration a
+-- stop interrupted first, then the queued tasks in the order they proceeded
+-- (a task not in the queue — `obra merge` — last).  Waiting yields to the
+-- other tasks; outside a task coroutine there is nobody to wait for.
+local function next_in_queue(ctx)
+  local s, waiting = ctx.store, ctx.integration_waiting
+  for _, state in ipairs({ "integrating", "queued" }) do
+    for _, w in ipairs(s:workspaces(ctx.project.id, state)) do
+      if waiting[w.task_id] then return w.task_id end
+    end
   end
+  local first
+  for id in pairs(waiting) do if not first or id < first then first = id end end
+  return first
+end
+
+local function lock(ctx, task)
+  if not loop.in_task() then
+    if ctx.integration_lock then error("an integration is already running", 2) end
+    ctx.integration_lock = task.id
+    return
+  end
+  ctx.integration_waiting = ctx.integration_waiting or {}
+  ctx.integration_waiting[task.id] = true
+  loop.sleep(0)   -- the tasks the scheduler started together all join the queue first
+  while ctx.integration_lock or next_in_queue(ctx) ~= task.id do loop.sleep(M.LOCK_POLL_MS) end
+  ctx.integration_waiting[task.id] = nil
   ctx.integration_lock = task.id
 end
 
