@@ -161,9 +161,14 @@ local function scratch(ctx, top, commit)
     -- obra's own directory, left half made by a kill during `git worktree add`
     require("obra.proc").run { argv = { "rm", "-rf", "--", path }, timeout = 120 }
   end
-  git.run({ "worktree", "prune" }, { cwd = top })
   mkdirs(util.dirname(path))
   local ok, err = git.ok({ "worktree", "add", "--detach", "--quiet", path, commit }, { cwd = top })
+  if not ok then
+    -- registered but its directory gone: forget it, then again (never a prune
+    -- before every add: it races with a task's own `git worktree add`)
+    git.run({ "worktree", "prune" }, { cwd = top })
+    ok, err = git.ok({ "worktree", "add", "--detach", "--quiet", path, commit }, { cwd = top })
+  end
   need(ok, "cannot make the scratch worktree " .. path, err)
   return path
 end

@@ -181,11 +181,16 @@ local function add_worktree(top, path, branch, may_remove)
     end
     rmtree(path)   -- left by a kill during `git worktree add`, before any iteration
   end
-  -- a worktree the user deleted is still registered: forget it first
-  git.run({ "worktree", "prune" }, { cwd = top })
   local ok, err = mkdirs(util.dirname(path))
   if not ok then return nil, "cannot make " .. util.dirname(path) .. ": " .. tostring(err) end
   ok, err = git.ok({ "worktree", "add", "--quiet", path, branch }, { cwd = top })
+  if not ok then
+    -- a worktree the user deleted is still registered: forget it, then again.
+    -- (Not before every add: a prune removes an empty .git/worktrees/ while
+    -- another task's `git worktree add` is making its entry there.)
+    git.run({ "worktree", "prune" }, { cwd = top })
+    ok, err = git.ok({ "worktree", "add", "--quiet", path, branch }, { cwd = top })
+  end
   if not ok then
     return nil, "cannot make the worktree " .. path .. " (" .. tostring(err) .. ")" ..
       (tostring(err):find("already", 1, true) and ": the branch " .. branch .. " is checked out elsewhere" or "")
