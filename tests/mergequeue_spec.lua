@@ -236,3 +236,21 @@ task "b" { title = "edit b", prompt = "TASK-B: change shared.txt", checks = { "t
     H.rmdir(p.dir)
   end)
 end)
+
+describe("the REPL's workspace helpers", function()
+  it("workspaces(), land() and clean() do what the commands do", function()
+    local p = project("repl")
+    H.expect_code(E.run(p), 0)
+    local args = { "repl", p.script }
+    for _, a in ipairs(E.sets(p)) do args[#args + 1] = a end
+    local r = H.obra(args, { cwd = p.dir, env = E.env(p), timeout = 60,
+      stdin = "json(workspaces())\nx = land()\nprint(x.branch, x.commits)\ny = clean()\nprint(#y.removed)\n" })
+    H.expect_code(r, 0)
+    assert.matches('"state":%s*"merged"', r.out)
+    assert.matches("main\t4", r.out)
+    assert.matches("\n3\n", r.out)                          -- two task worktrees and the scratch one
+    assert.are.equal(G.rev(p.dir, INTEGRATION), G.rev(p.dir, "main"))
+    assert.is_nil(G.rev(p.dir, "obra/demo/task/a"))
+    H.rmdir(p.dir)
+  end)
+end)
