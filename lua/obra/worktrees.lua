@@ -182,7 +182,7 @@ local function add_worktree(top, path, branch, may_remove)
     rmtree(path)   -- left by a kill during `git worktree add`, before any iteration
   end
   -- a worktree the user deleted is still registered: forget it first
-  git.run({ "worktree", "prune" }, { cwd = top })
+  if not core.stat(path) then git.run({ "worktree", "prune" }, { cwd = top }) end
   local ok, err = mkdirs(util.dirname(path))
   if not ok then return nil, "cannot make " .. util.dirname(path) .. ": " .. tostring(err) end
   ok, err = git.ok({ "worktree", "add", "--quiet", path, branch }, { cwd = top })
@@ -230,7 +230,29 @@ local function ensure_worktree(ctx, task, top, ws)
     base = base, base_tree = tree, head = base }
 end
 
+-- One ensure at a time per run: the git calls yield to other tasks, and two
+-- `git worktree add` (or an add and a prune) must not interleave.
+local function locked(ctx, fn, ...)
+  local loop = require "obra.loop"
+  while ctx.worktrees_busy do
+    loop.await({ ready = function() return not ctx.worktrees_busy end })
+  end
+  ctx.worktrees_busy = true
+  local ok, a, b = pcall(fn, ...)
+  ctx.worktrees_busy = nil
+  if not ok then error(a, 0) end
+  return a, b
+end
+
+local ensure
+
 function M.ensure(ctx, task)
+  local ws = ctx.store:workspace(task.id)
+  if ws and (ws.isolation == "shared" or core.stat(ws.path .. "/.git")) then return ws end
+  return locked(ctx, ensure, ctx, task)
+end
+
+function ensure(ctx, task)
   local s = ctx.store
   local ws = s:workspace(task.id)
   if ws and ws.isolation == "shared" then return ws end
