@@ -117,7 +117,7 @@ local function snapshot(ctx, task, workdir, opts)
   opts = opts or {}
   local cc = ctx.config.checkpoints
   local snap, err = workspace.snapshot(workdir, { max_file_bytes = cc.max_file_bytes,
-    owned = opts.owned or nil, method = opts.owned and "git" or opts.method })
+    owned = opts.owned or nil, method = (not opts.owned) and opts.method or nil })
   if opts.quiet then return snap end
   if not snap then
     ctx.log(task, "no snapshot of the working directory (%s): no checkpoint, no change summary", tostring(err))
@@ -247,7 +247,7 @@ function M.prepare(ctx, it)
     it.before.commit = ws.base
   end
   it.base = { commit = ws.base, tree = ws.base_tree, dir = own and ws.path or (it.before and it.before.dir or it.workdir),
-              method = own and "git" or (it.before and it.before.method), isolation = ws.isolation }
+              method = own and "owned" or (it.before and it.before.method), isolation = ws.isolation }
   prepare_checkpoint(ctx, it)
   return it
 end
