@@ -2,7 +2,9 @@
 -- repository each task works on its own branch in its own `git worktree`;
 -- elsewhere (or when configured) tasks share the work directory.
 --
---   worktrees.ensure(ctx, task) -> ws row | nil, message
+--   worktrees.ensure(ctx, task [, {defer = true}]) -> ws row | nil, message
+--       (defer: a new row is returned with .new = true and not written: the
+--       caller inserts it, s:add_workspace(ws), in its own transaction)
 --       the task's workspaces row, made on its first run.  Worktree isolation:
 --       the base commit is the tip of the integration branch (created from the
 --       user's HEAD commit when missing), the branch obra/<project>/task/<key>
@@ -194,7 +196,6 @@ local function add_worktree(top, path, branch, may_remove)
 end
 
 local function ensure_worktree(ctx, task, top, ws)
-  local s = ctx.store
   local path = ws and ws.path or M.path(ctx, task)
   local branch = ws and ws.branch or M.branch(ctx.project.name, task)
   local common = git.ok({ "rev-parse", "--git-common-dir" }, { cwd = top })
@@ -226,7 +227,7 @@ local function ensure_worktree(ctx, task, top, ws)
   end
   if ws then return ws end
   local tree = rev(top, base .. "^{tree}")
-  return s:add_workspace { task_id = task.id, isolation = "worktree", path = path, repo = top, branch = branch,
+  return { new = true, task_id = task.id, isolation = "worktree", path = path, repo = top, branch = branch,
     base = base, base_tree = tree, head = base }
 end
 
@@ -246,10 +247,14 @@ end
 
 local ensure
 
-function M.ensure(ctx, task)
+function M.ensure(ctx, task, opts)
   local ws = ctx.store:workspace(task.id)
   if ws and (ws.isolation == "shared" or core.stat(ws.path .. "/.git")) then return ws end
-  return locked(ctx, ensure, ctx, task)
+  local row, err = locked(ctx, ensure, ctx, task)
+  if row and row.new and not (opts and opts.defer) then
+    row = ctx.store:add_workspace(row)
+  end
+  return row, err
 end
 
 function ensure(ctx, task)
@@ -272,7 +277,7 @@ function ensure(ctx, task)
       ctx.shared_noted[why] = true
       ctx.log(nil, "tasks share the work directory %s: %s", task_dir(ctx, task), why)
     end
-    return s:add_workspace { task_id = task.id, isolation = "shared", path = task_dir(ctx, task) }
+    return { new = true, task_id = task.id, isolation = "shared", path = task_dir(ctx, task) }
   end
   local row, err = ensure_worktree(ctx, task, top, ws)
   if not row then return nil, task.key .. ": " .. tostring(err) end
