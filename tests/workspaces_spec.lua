@@ -231,6 +231,58 @@ task "b" { prompt = "Write b.txt containing done.", deps = { "a" }, checks = { "
     H.rmdir(p.dir)
   end)
 
+  it("worktrees.ensure is idempotent and makes again what a kill or the user took away", function()
+    local d = H.tmpdir("ws-ensure")
+    H.writefile(d .. "/obra.lua", 'project "en"\nconfig { llm = false }\ntask "t" { prompt = "x" }\ntask "u" { prompt = "y" }\n')
+    H.writefile(d .. "/f.txt", "f\n")
+    git(d, "git init -q -b main && git add f.txt && git -c user.name=u -c user.email=u@u commit -qm init")
+    local head = git(d, "git rev-parse HEAD"):gsub("%s+$", "")
+    os.execute("mkdir -p " .. H.q(d .. "/.obra"))
+    local store = assert(require("obra").open(d .. "/.obra/obra.db"))
+    local engine = require "obra.engine"
+    local wt = require "obra.worktrees"
+    local ctx = assert(engine.open { script = d .. "/obra.lua", store = store, dir = d, quiet = true })
+    local t = store:task("t", ctx.project.id)
+    assert.are.equal("obra/en/task/t", wt.branch("en", t))
+    assert.are.equal("obra/en/integration", wt.integration("en"))
+    assert.are.equal("obra/a-b/task/x-y", wt.branch("a b", "x y"))
+    assert.are.equal(d, wt.repo(d .. "/.obra"))
+    assert.is_nil(wt.repo(H.tmpdir("ws-norepo")))
+
+    local ws = assert(wt.ensure(ctx, t))
+    assert.are.same({ "worktree", d .. "/.obra/worktrees/t", "obra/en/task/t", head, head },
+      { ws.isolation, ws.path, ws.branch, ws.base, ws.head })
+    assert.are.same(ws, assert(wt.ensure(ctx, t)), "a second ensure changes nothing")
+    -- the integration branch stays where it was made, whatever HEAD does later
+    git(d, "echo g > g.txt && git add g.txt && git -c user.name=u -c user.email=u@u commit -qm second")
+    local u = store:task("u", ctx.project.id)
+    local wsu = assert(wt.ensure(ctx, u))
+    assert.are.equal(head, wsu.base, "the base is the integration branch's tip, not the user's HEAD")
+    -- the user deletes a worktree: made again at the same path, from the branch
+    H.rmdir(ws.path)
+    assert.are.same(ws, assert(wt.ensure(ctx, t)))
+    assert.are.equal("f\n", H.readfile(ws.path .. "/f.txt"))
+    assert.are.equal("refs/heads/obra/en/task/t\n", git(ws.path, "git symbolic-ref HEAD"))
+    -- a kill between the worktree and its row: the row is made, from the branch's tip
+    store:exec("DELETE FROM workspaces WHERE task_id = ?", t.id)
+    local again = assert(wt.ensure(ctx, t))
+    assert.are.same({ ws.path, ws.branch, ws.base }, { again.path, again.branch, again.base })
+    -- a kill during `git worktree add` (a half-made directory, no row): made again
+    store:exec("DELETE FROM workspaces WHERE task_id = ?", u.id)
+    git(d, "git worktree remove --force .obra/worktrees/u")
+    os.execute("mkdir -p " .. H.q(wsu.path) .. " && touch " .. H.q(wsu.path .. "/partial"))
+    local u2 = assert(wt.ensure(ctx, u))
+    assert.is_nil(H.readfile(u2.path .. "/partial"))
+    assert.are.equal("f\n", H.readfile(u2.path .. "/f.txt"))
+    -- .obra/ excluded once; the user's branch and index as they were
+    local _, n = H.readfile(d .. "/.git/info/exclude"):gsub("\n%.obra/\n", "")
+    assert.are.equal(1, n)
+    assert.are.equal("refs/heads/main\n", git(d, "git symbolic-ref HEAD"))
+    assert.are.equal("?? obra.lua\n", git(d, "GIT_OPTIONAL_LOCKS=0 git status --porcelain"))
+    store:close()
+    H.rmdir(d)
+  end)
+
   it("isolation is checked: a bad value is a usage error", function()
     local p = E.project { tag = "ws-bad", script = 'project "x"\nconfig { isolation = "docker" }\ntask "t" { prompt = "x" }\n' }
     local r = E.run(p)
