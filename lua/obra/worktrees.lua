@@ -177,11 +177,15 @@ end
 -- Make the worktree at path for branch (the directory missing or half made).
 local function add_worktree(top, path, branch, may_remove)
   if core.stat(path) and not worktree_ok(path, branch) then
-    if not may_remove then
+    -- only a directory with no .git of its own (a kill during `git worktree
+    -- add`, before any iteration) is obra's to remove; a worktree of another
+    -- branch (another project's task of the same name) or a directory the
+    -- task row still points to may hold work
+    if not may_remove or core.stat(path .. "/.git") then
       return nil, path .. " exists but is not the worktree of " .. branch ..
         ": move it away (it may hold work) and run again"
     end
-    rmtree(path)   -- left by a kill during `git worktree add`, before any iteration
+    rmtree(path)
   end
   -- a worktree the user deleted is still registered: forget it first
   if not core.stat(path) then git.run({ "worktree", "prune" }, { cwd = top }) end
