@@ -1,11 +1,13 @@
 /* workspace.c — snapshots, checkpoints, diffs and restores of a work tree
  * with libgit2, all in-process (see workspace.h).
  *
- * The repository's own index is never written: a scratch index takes its
- * place (git_repository_set_index).  For a user's repository it is the user's
- * index file read into memory afresh at each snapshot and never saved; for the
- * shadow repository it is the shadow's own index, saved so that its stat cache
- * spares re-hashing unchanged files. */
+ * A user's repository's index is never written: a scratch index takes its
+ * place (git_repository_set_index), the user's index file read into memory
+ * afresh at each snapshot and never saved.  For the shadow repository it is the
+ * shadow's own index, saved so that its stat cache spares re-hashing unchanged
+ * files.  In owned mode (a worktree obra made) it is the worktree's real
+ * index, re-read when someone else changed it and written back after each
+ * snapshot, so that git's stat cache and `git status` agree with obra. */
 #include <git2.h>
 #include <git2/sys/repository.h>
 #include <errno.h>
@@ -23,6 +25,7 @@ struct obra_ws {
   git_repository *repo;
   git_index      *index;       /* the scratch index set on repo */
   int             shadow;
+  int             owned;
   time_t          saved;       /* when the shadow index was last written */
   int64_t         max_file_bytes;
   size_t          skipped;     /* during a snapshot */
@@ -47,7 +50,10 @@ struct obra_ws {
   X(git_repository_init_ext) X(git_repository_init_options_init) X(git_repository_is_bare) \
   X(git_repository_commondir) X(git_repository_open_ext) X(git_repository_path) X(git_repository_set_index) \
   X(git_repository_set_workdir) X(git_repository_workdir) X(git_signature_free) \
-  X(git_signature_new) X(git_tree_free) X(git_tree_id)
+  X(git_signature_new) X(git_tree_free) X(git_tree_id) \
+  X(git_reference_create_matching) X(git_revparse_single) X(git_repository_head) \
+  X(git_reference_name) X(git_index_has_conflicts) X(git_commit_tree_id) \
+  X(git_repository_head_detached)
 
 static struct { GIT_FUNCS(OBRA_DL_POINTER) } fn;
 /* only the version obra was built against: the option structs are versioned */
@@ -154,7 +160,12 @@ obra_ws *obra_ws_open(const char *dir, const obra_ws_opts *o, obra_err *e) {
     goto bad;
   }
   int r = 1;
-  if (!(o && o->force_shadow)) {
+  if (o && o->owned) {
+    r = open_user(w, real, e);
+    if (r < 0) goto bad;
+    if (r > 0) { obra_err_set(e, OBRA_EINVAL, "%s is not a git work tree (owned mode needs one)", dir); goto bad; }
+    w->owned = 1;
+  } else if (!(o && o->force_shadow)) {
     r = open_user(w, real, e);
     if (r < 0) goto bad;
     if (r > 0 && w->repo) { fn.git_repository_free(w->repo); w->repo = NULL; }
@@ -200,7 +211,7 @@ void obra_ws_close(obra_ws *w) {
   free(w);
 }
 
-const char *obra_ws_kind(const obra_ws *w) { return w->shadow ? "shadow" : "git"; }
+const char *obra_ws_kind(const obra_ws *w) { return w->shadow ? "shadow" : w->owned ? "owned" : "git"; }
 
 static int obra_path(const char *p) {
   return strncmp(p, ".obra/", 6) == 0 || strstr(p, "/.obra/") != NULL ||
@@ -212,15 +223,20 @@ static int obra_path(const char *p) {
  * changed path added or removed.  A file removed by another process between
  * the walk and its read is simply gone; files in .obra/ or .git/ and files
  * over the size limit are left out. */
-static int sync_index(obra_ws *w, const git_strarray *ps) {
+static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
   git_diff_options o;
   fn.git_diff_options_init(&o, GIT_DIFF_OPTIONS_VERSION);
   o.flags = GIT_DIFF_INCLUDE_UNTRACKED | GIT_DIFF_RECURSE_UNTRACKED_DIRS | GIT_DIFF_INCLUDE_TYPECHANGE;
+  /* owned: files whose stat changed but not their content get their entries
+   * refreshed (libgit2 writes the index then), so the next walk, or git's
+   * own, need not hash them again */
+  if (w->owned) o.flags |= GIT_DIFF_UPDATE_INDEX;
   o.pathspec = *ps;
   git_diff *d = NULL;
   if (fn.git_diff_index_to_workdir(&d, w->repo, w->index, &o) < 0) return -1;
   int rc = 0;
-  for (size_t i = 0, n = fn.git_diff_num_deltas(d); i < n && rc == 0; i++) {
+  *changed = fn.git_diff_num_deltas(d);
+  for (size_t i = 0, n = *changed; i < n && rc == 0; i++) {
     const git_diff_delta *dl = fn.git_diff_get_delta(d, i);
     const char *path = dl->status == GIT_DELTA_DELETED ? dl->old_file.path : dl->new_file.path;
     size_t len = strlen(path);
@@ -258,18 +274,49 @@ static void save_shadow_index(obra_ws *w) {
     (void)fn.git_index_write(w->index);
 }
 
+/* The owned work tree's index is written by libgit2 through index.lock,
+ * renamed over the index.  Before a snapshot: a lock held by a git process in
+ * the worktree is waited for (up to 2 s); one 10 s old was left by a killed
+ * process (obra owns this worktree and its agent has finished) and is taken
+ * away. */
+static obra_rc wait_index_lock(obra_ws *w, obra_err *e) {
+  char lock[PATH_MAX];
+  if (snprintf(lock, sizeof lock, "%s.lock", fn.git_index_path(w->index)) >= (int)sizeof lock)
+    return obra_err_set(e, OBRA_EINVAL, "path too long: %s", fn.git_index_path(w->index));
+  for (int tries = 0;; tries++) {
+    struct stat st;
+    if (stat(lock, &st) != 0) return OBRA_OK;
+    if (st.st_mtime < time(NULL) - 10) { unlink(lock); continue; }
+    if (tries >= 40)
+      return obra_err_set(e, OBRA_EIO, "the worktree's index is locked by another git process (%s): "
+                          "wait for it to finish, or remove the lock file if none is running", lock);
+    nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
+  }
+}
+
 obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e) {
   git_strarray ps;
   char *one, buf[PATH_MAX];
   pathspec(w, &ps, &one, buf);
   w->skipped = 0;
-  /* a user's index: start again from what is on disk now (never written back) */
-  if (!w->shadow && fn.git_index_read(w->index, 1) < 0) return fail(e, -1, "reading the index");
+  /* a user's index: start again from what is on disk now (never written back);
+   * an owned one: again only if someone else wrote it since (the agent's git) */
+  if (!w->shadow && fn.git_index_read(w->index, !w->owned) < 0) return fail(e, -1, "reading the index");
+  /* a merge or rebase stopped on conflicts in an owned worktree: its index is
+   * left as it is for whoever resolves them; the snapshot works on a copy */
+  int keep = w->owned && fn.git_index_has_conflicts(w->index);
+  if (w->owned && !keep && wait_index_lock(w, e) != OBRA_OK) return e->rc;
   fn.git_index_conflict_cleanup(w->index);   /* conflicted paths: take the files as they are */
-  if (sync_index(w, &ps) < 0) return fail(e, -1, "snapshot");
+  size_t changed = 0;
+  if (sync_index(w, &ps, &changed) < 0) return fail(e, -1, "snapshot");
   git_oid oid;
   if (fn.git_index_write_tree_to(&oid, w->index, w->repo) < 0) return fail(e, -1, "snapshot");
   if (w->shadow && time(NULL) - w->saved >= 60) save_shadow_index(w);
+  /* nothing changed: the index on disk is already this one (with any stat
+   * refresh the diff wrote itself) */
+  if (w->owned && !keep && changed > 0 && fn.git_index_write(w->index) < 0)
+    return fail(e, -1, "writing the worktree's index");
+  if (keep && fn.git_index_read(w->index, 1) < 0) return fail(e, -1, "reading the index");
   fn.git_oid_tostr(tree, 41, &oid);
   if (skipped) *skipped = w->skipped;
   return OBRA_OK;
@@ -310,34 +357,87 @@ static int set_ref(obra_ws *w, git_reference **r, const char *ref, const git_oid
   }
 }
 
-obra_rc obra_ws_commit(obra_ws *w, const char *tree, const char *ref, const char *message,
+/* The branch HEAD points to, into buf; -1 with e set when HEAD is detached,
+ * unborn on no branch, or not one of obra's branches. */
+static int head_branch(obra_ws *w, char *buf, size_t n, obra_err *e) {
+  git_reference *h = NULL;
+  int rc = fn.git_repository_head(&h, w->repo);
+  if (rc == 0 && fn.git_repository_head_detached(w->repo) == 1) rc = GIT_ENOTFOUND;
+  if (rc < 0 && rc != GIT_EUNBORNBRANCH) {
+    fn.git_reference_free(h);
+    obra_err_set(e, OBRA_EINVAL, "HEAD of %s names no branch (detached?): cannot commit on it", w->root);
+    return -1;
+  }
+  if (rc == GIT_EUNBORNBRANCH) {
+    obra_err_set(e, OBRA_EINVAL, "HEAD of %s names a branch with no commit yet: cannot commit on it", w->root);
+    return -1;
+  }
+  snprintf(buf, n, "%s", fn.git_reference_name(h));
+  fn.git_reference_free(h);
+  return 0;
+}
+
+obra_rc obra_ws_commit(obra_ws *w, const char *tree, const char *ref, int head, const char *message,
                        char commit[41], obra_err *e) {
-  int valid = 0;
-  if (fn.git_reference_name_is_valid(&valid, ref) < 0 || !valid || strncmp(ref, "refs/obra/", 10) != 0)
-    return obra_err_set(e, OBRA_EINVAL, "not a checkpoint ref name: %s", ref);
+  char hb[PATH_MAX];
+  if (head || !ref) {
+    if (head_branch(w, hb, sizeof hb, e) < 0) return e->rc;
+    if (ref && strcmp(ref, hb) != 0)
+      return obra_err_set(e, OBRA_EINVAL, "HEAD of %s is on %s, not %s", w->root, hb, ref);
+    ref = hb;
+  }
+  int valid = 0, branch = strncmp(ref, "refs/heads/obra/", 16) == 0;
+  if (fn.git_reference_name_is_valid(&valid, ref) < 0 || !valid || (!branch && strncmp(ref, "refs/obra/", 10) != 0))
+    return obra_err_set(e, OBRA_EINVAL, "not a checkpoint ref name (refs/obra/... or refs/heads/obra/...): %s", ref);
   git_tree *t = NULL;
   if (peel_tree(w, tree, &t, e) < 0) return e->rc;
   git_commit *parent = NULL;
   git_oid pid, oid;
-  if (fn.git_reference_name_to_id(&pid, w->repo, ref) == 0) fn.git_commit_lookup(&parent, w->repo, &pid);
+  int has_parent = fn.git_reference_name_to_id(&pid, w->repo, ref) == 0;
+  if (has_parent) fn.git_commit_lookup(&parent, w->repo, &pid);
   git_signature *sig = NULL;
   obra_rc rc = OBRA_OK;
-  if (fn.git_signature_new(&sig, "obra", "obra@localhost", (git_time_t)time(NULL), 0) < 0) {
+  if (branch && parent && memcmp(fn.git_commit_tree_id(parent)->id, fn.git_tree_id(t)->id, GIT_OID_RAWSZ) == 0) {
+    fn.git_oid_tostr(commit, 41, &pid);         /* nothing changed: the branch stays where it is */
+  } else if (fn.git_signature_new(&sig, "obra", "obra@localhost", (git_time_t)time(NULL), 0) < 0) {
     rc = fail(e, -1, "checkpoint");
   } else {
     const git_commit *parents[1] = { parent };
     git_reference *r = NULL;
-    if (fn.git_commit_create(&oid, w->repo, NULL, sig, sig, NULL, message, t, parent ? 1 : 0, parents) < 0 ||
-        set_ref(w, &r, ref, &oid) < 0)
+    int cr = fn.git_commit_create(&oid, w->repo, NULL, sig, sig, NULL, message, t, parent ? 1 : 0, parents);
+    if (cr < 0) {
+      rc = fail(e, cr, "checkpoint");
+    } else if (branch) {
+      /* a branch moves only from the tip read above: someone else's move is
+       * an error, never overwritten */
+      cr = fn.git_reference_create_matching(&r, w->repo, ref, &oid, has_parent, has_parent ? &pid : NULL,
+                                            "obra: checkpoint");
+      if (cr == GIT_EMODIFIED || cr == GIT_EEXISTS)
+        rc = obra_err_set(e, OBRA_EIO, "%s moved while obra was committing on it: checkpoint not recorded", ref);
+      else if (cr < 0)
+        rc = fail(e, cr, "checkpoint");
+    } else if (set_ref(w, &r, ref, &oid) < 0) {
       rc = fail(e, -1, "checkpoint");
-    else
-      fn.git_oid_tostr(commit, 41, &oid);
+    }
+    if (rc == OBRA_OK) fn.git_oid_tostr(commit, 41, &oid);
     fn.git_reference_free(r);
   }
   fn.git_signature_free(sig);
   fn.git_commit_free(parent);
   fn.git_tree_free(t);
   return rc;
+}
+
+obra_rc obra_ws_tree_of(obra_ws *w, const char *rev, char tree[41], obra_err *e) {
+  git_object *obj = NULL, *t = NULL;
+  int rc = fn.git_revparse_single(&obj, w->repo, rev);
+  if (rc < 0) return fail(e, rc, rev);
+  rc = fn.git_object_peel(&t, obj, GIT_OBJECT_TREE);
+  fn.git_object_free(obj);
+  if (rc < 0) return fail(e, rc, rev);
+  fn.git_oid_tostr(tree, 41, fn.git_tree_id((const git_tree *)t));
+  fn.git_object_free(t);
+  return OBRA_OK;
 }
 
 obra_rc obra_ws_diff(obra_ws *w, const char *a, const char *b, obra_ws_diff_cb cb, void *ud,
@@ -379,7 +479,9 @@ obra_rc obra_ws_restore(obra_ws *w, const char *from, const char *to, obra_err *
   if (peel_tree(w, from, &tf, e) < 0 || peel_tree(w, to, &tt, e) < 0) { rc = e->rc; goto out; }
   git_checkout_options o;
   fn.git_checkout_options_init(&o, GIT_CHECKOUT_OPTIONS_VERSION);
-  o.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DONT_UPDATE_INDEX | GIT_CHECKOUT_DONT_WRITE_INDEX;
+  o.checkout_strategy = GIT_CHECKOUT_FORCE;
+  /* the index follows the files only in a worktree obra owns */
+  if (!w->owned) o.checkout_strategy |= GIT_CHECKOUT_DONT_UPDATE_INDEX | GIT_CHECKOUT_DONT_WRITE_INDEX;
   o.baseline = tf;
   char *one, buf[PATH_MAX];
   pathspec(w, &o.paths, &one, buf);

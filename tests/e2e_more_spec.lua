@@ -297,4 +297,34 @@ describe("engine", function()
     s:close()
     H.rmdir(p.dir)
   end)
+  it("stops the process group a SIGKILLed obra left behind, on resume, never a reused pid", function()
+    local p = E.project { llm = srv, script = WORD, scenario = { rules = {
+      { call = 1, grandchild_ignores_term = true, hang = true },
+      { write = { ["out.txt"] = "good\n" } } } } }
+    local pid = E.spawn(p)
+    local gpid
+    for _ = 1, 200 do
+      local t = H.readfile(p.state .. "/grandchild.pid")
+      gpid = t and tonumber(t:match("%d+"))
+      if gpid then break end
+      os.execute("sleep 0.05")
+    end
+    assert.is_number(gpid, "the fake agent's grandchild did not start")
+    local entries = H.sh("ls " .. H.q(p.dir .. "/.obra/procs"))
+    assert.matches("%d+", entries)
+    E.kill9(pid)
+    assert.is_true(H.running(gpid), "the grandchild should outlive a SIGKILLed obra")
+    -- a registry entry whose pid now belongs to someone else is never killed
+    local other = io.popen("sleep 30 & echo $!"):read("l")
+    H.writefile(p.dir .. "/.obra/procs/" .. other, "1 " .. pid .. " 1\n")
+    local r = E.obra(p, { "resume", table.unpack(E.sets(p)) })
+    assert.are.equal(0, r.code, r.err)
+    assert.matches("stopped 1 process group%(s%) a dead obra left running", r.err)
+    for _ = 1, 100 do if not H.running(gpid) then break end; os.execute("sleep 0.05") end
+    assert.is_false(H.running(gpid))
+    assert.is_true(H.running(tonumber(other)), "a reused pid was killed")
+    os.execute("kill " .. other)
+    assert.are.equal("", (H.sh("ls " .. H.q(p.dir .. "/.obra/procs"))))
+    H.rmdir(p.dir)
+  end)
 end)

@@ -251,7 +251,7 @@ local function rollback_worktree(s, a)
     return nil, "checkpoint #" .. tostring(to.id) .. " was taken in " .. tostring(to.workdir) ..
       ", not in the task's worktree " .. ws.path .. ": it cannot be restored there"
   end
-  local now, err = workspace.snapshot(ws.path, { method = "git", owned = true })
+  local now, err = workspace.snapshot(ws.path, { owned = true })
   if not now then return nil, err end
   local note = a.note or (to.id and ("before rollback to #" .. to.id) or "before rollback")
   local hist = M.ref(a.project, task)
@@ -268,9 +268,9 @@ local function rollback_worktree(s, a)
       skipped = now.skipped or 0, note = note }
   end)
   if not saved then return nil, "cannot record the current state, so nothing was rolled back: " .. tostring(err) end
-  local sig = workspace.diff_trees(ws.path, "git", now.tree, to.tree)
+  local sig = workspace.diff_trees(ws.path, now.method, now.tree, to.tree)
   local ok
-  ok, err = workspace.restore(ws.path, "git", now.tree, to.tree)
+  ok, err = workspace.restore(ws.path, now.method, now.tree, to.tree)
   if ok then
     local what = to.id and ("checkpoint #" .. to.id) or ("the state before iteration " .. tostring(to.iteration))
     ok, err = commit_tree(ws, to.tree, "obra rollback — " .. task.key .. ": back to " .. what .. "\n")

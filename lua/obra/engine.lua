@@ -330,6 +330,14 @@ function M.run(ctx, opts)
   if missing then return M.EXIT.failed, { message = missing } end
   local run_id, err = acquire(ctx, opts.resume_run)
   if not run_id then return M.EXIT.failed, { message = err } end
+  -- the process groups a SIGKILLed obra left (an agent's child that ignores
+  -- SIGTERM...): stopped now; this run's children are noted the same way
+  local procs = ctx.dir .. "/" .. store_mod.DIR .. "/procs"
+  local left = core.proc_orphans(procs, true)
+  if #left > 0 then
+    ctx.log(nil, "stopped %d process group(s) a dead obra left running (%s)", #left, table.concat(left, ", "))
+  end
+  core.proc_registry(procs)
   ctx.run_id = run_id
   ctx.run_started = s:run_started_at(run_id)
   local max_parallel = opts.max_parallel or ctx.config.max_parallel or 1

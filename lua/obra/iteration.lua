@@ -119,7 +119,7 @@ local function snapshot(ctx, task, workdir, opts)
   opts = opts or {}
   local cc = ctx.config.checkpoints
   local snap, err = workspace.snapshot(workdir, { max_file_bytes = cc.max_file_bytes,
-    owned = opts.owned or nil, method = opts.owned and "git" or opts.method })
+    owned = opts.owned or nil, method = (not opts.owned) and opts.method or nil })
   if opts.quiet then return snap end
   if not snap then
     ctx.log(task, "no snapshot of the working directory (%s): no checkpoint, no change summary", tostring(err))
@@ -214,22 +214,15 @@ end
 function M.prepare(ctx, it)
   local s, task = ctx.store, it.task
   it.iteration = (s:last_iteration(task.id) or 0) + 1
-  -- the task's workspace: its own worktree, or the shared directory (obra.worktrees)
-  local ws, werr = worktrees.ensure(ctx, task)
+  -- the task's workspace: its own worktree, or the shared directory
+  -- (obra.worktrees); a new row is written with the transaction below
+  local ws, werr = worktrees.ensure(ctx, task, { defer = true })
   if not ws then error(werr, 0) end
-  it.ws = ws
   it.workdir = worktrees.cwd(ctx, task, ws)
   it.agent, it.agent_cfg = agent_for(ctx, task)
   it.history = history(s, task.id)
   it.max_turns = max_turns_for(util.merge(it.agent_cfg,
     { max_turns = task.config and task.config.max_turns or it.agent_cfg.max_turns }), it.history)
-  -- the task marked running and its session created (when new) before the
-  -- agent starts, in one transaction: a crash after it resumes this session
-  -- (a transaction that writes nothing, the usual case, commits nothing)
-  it.session = s:tx(function()
-    if task.status ~= "running" then s:set_status(task.id, "running"); task.status = "running" end
-    return session.current(s, task.id, ctx.run_id, it.agent.kind or it.agent_cfg.kind)
-  end)
   -- at most one walk of the tree an iteration: the snapshot taken after the
   -- last agent run is this one's "before" (the same worktree, the same base)
   local own = ws.isolation == "worktree"
@@ -244,19 +237,30 @@ function M.prepare(ctx, it)
   end
   -- the base the task's changes are measured against; in a shared directory
   -- the tree of its first checkpoint (else of this first snapshot)
+  local base_tree
   if not own and not ws.base_tree and it.before then
     local first = s:checkpoints(task.id)[1]
-    local tree = first and first.method == it.before.method and first.workdir == it.before.dir and first.tree
+    base_tree = first and first.method == it.before.method and first.workdir == it.before.dir and first.tree
       or it.before.tree
-    ws = s:update_workspace(task.id, { base_tree = tree })
-    it.ws = ws
+    ws.base_tree = base_tree
   end
+  -- the task marked running, its workspace row and its session written (when
+  -- new) before the agent starts, in one transaction: a crash after it
+  -- resumes this session (a transaction that writes nothing, the usual case,
+  -- commits nothing)
+  it.session = s:tx(function()
+    if task.status ~= "running" then s:set_status(task.id, "running"); task.status = "running" end
+    if ws.new then ws = s:add_workspace(ws)
+    elseif base_tree then ws = s:update_workspace(task.id, { base_tree = base_tree }) end
+    return session.current(s, task.id, ctx.run_id, it.agent.kind or it.agent_cfg.kind)
+  end)
+  it.ws = ws
   -- before the first iteration the worktree is its base: that commit is the checkpoint
   if own and it.before and not it.before.commit and it.iteration == 1 and it.before.tree == ws.base_tree then
     it.before.commit = ws.base
   end
   it.base = { commit = ws.base, tree = ws.base_tree, dir = own and ws.path or (it.before and it.before.dir or it.workdir),
-              method = own and "git" or (it.before and it.before.method), isolation = ws.isolation }
+              method = own and "owned" or (it.before and it.before.method), isolation = ws.isolation }
   prepare_checkpoint(ctx, it)
   return it
 end

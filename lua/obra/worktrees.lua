@@ -2,7 +2,9 @@
 -- repository each task works on its own branch in its own `git worktree`;
 -- elsewhere (or when configured) tasks share the work directory.
 --
---   worktrees.ensure(ctx, task) -> ws row | nil, message
+--   worktrees.ensure(ctx, task [, {defer = true}]) -> ws row | nil, message
+--       (defer: a new row is returned with .new = true and not written: the
+--       caller inserts it, s:add_workspace(ws), in its own transaction)
 --       the task's workspaces row, made on its first run.  Worktree isolation:
 --       the base commit is the tip of the integration branch (created from the
 --       user's HEAD commit when missing), the branch obra/<project>/task/<key>
@@ -175,11 +177,15 @@ end
 -- Make the worktree at path for branch (the directory missing or half made).
 local function add_worktree(top, path, branch, may_remove)
   if core.stat(path) and not worktree_ok(path, branch) then
-    if not may_remove then
+    -- only a directory with no .git of its own (a kill during `git worktree
+    -- add`, before any iteration) is obra's to remove; a worktree of another
+    -- branch (another project's task of the same name) or a directory the
+    -- task row still points to may hold work
+    if not may_remove or core.stat(path .. "/.git") then
       return nil, path .. " exists but is not the worktree of " .. branch ..
         ": move it away (it may hold work) and run again"
     end
-    rmtree(path)   -- left by a kill during `git worktree add`, before any iteration
+    rmtree(path)
   end
   local ok, err = mkdirs(util.dirname(path))
   if not ok then return nil, "cannot make " .. util.dirname(path) .. ": " .. tostring(err) end
@@ -199,7 +205,6 @@ local function add_worktree(top, path, branch, may_remove)
 end
 
 local function ensure_worktree(ctx, task, top, ws)
-  local s = ctx.store
   local path = ws and ws.path or M.path(ctx, task)
   local branch = ws and ws.branch or M.branch(ctx.project.name, task)
   local common = git.ok({ "rev-parse", "--git-common-dir" }, { cwd = top })
@@ -231,11 +236,37 @@ local function ensure_worktree(ctx, task, top, ws)
   end
   if ws then return ws end
   local tree = rev(top, base .. "^{tree}")
-  return s:add_workspace { task_id = task.id, isolation = "worktree", path = path, repo = top, branch = branch,
+  return { new = true, task_id = task.id, isolation = "worktree", path = path, repo = top, branch = branch,
     base = base, base_tree = tree, head = base }
 end
 
-function M.ensure(ctx, task)
+-- One ensure at a time per run: the git calls yield to other tasks, and two
+-- `git worktree add` (or an add and a prune) must not interleave.
+local function locked(ctx, fn, ...)
+  local loop = require "obra.loop"
+  while ctx.worktrees_busy do
+    loop.await({ ready = function() return not ctx.worktrees_busy end })
+  end
+  ctx.worktrees_busy = true
+  local ok, a, b = pcall(fn, ...)
+  ctx.worktrees_busy = nil
+  if not ok then error(a, 0) end
+  return a, b
+end
+
+local ensure
+
+function M.ensure(ctx, task, opts)
+  local ws = ctx.store:workspace(task.id)
+  if ws and (ws.isolation == "shared" or core.stat(ws.path .. "/.git")) then return ws end
+  local row, err = locked(ctx, ensure, ctx, task)
+  if row and row.new and not (opts and opts.defer) then
+    row = ctx.store:add_workspace(row)
+  end
+  return row, err
+end
+
+function ensure(ctx, task)
   local s = ctx.store
   local ws = s:workspace(task.id)
   if ws and ws.isolation == "shared" then return ws end
@@ -255,7 +286,7 @@ function M.ensure(ctx, task)
       ctx.shared_noted[why] = true
       ctx.log(nil, "tasks share the work directory %s: %s", task_dir(ctx, task), why)
     end
-    return s:add_workspace { task_id = task.id, isolation = "shared", path = task_dir(ctx, task) }
+    return { new = true, task_id = task.id, isolation = "shared", path = task_dir(ctx, task) }
   end
   local row, err = ensure_worktree(ctx, task, top, ws)
   if not row then return nil, task.key .. ": " .. tostring(err) end

@@ -85,6 +85,13 @@ return {
     else
       add("database", true, "no .obra/ here yet (obra init or obra run creates it)")
     end
+    -- process groups a dead obra left running (stopped here, as `obra resume` would)
+    local _, pdir = require("obra.store").find()
+    if pdir then
+      local left = core.proc_orphans(pdir .. "/.obra/procs", true)
+      add("leftover processes", true, #left == 0 and "none" or
+        string.format("stopped %d process group(s) a dead obra left running (%s)", #left, table.concat(left, ", ")))
+    end
     -- git
     local git = which("git")
     add("git", git ~= nil, git or "not found", git == nil and "install git: change summaries fall back to content hashes" or nil)
