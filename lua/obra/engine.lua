@@ -324,7 +324,8 @@ function M.run(ctx, opts)
   -- a ctx is reusable (the REPL): forget the previous run's stop reasons
   ctx.fatal, ctx.fatal_code, ctx.stopping, ctx.budget_spent = nil, nil, nil, nil
   ctx.running = {}
-  ctx.integration_lock, ctx.integration_waiting = nil, nil   -- (coroutines of an interrupted run may have held them)
+  -- (coroutines of an interrupted run may have held these)
+  ctx.integration_lock, ctx.integration_waiting, ctx.worktrees_busy = nil, nil, nil
   core.signaled(true)
   local missing = missing_agent(ctx)
   if missing then return M.EXIT.failed, { message = missing } end

@@ -162,13 +162,16 @@ local function scratch(ctx, top, commit)
     require("obra.proc").run { argv = { "rm", "-rf", "--", path }, timeout = 120 }
   end
   mkdirs(util.dirname(path))
+  -- never at the same time as a task's own `git worktree add` (obra.worktrees' flag)
+  while ctx.worktrees_busy do loop.await({ ready = function() return not ctx.worktrees_busy end }) end
+  ctx.worktrees_busy = true
   local ok, err = git.ok({ "worktree", "add", "--detach", "--quiet", path, commit }, { cwd = top })
   if not ok then
-    -- registered but its directory gone: forget it, then again (never a prune
-    -- before every add: it races with a task's own `git worktree add`)
+    -- registered but its directory gone: forget it, then again
     git.run({ "worktree", "prune" }, { cwd = top })
     ok, err = git.ok({ "worktree", "add", "--detach", "--quiet", path, commit }, { cwd = top })
   end
+  ctx.worktrees_busy = nil
   need(ok, "cannot make the scratch worktree " .. path, err)
   return path
 end
