@@ -8,7 +8,18 @@
 --   human.approve(store, ref [, note]) accept: the task (or milestone) is done (a task in
 --                                    its own worktree: queued for the merge queue, pending)
 --   human.reject(store, ref [, note])  stop: the task fails (use answer to retry)
+--
+-- On a task, each also notes an outcome (obra.outcomes: answered, approved,
+-- rejected) on the task's latest decision, in the same transaction: what the
+-- human said about the attempt that decision judged (docs/calibration.md).
+local outcomes = require "obra.outcomes"
+
 local M = {}
+
+-- A task without a decision yet (stopped before its first) has nothing to note.
+local function note_outcome(s, t, kind, text)
+  outcomes.note(s, { task_id = t.id, kind = kind, note = text, source = "human" })
+end
 
 local function find(s, ref)
   local t = s:task(ref)
@@ -40,6 +51,7 @@ function M.answer(s, ref, text)
     end
     if t.status == "waiting" or t.status == "failed" or t.status == "parked" then s:set_status(t.id, "pending") end
     s:add_human_interaction(t.id, t.iterations, "answer", text, "answered")
+    note_outcome(s, t, "answered", text)
   end)
   return true, t
 end
@@ -73,6 +85,7 @@ function M.approve(s, ref, note)
       s:close_sessions(t.id, "done")
     end
     s:add_human_interaction(t.id, t.iterations, "approve", note, "approved")
+    note_outcome(s, t, "approved", note)
   end)
   return true, t, queue and "queued" or nil
 end
@@ -99,6 +112,7 @@ function M.reject(s, ref, note)
       s:update_workspace(t.id, { state = "abandoned" })
     end
     s:add_human_interaction(t.id, t.iterations, "reject", note, "rejected")
+    note_outcome(s, t, "rejected", note)
   end)
   return true, t
 end

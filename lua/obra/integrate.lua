@@ -313,6 +313,9 @@ local function record_merged(ctx, job)
     if #s:open_breakpoints({ task_id = task.id }) > 0 then
       s:answer_breakpoints({ task_id = task.id }, "approved", "merged into " .. job.target)
     end
+    -- calibration: the proceed that queued it was right (docs/calibration.md)
+    require("obra.outcomes").note(s, { task_id = task.id, kind = "merged", source = "merge queue",
+      note = "merged into " .. job.target .. " as " .. short(job.new_tip) })
   end)
   ctx.log(task, "merged into %s (%s)", job.target, job.message or short(job.new_tip))
   return "done", msg
