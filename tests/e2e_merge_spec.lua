@@ -102,6 +102,12 @@ task "b" { title = "write b", prompt = "TASK-B: write b.txt", checks = { "test -
       assert.are.equal("done", task_status(p, key))
       assert.is_true(G.git(p.dir, "merge-base", "--is-ancestor", w.merged_commit, INTEGRATION) ~= nil)
     end
+    -- calibration hears of each merge: the proceed was right
+    local s = E.db(p)
+    local notes = s:query("SELECT o.kind, o.correct FROM outcomes o WHERE o.source = 'merge queue'")
+    s:close()
+    assert.are.equal(2, #notes)
+    for _, o in ipairs(notes) do assert.are.equal("merged", o.kind); assert.are.equal(1, o.correct) end
     -- the user's branch did not move; obra workspaces shows both merged, nothing ahead
     assert.are.equal(base, G.rev(p.dir, "main"))
     local ws = H.json(H.expect_code(E.obra(p, { "workspaces", "--json" }), 0).out)
