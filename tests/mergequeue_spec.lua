@@ -222,6 +222,36 @@ task "b" { title = "edit b", prompt = "TASK-B: change shared.txt", checks = { "t
     H.rmdir(p.dir)
   end)
 
+  it("conflict markers an agent leaves in place are never integrated, even when its checks pass", function()
+    local p = E.project { tag = "markers", script = [[
+project "demo" {}
+config { max_parallel = 2, integrate = { max_attempts = 2 } }
+task "a" { title = "edit a", prompt = "TASK-A: change shared.txt", checks = { "test -f shared.txt" } }
+task "b" { title = "edit b", prompt = "TASK-B: change shared.txt", checks = { "test -f shared.txt" } }
+]], scenario = { rules = {
+      -- the agent claims it resolved the conflict but leaves the file as it is
+      { match = "could not be merged", resume = true, result = "resolved (not really)" },
+      { match = "TASK%-A", write = { ["shared.txt"] = "A\n" }, result = "A" },
+      { match = "TASK%-B", write = { ["shared.txt"] = "B\n" }, result = "B" },
+    } } }
+    G.init(p.dir, { ["shared.txt"] = "base\n" })
+    H.expect_code(E.run(p), 3)
+    local loser
+    for _, key in ipairs({ "a", "b" }) do if ws_of(p, key).state == "conflict" then loser = key end end
+    assert.is_not_nil(loser)
+    local s = E.db(p)
+    local rows = s:query("SELECT i.state, i.message FROM integrations i JOIN tasks t ON t.id = i.task_id WHERE t.key = ? ORDER BY i.id", loser)
+    s:close()
+    assert.are.equal(2, #rows)
+    assert.are.equal("conflict", rows[1].state)
+    assert.are.equal("escalated", rows[2].state)
+    assert.matches("leftover conflict markers", rows[2].message)
+    for _, c in ipairs(G.first_parents(p.dir, INTEGRATION)) do
+      assert.is_nil((G.show(p.dir, c, "shared.txt") or ""):find("<<<<<<<"), "markers integrated at " .. c)
+    end
+    H.rmdir(p.dir)
+  end)
+
   it("a wrong integrate setting is one line naming it", function()
     local p = project("badcfg", ", integrate = { mode = \"octopus\" }")
     local r = E.run(p)

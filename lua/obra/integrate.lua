@@ -91,6 +91,17 @@ local function conflicted(cwd)
   return files
 end
 
+-- The files in which `git diff --check` finds conflict markers the diff adds.
+local function leftover_markers(cwd, from, to)
+  local r = git.run({ "diff", "--check", from, to }, { cwd = cwd })
+  local files, seen = {}, {}
+  for line in ((r and r.stdout) or ""):gmatch("[^\n]+") do
+    local f = line:match("^(.-):%d+: leftover conflict marker")
+    if f and not seen[f] then seen[f] = true; files[#files + 1] = f end
+  end
+  return files
+end
+
 function M.foreign_checkout(top, branch, dir)
   local out = git.ok({ "worktree", "list", "--porcelain" }, { cwd = top })
   if not out then return nil end
@@ -252,6 +263,14 @@ function M.merge(ctx, job)
     return job
   end
   job.new_tip = need(rev(dir, "HEAD^{commit}"), "no commit after the merge in " .. dir)
+  -- conflict markers the task left (a conflict committed for its agent and
+  -- not resolved) are never integrated, whatever the checks say
+  local marked = leftover_markers(dir, job.old_tip, job.new_tip)
+  if #marked > 0 then
+    job.outcome, job.files = "conflict", marked
+    job.message = string.format("leftover conflict markers in %d file(s): %s", #marked, table.concat(marked, ", "))
+    return job
+  end
   ctx.store:update_integration(job.row.id, { state = "checking", new_tip = job.new_tip })
   return job
 end
@@ -346,22 +365,22 @@ local function merge_tip_into_task(ctx, job)
 end
 
 -- Conflict or a failing check: back to the agent, or (max_attempts) to a human.
+-- Conflict or a failing check: back to the agent, or (max_attempts) to a human.
+-- The database first (the task can no longer be integrated as it is: a kill
+-- after this write leaves it sent back, never queued with the tip's
+-- conflicts committed), then the tip merged into its branch, then its base.
 local function send_back(ctx, job)
   local s, task = ctx.store, job.task
-  local head, files = merge_tip_into_task(ctx, job)
-  if job.outcome == "conflict" and #files > 0 then job.files = files end
-  local reason = job.outcome == "conflict" and { code = "merge_conflict", target = job.target, files = job.files or files }
+  local reason = job.outcome == "conflict" and { code = "merge_conflict", target = job.target, files = job.files }
     or { code = "integration_failed", target = job.target }
   local feedback = prompt.feedback({ signals = { checks = job.failing or {} } }, { reasons = { reason } })
   local failures = s:integration_failures(task.id) + 1
   local escalate = failures >= job.max_attempts
-  local tree = rev(job.top, job.old_tip .. "^{tree}")
   local bp
   s:tx(function()
     s:update_integration(job.row.id, { state = escalate and "escalated" or job.outcome, files = job.files,
       message = job.message })
-    s:update_workspace(task.id, { state = "conflict", base = job.old_tip, base_tree = tree, head = head,
-      message = job.message })
+    s:update_workspace(task.id, { state = "conflict", message = job.message })
     s:set_task_feedback(task.id, feedback)
     if escalate then
       to_status(s, task.id, "waiting")
@@ -371,6 +390,8 @@ local function send_back(ctx, job)
       to_status(s, task.id, "running")
     end
   end)
+  local head = merge_tip_into_task(ctx, job)
+  s:update_workspace(task.id, { base = job.old_tip, base_tree = rev(job.top, job.old_tip .. "^{tree}"), head = head })
   if escalate then
     require("obra.breakpoints").notify(s, bp)
     ctx.log(task, "integration failed %d time(s) (%s) — waiting for a human (obra answer|approve|reject %s)",
@@ -387,7 +408,9 @@ local function refuse(ctx, job, why)
   local bp
   s:tx(function()
     if job.row then s:update_integration(job.row.id, { state = "refused", message = why }) end
-    if s:workspace(task.id) then s:update_workspace(task.id, { state = "queued", message = why }) end
+    local ws = s:workspace(task.id)
+    -- (a task already sent back stays so: its worktree may hold the tip's conflicts)
+    if ws then s:update_workspace(task.id, { state = ws.state == "conflict" and "conflict" or "queued", message = why }) end
     to_status(s, task.id, "waiting")
     bp = s:open_breakpoint { task_id = task.id, run_id = ctx.run_id, iteration = s:task(task.id).iterations,
       kind = "integration", reason = why }
