@@ -161,10 +161,14 @@ end
 -- whatever a kill left in it — a merge in progress, stray files — is reset).
 local function scratch(ctx, top, commit)
   local path = M.scratch_path(ctx.dir)
-  if core.stat(path .. "/.git") and rev(path, "HEAD") then
-    for _, what in ipairs({ "merge", "rebase", "cherry-pick" }) do git.run({ what, "--abort" }, { cwd = path }) end
+  local gitdir = core.stat(path .. "/.git") and git.ok({ "rev-parse", "--absolute-git-dir" }, { cwd = path })
+  if gitdir then
+    -- a rebase a kill left: abort it (a merge's state goes with the reset)
+    if core.stat(gitdir .. "/rebase-merge") or core.stat(gitdir .. "/rebase-apply") then
+      git.run({ "rebase", "--abort" }, { cwd = path })
+    end
+    need(git.ok({ "reset", "--hard", "-q" }, { cwd = path }), "cannot reset the scratch worktree " .. path)
     need(git.ok({ "checkout", "--detach", "--force", "-q", commit }, { cwd = path }), "cannot reset the scratch worktree " .. path)
-    need(git.ok({ "reset", "--hard", "-q", commit }, { cwd = path }), "cannot reset the scratch worktree " .. path)
     need(git.ok({ "clean", "-ffdxq" }, { cwd = path }), "cannot clean the scratch worktree " .. path)
     return path
   end
