@@ -252,6 +252,40 @@ task "b" { title = "edit b", prompt = "TASK-B: change shared.txt", checks = { "t
     H.rmdir(p.dir)
   end)
 
+  for _, mode in ipairs({ "squash", "rebase" }) do
+    it("mode = " .. mode .. ": a conflict is found, aborted in the scratch worktree, and sent back with the file", function()
+      local p = E.project { tag = "conflict-" .. mode, script = [[
+project "demo" {}
+config { max_parallel = 2, integrate = { mode = "]] .. mode .. [[", max_attempts = 1 } }
+task "a" { title = "edit a", prompt = "TASK-A: change shared.txt", checks = { "test -f shared.txt" } }
+task "b" { title = "edit b", prompt = "TASK-B: change shared.txt", checks = { "test -f shared.txt" } }
+]], scenario = { rules = {
+        { match = "TASK%-A", write = { ["shared.txt"] = "A\n" }, result = "A" },
+        { match = "TASK%-B", write = { ["shared.txt"] = "B\n" }, result = "B" },
+      } } }
+      local base = G.init(p.dir, { ["shared.txt"] = "base\n" })
+      H.expect_code(E.run(p), 3)
+      local loser, winner
+      for _, key in ipairs({ "a", "b" }) do
+        if ws_of(p, key).state == "conflict" then loser = key else winner = key end
+      end
+      assert.is_not_nil(loser)
+      local s = E.db(p)
+      local row = s:first("SELECT i.* FROM integrations i JOIN tasks t ON t.id = i.task_id WHERE t.key = ?", loser)
+      s:close()
+      assert.are.equal(mode, row.mode)
+      assert.are.equal('["shared.txt"]', row.files)
+      -- the branch holds the winner's work only; the scratch worktree is left with no operation in progress
+      assert.are.equal(winner == "a" and "A\n" or "B\n", G.show(p.dir, INTEGRATION, "shared.txt"))
+      assert.are.equal(base, G.first_parents(p.dir, INTEGRATION)[2])
+      local scratch = p.dir .. "/.obra/worktrees/.integration"
+      local gd = G.git(scratch, "rev-parse", "--absolute-git-dir")
+      assert.is_nil(H.readfile(gd .. "/MERGE_HEAD"))
+      assert.are.equal(1, select(2, G.git(scratch, "rev-parse", "-q", "--verify", "REBASE_HEAD")))
+      H.rmdir(p.dir)
+    end)
+  end
+
   it("a wrong integrate setting is one line naming it", function()
     local p = project("badcfg", ", integrate = { mode = \"octopus\" }")
     local r = E.run(p)
