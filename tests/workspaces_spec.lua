@@ -87,6 +87,7 @@ describe("workspaces", function()
     assert.is_nil(r.err:find("works in the same directory", 1, true), "a worktree is always safe to roll back")
     assert.matches("rolled back 2 file%(s%)", r.err)
     assert.are.same(before, user_state(d))
+    E.assert_consistent(p, 2)     -- every checkpoint a commit git holds (the worktrees share the objects)
 
     -- each agent ran in its own worktree (its cwd), on its own branch from the user's HEAD
     local cwd = {}
