@@ -188,6 +188,18 @@ return {
       JOIN tasks t ON t.id = w.task_id WHERE t.project_id = ? AND w.state = ? ORDER BY w.updated_at, t.id]],
   workflow_scripts = [[SELECT DISTINCT script_path FROM runs WHERE project_id = ? AND script_path IS NOT NULL]],
 
+  -- outcomes (calibration) ----------------------------------------------------------------------
+  outcome_insert = [[INSERT INTO outcomes(task_id, iteration, kind, correct, note, source, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?)]],
+  outcome_decision_at = "SELECT id, iteration, action FROM decisions WHERE task_id = ? AND iteration = ?",
+  outcome_decision_latest = [[SELECT id, iteration, action FROM decisions WHERE task_id = ?
+      ORDER BY iteration DESC LIMIT 1]],
+  outcomes_of_task = [[SELECT o.*, t.key AS task_key FROM outcomes o JOIN tasks t ON t.id = o.task_id
+      WHERE o.task_id = ? ORDER BY o.id]],
+  outcomes_all = [[SELECT o.*, t.key AS task_key FROM outcomes o JOIN tasks t ON t.id = o.task_id
+      ORDER BY o.id]],
+  decisions_count = "SELECT count(*) AS n FROM decisions",
+
   -- human ---------------------------------------------------------------------------------------
   human_insert = [[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome)
       VALUES (?, ?, 'human', ?, ?, ?)]],
