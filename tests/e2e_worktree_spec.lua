@@ -92,6 +92,27 @@ task "t" { prompt = "Write t.txt containing done.", checks = { "grep -qx done t.
     H.rmdir(p.dir)
   end)
 
+  it("a task may choose the shared directory in a repository where the others get worktrees", function()
+    local p = E.project { tag = "wd-mixed", script = [[
+project "mix"
+config { max_iterations = 2 }
+task "own" { prompt = "Write own.txt containing done.", checks = { "grep -qx done own.txt" } }
+task "here" { prompt = "Write here.txt containing done.", isolation = "shared", checks = { "grep -qx done here.txt" } }
+]], scenario = { rules = {
+      { match = "own.txt", write = { ["own.txt"] = "done\n" } },
+      { match = "here.txt", write = { ["here.txt"] = "done\n" } },
+    } } }
+    local d = p.dir
+    H.writefile(d .. "/.gitignore", ".fake/\nscenario.json\n")
+    git(d, "git init -q -b main && git add .gitignore && git -c user.name=u -c user.email=u@u commit -qm init")
+    local r = H.expect_code(E.run(p), 0)
+    assert.matches("tasks share the work directory [^\n]*configured", r.err)
+    assert.are.equal("done\n", H.readfile(d .. "/here.txt"))
+    assert.is_nil(H.readfile(d .. "/own.txt"))
+    assert.are.equal("done\n", H.readfile(d .. "/.obra/worktrees/own/own.txt"))
+    H.rmdir(d)
+  end)
+
   it("a task's workdir below the repository's top is the same subdirectory of its worktree", function()
     local p = E.project { tag = "wd-sub", script = [[
 project "sub"
