@@ -164,6 +164,8 @@ local function roll_back(ctx, it)
   -- (a worktree is the task's own: always safe)
   for id in pairs(own and {} or ctx.running or {}) do
     local other = id ~= task.id and ctx.task_state[id] and ctx.task_state[id].workdir
+    -- (a task in its own worktree under .obra/ is not in the shared snapshot)
+    if other and other:find("/" .. worktrees.DIR .. "/", 1, true) then other = nil end
     if other and overlaps(other, before.dir) then
       ctx.log(task, "no rollback before the retry: task #%d works in the same directory right now " ..
         "(give parallel tasks their own workdir to roll back safely)", id)
