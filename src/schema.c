@@ -354,7 +354,10 @@ static const char *const migration_7 =
   "  note TEXT,"
   "  source TEXT,"                                   /* who noted it: human, obra label, merge queue... */
   "  created_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0));"
-  "CREATE INDEX outcomes_by_decision ON outcomes(task_id, iteration);";
+  "CREATE INDEX outcomes_by_decision ON outcomes(task_id, iteration);"
+  /* judgepanel (issue 15): an agent call's bounded tool trace, JSON
+   * {entries = [{tool, action, command?, path?, exit?, is_error?, test}], total, dropped, other_tools} */
+  "ALTER TABLE interactions ADD COLUMN trace TEXT;";
 
 const char *const obra_migrations[] = { NULL, migration_1, migration_2, migration_3, migration_4, migration_5,
                                         migration_6, migration_7 };

@@ -53,13 +53,17 @@ describe("obra calibrate over a real run", function()
     srv:default { json = VERDICT }
     srv:rules { { match = "SLOPPY", reply = { json = VERDICT_SLOPPY } } }
     p = E.project { tag = "calibrate", llm = srv, script = SCRIPT, scenario = { rules = RULES } }
+    -- the fake agent's state outside the work directory: the judge reads the patch, and
+    -- the fake's log of every prompt (sloppy's "SLOPPY" too) is not the agent's work
+    os.execute("rm -rf " .. H.q(p.state))
+    p.state = H.tmpdir("calibrate-state")
     -- bad and meh fail their check with no iteration left: they wait for a human
     H.expect_code(E.run(p), 3)
   end)
 
   teardown(function()
     if srv then srv:stop() end
-    if p then H.rmdir(p.dir) end
+    if p then H.rmdir(p.dir); H.rmdir(p.state) end
   end)
 
   it("records outcomes, reports accuracies, and suggests the threshold that turns the wrong proceed into a retry", function()

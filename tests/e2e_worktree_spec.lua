@@ -92,6 +92,34 @@ task "t" { prompt = "Write t.txt containing done.", checks = { "grep -qx done t.
     H.rmdir(p.dir)
   end)
 
+  it("a task may choose the shared directory in a repository where the others get worktrees", function()
+    local p = E.project { tag = "wd-mixed", script = [[
+project "mix"
+config { max_iterations = 3, max_parallel = 2, checkpoints = { rollback_on_retry = true } }
+task "own" { prompt = "Write own.txt containing done.", checks = { "grep -qx done own.txt" } }
+task "here" { prompt = "Write here.txt containing done.", isolation = "shared", checks = { "grep -qx done here.txt" } }
+]], scenario = { rules = {
+      { match = "own.txt", sleep = 3, write = { ["own.txt"] = "done\n" } },
+      { match = "here.txt", resume = false, write = { ["here.txt"] = "wrong\n" } },
+      { match = "here.txt", resume = true, expect = { no_files = { "here.txt" } }, write = { ["here.txt"] = "done\n" } },
+    } } }
+    local d = p.dir
+    H.writefile(d .. "/.gitignore", ".fake/\nscenario.json\n")
+    git(d, "git init -q -b main && git add .gitignore && git -c user.name=u -c user.email=u@u commit -qm init")
+    local r = H.expect_code(E.run(p), 0)
+    assert.matches("tasks share the work directory [^\n]*configured", r.err)
+    -- the worktree task at work meanwhile does not keep the shared one from rolling back
+    assert.is_nil(r.err:find("works in the same directory", 1, true), r.err)
+    assert.matches("here#1: rolled back 1 file", r.err)
+    for _, c in ipairs(E.calls(p)) do
+      assert.is_true(c.assertion_failed == nil or c.assertion_failed == H.null, tostring(c.assertion_failed))
+    end
+    assert.are.equal("done\n", H.readfile(d .. "/here.txt"))
+    assert.is_nil(H.readfile(d .. "/own.txt"))
+    assert.are.equal("done\n", H.readfile(d .. "/.obra/worktrees/own/own.txt"))
+    H.rmdir(d)
+  end)
+
   it("a task's workdir below the repository's top is the same subdirectory of its worktree", function()
     local p = E.project { tag = "wd-sub", script = [[
 project "sub"

@@ -87,6 +87,7 @@ describe("workspaces", function()
     assert.is_nil(r.err:find("works in the same directory", 1, true), "a worktree is always safe to roll back")
     assert.matches("rolled back 2 file%(s%)", r.err)
     assert.are.same(before, user_state(d))
+    E.assert_consistent(p, 2)     -- every checkpoint a commit git holds (the worktrees share the objects)
 
     -- each agent ran in its own worktree (its cwd), on its own branch from the user's HEAD
     local cwd = {}
@@ -283,6 +284,45 @@ task "b" { prompt = "Write b.txt containing done.", deps = { "a" }, checks = { "
     assert.are.equal("refs/heads/main\n", git(d, "git symbolic-ref HEAD"))
     assert.are.equal("?? obra.lua\n", git(d, "GIT_OPTIONAL_LOCKS=0 git status --porcelain"))
     store:close()
+    H.rmdir(d)
+  end)
+
+  it("obra init offers a repository outside git, declines with --no-git, and changes nothing inside one", function()
+    -- without a terminal: no question, the commands to run
+    local d = H.tmpdir("init-pipe")
+    H.writefile(d .. "/mine.txt", "mine\n")
+    local r = H.expect_code(H.obra({ "init" }, { cwd = d, stdin = "y\n" }), 0)
+    assert.matches("not a git repository, so tasks will share it", r.out)
+    assert.matches("git init && git add %-A && git commit %-m base", r.out)
+    assert.is_nil(H.readfile(d .. "/.git/HEAD"))
+    H.rmdir(d)
+    -- --no-git: not a word about git
+    d = H.tmpdir("init-nogit")
+    r = H.expect_code(H.obra({ "init", "--no-git" }, { cwd = d }), 0)
+    assert.is_nil(r.out:find("repository", 1, true))
+    assert.is_nil(H.readfile(d .. "/.git/HEAD"))
+    H.rmdir(d)
+    -- in a repository: no commit, no change to the index or info/exclude
+    d = H.tmpdir("init-repo")
+    H.writefile(d .. "/a.txt", "a\n")
+    git(d, "git init -q -b main && git add a.txt && git -c user.name=u -c user.email=u@u commit -qm init")
+    local head, index = git(d, "git rev-parse HEAD"), git(d, "sha1sum .git/index")
+    local excl = H.readfile(d .. "/.git/info/exclude")
+    r = H.expect_code(H.obra({ "init" }, { cwd = d }), 0)
+    assert.is_nil(r.out:find("repository", 1, true))
+    assert.are.same({ head, index, excl }, { git(d, "git rev-parse HEAD"), git(d, "sha1sum .git/index"),
+      H.readfile(d .. "/.git/info/exclude") })
+    H.rmdir(d)
+    -- on a terminal (script(1) gives obra a pty): yes makes the repository, the files its base
+    d = H.tmpdir("init-tty")
+    H.writefile(d .. "/mine.txt", "mine\n")
+    local out = H.sh("cd " .. H.q(d) .. " && printf 'y\\n' | " .. (H.SANITIZE and "env -u LD_PRELOAD " or "") ..
+      "timeout 30 script -qec " .. H.q(H.q(H.BIN) .. " init") .. " /dev/null")
+    assert.matches("Make one", out)
+    assert.matches("made a git repository here", out)
+    assert.are.equal("mine.txt\n", git(d, "git ls-tree --name-only HEAD"))
+    assert.are.equal("?? obra.lua\n", git(d, "git status --porcelain"))
+    assert.matches("\n%.obra/\n", H.readfile(d .. "/.git/info/exclude"))
     H.rmdir(d)
   end)
 

@@ -12,8 +12,9 @@
 --                                                       session_ids
 --   gather     reads  result, before, base       writes after (snapshot), workspace (this iteration's
 --                                                       diff), changes (the task's diff against its base),
---                                                       checks, judge (verdict | nil), judge_error,
---                                                       judge_call, signals (.changes = changes)
+--                                                       checks, trace (obra.evidence summary), judge (verdict
+--                                                       | nil, a panel's combined), judges (a panel's each),
+--                                                       judge_runs, judge_error, signals (.changes = changes)
 --   decide     reads  signals                    writes policy, scores, event, decision, breakpoints, status,
 --                                                       workspace_state (queued: a proceed in a worktree
 --                                                       waits for the merge queue; abandoned)
@@ -28,6 +29,7 @@ local core = require "obra.core"
 local session = require "obra.session"
 local prompt = require "obra.prompt"
 local judge = require "obra.judge"
+local evidence = require "obra.evidence"
 local checks_mod = require "obra.checks"
 local checkpoints = require "obra.checkpoints"
 local workspace = require "obra.workspace"
@@ -166,6 +168,8 @@ local function roll_back(ctx, it)
   -- (a worktree is the task's own: always safe)
   for id in pairs(own and {} or ctx.running or {}) do
     local other = id ~= task.id and ctx.task_state[id] and ctx.task_state[id].workdir
+    -- (a task in its own worktree under .obra/ is not in the shared snapshot)
+    if other and other:find("/" .. worktrees.DIR .. "/", 1, true) then other = nil end
     if other and overlaps(other, before.dir) then
       ctx.log(task, "no rollback before the retry: task #%d works in the same directory right now " ..
         "(give parallel tasks their own workdir to roll back safely)", id)
@@ -306,6 +310,33 @@ function M.run_agent(ctx, it)
   return it
 end
 
+-- The judge, or a panel of judges (obra.judge), on the evidence gather
+-- collected: it.judge (the verdict, a panel's combined), it.judges (a
+-- panel's each), it.judge_runs (each call, for the record), it.judge_error.
+local function run_judges(ctx, it, judges, ev)
+  local task, res = it.task, it.result
+  local sig = it.signals or {}   -- what gather computed before the judge (tamper, deletions: obra.protect)
+  local verdict, runs = judge.panel(judges, { task = task, result = res, workspace = it.changes or it.workspace,
+    checks = it.checks, trace = ev.summary, patch = ev.patch, tamper = it.tamper or sig.tamper or sig.tampered,
+    deletions = it.deletions or sig.deletions or sig.deleted, budget_tokens = ctx.config.judge.budget_tokens,
+    temperature = ctx.config.judge.temperature }, { sequential = ctx.cassette ~= nil })
+  it.judge_runs = runs
+  if #judges > 1 then it.judges = judge.verdicts(runs) end
+  for _, r in ipairs(runs) do
+    for _, note in ipairs(r.verdict and r.verdict.notes or {}) do ctx.log(task, "judge %s: %s", tostring(r.model), note) end
+    if verdict and not r.verdict then
+      ctx.log(task, "judge %s unavailable (%s): %s — the panel's others decide", tostring(r.model), tostring(r.error), tostring(r.message))
+    end
+  end
+  if verdict then
+    it.judge = verdict
+  else
+    local first = runs[1] or {}
+    it.judge_error, it.judge_message = first.error or "error", first.message
+    ctx.log(task, "judge unavailable (%s): %s — deciding on checks alone (degraded)", tostring(it.judge_error), tostring(it.judge_message))
+  end
+end
+
 -- The evidence: what the agent changed (read before the checks, whose own
 -- files are not its work), the checks, and the judge's verdict.
 function M.gather(ctx, it)
@@ -348,25 +379,21 @@ function M.gather(ctx, it)
       cwd = it.workdir, timeout = task.config and task.config.check_timeout or ctx.config.check_timeout })
   end
   mark_passed_before(it.checks, it.history)
-  if not ctx.llm then
+  -- what the agent did (its tool trace) and, for a judge, the patch against the base: obra.evidence
+  local judges = judge.clients(ctx)
+  local ev = evidence.collect(it, { patch = #judges > 0 and USABLE[res.class] == true })
+  it.trace = ev.summary
+  if #judges == 0 then
     it.judge_error = "disabled"
   elseif USABLE[res.class] then
-    -- judge.run -> verdict, reply, call | nil, message, code, raw, call
-    local verdict, a, b, _, call = judge.run(ctx.llm, { task = task, result = res, workspace = it.changes or it.workspace,
-      checks = it.checks, budget_tokens = ctx.config.judge.budget_tokens, temperature = ctx.config.judge.temperature })
-    if verdict then
-      it.judge, it.judge_call = verdict, b
-    else
-      it.judge_error, it.judge_message, it.judge_call = b, a, call
-      ctx.log(task, "judge unavailable (%s): %s — deciding on checks alone (degraded)", tostring(b), tostring(a))
-    end
+    run_judges(ctx, it, judges, ev)
   end
   it.signals = {
     agent = { class = res.class, turns = res.turns, max_turns = it.max_turns, text = (bound(res.text or "", M.SIGNAL_TEXT)),
               reset_at = res.reset_at, cost_usd = res.cost_usd },
     checks = core.json_array(it.checks), workspace = it.workspace, changes = it.changes,
     judge = it.judge, judge_error = it.judge_error,
-    history = core.json_array(it.history),
+    history = core.json_array(it.history), judges = it.judges, trace = evidence.signal(it.trace),
   }
   return it
 end
@@ -411,15 +438,21 @@ end
 -- the judge call, the checks, the checkpoint, the decision, the task's state
 -- and its breakpoints.  Breakpoint notifications go out once it committed.
 function M.record(ctx, it)
-  local s, jc = ctx.store, it.judge_call
+  local s = ctx.store
+  local judges = {}
+  for _, r in ipairs(it.judge_runs or {}) do
+    local jc = r.call
+    if jc then
+      judges[#judges + 1] = { model = r.model, messages = jc.messages, text = jc.text, usage = jc.usage,
+        duration_ms = jc.duration_ms, outcome = r.verdict and "ok" or r.error, error = r.message }
+    end
+  end
   local out = s:record_iteration {
     run_id = ctx.run_id, task = it.task, iteration = it.iteration, agent_name = it.agent.kind or it.agent_cfg.kind,
     calls = it.calls, session_ids = it.session_ids, checks = it.checks, event = it.event,
     policy_fingerprint = it.policy:fingerprint(), decision = it.decision, status = it.status,
     breakpoints = it.breakpoints, checkpoint = it.checkpoint, workspace_state = it.workspace_state,
-    judge = jc and { model = ctx.llm and ctx.llm.model or "judge", messages = jc.messages, text = jc.text,
-      usage = jc.usage, duration_ms = jc.duration_ms, outcome = it.judge and "ok" or it.judge_error,
-      error = it.judge_message } or nil,
+    judges = judges,
   }
   it.breakpoint_ids, it.checkpoint_id = out.breakpoint_ids, out.checkpoint_id
   for _, id in ipairs(it.breakpoint_ids) do breakpoints.notify(s, id) end
