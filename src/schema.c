@@ -322,6 +322,25 @@ static const char *const migration_7 =
   "  created_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),"
   "  updated_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0));"
   "CREATE INDEX workspaces_by_state ON workspaces(state);"
+  /* the merge queue's journal (lua/obra/integrate.lua): one row per attempt to
+   * integrate a task's branch; written before the integration branch moves, so
+   * a kill at any point is finished or redone by the next obra */
+  "CREATE TABLE integrations ("
+  "  id INTEGER PRIMARY KEY,"
+  "  task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,"
+  "  run_id INTEGER REFERENCES runs(id),"
+  "  target TEXT NOT NULL,"                          /* the integration branch, no refs/heads/ */
+  "  mode TEXT NOT NULL CHECK (mode IN ('merge','squash','rebase')),"
+  "  old_tip TEXT NOT NULL,"                         /* the integration branch before */
+  "  task_tip TEXT NOT NULL,"                        /* the task's branch as integrated */
+  "  new_tip TEXT,"                                  /* the merged commit (before its checks) */
+  "  state TEXT NOT NULL DEFAULT 'started' CHECK (state IN"
+  "    ('started','checking','advanced','conflict','failed','refused','interrupted','escalated')),"
+  "  files TEXT,"                                    /* JSON: the conflicting files */
+  "  message TEXT,"
+  "  created_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),"
+  "  updated_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0));"
+  "CREATE INDEX integrations_by_task ON integrations(task_id, id);"
   /* calibration (docs/calibration.md): what became of a decision later.  Several
    * per decision (task_id, iteration); kind says where it came from; correct is
    * 1 (the decision was right), 0 (wrong) or NULL (says nothing about it). */

@@ -152,8 +152,11 @@ task "b" { prompt = "Write b.txt containing done.", checks = { "grep -qx done b.
     H.rmdir(p.dir)
   end)
 
-  it("in a git repository: refs/obra/ only — branch, index, stash, untracked and ignored files untouched", function()
-    local p = project { tag = "cp-git", script = ONE_TASK:format("false"):gsub('"grep %-qx done impl.txt"', '"grep -qx done src/impl.txt"'),
+  it("in a git repository, shared: refs/obra/ only — branch, index, stash, untracked and ignored files untouched", function()
+    -- (isolation = "shared": the task works in the user's checkout; the default, a
+    -- worktree per task, is tests/workspaces_spec.lua's)
+    local p = project { tag = "cp-git", script = ONE_TASK:format("false"):gsub('"grep %-qx done impl.txt"', '"grep -qx done src/impl.txt"')
+        :gsub("config {", 'config { isolation = "shared",'),
       scenario = { rules = {
         { match = "impl.txt", write = { ["src/impl.txt"] = "done\n", ["README"] = "changed by the agent\n",
                                         ["build/out.o"] = "ignored output\n" }, delete = { "old.txt" } },

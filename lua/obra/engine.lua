@@ -21,6 +21,7 @@ local util = require "obra.util"
 local llm_mod = require "obra.llm"
 local human = require "obra.human"
 local statusline = require "obra.statusline"
+local integrate = require "obra.integrate"
 
 local M = {}
 
@@ -101,8 +102,11 @@ function M.open(a)
     s, e, code = store_mod.open(path)
     if not s then return nil, store_mod.io_error(e, code) or ("cannot open the database: " .. e), code end
   end
+  -- the work directory: where .obra/ lives (where `obra run` started), unless
+  -- the workflow names one (relative to the script's folder)
   local script_dir = util.dirname(script)
-  local workdir = abspath(plan.project.workdir or cfg.workdir or ".", script_dir)
+  local wd = plan.project.workdir or cfg.workdir
+  local workdir = wd and abspath(wd, script_dir) or (dir or core.getcwd())
   workdir = core.realpath(workdir) or workdir
   local project = workflow.sync(s, plan, workdir)
   local ctx = {
@@ -153,26 +157,40 @@ function M.ask_human(ctx, task, fired)
   end
 end
 
--- The task loop: iterate until the task leaves 'running'.
+-- An engine or script error in a task's coroutine: put the task back and stop
+-- the run loudly.
+local function task_error(ctx, t, err)
+  local s = ctx.store
+  pcall(s.rollback, s)
+  while s:depth() > 0 do pcall(s.rollback, s) end
+  pcall(s.set_status, s, t.id, "pending")
+  local io = store_mod.io_error(err)
+  if io then
+    -- the disk or the database file failed, not obra: one line, exit 74
+    ctx.fatal, ctx.fatal_code = io, M.EXIT.io
+  else
+    ctx.fatal = "internal error in task " .. t.key .. ": " .. tostring(err)
+  end
+end
+
+-- The task loop: iterate until the task leaves 'running'.  In worktree
+-- isolation a proceed queues the task's branch: the merge queue
+-- (obra.integrate) makes it done once merged, or sends it back to its agent;
+-- a task queued or integrating when the run starts (a kill, an approval) is
+-- integrated before any new iteration.
 local function work(ctx, task_id)
   local s = ctx.store
   local t = s:task(task_id)   -- iteration.prepare marks it running
   while true do
-    local ok, rec = xpcall(iteration.run, debug.traceback, ctx, t)
-    if not ok then
-      -- an engine or script error: put the task back and stop the run loudly
-      pcall(s.rollback, s)
-      while s:depth() > 0 do pcall(s.rollback, s) end
-      pcall(s.set_status, s, task_id, "pending")
-      local io = store_mod.io_error(rec)
-      if io then
-        -- the disk or the database file failed, not obra: one line, exit 74
-        ctx.fatal, ctx.fatal_code = io, M.EXIT.io
-      else
-        ctx.fatal = "internal error in task " .. t.key .. ": " .. tostring(rec)
-      end
-      return
+    if integrate.due(s, t) then
+      local ok, st = xpcall(integrate.run, debug.traceback, ctx, t)
+      if not ok then return task_error(ctx, t, st) end
+      if st == "done" then hook(ctx, "task_done", { task = s:task(task_id), iteration = t.iterations }) end
+      if st ~= "running" or ctx.fatal or ctx.stopping then break end
+      t = s:task(task_id)
     end
+    local ok, rec = xpcall(iteration.run, debug.traceback, ctx, t)
+    if not ok then return task_error(ctx, t, rec) end
     if rec.status == "done" then
       hook(ctx, "task_done", { task = s:task(task_id), iteration = rec.iteration })
     end
@@ -307,6 +325,8 @@ function M.run(ctx, opts)
   -- a ctx is reusable (the REPL): forget the previous run's stop reasons
   ctx.fatal, ctx.fatal_code, ctx.stopping, ctx.budget_spent = nil, nil, nil, nil
   ctx.running = {}
+  -- (coroutines of an interrupted run may have held these)
+  ctx.integration_lock, ctx.integration_waiting, ctx.worktrees_busy = nil, nil, nil
   core.signaled(true)
   local missing = missing_agent(ctx)
   if missing then return M.EXIT.failed, { message = missing } end
@@ -431,6 +451,8 @@ function M.step(ctx, ref)
     ctx.run_started = core.now()
   end
   local rec = iteration.run(ctx, t)
+  -- a proceed in a worktree: its integration too (blocking)
+  if rec.queued then rec.status = integrate.run(ctx, s:task(t.id)) end
   -- a step leaves a still-open task pending, so a later run picks it up
   local cur = s:task(t.id)
   if cur.status == "running" then s:set_status(t.id, "pending") end

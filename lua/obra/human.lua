@@ -5,7 +5,8 @@
 --
 --   human.answer(store, ref, text)   feedback for the next iteration; a waiting,
 --                                    failed or parked task goes back to pending
---   human.approve(store, ref [, note]) accept: the task (or milestone) is done
+--   human.approve(store, ref [, note]) accept: the task (or milestone) is done (a task in
+--                                    its own worktree: queued for the merge queue, pending)
 --   human.reject(store, ref [, note])  stop: the task fails (use answer to retry)
 --
 -- On a task, each also notes an outcome (obra.outcomes: answered, approved,
@@ -70,14 +71,23 @@ function M.approve(s, ref, note)
   if t.status ~= "waiting" then
     return nil, "task " .. t.key .. " is " .. t.status .. ", not waiting for approval"
   end
+  -- a task in its own worktree is done once merged: approval queues it for
+  -- the merge queue (the next `obra resume` integrates it first)
+  local ws = s:workspace(t.id)
+  local queue = ws and ws.isolation == "worktree" and ws.state ~= "merged" and ws.state ~= "removed"
   s:tx(function()
     close_bps(s, { task_id = t.id }, "approved", note)
-    s:set_status(t.id, "done")
-    s:close_sessions(t.id, "done")
+    if queue then
+      s:set_status(t.id, "pending")
+      s:update_workspace(t.id, { state = "queued" })
+    else
+      s:set_status(t.id, "done")
+      s:close_sessions(t.id, "done")
+    end
     s:add_human_interaction(t.id, t.iterations, "approve", note, "approved")
     note_outcome(s, t, "approved", note)
   end)
-  return true, t
+  return true, t, queue and "queued" or nil
 end
 
 function M.reject(s, ref, note)
@@ -96,6 +106,11 @@ function M.reject(s, ref, note)
     close_bps(s, { task_id = t.id }, "rejected", note)
     if t.status == "pending" then s:set_status(t.id, "cancelled") else s:set_status(t.id, "failed") end
     s:close_sessions(t.id, "failed")
+    -- its worktree's branch is kept (obra clean removes the worktree)
+    local ws = s:workspace(t.id)
+    if ws and ws.isolation == "worktree" and ws.state ~= "merged" and ws.state ~= "removed" then
+      s:update_workspace(t.id, { state = "abandoned" })
+    end
     s:add_human_interaction(t.id, t.iterations, "reject", note, "rejected")
     note_outcome(s, t, "rejected", note)
   end)

@@ -5,14 +5,19 @@
 -- The stages, in order; each takes the iteration table `it` and returns it
 -- with its own fields added (docs/architecture.md lists them):
 --
---   prepare    reads  task                       writes iteration, workdir, agent, agent_cfg, history,
---                                                       max_turns, session, before (snapshot | nil), checkpoint
+--   prepare    reads  task                       writes iteration, ws (the workspaces row), base, workdir,
+--                                                       agent, agent_cfg, history, max_turns, session,
+--                                                       before (snapshot | nil), checkpoint
 --   run_agent  reads  prepare's                  writes result, calls ({session=, result=, prompt=}, ...),
 --                                                       session_ids
---   gather     reads  result, before             writes workspace, checks, trace (obra.evidence summary),
---                                                       judge (verdict | nil, a panel's combined), judges
---                                                       (a panel's each), judge_runs, judge_error, signals
---   decide     reads  signals                    writes policy, scores, event, decision, breakpoints, status
+--   gather     reads  result, before, base       writes after (snapshot), workspace (this iteration's
+--                                                       diff), changes (the task's diff against its base),
+--                                                       checks, trace (obra.evidence summary), judge (verdict
+--                                                       | nil, a panel's combined), judges (a panel's each),
+--                                                       judge_runs, judge_error, signals (.changes = changes)
+--   decide     reads  signals                    writes policy, scores, event, decision, breakpoints, status,
+--                                                       workspace_state (queued: a proceed in a worktree
+--                                                       waits for the merge queue; abandoned)
 --   record     reads  all of the above           writes breakpoint_ids, checkpoint_id  (the one transaction)
 --   after      reads  status, result, session    context refresh, hooks, the log line
 --
@@ -33,6 +38,7 @@ local notify = require "obra.notify"
 local budgets = require "obra.budgets"
 local score = require "obra.score"
 local util = require "obra.util"
+local worktrees = require "obra.worktrees"
 
 local M = {}
 
@@ -109,9 +115,15 @@ end
 -- The snapshot an iteration starts from (recorded as a checkpoint with the
 -- iteration).  Without a snapshot the iteration still runs: no change
 -- summary, no checkpoint.
-local function snapshot(ctx, task, workdir)
+-- opts: owned (the task's own worktree: its index is obra's), method (the
+-- repository of the snapshot to compare with), quiet (the second one of an
+-- iteration: its notes were given with the first).
+local function snapshot(ctx, task, workdir, opts)
+  opts = opts or {}
   local cc = ctx.config.checkpoints
-  local snap, err = workspace.snapshot(workdir, { max_file_bytes = cc.max_file_bytes })
+  local snap, err = workspace.snapshot(workdir, { max_file_bytes = cc.max_file_bytes,
+    owned = opts.owned or nil, method = (not opts.owned) and opts.method or nil })
+  if opts.quiet then return snap end
   if not snap then
     ctx.log(task, "no snapshot of the working directory (%s): no checkpoint, no change summary", tostring(err))
     return nil
@@ -134,7 +146,7 @@ end
 local function prepare_checkpoint(ctx, it)
   if not (it.before and ctx.config.checkpoints.enabled) then return end
   local row, err = checkpoints.prepare { task = it.task, project = ctx.project.name, snap = it.before,
-    iteration = it.iteration, run_id = ctx.run_id }
+    iteration = it.iteration, run_id = ctx.run_id, ws = it.ws, commit = it.before.commit }
   if not row then ctx.log(it.task, "checkpoint failed: %s", tostring(err)) end
   it.checkpoint = row
 end
@@ -152,9 +164,13 @@ local function roll_back(ctx, it)
   local want = decision.rollback
   if want == nil then want = ctx.config.checkpoints.rollback_on_retry end
   if not want then return end
-  -- another task at work in the same files: restoring would undo its work too
-  for id in pairs(ctx.running or {}) do
+  local own = it.ws and it.ws.isolation == "worktree"
+  -- shared directory: another task at work in the same files: restoring would undo its work too
+  -- (a worktree is the task's own: always safe)
+  for id in pairs(own and {} or ctx.running or {}) do
     local other = id ~= task.id and ctx.task_state[id] and ctx.task_state[id].workdir
+    -- (a task in its own worktree under .obra/ is not in the shared snapshot)
+    if other and other:find("/" .. worktrees.DIR .. "/", 1, true) then other = nil end
     if other and overlaps(other, before.dir) then
       ctx.log(task, "no rollback before the retry: task #%d works in the same directory right now " ..
         "(give parallel tasks their own workdir to roll back safely)", id)
@@ -163,12 +179,16 @@ local function roll_back(ctx, it)
   end
   local r, err = checkpoints.rollback(ctx.store, { task = task, project = ctx.project.name,
     run_id = ctx.run_id, iteration = it.iteration, note = "attempt " .. it.iteration .. ", rolled back before a retry",
-    pending = it.checkpoint,
+    pending = it.checkpoint, ws = it.ws, paths = it.paths_changed,
+    protect = { checkpoints.rel_below(ctx.script, before.dir) },
     to = { tree = before.tree, method = before.method, workdir = before.dir, iteration = it.iteration } })
   if not r then
     ctx.log(task, "rollback before the retry failed: %s", tostring(err))
     return
   end
+  -- the files are the state before the attempt now: the next iteration takes its own snapshot
+  it.after = nil
+  worktrees.forget(ctx, task)
   decision.reasons = decision.reasons or {}
   decision.reasons[#decision.reasons + 1] = { code = "rolled_back", checkpoint = r.saved.id }
   ctx.log(task, "rolled back %d file(s) to the state before iteration %d (the attempt is checkpoint #%d)",
@@ -180,10 +200,17 @@ end
 -- breakpoint: it is not the task's fault.
 local STATUS = { proceed = "done", retry = "running", clarify = "running", escalate = "waiting",
                  park = "parked", abort = "failed" }
-local function status_after(decision, fired)
+-- The second value is the workspace's new state, when it changes: in worktree
+-- isolation (queue = true) a proceed is not done yet: the task stays running
+-- and its workspace is queued for the merge queue (obra.integrate), which
+-- makes it done once merged; a failed task's worktree is abandoned (its
+-- branch kept).
+local function status_after(decision, fired, queue)
   if decision.stop then return "pending" end
   local st = STATUS[decision.action]
   if #fired > 0 and (st == "done" or st == "running") then return "waiting" end
+  if st == "done" and queue then return "running", "queued" end
+  if st == "failed" and queue ~= nil then return st, "abandoned" end
   return st
 end
 
@@ -192,19 +219,53 @@ end
 function M.prepare(ctx, it)
   local s, task = ctx.store, it.task
   it.iteration = (s:last_iteration(task.id) or 0) + 1
-  it.workdir = task.workdir and util.abspath(task.workdir, ctx.workdir) or ctx.workdir
+  -- the task's workspace: its own worktree, or the shared directory
+  -- (obra.worktrees); a new row is written with the transaction below
+  local ws, werr = worktrees.ensure(ctx, task, { defer = true })
+  if not ws then error(werr, 0) end
+  it.workdir = worktrees.cwd(ctx, task, ws)
   it.agent, it.agent_cfg = agent_for(ctx, task)
   it.history = history(s, task.id)
   it.max_turns = max_turns_for(util.merge(it.agent_cfg,
     { max_turns = task.config and task.config.max_turns or it.agent_cfg.max_turns }), it.history)
-  -- the task marked running and its session created (when new) before the
-  -- agent starts, in one transaction: a crash after it resumes this session
-  -- (a transaction that writes nothing, the usual case, commits nothing)
+  -- at most one walk of the tree an iteration: the snapshot taken after the
+  -- last agent run is this one's "before" (the same worktree, the same base)
+  local own = ws.isolation == "worktree"
+  local snapdir = own and ws.path or it.workdir
+  local st = ctx.task_state[task.id]
+  local cached = st and st.after
+  if st then st.after = nil end
+  if cached and cached.dir == snapdir and cached.base == ws.base then
+    it.before = cached
+  else
+    it.before = snapshot(ctx, task, snapdir, { owned = own })
+  end
+  -- the base the task's changes are measured against; in a shared directory
+  -- the tree of its first checkpoint (else of this first snapshot)
+  local base_tree
+  if not own and not ws.base_tree and it.before then
+    local first = s:checkpoints(task.id)[1]
+    base_tree = first and first.method == it.before.method and first.workdir == it.before.dir and first.tree
+      or it.before.tree
+    ws.base_tree = base_tree
+  end
+  -- the task marked running, its workspace row and its session written (when
+  -- new) before the agent starts, in one transaction: a crash after it
+  -- resumes this session (a transaction that writes nothing, the usual case,
+  -- commits nothing)
   it.session = s:tx(function()
     if task.status ~= "running" then s:set_status(task.id, "running"); task.status = "running" end
+    if ws.new then ws = s:add_workspace(ws)
+    elseif base_tree then ws = s:update_workspace(task.id, { base_tree = base_tree }) end
     return session.current(s, task.id, ctx.run_id, it.agent.kind or it.agent_cfg.kind)
   end)
-  it.before = snapshot(ctx, task, it.workdir)
+  it.ws = ws
+  -- before the first iteration the worktree is its base: that commit is the checkpoint
+  if own and it.before and not it.before.commit and it.iteration == 1 and it.before.tree == ws.base_tree then
+    it.before.commit = ws.base
+  end
+  it.base = { commit = ws.base, tree = ws.base_tree, dir = own and ws.path or (it.before and it.before.dir or it.workdir),
+              method = own and "owned" or (it.before and it.before.method), isolation = ws.isolation }
   prepare_checkpoint(ctx, it)
   return it
 end
@@ -282,9 +343,36 @@ end
 function M.gather(ctx, it)
   local task, res = it.task, it.result
   if it.before then
-    local sig, after = workspace.diff(it.before, it.workdir)
-    it.workspace = sig or nil
-    if sig and type(after) == "table" then it.after = it.after or after end   -- the patch's "after" (one walk)
+    local after = snapshot(ctx, task, it.before.dir, { owned = it.ws and it.ws.isolation == "worktree",
+      method = it.before.method, quiet = true })
+    if after and after.method == it.before.method then
+      it.after = after
+      it.workspace = workspace.diff(it.before, after)
+    end
+  end
+  -- the task's diff against its base: exact, never another task's files (worktree)
+  if it.after and it.base and it.base.tree and it.base.method == it.after.method then
+    it.changes = workspace.diff_trees(it.after.dir, it.after.method, it.base.tree, it.after.tree)
+  end
+  -- worktree: the agent's work is a commit on the task's branch (what the
+  -- merge queue integrates; the next iteration's checkpoint)
+  if it.after and it.ws.isolation == "worktree" then
+    local c, err = checkpoints.branch_commit(it.ws, it.after,
+      string.format("obra: %s after iteration %d\n", task.key, it.iteration))
+    if c then it.after.commit = c else ctx.log(task, "cannot commit its work on %s: %s", it.ws.branch, tostring(err)) end
+  end
+  local st = ctx.task_state[task.id]
+  if st and it.after then
+    it.after.base = it.ws and it.ws.base
+    st.after = it.after
+  end
+  if it.workspace then
+    -- the paths this attempt changed (a shared-directory rollback restores only them)
+    local set = {}
+    for _, k in ipairs({ "created", "modified", "deleted" }) do
+      for _, p in ipairs(it.workspace[k] or {}) do set[p] = true end
+    end
+    it.paths_changed = set
   end
   it.checks = {}
   if res.class ~= "auth" and res.class ~= "rate_limited" then
@@ -304,7 +392,8 @@ function M.gather(ctx, it)
   it.signals = {
     agent = { class = res.class, turns = res.turns, max_turns = it.max_turns, text = (bound(res.text or "", M.SIGNAL_TEXT)),
               reset_at = res.reset_at, cost_usd = res.cost_usd },
-    checks = core.json_array(it.checks), workspace = it.workspace, judge = it.judge, judge_error = it.judge_error,
+    checks = core.json_array(it.checks), workspace = it.workspace, changes = it.changes,
+    judge = it.judge, judge_error = it.judge_error,
     history = core.json_array(it.history), judges = it.judges, trace = evidence.signal(it.trace),
   }
   return it
@@ -334,7 +423,13 @@ function M.decide(ctx, it)
     fired = { { kind = "escalate", reason = decision.reason } }
   end
   it.breakpoints = fired
-  it.status = status_after(decision, fired)
+  -- queue: the task's own worktree, integrated unless integrate.mode = "branch" (nil: shared)
+  local queue
+  if it.ws and it.ws.isolation == "worktree" then
+    local ic = ctx.config.integrate
+    queue = not (type(ic) == "table" and ic.mode == "branch")
+  end
+  it.status, it.workspace_state = status_after(decision, fired, queue)
   util.hook(ctx, "decision", { task = task, iteration = it.iteration, decision = decision, scores = it.scores,
                                signals = it.signals })
   return it
@@ -357,7 +452,7 @@ function M.record(ctx, it)
     run_id = ctx.run_id, task = it.task, iteration = it.iteration, agent_name = it.agent.kind or it.agent_cfg.kind,
     calls = it.calls, session_ids = it.session_ids, checks = it.checks, event = it.event,
     policy_fingerprint = it.policy:fingerprint(), decision = it.decision, status = it.status,
-    breakpoints = it.breakpoints, checkpoint = it.checkpoint,
+    breakpoints = it.breakpoints, checkpoint = it.checkpoint, workspace_state = it.workspace_state,
     judges = judges,
   }
   it.breakpoint_ids, it.checkpoint_id = out.breakpoint_ids, out.checkpoint_id
@@ -426,7 +521,7 @@ function M.run(ctx, task)
 
   return { iteration = it.iteration, action = it.decision.action, reason = it.decision.reason, result = it.result,
            signals = it.signals, scores = it.scores, decision = it.decision, breakpoints = it.breakpoints,
-           status = it.status }
+           status = it.status, queued = it.workspace_state == "queued" }
 end
 
 return M

@@ -82,6 +82,20 @@ M.ISSUE_BYTES = 400
 -- The first sentence, by the first reason's code.
 local HEADLINE = {
   not_done = function(r) return "Your previous attempt is not done yet: " .. tostring(r.why) .. "." end,
+  -- the merge queue (obra.integrate): the work did not integrate
+  merge_conflict = function(r)
+    local files = type(r.files) == "table" and #r.files > 0 and table.concat(r.files, ", ") or "(git named none)"
+    return "Your work could not be merged into " .. tostring(r.target) .. ": it conflicts with work merged there " ..
+      "meanwhile, in these files: " .. files .. ".\nobra merged " .. tostring(r.target) .. " into your branch and " ..
+      "committed the conflicts as they are, so these files now contain conflict markers (<<<<<<<, =======, " ..
+      ">>>>>>>). Resolve every conflict keeping the intent of both sides, remove every marker, and make the " ..
+      "checks pass again; obra merges your work again once it proceeds."
+  end,
+  integration_failed = function(r)
+    return "Your work merged into " .. tostring(r.target) .. " without conflicts, but a check failed on the " ..
+      "merged tree. obra merged " .. tostring(r.target) .. " into your branch, so your working directory now holds " ..
+      "the merged files: fix the failure there, keeping what others merged; obra merges your work again once it proceeds."
+  end,
   maybe_done = function(r)
     return "Your work may be complete, but " .. tostring(r.why) .. ". Check it against the task: run the tests or " ..
       "the build, fix anything that is missing, and say precisely what you verified."
@@ -135,6 +149,8 @@ end
 --   {code="maybe_done", why=}      may be done: verify, then the evidence
 --   {code="note", text=}           a policy's own words, after the evidence
 --   {code="rolled_back"}           (added by the iteration) the files were reset
+--   {code="merge_conflict", target=, files=}   (obra.integrate) the work conflicts with the integration branch
+--   {code="integration_failed", target=}      (obra.integrate) a check failed on the merged tree (the evidence)
 -- Without reasons (a custom policy, an escalation): obra's verdict and the evidence.
 function M.feedback(event, decision)
   local sig = type(event) == "table" and type(event.signals) == "table" and event.signals or {}

@@ -8,6 +8,8 @@
 --   config { agent = {...}, llm = {...} | false, thresholds = {...}, weights = {...},
 --            budgets = {...}, max_parallel = 1, check_timeout = 600, context = {...},
 --            judge = { budget_tokens =, temperature =, panel = { {model=, ...}, {...} } },
+--            integrate = { target = "branch", mode = "merge"|"squash"|"rebase"|"branch", max_attempts = 3 },
+--            integration_checks = { ... } (like a task's checks; docs/workspaces.md),
 --            notify = { url =, on = {...}, ... } (lua/obra/notify.lua) }
 --   milestone "key" { title = "...", gate = false }
 --   task "key" { title=, prompt=, deps={}, priority=0, checks={}, budgets={}, tags={},
@@ -135,13 +137,26 @@ local function is_panel(v)
   return true
 end
 
+-- integrate.target: a branch name git accepts (the rest git check-ref-format decides at run time)
+local function is_branch(v)
+  if type(v) ~= "string" or v == "" then return false, "a branch name" end
+  if v:find("^refs/") or v:find("^%-") or v:find("%.%.") or v:find("[%s~^:?*%[\\]") or v:find("/$")
+      or v:find("%.lock$") or v:find("@{", 1, true) then
+    return false, "a branch name (like \"obra/integration\" or \"develop\", without refs/heads/)", v
+  end
+  return true
+end
+
 local CONFIG = {
+  integrate = is_section({ target = is_branch, mode = one_of("merge", "squash", "rebase", "branch"),
+                           max_attempts = is_posint }, "integrate"),
+  integration_checks = is_check,
   agent = is_section(AGENT_KEYS, "agent"), llm = is_section(LLM_KEYS, "llm"),
   thresholds = is_unit_table, weights = is_weights, budgets = is_budgets,
   max_parallel = is_posint, check_timeout = is_posnum, workdir = is_type("string"),
   context = is_section({ window = is_posint, refresh = is_unit }, "context"),
   judge = is_section({ budget_tokens = is_posint, temperature = is_type("number"), panel = is_panel }, "judge"),
-  breakpoints = is_table, max_iterations = is_posint,
+  breakpoints = is_table, max_iterations = is_posint, isolation = one_of("worktree", "shared"),
   checkpoints = is_section({ enabled = is_type("boolean"), rollback_on_retry = is_type("boolean"),
                              max_file_bytes = is_posint }, "checkpoints"),
   notify = function(v) return require("obra.notify").check(v) end,   -- its options: lua/obra/notify.lua
@@ -154,7 +169,7 @@ local TASK = {
   decide = is_type("function"), milestone = is_type("string"),
   kind = one_of("epic", "story", "task", "subtask"), parent = is_type("string"),
   workdir = is_type("string"), max_turns = is_posint, timeout = is_posnum,
-  metadata = is_table, check_timeout = is_posnum,
+  metadata = is_table, check_timeout = is_posnum, isolation = one_of("worktree", "shared"),
 }
 
 local MILESTONE = { title = is_type("string"), gate = is_type("boolean"), description = is_type("string") }
@@ -384,7 +399,8 @@ end
 local function stored_config(t)
   -- what the database keeps of a task's per-task configuration (functions stay in the script)
   return { agent = t.agent, thresholds = t.thresholds, weights = t.weights, max_turns = t.max_turns,
-           timeout = t.timeout, check_timeout = t.check_timeout, has_decide = t.decide ~= nil }
+           timeout = t.timeout, check_timeout = t.check_timeout, has_decide = t.decide ~= nil,
+           isolation = t.isolation }
 end
 
 -- workflow.sync(store, plan, workdir) -> project row.  New tasks are added,

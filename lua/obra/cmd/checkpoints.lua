@@ -1,6 +1,7 @@
 -- obra checkpoints TASK: the snapshots of a task's working directory, one
 -- before each iteration and one before each rollback, with what changed
--- from each to the next (the last: to the directory as it is now).
+-- from each to the next (the last: to the directory as it is now).  With a
+-- worktree per task they are commits on the task's branch.
 local cli = require "obra.cli"
 local core = require "obra.core"
 
@@ -10,6 +11,7 @@ local function render(t, rows)
     return
   end
   cli.print(string.format("%s — checkpoints of %s (%s)", t.key, rows[1].workdir,
+    rows[1].method == "owned" and "commits on the task's branch in its worktree" or
     rows[1].method == "git" and "in its git repository, refs/obra/" or "in the shadow repository .obra/shadow.git"))
   cli.print(string.format("  %4s  %-9s %-19s %-9s %7s  %s", "ID", "ITERATION", "TIME", "COMMIT", "CHANGED", "WHAT"))
   for i, r in ipairs(rows) do

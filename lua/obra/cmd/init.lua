@@ -1,8 +1,14 @@
 -- obra init: create .obra/ (database, history) and a commented starter
--- workflow obra.lua in the current directory.  Never overwrites.
+-- workflow obra.lua in the current directory.  Never overwrites.  In a
+-- directory that is not in a git repository it offers to make one (git init,
+-- the files already there committed as the base), so that each task gets its
+-- own worktree (docs/workspaces.md); --no-git declines; without a terminal it
+-- does not ask but says what to run.  In a repository nothing changes.
 local core = require "obra.core"
 local cli = require "obra.cli"
 local store = require "obra.store"
+local git = require "obra.git"
+local worktrees = require "obra.worktrees"
 
 local STARTER = [==[
 -- obra.lua — an obra workflow.  Run it with `obra run`; see docs/workflows.md.
@@ -39,17 +45,73 @@ task "hello" {
 -- }
 ]==]
 
+local HINT = "git init && git add -A && git commit -m base"
+
+-- The user's identity for their own base commit when git knows it (obra.git
+-- signs as obra otherwise).
+local function identity(cwd)
+  local env = {}
+  local name = git.ok({ "config", "user.name" }, { cwd = cwd })
+  local email = git.ok({ "config", "user.email" }, { cwd = cwd })
+  if name and name ~= "" then env.GIT_AUTHOR_NAME, env.GIT_COMMITTER_NAME = name, name end
+  if email and email ~= "" then env.GIT_AUTHOR_EMAIL, env.GIT_COMMITTER_EMAIL = email, email end
+  return env
+end
+
+-- git init, .obra/ excluded, the files already here committed as the base.
+local function make_repo(cwd)
+  local ok, err = git.ok({ "init", "-q" }, { cwd = cwd })
+  if not ok then return nil, err end
+  local common = git.ok({ "rev-parse", "--git-common-dir" }, { cwd = cwd }) or ".git"
+  if common:sub(1, 1) ~= "/" then common = cwd .. "/" .. common end
+  ok, err = worktrees.exclude(common)
+  if not ok then return nil, err end
+  ok, err = git.ok({ "add", "-A" }, { cwd = cwd })
+  if not ok then return nil, err end
+  ok, err = git.ok({ "commit", "-q", "--allow-empty", "-m", "base: the files before obra" },
+    { cwd = cwd, env = identity(cwd) })
+  if not ok then return nil, err end
+  return true
+end
+
+-- Offer a repository where there is none; returns a line for the user or nil.
+local function offer_git(cwd, no_git)
+  if no_git or worktrees.repo(cwd) then return nil end
+  if not git.available() then
+    return "git is not installed: tasks will share this directory (isolation \"shared\")"
+  end
+  if not (core.isatty(0) and core.isatty(2)) then
+    return "this directory is not a git repository, so tasks will share it; to give each task its own " ..
+      "worktree and branch run `" .. HINT .. "` (or `obra init --no-git` to keep it shared)"
+  end
+  io.stderr:write("This directory is not a git repository.  Make one (git init, the files here committed\n" ..
+    "as the base) so that each task works in its own worktree and branch? [Y/n] ")
+  io.stderr:flush()
+  local line = io.read("l") or "n"
+  if line:match("^%s*[nN]") then
+    return "tasks will share this directory; `" .. HINT .. "` gives each its own worktree later"
+  end
+  local ok, err = make_repo(cwd)
+  if not ok then return "could not make a git repository (" .. tostring(err) .. "): tasks will share this directory" end
+  return "made a git repository here; your files are its first commit (the base tasks start from)"
+end
+
 return {
   summary = "create .obra/ and a starter workflow obra.lua here",
-  usage = "obra init [--force-workflow]",
+  usage = "obra init [--no-git]",
   help = "Creates .obra/ (mode 0700) holding the database obra.db (mode 0600), and obra.lua,\n" ..
-         "a commented starter workflow.  Refuses to overwrite an existing obra.lua.",
-  flags = {},
-  run = function()
+         "a commented starter workflow.  Refuses to overwrite an existing obra.lua.\n\n" ..
+         "Outside a git repository it offers to make one (git init, the files already here\n" ..
+         "committed as the base), so that each task works in its own git worktree and branch\n" ..
+         "(docs/workspaces.md).  --no-git declines; without a terminal it does not ask and says\n" ..
+         "what to run.  Inside a repository nothing in git changes.",
+  flags = { ["no-git"] = "boolean" },
+  run = function(opts)
     local cwd = core.getcwd()
     if core.stat("obra.lua") then
       cli.fail("obra.lua already exists in " .. cwd .. "; not overwriting it")
     end
+    local note = offer_git(cwd, opts.no_git)
     local ok, err = core.mkdir(store.DIR, tonumber("700", 8))
     if not ok then cli.fail(err) end
     local s, oerr = store.open(store.DIR .. "/" .. store.FILE)
@@ -63,6 +125,7 @@ return {
     f:write(STARTER:format(name))
     f:close()
     cli.print("created " .. store.DIR .. "/ and obra.lua in " .. cwd)
+    if note then cli.print(note) end
     cli.print("next: edit obra.lua, then `obra run`")
     return 0
   end,

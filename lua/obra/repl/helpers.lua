@@ -36,6 +36,20 @@ M.HELP = {
     "restore the task's working directory (as `obra rollback`): to = an iteration,\n" ..
     "checkpoint = an id, undo = true; none: before the latest iteration.  The state it\n" ..
     "replaces becomes a checkpoint first.  Returns {saved=, restored=, changed=}" },
+  { "workspaces()", "each task's branch, worktree, base, commits ahead/behind and merge state",
+    "each task's workspace (as `obra workspaces`): branch, worktree path, base, commits\n" ..
+    "ahead of and behind the integration branch, state (active, queued, integrating,\n" ..
+    "merged, conflict, abandoned, removed)" },
+  { "merge(task)", "integrate a task's branch now (retry after a conflict or a refusal)",
+    "run the merge queue for one task now (as `obra merge`): merge onto the integration\n" ..
+    "branch in the scratch worktree, run the checks on the merged tree, then advance it.\n" ..
+    "Returns the task's new status (done, running = back to its agent, waiting) and why" },
+  { "land([branch])", "fast-forward your branch to the integration branch (only when safe)",
+    "fast-forward a branch (default: the one checked out here) to the integration branch\n" ..
+    "(as `obra land`); refused unless it is a fast-forward and that checkout is clean" },
+  { "clean([{all=, force=}])", "remove the worktrees of merged or abandoned tasks",
+    "remove the worktrees of merged or abandoned tasks (as `obra clean`); never unmerged\n" ..
+    "work without force = true.  Returns {removed = {...}, kept = {...}}" },
   { "sessions(task)", "the agent sessions: uuid, status, turns, tokens, cost, context",
     "the agent sessions: uuid, status, turns, tokens, cost, context" },
   { "log([task [, n]])", "the last n (50) interactions: agent, judge, check and human calls",
@@ -184,6 +198,53 @@ function M.install(session)
     local t = task_of(ref)
     if opts ~= nil and type(opts) ~= "table" then error("rollback: options are a table {to=, checkpoint=, undo=}", 2) end
     return require("obra.checkpoints").restore(store(), t, opts or {})
+  end
+
+  -- the workspaces and the merge queue (obra.landing, obra.integrate)
+  local function landing_args()
+    local s = store()
+    local landing = require "obra.landing"
+    local p = session.ctx and session.ctx.project or landing.project(s)
+    if not p then error("no project in this database yet: run() a workflow first", 3) end
+    local dir = session.ctx and session.ctx.dir or session.dir or core.getcwd()
+    return landing, s, p, dir, landing.target(s, p, session.ctx and session.ctx.config)
+  end
+
+  function env.workspaces()
+    local landing, s, p, dir, target = landing_args()
+    return pretty.tag(landing.list(s, p, dir, target), "rows",
+      { "task", "state", "task_status", "ahead", "behind", "base", "branch", "path" })
+  end
+
+  function env.merge(ref)
+    local ctx = need_ctx()
+    local t = task_of(ref)
+    local ws = ctx.store:workspace(t.id)
+    if not ws or ws.isolation ~= "worktree" then return nil, t.key .. " has no worktree of its own: nothing to merge" end
+    if ws.state == "merged" then return nil, t.key .. " is merged already" end
+    if t.status == "done" or t.status == "failed" or t.status == "cancelled" then
+      return nil, t.key .. " is " .. t.status .. ": nothing to merge"
+    end
+    ctx.fatal, ctx.stopping = nil, nil
+    local status, why = require("obra.integrate").merge_now(ctx, t)
+    return { task = t.key, status = status, state = ctx.store:workspace(t.id).state, message = why }
+  end
+
+  function env.land(branch)
+    if branch ~= nil and type(branch) ~= "string" then error("land: expects a branch name or nothing", 2) end
+    local landing, s, p, dir, target = landing_args()
+    local busy = landing.busy(s)
+    if busy then return nil, busy end
+    return landing.land(s, p, dir, { into = branch, target = target })
+  end
+
+  function env.clean(o)
+    if o ~= nil and type(o) ~= "table" then error("clean: options are a table {all=, force=}", 2) end
+    local landing, s, p, dir, target = landing_args()
+    local busy = landing.busy(s)
+    if busy then return nil, busy end
+    o = o or {}
+    return landing.clean(s, p, dir, { all = o.all, force = o.force, target = target })
   end
 
   function env.sessions(ref)

@@ -23,6 +23,7 @@
 --   decision          { action, reason, feedback, park_until }
 --   status            the task's new status ('running' leaves it as it is)
 --   breakpoints       { {kind, reason}, ... } opened for the task at this iteration
+--   workspace_state   the task's workspace's new state (queued: proceeded, waiting for the merge queue)
 --   checkpoint        { ref, tree, method, workdir, skipped, kind?, note?, iteration? } the snapshot
 --                     the iteration started from (lua/obra/checkpoints.lua made its commit)
 local core = require "obra.core"
@@ -91,6 +92,7 @@ return function(methods)
       if st and st ~= "running" then self:set_status(task_id, st) end
       if st == "done" or st == "failed" then self:close_sessions(task_id, st) end
       if st == "parked" then self:park_task(task_id, decision.park_until or (core.now() + 60)) end
+      if rec.workspace_state then self:update_workspace(task_id, { state = rec.workspace_state }) end
       for _, b in ipairs(rec.breakpoints or {}) do
         out.breakpoint_ids[#out.breakpoint_ids + 1] = self:open_breakpoint { task_id = task_id, run_id = run_id,
           iteration = it, kind = b.kind, reason = b.reason }

@@ -186,6 +186,20 @@ return {
       JOIN tasks t ON t.id = w.task_id WHERE t.project_id = ? ORDER BY t.id]],
   workspaces_in_state = [[SELECT w.*, t.key AS task_key, t.status AS task_status FROM workspaces w
       JOIN tasks t ON t.id = w.task_id WHERE t.project_id = ? AND w.state = ? ORDER BY w.updated_at, t.id]],
+  -- integrations (the merge queue's journal) -------------------------------------------------------
+  integration_by_id = "SELECT * FROM integrations WHERE id = ?",
+  integration_insert = [[INSERT INTO integrations(task_id, run_id, target, mode, old_tip, task_tip, state,
+      created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'started', ?, ?)]],
+  integration_update = [[UPDATE integrations SET state = COALESCE(?, state), new_tip = COALESCE(?, new_tip),
+      files = COALESCE(?, files), message = COALESCE(?, message), updated_at = ? WHERE id = ?]],
+  integration_open_of_task = [[SELECT * FROM integrations WHERE task_id = ? AND state IN ('started', 'checking')
+      ORDER BY id DESC LIMIT 1]],
+  integrations_of_task = "SELECT * FROM integrations WHERE task_id = ? ORDER BY id",
+  integration_failures = [[SELECT COUNT(*) AS n FROM integrations WHERE task_id = ? AND state IN ('conflict', 'failed')
+      AND id > COALESCE((SELECT MAX(id) FROM integrations WHERE task_id = ? AND state = 'escalated'), 0)]],
+  integration_latest = [[SELECT i.* FROM integrations i JOIN tasks t ON t.id = i.task_id WHERE t.project_id = ?
+      ORDER BY i.id DESC LIMIT 1]],
+  workflow_scripts = [[SELECT DISTINCT script_path FROM runs WHERE project_id = ? AND script_path IS NOT NULL]],
 
   -- outcomes (calibration) ----------------------------------------------------------------------
   outcome_insert = [[INSERT INTO outcomes(task_id, iteration, kind, correct, note, source, created_at)

@@ -8,6 +8,8 @@
 --                      path=, branch=}) -> row     (only the fields given; updated_at = now)
 --   s:workspaces(project_id [, state]) -> rows with task_key, task_status; by task id, or
 --                      with a state in the order they entered it (the merge queue's order)
+--   s:workflow_scripts(project_id) -> {paths}   (the scripts its runs ran: a shared-directory
+--                      rollback never restores them)
 --
 -- States: active (the agent works on it), queued (proceeded, waiting for its
 -- integration), integrating, merged, conflict (sent back to the agent),
@@ -46,6 +48,12 @@ return function(methods, Q)
     -- the statement is built from the fixed column list above, never from input
     self:exec("UPDATE workspaces SET " .. table.concat(set, ", ") .. " WHERE task_id = ?", table.unpack(args))
     return self:workspace(task_id)
+  end
+
+  function methods:workflow_scripts(project_id)
+    local out = {}
+    for _, r in ipairs(self:query(Q.workflow_scripts, project_id)) do out[#out + 1] = r.script_path end
+    return out
   end
 
   function methods:workspaces(project_id, state)

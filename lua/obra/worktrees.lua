@@ -1,0 +1,312 @@
+-- obra.worktrees — a workspace per task (docs/workspaces.md): in a git
+-- repository each task works on its own branch in its own `git worktree`;
+-- elsewhere (or when configured) tasks share the work directory.
+--
+--   worktrees.ensure(ctx, task [, {defer = true}]) -> ws row | nil, message
+--       (defer: a new row is returned with .new = true and not written: the
+--       caller inserts it, s:add_workspace(ws), in its own transaction)
+--       the task's workspaces row, made on its first run.  Worktree isolation:
+--       the base commit is the tip of the integration branch (created from the
+--       user's HEAD commit when missing), the branch obra/<project>/task/<key>
+--       starts there, the worktree is <dir>/.obra/worktrees/<key>, and .obra/
+--       is in the repository's info/exclude.  Idempotent and kill-safe at every
+--       step; a worktree whose directory was deleted is made again at the same
+--       path from the branch (Claude Code keys its sessions by directory).
+--       Shared isolation: a row with path = the work directory (base_tree is
+--       filled in by the first snapshot: iteration.prepare).
+--   worktrees.cwd(ctx, task, ws) -> the directory the agent and checks run in
+--       (the worktree plus the task's workdir below the repository's top)
+--   worktrees.isolation(ctx, task) -> "worktree" | "shared", why, repo top | nil
+--   worktrees.branch(project, task) -> "obra/<project>/task/<key>"
+--   worktrees.integration(project)  -> "obra/<project>/integration"
+--   worktrees.target(ctx)           -> the integration branch's name (config.integrate.target or the above)
+--   worktrees.repo(dir) -> the repository's top directory | nil, message
+--   worktrees.path(ctx, task) -> <dir>/.obra/worktrees/<key>
+--   worktrees.forget(ctx, task)     the cached snapshot of the task's files is stale
+--                                   (anything that changes a worktree between iterations calls it)
+--   worktrees.exclude(common_dir) -> true | nil, message   (.obra/ in info/exclude, once)
+--
+-- obra never touches the user's working tree, index, stash or checked-out
+-- branch: it reads HEAD, creates branches under obra/ and worktrees under
+-- .obra/worktrees/, and appends one line to info/exclude.
+local core = require "obra.core"
+local git = require "obra.git"
+local util = require "obra.util"
+
+local M = {}
+
+M.DIR = ".obra/worktrees"
+M.EXCLUDE = ".obra/"
+
+-- The same cleaning as checkpoints.ref: a path component git accepts.
+local function clean(s)
+  s = tostring(s):gsub("[^%w._-]", "-"):gsub("%.%.+", "."):gsub("^[.-]+", ""):gsub("[.]lock$", "-lock"):gsub("%.$", "-")
+  if s == "" then s = "x" end
+  return s:sub(1, 100)
+end
+M.clean = clean
+
+function M.branch(project, task)
+  local key = type(task) == "table" and task.key or task
+  return "obra/" .. clean(project) .. "/task/" .. clean(key)
+end
+
+function M.integration(project) return "obra/" .. clean(project) .. "/integration" end
+
+function M.target(ctx)
+  local ic = ctx.config and ctx.config.integrate
+  return (type(ic) == "table" and ic.target) or M.integration(ctx.project.name)
+end
+
+function M.path(ctx, task) return ctx.dir .. "/" .. M.DIR .. "/" .. clean(task.key) end
+
+local function isdir(p)
+  local st = core.stat(p)
+  return st and st.type == "dir"
+end
+
+function M.repo(dir)
+  if not isdir(dir) then return nil, "not a directory: " .. tostring(dir) end
+  local top, err = git.ok({ "rev-parse", "--show-toplevel" }, { cwd = dir })
+  if not top or top == "" then return nil, err or (dir .. " is not in a git work tree") end
+  return core.realpath(top) or top
+end
+
+-- The task's work directory (absolute, as in the shared directory).
+local function task_dir(ctx, task)
+  local d = task.workdir and util.abspath(task.workdir, ctx.workdir) or ctx.workdir
+  return core.realpath(d) or d
+end
+
+-- Isolation for a task: its own config, the workflow's, else worktree when the
+-- work directory is in a git repository with a commit.  Decided once per
+-- directory and run (ctx.isolations).
+function M.isolation(ctx, task)
+  local want = task.config and task.config.isolation or ctx.config.isolation
+  local dir = task_dir(ctx, task)
+  ctx.isolations = ctx.isolations or {}
+  local key = (want or "") .. "\0" .. dir
+  local c = ctx.isolations[key]
+  if not c then
+    if want == "shared" then
+      c = { "shared", "configured (isolation = \"shared\")" }
+    elseif not git.available() then
+      c = { "shared", "git cannot be run" }
+    else
+      local top = M.repo(dir)
+      if not top then
+        c = { "shared", dir .. " is not in a git repository (`git init` and a first commit give each task its own worktree)" }
+      elseif not git.ok({ "rev-parse", "--verify", "-q", "HEAD^{commit}" }, { cwd = top }) then
+        c = { "shared", "the repository " .. top .. " has no commit yet (commit once to give each task its own worktree)" }
+      else
+        c = { "worktree", nil, top }
+      end
+    end
+    ctx.isolations[key] = c
+  end
+  return c[1], c[2], c[3]
+end
+
+-- mkdir -p
+local function mkdirs(p)
+  if isdir(p) then return true end
+  local parent = util.dirname(p)
+  if parent ~= p and not isdir(parent) then
+    local ok, err = mkdirs(parent)
+    if not ok then return nil, err end
+  end
+  local ok, err = core.mkdir(p, tonumber("755", 8))
+  if not ok and not isdir(p) then return nil, err end
+  return true
+end
+
+function M.exclude(common)
+  local info = common .. "/info"
+  local ok, err = mkdirs(info)
+  if not ok then return nil, "cannot make " .. info .. ": " .. tostring(err) end
+  local path = info .. "/exclude"
+  local f = io.open(path, "r")
+  local text = f and f:read("a") or ""
+  if f then f:close() end
+  for line in text:gmatch("[^\n]+") do
+    if line == M.EXCLUDE or line == "/" .. M.EXCLUDE then return true end
+  end
+  f, err = io.open(path, "a")
+  if not f then return nil, "cannot write " .. path .. ": " .. tostring(err) end
+  f:write((text ~= "" and text:sub(-1) ~= "\n") and "\n" or "", "# obra's state and task worktrees\n", M.EXCLUDE, "\n")
+  f:close()
+  return true
+end
+
+local function rev(top, spec)
+  return git.ok({ "rev-parse", "--verify", "-q", spec }, { cwd = top })
+end
+
+-- The integration branch's tip; the branch is made from HEAD's commit when
+-- missing (reading HEAD changes nothing; update-ref with an empty old value
+-- only creates).
+local function integration_tip(ctx, top)
+  local name = M.target(ctx)
+  local tip = rev(top, "refs/heads/" .. name .. "^{commit}")
+  if tip then return tip, name end
+  local head = rev(top, "HEAD^{commit}")
+  if not head then return nil, "the repository " .. top .. " has no commit to start " .. name .. " from" end
+  local ok, err = git.ok({ "update-ref", "-m", "obra: integration branch from HEAD", "refs/heads/" .. name, head, "" },
+    { cwd = top })
+  if not ok then
+    tip = rev(top, "refs/heads/" .. name .. "^{commit}")    -- made meanwhile by another obra
+    if tip then return tip, name end
+    return nil, "cannot create the branch " .. name .. ": " .. tostring(err)
+  end
+  return head, name
+end
+
+-- Is path a worktree of top's repository with branch checked out?
+local function worktree_ok(path, branch)
+  if not core.stat(path .. "/.git") then return false end
+  local cur = git.ok({ "symbolic-ref", "-q", "HEAD" }, { cwd = path })
+  return cur == "refs/heads/" .. branch
+end
+
+local function rmtree(path)
+  local proc = require "obra.proc"
+  local r = proc.run { argv = { "rm", "-rf", "--", path }, timeout = 120 }
+  return r and r.exit == 0
+end
+
+-- Make the worktree at path for branch (the directory missing or half made).
+local function add_worktree(top, path, branch, may_remove)
+  if core.stat(path) and not worktree_ok(path, branch) then
+    -- only a directory with no .git of its own (a kill during `git worktree
+    -- add`, before any iteration) is obra's to remove; a worktree of another
+    -- branch (another project's task of the same name) or a directory the
+    -- task row still points to may hold work
+    if not may_remove or core.stat(path .. "/.git") then
+      return nil, path .. " exists but is not the worktree of " .. branch ..
+        ": move it away (it may hold work) and run again"
+    end
+    rmtree(path)
+  end
+  local ok, err = mkdirs(util.dirname(path))
+  if not ok then return nil, "cannot make " .. util.dirname(path) .. ": " .. tostring(err) end
+  ok, err = git.ok({ "worktree", "add", "--quiet", path, branch }, { cwd = top })
+  if not ok then
+    -- a worktree the user deleted is still registered: forget it, then again.
+    -- (Not before every add: a prune removes an empty .git/worktrees/ while
+    -- another task's `git worktree add` is making its entry there.)
+    git.run({ "worktree", "prune" }, { cwd = top })
+    ok, err = git.ok({ "worktree", "add", "--quiet", path, branch }, { cwd = top })
+  end
+  if not ok then
+    return nil, "cannot make the worktree " .. path .. " (" .. tostring(err) .. ")" ..
+      (tostring(err):find("already", 1, true) and ": the branch " .. branch .. " is checked out elsewhere" or "")
+  end
+  return true
+end
+
+local function ensure_worktree(ctx, task, top, ws)
+  local path = ws and ws.path or M.path(ctx, task)
+  local branch = ws and ws.branch or M.branch(ctx.project.name, task)
+  local common = git.ok({ "rev-parse", "--git-common-dir" }, { cwd = top })
+  if not common then return nil, "cannot find the git directory of " .. top end
+  if common:sub(1, 1) ~= "/" then common = top .. "/" .. common end
+  local ok, err = M.exclude(common)
+  if not ok then return nil, err end
+  local base = ws and ws.base
+  if not rev(top, "refs/heads/" .. branch .. "^{commit}") then
+    if ws and ws.head and rev(top, ws.head .. "^{commit}") then
+      base = ws.head   -- the user deleted the branch: its last known commit
+    elseif not base then
+      local e2
+      base, e2 = integration_tip(ctx, top)
+      if not base then return nil, e2 end
+    end
+    ok, err = git.ok({ "update-ref", "-m", "obra: task branch", "refs/heads/" .. branch, base, "" }, { cwd = top })
+    if not ok and not rev(top, "refs/heads/" .. branch .. "^{commit}") then
+      return nil, "cannot create the branch " .. branch .. ": " .. tostring(err)
+    end
+  elseif not base then
+    -- a branch made by a run killed before its row: nothing ran on it yet
+    base = rev(top, "refs/heads/" .. branch .. "^{commit}")
+  end
+  if not worktree_ok(path, branch) then
+    if ws then ctx.log(task, "its worktree %s is missing: making it again from the branch %s", path, branch) end
+    ok, err = add_worktree(top, path, branch, ws == nil)
+    if not ok then return nil, err end
+  end
+  if ws then return ws end
+  local tree = rev(top, base .. "^{tree}")
+  return { new = true, task_id = task.id, isolation = "worktree", path = path, repo = top, branch = branch,
+    base = base, base_tree = tree, head = base }
+end
+
+-- One ensure at a time per run: the git calls yield to other tasks, and two
+-- `git worktree add` (or an add and a prune) must not interleave.
+local function locked(ctx, fn, ...)
+  local loop = require "obra.loop"
+  while ctx.worktrees_busy do
+    loop.await({ ready = function() return not ctx.worktrees_busy end })
+  end
+  ctx.worktrees_busy = true
+  local ok, a, b = pcall(fn, ...)
+  ctx.worktrees_busy = nil
+  if not ok then error(a, 0) end
+  return a, b
+end
+
+local ensure
+
+function M.ensure(ctx, task, opts)
+  local ws = ctx.store:workspace(task.id)
+  if ws and (ws.isolation == "shared" or core.stat(ws.path .. "/.git")) then return ws end
+  local row, err = locked(ctx, ensure, ctx, task)
+  if row and row.new and not (opts and opts.defer) then
+    row = ctx.store:add_workspace(row)
+  end
+  return row, err
+end
+
+function ensure(ctx, task)
+  local s = ctx.store
+  local ws = s:workspace(task.id)
+  if ws and ws.isolation == "shared" then return ws end
+  local mode, why, top
+  if ws then
+    mode, top = "worktree", ws.repo
+  else
+    mode, why, top = M.isolation(ctx, task)
+    -- a task that already ran in the shared directory (before workspaces) stays there
+    if mode == "worktree" and (s:last_iteration(task.id) or 0) > 0 then
+      mode, why = "shared", "it started in the shared directory before workspaces existed"
+    end
+  end
+  if mode == "shared" then
+    ctx.shared_noted = ctx.shared_noted or {}
+    if not ctx.shared_noted[why] then
+      ctx.shared_noted[why] = true
+      ctx.log(nil, "tasks share the work directory %s: %s", task_dir(ctx, task), why)
+    end
+    return { new = true, task_id = task.id, isolation = "shared", path = task_dir(ctx, task) }
+  end
+  local row, err = ensure_worktree(ctx, task, top, ws)
+  if not row then return nil, task.key .. ": " .. tostring(err) end
+  return row
+end
+
+function M.cwd(ctx, task, ws)
+  if ws.isolation ~= "worktree" then return ws.path end
+  local d = task_dir(ctx, task)
+  local top = ws.repo
+  if d == top then return ws.path end
+  if d:sub(1, #top + 1) ~= top .. "/" then return ws.path end
+  local sub = ws.path .. d:sub(#top + 1)
+  if not isdir(sub) then mkdirs(sub) end
+  return sub
+end
+
+function M.forget(ctx, task)
+  local st = ctx.task_state and ctx.task_state[task.id]
+  if st then st.after = nil end
+end
+
+return M

@@ -1,0 +1,147 @@
+-- The work directory and the worktrees, as a first-time user meets them: the
+-- README's "for real" demo run exactly as written (obra's own folder gets
+-- nothing), and a task with a workdir below the repository's top works in the
+-- same subdirectory of its worktree.
+local H = require "support.helper"
+local E = require "support.e2e"
+
+local function git(dir, cmd)
+  local out, code = H.sh("cd " .. H.q(dir) .. " && " .. (H.SANITIZE and "env -u LD_PRELOAD " or "") .. cmd)
+  assert(code == 0, cmd .. ": " .. out)
+  return out
+end
+
+local function listing(dir)
+  return (H.sh("cd " .. H.q(dir) .. " && find . -printf '%p %s %T@\\n' | sort"))
+end
+
+local CALC = [[
+import sys
+
+def add(a, b): return a + b
+def subtract(a, b): return a - b
+def multiply(a, b): return a * b
+def divide(a, b):
+    if b == 0:
+        raise ValueError("division by zero")
+    return a / b
+
+if __name__ == "__main__":
+    a, op, b = float(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+    r = {"+": add, "-": subtract, "x": multiply, "/": divide}[op](a, b)
+    print(int(r) if r == int(r) else r)
+]]
+
+local TESTS = [[
+import unittest
+import calculator as c
+
+class T(unittest.TestCase):
+    def test_ops(self):
+        self.assertEqual(c.add(2, 3), 5)
+        self.assertEqual(c.subtract(2, 3), -1)
+        self.assertEqual(c.multiply(4, 2.5), 10)
+        self.assertEqual(c.divide(9, 3), 3)
+    def test_zero(self):
+        with self.assertRaises(ValueError):
+            c.divide(1, 0)
+]]
+
+describe("the work directory", function()
+  it("the README's demo (mkdir /tmp/calc && cd /tmp/calc && obra run /path/to/obra/scripts/calculator.lua) writes nothing into obra's folder", function()
+    local root = assert(require("obra.core").realpath(H.ROOT))
+    local scripts = root .. "/scripts"
+    local before = listing(scripts)
+    local dir = H.tmpdir("calc")
+    local state = dir .. "/../" .. (dir:match("([^/]+)$")) .. ".fake"
+    os.execute("mkdir -p " .. H.q(state))
+    local scenario = state .. "/scenario.json"
+    H.writefile(scenario, require("cjson").encode { rules = {
+      { match = "Create calculator.py", write = { ["calculator.py"] = CALC } },
+      { match = "test_calculator.py", write = { ["test_calculator.py"] = TESTS } },
+      { match = "command line", expect = { files = { "calculator.py", "test_calculator.py" } } },
+    } })
+    local r = H.expect_code(H.obra({ "run", scripts .. "/calculator.lua",
+      "--set", "agent.command=" .. H.FAKES .. "/claude", "--set", "llm=false" },
+      { cwd = dir, env = { FAKE_CLAUDE_SCENARIO = scenario, FAKE_CLAUDE_STATE = state }, timeout = 120 }), 0)
+    assert.matches("workdir " .. dir:gsub("%p", "%%%0"), r.err)
+    assert.matches("tasks share the work directory", r.err)        -- /tmp/calc is not a repository
+    assert.is_truthy(H.readfile(dir .. "/calculator.py"))
+    assert.is_truthy(H.readfile(dir .. "/test_calculator.py"))
+    assert.is_truthy(H.readfile(dir .. "/.obra/obra.db"))
+    assert.are.equal(before, listing(scripts), "obra's scripts/ folder is as it was")
+    assert.is_nil(H.readfile(scripts .. "/calculator.py"))
+    for line in io.lines(state .. "/calls.jsonl") do
+      assert.are.equal(dir, require("cjson").decode(line).cwd)
+    end
+    H.rmdir(dir)
+    H.rmdir(state)
+  end)
+
+  it("an explicit workdir stays relative to the script's folder", function()
+    local p = E.project { tag = "wd-explicit", script = [[
+project "x" { workdir = "sub" }
+config { max_iterations = 2 }
+task "t" { prompt = "Write t.txt containing done.", checks = { "grep -qx done t.txt" } }
+]], scenario = { rules = { { match = "t.txt", write = { ["t.txt"] = "done\n" } } } } }
+    os.execute("mkdir -p " .. H.q(p.dir .. "/sub") .. " " .. H.q(p.dir .. "/elsewhere"))
+    H.expect_code(H.obra({ "run", p.dir .. "/obra.lua", "--set", "agent.command=" .. H.FAKES .. "/claude", "--set", "llm=false" },
+      { cwd = p.dir .. "/elsewhere", env = E.env(p), timeout = 120 }), 0)
+    assert.are.equal("done\n", H.readfile(p.dir .. "/sub/t.txt"))
+    assert.is_truthy(H.readfile(p.dir .. "/elsewhere/.obra/obra.db"))
+    H.rmdir(p.dir)
+  end)
+
+  it("a task may choose the shared directory in a repository where the others get worktrees", function()
+    local p = E.project { tag = "wd-mixed", script = [[
+project "mix"
+config { max_iterations = 3, max_parallel = 2, checkpoints = { rollback_on_retry = true } }
+task "own" { prompt = "Write own.txt containing done.", checks = { "grep -qx done own.txt" } }
+task "here" { prompt = "Write here.txt containing done.", isolation = "shared", checks = { "grep -qx done here.txt" } }
+]], scenario = { rules = {
+      { match = "own.txt", sleep = 3, write = { ["own.txt"] = "done\n" } },
+      { match = "here.txt", resume = false, write = { ["here.txt"] = "wrong\n" } },
+      { match = "here.txt", resume = true, expect = { no_files = { "here.txt" } }, write = { ["here.txt"] = "done\n" } },
+    } } }
+    local d = p.dir
+    H.writefile(d .. "/.gitignore", ".fake/\nscenario.json\n")
+    git(d, "git init -q -b main && git add .gitignore && git -c user.name=u -c user.email=u@u commit -qm init")
+    local r = H.expect_code(E.run(p), 0)
+    assert.matches("tasks share the work directory [^\n]*configured", r.err)
+    -- the worktree task at work meanwhile does not keep the shared one from rolling back
+    assert.is_nil(r.err:find("works in the same directory", 1, true), r.err)
+    assert.matches("here#1: rolled back 1 file", r.err)
+    for _, c in ipairs(E.calls(p)) do
+      assert.is_true(c.assertion_failed == nil or c.assertion_failed == H.null, tostring(c.assertion_failed))
+    end
+    assert.are.equal("done\n", H.readfile(d .. "/here.txt"))
+    assert.is_nil(H.readfile(d .. "/own.txt"))
+    assert.are.equal("done\n", H.readfile(d .. "/.obra/worktrees/own/own.txt"))
+    H.rmdir(d)
+  end)
+
+  it("a task's workdir below the repository's top is the same subdirectory of its worktree", function()
+    local p = E.project { tag = "wd-sub", script = [[
+project "sub"
+config { max_iterations = 2 }
+task "lib" { prompt = "Write lib.txt containing done.", workdir = "pkg/lib", checks = { "grep -qx done lib.txt" } }
+]], scenario = { rules = { { match = "lib.txt", expect = { files = { "keep.txt" } }, write = { ["lib.txt"] = "done\n" } } } } }
+    local d = p.dir
+    H.writefile(d .. "/.gitignore", ".fake/\nscenario.json\n")
+    os.execute("mkdir -p " .. H.q(d .. "/pkg/lib"))
+    H.writefile(d .. "/pkg/lib/keep.txt", "kept\n")
+    git(d, "git init -q -b main && git add -A && git -c user.name=u -c user.email=u@u commit -qm init")
+    H.expect_code(E.run(p), 0)
+    for _, c in ipairs(E.calls(p)) do
+      assert.is_true(c.assertion_failed == nil or c.assertion_failed == H.null, tostring(c.assertion_failed))
+      assert.are.equal(d .. "/.obra/worktrees/lib/pkg/lib", c.cwd)
+    end
+    assert.are.equal("done\n", git(d, "git show obra/sub/task/lib:pkg/lib/lib.txt"))
+    assert.is_nil(H.readfile(d .. "/pkg/lib/lib.txt"))
+    local s = E.db(p)
+    local ev = s:decisions(nil)[1].event
+    s:close()
+    assert.are.same({ "pkg/lib/lib.txt" }, ev.signals.changes.created)
+    H.rmdir(d)
+  end)
+end)

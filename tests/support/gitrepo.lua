@@ -1,0 +1,73 @@
+-- Git helpers for the workspace specs: a user's repository with a base
+-- commit, git commands run without a shell's help for the arguments, and a
+-- fingerprint of everything obra must never touch in the user's checkout
+-- (HEAD, the checked-out branch, the index file's bytes, the status, the
+-- diffs and the files themselves).
+local H = require "support.helper"
+
+local G = {}
+
+-- G.raw(dir, ...) -> stdout as it is, exit status;  G.git: the last newline removed
+function G.raw(dir, ...)
+  local q = {}
+  for _, a in ipairs({ ... }) do q[#q + 1] = H.q(a) end
+  local cmd = "cd " .. H.q(dir) .. " && GIT_OPTIONAL_LOCKS=0 GIT_AUTHOR_NAME=user GIT_AUTHOR_EMAIL=user@example.com " ..
+    "GIT_COMMITTER_NAME=user GIT_COMMITTER_EMAIL=user@example.com timeout 60 git " .. table.concat(q, " ")
+  local p = io.popen(cmd .. " 2>/dev/null")
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+
+function G.git(dir, ...)
+  local out, code = G.raw(dir, ...)
+  return (out:gsub("\n$", "")), code
+end
+
+-- A repository in dir on branch main with files {path = content} committed as the base.
+function G.init(dir, files)
+  assert(select(2, G.git(dir, "init", "-q", "-b", "main", ".")) == 0, "git init failed")
+  for path, content in pairs(files) do
+    local d = path:match("^(.*)/[^/]+$")
+    if d then os.execute("mkdir -p " .. H.q(dir .. "/" .. d)) end
+    H.writefile(dir .. "/" .. path, content)
+    G.git(dir, "add", path)
+  end
+  assert(select(2, G.git(dir, "commit", "-q", "-m", "base")) == 0, "git commit failed")
+  return (G.git(dir, "rev-parse", "HEAD"))
+end
+
+function G.rev(dir, spec)
+  local out, code = G.git(dir, "rev-parse", "--verify", "-q", spec)
+  return code == 0 and out or nil
+end
+
+function G.show(dir, commit, path)
+  local out, code = G.raw(dir, "show", commit .. ":" .. path)
+  return code == 0 and out or nil
+end
+
+-- The first-parent history of a branch, newest first: { sha, ... }
+function G.first_parents(dir, ref)
+  local out = G.git(dir, "rev-list", "--first-parent", ref)
+  local list = {}
+  for c in out:gmatch("%x+") do list[#list + 1] = c end
+  return list
+end
+
+-- Everything of the user's checkout obra must leave byte-identical.
+function G.fingerprint(dir, files)
+  local f = {
+    head = G.git(dir, "rev-parse", "HEAD"),
+    branch = G.git(dir, "symbolic-ref", "HEAD"),
+    status = G.git(dir, "status", "--porcelain", "--untracked-files=no"),   -- (the spec makes untracked files)
+    diff = G.git(dir, "diff"),
+    cached = G.git(dir, "diff", "--cached"),
+    index = H.readfile(dir .. "/.git/index"),
+    stash = G.git(dir, "stash", "list"),
+  }
+  for _, p in ipairs(files or {}) do f["file:" .. p] = H.readfile(dir .. "/" .. p) or "(missing)" end
+  return f
+end
+
+return G
