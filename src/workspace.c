@@ -10,7 +10,10 @@
  * snapshot, so that git's stat cache and `git status` agree with obra. */
 #include <git2.h>
 #include <git2/sys/repository.h>
+#include <git2/sys/mempack.h>
+#include <git2/sys/odb_backend.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "obra/dl.h"
+#include "obra/packfile.h"
 #include "obra/workspace.h"
 
 struct obra_ws {
@@ -26,9 +30,13 @@ struct obra_ws {
   git_index      *index;       /* the scratch index set on repo */
   int             shadow;
   int             owned;
+  int             keep;        /* during a snapshot: the owned index is not to be written */
   time_t          saved;       /* when the shadow index was last written */
   int64_t         max_file_bytes;
   size_t          skipped;     /* during a snapshot */
+  git_odb        *disk;        /* during a bulk write: the repository's own object database, */
+  git_odb_backend *mem;        /* and the in-memory store the new objects go to (owned by the */
+  git_odb        *bulk;        /* bulk database, which reads the rest from the disk's objects) */
   char            root[PATH_MAX];
   char            prefix[PATH_MAX];
 };
@@ -53,7 +61,15 @@ struct obra_ws {
   X(git_signature_new) X(git_tree_free) X(git_tree_id) \
   X(git_reference_create_matching) X(git_revparse_single) X(git_repository_head) \
   X(git_reference_name) X(git_index_has_conflicts) X(git_commit_tree_id) \
-  X(git_repository_head_detached)
+  X(git_repository_head_detached) \
+  X(git_odb_new) X(git_odb_free) X(git_odb_add_backend) \
+  X(git_repository_odb) X(git_repository_set_odb) X(git_mempack_new) X(git_mempack_reset) \
+  X(git_packbuilder_new) X(git_packbuilder_free) X(git_packbuilder_insert) X(git_packbuilder_write) \
+  X(git_packbuilder_set_threads) X(git_tree_lookup) X(git_tree_walk) X(git_tree_entry_id) \
+  X(git_tree_entry_type) X(git_tree_entry_name) X(git_index_add) X(git_blob_create_from_buffer) \
+  X(git_filter_list_load) X(git_filter_list_free) X(git_index_entrycount) X(git_index_get_byindex) \
+  X(git_odb_read) X(git_odb_object_data) X(git_odb_object_size) X(git_odb_object_type) \
+  X(git_odb_object_free) X(git_odb_refresh)
 
 static struct { GIT_FUNCS(OBRA_DL_POINTER) } fn;
 /* only the version obra was built against: the option structs are versioned */
@@ -218,6 +234,216 @@ static int obra_path(const char *p) {
          strncmp(p, ".git/", 5) == 0 || strstr(p, "/.git/") != NULL;
 }
 
+/* ---- bulk writes: many new objects go into one pack, not loose files ----
+ *
+ * A snapshot that adds BULK_MIN files or more (the first one of a directory,
+ * a dependency tree unpacked by the agent) swaps the repository's object
+ * database for one whose only store is in memory (libgit2's mempack): adding a
+ * file and writing the tree read nothing from the database, and without the
+ * disk's stores each write skips libgit2's look for the object on disk (a
+ * stat and a rescan of objects/pack per object).  Once the tree is written,
+ * the objects it reaches that are in memory are written as one pack
+ * (packfile.c: .pack + .idx under temporary names, renamed), and the
+ * repository's own database is put back.  A kill before the index's rename
+ * leaves no object behind: the snapshot was not taken.  Fewer files are
+ * written loose as before: one pack per iteration would cost more than a few
+ * loose objects. */
+#define BULK_MIN 128
+
+static int bulk_begin(obra_ws *w) {
+  if (fn.git_repository_odb(&w->disk, w->repo) < 0) return -1;
+  if (fn.git_odb_new(&w->bulk) < 0 || fn.git_mempack_new(&w->mem) < 0 ||
+      fn.git_odb_add_backend(w->bulk, w->mem, 999) < 0 ||
+      fn.git_repository_set_odb(w->repo, w->bulk) < 0) {
+    if (w->mem && !w->bulk) w->mem->free(w->mem);
+    fn.git_odb_free(w->bulk);
+    fn.git_odb_free(w->disk);
+    w->bulk = w->disk = NULL;
+    w->mem = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+/* The objects a new tree reaches that are in memory (what is on disk already
+ * is not descended into). */
+typedef struct { git_odb_backend *mem; git_oid *ids; size_t n, cap; } bulkwalk;
+
+static int bulk_note(bulkwalk *b, const git_oid *id) {
+  if (b->n == b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 1024;
+    git_oid *ids = realloc(b->ids, cap * sizeof *ids);
+    if (!ids) return -1;
+    b->ids = ids, b->cap = cap;
+  }
+  b->ids[b->n++] = *id;
+  return 0;
+}
+
+static int bulk_pick(const char *root, const git_tree_entry *te, void *ud) {
+  (void)root;
+  bulkwalk *b = ud;
+  const git_oid *id = fn.git_tree_entry_id(te);
+  if (!b->mem->exists(b->mem, id)) return fn.git_tree_entry_type(te) == GIT_OBJECT_TREE ? 1 : 0;  /* on disk */
+  return bulk_note(b, id);
+}
+
+static obra_zlib zlib;
+static int zlib_state;            /* 0 unknown, 1 found, -1 not found: libgit2's packbuilder then */
+
+static int have_zlib(void) {
+  if (zlib_state == 0) {
+    zlib.deflateInit_ = (int (*)(void *, int, const char *, int))obra_dl_optional(&lib, "deflateInit_");
+    zlib.deflate = (int (*)(void *, int))obra_dl_optional(&lib, "deflate");
+    zlib.deflateEnd = (int (*)(void *))obra_dl_optional(&lib, "deflateEnd");
+    zlib.deflateReset = (int (*)(void *))obra_dl_optional(&lib, "deflateReset");
+    zlib.crc32 = (unsigned long (*)(unsigned long, const unsigned char *, unsigned))obra_dl_optional(&lib, "crc32");
+    zlib_state = zlib.deflateInit_ && zlib.deflate && zlib.deflateEnd && zlib.deflateReset && zlib.crc32 ? 1 : -1;
+  }
+  return zlib_state > 0;
+}
+
+/* The objects as one pack of whole objects (packfile.c), or through
+ * libgit2's packbuilder when zlib cannot be found beside libgit2. */
+static int bulk_write(obra_ws *w, const bulkwalk *b, const char *packdir) {
+  if (!have_zlib()) {
+    git_packbuilder *pb = NULL;
+    int rc = fn.git_packbuilder_new(&pb, w->repo);
+    for (size_t i = 0; rc == 0 && i < b->n; i++) rc = fn.git_packbuilder_insert(pb, &b->ids[i], NULL);
+    if (rc == 0) rc = fn.git_packbuilder_write(pb, packdir, 0, NULL, NULL);
+    fn.git_packbuilder_free(pb);
+    return rc;
+  }
+  obra_err e = { 0 };
+  obra_pack *p = obra_pack_begin(packdir, (uint32_t)b->n, &zlib, &e);
+  if (!p) return -1;
+  for (size_t i = 0; i < b->n; i++) {
+    git_odb_object *o = NULL;
+    if (fn.git_odb_read(&o, w->bulk, &b->ids[i]) < 0) { obra_pack_abort(p); return -1; }
+    obra_rc rc = obra_pack_add(p, (int)fn.git_odb_object_type(o), b->ids[i].id, fn.git_odb_object_data(o),
+                               fn.git_odb_object_size(o), &e);
+    fn.git_odb_object_free(o);
+    if (rc != OBRA_OK) { obra_pack_abort(p); return -1; }
+  }
+  char name[41];
+  return obra_pack_finish(p, name, &e) == OBRA_OK ? 0 : -1;
+}
+
+/* Write what tree reaches among the objects in memory as one pack (tree NULL:
+ * nothing, the snapshot failed), and put the repository's database back. */
+static int bulk_end(obra_ws *w, const git_oid *tree) {
+  if (!w->bulk) return 0;
+  int rc = 0;
+  if (tree) {
+    char packdir[PATH_MAX];
+    git_tree *t = NULL;
+    bulkwalk b = { w->mem, NULL, 0, 0 };
+    rc = snprintf(packdir, sizeof packdir, "%sobjects/pack", fn.git_repository_commondir(w->repo)) >= (int)sizeof packdir ? -1 : 0;
+    if (rc == 0) rc = fn.git_tree_lookup(&t, w->repo, tree);
+    if (rc == 0 && w->mem->exists(w->mem, tree)) rc = bulk_note(&b, tree);
+    if (rc == 0) rc = fn.git_tree_walk(t, GIT_TREEWALK_PRE, bulk_pick, &b);
+    if (rc == 0 && b.n > 0) rc = bulk_write(w, &b, packdir);
+    fn.git_tree_free(t);
+    free(b.ids);
+  }
+  fn.git_repository_set_odb(w->repo, w->disk);
+  fn.git_odb_refresh(w->disk);                       /* the new pack */
+  fn.git_mempack_reset(w->mem);
+  fn.git_odb_free(w->bulk);                          /* frees the mempack too */
+  fn.git_odb_free(w->disk);
+  w->bulk = w->disk = NULL;
+  w->mem = NULL;
+  return rc;
+}
+
+/* ---- plain adds: the shadow's bulk snapshot without libgit2's per-file
+ * attribute lookups ----
+ *
+ * git_index_add_bypath looks up the file's attributes (for filters: eol,
+ * ident, filter drivers) at every directory level and realpath()s it: some
+ * thirty system calls a file, most of the first snapshot of a large directory.
+ * In the shadow repository (obra's own, with no attributes of its own) and
+ * when no attributes can apply — no .gitattributes in the tree or the
+ * snapshot, no info/attributes, no system or user attributes file, and no
+ * filter for a probe path (core.autocrlf) — the blob is the file's bytes, so
+ * obra reads the file and writes the blob and the index entry itself. */
+static int attributes_file(const char *path) { return path && path[0] && access(path, F_OK) == 0; }
+
+static int is_gitattributes(const char *p) {
+  const char *b = strrchr(p, '/');
+  return strcmp(b ? b + 1 : p, ".gitattributes") == 0;
+}
+
+static int plain_adds_ok(obra_ws *w, git_diff *d) {
+  if (!w->shadow) return 0;
+  for (size_t i = 0, n = fn.git_diff_num_deltas(d); i < n; i++)
+    if (is_gitattributes(fn.git_diff_get_delta(d, i)->new_file.path)) return 0;
+  for (size_t i = 0, n = fn.git_index_entrycount(w->index); i < n; i++)
+    if (is_gitattributes(fn.git_index_get_byindex(w->index, i)->path)) return 0;
+  char p[PATH_MAX];
+  const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+  if (attributes_file("/etc/gitattributes")) return 0;
+  if (snprintf(p, sizeof p, "%sinfo/attributes", fn.git_repository_path(w->repo)) < (int)sizeof p && attributes_file(p)) return 0;
+  if (xdg && xdg[0] && snprintf(p, sizeof p, "%s/git/attributes", xdg) < (int)sizeof p && attributes_file(p)) return 0;
+  if (home && snprintf(p, sizeof p, "%s/.config/git/attributes", home) < (int)sizeof p && attributes_file(p)) return 0;
+  if (getenv("GIT_ATTR_NOSYSTEM") == NULL && attributes_file("/usr/etc/gitattributes")) return 0;
+  git_filter_list *fl = NULL;
+  if (fn.git_filter_list_load(&fl, w->repo, NULL, "obra-probe.txt", GIT_FILTER_TO_ODB, GIT_FILTER_DEFAULT) < 0 || fl) {
+    fn.git_filter_list_free(fl);
+    return 0;
+  }
+  return 1;   /* core.attributesFile, when set, is read by the probe above */
+}
+
+/* 1 added, 0 gone (removed meanwhile), -1 error, 2 not a plain file: ask libgit2 */
+static int plain_add(obra_ws *w, const char *path) {
+  char full[PATH_MAX];
+  if (snprintf(full, sizeof full, "%s%s", w->root, path) >= (int)sizeof full) return 2;
+  struct stat st;
+  if (lstat(full, &st) != 0) return errno == ENOENT || errno == ENOTDIR ? 0 : 2;
+  char *buf = NULL;
+  size_t len = 0;
+  git_index_entry e;
+  memset(&e, 0, sizeof e);
+  if (S_ISLNK(st.st_mode)) {
+    buf = malloc((size_t)st.st_size + 1);
+    ssize_t r = buf ? readlink(full, buf, (size_t)st.st_size + 1) : -1;
+    if (r < 0 || r > st.st_size) { free(buf); return 2; }
+    len = (size_t)r;
+    e.mode = GIT_FILEMODE_LINK;
+  } else if (S_ISREG(st.st_mode)) {
+    int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return errno == ENOENT ? 0 : 2;
+    size_t cap = (size_t)st.st_size + 1;
+    buf = malloc(cap);
+    for (ssize_t r; buf; len += (size_t)r) {
+      if (len == cap) { char *nb = realloc(buf, cap *= 2); if (!nb) { free(buf); buf = NULL; break; } buf = nb; }
+      r = read(fd, buf + len, cap - len);
+      if (r < 0 && errno == EINTR) { r = 0; continue; }
+      if (r <= 0) { if (r < 0) { free(buf); buf = NULL; } break; }
+    }
+    close(fd);
+    if (!buf) return 2;
+    e.mode = (st.st_mode & 0100) ? GIT_FILEMODE_BLOB_EXECUTABLE : GIT_FILEMODE_BLOB;
+  } else {
+    return 2;
+  }
+  int rc = fn.git_blob_create_from_buffer(&e.id, w->repo, buf, len);
+  free(buf);
+  if (rc < 0) return -1;
+  e.ctime.seconds = (int32_t)st.st_ctim.tv_sec;
+  e.ctime.nanoseconds = (uint32_t)st.st_ctim.tv_nsec;
+  e.mtime.seconds = (int32_t)st.st_mtim.tv_sec;
+  e.mtime.nanoseconds = (uint32_t)st.st_mtim.tv_nsec;
+  e.dev = (uint32_t)st.st_dev;
+  e.ino = (uint32_t)st.st_ino;
+  e.uid = st.st_uid;
+  e.gid = st.st_gid;
+  e.file_size = (uint32_t)st.st_size;
+  e.path = path;
+  return fn.git_index_add(w->index, &e) < 0 ? -1 : 1;
+}
+
 /* Bring the scratch index in line with the files (`git add -A` below the
  * prefix): one walk, a diff of the index against the work tree, then each
  * changed path added or removed.  A file removed by another process between
@@ -230,12 +456,19 @@ static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
   /* owned: files whose stat changed but not their content get their entries
    * refreshed (libgit2 writes the index then), so the next walk, or git's
    * own, need not hash them again */
-  if (w->owned) o.flags |= GIT_DIFF_UPDATE_INDEX;
+  if (w->owned && !w->keep) o.flags |= GIT_DIFF_UPDATE_INDEX;
   o.pathspec = *ps;
   git_diff *d = NULL;
   if (fn.git_diff_index_to_workdir(&d, w->repo, w->index, &o) < 0) return -1;
   int rc = 0;
   *changed = fn.git_diff_num_deltas(d);
+  size_t adds = 0;
+  for (size_t i = 0; i < *changed; i++) adds += fn.git_diff_get_delta(d, i)->status != GIT_DELTA_DELETED;
+  int plain = 0;
+  if (adds >= BULK_MIN) {
+    if (bulk_begin(w) < 0) rc = -1;
+    plain = plain_adds_ok(w, d);
+  }
   for (size_t i = 0, n = *changed; i < n && rc == 0; i++) {
     const git_diff_delta *dl = fn.git_diff_get_delta(d, i);
     const char *path = dl->status == GIT_DELTA_DELETED ? dl->old_file.path : dl->new_file.path;
@@ -251,7 +484,11 @@ static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
     }
     /* GIT_ENOTFOUND: the file was gone when it was opened (removed meanwhile;
      * it may be back already, so asking the file system again would race) */
-    int arc = fn.git_index_add_bypath(w->index, path);
+    int arc = plain ? plain_add(w, path) : 2;
+    if (arc == 1) continue;
+    if (arc == 0) { rc = fn.git_index_remove_bypath(w->index, path); continue; }
+    if (arc < 0) { rc = -1; continue; }
+    arc = fn.git_index_add_bypath(w->index, path);
     if (arc == GIT_ENOTFOUND) rc = fn.git_index_remove_bypath(w->index, path);
     else if (arc < 0) rc = -1;
   }
@@ -304,13 +541,21 @@ obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e
   if (!w->shadow && fn.git_index_read(w->index, !w->owned) < 0) return fail(e, -1, "reading the index");
   /* a merge or rebase stopped on conflicts in an owned worktree: its index is
    * left as it is for whoever resolves them; the snapshot works on a copy */
-  int keep = w->owned && fn.git_index_has_conflicts(w->index);
+  int keep = w->keep = w->owned && fn.git_index_has_conflicts(w->index);
   if (w->owned && !keep && wait_index_lock(w, e) != OBRA_OK) return e->rc;
   fn.git_index_conflict_cleanup(w->index);   /* conflicted paths: take the files as they are */
   size_t changed = 0;
-  if (sync_index(w, &ps, &changed) < 0) return fail(e, -1, "snapshot");
   git_oid oid;
-  if (fn.git_index_write_tree_to(&oid, w->index, w->repo) < 0) return fail(e, -1, "snapshot");
+  int bad = sync_index(w, &ps, &changed) < 0 || fn.git_index_write_tree_to(&oid, w->index, w->repo) < 0;
+  obra_rc rc = bad ? fail(e, -1, "snapshot") : OBRA_OK;
+  if (bulk_end(w, bad ? NULL : &oid) < 0 && !bad) rc = fail(e, -1, "snapshot: writing the pack"), bad = 1;
+  if (bad) {
+    /* the index in memory may name blobs that were only in memory (a bulk
+     * write that failed): start again from the one on disk, whose objects
+     * were all written before it was */
+    (void)fn.git_index_read(w->index, 1);
+    return rc;
+  }
   if (w->shadow && time(NULL) - w->saved >= 60) save_shadow_index(w);
   /* nothing changed: the index on disk is already this one (with any stat
    * refresh the diff wrote itself) */

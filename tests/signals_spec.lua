@@ -260,7 +260,8 @@ describe("workspace", function()
   end)
 
   it("snapshots a directory whose files come and go while it is read", function()
-    for i = 1, 50 do H.writefile(dir .. "/keep" .. i .. ".txt", string.rep("x", i * 100)) end
+    -- 200 files: the first snapshot is a bulk one (one pack, files read by obra) while files come and go
+    for i = 1, 200 do H.writefile(dir .. "/keep" .. i .. ".txt", string.rep("x", i * 100)) end
     local pidfile = dir .. "/../churn-" .. math.random(1e9) .. ".pid"
     os.execute(string.format("cd %s && (sh -c 'i=0; while [ $i -lt 20000 ]; do echo $i > t$((i %% 7)).tmp; " ..
       "rm -f t$(((i+3) %% 7)).tmp; i=$((i+1)); done' & echo $! > %s) >/dev/null 2>&1", H.q(dir), H.q(pidfile)))
@@ -274,6 +275,68 @@ describe("workspace", function()
     os.execute("kill " .. (H.readfile(pidfile) or ""):match("%d+") .. " 2>/dev/null")
     os.remove(pidfile)
     assert.are.equal(n, ok)
+  end)
+
+  it("writes a large first snapshot as one pack, not loose objects", function()
+    for d = 1, 6 do
+      os.execute("mkdir -p " .. H.q(dir .. "/d" .. d))
+      for i = 1, 50 do H.writefile(string.format("%s/d%d/f%d.txt", dir, d, i), string.format("file %d %d\n", d, i):rep(i)) end
+    end
+    os.execute("mkdir -p " .. H.q(dir .. "/.obra"))
+    H.writefile(dir .. "/.obra/obra.db", "never in a snapshot")
+    local snap = assert(ws.snapshot(dir))
+    assert.are.equal("shadow", snap.method)
+    local git = "git --git-dir=" .. H.q(dir .. "/.obra/shadow.git") .. " "
+    local counts = H.sh(git .. "count-objects -v")
+    assert.matches("\ncount: 0\n", "\n" .. counts)                  -- no loose object
+    assert.matches("in%-pack: 307\n", counts)                        -- 300 blobs, 6 + 1 trees
+    assert.matches("packs: 1\n", counts)
+    assert.are.equal("", (H.sh(git .. "fsck --strict --no-dangling 2>&1"):gsub("notice:[^\n]*\n", "")))
+    local files = H.sh(git .. "ls-tree -r --name-only " .. snap.tree)
+    assert.not_matches("%.obra", files)
+    assert.matches("d6/f50.txt", files)
+    -- the packed objects serve diffs, checkpoints and restores
+    local c = assert(ws.commit(snap, "refs/obra/p/1-t", "first\n"))
+    H.writefile(dir .. "/d1/f1.txt", "changed\n")
+    os.remove(dir .. "/d2/f2.txt")
+    local sig = assert(ws.diff(snap, dir))
+    assert.are.same({ "d1/f1.txt" }, sig.modified)
+    assert.are.same({ "d2/f2.txt" }, sig.deleted)
+    local now = assert(ws.snapshot(dir))
+    assert(ws.restore(dir, "shadow", now.tree, c))
+    assert.are.equal("file 2 2\nfile 2 2\n", H.readfile(dir .. "/d2/f2.txt"))
+    assert.are.equal("file 1 1\n", H.readfile(dir .. "/d1/f1.txt"))
+    -- a small change is a few loose objects, no new pack
+    assert.matches("packs: 1\n", H.sh(git .. "count-objects -v"))
+  end)
+
+  it("packs the shadow once git gc --auto's thresholds are passed", function()
+    H.writefile(dir .. "/a.txt", "0\n")
+    local first = assert(ws.snapshot(dir))
+    local git = "git --git-dir=" .. H.q(dir .. "/.obra/shadow.git") .. " "
+    H.sh(git .. "config gc.autoPackLimit 2")         -- git's threshold (50 packs by default), lowered for the test
+    for i = 1, 3 do                                   -- three bulk snapshots: three packs
+      os.execute("mkdir -p " .. H.q(dir .. "/bulk" .. i))
+      for j = 1, 130 do H.writefile(string.format("%s/bulk%d/f%d", dir, i, j), i .. "." .. j .. "\n") end
+      assert(ws.commit(assert(ws.snapshot(dir)), "refs/obra/p/1-t", "bulk " .. i .. "\n"))
+    end
+    for i = 1, 5 do                                   -- and loose objects: a blob, a tree and a commit each
+      H.writefile(dir .. "/a.txt", i .. "\n")
+      assert(ws.commit(assert(ws.snapshot(dir)), "refs/obra/p/1-t", "c" .. i .. "\n"))
+    end
+    local counts = H.sh(git .. "count-objects -v")
+    assert.are.equal("3", counts:match("packs: (%d+)"))
+    assert.is_true(tonumber(counts:match("count: (%d+)")) >= 15)
+    ws.reset()                                        -- a new process opens the shadow
+    local again = assert(ws.snapshot(dir))
+    counts = H.sh(git .. "count-objects -v")
+    assert.are.equal("1", counts:match("packs: (%d+)"))
+    -- left loose: only the first snapshot's tree, never committed (git prunes such after two weeks)
+    assert.are.equal("1", counts:match("count: (%d+)"))
+    -- every checkpoint is still there
+    assert.are.equal("8\n", H.sh(git .. "rev-list --count refs/obra/p/1-t"))
+    assert.are.same({}, ws.diff(again, dir).modified)
+    assert.are.same({ "a.txt" }, ws.diff_trees(dir, "shadow", first.tree, again.tree).modified)
   end)
 
   it("fails softly: no directory, no snapshot", function()
@@ -407,6 +470,40 @@ describe("workspace, owned mode (a worktree obra made with git worktree add)", f
     assert.are.equal("a\n", H.readfile(wt .. "/a.txt"))
     assert.is_nil(H.readfile(wt .. "/new.txt"))
     assert.are.equal("", sh(wt, "git status --porcelain -- . ':!.obra'"))
+  end)
+
+  it("leaves an index with conflicts to whoever resolves them", function()
+    sh(wt, "echo one > a.txt && git -c user.name=a -c user.email=a@a commit -qam one")
+    sh(repo, "git checkout -q -b other main && echo two > a.txt && git -c user.name=a -c user.email=a@a commit -qam two && git checkout -q main")
+    H.sh("cd " .. H.q(wt) .. " && git -c user.name=a -c user.email=a@a merge -q other >/dev/null 2>&1")
+    local conflicted = sh(wt, "git ls-files -u")
+    assert.are_not.equal("", conflicted)
+    os.execute("touch " .. H.q(wt .. "/.gitignore"))      -- a stat-only change libgit2 would refresh
+    local snap = assert(ws.snapshot(wt, { owned = true }))
+    assert.are.equal(conflicted, sh(wt, "git ls-files -u"))   -- the merge's index is untouched
+    assert.matches("<<<<<<<", H.sh("git -C " .. H.q(wt) .. " cat-file -p " .. snap.tree .. ":a.txt"))
+  end)
+
+  it("snapshots a worktree whose files come and go while it is read", function()
+    for i = 1, 200 do H.writefile(wt .. "/keep" .. i .. ".txt", string.rep("y", i * 50)) end
+    local pidfile = repo .. "/../churn-owned-" .. math.random(1e9) .. ".pid"
+    os.execute(string.format("cd %s && (sh -c 'i=0; while [ $i -lt 20000 ]; do echo $i > t$((i %% 7)).tmp; " ..
+      "rm -f t$(((i+3) %% 7)).tmp; i=$((i+1)); done' & echo $! > %s) >/dev/null 2>&1", H.q(wt), H.q(pidfile)))
+    local ok, why = pcall(function()
+      for _ = 1, 20 do
+        local snap, err = ws.snapshot(wt, { owned = true })
+        assert(snap, err)
+        assert(ws.commit(snap, nil, "c\n", { head = true }))
+      end
+    end)
+    os.execute("kill " .. (H.readfile(pidfile) or ""):match("%d+") .. " 2>/dev/null")
+    os.remove(pidfile)
+    assert(ok, why)
+    -- whatever the churn left, the files obra kept are all in HEAD and the index agrees with them
+    local st = sh(wt, "git status --porcelain -- . ':!.obra' ':!*.tmp'")
+    assert.are.equal("", st)
+    assert.matches("keep200.txt", sh(wt, "git ls-tree -r --name-only HEAD"))
+    assert.are.equal("", (H.sh("git -C " .. H.q(wt) .. " fsck --no-dangling 2>&1"):gsub("notice:[^\n]*\n", "")))
   end)
 
   it("refuses a directory that is not a work tree", function()

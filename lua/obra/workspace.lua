@@ -31,6 +31,12 @@
 -- (or where the repository cannot be used) a shadow repository in
 -- DIR/.obra/shadow.git has the directory as its work tree.  .obra/ and .git/
 -- are never part of a snapshot; files over max_file_bytes are left out.
+--
+-- The shadow repository is kept small: the first snapshot of a large
+-- directory is written as one pack (src/workspace.c), and the first time a
+-- process opens a shadow it runs `git gc --auto` on it (argv, obra.git; in
+-- the foreground, and only when git's own thresholds say so: 6,700 loose
+-- objects or 50 packs), so checkpoints' loose objects do not pile up.
 local core = require "obra.core"
 
 local M = {}
@@ -40,6 +46,17 @@ M.MAX_FILE_BYTES = 32 << 20        -- larger files are left out of snapshots
 M.SHADOW = ".obra/shadow.git"      -- below the directory
 
 local open = {}                    -- dir .. "\0" .. method -> worktree
+local tidied = {}                  -- shadow git dirs gc --auto has looked at in this process
+
+-- git gc --auto on obra's own shadow repository (never on a user's): packs
+-- the loose objects of past checkpoints once there are many.  Best effort:
+-- without git the shadow just grows.
+local function tidy(shadow)
+  if tidied[shadow] or not core.stat(shadow .. "/objects") then return end
+  tidied[shadow] = true
+  local git = require "obra.git"
+  git.run({ "--git-dir=" .. shadow, "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet" }, { timeout = 600 })
+end
 
 local function shadow_dir(dir)
   local base = dir .. "/.obra"
@@ -61,6 +78,7 @@ local function worktree(dir, method, max_bytes)
     shadow, err = shadow_dir(dir)
     if not shadow then return nil, "cannot make " .. dir .. "/.obra: " .. tostring(err), "workspace" end
   end
+  if shadow then tidy(shadow) end
   wt, err, code = core.worktree(dir, { shadow = shadow, force_shadow = method == "shadow", owned = method == "owned",
                                        max_file_bytes = max_bytes or M.MAX_FILE_BYTES })
   if not wt then return nil, err, code end
