@@ -6,10 +6,13 @@
 -- with its own fields added (docs/architecture.md lists them):
 --
 --   prepare    reads  task                       writes iteration, workdir, agent, agent_cfg, history,
---                                                       max_turns, session, before (snapshot | nil), checkpoint
+--                                                       max_turns, session, before (snapshot | nil), checkpoint,
+--                                                       baseline_row (iteration 1: the checks on the base)
 --   run_agent  reads  prepare's                  writes result, calls ({session=, result=, prompt=}, ...),
 --                                                       session_ids
---   gather     reads  result, before             writes workspace, checks, judge (verdict | nil),
+--   gather     reads  result, before             writes workspace, after, checks (with baseline/class),
+--                                                       evidence (obra.baseline: changes, tamper, deletions,
+--                                                       changed_nothing), judge (verdict | nil),
 --                                                       judge_error, judge_call, signals
 --   decide     reads  signals                    writes policy, scores, event, decision, breakpoints, status
 --   record     reads  all of the above           writes breakpoint_ids, checkpoint_id  (the one transaction)
@@ -24,6 +27,7 @@ local session = require "obra.session"
 local prompt = require "obra.prompt"
 local judge = require "obra.judge"
 local checks_mod = require "obra.checks"
+local baseline = require "obra.baseline"
 local checkpoints = require "obra.checkpoints"
 local workspace = require "obra.workspace"
 local breakpoints = require "obra.breakpoints"
@@ -201,7 +205,11 @@ function M.prepare(ctx, it)
     if task.status ~= "running" then s:set_status(task.id, "running"); task.status = "running" end
     return session.current(s, task.id, ctx.run_id, it.agent.kind or it.agent_cfg.kind)
   end)
+  -- the baseline (iteration 1): the checks on the base, before the snapshot
+  -- (their own files are part of the base, not the agent's work)
+  local base_checks = baseline.run(ctx, it, function() return M.run_checks(ctx, it) end)
   it.before = snapshot(ctx, task, it.workdir)
+  baseline.store(ctx, it, base_checks)
   prepare_checkpoint(ctx, it)
   return it
 end
@@ -249,15 +257,26 @@ end
 
 -- The evidence: what the agent changed (read before the checks, whose own
 -- files are not its work), the checks, and the judge's verdict.
+function M.run_checks(ctx, it)
+  local task = it.task
+  return checks_mod.run(task.checks or {}, {
+    cwd = it.workdir, timeout = task.config and task.config.check_timeout or ctx.config.check_timeout })
+end
+
 function M.gather(ctx, it)
   local task, res = it.task, it.result
-  it.workspace = it.before and workspace.diff(it.before, it.workdir)
-  it.checks = {}
-  if res.class ~= "auth" and res.class ~= "rate_limited" then
-    it.checks = checks_mod.run(task.checks or {}, {
-      cwd = it.workdir, timeout = task.config and task.config.check_timeout or ctx.config.check_timeout })
+  if it.before then
+    local after
+    it.workspace, after = workspace.diff(it.before, it.workdir)
+    it.after = it.workspace and after or nil
   end
+  it.checks = {}
+  if res.class ~= "auth" and res.class ~= "rate_limited" then it.checks = M.run_checks(ctx, it) end
   mark_passed_before(it.checks, it.history)
+  -- against the base: each check's class, tamper, deletions, "changed nothing"
+  baseline.classify(it.checks, it.baseline_row or ctx.store:baseline(task.id))
+  local evidence = baseline.evidence(ctx, it)
+  it.evidence = evidence
   if not ctx.llm then
     it.judge_error = "disabled"
   elseif USABLE[res.class] then
@@ -276,6 +295,8 @@ function M.gather(ctx, it)
               reset_at = res.reset_at, cost_usd = res.cost_usd },
     checks = core.json_array(it.checks), workspace = it.workspace, judge = it.judge, judge_error = it.judge_error,
     history = core.json_array(it.history),
+    changes = it.changes or evidence.changes, tamper = evidence.tamper, deletions = evidence.deletions,
+    changed_nothing = evidence.changed_nothing or nil,
   }
   return it
 end

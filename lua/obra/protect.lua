@@ -5,15 +5,19 @@
 -- obra.baseline feeds them.  docs/scoring.md ("Tamper", "Deletions") documents
 -- the rules.
 --
---   protect.matcher{checks=, protect=, edits_tests=} -> m
---       checks: the task's check specs (files named in their argv are protected)
+--   protect.matcher{checks=, protect=, edits_tests=, paths=, prompt=, title=} -> m
+--       checks: the task's check specs (files named in their argv are protected,
+--               unless a file is not a test and the prompt names it: the
+--               program the task is to change)
 --       protect: extra globs ("data/golden/*", "**/*.snap"), or false: no
 --                protection at all for this task
+--       paths: the task's scope; a path in it is the task's to change
+--              (only protect globs still hold)
 --   protect.why(m, path) -> reason string | nil            (is this path protected, and why)
 --   protect.is_test(path) -> true | nil                    (a test file by convention or directory)
 --   protect.tamper(changes, m) -> { paths = {..}, why = {path = reason}, how = {path = "modified"|...} } | nil
 --       modified and deleted protected files, and created runner configuration
---       or files a check names; new test files are not tamper (they add tests)
+--       or protect-glob files; new test files and new files a check names are not tamper
 --   protect.count(text, path) -> { lang=, tests=, skips=, asserts= } | nil   (nil: a language it does not know)
 --   protect.weakened(before, after) -> { "fewer tests (5 -> 3)", ... }  (totals {tests=, skips=, asserts=})
 --   protect.glob(g) -> Lua pattern;  protect.match(globs, path) -> the glob | nil
@@ -116,6 +120,19 @@ function M.match(globs, path)
   return nil
 end
 
+-- Does text name s as a whole word (not "data.py" for "a.py")?
+local function mentions(text, s)
+  local i = 1
+  while true do
+    local a, b = text:find(s, i, true)
+    if not a then return false end
+    local before, after = text:sub(a - 1, a - 1), text:sub(b + 1, b + 1)
+    if not before:match("[%w_%-%.]") and not after:match("[%w_%-]") then return true end
+    i = a + 1
+  end
+end
+M.mentions = mentions
+
 -- The paths a check names: its program when it is a relative path, and every
 -- argument that looks like a file or directory (has a slash or an extension).
 local function named_paths(specs)
@@ -134,7 +151,9 @@ end
 function M.matcher(o)
   o = o or {}
   local m = { off = o.protect == false, edits_tests = o.edits_tests == true,
-              globs = type(o.protect) == "table" and o.protect or {}, named = {} }
+              globs = type(o.protect) == "table" and o.protect or {}, named = {},
+              paths = type(o.paths) == "table" and o.paths or {},
+              prompt = o.prompt and (tostring(o.prompt) .. "\n" .. tostring(o.title or "")) or nil }
   local specs = o.specs or require("obra.checks").specs(o.checks or {})
   m.named = named_paths(specs)
   return m
@@ -144,24 +163,27 @@ function M.why(m, path)
   if m.off then return nil end
   path = norm(path)
   local test = M.is_test(path)
-  if not (test and m.edits_tests) then
+  local scoped = M.match(m.paths, path)
+  if not (test and m.edits_tests) and not scoped then
     for _, n in ipairs(m.named) do
-      if path == n.path or path:sub(1, #n.path + 1) == n.path .. "/" then
+      if (path == n.path or path:sub(1, #n.path + 1) == n.path .. "/")
+         and (test or not (m.prompt and mentions(m.prompt, path))) then
         return "named by check '" .. tostring(n.check) .. "'"
       end
     end
   end
-  if is_runner(path) then return "test runner configuration" end
   local g = M.match(m.globs, path)
   if g then return "protected by '" .. g .. "'" end
+  if scoped then return nil end
+  if is_runner(path) then return "test runner configuration" end
   if test and not m.edits_tests then return "a test file" end
   return nil
 end
 
 -- The tamper signal of a change set: protected files that were modified or
--- deleted, and created files that change what a check runs (runner
--- configuration, a file a check names, a protect glob).  A new test file
--- only adds tests: not tamper.
+-- deleted, and created files that change what the checks run (runner
+-- configuration, a protect glob).  A created test file only adds tests, and
+-- a created file a check names is the task's output: neither is tamper.
 function M.tamper(changes, m)
   if type(changes) ~= "table" or m.off then return nil end
   local t = { paths = {}, why = {}, how = {} }
@@ -173,7 +195,9 @@ function M.tamper(changes, m)
   for _, kind in ipairs({ "modified", "deleted", "created" }) do
     for _, p in ipairs(type(changes[kind]) == "table" and changes[kind] or {}) do
       local why = M.why(m, p)
-      if why and not (kind == "created" and why == "a test file") then add(norm(p), kind, why) end
+      if why and not (kind == "created" and (why == "a test file" or why:find("^named by check"))) then
+        add(norm(p), kind, why)
+      end
     end
   end
   if #t.paths == 0 then return nil end
@@ -262,18 +286,6 @@ end
 
 -- Deletions ---------------------------------------------------------------------
 
--- Does text name s as a whole word (not "data.py" for "a.py")?
-local function mentions(text, s)
-  local i = 1
-  while true do
-    local a, b = text:find(s, i, true)
-    if not a then return false end
-    local before, after = text:sub(a - 1, a - 1), text:sub(b + 1, b + 1)
-    if not before:match("[%w_%-%.]") and not after:match("[%w_%-]") then return true end
-    i = a + 1
-  end
-end
-M.mentions = mentions
 
 -- Files present at the base and deleted now; those the task does not name
 -- (its prompt names the path or the file's name, or it matches the task's

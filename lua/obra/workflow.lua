@@ -6,11 +6,14 @@
 --
 --   project "name" { workdir = ".", description = "..." }
 --   config { agent = {...}, llm = {...} | false, thresholds = {...}, weights = {...},
---            budgets = {...}, max_parallel = 1, check_timeout = 600, context = {...}, judge = {...} }
+--            budgets = {...}, max_parallel = 1, check_timeout = 600, context = {...}, judge = {...},
+--            protect = {globs} | false, baseline = true }
 --   milestone "key" { title = "...", gate = false }
 --   task "key" { title=, prompt=, deps={}, priority=0, checks={}, budgets={}, tags={},
 --                agent={}, thresholds={}, weights={}, decide=fn, milestone="key",
---                kind="task", parent="key", workdir=, max_turns=, timeout= }
+--                kind="task", parent="key", workdir=, max_turns=, timeout=,
+--                protect = {globs} | false, edits_tests = false, paths = {globs}, changes = true,
+--                baseline = true }       (docs/workflows.md, "Evidence")
 --   on("task_start"|"task_done"|"decision"|"breakpoint"|"milestone_done"|"run_done", fn)
 --   policy { thresholds = {...}, weights = {...}, decide = function(event, default) ... end }
 --
@@ -112,6 +115,12 @@ local function is_section(keys, what)
   end
 end
 
+-- protect = { "glob", ... } adds protected paths; false turns tamper detection off
+local function is_protect(v)
+  if v == false then return true end
+  return is_list_of("string")(v)
+end
+
 local CONFIG = {
   agent = is_section(AGENT_KEYS, "agent"), llm = is_section(LLM_KEYS, "llm"),
   thresholds = is_unit_table, weights = is_weights, budgets = is_budgets,
@@ -121,6 +130,7 @@ local CONFIG = {
   breakpoints = is_table, max_iterations = is_posint,
   checkpoints = is_section({ enabled = is_type("boolean"), rollback_on_retry = is_type("boolean"),
                              max_file_bytes = is_posint }, "checkpoints"),
+  protect = is_protect, baseline = is_type("boolean"),
 }
 
 local TASK = {
@@ -131,6 +141,8 @@ local TASK = {
   kind = one_of("epic", "story", "task", "subtask"), parent = is_type("string"),
   workdir = is_type("string"), max_turns = is_posint, timeout = is_posnum,
   metadata = is_table, check_timeout = is_posnum,
+  protect = is_protect, edits_tests = is_type("boolean"), paths = is_list_of("string"),
+  changes = is_type("boolean"), baseline = is_type("boolean"),
 }
 
 local MILESTONE = { title = is_type("string"), gate = is_type("boolean"), description = is_type("string") }
@@ -360,7 +372,9 @@ end
 local function stored_config(t)
   -- what the database keeps of a task's per-task configuration (functions stay in the script)
   return { agent = t.agent, thresholds = t.thresholds, weights = t.weights, max_turns = t.max_turns,
-           timeout = t.timeout, check_timeout = t.check_timeout, has_decide = t.decide ~= nil }
+           timeout = t.timeout, check_timeout = t.check_timeout, has_decide = t.decide ~= nil,
+           protect = t.protect, edits_tests = t.edits_tests, paths = t.paths, changes = t.changes,
+           baseline = t.baseline }
 end
 
 -- workflow.sync(store, plan, workdir) -> project row.  New tasks are added,

@@ -184,6 +184,9 @@ return {
   workspaces_in_state = [[SELECT w.*, t.key AS task_key, t.status AS task_status FROM workspaces w
       JOIN tasks t ON t.id = w.task_id WHERE t.project_id = ? AND w.state = ? ORDER BY w.updated_at, t.id]],
 
+  -- baselines -----------------------------------------------------------------------------------
+  baseline_of_task = "SELECT * FROM baselines WHERE task_id = ?",
+
   -- human ---------------------------------------------------------------------------------------
   human_insert = [[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome)
       VALUES (?, ?, 'human', ?, ?, ?)]],
