@@ -43,8 +43,14 @@ describe("policy: the default policy", function()
       event { checks = checks("pp"), judge_error = "unreachable" }, "proceed", "degraded" },
     { "retries with the failing output when a check fails, whatever the judge says",
       event { checks = checks("pf"), judge = GOOD_JUDGE }, "retry", "1 of 2 checks fail" },
-    { "retries when the judge says incomplete",
+    -- issue 15: every check passes and only the judge dissents -> clarify (once), whatever the
+    -- quality its own verdict pulled down; after the clarify the next verdict decides
+    { "clarifies when every check passes and only the judge says incomplete",
       event { checks = checks("p"), judge = { complete = false, quality = 0.4, confidence = 0.8, issues = { "no tests" } } },
+      "clarify", "all 1 checks pass but the judge says it is not complete" },
+    { "retries when the judge still says incomplete after a clarify",
+      event { checks = checks("p"), judge = { complete = false, quality = 0.4, confidence = 0.8, issues = { "no tests" } },
+              history = { { iteration = 1, action = "clarify", class = "ok", quality = 0.6, checks_passed = 1, checks_total = 1 } } },
       "retry", "not complete" },
     { "clarifies when the work looks done but the confidence falls short",
       event { judge = { complete = true, quality = 0.9, confidence = 0.7 } }, "clarify", "confidence 0%.64 < 0%.70" },

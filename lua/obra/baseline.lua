@@ -16,7 +16,8 @@
 --       else the task's first checkpoint
 --   baseline.classify(checks, row)      each check gets baseline = "pass"|"fail"|nil and
 --                                       class = "regression"|"target"|"guard"|"fixed"|nil;
---                                       passed_before is true when the baseline passed
+--                                       passed_before is true when the baseline passed;
+--                                       a failing check gets broken = why | nil (below)
 --   baseline.evidence(ctx, it) -> { changes=, tamper=, deletions=, changed_nothing= }
 --       changes: it.changes, else the diff of the base tree and it.after
 --   baseline.broken(check, row) -> why | nil    a failing check that looks broken
@@ -103,6 +104,7 @@ function M.classify(checks, row)
     elseif c.passed_before and not c.passed then
       c.class = "regression"
     end
+    if not c.passed then c.broken = M.broken(c, row) end
   end
   return checks
 end

@@ -137,7 +137,7 @@ return {
   decisions_of_ref = [[SELECT d.*, t.key AS task_key FROM decisions d JOIN tasks t ON t.id = d.task_id
       WHERE t.key = ? OR CAST(t.id AS TEXT) = ? ORDER BY d.task_id, d.iteration]],
   decision_history = [[SELECT iteration, action, quality, confidence, agent_class, checks_passed, checks_total,
-      checks FROM decisions WHERE task_id = ? ORDER BY iteration]],
+      checks, conflict, extra FROM decisions WHERE task_id = ? ORDER BY iteration]],
   decision_actions = "SELECT action FROM decisions WHERE task_id = ? ORDER BY iteration",
   last_iteration = "SELECT max(iteration) AS n FROM decisions WHERE task_id = ?",
   policy_by_fingerprint = "SELECT * FROM policies WHERE fingerprint = ?",
