@@ -74,13 +74,15 @@ describe("judgement end to end", function()
   after_each(function() if srv then srv:stop() end end)
 
   it("the baseline finds a regression on the first iteration; the feedback names it", function()
-    local p = project { tag = "j-regress", llm = srv, files = { ["a.txt"] = "A\n" }, script = [[
+    -- check_a.lua (protected: a check runs it) reads lib.txt, which the agent may change
+    local p = project { tag = "j-regress", llm = srv, files = { ["lib.txt"] = "A\n",
+      ["check_a.lua"] = "assert(io.open('lib.txt'):read('a'):find('A'), 'lib.txt lost its A')\n" }, script = [[
       project "j"
       config { max_iterations = 4, breakpoints = { check_regression = false } }
-      task "b" { title = "B", prompt = "Write b.txt containing B.", checks = { "grep -q A a.txt", "grep -q B b.txt" } }
+      task "b" { title = "B", prompt = "Write b.txt containing B.", checks = { "lua5.4 check_a.lua", "grep -q B b.txt" } }
     ]], rules = {
-      { match = "broke something that worked before", resume = true, write = { ["a.txt"] = "A\n" }, result = "restored a.txt" },
-      { match = "b.txt", resume = false, write = { ["b.txt"] = "B\n", ["a.txt"] = "x\n" }, result = "wrote b.txt" },
+      { match = "broke something that worked before", resume = true, write = { ["lib.txt"] = "A\n" }, result = "restored lib.txt" },
+      { match = "b.txt", resume = false, write = { ["b.txt"] = "B\n", ["lib.txt"] = "x\n" }, result = "wrote b.txt" },
     } }
     H.expect_code(E.run(p), 0)
     local s = E.db(p)
@@ -91,7 +93,7 @@ describe("judgement end to end", function()
     local ds = decisions(s, "b")
     assert.are.equal(2, #ds)
     assert.are.equal("retry", ds[1].action)
-    assert.matches("check 'grep %-q A a%.txt' passed before and fails now", ds[1].reason)
+    assert.matches("check 'lua5.4 check_a.lua' passed before and fails now", ds[1].reason)
     local c1 = cjson.decode(ds[1].checks)
     assert.are.equal("regression", c1[1].class)
     assert.are.equal("pass", c1[1].baseline)
@@ -101,7 +103,7 @@ describe("judgement end to end", function()
     assert.are.equal("guard", c2[1].class)
     s:close()
     local calls = E.calls(p)
-    assert.matches("grep %-q A a%.txt", calls[2].prompt)
+    assert.matches("lib.txt lost its A", calls[2].prompt)
     cleanup(p)
   end)
 
@@ -146,7 +148,6 @@ describe("judgement end to end", function()
     assert.is_false(c.passed)
     assert.is_true(c.zero_tests)
     assert.are.equal(0, c.exit)
-    assert.matches("ran no tests", c.output)
     assert.are.same({ "tests/cases.lua" }, signals(ds[1]).deletions.paths)
     s:close()
     cleanup(p)
@@ -191,7 +192,7 @@ describe("judgement end to end", function()
       { match = "out.txt", resume = false, result = "Done: out.txt already has 42." },
     } }
     -- a judge sure enough to be a conflict: "changed nothing" comes first
-    srv:queue { { json = { complete = true, quality = 0.9, confidence = 0.95, issues = {} } } }
+    srv:default { json = { complete = true, quality = 0.9, confidence = 0.95, issues = {}, summary = "done" } }
     H.expect_code(E.run(p), 0)
     local s = E.db(p)
     local ds = decisions(s, "t")
@@ -236,14 +237,17 @@ describe("judgement end to end", function()
       project "j"
       task "t" { title = "t", prompt = "Write out.txt containing 42 and handle a missing file.", checks = { "grep -q 42 out.txt" } }
     ]], rules = {
-      { match = "Answer each issue", resume = true, write = { ["missing.txt"] = "handled\n" }, result = "handled it" },
-      { match = "out.txt", resume = false, write = { ["out.txt"] = "42\n" }, result = "done" },
+      { match = "Answer each issue", resume = true, write = { ["missing.txt"] = "handled\n" }, result = "RESULT-TWO" },
+      { match = "out.txt", resume = false, write = { ["out.txt"] = "42\n" }, result = "RESULT-ONE" },
     } }
-    srv:queue { { json = { complete = false, quality = 0.5, confidence = 0.8, issues = { "a missing file is not handled" } } } }
-    H.expect_code(E.run(p), 0)
+    srv:default { json = { complete = false, quality = 0.5, confidence = 0.8, issues = { "a missing file is not handled" },
+      summary = "writes 42" } }
+    srv:rules { { match = "RESULT-TWO", reply = { json = DONE } } }
+    local r = E.run(p)
+    H.expect_code(r, 0)
     local s = E.db(p)
     local ds = decisions(s, "t")
-    assert.are.equal(2, #ds)
+    assert.are.equal(2, #ds, r.err)
     assert.are.equal("clarify", ds[1].action)
     assert.matches("all 1 checks pass but the judge says it is not complete", ds[1].reason)
     assert.are.equal("proceed", ds[2].action)
@@ -276,8 +280,7 @@ describe("judgement end to end", function()
     assert.are.equal("retry", d2[1].action)
     local t = signals(d2[1]).tamper
     assert.are.same({ "tests/cases.lua" }, t.paths)
-    assert.matches("fewer tests %(3 %-> 1%)", t.why["tests/cases.lua"])
-    assert.matches("fewer assertions %(3 %-> 1%)", t.why["tests/cases.lua"])
+    assert.matches("tests weakened: fewer assertions %(3 %-> 1%)", t.why["tests/cases.lua"])
     assert.is_string(open_kinds(s, "less").tampered)
     s:close()
     cleanup(p)
