@@ -191,6 +191,7 @@ describe("judgement end to end", function()
       { match = "changed no file since the task began", resume = true, write = { ["out.txt"] = "42\n" }, result = "now written" },
       { match = "out.txt", resume = false, result = "Done: out.txt already has 42." },
     } }
+    -- (a task whose checks all pass is not "changed nothing": it was done before it began)
     -- a judge sure enough to be a conflict: "changed nothing" comes first
     srv:default { json = { complete = true, quality = 0.9, confidence = 0.95, issues = {}, summary = "done" } }
     H.expect_code(E.run(p), 0)

@@ -170,6 +170,12 @@ local function test_counts(changes, base, dir)
   return { before = before, after = after, files = core.json_array(files), findings = core.json_array(protect.weakened(before, after)) }
 end
 
+local function all_passed(list)
+  if type(list) ~= "table" or #list == 0 then return false end
+  for _, c in ipairs(list) do if not (type(c) == "table" and c.passed) then return false end end
+  return true
+end
+
 -- The changes since the base: A's it.changes, else a diff of trees.
 local function changes_of(ctx, it, base)
   if type(it.changes) == "table" then return it.changes end
@@ -212,11 +218,16 @@ function M.evidence(ctx, it)
     end
     if t then t.paths = core.json_array(t.paths) end
     ev.tamper = t
-    local d = protect.deletions(changes.deleted, { prompt = task.prompt, title = task.title, paths = tc.paths })
+    local d = protect.deletions(changes.deleted, { prompt = task.prompt, title = task.title, paths = tc.paths,
+                                                   named = m.named })
     if d then d.paths, d.unrequested = core.json_array(d.paths), core.json_array(d.unrequested) end
     ev.deletions = d
+    -- "changed nothing" needs something left to change: a task whose every
+    -- check passes was done before it began (on the base, or in a shared
+    -- directory by another task while its baseline ran)
     local now = it.workspace
-    if tc.changes ~= false and (changes.files_changed or 0) == 0 and (not now or (now.files_changed or 0) == 0) then
+    if tc.changes ~= false and (changes.files_changed or 0) == 0 and (not now or (now.files_changed or 0) == 0)
+       and not all_passed(it.checks) then
       ev.changed_nothing = true
     end
   end

@@ -198,18 +198,19 @@ function M.prepare(ctx, it)
   it.history = history(s, task.id)
   it.max_turns = max_turns_for(util.merge(it.agent_cfg,
     { max_turns = task.config and task.config.max_turns or it.agent_cfg.max_turns }), it.history)
-  -- the task marked running and its session created (when new) before the
-  -- agent starts, in one transaction: a crash after it resumes this session
-  -- (a transaction that writes nothing, the usual case, commits nothing)
-  it.session = s:tx(function()
-    if task.status ~= "running" then s:set_status(task.id, "running"); task.status = "running" end
-    return session.current(s, task.id, ctx.run_id, it.agent.kind or it.agent_cfg.kind)
-  end)
   -- the baseline (iteration 1): the checks on the base, before the snapshot
   -- (their own files are part of the base, not the agent's work)
   local base_checks = baseline.run(ctx, it, function() return M.run_checks(ctx, it) end)
   it.before = snapshot(ctx, task, it.workdir)
-  baseline.store(ctx, it, base_checks)
+  -- the task marked running, its session created (when new) and its baseline
+  -- stored before the agent starts, in one transaction: a crash after it
+  -- resumes this session (a transaction that writes nothing, the usual case,
+  -- commits nothing)
+  it.session = s:tx(function()
+    if task.status ~= "running" then s:set_status(task.id, "running"); task.status = "running" end
+    baseline.store(ctx, it, base_checks)
+    return session.current(s, task.id, ctx.run_id, it.agent.kind or it.agent_cfg.kind)
+  end)
   prepare_checkpoint(ctx, it)
   return it
 end

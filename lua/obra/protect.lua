@@ -6,9 +6,12 @@
 -- the rules.
 --
 --   protect.matcher{checks=, protect=, edits_tests=, paths=, prompt=, title=} -> m
---       checks: the task's check specs (files named in their argv are protected,
---               unless a file is not a test and the prompt names it: the
---               program the task is to change)
+--       checks: the task's check specs: the files that decide what a check
+--               runs are protected (a relative program, the script an
+--               interpreter runs, the paths a test runner is given), unless
+--               a file is not a test and the prompt names it (the program
+--               the task is to change); a check's other arguments (grep's
+--               file, test's path) are its subject, not protected
 --       protect: extra globs ("data/golden/*", "**/*.snap"), or false: no
 --                protection at all for this task
 --       paths: the task's scope; a path in it is the task's to change
@@ -21,7 +24,9 @@
 --   protect.count(text, path) -> { lang=, tests=, skips=, asserts= } | nil   (nil: a language it does not know)
 --   protect.weakened(before, after) -> { "fewer tests (5 -> 3)", ... }  (totals {tests=, skips=, asserts=})
 --   protect.glob(g) -> Lua pattern;  protect.match(globs, path) -> the glob | nil
---   protect.deletions(deleted, {prompt=, paths=}) -> { paths = {..}, unrequested = {..} } | nil
+--   protect.deletions(deleted, {prompt=, title=, paths=, named = m.named}) -> { paths = {..}, unrequested = {..} } | nil
+--       a file is requested when the prompt names it (path or file name, or a
+--       directory it is in), it matches `paths`, or a check names it
 local M = {}
 
 M.TEST_DIRS = { tests = true, test = true, spec = true, __tests__ = true }
@@ -133,16 +138,48 @@ local function mentions(text, s)
 end
 M.mentions = mentions
 
--- The paths a check names: its program when it is a relative path, and every
--- argument that looks like a file or directory (has a slash or an extension).
+-- Programs that run a script (their first non-option argument is the
+-- checker) and test runners (every path they are given decides what runs).
+M.INTERPRETERS = { python = true, python3 = true, node = true, lua = true, ["lua5.4"] = true, ["lua5.3"] = true,
+                   luajit = true, sh = true, bash = true, zsh = true, ruby = true, perl = true, php = true,
+                   deno = true, bun = true, tsx = true, ["ts-node"] = true }
+M.RUNNERS = { pytest = true, busted = true, jest = true, mocha = true, vitest = true, rspec = true, phpunit = true,
+              ctest = true, tox = true, nox = true, unittest = true, ava = true, tap = true }
+
+local function pathlike(p)
+  return not p:find("^%-") and not p:find("^/") and not p:find("%.%.") and not p:find("[%s=:]")
+    and (p:find("/", 1, true) or p:find("%.%w+$")) and true or false
+end
+
+-- The paths a check names, each with whether it decides what the check runs
+-- (`runs`: the program when it is a relative path, the script an interpreter
+-- runs, every path a test runner is given) or is only its subject (`grep -q A
+-- out.txt`, `test ! -e old.txt`: the file the task is to produce or remove).
 local function named_paths(specs)
   local out = {}
   for _, sp in ipairs(specs or {}) do
-    for i, a in ipairs(sp.argv or {}) do
+    local argv = sp.argv or {}
+    local prog = tostring(argv[1] or ""):match("([^/]+)$") or ""
+    local runner = M.RUNNERS[prog]
+    local interp = M.INTERPRETERS[prog]
+    local script_seen = false
+    for i, a in ipairs(argv) do
       local p = tostring(a)
-      local looks = (i == 1 and p:find("/", 1, true) and not p:find("^/")) or
-        (i > 1 and not p:find("^%-") and not p:find("^/") and (p:find("/", 1, true) or p:find("%.%w+$")) and not p:find("[%s=:]"))
-      if looks and not p:find("%.%.") then out[#out + 1] = { path = norm(p), check = sp.name } end
+      local runs = false
+      if i == 1 then
+        runs = p:find("/", 1, true) ~= nil and not p:find("^/")
+      elseif interp and argv[i - 1] == "-m" then
+        runner = true; script_seen = true          -- python3 -m pytest ...: a runner from here on
+      elseif interp and (argv[i - 1] == "-c" or argv[i - 1] == "-e") then
+        script_seen = true                           -- inline code: no script file
+      elseif interp and not script_seen and not p:find("^%-") then
+        runs, script_seen = pathlike(p), true
+      elseif runner then
+        runs = pathlike(p)
+      end
+      if (i > 1 or runs) and pathlike(p) or runs then
+        out[#out + 1] = { path = norm(p), check = sp.name, runs = runs }
+      end
     end
   end
   return out
@@ -166,7 +203,7 @@ function M.why(m, path)
   local scoped = M.match(m.paths, path)
   if not (test and m.edits_tests) and not scoped then
     for _, n in ipairs(m.named) do
-      if (path == n.path or path:sub(1, #n.path + 1) == n.path .. "/")
+      if n.runs and (path == n.path or path:sub(1, #n.path + 1) == n.path .. "/")
          and (test or not (m.prompt and mentions(m.prompt, path))) then
         return "named by check '" .. tostring(n.check) .. "'"
       end
@@ -299,6 +336,9 @@ function M.deletions(deleted, task)
     p = norm(p)
     d.paths[#d.paths + 1] = p
     local named = mentions(text, p) or mentions(text, basename(p)) or M.match(task.paths, p)
+    for _, n in ipairs(task.named or {}) do
+      if n.path == p or p:sub(1, #n.path + 1) == n.path .. "/" then named = true end
+    end
     if not named then
       -- the prompt may name a directory the file is in ("remove legacy/")
       local dir = p:match("^(.*)/[^/]+$")
