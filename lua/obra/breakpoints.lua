@@ -55,7 +55,7 @@ M.RULES = {
     end },
 
   { name = "check_regression", enabled = true,
-    description = "a check that passed in an earlier iteration now fails",
+    description = "a check that passed on the task's base (its baseline) or in an earlier iteration now fails",
     check = function(ev)
       local names = {}
       for _, c in ipairs(tbl(ev.signals and ev.signals.checks) or {}) do
