@@ -11,6 +11,8 @@
  *   proc:close()  (also __gc and __close): kill if running, release
  *   core.proc_live() -> number of processes obra still supervises
  *   core.proc_killall()  terminate and reap every process (bounded wait)
+ *   core.proc_registry(dir | nil) -> true | nil, message   note children's groups in dir
+ *   core.proc_orphans(dir, stop) -> { pgid, ... }   groups a dead obra left (stop: kill them)
  *
  * Times are seconds (fractional allowed).  lua/obra/proc.lua builds
  * obra.proc.run / obra.proc.spawn on top with loop.await. */
@@ -214,6 +216,32 @@ static int l_tostring(lua_State *L) {
 static int l_live(lua_State *L) { lua_pushinteger(L, obra_proc_live()); return 1; }
 static int l_killall(lua_State *L) { obra_proc_killall(); return 0; }
 
+/* core.proc_registry(dir | nil) -> true | nil, message */
+static int l_registry(lua_State *L) {
+  const char *dir = luaL_optstring(L, 1, NULL);
+  if (obra_proc_registry(dir) != 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot use %s for the process registry", dir);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.proc_orphans(dir, stop) -> { pgid, ... } */
+static int l_orphans(lua_State *L) {
+  const char *dir = luaL_checkstring(L, 1);
+  int stop = lua_toboolean(L, 2);
+  pid_t found[256];
+  int n = obra_proc_orphans(dir, stop, found, 256);
+  lua_createtable(L, n < 256 ? n : 256, 0);
+  for (int i = 0; i < n && i < 256; i++) {
+    lua_pushinteger(L, found[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
 int obra_lapi_proc(lua_State *L) {
   static const luaL_Reg methods[] = {
     { "ready", l_ready }, { "pid", l_pid }, { "kill", l_kill }, { "result", l_result },
@@ -223,6 +251,7 @@ int obra_lapi_proc(lua_State *L) {
   obra_lapi_newclass(L, PROC_MT, methods, meta);
   static const luaL_Reg fns[] = {
     { "proc_spawn", l_spawn }, { "proc_live", l_live }, { "proc_killall", l_killall },
+    { "proc_registry", l_registry }, { "proc_orphans", l_orphans },
     { NULL, NULL } };
   luaL_setfuncs(L, fns, 0);
   return 0;

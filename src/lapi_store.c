@@ -18,6 +18,7 @@
  *                           with a Lua file (io.stdout) written to it instead
  *   store:stats()           -> { commits =, changes =, cached_statements = }
  *   store:readonly()        -> boolean
+ *   store:backup(path)      -> true | nil, message, code   (online copy to a new 0600 file)
  *   store:version(), :path(), :depth(), :close()  (__gc and __close too)
  *   core.sha256(text)       -> 64 hex digits
  *
@@ -30,7 +31,9 @@
  * store:tx() and the record helpers on top. */
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include "obra/redact.h"
 #include "obra/schema.h"
 #include "obra/sha256.h"
 #include "obra/store.h"
@@ -47,8 +50,25 @@ static obra_store *check_open(lua_State *L) {
   return ls->s;
 }
 
+/* A database that fails for a reason outside obra (the disk is full, the file
+ * is damaged or unreadable: OBRA_EIO) raises an error object
+ * {message = "store: ...", io = true} (metatable "obra.store_error", whose
+ * __tostring is the message), so the CLI and the engine can tell it from a
+ * bug and say what to do (lua/obra/store.lua: store.io_error). */
 static int raise_err(lua_State *L, const obra_err *e) {
-  return luaL_error(L, "store: %s", e->msg);
+  if (e->rc != OBRA_EIO) return luaL_error(L, "store: %s", e->msg);
+  lua_createtable(L, 0, 2);
+  lua_pushfstring(L, "store: %s", e->msg);
+  lua_setfield(L, -2, "message");
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, "io");
+  luaL_setmetatable(L, "obra.store_error");
+  return lua_error(L);
+}
+
+static int l_error_tostring(lua_State *L) {
+  lua_getfield(L, 1, "message");
+  return 1;
 }
 
 obra_store *obra_lapi_checkstore(lua_State *L, int idx) {
@@ -83,6 +103,18 @@ static int l_close(lua_State *L) {
   return 0;
 }
 
+/* Every text bound goes through the redactor (redact.h): a secret from the
+ * environment, or shaped like an API key, never reaches the database. */
+static int bind_text(sqlite3_stmt *st, int i, const char *s, size_t len) {
+  if (obra_redact_needed(s, len)) {
+    size_t n;
+    char *clean = obra_redact(s, len, &n);
+    if (clean) return sqlite3_bind_text(st, i, clean, (int)n, free);
+    return sqlite3_bind_text(st, i, OBRA_REDACTED, -1, SQLITE_STATIC);   /* no memory: keep nothing */
+  }
+  return sqlite3_bind_text(st, i, s, (int)len, SQLITE_TRANSIENT);
+}
+
 static int bind_value(lua_State *L, sqlite3_stmt *st, int i, int idx) {
   switch (lua_type(L, idx)) {
   case LUA_TNIL: case LUA_TNONE: return sqlite3_bind_null(st, i);
@@ -94,13 +126,13 @@ static int bind_value(lua_State *L, sqlite3_stmt *st, int i, int idx) {
   case LUA_TSTRING: {
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
-    return sqlite3_bind_text(st, i, s, (int)len, SQLITE_TRANSIENT);
+    return bind_text(st, i, s, len);
   }
   case LUA_TTABLE: {
     obra_lapi_encode(L, idx);
     size_t len;
     const char *s = lua_tolstring(L, -1, &len);
-    int rc = sqlite3_bind_text(st, i, s, (int)len, SQLITE_TRANSIENT);
+    int rc = bind_text(st, i, s, len);
     lua_pop(L, 1);
     return rc;
   }
@@ -368,6 +400,15 @@ static int l_stats(lua_State *L) {
 
 static int l_readonly(lua_State *L) { lua_pushboolean(L, obra_store_readonly(check_open(L))); return 1; }
 
+/* store:backup(path) -> true | nil, message, code */
+static int l_backup(lua_State *L) {
+  obra_store *s = check_open(L);
+  obra_err e = { 0 };
+  if (obra_store_backup(s, luaL_checkstring(L, 2), &e) != OBRA_OK) return obra_lapi_fail(L, &e, NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* core.sha256(text) -> 64 hex digits */
 static int l_sha256(lua_State *L) {
   size_t len;
@@ -428,10 +469,15 @@ int obra_lapi_store(lua_State *L) {
     { "begin", l_begin }, { "commit", l_commit }, { "rollback", l_rollback },
     { "task_status", l_task_status }, { "version", l_version }, { "path", l_path },
     { "depth", l_depth }, { "close", l_close }, { "select", l_select }, { "json_rows", l_json_rows },
-    { "stats", l_stats }, { "readonly", l_readonly }, { NULL, NULL } };
+    { "stats", l_stats }, { "readonly", l_readonly }, { "backup", l_backup }, { NULL, NULL } };
   static const luaL_Reg meta[] = {
     { "__gc", l_close }, { "__close", l_close }, { "__tostring", l_tostring }, { NULL, NULL } };
   obra_lapi_newclass(L, STORE_MT, methods, meta);
+  if (luaL_newmetatable(L, "obra.store_error")) {
+    lua_pushcfunction(L, l_error_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
   lua_pushcfunction(L, l_open);
   lua_setfield(L, -2, "store_open");
   lua_pushcfunction(L, l_sha256);

@@ -14,6 +14,7 @@
 #include <uuid/uuid.h>
 #include "obra/loop.h"
 #include "obra/signals.h"
+#include "obra/redact.h"
 #include "lapi.h"
 
 /* core.uuid() -> "xxxxxxxx-xxxx-4xxx-..." (random, lower case) */
@@ -138,6 +139,13 @@ static int l_mkdir(lua_State *L) {
   lua_pushboolean(L, 1);
   return 1;
 }
+/* core.chmod(path, mode) -> true | nil, message */
+static int l_chmod(lua_State *L) {
+  const char *p = luaL_checkstring(L, 1);
+  if (chmod(p, (mode_t)luaL_checkinteger(L, 2)) != 0) return io_fail(L, "cannot chmod", p);
+  lua_pushboolean(L, 1);
+  return 1;
+}
 /* core.stat(path) -> { type = "file"|"dir"|"other", size, mode, mtime } | nil */
 static int l_stat(lua_State *L) {
   struct stat st;
@@ -159,6 +167,23 @@ static int l_realpath(lua_State *L) {
   return 1;
 }
 
+/* core.redact(text) -> text with every secret replaced (redact.h)
+ * core.redact_add(value): one more secret (a workflow's api_key...) */
+static int l_redact(lua_State *L) {
+  size_t len, n;
+  const char *s = luaL_checklstring(L, 1, &len);
+  char *clean = obra_redact_needed(s, len) ? obra_redact(s, len, &n) : NULL;
+  if (!clean) { lua_settop(L, 1); return 1; }
+  lua_pushlstring(L, clean, n);
+  free(clean);
+  return 1;
+}
+
+static int l_redact_add(lua_State *L) {
+  obra_redact_add(luaL_checkstring(L, 1));
+  return 0;
+}
+
 int obra_lapi_util(lua_State *L) {
   static const luaL_Reg timer_methods[] = { { "ready", timer_ready }, { NULL, NULL } };
   static const luaL_Reg timer_meta[] = { { "__gc", timer_gc }, { "__close", timer_gc }, { NULL, NULL } };
@@ -168,8 +193,9 @@ int obra_lapi_util(lua_State *L) {
     { "loop_step", l_loop_step }, { "timer", l_timer }, { "getpid", l_getpid },
     { "pid_alive", l_pid_alive }, { "isatty", l_isatty }, { "catch_signals", l_catch_signals },
     { "signaled", l_signaled }, { "hostname", l_hostname }, { "getcwd", l_getcwd },
-    { "chdir", l_chdir }, { "mkdir", l_mkdir }, { "stat", l_stat }, { "realpath", l_realpath },
-    { NULL, NULL } };
+    { "chdir", l_chdir }, { "mkdir", l_mkdir }, { "chmod", l_chmod }, { "stat", l_stat }, { "realpath", l_realpath },
+    { "redact", l_redact }, { "redact_add", l_redact_add }, { NULL, NULL } };
   luaL_setfuncs(L, fns, 0);
+  obra_redact_init(NULL);      /* the secrets of obra's environment, read once */
   return 0;
 }

@@ -4,7 +4,9 @@
  * Owns: every obra_proc, the list of live ones (for the tick and for
  * obra_proc_killall at exit).  Uses: loop.h (fd watches, timers, tick),
  * vfork/execve, waitpid, kill, prctl(PR_SET_CHILD_SUBREAPER). */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -48,6 +50,60 @@ struct obra_proc {
 
 static obra_proc *live_list;
 static int tick_on, atexit_on, subreaper_on, ever_subreaper;
+
+/* ---- the registry of process groups (obra_proc_registry) ----------------
+ * One file per live child, DIR/<pid>, holding "<child start> <obra pid>
+ * <obra start>" (start times in clock ticks since boot, /proc/PID/stat field
+ * 22): a later obra finds the groups a SIGKILLed obra left behind and stops
+ * them, never a group whose pid was reused. */
+static char registry[PATH_MAX];
+
+/* The start time of pid (clock ticks since boot), 0 when it does not exist. */
+static unsigned long long start_time(pid_t pid) {
+  char path[64], st[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t m = read(fd, st, sizeof st - 1);
+  close(fd);
+  if (m <= 0) return 0;
+  st[m] = '\0';
+  char *rp = strrchr(st, ')');
+  if (!rp) return 0;
+  /* after "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt
+   * majflt cmajflt utime stime cutime cstime priority nice threads itrealvalue
+   * starttime: field 22, the 20th after the ')' */
+  unsigned long long v = 0;
+  char *q = rp + 2;
+  for (int f = 3; f < 22 && q; f++) { q = strchr(q, ' '); if (q) q++; }
+  if (q) v = strtoull(q, NULL, 10);
+  return v;
+}
+
+static void registry_path(char *out, size_t n, pid_t pid) {
+  snprintf(out, n, "%s/%d", registry, (int)pid);
+}
+
+static void registry_add(pid_t pid) {
+  if (!registry[0]) return;
+  static unsigned long long self_start;
+  if (!self_start) self_start = start_time(getpid());
+  char path[PATH_MAX + 16], line[96];
+  registry_path(path, sizeof path, pid);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return;                    /* best effort: a run does not fail for it */
+  int n = snprintf(line, sizeof line, "%llu %d %llu\n", start_time(pid), (int)getpid(), self_start);
+  ssize_t w = write(fd, line, (size_t)n);
+  (void)w;
+  close(fd);
+}
+
+static void registry_remove(pid_t pid) {
+  if (!registry[0]) return;
+  char path[PATH_MAX + 16];
+  registry_path(path, sizeof path, pid);
+  unlink(path);
+}
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -336,6 +392,7 @@ static void release(obra_proc *p) {
 
 static void finish(obra_proc *p) {
   p->done = 1;
+  registry_remove(p->pid);
   cancel(&p->t_timeout); cancel(&p->t_idle); cancel(&p->t_finish);
   cancel(&p->t_kill); cancel(&p->t_recheck);
   close_fd(&p->in_fd);
@@ -667,6 +724,7 @@ obra_proc *obra_proc_spawn(const obra_proc_opts *o, obra_err *e) {
   }
   setpgid(pid, pid);            /* also done by the child: whoever runs first */
   p->pid = pid;
+  registry_add(pid);
   p->start_ms = p->last_output_ms = obra_now_ms();
   close(outp[1]); close(errp[1]); close(failp[1]);
   outp[1] = errp[1] = failp[1] = -1;
@@ -757,4 +815,55 @@ void obra_proc_free(obra_proc *p) {
   p->on_line = NULL;            /* its owner is gone */
   terminate(p);
   check(p);                     /* may finish (and release) at once */
+}
+
+int obra_proc_registry(const char *dir) {
+  if (!dir || !*dir) { registry[0] = '\0'; return 0; }
+  if (strlen(dir) >= sizeof registry) return -1;
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) return -1;
+  strcpy(registry, dir);
+  return 0;
+}
+
+/* Is some process in process group pgid? */
+static int group_has_members(pid_t pgid) {
+  return kill(-pgid, 0) == 0 || errno == EPERM;
+}
+
+int obra_proc_orphans(const char *dir, int stop, pid_t *found, int max) {
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  int n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    char *end;
+    long pid = strtol(de->d_name, &end, 10);
+    if (end == de->d_name || *end != '\0' || pid <= 1) continue;
+    char path[PATH_MAX + 280], line[128] = "";
+    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t m = read(fd, line, sizeof line - 1);
+    close(fd);
+    if (m <= 0) { unlink(path); continue; }
+    line[m] = '\0';
+    unsigned long long child_start = 0, owner_start = 0;
+    int owner = 0;
+    if (sscanf(line, "%llu %d %llu", &child_start, &owner, &owner_start) != 3) { unlink(path); continue; }
+    /* its obra still lives (this one, or another on the project): not an orphan */
+    if (owner > 0 && start_time(owner) == owner_start && owner_start != 0) continue;
+    /* the group is ours if its leader is still the process we started, or if
+     * the leader is gone but the group lives on (Linux does not hand out a
+     * pid while a process group still uses it as its id) */
+    unsigned long long now_start = start_time((pid_t)pid);
+    int ours = (now_start != 0 && now_start == child_start) || (now_start == 0 && group_has_members((pid_t)pid));
+    if (ours) {
+      if (n < max && found) found[n] = (pid_t)pid;
+      n++;
+      if (stop) kill(-(pid_t)pid, SIGKILL);
+    }
+    if (stop || !ours) unlink(path);
+  }
+  closedir(d);
+  return n;
 }

@@ -2,6 +2,7 @@
  * Owns: the sqlite3 handle, the transaction depth.  Uses: schema.c. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,8 +40,14 @@ obra_rc obra_store_fail(obra_store *s, int sqlrc, const char *what, obra_err *e)
   int prim = sqlrc & 0xff;
   if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED) rc = OBRA_EBUSY;
   else if (prim == SQLITE_IOERR || prim == SQLITE_FULL || prim == SQLITE_CANTOPEN ||
-           prim == SQLITE_READONLY || prim == SQLITE_PERM) rc = OBRA_EIO;
+           prim == SQLITE_READONLY || prim == SQLITE_PERM || prim == SQLITE_CORRUPT ||
+           prim == SQLITE_NOTADB) rc = OBRA_EIO;      /* the file or the disk, not obra */
   const char *detail = s && s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(sqlrc);
+  /* "disk I/O error" says little: the system's errno says which (ENOSPC...) */
+  int sys = s && s->db && rc == OBRA_EIO ? sqlite3_system_errno(s->db) : 0;
+  if (sys != 0)
+    return obra_err_set(e, rc, "%s: %s: %s (%s)", what, detail, strerror(sys),
+                        s && s->path ? s->path : "database");
   return obra_err_set(e, rc, "%s: %s (%s)", what, detail,
                       s && s->path ? s->path : "database");
 }
@@ -370,5 +377,46 @@ obra_rc obra_store_task_status(obra_store *s, int64_t id, const char *to, obra_e
   src = sqlite3_step(st);
   obra_rc rc = src == SQLITE_DONE ? OBRA_OK : obra_store_fail(s, src, "updating task status", e);
   obra_store_release(s, st);
+  return rc;
+}
+
+/* An online copy (SQLite's backup API) while other connections, a running
+ * obra among them, keep reading and writing: copied in steps, waiting out a
+ * busy source.  Written to dest.tmp-PID (0600) and renamed, so dest is either
+ * a whole copy or absent; an existing dest is refused. */
+obra_rc obra_store_backup(obra_store *s, const char *dest, obra_err *e) {
+  struct stat st;
+  if (stat(dest, &st) == 0) return obra_err_set(e, OBRA_EINVAL, "%s exists already: name a new file", dest);
+  char tmp[PATH_MAX];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", dest, (long)getpid()) >= (int)sizeof tmp)
+    return obra_err_set(e, OBRA_EINVAL, "path too long: %s", dest);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return obra_err_set(e, OBRA_EIO, "cannot create %s: %s", tmp, strerror(errno));
+  close(fd);
+  sqlite3 *out = NULL;
+  obra_rc rc = OBRA_OK;
+  int src = sqlite3_open_v2(tmp, &out, SQLITE_OPEN_READWRITE, NULL);
+  if (src != SQLITE_OK) {
+    rc = obra_err_set(e, OBRA_EIO, "cannot open %s: %s", tmp, out ? sqlite3_errmsg(out) : sqlite3_errstr(src));
+  } else {
+    sqlite3_backup *b = sqlite3_backup_init(out, "main", s->db, "main");
+    if (!b) {
+      rc = obra_err_set(e, OBRA_EIO, "cannot back up to %s: %s", dest, sqlite3_errmsg(out));
+    } else {
+      int waited = 0;
+      for (;;) {
+        src = sqlite3_backup_step(b, 256);
+        if (src == SQLITE_DONE) break;
+        if ((src == SQLITE_BUSY || src == SQLITE_LOCKED) && waited < 30000) { sqlite3_sleep(20); waited += 20; continue; }
+        if (src != SQLITE_OK) break;
+      }
+      sqlite3_backup_finish(b);
+      if (src != SQLITE_DONE) rc = obra_store_fail(NULL, src, "backup", e);
+    }
+  }
+  if (out) sqlite3_close(out);
+  if (rc == OBRA_OK && rename(tmp, dest) != 0)
+    rc = obra_err_set(e, OBRA_EIO, "cannot rename %s to %s: %s", tmp, dest, strerror(errno));
+  if (rc != OBRA_OK) unlink(tmp);
   return rc;
 }

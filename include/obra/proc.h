@@ -93,6 +93,15 @@ void obra_proc_free(obra_proc *p);
  * call at any time; registered with atexit at the first spawn. */
 void obra_proc_killall(void);
 
+/* Note every child spawned from now on in DIR (created 0700): one file per
+ * process group, removed when the group is gone.  NULL or "": stop noting. */
+int obra_proc_registry(const char *dir);
+/* The groups noted in DIR by an obra that has died (checked by pid and start
+ * time) and still alive (checked by start time, so a reused pid is never
+ * taken for one): up to max of them in found; with stop, each is killed
+ * (SIGKILL to the group) and forgotten.  Returns how many there were. */
+int obra_proc_orphans(const char *dir, int stop, pid_t *found, int max);
+
 /* Number of processes (handles and background reaps) not yet finished. */
 int obra_proc_live(void);
 

@@ -34,6 +34,9 @@ sqlite3    *obra_store_db(obra_store *s);                 /* borrowed */
 const char *obra_store_path(const obra_store *s);
 int         obra_store_version(obra_store *s);            /* PRAGMA user_version */
 
+/* An online, consistent copy of the database into the new file dest (0600). */
+obra_rc obra_store_backup(obra_store *s, const char *dest, obra_err *e);
+
 /* Run SQL with no results (may hold several statements). */
 obra_rc obra_store_exec(obra_store *s, const char *sql, obra_err *e);
 

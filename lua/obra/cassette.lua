@@ -607,12 +607,16 @@ function Tape:document(summary)
 end
 
 -- Write atomically: a temporary file in the same directory, then rename.
+-- Private to the user (0600), and without a secret (core.redact: values of
+-- secret variables in obra's environment, API-key shapes).
 function Tape:write(summary)
   local ok, text = pcall(format.encode, self:document(summary))
   if not ok then return nil, tostring(text) end
+  text = core.redact(text)
   local tmp = self.path .. ".tmp." .. core.getpid()
   local f, err = io.open(tmp, "wb")
   if not f then return nil, tostring(err) end
+  core.chmod(tmp, tonumber("600", 8))
   local wok, werr = f:write(text)
   local cok, cerr = f:close()
   if not wok or not cok then os.remove(tmp); return nil, tostring(werr or cerr) end

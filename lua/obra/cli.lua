@@ -6,6 +6,7 @@
 --   3  waiting for a human (a breakpoint is open; answer it, then resume)
 --   4  a budget is spent
 --   5  interrupted (SIGINT/SIGTERM); the run can be resumed
+--   74 the database or the disk failed (full, damaged, unreadable): one line says what to do
 --   70 internal error (a bug: a traceback is printed)
 --
 -- Each command lives in lua/obra/cmd/<name>.lua and returns
@@ -16,12 +17,12 @@ local core = require "obra.core"
 
 local cli = {}
 
-cli.EXIT = { ok = 0, failed = 1, usage = 2, waiting = 3, budget = 4, interrupted = 5, internal = 70 }
+cli.EXIT = { ok = 0, failed = 1, usage = 2, waiting = 3, budget = 4, interrupted = 5, internal = 70, io = 74 }
 
 -- Order is the order of `obra help`.
 cli.COMMANDS = {
   "init", "run", "resume", "status", "show", "log", "answer", "approve", "reject",
-  "checkpoints", "rollback", "replay", "doctor", "repl", "version", "help",
+  "checkpoints", "rollback", "replay", "doctor", "backup", "repl", "version", "help",
 }
 
 local function load_command(name)
@@ -123,8 +124,12 @@ function cli.open_store(need)
     if need == false then return nil end
     cli.fail("no obra project here (no .obra/ in this directory or above); run `obra init` first")
   end
-  local s, err = require("obra.store").open(path)
-  if not s then cli.fail("cannot open the database: " .. err) end
+  local store = require("obra.store")
+  local s, err, code = store.open(path)
+  if not s then
+    local io = store.io_error(err, code)
+    cli.fail(io or ("cannot open the database: " .. err), io and cli.EXIT.io or cli.EXIT.failed)
+  end
   return s, dir
 end
 
@@ -149,7 +154,8 @@ local function help(args)
     if cmd then io.stdout:write(string.format("  %-9s %s\n", n, cmd.summary or "")) end
   end
   io.stdout:write("\n`obra help <command>` explains one command.  Exit codes: 0 done, 1 failed, 2 usage,\n" ..
-    "3 waiting for a human, 4 budget spent, 5 interrupted, 70 internal error.\n")
+    "3 waiting for a human, 4 budget spent, 5 interrupted, 74 the database or disk failed,\n" ..
+    "70 internal error (a bug in obra).\n")
   return cli.EXIT.ok
 end
 cli.help = help
@@ -176,6 +182,8 @@ end
 function cli.main(args)
   local ok, res = xpcall(dispatch, function(e)
     if getmetatable(e) == Exit then return e end
+    local io = require("obra.store").io_error(e)
+    if io then return setmetatable({ msg = io, status = cli.EXIT.io }, Exit) end
     return debug.traceback(tostring(e), 2)
   end, args)
   if ok then return math.tointeger(res) or cli.EXIT.ok end

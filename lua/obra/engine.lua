@@ -23,7 +23,7 @@ local statusline = require "obra.statusline"
 
 local M = {}
 
-M.EXIT = { ok = 0, failed = 1, usage = 2, waiting = 3, budget = 4, interrupted = 5 }
+M.EXIT = { ok = 0, failed = 1, usage = 2, waiting = 3, budget = 4, interrupted = 5, io = 74 }
 M.RESCAN_MS = 1000   -- the scheduler's look for work made ready from outside (a human's answer)
 
 M.DEFAULTS = {
@@ -50,7 +50,7 @@ local function logger(ctx)
     local who = task and (task.key .. (st and st.iteration and ("#" .. st.iteration) or "")) or "obra"
     if ctx.quiet then return end
     if ctx.status_line then ctx.status_line:clear() end
-    io.stderr:write(string.format("%s %s: %s\n", stamp(), who, msg))
+    io.stderr:write(string.format("%s %s: %s\n", stamp(), who, core.redact(msg)))
     if ctx.status_line then ctx.status_line:draw() end
     io.stderr:flush()
   end
@@ -71,6 +71,8 @@ function M.open(a)
   cfg.judge = merge(M.DEFAULTS.judge, plan.config.judge)
   cfg.checkpoints = merge(M.DEFAULTS.checkpoints, plan.config.checkpoints)
   if plan.config.llm ~= false then cfg.llm = merge(M.DEFAULTS.llm, plan.config.llm) else cfg.llm = false end
+  -- a key written into the workflow is a secret like those in the environment
+  if cfg.llm and type(cfg.llm.api_key) == "string" then core.redact_add(cfg.llm.api_key) end
   -- the judge: checked before the database is touched
   local llm
   if cfg.llm then
@@ -94,8 +96,9 @@ function M.open(a)
       path = dir .. "/" .. store_mod.DIR .. "/" .. store_mod.FILE
     end
     local e
-    s, e = store_mod.open(path)
-    if not s then return nil, "cannot open the database: " .. e end
+    local code
+    s, e, code = store_mod.open(path)
+    if not s then return nil, store_mod.io_error(e, code) or ("cannot open the database: " .. e), code end
   end
   local script_dir = util.dirname(script)
   local workdir = abspath(plan.project.workdir or cfg.workdir or ".", script_dir)
@@ -160,7 +163,13 @@ local function work(ctx, task_id)
       pcall(s.rollback, s)
       while s:depth() > 0 do pcall(s.rollback, s) end
       pcall(s.set_status, s, task_id, "pending")
-      ctx.fatal = "internal error in task " .. t.key .. ": " .. tostring(rec)
+      local io = store_mod.io_error(rec)
+      if io then
+        -- the disk or the database file failed, not obra: one line, exit 74
+        ctx.fatal, ctx.fatal_code = io, M.EXIT.io
+      else
+        ctx.fatal = "internal error in task " .. t.key .. ": " .. tostring(rec)
+      end
       return
     end
     if rec.status == "done" then
@@ -233,6 +242,29 @@ local function unpark(ctx)
   return next_t
 end
 
+-- Every agent program the workflow's tasks use, found before anything runs
+-- (not after three "crashed" iterations).  A message when one is missing.
+local function missing_agent(ctx)
+  if ctx.cassette and ctx.cassette.mode == "replay" then return nil end   -- no agent is called
+  local cfgs = { ctx.config.agent }
+  for _, t in ipairs(ctx.plan.tasks) do
+    if t.agent then cfgs[#cfgs + 1] = merge(ctx.config.agent, t.agent) end
+  end
+  local seen = {}
+  for _, cfg in ipairs(cfgs) do
+    local ok, a = pcall(require("obra.agent").new, cfg)
+    local line = ok and a:cmdline { prompt = "probe" }
+    local prog = line and line.argv and line.argv[1]
+    if prog and not seen[prog] then
+      seen[prog] = true
+      if not util.which(prog) then
+        return string.format("%s not found%s (or set config.agent.command): install the %s CLI or point obra at it",
+          prog, prog:find("/", 1, true) and "" or " on PATH", a.kind or "agent")
+      end
+    end
+  end
+end
+
 -- The run row: refuse a second live obra on the project; recover a dead one.
 local function acquire(ctx, resume_run)
   local s = ctx.store
@@ -261,7 +293,10 @@ local function acquire(ctx, resume_run)
 end
 
 local function finish_run(ctx, status, message)
-  ctx.store:finish_run(ctx.run_id, status, message)
+  -- after a database failure this may fail too: the run row then stays
+  -- 'running' and the next obra recovers it as interrupted
+  local ok, err = pcall(ctx.store.finish_run, ctx.store, ctx.run_id, status, message)
+  if not ok and not store_mod.io_error(err) then error(err, 0) end
 end
 
 -- engine.run(ctx, opts) -> exit status, summary
@@ -269,11 +304,21 @@ function M.run(ctx, opts)
   opts = opts or {}
   local s = ctx.store
   -- a ctx is reusable (the REPL): forget the previous run's stop reasons
-  ctx.fatal, ctx.stopping, ctx.budget_spent = nil, nil, nil
+  ctx.fatal, ctx.fatal_code, ctx.stopping, ctx.budget_spent = nil, nil, nil, nil
   ctx.running = {}
   core.signaled(true)
+  local missing = missing_agent(ctx)
+  if missing then return M.EXIT.failed, { message = missing } end
   local run_id, err = acquire(ctx, opts.resume_run)
   if not run_id then return M.EXIT.failed, { message = err } end
+  -- the process groups a SIGKILLed obra left (an agent's child that ignores
+  -- SIGTERM...): stopped now; this run's children are noted the same way
+  local procs = ctx.dir .. "/" .. store_mod.DIR .. "/procs"
+  local left = core.proc_orphans(procs, true)
+  if #left > 0 then
+    ctx.log(nil, "stopped %d process group(s) a dead obra left running (%s)", #left, table.concat(left, ", "))
+  end
+  core.proc_registry(procs)
   ctx.run_id = run_id
   ctx.run_started = s:run_started_at(run_id)
   local max_parallel = opts.max_parallel or ctx.config.max_parallel or 1
@@ -351,7 +396,7 @@ function M.run(ctx, opts)
   if ctx.stopping then
     code, status, message = M.EXIT.interrupted, "interrupted", "interrupted by a signal; `obra resume` continues"
   elseif ctx.fatal then
-    code, status, message = M.EXIT.failed, "aborted", ctx.fatal
+    code, status, message = ctx.fatal_code or M.EXIT.failed, "aborted", ctx.fatal
   elseif (counts.failed or 0) > 0 then
     code, status, message = M.EXIT.failed, "failed", string.format("%d task(s) failed", counts.failed)
   elseif open_bp > 0 or (counts.waiting or 0) > 0 then

@@ -19,6 +19,34 @@ function M.open(path, opts)
   return core.store_open(path, opts)
 end
 
+-- A database failure that is not obra's fault (the disk is full, the file is
+-- damaged, unreadable or read-only), as one line saying what to do; nil for
+-- anything else.  e: the error object a store method raised
+-- ({message=, io=true}), or the message of a failed store.open whose code
+-- was "io".
+local ADVICE = {
+  { "disk is full", "free some space, then `obra resume` (nothing recorded was lost)" },
+  { "no space left", "free some space, then `obra resume` (nothing recorded was lost)" },
+  { "malformed", "the file is damaged: `obra doctor` checks it; restore a copy made with `obra backup`, " ..
+    "or move the file aside to start afresh" },
+  { "not a database", "the file is not an obra database: move it aside, or point obra at the right directory" },
+  { "readonly", "obra cannot write the file: check its permissions and the file system" },
+  { "read%-only", "obra cannot write the file: check its permissions and the file system" },
+  { "unable to open", "check that the directory exists and is writable" },
+}
+function M.io_error(e, code)
+  local msg
+  if type(e) == "table" and e.io then msg = e.message
+  elseif type(e) == "string" and code == "io" then msg = e
+  else return nil end
+  msg = tostring(msg):gsub("^store: ", "")
+  local low = msg:lower()
+  for _, a in ipairs(ADVICE) do
+    if low:find(a[1]) then return "the database failed: " .. msg .. " — " .. a[2] end
+  end
+  return "the database failed: " .. msg .. " — check the disk and the file, then `obra resume`"
+end
+
 -- The project database: .obra/obra.db in dir or the nearest parent holding .obra/.
 function M.find(dir)
   dir = dir or core.getcwd()
@@ -46,6 +74,30 @@ function methods:tx(fn, ...)
   end
   pcall(self.rollback, self)
   error(r[2], 0)
+end
+
+-- s:integrity() -> true | nil, problems (text): the database file's own check
+-- s:writable() -> true | nil, message: a write, rolled back (obra doctor)
+function methods:integrity()
+  local rows = self:query(M.SQL.integrity_check)
+  local out = {}
+  for _, r in ipairs(rows) do
+    local _, v = next(r)
+    if v ~= "ok" then out[#out + 1] = tostring(v) end
+  end
+  if #out == 0 then return true end
+  return nil, table.concat(out, "; ")
+end
+
+function methods:writable()
+  local ok, err = pcall(function()
+    self:begin()
+    self:exec(M.SQL.write_probe)
+    self:rollback()
+  end)
+  if ok then return true end
+  while self:depth() > 0 do pcall(self.rollback, self) end
+  return nil, tostring(err)
 end
 
 local JSON_COLUMNS = { checks = true, budgets = true, tags = true, config = true, metadata = true,

@@ -4,6 +4,7 @@
 --   util.merge(base, over) -> a new table: over's keys over base's (records merged one level down)
 --   util.dirname(path), util.abspath(path [, base])
 --   util.hook(ctx, name, event)  runs the workflow's hooks; an error is logged, never fatal
+--   util.which(program) -> path | nil   (a name is looked up on PATH; a path is checked)
 local core = require "obra.core"
 
 local M = {}
@@ -45,6 +46,18 @@ function M.hook(ctx, name, ev)
     local ok, err = xpcall(fn, debug.traceback, ev)
     if not ok then ctx.log(nil, "hook %s failed: %s", name, tostring(err)) end
   end
+end
+
+function M.which(cmd)
+  if cmd:find("/", 1, true) then
+    local st = core.stat(cmd)
+    return st and st.type == "file" and cmd or nil
+  end
+  for dir in (os.getenv("PATH") or ""):gmatch("[^:]+") do
+    local st = core.stat(dir .. "/" .. cmd)
+    if st and st.type == "file" then return dir .. "/" .. cmd end
+  end
+  return nil
 end
 
 return M

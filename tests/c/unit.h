@@ -36,5 +36,6 @@ void agent_tests(void);
 void reset_time_tests(void);
 void llm_outcome_tests(void);
 void llm_json_tests(void);
+void redact_tests(void);
 
 #endif

@@ -4,17 +4,7 @@
 local cli = require "obra.cli"
 local core = require "obra.core"
 
-local function which(cmd)
-  if cmd:find("/", 1, true) then
-    local st = core.stat(cmd)
-    return st and st.type == "file" and cmd or nil
-  end
-  for dir in (os.getenv("PATH") or ""):gmatch("[^:]+") do
-    local st = core.stat(dir .. "/" .. cmd)
-    if st and st.type == "file" then return dir .. "/" .. cmd end
-  end
-  return nil
-end
+local which = require("obra.util").which
 
 return {
   summary = "check the agent binary, the LLM, the database and git",
@@ -22,8 +12,9 @@ return {
   flags = { json = "boolean", set = "list" },
   run = function(opts, args)
     local results = {}
-    local function add(name, ok, detail, hint)
-      results[#results + 1] = { check = name, ok = ok, detail = detail, hint = hint }
+    -- ok: fine; false: obra cannot work; warn = true: it works, degraded
+    local function add(name, ok, detail, hint, warn)
+      results[#results + 1] = { check = name, ok = ok or warn == true, warn = warn or nil, detail = detail, hint = hint }
     end
     local engine = require "obra.engine"
     local cfg = { agent = engine.DEFAULTS.agent, llm = engine.DEFAULTS.llm }
@@ -64,31 +55,42 @@ return {
       if not llm then
         add("llm", false, tostring(err), "fix config.llm")
       else
+        -- a judge that is down is not fatal: runs decide on checks alone (degraded)
         local ok, msg, code = llm:health()
         add("llm " .. (llm.provider or "?"), ok == true,
           ok and (llm.url .. ", model " .. tostring(llm.model) .. " present") or (tostring(msg) .. " (" .. tostring(code) .. ")"),
           not ok and (code == "model_not_found" and "pull the model (ollama pull " .. tostring(llm.model) .. ")" or
-                      "start the server or set config.llm.url / OLLAMA_HOST / OPENAI_BASE_URL") or nil)
+                      "start the server or set config.llm.url / OLLAMA_HOST / OPENAI_BASE_URL") ..
+                      "; until then runs decide on checks alone (degraded), or say llm = false" or nil,
+          not ok)
       end
     end
     -- database
     local path_db = require("obra.store").find()
     if path_db then
-      local s, err = require("obra.store").open(path_db)
+      local store = require("obra.store")
+      local s, err, code = store.open(path_db)
       if not s then
-        add("database", false, err, "check the file's permissions and the disk")
+        add("database", false, store.io_error(err, code) or err, "check the file's permissions and the disk")
       else
-        local ok, werr = pcall(function()
-          s:begin()
-          s:exec("CREATE TABLE doctor_probe(x)")
-          s:rollback()
-        end)
-        add("database", ok, ok and (path_db .. " (schema " .. s:version() .. ") is writable") or tostring(werr),
-          not ok and "check the file's permissions and free disk space" or nil)
+        local ok, werr = s:writable()
+        add("database", ok, ok and (path_db .. " (schema " .. s:version() .. ") is writable") or
+          (store.io_error(werr, "io") or werr), not ok and "check the file's permissions and free disk space" or nil)
+        local iok, good, problems = pcall(s.integrity, s)
+        if not iok then good, problems = nil, tostring(good) end
+        add("database integrity", good == true, good and "SQLite's integrity check: ok" or problems,
+          not good and "the file is damaged: restore a copy made with `obra backup`, or move it aside to start afresh" or nil)
         s:close()
       end
     else
       add("database", true, "no .obra/ here yet (obra init or obra run creates it)")
+    end
+    -- process groups a dead obra left running (stopped here, as `obra resume` would)
+    local _, pdir = require("obra.store").find()
+    if pdir then
+      local left = core.proc_orphans(pdir .. "/.obra/procs", true)
+      add("leftover processes", true, #left == 0 and "none" or
+        string.format("stopped %d process group(s) a dead obra left running (%s)", #left, table.concat(left, ", ")))
     end
     -- git
     local git = which("git")
@@ -99,7 +101,7 @@ return {
       cli.json({ ok = all, checks = core.json_array(results) })
     else
       for _, r in ipairs(results) do
-        cli.print(string.format("%s %-24s %s", r.ok and "ok  " or "FAIL", r.check, r.detail or ""))
+        cli.print(string.format("%s %-24s %s", r.warn and "warn" or r.ok and "ok  " or "FAIL", r.check, r.detail or ""))
         if r.hint then cli.print("     -> " .. r.hint) end
       end
     end

@@ -35,8 +35,8 @@ end
 local function start(opts, script, resume_run)
   local engine = require "obra.engine"
   if opts.record and opts.replay then cli.usage("--record and --replay exclude each other", "run") end
-  local ctx, err = engine.open { script = script, sets = opts.set, quiet = opts.quiet }
-  if not ctx then cli.fail(err, cli.EXIT.usage) end
+  local ctx, err, code = engine.open { script = script, sets = opts.set, quiet = opts.quiet }
+  if not ctx then cli.fail(err, code == "io" and cli.EXIT.io or cli.EXIT.usage) end
   if opts.resuming then
     -- nothing pending, running or parked: say so and start no run
     local s = ctx.store

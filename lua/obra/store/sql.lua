@@ -6,6 +6,9 @@
 -- PRAGMAs) is in lua/obra/store/sqlite.lua, which a PostgreSQL backend
 -- replaces with its own file.  Booleans are stored as 0/1 integers.
 return {
+  -- health (obra doctor) -------------------------------------------------------------------
+  write_probe = "CREATE TABLE doctor_probe(x)",
+
   -- projects ---------------------------------------------------------------------------
   project_first = "SELECT * FROM projects ORDER BY id LIMIT 1",
   project_by_name = "SELECT * FROM projects WHERE name = ?",

@@ -16,6 +16,7 @@ local Q = {
   milestone_upsert = [[INSERT INTO milestones(project_id, key, title, position, gate) VALUES (?, ?, ?, ?, ?)
       ON CONFLICT(project_id, key) DO UPDATE SET title = excluded.title,
       position = excluded.position, gate = excluded.gate]],
+  integrity_check = "PRAGMA integrity_check(20)",      -- 'ok', or up to 20 problems
   policy_insert = [[INSERT OR IGNORE INTO policies(fingerprint, decider, thresholds, weights, created_at)
       VALUES (?, ?, ?, ?, ?)]],
 }
