@@ -160,17 +160,18 @@ return function(methods, Q, M)
   end
 
   -- What the policy compares with the previous attempt: the failing checks
-  -- (sorted names), a conflict, tamper and the judge's flags (from extra).
+  -- (sorted names), a conflict, tamper and the judge's flags (from extra);
+  -- each only when there is one, so older histories keep their shape.
   local function summary(r, checks)
     local h = { iteration = r.iteration, action = r.action, quality = r.quality, confidence = r.confidence,
                 class = r.agent_class, checks_passed = r.checks_passed or 0, checks_total = r.checks_total or 0,
-                checks = checks, conflict = r.conflict == 1 }
+                checks = checks, conflict = r.conflict == 1 or nil }
     local failing = {}
     for _, c in ipairs(type(checks) == "table" and checks or {}) do
       if type(c) == "table" and c.passed == false then failing[#failing + 1] = "'" .. tostring(c.name or c.command or "?") .. "'" end
     end
     table.sort(failing)
-    h.failing = table.concat(failing, ", ")
+    h.failing = #failing > 0 and table.concat(failing, ", ") or nil
     local ok, extra = pcall(core.json_decode, r.extra or "null")
     local sig = ok and type(extra) == "table" and type(extra.signals) == "table" and extra.signals or {}
     local tamper = type(sig.tamper) == "table" and sig.tamper.paths
