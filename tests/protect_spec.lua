@@ -126,3 +126,33 @@ describe("checks: zero tests ran is not a pass", function()
     assert.is_true(r[2].passed)
   end)
 end)
+
+describe("baseline: classes and broken-looking checks", function()
+  local baseline = require "obra.baseline"
+  local row = { results = {
+    { name = "guard", passed = true }, { name = "target", passed = false, exit = 1, output = "1 failure: add" },
+    { name = "same", passed = false, exit = 2, output = "ImportError: no module named x" } } }
+  it("classes each check against its baseline; passed_before knows the base", function()
+    local c = baseline.classify({ { name = "guard", passed = false, exit = 1 }, { name = "target", passed = true },
+      { name = "new", passed = false, passed_before = true }, { name = "other", passed = false } }, row)
+    assert.are.same({ "regression", "fixed", "regression" }, { c[1].class, c[2].class, c[3].class })
+    assert.is_nil(c[4].class)
+    assert.are.equal("pass", c[1].baseline)
+    assert.is_true(c[1].passed_before)
+    assert.are.equal("fail", c[2].baseline)
+    local g = baseline.classify({ { name = "guard", passed = true }, { name = "target", passed = false, exit = 1, output = "2 failures" } }, row)
+    assert.are.same({ "guard", "target" }, { g[1].class, g[2].class })
+    assert.is_nil(g[2].broken)
+  end)
+  it("says when a failing check looks broken rather than unmet", function()
+    assert.matches("exit 127", baseline.broken({ passed = false, exit = 127 }, row))
+    assert.matches("exit 126", baseline.broken({ passed = false, exit = 126 }, row))
+    assert.matches("timed out", baseline.broken({ passed = false, timed_out = true }, row))
+    assert.matches("cannot start", baseline.broken({ passed = false, error = "no such file" }, row))
+    assert.matches("command not found", baseline.broken({ passed = false, exit = 1, output = "sh: 1: foo: command not found" }, row))
+    assert.matches("exactly as it did on the base",
+      baseline.broken({ name = "same", passed = false, exit = 2, output = "ImportError: no module named x" }, row))
+    assert.is_nil(baseline.broken({ name = "target", passed = false, exit = 1, output = "1 failure: sub" }, row))
+    assert.is_nil(baseline.broken({ name = "target", passed = true }, row))
+  end)
+end)

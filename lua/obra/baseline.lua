@@ -118,7 +118,7 @@ function M.broken(c, row)
   if c.exit == 127 then return "exit 127 (command not found)" end
   if c.error then return "it cannot start: " .. tostring(c.error) end
   if c.timed_out then return "it timed out" end
-  if tostring(c.output or ""):find("command not found", 1, true) then return "its output says a command was not found" end
+  if tostring(c.output or ""):find("command not found", 1, true) then return "its output says \"command not found\"" end
   for _, r in ipairs(row and row.results or {}) do
     if type(r) == "table" and r.name == c.name and r.passed == false and r.exit == c.exit
        and tail(r.output, 400) == tail(c.output, 400) and tostring(r.output or "") ~= "" then
