@@ -12,7 +12,7 @@
 --                                                       session_ids
 --   gather     reads  result, before             writes workspace, after, checks (with baseline/class),
 --                                                       evidence (obra.baseline: changes, tamper, deletions,
---                                                       changed_nothing), judge (verdict | nil),
+--                                                       changed_nothing), tamper, deletions, judge (verdict | nil),
 --                                                       judge_error, judge_call, signals
 --   decide     reads  signals                    writes policy, scores, event, decision, breakpoints, status
 --   record     reads  all of the above           writes breakpoint_ids, checkpoint_id  (the one transaction)
@@ -278,6 +278,7 @@ function M.gather(ctx, it)
   baseline.classify(it.checks, it.baseline_row or ctx.store:baseline(task.id))
   local evidence = baseline.evidence(ctx, it)
   it.evidence = evidence
+  it.tamper, it.deletions = evidence.tamper, evidence.deletions   -- for the judge (obra.judge reads both)
   if not ctx.llm then
     it.judge_error = "disabled"
   elseif USABLE[res.class] then
