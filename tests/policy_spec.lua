@@ -353,7 +353,7 @@ describe("policy: judgement that cannot be gamed", function()
     assert.are.equal("escalate", d.action)
   end)
 
-  it("a hard judge flag blocks proceeding; the same flag again escalates; soft flags do not block", function()
+  it("a hard judge flag blocks proceeding; the same flag again escalates; a soft flag asks the agent once", function()
     local flagged = { complete = true, quality = 0.95, confidence = 0.95, flags = { "tests_skipped", "unrelated_changes" } }
     local d = p:decide(ev { checks = checks("p"), judge = flagged })
     assert.are.equal("retry", d.action)
@@ -363,7 +363,13 @@ describe("policy: judgement that cannot be gamed", function()
     d = p:decide(ev { checks = checks("p"), judge = flagged,
       history = { { iteration = 1, action = "retry", quality = 0.9, flags = { tests_skipped = true } } } })
     assert.are.equal("escalate", d.action)
-    d = p:decide(ev { checks = checks("p"), judge = { complete = true, quality = 0.95, confidence = 0.95, flags = { "unrelated_changes" } } })
+    local soft = { complete = true, quality = 0.95, confidence = 0.95, flags = { "unrelated_changes" } }
+    d = p:decide(ev { checks = checks("p"), judge = soft })
+    assert.are.equal("clarify", d.action)
+    assert.are.equal("clarify_judge", code(d))
+    assert.matches("unrelated changes", obra.prompt.feedback({ signals = {} }, d))
+    d = p:decide(ev { checks = checks("p"), judge = soft,
+      history = { { iteration = 1, action = "clarify", quality = 0.9 } } })
     assert.are.equal("proceed", d.action)
   end)
 

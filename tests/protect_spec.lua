@@ -156,3 +156,26 @@ describe("baseline: classes and broken-looking checks", function()
     assert.is_nil(baseline.broken({ name = "target", passed = true }, row))
   end)
 end)
+
+describe("protect: test by test", function()
+  local BEFORE = "def test_a():\n    assert f(1) == 1\n    assert f(2) == 2\n\ndef test_b():\n    assert g()\n"
+  it("a gutted test is found although a new test keeps the totals", function()
+    local after = "def test_a():\n    assert f(1) is not None\n\ndef test_b():\n    assert g()\n\ndef test_c():\n    assert h()\n"
+    assert.are.same({ "fewer assertions in test_a (2 -> 1)" },
+      protect.weakened_tests(protect.tests(BEFORE, "test_x.py"), protect.tests(after, "test_x.py")))
+    assert.are.same({}, protect.weakened(protect.count(BEFORE, "test_x.py"), protect.count(after, "test_x.py")))
+  end)
+  it("a renamed test is not a removed one; a removed one is", function()
+    local renamed = BEFORE:gsub("test_b", "test_bee")
+    assert.are.same({}, protect.weakened_tests(protect.tests(BEFORE, "test_x.py"), protect.tests(renamed, "test_x.py")))
+    local removed = "def test_a():\n    assert f(1) == 1\n    assert f(2) == 2\n"
+    assert.are.same({ "test test_b removed from test_x.py" },
+      protect.weakened_tests(protect.tests(BEFORE, "test_x.py"), protect.tests(removed, "test_x.py"), "test_x.py"))
+  end)
+  it("knows test names in JS, Go and Lua", function()
+    assert.are.same({ ["adds"] = 2, ["subs"] = 1 },
+      protect.tests("it('adds', () => { expect(a).toBe(1); expect(b).toBe(2) })\ntest(\"subs\", () => expect(c).toBe(3))", "a.test.js"))
+    assert.are.same({ TestA = 1, TestB = 0 }, protect.tests("func TestA(t *testing.T) { t.Errorf(\"x\") }\nfunc TestB(t *testing.T) {}\n", "a_test.go"))
+    assert.are.same({ one = 1 }, protect.tests("it('one', function() assert.equals(1, x) end)", "a_spec.lua"))
+  end)
+end)

@@ -16,7 +16,8 @@
 --       else the task's first checkpoint
 --   baseline.classify(checks, row)      each check gets baseline = "pass"|"fail"|nil and
 --                                       class = "regression"|"target"|"guard"|"fixed"|nil;
---                                       passed_before is true when the baseline passed;
+--                                       passed_before is true when the baseline passed
+--                                       (passed_earlier: in an earlier iteration);
 --                                       a failing check gets broken = why | nil (below)
 --   baseline.evidence(ctx, it) -> { changes=, tamper=, deletions=, changed_nothing= }
 --       changes: it.changes, else the diff of the base tree and it.after
@@ -98,6 +99,7 @@ function M.classify(checks, row)
   for _, c in ipairs(checks or {}) do
     local b = by[c.name]
     if b then
+      c.passed_earlier = c.passed_before == true   -- in an earlier iteration (not only on the base)
       c.baseline = b.passed and "pass" or "fail"
       c.class = CLASS[c.baseline][c.passed == true]
       if b.passed then c.passed_before = true end
@@ -156,18 +158,29 @@ local function test_counts(changes, base, dir)
   local before, after = { tests = 0, skips = 0, asserts = 0 }, { tests = 0, skips = 0, asserts = 0 }
   local files, n = {}, 0
   local function add(t, c) for k in pairs(t) do t[k] = t[k] + (c and c[k] or 0) end end
+  local per_test = {}
   for _, kind in ipairs({ "modified", "deleted", "created" }) do
     for _, p in ipairs(type(changes[kind]) == "table" and changes[kind] or {}) do
       if protect.is_test(p) and protect.count("", p) and n < M.MAX_TEST_FILES then
         n = n + 1
         files[#files + 1] = p
-        if kind ~= "created" then add(before, protect.count(base_text(base, p) or "", p)) end
-        if kind ~= "deleted" then add(after, protect.count(file_text(dir, p) or "", p)) end
+        local old = kind ~= "created" and (base_text(base, p) or "") or nil
+        local new = kind ~= "deleted" and (file_text(dir, p) or "") or nil
+        if old then add(before, protect.count(old, p)) end
+        if new then add(after, protect.count(new, p)) end
+        -- test by test: a gutted test is not hidden by a new one
+        if old then
+          for _, f in ipairs(protect.weakened_tests(protect.tests(old, p), new and protect.tests(new, p) or {}, p)) do
+            per_test[#per_test + 1] = f
+          end
+        end
       end
     end
   end
   if n == 0 then return nil end
-  return { before = before, after = after, files = core.json_array(files), findings = core.json_array(protect.weakened(before, after)) }
+  local findings = protect.weakened(before, after)
+  for _, f in ipairs(per_test) do findings[#findings + 1] = f end
+  return { before = before, after = after, files = core.json_array(files), findings = core.json_array(findings) }
 end
 
 local function all_passed(list)
@@ -222,12 +235,15 @@ function M.evidence(ctx, it)
                                                    named = m.named })
     if d then d.paths, d.unrequested = core.json_array(d.paths), core.json_array(d.unrequested) end
     ev.deletions = d
-    -- "changed nothing" needs something left to change: a task whose every
-    -- check passes was done before it began (on the base, or in a shared
-    -- directory by another task while its baseline ran)
+    -- (checks that failed on the base and pass now although nothing changed
+    -- since: the base was taken after something else changed the directory
+    -- — another task in a shared directory while the baseline ran — so the
+    -- change is there, only not in this task's diff)
     local now = it.workspace
+    local row = type(it.baseline_row) == "table" and it.baseline_row or nil
+    local raced = row and #row.results > 0 and not all_passed(row.results) and all_passed(it.checks)
     if tc.changes ~= false and (changes.files_changed or 0) == 0 and (not now or (now.files_changed or 0) == 0)
-       and not all_passed(it.checks) then
+       and not raced then
       ev.changed_nothing = true
     end
   end

@@ -55,11 +55,18 @@ M.RULES = {
     end },
 
   { name = "check_regression", enabled = true,
-    description = "a check that passed on the task's base (its baseline) or in an earlier iteration now fails",
+    description = "a check that passed in an earlier iteration now fails, or one that passed on the task's base " ..
+      "still fails after the agent was told",
     check = function(ev)
       local names = {}
+      local hist = tbl(ev.history) or tbl(ev.signals and ev.signals.history) or {}
+      local prev = hist[#hist]
+      local prev_failing = type(prev) == "table" and type(prev.failing) == "string" and prev.failing or ""
       for _, c in ipairs(tbl(ev.signals and ev.signals.checks) or {}) do
-        if type(c) == "table" and c.passed == false and c.passed_before == true then
+        -- a regression against the base alone is the policy's first (a retry naming it)
+        local base_only = type(c) == "table" and c.baseline == "pass" and c.passed_earlier == false
+          and not prev_failing:find("'" .. tostring(c.name) .. "'", 1, true)
+        if type(c) == "table" and c.passed == false and c.passed_before == true and not base_only then
           names[#names + 1] = "'" .. tostring(c.name or c.command or "?") .. "'"
         end
       end

@@ -213,6 +213,22 @@ local function hard_flags(j)
 end
 M.hard_flags = hard_flags
 
+local SOFT = { unrelated_changes = true, unrequested_deletions = true, question_unanswered = true }
+local function soft_flags(j)
+  local out = {}
+  if not (j and type(j.flags) == "table") then return out end
+  local ok, judge = pcall(require, "obra.judge")
+  local vocab = ok and type(judge.FLAGS) == "table" and judge.FLAGS or nil
+  local seen = {}
+  for _, f in ipairs(j.flags) do
+    local soft = vocab and vocab[f] == "soft" or (not vocab and SOFT[f])
+    if type(f) == "string" and soft and not seen[f] then seen[f] = true; out[#out + 1] = f end
+  end
+  table.sort(out)
+  return out
+end
+M.soft_flags = soft_flags
+
 -- The last history entry that was an attempt (parks are not).
 local function last_attempt(hist)
   for i = #hist, 1, -1 do
@@ -292,7 +308,13 @@ function M.default_decide(ev)
   local nothing = sig.changed_nothing == true and class == "ok"
   local spread = j and type(j.disagreement) == "number" and j.disagreement > (t.panel_disagreement or 0.4)
     and j.disagreement or nil
-  local gated = tamper or #hard > 0 or nothing or spread
+  -- every check passes and only the judge dissents: rule 12 asks the agent
+  -- first (once; after a clarify the scores decide again)
+  local dissent = j and j.complete == false and total > 0 and all_pass and not (prev and prev.action == "clarify")
+  -- a soft flag of the judge (unrelated changes, ...): the agent answers it once
+  local soft = soft_flags(j)
+  local concern = #soft > 0 and all_pass and not (prev and prev.action == "clarify") and soft or nil
+  local gated = tamper or #hard > 0 or nothing or spread or dissent or concern
 
   -- 4. done: good enough, sure enough, every check passes, no gate
   if all_pass and evidence and q >= t.proceed and c >= t.confidence and not gated
@@ -345,15 +367,22 @@ function M.default_decide(ev)
   end
   -- 9. disagreements: a confident judge says complete while a check fails
   local failing = failing_names(checks)
-  if j and j.complete == true and not all_pass and type(j.confidence) == "number"
-     and j.confidence >= (t.conflict_confidence or 0.9) and #regressed == 0 then
+  -- (a check that looks broken makes any "complete" verdict a conflict: retrying cannot fix it)
+  if j and j.complete == true and not all_pass and type(j.confidence) == "number" and #regressed == 0 then
     for _, ch in ipairs(checks) do
       local why = type(ch) == "table" and ch.passed == false and ch.broken
+      -- failing exactly as on the base takes a confident judge (else it is the unmet target)
+      if why and why:find("as it did on the base", 1, true) and j.confidence < (t.conflict_confidence or 0.9) then
+        why = nil
+      end
       if why then
         return d("escalate", string.format("the judge says complete (confidence %s) and check '%s' fails, but the check looks broken: %s",
           fmt2(j.confidence), tostring(ch.name), why), nil, { reasons = { { code = "conflict", broken = why } } })
       end
     end
+  end
+  if j and j.complete == true and not all_pass and type(j.confidence) == "number"
+     and j.confidence >= (t.conflict_confidence or 0.9) and #regressed == 0 then
     if prev and prev.conflict and prev.failing == failing then
       return d("escalate", string.format("the judge still says complete (confidence %s) while %s fail%s after the agent saw the output: is a check wrong?",
         fmt2(j.confidence), failing, failing:find(",", 1, true) and "" or "s"), nil,
@@ -366,6 +395,11 @@ function M.default_decide(ev)
   if spread and all_pass then
     return d("clarify", string.format("the judges disagree (quality spread %s > %s)", fmt2(spread),
       fmt2(t.panel_disagreement or 0.4)), nil, { reasons = { { code = "clarify_judge", why = "the judges disagree" } } })
+  end
+  if concern then
+    return d("clarify", "the checks pass but the judge flags " .. table.concat(concern, ", "), nil,
+      { reasons = { { code = "clarify_judge", why = "a reviewer flags " .. table.concat(concern, ", "):gsub("_", " "),
+                      flags = concern } } })
   end
   -- 11. stuck: no progress over the last `stall` attempts
   if t.stall and t.stall >= 2 then
@@ -387,7 +421,7 @@ function M.default_decide(ev)
   end
   -- 12. every check passes and only the judge dissents: the agent answers the
   -- judge's issues, the next verdict decides (the verdict counts once: in the score)
-  if all_pass and total > 0 and j and j.complete == false and not (prev and prev.action == "clarify") then
+  if dissent then
     return d("clarify", string.format("all %d checks pass but the judge says it is not complete (quality %s)", total, fmt2(q)),
       nil, { reasons = { { code = "clarify_judge", why = "the reviewer says it is not complete" } } })
   end

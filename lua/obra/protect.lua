@@ -23,6 +23,8 @@
 --       or protect-glob files; new test files and new files a check names are not tamper
 --   protect.count(text, path) -> { lang=, tests=, skips=, asserts= } | nil   (nil: a language it does not know)
 --   protect.weakened(before, after) -> { "fewer tests (5 -> 3)", ... }  (totals {tests=, skips=, asserts=})
+--   protect.tests(text, path) -> { test name = its assertions } | nil
+--   protect.weakened_tests(before, after [, file]) -> { "test x removed", "fewer assertions in y (2 -> 1)" }
 --   protect.glob(g) -> Lua pattern;  protect.match(globs, path) -> the glob | nil
 --   protect.deletions(deleted, {prompt=, title=, paths=, named = m.named}) -> { paths = {..}, unrequested = {..} } | nil
 --       a file is requested when the prompt names it (path or file name, or a
@@ -302,6 +304,71 @@ function M.count(text, path)
   local c = COUNT[lang]
   return { lang = lang, tests = count_all(text, c.tests), skips = count_all(text, c.skips),
            asserts = count_all(text, c.asserts) }
+end
+
+-- Where each test starts, per language: patterns whose last capture is the
+-- test's name (a Rust or C helper function counts as a "test" too: harmless,
+-- it is compared with itself).
+local HEADERS = {
+  python = { "%f[%w_]def%s+(test[%w_]*)%s*%(" },
+  js = { "%f[%w_%.]it%s*%(%s*([\"'`])(.-)%1", "%f[%w_%.]test%s*%(%s*([\"'`])(.-)%1" },
+  go = { "%f[%w_]func%s+(Test[%w_]*)%s*%(" },
+  rust = { "%f[%w_]fn%s+([%w_]+)%s*%(" },
+  c = { "%f[%w_]void%s+(test_[%w_]*)%s*%(", "%f[%w_]TEST_?F?%s*%(%s*([%w_]+%s*,%s*[%w_]+)%s*%)" },
+  lua = { "%f[%w_%.]it%s*%(%s*([\"'])(.-)%1" },
+}
+
+-- protect.tests(text, path) -> { name = assertions in its body, ... } | nil
+-- (a body runs to the next test's start)
+function M.tests(text, path)
+  local ext = tostring(path or ""):match("%.([%w]+)$")
+  local lang = ext and LANG[ext:lower()]
+  if not lang or type(text) ~= "string" then return nil end
+  local starts = {}
+  for _, pat in ipairs(HEADERS[lang]) do
+    local init = 1
+    while true do
+      local r = { text:find(pat, init) }
+      if not r[1] then break end
+      starts[#starts + 1] = { pos = r[1], name = r[#r] }
+      init = r[2] + 1
+    end
+  end
+  table.sort(starts, function(a, b) return a.pos < b.pos end)
+  local out = {}
+  for i, st in ipairs(starts) do
+    local body = text:sub(st.pos, (starts[i + 1] and starts[i + 1].pos or #text + 1) - 1)
+    local name, n = st.name, 2
+    while out[name] ~= nil do name = st.name .. "#" .. n; n = n + 1 end
+    out[name] = count_all(body, COUNT[lang].asserts)
+  end
+  return out
+end
+
+-- What got weaker test by test: tests with fewer assertions, and tests gone
+-- beyond those that came in their place (a renamed test is not removed; the
+-- totals still see a renamed test that lost assertions).
+function M.weakened_tests(before, after, file)
+  local out = {}
+  before, after = before or {}, after or {}
+  local names, added = {}, 0
+  for name in pairs(before) do names[#names + 1] = name end
+  for name in pairs(after) do if before[name] == nil then added = added + 1 end end
+  table.sort(names)
+  local gone = {}
+  for _, name in ipairs(names) do
+    local a = after[name]
+    if a == nil then
+      gone[#gone + 1] = name
+    elseif a < before[name] then
+      out[#out + 1] = string.format("fewer assertions in %s (%d -> %d)", name, before[name], a)
+    end
+  end
+  if #gone > added then
+    out[#out + 1] = string.format("test%s %s removed%s", #gone > 1 and "s" or "", table.concat(gone, ", "),
+      file and (" from " .. file) or "")
+  end
+  return out
 end
 
 -- What got weaker between two totals.
