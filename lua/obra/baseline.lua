@@ -24,6 +24,8 @@
 --   baseline.broken(check, row) -> why | nil    a failing check that looks broken
 --                                       (exit 126/127, cannot start, timeout, fails as on the base)
 --   baseline.enabled(ctx, task) -> bool (config.baseline and the task's baseline, default true)
+--   baseline.shared(ctx, it) -> bool   another task of this run works or worked in this task's
+--                                       directory: a "changed nothing" with passing checks is not one
 local core = require "obra.core"
 local workspace = require "obra.workspace"
 local protect = require "obra.protect"
@@ -62,6 +64,7 @@ end
 
 function M.run(ctx, it, run_checks)
   local task = it.task
+  M.note(ctx, it)
   if it.iteration ~= 1 or not M.enabled(ctx, task) then return nil end
   local row = ctx.store:baseline(task.id)
   if row then it.baseline_row = row; return nil end
@@ -183,6 +186,29 @@ local function test_counts(changes, base, dir)
   return { before = before, after = after, files = core.json_array(files), findings = core.json_array(findings) }
 end
 
+-- Does another task work in this task's directory right now (a shared directory)?
+local function overlaps(a, b)
+  return a == b or a:sub(1, #b + 1) == b .. "/" or b:sub(1, #a + 1) == a .. "/"
+end
+-- Another task of this run works or worked in this task's directory: it
+-- may have done this task's work before this task's base was taken.
+-- (ctx.baseline_dirs: task id -> directory, every task this run prepared)
+function M.note(ctx, it)
+  ctx.baseline_dirs = ctx.baseline_dirs or {}
+  if it.workdir and not (type(it.base) == "table" and it.base.isolation == "worktree") then
+    ctx.baseline_dirs[it.task.id] = it.workdir
+  end
+end
+
+function M.shared(ctx, it)
+  if type(it.base) == "table" and it.base.isolation == "worktree" then return false end
+  for id, dir in pairs(ctx.baseline_dirs or {}) do
+    if id ~= it.task.id and it.workdir and overlaps(dir, it.workdir) then return true end
+  end
+  return false
+end
+local shared_with_others = M.shared
+
 local function all_passed(list)
   if type(list) ~= "table" or #list == 0 then return false end
   for _, c in ipairs(list) do if not (type(c) == "table" and c.passed) then return false end end
@@ -239,11 +265,13 @@ function M.evidence(ctx, it)
     -- since: the base was taken after something else changed the directory
     -- — another task in a shared directory while the baseline ran — so the
     -- change is there, only not in this task's diff)
+    -- Likewise when other tasks of this run work or worked in the same
+    -- directory and the checks pass: one of them may have done the work.
     local now = it.workspace
     local row = type(it.baseline_row) == "table" and it.baseline_row or nil
     local raced = row and #row.results > 0 and not all_passed(row.results) and all_passed(it.checks)
     if tc.changes ~= false and (changes.files_changed or 0) == 0 and (not now or (now.files_changed or 0) == 0)
-       and not raced then
+       and not raced and not (all_passed(it.checks) and shared_with_others(ctx, it)) then
       ev.changed_nothing = true
     end
   end
