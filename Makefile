@@ -119,7 +119,7 @@ $(BUILD)/bench/%: tests/bench/%.c | $(BUILD)
 # C unit tests of the pure units (docs/testing.md): one binary, one line per
 # case ("ok NAME" / "not ok NAME: why"); tests/c_units_spec.lua runs it in
 # the suite.  Pure units link alone: libc and cJSON.
-AGENT_PURE = src/agent_parse.c src/agent_text.c src/agent_claude.c src/agent_claude_parse.c \
+AGENT_PURE = src/agent_parse.c src/agent_text.c src/agent_trace.c src/agent_claude.c src/agent_claude_parse.c \
              src/agent_codex.c src/agent_codex_parse.c src/agent_command.c \
              src/reset_time.c src/tz_offset.c src/status.c
 UNIT_PURE  = $(AGENT_PURE) src/http1_parse.c src/llm_outcome.c src/llm_json.c src/redact.c

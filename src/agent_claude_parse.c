@@ -24,6 +24,59 @@ static void take_result(obra_agent_parser *p, cJSON *res) {
   p->final_seen = 1;
 }
 
+/* The trace (agent_trace.h): stream-json's assistant lines carry tool_use
+ * blocks, its user lines the tool_result blocks that answer them. */
+static obra_trace *trace_of(obra_agent_parser *p) {
+  if (p->trace == NULL) p->trace = calloc(1, sizeof *p->trace);
+  return p->trace;
+}
+
+static void note_tool_use(obra_agent_parser *p, const cJSON *b) {
+  const char *name = obra_agent_jstr(b, "name");
+  const cJSON *in = cJSON_GetObjectItemCaseSensitive(b, "input");
+  obra_trace *t = trace_of(p);
+  if (name == NULL || t == NULL) return;
+  const char *id = obra_agent_jstr(b, "id");
+  if (strcmp(name, "Bash") == 0) {
+    obra_trace_add(t, name, OBRA_TA_RUN, obra_agent_jstr(in, "command"), NULL, id);
+  } else if (strcmp(name, "Write") == 0) {
+    obra_trace_add(t, name, OBRA_TA_WRITE, NULL, obra_agent_jstr(in, "file_path"), id);
+  } else if (strcmp(name, "Edit") == 0 || strcmp(name, "MultiEdit") == 0) {
+    obra_trace_add(t, name, OBRA_TA_EDIT, NULL, obra_agent_jstr(in, "file_path"), id);
+  } else if (strcmp(name, "NotebookEdit") == 0) {
+    obra_trace_add(t, name, OBRA_TA_EDIT, NULL, obra_agent_jstr(in, "notebook_path"), id);
+  } else {
+    t->other++;
+  }
+}
+
+static void note_tool_result(obra_agent_parser *p, const cJSON *b) {
+  if (p->trace == NULL) return;
+  obra_trace_entry *e = obra_trace_find(p->trace, obra_agent_jstr(b, "tool_use_id"));
+  if (e == NULL) return;
+  const cJSON *ie = cJSON_GetObjectItemCaseSensitive(b, "is_error");
+  e->is_error = cJSON_IsTrue(ie);
+  const cJSON *c = cJSON_GetObjectItemCaseSensitive(b, "content");
+  const char *text = cJSON_IsString(c) ? c->valuestring : NULL;
+  if (cJSON_IsArray(c)) text = obra_agent_jstr(cJSON_GetArrayItem(c, 0), "text");
+  if (e->action == OBRA_TA_RUN) {
+    int x = obra_trace_exit_in(text);
+    e->exit = x >= 0 ? x : e->is_error ? -1 : 0;
+  }
+}
+
+static void note_tools(obra_agent_parser *p, const cJSON *o) {
+  int assistant = is_type(o, "assistant");
+  if (!assistant && !is_type(o, "user")) return;
+  const cJSON *content = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "message"), "content");
+  const cJSON *b;
+  if (!cJSON_IsArray(content)) return;
+  cJSON_ArrayForEach(b, content) {
+    if (assistant && is_type(b, "tool_use")) note_tool_use(p, b);
+    else if (!assistant && is_type(b, "tool_result")) note_tool_result(p, b);
+  }
+}
+
 static void note_init(obra_agent_parser *p, const cJSON *o) {
   const char *sub = obra_agent_jstr(o, "subtype");
   const char *sid = obra_agent_jstr(o, "session_id");
@@ -43,9 +96,10 @@ int obra_agent_claude_line(obra_agent_parser *p, const char *line, size_t len) {
   if (cJSON_IsObject(j)) {
     if (is_type(j, "result")) { take_result(p, j); return 1; }
     note_init(p, j);
+    note_tools(p, j);
   } else if (cJSON_IsArray(j)) {           /* json --verbose: every message, the result last */
     int n = cJSON_GetArraySize(j);
-    for (int i = 0; i < n; i++) note_init(p, cJSON_GetArrayItem(j, i));
+    for (int i = 0; i < n; i++) { note_init(p, cJSON_GetArrayItem(j, i)); note_tools(p, cJSON_GetArrayItem(j, i)); }
     for (int i = n - 1; i >= 0; i--) {
       if (is_type(cJSON_GetArrayItem(j, i), "result")) {
         take_result(p, cJSON_DetachItemFromArray(j, i));

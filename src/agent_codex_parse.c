@@ -11,6 +11,60 @@
 #include <string.h>
 #include "obra/agent_adapter.h"
 
+/* "/bin/bash -lc 'cmd'" -> cmd (codex wraps every command so); else s itself */
+static const char *unwrap(const char *s, char *buf, size_t n) {
+  static const char *const shells[] = { "/bin/bash -lc ", "bash -lc ", "/bin/sh -c ", "sh -c ", "/bin/zsh -lc ", NULL };
+  if (s == NULL) return NULL;
+  for (size_t i = 0; shells[i]; i++) {
+    size_t k = strlen(shells[i]);
+    if (strncmp(s, shells[i], k) != 0) continue;
+    const char *b = s + k;
+    size_t len = strlen(b);
+    if (len >= 2 && (b[0] == '\'' || b[0] == '"') && b[len - 1] == b[0]) { b++; len -= 2; }
+    if (len >= n) len = n - 1;
+    memcpy(buf, b, len);
+    buf[len] = '\0';
+    return buf;
+  }
+  return s;
+}
+
+/* The trace (agent_trace.h): command_execution and file_change items. */
+static void note_item(obra_agent_parser *p, const cJSON *item) {
+  const char *it = obra_agent_jstr(item, "type");
+  if (it == NULL) return;
+  int cmd = strcmp(it, "command_execution") == 0, files = strcmp(it, "file_change") == 0;
+  if (!cmd && !files) {
+    if (strcmp(it, "mcp_tool_call") == 0 || strcmp(it, "web_search") == 0) {
+      if (p->trace == NULL) p->trace = calloc(1, sizeof *p->trace);
+      if (p->trace) p->trace->other++;
+    }
+    return;
+  }
+  if (p->trace == NULL) p->trace = calloc(1, sizeof *p->trace);
+  if (p->trace == NULL) return;
+  const char *status = obra_agent_jstr(item, "status");
+  int failed = status && strcmp(status, "failed") == 0;
+  if (cmd) {
+    char buf[OBRA_TRACE_FIELD + 1];
+    obra_trace_entry *e = obra_trace_add(p->trace, it, OBRA_TA_RUN,
+                                         unwrap(obra_agent_jstr(item, "command"), buf, sizeof buf), NULL,
+                                         obra_agent_jstr(item, "id"));
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(item, "exit_code");
+    if (e && cJSON_IsNumber(x)) { e->exit = (int)x->valuedouble; e->is_error = e->exit != 0; }
+    else if (e) e->is_error = failed;
+    return;
+  }
+  const cJSON *ch, *changes = cJSON_GetObjectItemCaseSensitive(item, "changes");
+  cJSON_ArrayForEach(ch, changes) {
+    const char *kind = obra_agent_jstr(ch, "kind");
+    obra_trace_action a = kind && strcmp(kind, "add") == 0 ? OBRA_TA_WRITE
+                        : kind && strcmp(kind, "delete") == 0 ? OBRA_TA_DELETE : OBRA_TA_EDIT;
+    obra_trace_entry *e = obra_trace_add(p->trace, it, a, NULL, obra_agent_jstr(ch, "path"), NULL);
+    if (e) e->is_error = failed;
+  }
+}
+
 static void set_str(char **dst, const char *s) {
   if (s == NULL) return;
   char *c = strdup(s);
@@ -43,6 +97,7 @@ int obra_agent_codex_line(obra_agent_parser *p, const char *line, size_t len) {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(j, "item");
     const char *it = obra_agent_jstr(item, "type");
     if (it && strcmp(it, "agent_message") == 0) set_str(&p->text, obra_agent_jstr(item, "text"));
+    else note_item(p, item);
   } else if (strcmp(type, "error") == 0) {
     const char *m = obra_agent_jstr(j, "message");
     if (m) obra_strlist_push(&p->errors, m);

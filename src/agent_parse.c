@@ -47,6 +47,7 @@ int obra_agent_kind_parse(const char *s) {
 void obra_agent_result_clear(obra_agent_result *r) {
   free(r->text); free(r->session_id); free(r->stderr_tail);
   free(r->subtype); free(r->terminal_reason);
+  obra_trace_free(r->trace); free(r->trace);
   for (size_t i = 0; i < r->nerrors; i++) free(r->errors[i]);
   free(r->errors);
   memset(r, 0, sizeof *r);
@@ -56,6 +57,7 @@ void obra_agent_parser_free(obra_agent_parser *p) {
   cJSON_Delete(p->result);
   free(p->session_id); free(p->text); free(p->failure); free(p->first_junk);
   obra_strlist_free(&p->errors);
+  obra_trace_free(p->trace); free(p->trace);
   obra_agent_kind kind = p->kind;
   obra_tz_offset_fn tz = p->tz;
   memset(p, 0, sizeof *p);
@@ -147,6 +149,8 @@ void obra_agent_classify(const obra_agent_adapter *a, obra_agent_parser *p,
     process_notes(p, pr, out);
   }
   if (out->session_id == NULL) out->session_id = obra_agent_strdup(p->session_id);
+  out->trace = p->trace;          /* the result takes the trace */
+  p->trace = NULL;
   if (out->text == NULL) out->text = strdup("");
 }
 

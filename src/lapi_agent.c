@@ -21,7 +21,9 @@
  * result: class, text, session_id, usage{input_tokens, output_tokens,
  * cache_read_tokens, cache_write_tokens}, cost_usd, turns, duration_ms, exit,
  * signal, stderr_tail, truncated, errors, api_error_status, reset_at,
- * permission_denials, subtype, terminal_reason, result_seen. */
+ * permission_denials, subtype, terminal_reason, result_seen, trace (when
+ * the agent reported tool calls: {entries = {{tool, action, command?, path?,
+ * exit?, is_error?, test}}, total, dropped, other_tools}; agent_trace.h). */
 #include <string.h>
 #include "obra/agent.h"
 #include "lapi.h"
@@ -131,7 +133,7 @@ static void read_spec(lua_State *L, int t, obra_agent_spec *s) {
   const char *fmt = opt_str(L, t, "output_format");
   if (fmt && strcmp(fmt, "json") != 0 && strcmp(fmt, "stream-json") != 0)
     luaL_error(L, "agent: output_format must be \"json\" or \"stream-json\"");
-  s->stream = fmt && strcmp(fmt, "stream-json") == 0;
+  s->stream = fmt == NULL || strcmp(fmt, "stream-json") == 0;   /* stream-json by default: the trace */
   s->skip_git_repo_check = obra_lapi_optboolean(L, t, "skip_git_repo_check", 1);
   s->extra_args = opt_list(L, t, "extra_args");
   opt_env(L, t, &s->env_set, &s->env_unset);
@@ -153,6 +155,33 @@ static void read_spec(lua_State *L, int t, obra_agent_spec *s) {
 static void setint(lua_State *L, const char *k, lua_Integer v) { lua_pushinteger(L, v); lua_setfield(L, -2, k); }
 static void setstr(lua_State *L, const char *k, const char *v) {
   if (v) { lua_pushstring(L, v); lua_setfield(L, -2, k); }
+}
+
+/* result.trace = { entries = { {tool=, action=, command=?, path=?, exit=?,
+ * is_error=?, test=}, ... }, total=, dropped=, other_tools= }  [-0, +0] */
+static void push_trace(lua_State *L, const obra_trace *t) {
+  const obra_trace_entry *sel[OBRA_TRACE_MAX];
+  size_t dropped = 0, n = obra_trace_select(t, sel, &dropped);
+  lua_createtable(L, 0, 4);
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    const obra_trace_entry *e = sel[i];
+    lua_createtable(L, 0, 7);
+    setstr(L, "tool", e->tool);
+    setstr(L, "action", obra_trace_action_name(e->action));
+    setstr(L, "command", e->command);
+    setstr(L, "path", e->path);
+    if (e->exit >= 0) setint(L, "exit", e->exit);
+    if (e->is_error >= 0) { lua_pushboolean(L, e->is_error); lua_setfield(L, -2, "is_error"); }
+    lua_pushboolean(L, e->test); lua_setfield(L, -2, "test");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  luaL_setmetatable(L, "obra.json.array");
+  lua_setfield(L, -2, "entries");
+  setint(L, "total", (lua_Integer)t->total);
+  setint(L, "dropped", (lua_Integer)dropped);
+  setint(L, "other_tools", (lua_Integer)t->other);
+  lua_setfield(L, -2, "trace");
 }
 
 /* Push the Lua result table.  [-0, +1] */
@@ -184,6 +213,7 @@ static void push_result(lua_State *L, const obra_agent_result *r) {
   setstr(L, "subtype", r->subtype);
   setstr(L, "terminal_reason", r->terminal_reason);
   lua_pushboolean(L, r->result_seen); lua_setfield(L, -2, "result_seen");
+  if (r->trace) push_trace(L, r->trace);
 }
 
 static int l_start(lua_State *L) {

@@ -322,6 +322,23 @@ static const char *const migration_7 =
   "  created_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),"
   "  updated_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0));"
   "CREATE INDEX workspaces_by_state ON workspaces(state);"
+  /* calibration (docs/calibration.md): what became of a decision later.  Several
+   * per decision (task_id, iteration); kind says where it came from; correct is
+   * 1 (the decision was right), 0 (wrong) or NULL (says nothing about it). */
+  "CREATE TABLE outcomes ("
+  "  id INTEGER PRIMARY KEY,"
+  "  task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,"
+  "  iteration INTEGER NOT NULL,"
+  "  kind TEXT NOT NULL CHECK (kind IN"
+  "    ('merged','regression','rejected','answered','approved','label')),"
+  "  correct INTEGER CHECK (correct IN (0,1)),"
+  "  note TEXT,"
+  "  source TEXT,"                                   /* who noted it: human, obra label, merge queue... */
+  "  created_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0));"
+  "CREATE INDEX outcomes_by_decision ON outcomes(task_id, iteration);"
+  /* judgepanel (issue 15): an agent call's bounded tool trace, JSON
+   * {entries = [{tool, action, command?, path?, exit?, is_error?, test}], total, dropped, other_tools} */
+  "ALTER TABLE interactions ADD COLUMN trace TEXT;"
   /* issue 15: a task's baseline, taken once before its first iteration: its
    * checks run on the base tree (docs/scoring.md, "Baseline") */
   "CREATE TABLE baselines ("

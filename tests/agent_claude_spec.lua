@@ -86,7 +86,9 @@ describe("obra.agent.claude with the fake CLI", function()
     assert.are.equal(1, c.rule)
     assert.are.equal("write the calculator", c.prompt)
     assert.are.equal(H.sh("cd " .. H.q(t.work) .. " && pwd -P"):gsub("\n", ""), c.cwd)
-    assert.are.equal("json", c.output_format)
+    assert.are.equal("stream-json", c.output_format)    -- the default: obra keeps a trace of the tool calls
+    assert.are.same({ { tool = "Write", action = "write", path = c.cwd .. "/calc.lua", is_error = false, test = false } },
+      r.trace.entries)
     t.assert_clean()
     t.done()
   end)
@@ -164,7 +166,7 @@ describe("obra.agent.claude with the fake CLI", function()
     assert.are.equal(big, t.calls()[3].prompt)
     -- the dry run shows the same command line
     local cl = t.agent:cmdline{ prompt = "hello", session = "11111111-2222-4333-8444-555555555555" }
-    assert.are.same({ FAKE, "-p", "hello", "--output-format", "json", "--session-id",
+    assert.are.same({ FAKE, "-p", "hello", "--output-format", "stream-json", "--verbose", "--session-id",
       "11111111-2222-4333-8444-555555555555", "--max-turns", "7", "--model", "sonnet",
       "--dangerously-skip-permissions", "--permission-mode", "acceptEdits", "--append-system-prompt",
       "Be brief. $(rm -rf /)", "--strict-mcp-config", "--allowedTools", "Read", "Bash(git diff:*)",

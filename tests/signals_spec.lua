@@ -311,7 +311,7 @@ describe("judge.prompt", function()
 
   it("stays within its token budget whatever the agent produced", function()
     for _, scale in ipairs({ 1, 10, 100 }) do
-      for _, budget in ipairs({ 1000, 4000, 6000, 16000 }) do
+      for _, budget in ipairs({ 2000, 4000, 6000, 16000 }) do
         local a = big_args(scale)
         a.budget_tokens = budget
         local m = judge.prompt(a)

@@ -21,6 +21,7 @@
 #include <sys/types.h>
 #include <cjson/cJSON.h>
 #include "obra/proc.h"
+#include "obra/agent_trace.h"
 #include "obra/status.h"
 
 typedef enum { OBRA_AGENT_CLAUDE, OBRA_AGENT_CODEX, OBRA_AGENT_COMMAND } obra_agent_kind;
@@ -103,6 +104,7 @@ typedef struct {
   char   *subtype;                /* claude's subtype / terminal_reason, informational; may be NULL */
   char   *terminal_reason;
   int     result_seen;            /* a final result object was parsed */
+  obra_trace *trace;              /* the tool calls seen (agent_trace.h); NULL: none */
 } obra_agent_result;
 
 void obra_agent_result_clear(obra_agent_result *r);

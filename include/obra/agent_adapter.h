@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 #include "obra/agent.h"
 #include "obra/agent_text.h"
+#include "obra/agent_trace.h"
 #include "obra/proc.h"
 #include "obra/reset_time.h"
 
@@ -31,6 +32,7 @@ typedef struct {
   int     saw_output;        /* a non-blank stdout line */
   char   *first_junk;        /* the first non-JSON line (trimmed), for diagnostics */
   obra_strlist errors;
+  obra_trace *trace;         /* tool calls (claude stream-json, codex items); NULL until one */
   obra_tz_offset_fn tz;      /* zone offsets for reset times; NULL: obra_tz_offset_system */
 } obra_agent_parser;
 

@@ -3,7 +3,7 @@
 -- merges, ref transactions.  (Snapshots, diffs and checkpoint commits, which
 -- happen every iteration, stay in-process: lua/obra/workspace.lua.)
 --
---   git.run(args, {cwd=, stdin=, timeout= (s, default 120), env = {K = "v"}})
+--   git.run(args, {cwd=, stdin=, timeout= (s, default 120), env = {K = "v"}, max_stdout = bytes})
 --     -> { ok = exit == 0, exit, out (stdout without its last newline), err, stdout, stderr }
 --      | nil, message      (git could not be started, or timed out)
 --   git.ok(args, opts) -> out | nil, message     (the first line of stderr, or the exit status)
@@ -43,7 +43,7 @@ function M.run(args, opts)
   local argv = { M.PROGRAM, "-c", "core.hooksPath=/dev/null" }
   for _, a in ipairs(args) do argv[#argv + 1] = a end
   local r, err = proc.run { argv = argv, cwd = opts.cwd, stdin = opts.stdin, env = env(opts.env), unset = UNSET,
-                            timeout = opts.timeout or M.TIMEOUT }
+                            timeout = opts.timeout or M.TIMEOUT, max_stdout = opts.max_stdout }
   if not r then return nil, "cannot run git: " .. tostring(err) end
   if r.timed_out then
     return nil, string.format("git %s timed out after %ds in %s", args[1] or "", opts.timeout or M.TIMEOUT, opts.cwd or ".")

@@ -7,7 +7,18 @@
 --                                    failed or parked task goes back to pending
 --   human.approve(store, ref [, note]) accept: the task (or milestone) is done
 --   human.reject(store, ref [, note])  stop: the task fails (use answer to retry)
+--
+-- On a task, each also notes an outcome (obra.outcomes: answered, approved,
+-- rejected) on the task's latest decision, in the same transaction: what the
+-- human said about the attempt that decision judged (docs/calibration.md).
+local outcomes = require "obra.outcomes"
+
 local M = {}
+
+-- A task without a decision yet (stopped before its first) has nothing to note.
+local function note_outcome(s, t, kind, text)
+  outcomes.note(s, { task_id = t.id, kind = kind, note = text, source = "human" })
+end
 
 local function find(s, ref)
   local t = s:task(ref)
@@ -39,6 +50,7 @@ function M.answer(s, ref, text)
     end
     if t.status == "waiting" or t.status == "failed" or t.status == "parked" then s:set_status(t.id, "pending") end
     s:add_human_interaction(t.id, t.iterations, "answer", text, "answered")
+    note_outcome(s, t, "answered", text)
   end)
   return true, t
 end
@@ -63,6 +75,7 @@ function M.approve(s, ref, note)
     s:set_status(t.id, "done")
     s:close_sessions(t.id, "done")
     s:add_human_interaction(t.id, t.iterations, "approve", note, "approved")
+    note_outcome(s, t, "approved", note)
   end)
   return true, t
 end
@@ -84,6 +97,7 @@ function M.reject(s, ref, note)
     if t.status == "pending" then s:set_status(t.id, "cancelled") else s:set_status(t.id, "failed") end
     s:close_sessions(t.id, "failed")
     s:add_human_interaction(t.id, t.iterations, "reject", note, "rejected")
+    note_outcome(s, t, "rejected", note)
   end)
   return true, t
 end

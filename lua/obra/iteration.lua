@@ -12,8 +12,9 @@
 --                                                       session_ids
 --   gather     reads  result, before             writes workspace, after, checks (with baseline/class),
 --                                                       evidence (obra.baseline: changes, tamper, deletions,
---                                                       changed_nothing), tamper, deletions, judge (verdict | nil),
---                                                       judge_error, judge_call, signals
+--                                                       changed_nothing), tamper, deletions, trace (obra.evidence
+--                                                       summary), judge (verdict | nil, a panel's combined), judges
+--                                                       (a panel's each), judge_runs, judge_error, signals
 --   decide     reads  signals                    writes policy, scores, event, decision, breakpoints, status
 --   record     reads  all of the above           writes breakpoint_ids, checkpoint_id  (the one transaction)
 --   after      reads  status, result, session    context refresh, hooks, the log line
@@ -26,6 +27,7 @@ local core = require "obra.core"
 local session = require "obra.session"
 local prompt = require "obra.prompt"
 local judge = require "obra.judge"
+local evidence = require "obra.evidence"
 local checks_mod = require "obra.checks"
 local baseline = require "obra.baseline"
 local checkpoints = require "obra.checkpoints"
@@ -256,6 +258,33 @@ function M.run_agent(ctx, it)
   return it
 end
 
+-- The judge, or a panel of judges (obra.judge), on the evidence gather
+-- collected: it.judge (the verdict, a panel's combined), it.judges (a
+-- panel's each), it.judge_runs (each call, for the record), it.judge_error.
+local function run_judges(ctx, it, judges, ev)
+  local task, res = it.task, it.result
+  local sig = it.signals or {}   -- what gather computed before the judge (tamper, deletions: obra.protect)
+  local verdict, runs = judge.panel(judges, { task = task, result = res, workspace = it.changes or it.workspace,
+    checks = it.checks, trace = ev.summary, patch = ev.patch, tamper = it.tamper or sig.tamper or sig.tampered,
+    deletions = it.deletions or sig.deletions or sig.deleted, budget_tokens = ctx.config.judge.budget_tokens,
+    temperature = ctx.config.judge.temperature }, { sequential = ctx.cassette ~= nil })
+  it.judge_runs = runs
+  if #judges > 1 then it.judges = judge.verdicts(runs) end
+  for _, r in ipairs(runs) do
+    for _, note in ipairs(r.verdict and r.verdict.notes or {}) do ctx.log(task, "judge %s: %s", tostring(r.model), note) end
+    if verdict and not r.verdict then
+      ctx.log(task, "judge %s unavailable (%s): %s — the panel's others decide", tostring(r.model), tostring(r.error), tostring(r.message))
+    end
+  end
+  if verdict then
+    it.judge = verdict
+  else
+    local first = runs[1] or {}
+    it.judge_error, it.judge_message = first.error or "error", first.message
+    ctx.log(task, "judge unavailable (%s): %s — deciding on checks alone (degraded)", tostring(it.judge_error), tostring(it.judge_message))
+  end
+end
+
 -- The evidence: what the agent changed (read before the checks, whose own
 -- files are not its work), the checks, and the judge's verdict.
 function M.run_checks(ctx, it)
@@ -267,38 +296,34 @@ end
 function M.gather(ctx, it)
   local task, res = it.task, it.result
   if it.before then
-    local after
-    it.workspace, after = workspace.diff(it.before, it.workdir)
-    it.after = it.workspace and after or nil
+    local sig, after = workspace.diff(it.before, it.workdir)
+    it.workspace = sig or nil
+    if sig and type(after) == "table" then it.after = it.after or after end   -- the patch's "after" (one walk)
   end
   it.checks = {}
   if res.class ~= "auth" and res.class ~= "rate_limited" then it.checks = M.run_checks(ctx, it) end
   mark_passed_before(it.checks, it.history)
   -- against the base: each check's class, tamper, deletions, "changed nothing"
   baseline.classify(it.checks, it.baseline_row or ctx.store:baseline(task.id))
-  local evidence = baseline.evidence(ctx, it)
-  it.evidence = evidence
-  it.tamper, it.deletions = evidence.tamper, evidence.deletions   -- for the judge (obra.judge reads both)
-  if not ctx.llm then
+  local base_ev = baseline.evidence(ctx, it)
+  it.evidence = base_ev
+  it.tamper, it.deletions = base_ev.tamper, base_ev.deletions   -- for the judge (obra.judge reads both)
+  -- what the agent did (its tool trace) and, for a judge, the patch against the base: obra.evidence
+  local judges = judge.clients(ctx)
+  local ev = evidence.collect(it, { patch = #judges > 0 and USABLE[res.class] == true })
+  it.trace = ev.summary
+  if #judges == 0 then
     it.judge_error = "disabled"
   elseif USABLE[res.class] then
-    -- judge.run -> verdict, reply, call | nil, message, code, raw, call
-    local verdict, a, b, _, call = judge.run(ctx.llm, { task = task, result = res, workspace = it.workspace,
-      checks = it.checks, budget_tokens = ctx.config.judge.budget_tokens, temperature = ctx.config.judge.temperature })
-    if verdict then
-      it.judge, it.judge_call = verdict, b
-    else
-      it.judge_error, it.judge_message, it.judge_call = b, a, call
-      ctx.log(task, "judge unavailable (%s): %s — deciding on checks alone (degraded)", tostring(b), tostring(a))
-    end
+    run_judges(ctx, it, judges, ev)
   end
   it.signals = {
     agent = { class = res.class, turns = res.turns, max_turns = it.max_turns, text = (bound(res.text or "", M.SIGNAL_TEXT)),
               reset_at = res.reset_at, cost_usd = res.cost_usd },
     checks = core.json_array(it.checks), workspace = it.workspace, judge = it.judge, judge_error = it.judge_error,
-    history = core.json_array(it.history),
-    changes = it.changes or evidence.changes, tamper = evidence.tamper, deletions = evidence.deletions,
-    changed_nothing = evidence.changed_nothing or nil,
+    history = core.json_array(it.history), judges = it.judges, trace = evidence.signal(it.trace),
+    changes = it.changes or base_ev.changes, tamper = base_ev.tamper, deletions = base_ev.deletions,
+    changed_nothing = base_ev.changed_nothing or nil,
   }
   return it
 end
@@ -337,15 +362,21 @@ end
 -- the judge call, the checks, the checkpoint, the decision, the task's state
 -- and its breakpoints.  Breakpoint notifications go out once it committed.
 function M.record(ctx, it)
-  local s, jc = ctx.store, it.judge_call
+  local s = ctx.store
+  local judges = {}
+  for _, r in ipairs(it.judge_runs or {}) do
+    local jc = r.call
+    if jc then
+      judges[#judges + 1] = { model = r.model, messages = jc.messages, text = jc.text, usage = jc.usage,
+        duration_ms = jc.duration_ms, outcome = r.verdict and "ok" or r.error, error = r.message }
+    end
+  end
   local out = s:record_iteration {
     run_id = ctx.run_id, task = it.task, iteration = it.iteration, agent_name = it.agent.kind or it.agent_cfg.kind,
     calls = it.calls, session_ids = it.session_ids, checks = it.checks, event = it.event,
     policy_fingerprint = it.policy:fingerprint(), decision = it.decision, status = it.status,
     breakpoints = it.breakpoints, checkpoint = it.checkpoint,
-    judge = jc and { model = ctx.llm and ctx.llm.model or "judge", messages = jc.messages, text = jc.text,
-      usage = jc.usage, duration_ms = jc.duration_ms, outcome = it.judge and "ok" or it.judge_error,
-      error = it.judge_message } or nil,
+    judges = judges,
   }
   it.breakpoint_ids, it.checkpoint_id = out.breakpoint_ids, out.checkpoint_id
   for _, id in ipairs(it.breakpoint_ids) do breakpoints.notify(s, id) end

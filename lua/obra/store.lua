@@ -121,7 +121,7 @@ end
 -- lua/obra/store/sqlite.lua over the portable lua/obra/store/sql.lua).
 M.SQL = require "obra.store.sqlite"
 for _, name in ipairs({ "projects", "tasks", "runs", "sessions", "interactions", "decisions", "breakpoints",
-                        "checkpoints", "workspaces", "baselines", "iteration", "reports" }) do
+                        "checkpoints", "workspaces", "baselines", "outcomes", "iteration", "reports" }) do
   require("obra.store." .. name)(methods, M.SQL, M)
 end
 

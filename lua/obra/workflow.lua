@@ -6,7 +6,8 @@
 --
 --   project "name" { workdir = ".", description = "..." }
 --   config { agent = {...}, llm = {...} | false, thresholds = {...}, weights = {...},
---            budgets = {...}, max_parallel = 1, check_timeout = 600, context = {...}, judge = {...},
+--            budgets = {...}, max_parallel = 1, check_timeout = 600, context = {...},
+--            judge = { budget_tokens =, temperature =, panel = { {model=, ...}, {...} } },
 --            protect = {globs} | false, baseline = true }
 --   milestone "key" { title = "...", gate = false }
 --   task "key" { title=, prompt=, deps={}, priority=0, checks={}, budgets={}, tags={},
@@ -121,12 +122,33 @@ local function is_protect(v)
   return is_list_of("string")(v)
 end
 
+-- judge.panel = { {provider=, model=, ...}, {...} }: 2 or 3 judges, each an
+-- llm config (keys it leaves out come from config.llm); docs/judging.md.
+local function is_panel(v)
+  local want = "a list of 2 or 3 llm configs, e.g. { {model = \"a\"}, {provider = \"openai\", model = \"b\"} }"
+  if type(v) ~= "table" then return false, want end
+  local n = 0
+  for k in pairs(v) do
+    if math.type(k) ~= "integer" then return false, want, "'" .. tostring(k) .. "'" end
+    n = n + 1
+  end
+  if n < 2 or n > 3 or #v ~= n then return false, want, n .. " judge(s)" end
+  local llm_ok = is_section(LLM_KEYS, "llm")
+  for i, j in ipairs(v) do
+    if type(j) ~= "table" then return false, want, "judge " .. i .. ": " .. type(j) end
+    local ok, w, got = llm_ok(j)
+    if not ok then return false, w .. " in judge " .. i, got end
+    if type(j.model) ~= "string" or j.model == "" then return false, "a model for judge " .. i, "none" end
+  end
+  return true
+end
+
 local CONFIG = {
   agent = is_section(AGENT_KEYS, "agent"), llm = is_section(LLM_KEYS, "llm"),
   thresholds = is_unit_table, weights = is_weights, budgets = is_budgets,
   max_parallel = is_posint, check_timeout = is_posnum, workdir = is_type("string"),
   context = is_section({ window = is_posint, refresh = is_unit }, "context"),
-  judge = is_section({ budget_tokens = is_posint, temperature = is_type("number") }, "judge"),
+  judge = is_section({ budget_tokens = is_posint, temperature = is_type("number"), panel = is_panel }, "judge"),
   breakpoints = is_table, max_iterations = is_posint,
   checkpoints = is_section({ enabled = is_type("boolean"), rollback_on_retry = is_type("boolean"),
                              max_file_bytes = is_posint }, "checkpoints"),

@@ -238,6 +238,51 @@ static void kinds_and_names(const void *arg) {
   CHECK_STR(obra_agent_class_name(OBRA_AC_BAD_OUTPUT), "bad_output");
 }
 
+/* The trace (agent_trace.h): test commands, exit codes, the head/tail ring, the byte bound. */
+static void trace_test_commands(const void *arg) {
+  (void)arg;
+  CHECK(obra_trace_is_test("pytest -q tests/"));
+  CHECK(obra_trace_is_test("cd x && go test ./..."));
+  CHECK(obra_trace_is_test("make check"));
+  CHECK(obra_trace_is_test("npm run test -- --watch=false"));
+  CHECK(!obra_trace_is_test("cat pytest.ini"));
+  CHECK(!obra_trace_is_test("echo protest"));
+  CHECK(!obra_trace_is_test("toxic"));
+  CHECK(!obra_trace_is_test(NULL));
+  CHECK_INT(obra_trace_exit_in("Exit code 2\nboom"), 2);
+  CHECK_INT(obra_trace_exit_in("Error: Exit code 127"), 127);
+  CHECK_INT(obra_trace_exit_in("fine"), -1);
+}
+
+static void trace_bounds(const void *arg) {
+  (void)arg;
+  obra_trace t;
+  memset(&t, 0, sizeof t);
+  char cmd[400], id[32];
+  memset(cmd, 'y', sizeof cmd - 1);
+  cmd[sizeof cmd - 1] = '\0';
+  for (int i = 0; i < 1000; i++) {
+    snprintf(id, sizeof id, "t%d", i);
+    memcpy(cmd, id, strlen(id));
+    obra_trace_entry *e = obra_trace_add(&t, "Bash", OBRA_TA_RUN, cmd, NULL, id);
+    CHECK(e != NULL);
+    CHECK_INT(strlen(e->command), OBRA_TRACE_FIELD);
+  }
+  CHECK_INT(t.total, 1000);
+  CHECK(obra_trace_find(&t, "t999") != NULL);
+  CHECK(obra_trace_find(&t, "t0") != NULL);
+  CHECK(obra_trace_find(&t, "t500") == NULL);       /* evicted from the middle */
+  const obra_trace_entry *sel[OBRA_TRACE_MAX];
+  size_t dropped = 0, n = obra_trace_select(&t, sel, &dropped);
+  size_t bytes = 0;
+  for (size_t i = 0; i < n; i++) bytes += strlen(sel[i]->command) + strlen(sel[i]->tool) + 64;
+  CHECK(bytes <= OBRA_TRACE_BYTES);
+  CHECK_INT(n + dropped, 1000);
+  CHECK(strncmp(sel[0]->command, "t0y", 3) == 0);
+  CHECK(strncmp(sel[n - 1]->command, "t999", 4) == 0);
+  obra_trace_free(&t);
+}
+
 void agent_tests(void) {
   static char names[sizeof samples / sizeof samples[0]][96];
   for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
@@ -254,4 +299,6 @@ void agent_tests(void) {
   unit_run("agent_codex_failure_classes", codex_failure_classes, NULL);
   unit_run("agent_huge_numbers_clamped", huge_numbers, NULL);
   unit_run("agent_kinds_and_names", kinds_and_names, NULL);
+  unit_run("agent_trace_test_commands", trace_test_commands, NULL);
+  unit_run("agent_trace_bounds", trace_bounds, NULL);
 }

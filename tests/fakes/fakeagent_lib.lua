@@ -312,6 +312,27 @@ function L.apply_files(rule, cwd)
   return touched
 end
 
+-- run: a list of commands, each "cmd" or {command = "cmd", exit = n, output = "text"}.
+-- A command with neither exit nor output is run (sh -c in cwd, output
+-- captured); otherwise it is acted out with the given exit status and
+-- output.  Returns the list of {op = "run", command, exit, output}.
+function L.apply_runs(rule, cwd)
+  local ran = {}
+  for _, r in ipairs(rule.run or {}) do
+    if type(r) == "string" then r = { command = r } end
+    if type(r) ~= "table" or type(r.command) ~= "string" then L.die("fake agent: run entries are strings or {command=}", 3) end
+    local exit, output = r.exit, r.output
+    if exit == nil and output == nil then
+      local p = assert(io.popen("cd '" .. cwd:gsub("'", "'\\''") .. "' && (" .. r.command .. ") 2>&1", "r"))
+      output = p:read("a")
+      local _, how, code = p:close()
+      exit = how == "exit" and code or 128 + (code or 0)
+    end
+    ran[#ran + 1] = { op = "run", command = r.command, exit = exit or 0, output = output or "" }
+  end
+  return ran
+end
+
 -- ---- misbehaviours ---------------------------------------------------------------
 
 function L.hang()

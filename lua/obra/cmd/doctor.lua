@@ -30,6 +30,7 @@ return {
         cfg.agent = agent
         if plan.config.llm == false then cfg.llm = false
         elseif plan.config.llm then cfg.llm = plan.config.llm end
+        cfg.judge = plan.config.judge
       end
       add("workflow " .. script, plan ~= nil and err == nil, err or "loads and checks", err and "fix the script" or nil)
     else
@@ -63,6 +64,19 @@ return {
                       "start the server or set config.llm.url / OLLAMA_HOST / OPENAI_BASE_URL") ..
                       "; until then runs decide on checks alone (degraded), or say llm = false" or nil,
           not ok)
+      end
+    end
+    -- a panel of judges (docs/judging.md): each one's server and model; one down is a warning
+    local panel = require("obra.judge").panel_configs { llm = cfg.llm ~= false and cfg.llm or {}, judge = cfg.judge }
+    for i, c in ipairs(panel or {}) do
+      local name = string.format("judge %d (%s)", i, tostring(c.model))
+      local llm, err = require("obra.llm").new(c)
+      if not llm then
+        add(name, false, tostring(err), "fix config.judge.panel[" .. i .. "]")
+      else
+        local ok, msg, code = llm:health()
+        add(name, ok == true, ok and (llm.url .. ", model present") or (tostring(msg) .. " (" .. tostring(code) .. ")"),
+          not ok and "until it is up the panel's other judges decide" or nil, not ok)
       end
     end
     -- database

@@ -30,6 +30,17 @@ return {
       if opts.full then
         if r.prompt then cli.print("    >>> " .. r.prompt:gsub("\n", "\n    >>> ")) end
         if r.response then cli.print("    <<< " .. r.response:gsub("\n", "\n    <<< ")) end
+        local tr = type(r.trace) == "table" and r.trace or nil
+        if tr then   -- the agent's tool calls (docs/judging.md)
+          cli.print(string.format("    tool calls: %d%s%s", tr.total or 0,
+            (tr.dropped or 0) > 0 and string.format(", %d from the middle not kept", tr.dropped) or "",
+            (tr.other_tools or 0) > 0 and string.format(", %d reads/searches not listed", tr.other_tools) or ""))
+          for _, e in ipairs(tr.entries or {}) do
+            local what = e.command or e.path or ""
+            local res = e.exit and ("exit " .. e.exit) or (e.is_error == true and "error" or (e.is_error == false and "ok" or "?"))
+            cli.print(string.format("    %s %-6s %s -> %s%s", e.tool, e.action, what:gsub("\n", " "), res, e.test and "  (test)" or ""))
+          end
+        end
       end
     end
     return 0

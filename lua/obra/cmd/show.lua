@@ -17,6 +17,32 @@ local function render(out)
       cli.print(string.format("     check %-6s %s", c.passed and "pass" or "FAIL", c.name or "?"))
     end
     if it.judge_error and it.judge_error ~= "disabled" then cli.print("     judge unavailable: " .. it.judge_error) end
+    local function flags(v) return (v.flags and #v.flags > 0) and ("  flags: " .. table.concat(v.flags, ", ")) or "" end
+    local j = it.judge
+    if type(j) == "table" and j.quality then
+      cli.print(string.format("     judge%s quality %.2f confidence %.2f %s%s%s", j.panel and " (panel)" or "",
+        j.quality, j.confidence or 0, j.complete and "complete" or "incomplete",
+        j.disagreement and string.format(", disagreement %.2f", j.disagreement) or "", flags(j)))
+    end
+    for _, v in ipairs(type(it.judges) == "table" and it.judges or {}) do
+      if v.quality then
+        cli.print(string.format("       %-20s quality %.2f confidence %.2f %s%s", tostring(v.model), v.quality,
+          v.confidence or 0, v.complete and "complete" or "incomplete", flags(v)))
+      else
+        cli.print(string.format("       %-20s down: %s%s", tostring(v.model), tostring(v.error),
+          v.message and (" — " .. v.message) or ""))
+      end
+    end
+    local tr = it.trace
+    if type(tr) == "table" then
+      local tests = {}
+      for _, t in ipairs(tr.tests or {}) do
+        tests[#tests + 1] = string.format("%s -> %s", t.command, t.exit and ("exit " .. t.exit) or (t.passed == false and "failed" or "?"))
+      end
+      cli.print(string.format("     trace %d command(s) (%d failed), %d written, %d edited, %d deleted%s", tr.commands or 0,
+        tr.failed or 0, tr.written or 0, tr.edited or 0, #(tr.deleted or {}),
+        #tests > 0 and ("; tests: " .. table.concat(tests, "; ")) or ""))
+    end
   end
   for _, se in ipairs(out.sessions) do
     cli.print(string.format("  session %s (%s) %d turns, $%.4f, context %d tokens; agent reported: %s",

@@ -66,6 +66,13 @@ M.HELP = {
     "that would change.  Options: policy= (default: the live policy, so a changed threshold\n" ..
     "shows its effect; false: each decision's own thresholds), task=, thresholds={...},\n" ..
     "weights={...}, sets={\"thresholds.proceed=0.8\", ...}" },
+  { "label(task, [iteration,] right [, note])", "label a decision right or wrong (as `obra label`)",
+    "label a decision right (true or \"right\") or wrong (false or \"wrong\"), as `obra label`;\n" ..
+    "iteration defaults to the task's latest decision.  Returns the outcome row" },
+  { "calibrate([{sets=, thresholds=, weights=}])", "accuracy per action and signal; the grid's best settings",
+    "how often the decisions with a known outcome were right, per action and per signal,\n" ..
+    "and the thresholds and weights that would have been right most often (as `obra calibrate\n" ..
+    "--json`); sets={\"thresholds.proceed=0.8\"} or thresholds={...}/weights={...} start the grid" },
   { "sql(query, ...)", "a read-only SQL query on the project database",
     "a read-only SQL query on the project database; ? parameters from the arguments" },
   { "reload([script])", "re-read the workflow script",
@@ -322,6 +329,35 @@ function M.install(session)
     if type(task) == "table" then task = task.key end
     local r = mod.run(s, { policy = pol, sets = sets, task = task })
     return pretty.tag(r, "replay")
+  end
+
+  -- label(task, [iteration,] right|wrong|true|false [, note])
+  function env.label(ref, a, b, c)
+    local t = task_of(ref)
+    local iteration, verdict, note = nil, a, b
+    if math.type(a) == "integer" then iteration, verdict, note = a, b, c end
+    if verdict == "right" then verdict = true elseif verdict == "wrong" then verdict = false end
+    if type(verdict) ~= "boolean" then error("label: say right or wrong (or true/false), got " .. tostring(verdict), 2) end
+    local row, err = require("obra.outcomes").note(store(), { task_id = t.id, iteration = iteration, kind = "label",
+      right = verdict, note = note, source = "repl" })
+    if not row then return nil, err end
+    row.task = t.key
+    return row
+  end
+
+  function env.calibrate(o)
+    o = o or {}
+    if type(o) ~= "table" then error("calibrate: expects a table {sets=, thresholds=, weights=}", 2) end
+    local sets = { thresholds = {}, weights = {} }
+    if type(o.sets) == "table" and o.sets[1] ~= nil then
+      local parsed, err = require("obra.replay").parse_sets(o.sets)
+      if not parsed then error("calibrate: " .. err, 2) end
+      sets = parsed
+    end
+    for k, v in pairs(o.thresholds or {}) do sets.thresholds[k] = v end
+    for k, v in pairs(o.weights or {}) do sets.weights[k] = v end
+    require("obra.policy").new { thresholds = sets.thresholds, weights = sets.weights }   -- bad values raise here
+    return require("obra.outcomes").calibrate(store(), { sets = sets })
   end
 
   function env.sql(query, ...)

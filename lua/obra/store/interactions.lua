@@ -10,10 +10,11 @@
 --                                    prompt_text (stored in texts), messages ({role, content}
 --                                    list, each content in texts), response, truncated,
 --                                    tokens_in, tokens_out, cache_read, cache_write, cost_usd,
---                                    duration_ms, outcome, error}
+--                                    duration_ms, outcome, error, trace (an agent call's tool
+--                                    trace: a table, stored as JSON)}
 --   s:add_human_interaction(task_id, iteration, name, text, outcome)
 --   s:interactions{task_id=?, limit=, session=?} -> rows, oldest first, each with
---                                    .task (key), .session (uuid) and .prompt resolved
+--                                    .task (key), .session (uuid) and .prompt resolved, .trace decoded
 --                                    (an LLM call's prompt is its messages as JSON)
 --   s:agent_calls(task_id)        -> the agent interactions (usage columns), by id
 --   s:last_agent_response(task_id) -> text | nil
@@ -35,13 +36,14 @@ return function(methods, Q)
   end
 
   local COLUMNS = { "run_id", "task_id", "session_id", "iteration", "kind", "name", "prompt", "response",
-                    "outcome", "error" }
+                    "outcome", "error", "trace" }
   local ZERO = { "truncated", "tokens_in", "tokens_out", "cache_read", "cache_write", "cost_usd", "duration_ms" }
 
   function methods:add_interaction(r)
     local row = {}
     for _, k in ipairs(COLUMNS) do row[k] = r[k] end
     for _, k in ipairs(ZERO) do row[k] = r[k] or 0 end
+    if type(row.trace) == "table" then row.trace = core.json_encode(row.trace) end
     if r.truncated == true then row.truncated = 1 elseif r.truncated == false then row.truncated = 0 end
     if r.prompt_text ~= nil then row.prompt_id = self:put_text(r.prompt_text) end
     if r.messages ~= nil then
@@ -78,6 +80,10 @@ return function(methods, Q)
       end
     end
     r.prompt_id, r.messages = nil, nil
+    if type(r.trace) == "string" then            -- an agent call's tool trace (JSON)
+      local ok, t = pcall(core.json_decode, r.trace)
+      r.trace = ok and t or nil
+    end
     return r
   end
 
@@ -92,7 +98,16 @@ return function(methods, Q)
     return out
   end
 
-  function methods:agent_calls(task_id) return self:query(Q.agent_calls, task_id) end
+  function methods:agent_calls(task_id)
+    local rows = self:query(Q.agent_calls, task_id)
+    for _, r in ipairs(rows) do
+      if type(r.trace) == "string" then
+        local ok, t = pcall(core.json_decode, r.trace)
+        r.trace = ok and t or nil
+      end
+    end
+    return rows
+  end
 
   function methods:last_agent_response(task_id)
     local r = self:first(Q.last_agent_response, task_id)

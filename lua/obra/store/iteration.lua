@@ -13,8 +13,10 @@
 --                     interaction (prompt in texts), the session id it reported, its usage
 --   session_ids       { {session_id =, reported_id =}, ... } more ids to note (a session the agent
 --                     already had: session_in_use)
---   judge             { model, messages, text, usage = {prompt_tokens, completion_tokens},
---                     duration_ms, outcome, error } -> an 'llm' interaction (messages in texts)
+--   judges            { {model, messages, text, usage = {prompt_tokens, completion_tokens},
+--                     duration_ms, outcome, error}, ... } -> one 'llm' interaction per judge call
+--                     (messages in texts); a panel records each of its judges
+--   judge             one such table (the same as judges = {judge})
 --   checks            { {name, command, output, duration_ms, passed, timed_out}, ... } -> 'check' interactions
 --   event             the policy's event (signals, scores, thresholds, budgets, task, now) -> the decision row
 --   policy_fingerprint  the deciding policy: its thresholds and weights are stored once
@@ -53,15 +55,15 @@ return function(methods)
           name = rec.agent_name, prompt_text = ptext, response = rtext, truncated = (ptr or rtr or r.truncated) and 1 or 0,
           tokens_in = u.input_tokens, tokens_out = u.output_tokens, cache_read = u.cache_read_tokens,
           cache_write = u.cache_write_tokens, cost_usd = r.cost_usd, duration_ms = r.duration_ms, outcome = r.class,
-          error = r.class ~= "ok" and (bound(r.stderr_tail or (r.errors and table.concat(r.errors, "; ")) or "", 4000)) or nil }
+          error = r.class ~= "ok" and (bound(r.stderr_tail or (r.errors and table.concat(r.errors, "; ")) or "", 4000)) or nil,
+          trace = type(r.trace) == "table" and r.trace or nil }
         if r.session_id then self:note_session_id(sess.id, r.session_id) end
         if r.class ~= "session_in_use" and r.class ~= "session_not_found" then
           self:add_session_usage(sess.id, r, occupancy(r))
         end
       end
       for _, n in ipairs(rec.session_ids or {}) do self:note_session_id(n.session_id, n.reported_id) end
-      local j = rec.judge
-      if j then
+      for _, j in ipairs(rec.judges or { rec.judge }) do
         local u = j.usage or {}
         local msgs
         if j.messages then

@@ -3,7 +3,8 @@
 -- (obra status).  Methods on the store:
 --
 --   s:task_report(task)   -> { task, iterations = { {iteration, action, reason, policy, scores,
---                            thresholds, checks, judge, judge_error, agent = {calls}, at}, ... },
+--                            thresholds, checks, judge, judge_error, judges (a panel's verdicts),
+--                            trace (signals.trace), agent = {calls, each with its trace}, at}, ... },
 --                            sessions = {rows with reported_ids}, breakpoints = {rows} }
 --   s:status_report()     -> { projects = { {name, workdir, total, counts, tasks = {{key, title,
 --                            status, iterations, priority}, ...}}, ... }, run = row | nil,
@@ -32,7 +33,7 @@ return function(methods, Q)
       out.iterations[#out.iterations + 1] = {
         iteration = d.iteration, action = d.action, reason = d.reason, policy = d.policy,
         scores = d.scores, thresholds = d.thresholds, checks = sig.checks or core.json_array({}),
-        judge = sig.judge, judge_error = sig.judge_error,
+        judge = sig.judge, judge_error = sig.judge_error, judges = sig.judges, trace = sig.trace,
         agent = core.json_array(calls[d.iteration] or {}), at = d.created_at }
     end
     for _, b in ipairs(self:breakpoints(t.id)) do out.breakpoints[#out.breakpoints + 1] = b end

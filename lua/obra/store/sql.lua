@@ -104,10 +104,10 @@ return {
   text_body = "SELECT body FROM texts WHERE id = ?",
   interaction_insert = [[INSERT INTO interactions(run_id, task_id, session_id, iteration, kind, name, prompt,
       prompt_id, messages, response, truncated, tokens_in, tokens_out, cache_read, cache_write, cost_usd,
-      duration_ms, outcome, error)
+      duration_ms, outcome, error, trace)
       VALUES (:run_id, :task_id, :session_id, :iteration, :kind, :name, :prompt, :prompt_id, :messages,
               :response, :truncated, :tokens_in, :tokens_out, :cache_read, :cache_write, :cost_usd,
-              :duration_ms, :outcome, :error)]],
+              :duration_ms, :outcome, :error, :trace)]],
   interactions_log = [[SELECT i.*, t.key AS task, se.uuid AS session FROM interactions i
       LEFT JOIN tasks t ON t.id = i.task_id LEFT JOIN sessions se ON se.id = i.session_id
       ORDER BY i.id DESC LIMIT ?]],
@@ -115,7 +115,7 @@ return {
       LEFT JOIN tasks t ON t.id = i.task_id LEFT JOIN sessions se ON se.id = i.session_id
       WHERE i.task_id = ? ORDER BY i.id DESC LIMIT ?]],
   agent_calls = [[SELECT task_id, iteration, session_id, outcome, tokens_in, tokens_out, cache_read, cache_write,
-      cost_usd, duration_ms FROM interactions WHERE task_id = ? AND kind = 'agent' ORDER BY id]],
+      cost_usd, duration_ms, trace FROM interactions WHERE task_id = ? AND kind = 'agent' ORDER BY id]],
   check_outputs = [[SELECT iteration, name, response FROM interactions WHERE task_id = ? AND kind = 'check'
       ORDER BY id]],
   last_agent_response = [[SELECT response FROM interactions WHERE task_id = ? AND kind = 'agent'
@@ -189,6 +189,18 @@ return {
 
   -- baselines -----------------------------------------------------------------------------------
   baseline_of_task = "SELECT * FROM baselines WHERE task_id = ?",
+
+  -- outcomes (calibration) ----------------------------------------------------------------------
+  outcome_insert = [[INSERT INTO outcomes(task_id, iteration, kind, correct, note, source, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?)]],
+  outcome_decision_at = "SELECT id, iteration, action FROM decisions WHERE task_id = ? AND iteration = ?",
+  outcome_decision_latest = [[SELECT id, iteration, action FROM decisions WHERE task_id = ?
+      ORDER BY iteration DESC LIMIT 1]],
+  outcomes_of_task = [[SELECT o.*, t.key AS task_key FROM outcomes o JOIN tasks t ON t.id = o.task_id
+      WHERE o.task_id = ? ORDER BY o.id]],
+  outcomes_all = [[SELECT o.*, t.key AS task_key FROM outcomes o JOIN tasks t ON t.id = o.task_id
+      ORDER BY o.id]],
+  decisions_count = "SELECT count(*) AS n FROM decisions",
 
   -- human ---------------------------------------------------------------------------------------
   human_insert = [[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome)
