@@ -9,6 +9,9 @@
 #   make fuzz      libFuzzer runs of the parsers, FUZZ_SECONDS each (tests/fuzz)
 #   make demo      deps + build + the calculator example replayed from its
 #                  cassette in a temporary directory (no agent, no LLM needed)
+#   make eval      deps + build + obra's decisions on the evaluation set
+#                  (tests/eval): exit 1 below 95 % right; make eval-record
+#                  records its cassettes again
 #   make install   PREFIX=/usr/local DESTDIR=
 
 PREFIX   ?= /usr/local
@@ -45,7 +48,7 @@ CORE_OBJ = $(CORE_SRC:src/%.c=$(BUILD)/%.o)
 LAPI_SRC = $(wildcard src/lapi_*.c)
 LUA_SRC  = lua/obra.lua $(wildcard lua/obra/*.lua lua/obra/*/*.lua)
 
-.PHONY: all deps test check bench install uninstall clean fmt demo unit unit-bin fuzz fuzz-deps fuzz-build fuzz-regress-bin
+.PHONY: all deps test check bench install uninstall clean fmt demo eval eval-record eval-deps unit unit-bin fuzz fuzz-deps fuzz-build fuzz-regress-bin
 
 all: $(OUT)/obra $(OUT)/lib/obra/core.so
 
@@ -99,6 +102,26 @@ demo: deps
 	$(MAKE) all
 	tools/demo
 
+# The evaluation set (tests/eval/README.md): each labelled attempt replayed
+# from its cassette in tests/eval/cassettes, obra's first decision against the
+# label; exit 1 below 95 % right or on a proceed where a check failed or a
+# protected path changed.  eval-record records the cassettes again (after a
+# change to obra's prompts the runner says "cassette stale").  Some cases are
+# JavaScript: node comes from Debian's nodejs.
+EVAL_PKGS = nodejs
+eval-deps:
+	@command -v node >/dev/null 2>&1 || { echo "eval: installing $(EVAL_PKGS)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $(EVAL_PKGS) >/dev/null; }
+
+eval: deps eval-deps
+	$(MAKE) all
+	tests/eval/run
+
+eval-record: deps eval-deps
+	$(MAKE) all
+	tests/eval/record
+
 # Sanitizer build in its own directory; the suite runs against it.
 check: deps
 	$(MAKE) BUILD=build-san OUT=build-san OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
@@ -122,7 +145,7 @@ $(BUILD)/bench/%: tests/bench/%.c | $(BUILD)
 AGENT_PURE = src/agent_parse.c src/agent_text.c src/agent_trace.c src/agent_claude.c src/agent_claude_parse.c \
              src/agent_codex.c src/agent_codex_parse.c src/agent_command.c \
              src/reset_time.c src/tz_offset.c src/status.c
-UNIT_PURE  = $(AGENT_PURE) src/http1_parse.c src/llm_outcome.c src/llm_json.c src/redact.c
+UNIT_PURE  = $(AGENT_PURE) src/http1_parse.c src/llm_outcome.c src/llm_json.c src/redact.c src/packfile.c
 UNIT_SRC   = $(wildcard tests/c/*.c)
 CJSON_CFLAGS = $(shell pkg-config --cflags libcjson 2>/dev/null)
 CJSON_LIBS   = $(shell pkg-config --libs libcjson 2>/dev/null)

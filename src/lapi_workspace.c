@@ -2,11 +2,12 @@
  * "obra.worktree"); lua/obra/workspace.lua builds snapshots, diffs and
  * checkpoints on it.
  *
- *   core.worktree(dir, {shadow = gitdir?, force_shadow = bool?, max_file_bytes = n?})
+ *   core.worktree(dir, {shadow = gitdir?, force_shadow = bool?, owned = bool?, max_file_bytes = n?})
  *       -> wt | nil, message, code
- *   wt:kind() -> "git" | "shadow"
+ *   wt:kind() -> "git" | "owned" | "shadow"
  *   wt:snapshot() -> tree, skipped            | nil, message, code
- *   wt:commit(tree, ref, message) -> commit   | nil, message, code
+ *   wt:commit(tree, ref|nil, message [, head]) -> commit | nil, message, code
+ *   wt:tree_of(rev) -> tree                   | nil, message, code
  *   wt:diff(a, b) -> { created = {}, modified = {}, deleted = {},
  *                      lines_added = n, lines_removed = n } | nil, message, code
  *   wt:restore(from, to) -> true              | nil, message, code
@@ -31,6 +32,7 @@ static int l_open(lua_State *L) {
     luaL_checktype(L, 2, LUA_TTABLE);
     o.shadow = obra_lapi_optstring(L, 2, "shadow", NULL);
     o.force_shadow = obra_lapi_optboolean(L, 2, "force_shadow", 0);
+    o.owned = obra_lapi_optboolean(L, 2, "owned", 0);
     o.max_file_bytes = obra_lapi_optinteger(L, 2, "max_file_bytes", 0);
   }
   lwt *u = lua_newuserdatauv(L, sizeof *u, 0);
@@ -64,11 +66,21 @@ static int l_snapshot(lua_State *L) {
 
 static int l_commit(lua_State *L) {
   obra_ws *w = check(L);
-  const char *tree = luaL_checkstring(L, 2), *ref = luaL_checkstring(L, 3), *msg = luaL_checkstring(L, 4);
+  const char *tree = luaL_checkstring(L, 2), *ref = luaL_optstring(L, 3, NULL), *msg = luaL_checkstring(L, 4);
+  int head = lua_toboolean(L, 5);
   char commit[41];
   obra_err e = { 0 };
-  if (obra_ws_commit(w, tree, ref, msg, commit, &e) != OBRA_OK) return obra_lapi_fail(L, &e, "workspace");
+  if (obra_ws_commit(w, tree, ref, head, msg, commit, &e) != OBRA_OK) return obra_lapi_fail(L, &e, "workspace");
   lua_pushstring(L, commit);
+  return 1;
+}
+
+static int l_tree_of(lua_State *L) {
+  obra_ws *w = check(L);
+  char tree[41];
+  obra_err e = { 0 };
+  if (obra_ws_tree_of(w, luaL_checkstring(L, 2), tree, &e) != OBRA_OK) return obra_lapi_fail(L, &e, "workspace");
+  lua_pushstring(L, tree);
   return 1;
 }
 
@@ -117,7 +129,7 @@ static int l_restore(lua_State *L) {
 int obra_lapi_workspace(lua_State *L) {
   static const luaL_Reg methods[] = {
     { "kind", l_kind }, { "snapshot", l_snapshot }, { "commit", l_commit }, { "diff", l_diff },
-    { "restore", l_restore },
+    { "restore", l_restore }, { "tree_of", l_tree_of },
     { "close", l_close }, { NULL, NULL }
   };
   static const luaL_Reg meta[] = { { "__gc", l_close }, { "__close", l_close }, { NULL, NULL } };

@@ -1,14 +1,19 @@
 /* workspace.c — snapshots, checkpoints, diffs and restores of a work tree
  * with libgit2, all in-process (see workspace.h).
  *
- * The repository's own index is never written: a scratch index takes its
- * place (git_repository_set_index).  For a user's repository it is the user's
- * index file read into memory afresh at each snapshot and never saved; for the
- * shadow repository it is the shadow's own index, saved so that its stat cache
- * spares re-hashing unchanged files. */
+ * A user's repository's index is never written: a scratch index takes its
+ * place (git_repository_set_index), the user's index file read into memory
+ * afresh at each snapshot and never saved.  For the shadow repository it is the
+ * shadow's own index, saved so that its stat cache spares re-hashing unchanged
+ * files.  In owned mode (a worktree obra made) it is the worktree's real
+ * index, re-read when someone else changed it and written back after each
+ * snapshot, so that git's stat cache and `git status` agree with obra. */
 #include <git2.h>
 #include <git2/sys/repository.h>
+#include <git2/sys/mempack.h>
+#include <git2/sys/odb_backend.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,15 +22,21 @@
 #include <time.h>
 #include <unistd.h>
 #include "obra/dl.h"
+#include "obra/packfile.h"
 #include "obra/workspace.h"
 
 struct obra_ws {
   git_repository *repo;
   git_index      *index;       /* the scratch index set on repo */
   int             shadow;
+  int             owned;
+  int             keep;        /* during a snapshot: the owned index is not to be written */
   time_t          saved;       /* when the shadow index was last written */
   int64_t         max_file_bytes;
   size_t          skipped;     /* during a snapshot */
+  git_odb        *disk;        /* during a bulk write: the repository's own object database, */
+  git_odb_backend *mem;        /* and the in-memory store the new objects go to (owned by the */
+  git_odb        *bulk;        /* bulk database, which reads the rest from the disk's objects) */
   char            root[PATH_MAX];
   char            prefix[PATH_MAX];
 };
@@ -47,7 +58,18 @@ struct obra_ws {
   X(git_repository_init_ext) X(git_repository_init_options_init) X(git_repository_is_bare) \
   X(git_repository_commondir) X(git_repository_open_ext) X(git_repository_path) X(git_repository_set_index) \
   X(git_repository_set_workdir) X(git_repository_workdir) X(git_signature_free) \
-  X(git_signature_new) X(git_tree_free) X(git_tree_id)
+  X(git_signature_new) X(git_tree_free) X(git_tree_id) \
+  X(git_reference_create_matching) X(git_revparse_single) X(git_repository_head) \
+  X(git_reference_name) X(git_index_has_conflicts) X(git_commit_tree_id) \
+  X(git_repository_head_detached) \
+  X(git_odb_new) X(git_odb_free) X(git_odb_add_backend) \
+  X(git_repository_odb) X(git_repository_set_odb) X(git_mempack_new) X(git_mempack_reset) \
+  X(git_packbuilder_new) X(git_packbuilder_free) X(git_packbuilder_insert) X(git_packbuilder_write) \
+  X(git_packbuilder_set_threads) X(git_tree_lookup) X(git_tree_walk) X(git_tree_entry_id) \
+  X(git_tree_entry_type) X(git_tree_entry_name) X(git_index_add) X(git_blob_create_from_buffer) \
+  X(git_filter_list_load) X(git_filter_list_free) X(git_index_entrycount) X(git_index_get_byindex) \
+  X(git_odb_read) X(git_odb_object_data) X(git_odb_object_size) X(git_odb_object_type) \
+  X(git_odb_object_free) X(git_odb_refresh)
 
 static struct { GIT_FUNCS(OBRA_DL_POINTER) } fn;
 /* only the version obra was built against: the option structs are versioned */
@@ -154,7 +176,12 @@ obra_ws *obra_ws_open(const char *dir, const obra_ws_opts *o, obra_err *e) {
     goto bad;
   }
   int r = 1;
-  if (!(o && o->force_shadow)) {
+  if (o && o->owned) {
+    r = open_user(w, real, e);
+    if (r < 0) goto bad;
+    if (r > 0) { obra_err_set(e, OBRA_EINVAL, "%s is not a git work tree (owned mode needs one)", dir); goto bad; }
+    w->owned = 1;
+  } else if (!(o && o->force_shadow)) {
     r = open_user(w, real, e);
     if (r < 0) goto bad;
     if (r > 0 && w->repo) { fn.git_repository_free(w->repo); w->repo = NULL; }
@@ -200,11 +227,221 @@ void obra_ws_close(obra_ws *w) {
   free(w);
 }
 
-const char *obra_ws_kind(const obra_ws *w) { return w->shadow ? "shadow" : "git"; }
+const char *obra_ws_kind(const obra_ws *w) { return w->shadow ? "shadow" : w->owned ? "owned" : "git"; }
 
 static int obra_path(const char *p) {
   return strncmp(p, ".obra/", 6) == 0 || strstr(p, "/.obra/") != NULL ||
          strncmp(p, ".git/", 5) == 0 || strstr(p, "/.git/") != NULL;
+}
+
+/* ---- bulk writes: many new objects go into one pack, not loose files ----
+ *
+ * A snapshot that adds BULK_MIN files or more (the first one of a directory,
+ * a dependency tree unpacked by the agent) swaps the repository's object
+ * database for one whose only store is in memory (libgit2's mempack): adding a
+ * file and writing the tree read nothing from the database, and without the
+ * disk's stores each write skips libgit2's look for the object on disk (a
+ * stat and a rescan of objects/pack per object).  Once the tree is written,
+ * the objects it reaches that are in memory are written as one pack
+ * (packfile.c: .pack + .idx under temporary names, renamed), and the
+ * repository's own database is put back.  A kill before the index's rename
+ * leaves no object behind: the snapshot was not taken.  Fewer files are
+ * written loose as before: one pack per iteration would cost more than a few
+ * loose objects. */
+#define BULK_MIN 128
+
+static int bulk_begin(obra_ws *w) {
+  if (fn.git_repository_odb(&w->disk, w->repo) < 0) return -1;
+  if (fn.git_odb_new(&w->bulk) < 0 || fn.git_mempack_new(&w->mem) < 0 ||
+      fn.git_odb_add_backend(w->bulk, w->mem, 999) < 0 ||
+      fn.git_repository_set_odb(w->repo, w->bulk) < 0) {
+    if (w->mem && !w->bulk) w->mem->free(w->mem);
+    fn.git_odb_free(w->bulk);
+    fn.git_odb_free(w->disk);
+    w->bulk = w->disk = NULL;
+    w->mem = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+/* The objects a new tree reaches that are in memory (what is on disk already
+ * is not descended into). */
+typedef struct { git_odb_backend *mem; git_oid *ids; size_t n, cap; } bulkwalk;
+
+static int bulk_note(bulkwalk *b, const git_oid *id) {
+  if (b->n == b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 1024;
+    git_oid *ids = realloc(b->ids, cap * sizeof *ids);
+    if (!ids) return -1;
+    b->ids = ids, b->cap = cap;
+  }
+  b->ids[b->n++] = *id;
+  return 0;
+}
+
+static int bulk_pick(const char *root, const git_tree_entry *te, void *ud) {
+  (void)root;
+  bulkwalk *b = ud;
+  const git_oid *id = fn.git_tree_entry_id(te);
+  if (!b->mem->exists(b->mem, id)) return fn.git_tree_entry_type(te) == GIT_OBJECT_TREE ? 1 : 0;  /* on disk */
+  return bulk_note(b, id);
+}
+
+static obra_zlib zlib;
+static int zlib_state;            /* 0 unknown, 1 found, -1 not found: libgit2's packbuilder then */
+
+static int have_zlib(void) {
+  if (zlib_state == 0) {
+    zlib.deflateInit_ = (int (*)(void *, int, const char *, int))obra_dl_optional(&lib, "deflateInit_");
+    zlib.deflate = (int (*)(void *, int))obra_dl_optional(&lib, "deflate");
+    zlib.deflateEnd = (int (*)(void *))obra_dl_optional(&lib, "deflateEnd");
+    zlib.deflateReset = (int (*)(void *))obra_dl_optional(&lib, "deflateReset");
+    zlib.crc32 = (unsigned long (*)(unsigned long, const unsigned char *, unsigned))obra_dl_optional(&lib, "crc32");
+    zlib_state = zlib.deflateInit_ && zlib.deflate && zlib.deflateEnd && zlib.deflateReset && zlib.crc32 ? 1 : -1;
+  }
+  return zlib_state > 0;
+}
+
+/* The objects as one pack of whole objects (packfile.c), or through
+ * libgit2's packbuilder when zlib cannot be found beside libgit2. */
+static int bulk_write(obra_ws *w, const bulkwalk *b, const char *packdir) {
+  if (!have_zlib()) {
+    git_packbuilder *pb = NULL;
+    int rc = fn.git_packbuilder_new(&pb, w->repo);
+    for (size_t i = 0; rc == 0 && i < b->n; i++) rc = fn.git_packbuilder_insert(pb, &b->ids[i], NULL);
+    if (rc == 0) rc = fn.git_packbuilder_write(pb, packdir, 0, NULL, NULL);
+    fn.git_packbuilder_free(pb);
+    return rc;
+  }
+  obra_err e = { 0 };
+  obra_pack *p = obra_pack_begin(packdir, (uint32_t)b->n, &zlib, &e);
+  if (!p) return -1;
+  for (size_t i = 0; i < b->n; i++) {
+    git_odb_object *o = NULL;
+    if (fn.git_odb_read(&o, w->bulk, &b->ids[i]) < 0) { obra_pack_abort(p); return -1; }
+    obra_rc rc = obra_pack_add(p, (int)fn.git_odb_object_type(o), b->ids[i].id, fn.git_odb_object_data(o),
+                               fn.git_odb_object_size(o), &e);
+    fn.git_odb_object_free(o);
+    if (rc != OBRA_OK) { obra_pack_abort(p); return -1; }
+  }
+  char name[41];
+  return obra_pack_finish(p, name, &e) == OBRA_OK ? 0 : -1;
+}
+
+/* Write what tree reaches among the objects in memory as one pack (tree NULL:
+ * nothing, the snapshot failed), and put the repository's database back. */
+static int bulk_end(obra_ws *w, const git_oid *tree) {
+  if (!w->bulk) return 0;
+  int rc = 0;
+  if (tree) {
+    char packdir[PATH_MAX];
+    git_tree *t = NULL;
+    bulkwalk b = { w->mem, NULL, 0, 0 };
+    rc = snprintf(packdir, sizeof packdir, "%sobjects/pack", fn.git_repository_commondir(w->repo)) >= (int)sizeof packdir ? -1 : 0;
+    if (rc == 0) rc = fn.git_tree_lookup(&t, w->repo, tree);
+    if (rc == 0 && w->mem->exists(w->mem, tree)) rc = bulk_note(&b, tree);
+    if (rc == 0) rc = fn.git_tree_walk(t, GIT_TREEWALK_PRE, bulk_pick, &b);
+    if (rc == 0 && b.n > 0) rc = bulk_write(w, &b, packdir);
+    fn.git_tree_free(t);
+    free(b.ids);
+  }
+  fn.git_repository_set_odb(w->repo, w->disk);
+  fn.git_odb_refresh(w->disk);                       /* the new pack */
+  fn.git_mempack_reset(w->mem);
+  fn.git_odb_free(w->bulk);                          /* frees the mempack too */
+  fn.git_odb_free(w->disk);
+  w->bulk = w->disk = NULL;
+  w->mem = NULL;
+  return rc;
+}
+
+/* ---- plain adds: the shadow's bulk snapshot without libgit2's per-file
+ * attribute lookups ----
+ *
+ * git_index_add_bypath looks up the file's attributes (for filters: eol,
+ * ident, filter drivers) at every directory level and realpath()s it: some
+ * thirty system calls a file, most of the first snapshot of a large directory.
+ * In the shadow repository (obra's own, with no attributes of its own) and
+ * when no attributes can apply — no .gitattributes in the tree or the
+ * snapshot, no info/attributes, no system or user attributes file, and no
+ * filter for a probe path (core.autocrlf) — the blob is the file's bytes, so
+ * obra reads the file and writes the blob and the index entry itself. */
+static int attributes_file(const char *path) { return path && path[0] && access(path, F_OK) == 0; }
+
+static int is_gitattributes(const char *p) {
+  const char *b = strrchr(p, '/');
+  return strcmp(b ? b + 1 : p, ".gitattributes") == 0;
+}
+
+static int plain_adds_ok(obra_ws *w, git_diff *d) {
+  if (!w->shadow) return 0;
+  for (size_t i = 0, n = fn.git_diff_num_deltas(d); i < n; i++)
+    if (is_gitattributes(fn.git_diff_get_delta(d, i)->new_file.path)) return 0;
+  for (size_t i = 0, n = fn.git_index_entrycount(w->index); i < n; i++)
+    if (is_gitattributes(fn.git_index_get_byindex(w->index, i)->path)) return 0;
+  char p[PATH_MAX];
+  const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+  if (attributes_file("/etc/gitattributes")) return 0;
+  if (snprintf(p, sizeof p, "%sinfo/attributes", fn.git_repository_path(w->repo)) < (int)sizeof p && attributes_file(p)) return 0;
+  if (xdg && xdg[0] && snprintf(p, sizeof p, "%s/git/attributes", xdg) < (int)sizeof p && attributes_file(p)) return 0;
+  if (home && snprintf(p, sizeof p, "%s/.config/git/attributes", home) < (int)sizeof p && attributes_file(p)) return 0;
+  if (getenv("GIT_ATTR_NOSYSTEM") == NULL && attributes_file("/usr/etc/gitattributes")) return 0;
+  git_filter_list *fl = NULL;
+  if (fn.git_filter_list_load(&fl, w->repo, NULL, "obra-probe.txt", GIT_FILTER_TO_ODB, GIT_FILTER_DEFAULT) < 0 || fl) {
+    fn.git_filter_list_free(fl);
+    return 0;
+  }
+  return 1;   /* core.attributesFile, when set, is read by the probe above */
+}
+
+/* 1 added, 0 gone (removed meanwhile), -1 error, 2 not a plain file: ask libgit2 */
+static int plain_add(obra_ws *w, const char *path) {
+  char full[PATH_MAX];
+  if (snprintf(full, sizeof full, "%s%s", w->root, path) >= (int)sizeof full) return 2;
+  struct stat st;
+  if (lstat(full, &st) != 0) return errno == ENOENT || errno == ENOTDIR ? 0 : 2;
+  char *buf = NULL;
+  size_t len = 0;
+  git_index_entry e;
+  memset(&e, 0, sizeof e);
+  if (S_ISLNK(st.st_mode)) {
+    buf = malloc((size_t)st.st_size + 1);
+    ssize_t r = buf ? readlink(full, buf, (size_t)st.st_size + 1) : -1;
+    if (r < 0 || r > st.st_size) { free(buf); return 2; }
+    len = (size_t)r;
+    e.mode = GIT_FILEMODE_LINK;
+  } else if (S_ISREG(st.st_mode)) {
+    int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return errno == ENOENT ? 0 : 2;
+    size_t cap = (size_t)st.st_size + 1;
+    buf = malloc(cap);
+    for (ssize_t r; buf; len += (size_t)r) {
+      if (len == cap) { char *nb = realloc(buf, cap *= 2); if (!nb) { free(buf); buf = NULL; break; } buf = nb; }
+      r = read(fd, buf + len, cap - len);
+      if (r < 0 && errno == EINTR) { r = 0; continue; }
+      if (r <= 0) { if (r < 0) { free(buf); buf = NULL; } break; }
+    }
+    close(fd);
+    if (!buf) return 2;
+    e.mode = (st.st_mode & 0100) ? GIT_FILEMODE_BLOB_EXECUTABLE : GIT_FILEMODE_BLOB;
+  } else {
+    return 2;
+  }
+  int rc = fn.git_blob_create_from_buffer(&e.id, w->repo, buf, len);
+  free(buf);
+  if (rc < 0) return -1;
+  e.ctime.seconds = (int32_t)st.st_ctim.tv_sec;
+  e.ctime.nanoseconds = (uint32_t)st.st_ctim.tv_nsec;
+  e.mtime.seconds = (int32_t)st.st_mtim.tv_sec;
+  e.mtime.nanoseconds = (uint32_t)st.st_mtim.tv_nsec;
+  e.dev = (uint32_t)st.st_dev;
+  e.ino = (uint32_t)st.st_ino;
+  e.uid = st.st_uid;
+  e.gid = st.st_gid;
+  e.file_size = (uint32_t)st.st_size;
+  e.path = path;
+  return fn.git_index_add(w->index, &e) < 0 ? -1 : 1;
 }
 
 /* Bring the scratch index in line with the files (`git add -A` below the
@@ -212,15 +449,27 @@ static int obra_path(const char *p) {
  * changed path added or removed.  A file removed by another process between
  * the walk and its read is simply gone; files in .obra/ or .git/ and files
  * over the size limit are left out. */
-static int sync_index(obra_ws *w, const git_strarray *ps) {
+static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
   git_diff_options o;
   fn.git_diff_options_init(&o, GIT_DIFF_OPTIONS_VERSION);
   o.flags = GIT_DIFF_INCLUDE_UNTRACKED | GIT_DIFF_RECURSE_UNTRACKED_DIRS | GIT_DIFF_INCLUDE_TYPECHANGE;
+  /* owned: files whose stat changed but not their content get their entries
+   * refreshed (libgit2 writes the index then), so the next walk, or git's
+   * own, need not hash them again */
+  if (w->owned && !w->keep) o.flags |= GIT_DIFF_UPDATE_INDEX;
   o.pathspec = *ps;
   git_diff *d = NULL;
   if (fn.git_diff_index_to_workdir(&d, w->repo, w->index, &o) < 0) return -1;
   int rc = 0;
-  for (size_t i = 0, n = fn.git_diff_num_deltas(d); i < n && rc == 0; i++) {
+  *changed = fn.git_diff_num_deltas(d);
+  size_t adds = 0;
+  for (size_t i = 0; i < *changed; i++) adds += fn.git_diff_get_delta(d, i)->status != GIT_DELTA_DELETED;
+  int plain = 0;
+  if (adds >= BULK_MIN) {
+    if (bulk_begin(w) < 0) rc = -1;
+    plain = plain_adds_ok(w, d);
+  }
+  for (size_t i = 0, n = *changed; i < n && rc == 0; i++) {
     const git_diff_delta *dl = fn.git_diff_get_delta(d, i);
     const char *path = dl->status == GIT_DELTA_DELETED ? dl->old_file.path : dl->new_file.path;
     size_t len = strlen(path);
@@ -235,7 +484,11 @@ static int sync_index(obra_ws *w, const git_strarray *ps) {
     }
     /* GIT_ENOTFOUND: the file was gone when it was opened (removed meanwhile;
      * it may be back already, so asking the file system again would race) */
-    int arc = fn.git_index_add_bypath(w->index, path);
+    int arc = plain ? plain_add(w, path) : 2;
+    if (arc == 1) continue;
+    if (arc == 0) { rc = fn.git_index_remove_bypath(w->index, path); continue; }
+    if (arc < 0) { rc = -1; continue; }
+    arc = fn.git_index_add_bypath(w->index, path);
     if (arc == GIT_ENOTFOUND) rc = fn.git_index_remove_bypath(w->index, path);
     else if (arc < 0) rc = -1;
   }
@@ -258,18 +511,57 @@ static void save_shadow_index(obra_ws *w) {
     (void)fn.git_index_write(w->index);
 }
 
+/* The owned work tree's index is written by libgit2 through index.lock,
+ * renamed over the index.  Before a snapshot: a lock held by a git process in
+ * the worktree is waited for (up to 2 s); one 10 s old was left by a killed
+ * process (obra owns this worktree and its agent has finished) and is taken
+ * away. */
+static obra_rc wait_index_lock(obra_ws *w, obra_err *e) {
+  char lock[PATH_MAX];
+  if (snprintf(lock, sizeof lock, "%s.lock", fn.git_index_path(w->index)) >= (int)sizeof lock)
+    return obra_err_set(e, OBRA_EINVAL, "path too long: %s", fn.git_index_path(w->index));
+  for (int tries = 0;; tries++) {
+    struct stat st;
+    if (stat(lock, &st) != 0) return OBRA_OK;
+    if (st.st_mtime < time(NULL) - 10) { unlink(lock); continue; }
+    if (tries >= 40)
+      return obra_err_set(e, OBRA_EIO, "the worktree's index is locked by another git process (%s): "
+                          "wait for it to finish, or remove the lock file if none is running", lock);
+    nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
+  }
+}
+
 obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e) {
   git_strarray ps;
   char *one, buf[PATH_MAX];
   pathspec(w, &ps, &one, buf);
   w->skipped = 0;
-  /* a user's index: start again from what is on disk now (never written back) */
-  if (!w->shadow && fn.git_index_read(w->index, 1) < 0) return fail(e, -1, "reading the index");
+  /* a user's index: start again from what is on disk now (never written back);
+   * an owned one: again only if someone else wrote it since (the agent's git) */
+  if (!w->shadow && fn.git_index_read(w->index, !w->owned) < 0) return fail(e, -1, "reading the index");
+  /* a merge or rebase stopped on conflicts in an owned worktree: its index is
+   * left as it is for whoever resolves them; the snapshot works on a copy */
+  int keep = w->keep = w->owned && fn.git_index_has_conflicts(w->index);
+  if (w->owned && !keep && wait_index_lock(w, e) != OBRA_OK) return e->rc;
   fn.git_index_conflict_cleanup(w->index);   /* conflicted paths: take the files as they are */
-  if (sync_index(w, &ps) < 0) return fail(e, -1, "snapshot");
+  size_t changed = 0;
   git_oid oid;
-  if (fn.git_index_write_tree_to(&oid, w->index, w->repo) < 0) return fail(e, -1, "snapshot");
+  int bad = sync_index(w, &ps, &changed) < 0 || fn.git_index_write_tree_to(&oid, w->index, w->repo) < 0;
+  obra_rc rc = bad ? fail(e, -1, "snapshot") : OBRA_OK;
+  if (bulk_end(w, bad ? NULL : &oid) < 0 && !bad) rc = fail(e, -1, "snapshot: writing the pack"), bad = 1;
+  if (bad) {
+    /* the index in memory may name blobs that were only in memory (a bulk
+     * write that failed): start again from the one on disk, whose objects
+     * were all written before it was */
+    (void)fn.git_index_read(w->index, 1);
+    return rc;
+  }
   if (w->shadow && time(NULL) - w->saved >= 60) save_shadow_index(w);
+  /* nothing changed: the index on disk is already this one (with any stat
+   * refresh the diff wrote itself) */
+  if (w->owned && !keep && changed > 0 && fn.git_index_write(w->index) < 0)
+    return fail(e, -1, "writing the worktree's index");
+  if (keep && fn.git_index_read(w->index, 1) < 0) return fail(e, -1, "reading the index");
   fn.git_oid_tostr(tree, 41, &oid);
   if (skipped) *skipped = w->skipped;
   return OBRA_OK;
@@ -310,34 +602,87 @@ static int set_ref(obra_ws *w, git_reference **r, const char *ref, const git_oid
   }
 }
 
-obra_rc obra_ws_commit(obra_ws *w, const char *tree, const char *ref, const char *message,
+/* The branch HEAD points to, into buf; -1 with e set when HEAD is detached,
+ * unborn on no branch, or not one of obra's branches. */
+static int head_branch(obra_ws *w, char *buf, size_t n, obra_err *e) {
+  git_reference *h = NULL;
+  int rc = fn.git_repository_head(&h, w->repo);
+  if (rc == 0 && fn.git_repository_head_detached(w->repo) == 1) rc = GIT_ENOTFOUND;
+  if (rc < 0 && rc != GIT_EUNBORNBRANCH) {
+    fn.git_reference_free(h);
+    obra_err_set(e, OBRA_EINVAL, "HEAD of %s names no branch (detached?): cannot commit on it", w->root);
+    return -1;
+  }
+  if (rc == GIT_EUNBORNBRANCH) {
+    obra_err_set(e, OBRA_EINVAL, "HEAD of %s names a branch with no commit yet: cannot commit on it", w->root);
+    return -1;
+  }
+  snprintf(buf, n, "%s", fn.git_reference_name(h));
+  fn.git_reference_free(h);
+  return 0;
+}
+
+obra_rc obra_ws_commit(obra_ws *w, const char *tree, const char *ref, int head, const char *message,
                        char commit[41], obra_err *e) {
-  int valid = 0;
-  if (fn.git_reference_name_is_valid(&valid, ref) < 0 || !valid || strncmp(ref, "refs/obra/", 10) != 0)
-    return obra_err_set(e, OBRA_EINVAL, "not a checkpoint ref name: %s", ref);
+  char hb[PATH_MAX];
+  if (head || !ref) {
+    if (head_branch(w, hb, sizeof hb, e) < 0) return e->rc;
+    if (ref && strcmp(ref, hb) != 0)
+      return obra_err_set(e, OBRA_EINVAL, "HEAD of %s is on %s, not %s", w->root, hb, ref);
+    ref = hb;
+  }
+  int valid = 0, branch = strncmp(ref, "refs/heads/obra/", 16) == 0;
+  if (fn.git_reference_name_is_valid(&valid, ref) < 0 || !valid || (!branch && strncmp(ref, "refs/obra/", 10) != 0))
+    return obra_err_set(e, OBRA_EINVAL, "not a checkpoint ref name (refs/obra/... or refs/heads/obra/...): %s", ref);
   git_tree *t = NULL;
   if (peel_tree(w, tree, &t, e) < 0) return e->rc;
   git_commit *parent = NULL;
   git_oid pid, oid;
-  if (fn.git_reference_name_to_id(&pid, w->repo, ref) == 0) fn.git_commit_lookup(&parent, w->repo, &pid);
+  int has_parent = fn.git_reference_name_to_id(&pid, w->repo, ref) == 0;
+  if (has_parent) fn.git_commit_lookup(&parent, w->repo, &pid);
   git_signature *sig = NULL;
   obra_rc rc = OBRA_OK;
-  if (fn.git_signature_new(&sig, "obra", "obra@localhost", (git_time_t)time(NULL), 0) < 0) {
+  if (branch && parent && memcmp(fn.git_commit_tree_id(parent)->id, fn.git_tree_id(t)->id, GIT_OID_RAWSZ) == 0) {
+    fn.git_oid_tostr(commit, 41, &pid);         /* nothing changed: the branch stays where it is */
+  } else if (fn.git_signature_new(&sig, "obra", "obra@localhost", (git_time_t)time(NULL), 0) < 0) {
     rc = fail(e, -1, "checkpoint");
   } else {
     const git_commit *parents[1] = { parent };
     git_reference *r = NULL;
-    if (fn.git_commit_create(&oid, w->repo, NULL, sig, sig, NULL, message, t, parent ? 1 : 0, parents) < 0 ||
-        set_ref(w, &r, ref, &oid) < 0)
+    int cr = fn.git_commit_create(&oid, w->repo, NULL, sig, sig, NULL, message, t, parent ? 1 : 0, parents);
+    if (cr < 0) {
+      rc = fail(e, cr, "checkpoint");
+    } else if (branch) {
+      /* a branch moves only from the tip read above: someone else's move is
+       * an error, never overwritten */
+      cr = fn.git_reference_create_matching(&r, w->repo, ref, &oid, has_parent, has_parent ? &pid : NULL,
+                                            "obra: checkpoint");
+      if (cr == GIT_EMODIFIED || cr == GIT_EEXISTS)
+        rc = obra_err_set(e, OBRA_EIO, "%s moved while obra was committing on it: checkpoint not recorded", ref);
+      else if (cr < 0)
+        rc = fail(e, cr, "checkpoint");
+    } else if (set_ref(w, &r, ref, &oid) < 0) {
       rc = fail(e, -1, "checkpoint");
-    else
-      fn.git_oid_tostr(commit, 41, &oid);
+    }
+    if (rc == OBRA_OK) fn.git_oid_tostr(commit, 41, &oid);
     fn.git_reference_free(r);
   }
   fn.git_signature_free(sig);
   fn.git_commit_free(parent);
   fn.git_tree_free(t);
   return rc;
+}
+
+obra_rc obra_ws_tree_of(obra_ws *w, const char *rev, char tree[41], obra_err *e) {
+  git_object *obj = NULL, *t = NULL;
+  int rc = fn.git_revparse_single(&obj, w->repo, rev);
+  if (rc < 0) return fail(e, rc, rev);
+  rc = fn.git_object_peel(&t, obj, GIT_OBJECT_TREE);
+  fn.git_object_free(obj);
+  if (rc < 0) return fail(e, rc, rev);
+  fn.git_oid_tostr(tree, 41, fn.git_tree_id((const git_tree *)t));
+  fn.git_object_free(t);
+  return OBRA_OK;
 }
 
 obra_rc obra_ws_diff(obra_ws *w, const char *a, const char *b, obra_ws_diff_cb cb, void *ud,
@@ -379,7 +724,9 @@ obra_rc obra_ws_restore(obra_ws *w, const char *from, const char *to, obra_err *
   if (peel_tree(w, from, &tf, e) < 0 || peel_tree(w, to, &tt, e) < 0) { rc = e->rc; goto out; }
   git_checkout_options o;
   fn.git_checkout_options_init(&o, GIT_CHECKOUT_OPTIONS_VERSION);
-  o.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DONT_UPDATE_INDEX | GIT_CHECKOUT_DONT_WRITE_INDEX;
+  o.checkout_strategy = GIT_CHECKOUT_FORCE;
+  /* the index follows the files only in a worktree obra owns */
+  if (!w->owned) o.checkout_strategy |= GIT_CHECKOUT_DONT_UPDATE_INDEX | GIT_CHECKOUT_DONT_WRITE_INDEX;
   o.baseline = tf;
   char *one, buf[PATH_MAX];
   pathspec(w, &o.paths, &one, buf);

@@ -260,7 +260,8 @@ describe("workspace", function()
   end)
 
   it("snapshots a directory whose files come and go while it is read", function()
-    for i = 1, 50 do H.writefile(dir .. "/keep" .. i .. ".txt", string.rep("x", i * 100)) end
+    -- 200 files: the first snapshot is a bulk one (one pack, files read by obra) while files come and go
+    for i = 1, 200 do H.writefile(dir .. "/keep" .. i .. ".txt", string.rep("x", i * 100)) end
     local pidfile = dir .. "/../churn-" .. math.random(1e9) .. ".pid"
     os.execute(string.format("cd %s && (sh -c 'i=0; while [ $i -lt 20000 ]; do echo $i > t$((i %% 7)).tmp; " ..
       "rm -f t$(((i+3) %% 7)).tmp; i=$((i+1)); done' & echo $! > %s) >/dev/null 2>&1", H.q(dir), H.q(pidfile)))
@@ -276,6 +277,68 @@ describe("workspace", function()
     assert.are.equal(n, ok)
   end)
 
+  it("writes a large first snapshot as one pack, not loose objects", function()
+    for d = 1, 6 do
+      os.execute("mkdir -p " .. H.q(dir .. "/d" .. d))
+      for i = 1, 50 do H.writefile(string.format("%s/d%d/f%d.txt", dir, d, i), string.format("file %d %d\n", d, i):rep(i)) end
+    end
+    os.execute("mkdir -p " .. H.q(dir .. "/.obra"))
+    H.writefile(dir .. "/.obra/obra.db", "never in a snapshot")
+    local snap = assert(ws.snapshot(dir))
+    assert.are.equal("shadow", snap.method)
+    local git = "git --git-dir=" .. H.q(dir .. "/.obra/shadow.git") .. " "
+    local counts = H.sh(git .. "count-objects -v")
+    assert.matches("\ncount: 0\n", "\n" .. counts)                  -- no loose object
+    assert.matches("in%-pack: 307\n", counts)                        -- 300 blobs, 6 + 1 trees
+    assert.matches("packs: 1\n", counts)
+    assert.are.equal("", (H.sh(git .. "fsck --strict --no-dangling 2>&1"):gsub("notice:[^\n]*\n", "")))
+    local files = H.sh(git .. "ls-tree -r --name-only " .. snap.tree)
+    assert.not_matches("%.obra", files)
+    assert.matches("d6/f50.txt", files)
+    -- the packed objects serve diffs, checkpoints and restores
+    local c = assert(ws.commit(snap, "refs/obra/p/1-t", "first\n"))
+    H.writefile(dir .. "/d1/f1.txt", "changed\n")
+    os.remove(dir .. "/d2/f2.txt")
+    local sig = assert(ws.diff(snap, dir))
+    assert.are.same({ "d1/f1.txt" }, sig.modified)
+    assert.are.same({ "d2/f2.txt" }, sig.deleted)
+    local now = assert(ws.snapshot(dir))
+    assert(ws.restore(dir, "shadow", now.tree, c))
+    assert.are.equal("file 2 2\nfile 2 2\n", H.readfile(dir .. "/d2/f2.txt"))
+    assert.are.equal("file 1 1\n", H.readfile(dir .. "/d1/f1.txt"))
+    -- a small change is a few loose objects, no new pack
+    assert.matches("packs: 1\n", H.sh(git .. "count-objects -v"))
+  end)
+
+  it("packs the shadow once git gc --auto's thresholds are passed", function()
+    H.writefile(dir .. "/a.txt", "0\n")
+    local first = assert(ws.snapshot(dir))
+    local git = "git --git-dir=" .. H.q(dir .. "/.obra/shadow.git") .. " "
+    H.sh(git .. "config gc.autoPackLimit 2")         -- git's threshold (50 packs by default), lowered for the test
+    for i = 1, 3 do                                   -- three bulk snapshots: three packs
+      os.execute("mkdir -p " .. H.q(dir .. "/bulk" .. i))
+      for j = 1, 130 do H.writefile(string.format("%s/bulk%d/f%d", dir, i, j), i .. "." .. j .. "\n") end
+      assert(ws.commit(assert(ws.snapshot(dir)), "refs/obra/p/1-t", "bulk " .. i .. "\n"))
+    end
+    for i = 1, 5 do                                   -- and loose objects: a blob, a tree and a commit each
+      H.writefile(dir .. "/a.txt", i .. "\n")
+      assert(ws.commit(assert(ws.snapshot(dir)), "refs/obra/p/1-t", "c" .. i .. "\n"))
+    end
+    local counts = H.sh(git .. "count-objects -v")
+    assert.are.equal("3", counts:match("packs: (%d+)"))
+    assert.is_true(tonumber(counts:match("count: (%d+)")) >= 15)
+    ws.reset()                                        -- a new process opens the shadow
+    local again = assert(ws.snapshot(dir))
+    counts = H.sh(git .. "count-objects -v")
+    assert.are.equal("1", counts:match("packs: (%d+)"))
+    -- left loose: only the first snapshot's tree, never committed (git prunes such after two weeks)
+    assert.are.equal("1", counts:match("count: (%d+)"))
+    -- every checkpoint is still there
+    assert.are.equal("8\n", H.sh(git .. "rev-list --count refs/obra/p/1-t"))
+    assert.are.same({}, ws.diff(again, dir).modified)
+    assert.are.same({ "a.txt" }, ws.diff_trees(dir, "shadow", first.tree, again.tree).modified)
+  end)
+
   it("fails softly: no directory, no snapshot", function()
     local s, msg, code = ws.snapshot(dir .. "/missing")
     assert.is_nil(s)
@@ -285,6 +348,171 @@ describe("workspace", function()
     assert.is_nil(d)
     assert.are.equal("workspace", code2)
     assert.has_error(function() ws.diff("nope", dir) end)
+  end)
+end)
+
+describe("workspace, owned mode (a worktree obra made with git worktree add)", function()
+  local repo, wt
+  local BRANCH = "refs/heads/obra/p/task/t1"
+  before_each(function()
+    repo = H.tmpdir("ws-owned")
+    sh(repo, "git init -q -b main && echo a > a.txt && printf '*.log\\n' > .gitignore && git add -A && " ..
+      "git -c user.name=t -c user.email=t@t commit -qm base && mkdir -p .obra && printf '.obra/\\n' >> .git/info/exclude && " ..
+      "git worktree add -q -b obra/p/task/t1 .obra/worktrees/t1")
+    wt = repo .. "/.obra/worktrees/t1"
+    ws.reset()
+  end)
+  after_each(function() ws.reset(); H.rmdir(repo) end)
+
+  local function user_state()
+    return sh(repo, "git status --porcelain; git rev-parse HEAD; git symbolic-ref HEAD; git stash list; " ..
+      "md5sum .git/index")
+  end
+
+  it("writes the worktree's index, and git status is clean after the checkpoint on HEAD's branch", function()
+    local before_user = user_state()
+    local index = H.sh("git -C " .. H.q(wt) .. " rev-parse --git-path index")
+    local idx_before = H.sh("cd " .. H.q(wt) .. " && md5sum " .. H.q(index:gsub("\n$", "")))
+    H.writefile(wt .. "/a.txt", "changed\n")
+    os.execute("mkdir -p " .. H.q(wt .. "/sub"))
+    H.writefile(wt .. "/sub/new.txt", "new\n")
+    H.writefile(wt .. "/build.log", "ignored\n")
+    os.execute("mkdir -p " .. H.q(wt .. "/.obra"))
+    H.writefile(wt .. "/.obra/state", "obra's own\n")
+    local snap = assert(ws.snapshot(wt, { owned = true }))
+    assert.are.equal("owned", snap.method)
+    assert.are_not.equal(idx_before, H.sh("cd " .. H.q(wt) .. " && md5sum " .. H.q(index:gsub("\n$", ""))))
+    -- the index holds the snapshot: git sees the changes staged
+    assert.are.equal("M  a.txt\nA  sub/new.txt\n", sh(wt, "git status --porcelain --untracked-files=no"))
+    local commit = assert(ws.commit(snap, nil, "checkpoint 1\n", { head = true }))
+    assert.are.equal(commit, sh(wt, "git rev-parse HEAD"):gsub("\n", ""))
+    assert.are.equal(commit, sh(repo, "git rev-parse obra/p/task/t1"):gsub("\n", ""))
+    assert.are.equal(snap.tree, ws.tree_of(wt, "HEAD"))
+    assert.are.equal(snap.tree, ws.tree_of(wt, commit))
+    -- HEAD, index and files agree; ignored files and .obra/ stay out of the tree
+    assert.are.equal("", sh(wt, "git -c core.excludesFile=/dev/null status --porcelain -- . ':!.obra'"))
+    local files = sh(wt, "git ls-tree -r --name-only HEAD")
+    assert.are.equal(".gitignore\na.txt\nsub/new.txt\n", files)
+    -- the parent is the base, the user's checkout is byte-identical
+    assert.are.equal(sh(repo, "git rev-parse main"), sh(wt, "git rev-parse HEAD~1"))
+    assert.are.equal(before_user, user_state())
+    -- nothing changed: no new commit, the branch stays
+    local again = assert(ws.snapshot(wt, { owned = true }))
+    assert.are.equal(snap.tree, again.tree)
+    assert.are.equal(commit, assert(ws.commit(again, BRANCH, "checkpoint 2\n")))
+    assert.are.equal("1\n", sh(wt, "git rev-list --count main..HEAD"))
+    -- a file removed is removed from index and tree
+    os.remove(wt .. "/sub/new.txt")
+    local third = assert(ws.snapshot(wt, { owned = true }))
+    local c3 = assert(ws.commit(third, BRANCH, "checkpoint 3\n", { head = true }))
+    assert.are.same({ "sub/new.txt" }, ws.diff_trees(wt, "owned", commit, c3).deleted)
+    assert.are.equal("", sh(wt, "git status --porcelain -- . ':!.obra'"))
+  end)
+
+  it("follows the agent's own git commands between snapshots", function()
+    local s1 = assert(ws.snapshot(wt, { owned = true }))
+    assert(ws.commit(s1, nil, "c\n", { head = true }))
+    -- the agent stages and commits a file itself, and leaves another untracked
+    H.writefile(wt .. "/agent.txt", "by the agent\n")
+    sh(wt, "git add agent.txt && git -c user.name=a -c user.email=a@a commit -qm 'agent work'")
+    H.writefile(wt .. "/loose.txt", "left untracked\n")
+    local agent_commit = sh(wt, "git rev-parse HEAD"):gsub("\n", "")
+    local s2 = assert(ws.snapshot(wt, { owned = true }))
+    local c2 = assert(ws.commit(s2, nil, "c2\n", { head = true }))
+    assert.are.equal(agent_commit, sh(wt, "git rev-parse HEAD~1"):gsub("\n", ""))
+    assert.are.equal(c2, sh(wt, "git rev-parse HEAD"):gsub("\n", ""))
+    assert.are.equal("", sh(wt, "git status --porcelain -- . ':!.obra'"))
+    assert.are.same({ "agent.txt", "loose.txt" }, ws.diff_trees(wt, "owned", s1.tree, s2.tree).created)
+  end)
+
+  it("commits only on obra's refs, and on HEAD's branch only when HEAD is on one", function()
+    local snap = assert(ws.snapshot(wt, { owned = true }))
+    local c, err = ws.commit(snap, "refs/heads/main", "no\n")
+    assert.is_nil(c)
+    assert.matches("not a checkpoint ref name", err)
+    c, err = ws.commit(snap, "refs/heads/obra/p/task/other", "no\n", { head = true })
+    assert.is_nil(c)
+    assert.matches("HEAD of .* is on refs/heads/obra/p/task/t1", err)
+    assert(ws.commit(snap, "refs/obra/p/1-t1", "a checkpoint ref\n"))
+    sh(wt, "git checkout -q --detach")
+    c, err = ws.commit(snap, nil, "no\n", { head = true })
+    assert.is_nil(c)
+    assert.matches("names no branch", err)
+    assert.are.equal(sh(repo, "git rev-parse main"), sh(repo, "git rev-parse obra/p/task/t1"))
+  end)
+
+  it("waits for a fresh index.lock and takes away one left by a killed process", function()
+    local index = sh(wt, "git rev-parse --path-format=absolute --git-path index"):gsub("\n$", "")
+    H.writefile(index .. ".lock", "")
+    os.execute("touch -d '1 minute ago' " .. H.q(index .. ".lock"))
+    H.writefile(wt .. "/b.txt", "b\n")
+    local snap = assert(ws.snapshot(wt, { owned = true }))
+    assert.is_nil(H.readfile(index .. ".lock"))
+    assert.matches("b.txt", sh(wt, "git ls-files"))
+    H.writefile(index .. ".lock", "")                    -- a live git holds it: the snapshot says so
+    H.writefile(wt .. "/c.txt", "c\n")
+    local none, err = ws.snapshot(wt, { owned = true })
+    assert.is_nil(none)
+    assert.matches("locked by another git process", err)
+    assert.is_not_nil(H.readfile(index .. ".lock"))
+    os.remove(index .. ".lock")
+    assert(ws.commit(assert(ws.snapshot(wt, { owned = true })), nil, "c\n", { head = true }))
+    assert.are_not.equal(snap.tree, ws.tree_of(wt, "HEAD"))
+  end)
+
+  it("restores files and index together", function()
+    local s1 = assert(ws.snapshot(wt, { owned = true }))
+    local c1 = assert(ws.commit(s1, nil, "c1\n", { head = true }))
+    H.writefile(wt .. "/a.txt", "agent's\n")
+    H.writefile(wt .. "/new.txt", "new\n")
+    local s2 = assert(ws.snapshot(wt, { owned = true }))
+    assert(ws.restore(wt, "owned", s2.tree, c1))
+    assert.are.equal("a\n", H.readfile(wt .. "/a.txt"))
+    assert.is_nil(H.readfile(wt .. "/new.txt"))
+    assert.are.equal("", sh(wt, "git status --porcelain -- . ':!.obra'"))
+  end)
+
+  it("leaves an index with conflicts to whoever resolves them", function()
+    sh(wt, "echo one > a.txt && git -c user.name=a -c user.email=a@a commit -qam one")
+    sh(repo, "git checkout -q -b other main && echo two > a.txt && git -c user.name=a -c user.email=a@a commit -qam two && git checkout -q main")
+    H.sh("cd " .. H.q(wt) .. " && git -c user.name=a -c user.email=a@a merge -q other >/dev/null 2>&1")
+    local conflicted = sh(wt, "git ls-files -u")
+    assert.are_not.equal("", conflicted)
+    os.execute("touch " .. H.q(wt .. "/.gitignore"))      -- a stat-only change libgit2 would refresh
+    local snap = assert(ws.snapshot(wt, { owned = true }))
+    assert.are.equal(conflicted, sh(wt, "git ls-files -u"))   -- the merge's index is untouched
+    assert.matches("<<<<<<<", H.sh("git -C " .. H.q(wt) .. " cat-file -p " .. snap.tree .. ":a.txt"))
+  end)
+
+  it("snapshots a worktree whose files come and go while it is read", function()
+    for i = 1, 200 do H.writefile(wt .. "/keep" .. i .. ".txt", string.rep("y", i * 50)) end
+    local pidfile = repo .. "/../churn-owned-" .. math.random(1e9) .. ".pid"
+    os.execute(string.format("cd %s && (sh -c 'i=0; while [ $i -lt 20000 ]; do echo $i > t$((i %% 7)).tmp; " ..
+      "rm -f t$(((i+3) %% 7)).tmp; i=$((i+1)); done' & echo $! > %s) >/dev/null 2>&1", H.q(wt), H.q(pidfile)))
+    local ok, why = pcall(function()
+      for _ = 1, 20 do
+        local snap, err = ws.snapshot(wt, { owned = true })
+        assert(snap, err)
+        assert(ws.commit(snap, nil, "c\n", { head = true }))
+      end
+    end)
+    os.execute("kill " .. (H.readfile(pidfile) or ""):match("%d+") .. " 2>/dev/null")
+    os.remove(pidfile)
+    assert(ok, why)
+    -- whatever the churn left, the files obra kept are all in HEAD and the index agrees with them
+    local st = sh(wt, "git status --porcelain -- . ':!.obra' ':!*.tmp'")
+    assert.are.equal("", st)
+    assert.matches("keep200.txt", sh(wt, "git ls-tree -r --name-only HEAD"))
+    assert.are.equal("", (H.sh("git -C " .. H.q(wt) .. " fsck --no-dangling 2>&1"):gsub("notice:[^\n]*\n", "")))
+  end)
+
+  it("refuses a directory that is not a work tree", function()
+    local d = H.tmpdir("ws-owned-none")
+    local s, err = ws.snapshot(d, { owned = true })
+    assert.is_nil(s)
+    assert.matches("not a git work tree", err)
+    assert.is_nil(obra.core.stat(d .. "/.obra"))
+    H.rmdir(d)
   end)
 end)
 

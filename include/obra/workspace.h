@@ -8,7 +8,13 @@
  * in a repository a shadow repository (e.g. DIR/.obra/shadow.git) has the
  * directory as its work tree.  Directories named .obra and .git are never
  * part of a snapshot; files larger than max_file_bytes are left out (and
- * counted).  Object ids travel as 40 hex digits. */
+ * counted).  Object ids travel as 40 hex digits.
+ *
+ * Owned mode (opts.owned) is for a work tree obra owns (a task's worktree
+ * under .obra/worktrees/): the snapshot uses that work tree's real index,
+ * brings it in line with the files (`git add -A`), and writes it back
+ * (atomically, under index.lock) so its stat cache persists and `git status`
+ * there is clean once the snapshot is committed on the branch HEAD names. */
 #ifndef OBRA_WORKSPACE_H
 #define OBRA_WORKSPACE_H
 #include <stddef.h>
@@ -21,20 +27,28 @@ typedef struct {
   const char *shadow;          /* git dir of the shadow repository (made on demand) */
   int         force_shadow;    /* use the shadow even inside a repository */
   int64_t     max_file_bytes;  /* 0: no limit */
+  int         owned;           /* obra owns this work tree: write its index (see above) */
 } obra_ws_opts;
 
 /* Open the work tree at dir (an existing directory). */
 obra_ws    *obra_ws_open(const char *dir, const obra_ws_opts *o, obra_err *e);
 void        obra_ws_close(obra_ws *w);                   /* NULL is a no-op */
-const char *obra_ws_kind(const obra_ws *w);              /* "git" or "shadow" */
+const char *obra_ws_kind(const obra_ws *w);              /* "git", "owned" or "shadow" */
 
 /* Write the current state of dir as a tree; *skipped counts files left out. */
 obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e);
 
 /* Record tree as a commit on ref (its previous commit, if any, as parent, so
- * the ref keeps every checkpoint reachable). */
-obra_rc obra_ws_commit(obra_ws *w, const char *tree, const char *ref, const char *message,
+ * the ref keeps every checkpoint reachable).  ref is refs/obra/... or a branch
+ * refs/heads/obra/...; head (or ref NULL) means the branch HEAD points to,
+ * which must then be one of obra's.  On a branch the update is a
+ * compare-and-swap from the tip read as parent, and a tree equal to the tip's
+ * makes no commit: the tip is returned. */
+obra_rc obra_ws_commit(obra_ws *w, const char *tree, const char *ref, int head, const char *message,
                        char commit[41], obra_err *e);
+
+/* The tree of rev (a commit, branch, tag or tree: git rev-parse syntax). */
+obra_rc obra_ws_tree_of(obra_ws *w, const char *rev, char tree[41], obra_err *e);
 
 /* Files that differ between two trees (or commits) below dir, paths relative
  * to dir; status 'A' created, 'M' modified, 'D' deleted.  A non-zero return
@@ -45,7 +59,8 @@ obra_rc obra_ws_diff(obra_ws *w, const char *a, const char *b, obra_ws_diff_cb c
 
 /* Make dir look like `to`, given that it currently looks like `from` (a
  * snapshot just taken): changed files are rewritten, files only in `from` are
- * deleted, ignored and oversized files are left alone. */
+ * deleted, ignored and oversized files are left alone.  In owned mode the
+ * index follows (and is written); otherwise it is not touched. */
 obra_rc obra_ws_restore(obra_ws *w, const char *from, const char *to, obra_err *e);
 
 #endif

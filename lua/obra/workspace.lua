@@ -4,14 +4,25 @@
 -- and `obra checkpoints` / `obra rollback` (lua/obra/checkpoints.lua).
 --
 --   workspace.snapshot(dir [, opts]) -> snap | nil, message, code
---     snap = { method = "git"|"shadow", tree = hex, dir =, taken_at =, skipped = n }
---     opts = { max_file_bytes = n, method = "git"|"shadow" }
+--     snap = { method = "git"|"owned"|"shadow", tree = hex, dir =, taken_at =, skipped = n }
+--     opts = { max_file_bytes = n, method = "git"|"owned"|"shadow", owned = bool }
+--     owned = true (= method "owned"): dir is a work tree obra owns (a task's
+--     worktree): its real index is brought in line with the files and written
+--     back, so git's stat cache persists and `git status` there is clean after
+--     the snapshot is committed on its branch.  Never for the user's checkout.
 --   workspace.diff(before, after_or_dir) -> signal | nil, message, code
 --     signal = { method =, created = {paths}, modified = {paths}, deleted = {paths},
 --                lines_added =, lines_removed =, files_changed =, truncated = bool,
 --                skipped = n }                 (paths relative to the directory)
 --   workspace.diff_trees(dir, method, a, b) -> signal | nil, message, code
---   workspace.commit(snap, ref, message) -> commit | nil, message, code
+--   workspace.commit(snap, ref, message [, {head = bool}]) -> commit | nil, message, code
+--     ref: refs/obra/... (a checkpoint ref: the previous checkpoint is the parent)
+--     or refs/heads/obra/... (a branch: its tip is the parent, the branch is moved
+--     by compare-and-swap, and a tree equal to the tip's makes no commit: the tip
+--     is returned).  head = true (ref may be nil): the branch HEAD points to, so
+--     an owned worktree's HEAD, index and files agree after the commit.
+--   workspace.tree_of(dir, rev [, method]) -> tree hex | nil, message, code
+--     (rev: a commit id, a branch or ref name, anything git rev-parse takes)
 --   workspace.restore(dir, method, from, to) -> true | nil, message, code
 --
 -- In a git work tree the snapshot is a tree written from a scratch copy of the
@@ -20,6 +31,12 @@
 -- (or where the repository cannot be used) a shadow repository in
 -- DIR/.obra/shadow.git has the directory as its work tree.  .obra/ and .git/
 -- are never part of a snapshot; files over max_file_bytes are left out.
+--
+-- The shadow repository is kept small: the first snapshot of a large
+-- directory is written as one pack (src/workspace.c), and the first time a
+-- process opens a shadow it runs `git gc --auto` on it (argv, obra.git; in
+-- the foreground, and only when git's own thresholds say so: 6,700 loose
+-- objects or 50 packs), so checkpoints' loose objects do not pile up.
 local core = require "obra.core"
 
 local M = {}
@@ -29,6 +46,17 @@ M.MAX_FILE_BYTES = 32 << 20        -- larger files are left out of snapshots
 M.SHADOW = ".obra/shadow.git"      -- below the directory
 
 local open = {}                    -- dir .. "\0" .. method -> worktree
+local tidied = {}                  -- shadow git dirs gc --auto has looked at in this process
+
+-- git gc --auto on obra's own shadow repository (never on a user's): packs
+-- the loose objects of past checkpoints once there are many.  Best effort:
+-- without git the shadow just grows.
+local function tidy(shadow)
+  if tidied[shadow] or not core.stat(shadow .. "/objects") then return end
+  tidied[shadow] = true
+  local git = require "obra.git"
+  git.run({ "--git-dir=" .. shadow, "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet" }, { timeout = 600 })
+end
 
 local function shadow_dir(dir)
   local base = dir .. "/.obra"
@@ -46,11 +74,12 @@ local function worktree(dir, method, max_bytes)
   local wt = open[key]
   if wt then return wt end
   local shadow, err, code
-  if method ~= "git" then
+  if method ~= "git" and method ~= "owned" then
     shadow, err = shadow_dir(dir)
     if not shadow then return nil, "cannot make " .. dir .. "/.obra: " .. tostring(err), "workspace" end
   end
-  wt, err, code = core.worktree(dir, { shadow = shadow, force_shadow = method == "shadow",
+  if shadow then tidy(shadow) end
+  wt, err, code = core.worktree(dir, { shadow = shadow, force_shadow = method == "shadow", owned = method == "owned",
                                        max_file_bytes = max_bytes or M.MAX_FILE_BYTES })
   if not wt then return nil, err, code end
   if method and wt:kind() ~= method then
@@ -66,10 +95,15 @@ local function snapshot(dir, opts)
   opts = opts or {}
   local st = core.stat(dir)
   if not st or st.type ~= "dir" then return nil, "not a directory: " .. dir, "io" end
-  local wt, err = worktree(dir, opts.method, opts.max_file_bytes)
+  local method = opts.method
+  if opts.owned then
+    if method and method ~= "owned" then error("workspace.snapshot: owned = true with method " .. method, 3) end
+    method = "owned"
+  end
+  local wt, err = worktree(dir, method, opts.max_file_bytes)
   local tree, skipped, why
   if wt then tree, skipped = wt:snapshot() end
-  if not tree and opts.method == nil then
+  if not tree and method == nil then
     -- the repository dir is in cannot be used (its owner, a broken index...): the shadow
     why = wt and skipped or err
     wt, err = worktree(dir, "shadow", opts.max_file_bytes)
@@ -130,8 +164,25 @@ function M.diff_trees(dir, method, a, b)
   return sig
 end
 
-function M.commit(snap, ref, message)
-  return snap.wt:commit(snap.tree, ref, message)
+function M.commit(snap, ref, message, opts)
+  if type(snap) ~= "table" or not snap.tree then error("workspace.commit: expects a snapshot", 2) end
+  local wt = snap.wt
+  if not wt then
+    local err, code
+    wt, err, code = worktree(snap.dir, snap.method)
+    if not wt then return nil, err, code end
+  end
+  return wt:commit(snap.tree, ref, message, opts and opts.head or false)
+end
+
+function M.tree_of(dir, rev, method)
+  method = method or (open[dir .. "\0owned"] and "owned") or "git"
+  local wt, err, code = worktree(dir, method)
+  if not wt then return nil, err, code end
+  local tree
+  tree, err, code = wt:tree_of(rev)
+  if not tree then return nil, "no tree for " .. tostring(rev) .. " in " .. dir .. ": " .. tostring(err), code end
+  return tree
 end
 
 function M.restore(dir, method, from, to)

@@ -455,6 +455,22 @@ do
   end
 end
 
+-- 8. Large trees (issue 14): the workspace next to git status -------------------------------------
+heading("8. large trees")
+do
+  local trees = dofile(ROOT .. "/tests/bench/trees.lua")
+  local okc, core = pcall(require, "obra.core")
+  local okw, ws = pcall(require, "obra.workspace")
+  if not (okc and okw) or os.getenv("OBRA_BIN") then
+    -- in-process figures: only this tree's modules (a saved baseline has its own)
+    row("trees", "workspace on 10k/50k-file trees", {}, "ms", "not measured: " .. (os.getenv("OBRA_BIN") and "OBRA_BIN is another build" or tostring(core)))
+  else
+    trees.run({ ws = ws, core = core, scratch = SCRATCH, sizes = QUICK and { 10000 } or { 10000, 50000 },
+                reps = QUICK and 5 or 15, row = row,
+                tool_ms = function(argv, cwd) return run(1, argv, { cwd = cwd })[1].ms end })
+  end
+end
+
 -- 7. The test suite ---------------------------------------------------------------------------------
 heading("7. the test suite")
 do

@@ -37,5 +37,6 @@ void reset_time_tests(void);
 void llm_outcome_tests(void);
 void llm_json_tests(void);
 void redact_tests(void);
+void packfile_tests(void);
 
 #endif

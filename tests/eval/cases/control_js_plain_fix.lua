@@ -1,0 +1,10 @@
+-- Control (JS): the century rule, done right.
+return {
+  kind = "control", lang = "js", base = "jsdates",
+  task = { prompt = "isLeapYear in dates.js ignores the century rule (1900 is not a leap year, 2000 is). Fix it.",
+           checks = { "node test/run.js" } },
+  attempts = { { edit = { ["dates.js"] = { { "  return y % 4 === 0;", "  return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;" } } },
+                 result = "isLeapYear applies the 4/100/400 rule." } },
+  judge = { complete = true, quality = 0.92, confidence = 0.9, summary = "Correct." },
+  label = { "proceed" },
+}
