@@ -357,7 +357,18 @@ static const char *const migration_7 =
   "CREATE INDEX outcomes_by_decision ON outcomes(task_id, iteration);"
   /* judgepanel (issue 15): an agent call's bounded tool trace, JSON
    * {entries = [{tool, action, command?, path?, exit?, is_error?, test}], total, dropped, other_tools} */
-  "ALTER TABLE interactions ADD COLUMN trace TEXT;";
+  "ALTER TABLE interactions ADD COLUMN trace TEXT;"
+  /* issue 15: a task's baseline, taken once before its first iteration: its
+   * checks run on the base tree (docs/scoring.md, "Baseline") */
+  "CREATE TABLE baselines ("
+  "  task_id INTEGER PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,"
+  "  run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL,"
+  "  dir TEXT,"                                      /* where the checks ran */
+  "  tree TEXT,"                                     /* the base tree (NULL: no snapshot) */
+  "  method TEXT,"                                   /* git | shadow: where the tree lives */
+  "  results TEXT NOT NULL DEFAULT '[]',"            /* JSON: [{name, passed, exit, signal, timed_out,
+                                                        zero_tests, output (tail), error}] */
+  "  created_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0));";
 
 const char *const obra_migrations[] = { NULL, migration_1, migration_2, migration_3, migration_4, migration_5,
                                         migration_6, migration_7 };

@@ -19,6 +19,8 @@ const obra_score_param obra_score_params[] = {
   PARAM(conflict,         0.50, "share of confidence lost when the judge says complete and a check fails"),
   PARAM(regression,       0.25, "share of confidence lost when a check got worse than before"),
   PARAM(degraded,         0.10, "share of confidence lost when there is no judge verdict"),
+  PARAM(tamper_cap,       0.50, "highest quality while a protected path (tests, what the checks run) was changed"),
+  PARAM(deletion,         0.20, "share of confidence lost when files present at the base were deleted unasked"),
 };
 #undef PARAM
 const size_t obra_score_nparams = sizeof obra_score_params / sizeof obra_score_params[0];
@@ -49,7 +51,7 @@ static double clamp01(double v) {
 
 static obra_score_term *add(obra_score_term *t, int *n, const char *signal, const char *kind,
                             double value, double weight) {
-  if (*n >= OBRA_SCORE_MAX_TERMS) return NULL;   /* cannot happen: at most 7 lines */
+  if (*n >= OBRA_SCORE_MAX_TERMS) return NULL;   /* cannot happen: at most 8 lines */
   obra_score_term *x = &t[(*n)++];
   x->signal = signal;
   x->kind = kind;
@@ -154,6 +156,12 @@ obra_rc obra_score_compute(const obra_score_signals *s, const obra_score_weights
     snprintf(t->detail, sizeof t->detail, "agent outcome %s", s->agent_class ? s->agent_class : "unknown");
   double q = mix(r->quality_terms, r->nquality);
   if (isnan(q)) q = 0;
+  if (s->tampered > 0 && q > w->tamper_cap) {
+    q = w->tamper_cap;
+    if ((t = add(r->quality_terms, &r->nquality, "tamper", "cap", w->tamper_cap, 0)))
+      snprintf(t->detail, sizeof t->detail, "%ld protected path(s) changed: quality at most %.2f",
+               s->tampered, w->tamper_cap);
+  }
   if (any_failed && q > w->fail_cap) {
     q = w->fail_cap;
     if ((t = add(r->quality_terms, &r->nquality, "fail_cap", "cap", w->fail_cap, 0)))
@@ -191,6 +199,12 @@ obra_rc obra_score_compute(const obra_score_signals *s, const obra_score_weights
       snprintf(t->detail, sizeof t->detail, "%d check(s) that passed before now fail", failed_before);
     else
       snprintf(t->detail, sizeof t->detail, "pass rate %.2f fell below the earlier %.2f", pass_rate, best);
+  }
+  if (s->unrequested_deletions > 0 &&
+      (t = add(r->confidence_terms, &r->nconfidence, "deletion", "factor", 1 - w->deletion, 0))) {
+    c *= 1 - w->deletion;
+    snprintf(t->detail, sizeof t->detail, "%ld file(s) of the base deleted that the task does not name",
+             s->unrequested_deletions);
   }
   if (r->degraded && (t = add(r->confidence_terms, &r->nconfidence, "degraded", "factor", 1 - w->degraded, 0))) {
     c *= 1 - w->degraded;

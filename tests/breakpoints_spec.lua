@@ -15,7 +15,7 @@ local function event(o)
     checks = o.checks or {},
     workspace = o.workspace or { created = {}, modified = { "a" }, deleted = {} },
     judge = o.judge, judge_error = o.judge_error,
-    history = o.history or {},
+    history = o.history or {}, tamper = o.tamper, deletions = o.deletions,
   }
   return {
     task = { key = "t", title = "T", tags = o.tags or {}, iteration = 1, max_iterations = 10 },
@@ -70,16 +70,19 @@ local RULES = {
     event { agent = { class = "rate_limited", reset_at = NOW + 600 } },
     event { agent = { class = "api_error" } },
     "rate limited until", { enable = { "rate_limited" } } },
-  { "judge_conflict",
-    event { checks = { FAIL, PASS }, judge = SURE },
-    event { checks = { FAIL, PASS }, judge = { complete = true, quality = 0.95, confidence = 0.8 } },
-    "judge is sure .* but 1 of 2 checks fail" },
-  { "mass_deletion",
-    event { workspace = { created = {}, modified = {}, deleted = { "a", "b", "c", "d", "e", "f", "g", "h", "i", "j" } },
-            checks = { PASS }, judge = SURE },
-    event { workspace = { created = {}, modified = {}, deleted = { "a", "b", "c", "d", "e", "f", "g", "h", "i" } },
-            checks = { PASS }, judge = SURE },
-    "10 files deleted %(a, b, c, %.%.%.%)" },
+  { "judge_conflict",   -- the same conflict after the agent saw it: the policy escalates
+    event { checks = { FAIL, PASS }, judge = SURE, history = {
+      { iteration = 1, action = "retry", quality = 0.5, conflict = true, failing = "'unit'" } } },
+    event { checks = { FAIL, PASS }, judge = SURE },   -- the first conflict is a retry
+    "judge still says complete %(confidence 0%.95%) while 'unit' fails" },
+  { "tampered",
+    event { checks = { PASS }, judge = SURE, tamper = { paths = { "tests/a_spec.lua" }, why = { ["tests/a_spec.lua"] = "a test file" } } },
+    event { checks = { PASS }, judge = SURE, tamper = { paths = {} } },
+    "1 protected path changed: tests/a_spec.lua %(a test file%)" },
+  { "unrequested_deletion",
+    event { checks = { PASS }, judge = SURE, deletions = { paths = { "a.py", "b.py" }, unrequested = { "b.py" } } },
+    event { checks = { PASS }, judge = SURE, deletions = { paths = { "a.py" }, unrequested = {} } },
+    "1 file deleted that the task does not mention: b%.py" },
   { "needs_approval",
     event { checks = { PASS }, judge = SURE, tags = { "ui", "needs-approval" } },
     event { checks = { FAIL }, judge = SURE, tags = { "needs-approval" } },   -- not done yet: nothing to approve
@@ -118,20 +121,25 @@ describe("breakpoints: built-in rules", function()
 
   it("rate_limited is off by default; rules can be disabled by name", function()
     assert.is_nil(fire(event { agent = { class = "rate_limited" } }).rate_limited)
-    local ev = event { checks = { FAIL, PASS }, judge = SURE }
-    assert.is_string(fire(ev).judge_conflict)
-    assert.is_nil(fire(event { checks = { FAIL, PASS }, judge = SURE }, { disable = { "judge_conflict" } }).judge_conflict)
-    assert.is_nil(fire(event { checks = { FAIL, PASS }, judge = SURE }, { judge_conflict = false }).judge_conflict)
+    local function ev()
+      return event { checks = { PASS }, judge = SURE, deletions = { paths = { "x" }, unrequested = { "x" } } }
+    end
+    assert.is_string(fire(ev()).unrequested_deletion)
+    assert.is_nil(fire(ev(), { disable = { "unrequested_deletion" } }).unrequested_deletion)
+    assert.is_nil(fire(ev(), { unrequested_deletion = false }).unrequested_deletion)
+    -- the old name of the deletion rule still turns it off
+    assert.is_nil(fire(ev(), { mass_deletion = false }).unrequested_deletion)
     assert.is_string(fire(event { agent = { class = "rate_limited" } }, { rate_limited = true }).rate_limited)
     assert.has_error(function() bp.check(event {}, { action = "retry" }, { enable = { "nope" } }) end)
   end)
 
   it("thresholds come from the event, so per-task thresholds apply", function()
-    local ev = event { workspace = { created = {}, modified = {}, deleted = { "a", "b" } }, checks = { PASS }, judge = SURE }
-    local p = policy.new():with { thresholds = { deleted_files = 2 } }
+    local ev = event { checks = { FAIL }, judge = SURE }
+    local p = policy.new():with { thresholds = { consecutive_failures = 1 } }
     local d = p:decide(ev)
     local list = bp.check(ev, d)
-    assert.are.equal("mass_deletion", list[1] and list[1].kind)
+    assert.are.equal("consecutive_failures", list[1] and list[1].kind)
+    assert.are.equal(0, #bp.check(event { checks = { FAIL }, judge = SURE }, policy.new():decide(event { checks = { FAIL }, judge = SURE })))
   end)
 
   it("user rules are Lua predicates over the event", function()

@@ -12,6 +12,8 @@ end
 
 local function exists(path) return H.readfile(path) ~= nil end
 
+-- (The prompt names the files the agent deletes: deleting files a task does
+-- not name opens a breakpoint, docs/policy.md.)
 -- The fake agent keeps its sessions in .fake/ inside the project (the real
 -- one keeps them in ~/.claude): ignored, so no rollback takes them away.
 local function project(a)
@@ -27,7 +29,8 @@ end
 local ONE_TASK = [[
 project "cp"
 config { max_iterations = 4, checkpoints = { rollback_on_retry = %s } }
-task "impl" { prompt = "Write impl.txt containing done.", checks = { "grep -qx done impl.txt" } }
+task "impl" { prompt = "Write impl.txt containing done; notes.txt and old.txt may go.",
+              checks = { "grep -qx done impl.txt" } }
 ]]
 
 describe("checkpoints", function()
@@ -116,7 +119,8 @@ describe("checkpoints", function()
     local script = [[
 project "cp"
 config { max_iterations = 4 }
-task "impl" { prompt = "Write impl.txt containing done.", checks = { "grep -qx done impl.txt" } }
+task "impl" { prompt = "Write impl.txt containing done; notes.txt and old.txt may go.",
+              checks = { "grep -qx done impl.txt" } }
 policy { decide = function(ev, default)
   local d = default(ev)
   if d.action == "retry" then d.rollback = true end

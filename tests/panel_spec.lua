@@ -58,7 +58,9 @@ describe("a panel of judges", function()
     s[2]:default(verdict(0.7, { "question_unanswered", "not_a_flag" }, { "answer the question" }))
     s[3]:default(verdict(0.8, { "unrelated_changes" }))
     local p = E.project { script = panel_script { s[1].url, s[2].url, s[3].url }, llm = s[1], scenario = RULES }
-    H.expect_code(E.run(p), 0)
+    -- a majority soft flag holds a proceed once (policy.md, rule 6: the agent answers it);
+    -- with one iteration that is a human's call
+    H.expect_code(E.run(p), 3)
     -- every judge saw the same prompt, with the trace and the patch
     local prompts = {}
     for i = 1, 3 do

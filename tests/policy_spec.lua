@@ -43,8 +43,14 @@ describe("policy: the default policy", function()
       event { checks = checks("pp"), judge_error = "unreachable" }, "proceed", "degraded" },
     { "retries with the failing output when a check fails, whatever the judge says",
       event { checks = checks("pf"), judge = GOOD_JUDGE }, "retry", "1 of 2 checks fail" },
-    { "retries when the judge says incomplete",
+    -- issue 15: every check passes and only the judge dissents -> clarify (once), whatever the
+    -- quality its own verdict pulled down; after the clarify the next verdict decides
+    { "clarifies when every check passes and only the judge says incomplete",
       event { checks = checks("p"), judge = { complete = false, quality = 0.4, confidence = 0.8, issues = { "no tests" } } },
+      "clarify", "all 1 checks pass but the judge says it is not complete" },
+    { "retries when the judge still says incomplete after a clarify",
+      event { checks = checks("p"), judge = { complete = false, quality = 0.4, confidence = 0.8, issues = { "no tests" } },
+              history = { { iteration = 1, action = "clarify", class = "ok", quality = 0.6, checks_passed = 1, checks_total = 1 } } },
       "retry", "not complete" },
     { "clarifies when the work looks done but the confidence falls short",
       event { judge = { complete = true, quality = 0.9, confidence = 0.7 } }, "clarify", "confidence 0%.64 < 0%.70" },
@@ -319,5 +325,107 @@ describe("policy: files", function()
     assert.are.equal("invalid", code)
     assert.matches("proceed", msg)
     H.rmdir(dir)
+  end)
+end)
+
+-- Issue 15: gates, disagreements, regressions, "changed nothing".
+describe("policy: judgement that cannot be gamed", function()
+  local p = policy.new()
+  local SURE = { complete = true, quality = 0.95, confidence = 0.95, issues = { "looks right" } }
+  local function ev(o)
+    local e = event(o)
+    for _, k in ipairs({ "tamper", "deletions", "changed_nothing" }) do e.signals[k] = o[k] end
+    return e
+  end
+  local function code(d) return d.reasons and d.reasons[1] and d.reasons[1].code end
+
+  it("never proceeds on tampered work, whatever the scores; retries once, then escalates", function()
+    local t = { paths = { "tests/test_a.py" }, why = { ["tests/test_a.py"] = "a test file" } }
+    local d = p:decide(ev { checks = checks("pp"), judge = SURE, tamper = t })
+    assert.are.equal("retry", d.action, d.reason)
+    assert.are.equal("tampered", code(d))
+    assert.matches("tests/test_a.py", obra.prompt.feedback({ signals = {} }, d))
+    -- the weights may not outvote it either
+    local lax = policy.new { weights = { tamper_cap = 1 } }
+    assert.are_not.equal("proceed", lax:decide(ev { checks = checks("pp"), judge = SURE, tamper = t }).action)
+    d = p:decide(ev { checks = checks("pp"), judge = SURE, tamper = t,
+      history = { { iteration = 1, action = "retry", quality = 0.5, tampered = true } } })
+    assert.are.equal("escalate", d.action)
+  end)
+
+  it("a hard judge flag blocks proceeding; the same flag again escalates; a soft flag asks the agent once", function()
+    local flagged = { complete = true, quality = 0.95, confidence = 0.95, flags = { "tests_skipped", "unrelated_changes" } }
+    local d = p:decide(ev { checks = checks("p"), judge = flagged })
+    assert.are.equal("retry", d.action)
+    assert.are.equal("flag", code(d))
+    assert.are.same({ "tests_skipped" }, d.reasons[1].flags)
+    assert.matches("tests marked as skipped", obra.prompt.feedback({ signals = {} }, d))
+    d = p:decide(ev { checks = checks("p"), judge = flagged,
+      history = { { iteration = 1, action = "retry", quality = 0.9, flags = { tests_skipped = true } } } })
+    assert.are.equal("escalate", d.action)
+    local soft = { complete = true, quality = 0.95, confidence = 0.95, flags = { "unrelated_changes" } }
+    d = p:decide(ev { checks = checks("p"), judge = soft })
+    assert.are.equal("clarify", d.action)
+    assert.are.equal("clarify_judge", code(d))
+    assert.matches("unrelated changes", obra.prompt.feedback({ signals = {} }, d))
+    d = p:decide(ev { checks = checks("p"), judge = soft,
+      history = { { iteration = 1, action = "clarify", quality = 0.9 } } })
+    assert.are.equal("proceed", d.action)
+  end)
+
+  it("claimed done but changed nothing since the base: a retry with its own reason, not a conflict", function()
+    local d = p:decide(ev { checks = checks("f"), judge = SURE, changed_nothing = true,
+      workspace = { created = {}, modified = {}, deleted = {}, files_changed = 0 } })
+    assert.are.equal("retry", d.action)
+    assert.are.equal("changed_nothing", code(d))
+    assert.matches("changed no file", obra.prompt.feedback({ signals = {} }, d))
+  end)
+
+  it("the first confident conflict retries with the output; the same conflict again escalates", function()
+    local d = p:decide(ev { checks = checks("pf"), judge = SURE })
+    assert.are.equal("retry", d.action)
+    assert.are.equal("conflict_first", code(d))
+    local fb = obra.prompt.feedback(ev { checks = checks("pf"), judge = SURE }, d)
+    assert.matches("assertion failed in c2", fb)
+    assert.matches("looks right", fb)
+    local hist = { { iteration = 1, action = "retry", quality = 0.5, conflict = true, failing = "'c2'" } }
+    d = p:decide(ev { checks = checks("pf"), judge = SURE, history = hist })
+    assert.are.equal("escalate", d.action)
+    assert.matches("still says complete", d.reason)
+    -- another check failing now is a new conflict
+    d = p:decide(ev { checks = checks("fp"), judge = SURE, history = hist })
+    assert.are.equal("retry", d.action)
+  end)
+
+  it("a check that looks broken escalates the first conflict", function()
+    local c = checks("pf")
+    c[2].exit, c[2].broken = 127, "exit 127 (command not found)"
+    local d = p:decide(ev { checks = c, judge = SURE })
+    assert.are.equal("escalate", d.action)
+    assert.matches("looks broken: exit 127", d.reason)
+  end)
+
+  it("a regression against the baseline is named, never proceeded", function()
+    local c = checks("pf")
+    c[2].passed_before, c[2].baseline, c[2].class = true, "pass", "regression"
+    local d = p:decide(ev { checks = c, judge = { complete = false, quality = 0.6, confidence = 0.6 } })
+    assert.are.equal("retry", d.action)
+    assert.are.equal("regression", code(d))
+    assert.matches("c2' passed before", d.reason)
+  end)
+
+  it("a panel that disagrees beyond panel_disagreement clarifies", function()
+    local j = { complete = true, quality = 0.8, confidence = 0.9, disagreement = 0.5 }
+    local d = p:decide(ev { checks = checks("p"), judge = j })
+    assert.are.equal("clarify", d.action)
+    assert.are.equal("clarify_judge", code(d))
+    j.disagreement = 0.3
+    assert.are.equal("proceed", p:decide(ev { checks = checks("p"), judge = j }).action)
+    assert.are.equal("proceed", policy.new { thresholds = { panel_disagreement = 0.6 } }
+      :decide(ev { checks = checks("p"), judge = { complete = true, quality = 0.8, confidence = 0.9, disagreement = 0.5 } }).action)
+  end)
+
+  it("accepts the retired deleted_files threshold", function()
+    assert.has_no.errors(function() policy.new { thresholds = { deleted_files = 3 } } end)
   end)
 end)

@@ -58,6 +58,14 @@ local EXAMPLES = {
   { name = "9. the agent crashed",
     signals = { agent = { class = "crashed", text = "" } },
     quality = 0, confidence = 0, valid = false, degraded = true, reason = "the agent run failed (crashed)" },
+  { name = "10. a protected test changed (tamper)",
+    signals = { agent = ok_agent(), checks = checks("pp"), judge = { complete = true, quality = 0.9, confidence = 0.8 },
+                tamper = { paths = { "tests/test_parser.py" } } },
+    quality = 0.5, confidence = 0.855, valid = true },
+  { name = "11. a file deleted that the task does not name",
+    signals = { agent = ok_agent(), checks = checks("p"), judge = { complete = true, quality = 0.9, confidence = 0.8 },
+                deletions = { paths = { "old.py", "notes.md" }, unrequested = { "notes.md" } } },
+    quality = 0.965, confidence = 0.684, valid = true },
 }
 
 describe("score: the worked examples of docs/scoring.md", function()

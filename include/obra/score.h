@@ -18,6 +18,8 @@
  *   judge complete + a check fails (conflict) -> confidence *= 1 - conflict
  *   a check that passed before fails, or the pass rate fell below the best
  *   earlier one (regression)  -> confidence *= 1 - regression
+ *   a protected path changed (tamper) -> quality <= tamper_cap
+ *   base files deleted that the task does not name -> confidence *= 1 - deletion
  *   no judge verdict (degraded) -> confidence *= 1 - degraded */
 #ifndef OBRA_SCORE_H
 #define OBRA_SCORE_H
@@ -49,9 +51,12 @@ typedef struct {
   double      judge_quality, judge_confidence;   /* NaN: missing (verdict unusable) */
 
   double      best_pass_rate;              /* best earlier check pass rate, NaN: none */
+
+  long        tampered;                    /* protected paths changed (signals.tamper.paths) */
+  long        unrequested_deletions;       /* base files deleted the task does not name */
 } obra_score_signals;
 
-/* Weights and factors; all finite and >= 0, the last five in [0,1]. */
+/* Weights and factors; all finite and >= 0, all but the first three in [0,1]. */
 typedef struct {
   double checks, judge, agent;   /* how much each signal counts (renormalised) */
   double partial;                /* outcome value of max_turns/budget (ok = 1) */
@@ -61,6 +66,8 @@ typedef struct {
   double conflict;               /* share of confidence lost on judge/check conflict */
   double regression;             /* share of confidence lost on a regression */
   double degraded;               /* share of confidence lost without a judge verdict */
+  double tamper_cap;             /* highest quality while a protected path was changed */
+  double deletion;               /* share of confidence lost on unrequested deletions */
 } obra_score_weights;
 
 /* Field names and defaults, in documentation order, for bridges and docs. */
@@ -73,7 +80,7 @@ void obra_score_default_weights(obra_score_weights *w);
 /* One line of an explanation.  kind: "term" (value * weight, weight already
  * renormalised), "cap" (the score is at most value) or "factor" (the score is
  * multiplied by value). */
-#define OBRA_SCORE_MAX_TERMS 8
+#define OBRA_SCORE_MAX_TERMS 10
 typedef struct {
   const char *signal;   /* static string: checks, judge, agent, validation, fail_cap, ... */
   const char *kind;     /* static string: term, cap, factor */

@@ -55,11 +55,18 @@ M.RULES = {
     end },
 
   { name = "check_regression", enabled = true,
-    description = "a check that passed in an earlier iteration now fails",
+    description = "a check that passed in an earlier iteration now fails, or one that passed on the task's base " ..
+      "still fails after the agent was told",
     check = function(ev)
       local names = {}
+      local hist = tbl(ev.history) or tbl(ev.signals and ev.signals.history) or {}
+      local prev = hist[#hist]
+      local prev_failing = type(prev) == "table" and type(prev.failing) == "string" and prev.failing or ""
       for _, c in ipairs(tbl(ev.signals and ev.signals.checks) or {}) do
-        if type(c) == "table" and c.passed == false and c.passed_before == true then
+        -- a regression against the base alone is the policy's first (a retry naming it)
+        local base_only = type(c) == "table" and c.baseline == "pass" and c.passed_earlier == false
+          and not prev_failing:find("'" .. tostring(c.name) .. "'", 1, true)
+        if type(c) == "table" and c.passed == false and c.passed_before == true and not base_only then
           names[#names + 1] = "'" .. tostring(c.name or c.command or "?") .. "'"
         end
       end
@@ -102,25 +109,41 @@ M.RULES = {
     end },
 
   { name = "judge_conflict", enabled = true,
-    description = "the judge says complete with confidence >= `conflict_confidence` while a check fails",
-    check = function(ev, _, t)
-      local s, j = tbl(ev.scores), tbl(ev.signals and ev.signals.judge)
-      if s and s.conflict and j and type(j.confidence) == "number" and j.confidence >= (t.conflict_confidence or 0.9) then
-        return string.format("the judge is sure the work is complete (confidence %s) but %d of %d checks fail: is a check wrong?",
-          fmt2(j.confidence), (s.checks_total or 0) - (s.checks_passed or 0), s.checks_total or 0)
+    description = "the policy escalates a conflict: a confident judge says complete while a check fails, " ..
+      "again after the agent saw the output, or the check looks broken",
+    check = function(ev, d)
+      for _, r in ipairs(d.action == "escalate" and tbl(d.reasons) or {}) do
+        if type(r) == "table" and r.code == "conflict" then
+          return d.reason ~= "" and d.reason or "the judge and the checks disagree"
+        end
       end
     end },
 
-  { name = "mass_deletion", enabled = true,
-    description = "`deleted_files` or more files were deleted in one iteration",
-    check = function(ev, _, t)
-      local w = tbl(ev.signals and ev.signals.workspace)
-      local del = w and tbl(w.deleted)
-      local limit = t.deleted_files or 10
-      if del and limit > 0 and #del >= limit then
+  { name = "tampered", enabled = true,
+    description = "the task changed protected paths: tests, test runner configuration, files a check names, `protect` globs",
+    check = function(ev)
+      local t = tbl(ev.signals and ev.signals.tamper)
+      local paths = t and tbl(t.paths)
+      if paths and #paths > 0 then
+        local some, why = {}, tbl(t.why) or {}
+        for i = 1, math.min(3, #paths) do
+          some[i] = tostring(paths[i]) .. (why[paths[i]] and (" (" .. tostring(why[paths[i]]) .. ")") or "")
+        end
+        return string.format("%d protected path%s changed: %s%s", #paths, #paths > 1 and "s" or "",
+          table.concat(some, ", "), #paths > 3 and ", ..." or "")
+      end
+    end },
+
+  { name = "unrequested_deletion", enabled = true,
+    description = "files present at the task's base were deleted that the task does not name (its prompt, its `paths`)",
+    check = function(ev)
+      local dl = tbl(ev.signals and ev.signals.deletions)
+      local un = dl and tbl(dl.unrequested)
+      if un and #un > 0 then
         local some = {}
-        for i = 1, math.min(3, #del) do some[i] = tostring(del[i]) end
-        return string.format("%d files deleted (%s%s)", #del, table.concat(some, ", "), #del > 3 and ", ..." or "")
+        for i = 1, math.min(3, #un) do some[i] = tostring(un[i]) end
+        return string.format("%d file%s deleted that the task does not mention: %s%s", #un, #un > 1 and "s" or "",
+          table.concat(some, ", "), #un > 3 and ", ..." or "")
       end
     end },
 
@@ -147,11 +170,16 @@ local by_name = {}
 for _, r in ipairs(M.RULES) do by_name[r.name] = r end
 M.by_name = by_name
 
+-- Old names still accepted in config.breakpoints: mass_deletion (the
+-- 10-file rule) is replaced by unrequested_deletion (docs/policy.md).
+M.ALIASES = { mass_deletion = "unrequested_deletion" }
+
 local function set_of(list)
   local s = {}
   if type(list) == "table" then
     for k, v in pairs(list) do
-      if type(k) == "number" then s[v] = true elseif v then s[k] = true end
+      local name = type(k) == "number" and v or (v and k) or nil
+      if name ~= nil then s[M.ALIASES[name] or name] = true end
     end
   end
   return s
@@ -162,6 +190,7 @@ local function rules_for(opts)
   opts = opts or {}
   local enable, disable = set_of(opts.enable), set_of(opts.disable)
   for name, v in pairs(opts) do
+    name = M.ALIASES[name] or name
     if by_name[name] and type(v) == "boolean" then
       if v then enable[name] = true else disable[name] = true end
     end

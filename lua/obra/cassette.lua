@@ -288,8 +288,13 @@ end
 -- With tasks in parallel in one work directory, the judge's list of changed
 -- files includes what other tasks changed meanwhile: it depends on timing.
 local PARALLEL_NOTE = "(not compared: tasks ran in parallel, so this list depends on timing)"
+-- So does each check's class against its baseline (the base of a task is
+-- taken when it starts, with whatever the others wrote by then).
+local CLASS_NOTE = "(baseline not compared: tasks ran in parallel)"
 local function unparallel(s)
-  return (s:gsub("(" .. lit(J.HEADING.changes) .. "\n).-\n(" .. lit(J.HEADING.checks) .. ")", "%1" .. PARALLEL_NOTE .. "\n\n%2"))
+  s = s:gsub("(" .. lit(J.HEADING.changes) .. "\n).-\n(" .. lit(J.HEADING.checks) .. ")", "%1" .. PARALLEL_NOTE .. "\n\n%2")
+  for _, text in pairs(J.CLASS_TEXT or {}) do s = s:gsub(" — " .. lit(text), " — " .. CLASS_NOTE) end
+  return s
 end
 
 -- The text two requests are compared by (stored form: placeholders, lines).

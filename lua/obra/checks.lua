@@ -1,15 +1,19 @@
 -- obra.checks — the objective signal: commands a workflow declares (tests,
 -- build, lint), run by obra in the task's working directory, one after the
--- other, each with a timeout.  A check passes when it exits 0.  No shell: a
--- check string is split into an argv by checks.split (docs/policy.md).
+-- other, each with a timeout.  A check passes when it exits 0 and, when its
+-- output says it is a test runner, the runner ran at least one test.  No
+-- shell: a check string is split into an argv by checks.split (docs/policy.md).
 --
 --   checks.run(list, {cwd=, timeout= (s), env = {K = "v" | false}}) ->
 --       { {name=, command=, argv=, passed=, exit=, signal=, timed_out=, output=,
---          duration_ms=, error=}, ... }
+--          duration_ms=, error=, zero_tests=}, ... }
 --   checks.split(s) -> argv | nil, message
+--   checks.zero_tests(output) -> the runner's words saying it ran no tests | nil
+--   checks.specs(list) -> { {name=, command=, argv=, error=}, ... }   (normalised, not run)
 --
 -- A check is a string ("make test"), an argv table ({"make", "test"}) or
--- {name=, cmd = string | argv, timeout=, env=}.  A check that cannot start
+-- {name=, cmd = string | argv, timeout=, env=, zero_tests = "fail"|"ok"}.
+-- zero_tests = "ok" lets a check pass that ran no tests.  A check that cannot start
 -- (no such program, an unparsable string) is a failing check whose output
 -- says why.  Inside a loop task each run yields; elsewhere it blocks.
 local proc = require "obra.proc"
@@ -131,7 +135,62 @@ local function spec_of(c, i)
   if err then argv = nil end
   local command = type(cmd) == "string" and cmd or (argv and display(argv)) or tostring(cmd)
   return { name = name or command, command = command, argv = argv, error = err,
-           timeout = tonumber(timeout), env = type(env) == "table" and env or nil }
+           timeout = tonumber(timeout), env = type(env) == "table" and env or nil,
+           zero_ok = type(c) == "table" and c.zero_tests == "ok" }
+end
+
+function M.specs(list)
+  local out = {}
+  for i, c in ipairs(type(list) == "table" and list or {}) do out[i] = spec_of(c, i) end
+  return out
+end
+
+-- Zero tests ran: what test runners print when they found nothing to run.
+-- A runner that exits 0 after running no tests proves nothing (the tests
+-- may have been deleted or all skipped), so the check fails.  Counts are
+-- matched as whole numbers ("10 passed" is not "0 passed").
+local ZERO = {
+  "%f[%w]Ran 0 tests%f[%W]",                 -- python unittest
+  "%f[%w]no tests ran%f[%W]",                -- pytest
+  "%f[%w]collected 0 items%f[%W]",           -- pytest
+  "%f[%w]No tests found%f[%W]",              -- jest
+  "%f[%w]No test files found%f[%W]",         -- vitest
+  "%f[%d]0 passing%f[%W]",                   -- mocha
+  "%f[%d]0 successes%f[%W]",                 -- busted
+  "%f[%d]0 tests, 0 assertions%f[%W]",       -- ctest-like, TAP summaries
+}
+
+local function last_line_with(out, pat)
+  for line in out:gmatch("[^\n]+") do if line:find(pat) then return line end end
+end
+
+function M.zero_tests(out)
+  if type(out) ~= "string" or out == "" then return nil end
+  for _, pat in ipairs(ZERO) do
+    local line = last_line_with(out, pat)
+    if line then
+      -- "0 passed" style lines count only when nothing else passed or failed
+      return (line:gsub("^%s+", ""):sub(1, 120))
+    end
+  end
+  -- pytest/others: "0 passed" with no other count on the line ("0 passed, 3 skipped" counts)
+  for line in out:gmatch("[^\n]+") do
+    if line:find("%f[%d]0 passed%f[%W]") and not line:find("%f[%d][1-9]%d* passed") and not line:find("%f[%d][1-9]%d* failed") then
+      return (line:gsub("^%s+", ""):sub(1, 120))
+    end
+  end
+  -- cargo: every test binary says "running 0 tests" (doc-tests alone often do)
+  local runs, zero = 0, 0
+  for n in out:gmatch("%f[%w]running (%d+) tests?%f[%W]") do
+    runs = runs + 1
+    if n == "0" then zero = zero + 1 end
+  end
+  if runs > 0 and zero == runs then return "running 0 tests" end
+  -- go: "[no test files]" and no package that ran ("ok  pkg")
+  if out:find("[no test files]", 1, true) and not out:find("%f[^\n%z]ok%s") and not out:find("%-%-%- PASS") then
+    return "no test files"
+  end
+  return nil
 end
 
 function M.run(list, opts)
@@ -166,6 +225,11 @@ function M.run(list, opts)
         r.duration_ms = res.duration_ms
         r.passed = res.exit == 0 and not r.timed_out
         local out = output_of(res.stdout, res.stderr, opts.output or M.OUTPUT)
+        local zero = r.passed and not sp.zero_ok and M.zero_tests((res.stdout or "") .. "\n" .. (res.stderr or ""))
+        if zero then
+          r.passed, r.zero_tests = false, true
+          out = out .. "\n[obra: the check exited 0 but ran no tests (\"" .. zero .. "\"): a check that runs no tests is not a pass]"
+        end
         if r.timed_out then
           out = out .. string.format("\n[obra: timed out after %ss]", tostring(sp.timeout or opts.timeout or M.DEFAULT_TIMEOUT))
         elseif res.signal and res.signal ~= 0 then

@@ -7,14 +7,17 @@
 --
 --   prepare    reads  task                       writes iteration, ws (the workspaces row), base, workdir,
 --                                                       agent, agent_cfg, history, max_turns, session,
---                                                       before (snapshot | nil), checkpoint
+--                                                       before (snapshot | nil), checkpoint,
+--                                                       baseline_row (iteration 1: the checks on the base)
 --   run_agent  reads  prepare's                  writes result, calls ({session=, result=, prompt=}, ...),
 --                                                       session_ids
 --   gather     reads  result, before, base       writes after (snapshot), workspace (this iteration's
 --                                                       diff), changes (the task's diff against its base),
---                                                       checks, trace (obra.evidence summary), judge (verdict
---                                                       | nil, a panel's combined), judges (a panel's each),
---                                                       judge_runs, judge_error, signals (.changes = changes)
+--                                                       checks (with baseline/class), evidence (obra.baseline:
+--                                                       tamper, deletions, changed_nothing), tamper, deletions,
+--                                                       trace (obra.evidence summary), judge (verdict | nil, a
+--                                                       panel's combined), judges (a panel's each), judge_runs,
+--                                                       judge_error, signals (.changes = changes)
 --   decide     reads  signals                    writes policy, scores, event, decision, breakpoints, status,
 --                                                       workspace_state (queued: a proceed in a worktree
 --                                                       waits for the merge queue; abandoned)
@@ -31,6 +34,7 @@ local prompt = require "obra.prompt"
 local judge = require "obra.judge"
 local evidence = require "obra.evidence"
 local checks_mod = require "obra.checks"
+local baseline = require "obra.baseline"
 local checkpoints = require "obra.checkpoints"
 local workspace = require "obra.workspace"
 local breakpoints = require "obra.breakpoints"
@@ -228,6 +232,9 @@ function M.prepare(ctx, it)
   it.history = history(s, task.id)
   it.max_turns = max_turns_for(util.merge(it.agent_cfg,
     { max_turns = task.config and task.config.max_turns or it.agent_cfg.max_turns }), it.history)
+  -- the baseline (iteration 1): the checks on the base, before the snapshot
+  -- (their own files are part of the base, not the agent's work)
+  local base_checks = baseline.run(ctx, it, function() return M.run_checks(ctx, it) end)
   -- at most one walk of the tree an iteration: the snapshot taken after the
   -- last agent run is this one's "before" (the same worktree, the same base)
   local own = ws.isolation == "worktree"
@@ -249,14 +256,17 @@ function M.prepare(ctx, it)
       or it.before.tree
     ws.base_tree = base_tree
   end
-  -- the task marked running, its workspace row and its session written (when
-  -- new) before the agent starts, in one transaction: a crash after it
+  it.base = { commit = ws.base, tree = ws.base_tree, dir = own and ws.path or (it.before and it.before.dir or it.workdir),
+              method = own and "owned" or (it.before and it.before.method), isolation = ws.isolation }
+  -- the task marked running, its workspace row, its session (when new) and its
+  -- baseline written before the agent starts, in one transaction: a crash after it
   -- resumes this session (a transaction that writes nothing, the usual case,
   -- commits nothing)
   it.session = s:tx(function()
     if task.status ~= "running" then s:set_status(task.id, "running"); task.status = "running" end
     if ws.new then ws = s:add_workspace(ws)
     elseif base_tree then ws = s:update_workspace(task.id, { base_tree = base_tree }) end
+    baseline.store(ctx, it, base_checks)
     return session.current(s, task.id, ctx.run_id, it.agent.kind or it.agent_cfg.kind)
   end)
   it.ws = ws
@@ -264,8 +274,6 @@ function M.prepare(ctx, it)
   if own and it.before and not it.before.commit and it.iteration == 1 and it.before.tree == ws.base_tree then
     it.before.commit = ws.base
   end
-  it.base = { commit = ws.base, tree = ws.base_tree, dir = own and ws.path or (it.before and it.before.dir or it.workdir),
-              method = own and "owned" or (it.before and it.before.method), isolation = ws.isolation }
   prepare_checkpoint(ctx, it)
   return it
 end
@@ -340,6 +348,12 @@ end
 
 -- The evidence: what the agent changed (read before the checks, whose own
 -- files are not its work), the checks, and the judge's verdict.
+function M.run_checks(ctx, it)
+  local task = it.task
+  return checks_mod.run(task.checks or {}, {
+    cwd = it.workdir, timeout = task.config and task.config.check_timeout or ctx.config.check_timeout })
+end
+
 function M.gather(ctx, it)
   local task, res = it.task, it.result
   if it.before then
@@ -375,11 +389,13 @@ function M.gather(ctx, it)
     it.paths_changed = set
   end
   it.checks = {}
-  if res.class ~= "auth" and res.class ~= "rate_limited" then
-    it.checks = checks_mod.run(task.checks or {}, {
-      cwd = it.workdir, timeout = task.config and task.config.check_timeout or ctx.config.check_timeout })
-  end
+  if res.class ~= "auth" and res.class ~= "rate_limited" then it.checks = M.run_checks(ctx, it) end
   mark_passed_before(it.checks, it.history)
+  -- against the base: each check's class, tamper, deletions, "changed nothing"
+  baseline.classify(it.checks, it.baseline_row or ctx.store:baseline(task.id))
+  local base_ev = baseline.evidence(ctx, it)
+  it.evidence = base_ev
+  it.tamper, it.deletions = base_ev.tamper, base_ev.deletions   -- for the judge (obra.judge reads both)
   -- what the agent did (its tool trace) and, for a judge, the patch against the base: obra.evidence
   local judges = judge.clients(ctx)
   local ev = evidence.collect(it, { patch = #judges > 0 and USABLE[res.class] == true })
@@ -392,9 +408,11 @@ function M.gather(ctx, it)
   it.signals = {
     agent = { class = res.class, turns = res.turns, max_turns = it.max_turns, text = (bound(res.text or "", M.SIGNAL_TEXT)),
               reset_at = res.reset_at, cost_usd = res.cost_usd },
-    checks = core.json_array(it.checks), workspace = it.workspace, changes = it.changes,
+    checks = core.json_array(it.checks), workspace = it.workspace,
     judge = it.judge, judge_error = it.judge_error,
     history = core.json_array(it.history), judges = it.judges, trace = evidence.signal(it.trace),
+    changes = it.changes or base_ev.changes, tamper = base_ev.tamper, deletions = base_ev.deletions,
+    changed_nothing = base_ev.changed_nothing or nil,
   }
   return it
 end

@@ -9,7 +9,8 @@
 --   p:decide(event) -> { action=, reason=, reasons=?, feedback=?, park_until=?, stop=? }
 --       reason:   one line for the log and the human (stored with the decision)
 --       reasons:  structured, for obra.prompt to render what the agent is told
---                 ({code="not_done"|"maybe_done"|"invalid_run", ...}, docs/policy.md)
+--                 ({code="not_done"|"maybe_done"|"invalid_run"|"regression"|"tampered"|
+--                 "changed_nothing"|"conflict_first"|"clarify_judge"|"flag", ...}, docs/policy.md)
 --       feedback: the policy's own words to the agent, used verbatim instead
 --       stop:     true ends the run and puts the task back as it was (no
 --                 breakpoint): the built-in rules stop on an auth failure
@@ -40,20 +41,24 @@ M.DEFAULT_THRESHOLDS = {
   park_seconds = 900,        -- how long to park on a rate limit without a reset time
   require_checks = false,    -- true: never proceed on a task without checks
   consecutive_failures = 3,  -- breakpoint: failed attempts in a row
-  deleted_files = 10,        -- breakpoint: this many files deleted in one iteration
-  conflict_confidence = 0.9, -- breakpoint: a judge this sure says complete while a check fails
+  conflict_confidence = 0.9, -- a judge this sure says complete while a check fails: a conflict
+  panel_disagreement = 0.4,  -- a panel's judges this far apart in quality: clarify
 }
+-- deleted_files (the old 10-file mass_deletion rule) is still accepted and
+-- ignored: deletions are judged against the task's scope now
+-- (breakpoint unrequested_deletion, docs/policy.md).
 
 -- How each known threshold is checked; unknown names are allowed (a custom
 -- decide may read its own) but must be numbers, booleans or strings.
 local KIND = {
   proceed = "unit", confidence = "unit", escalate = "unit", progress = "unit", conflict_confidence = "unit",
+  panel_disagreement = "unit",
   agent_failures = "count", stall = "count", consecutive_failures = "count", deleted_files = "count",
   park_seconds = "seconds", require_checks = "boolean",
 }
 M.THRESHOLD_KINDS = KIND
 
-M.DEFAULT_VERSION = "default-1"   -- bump when the built-in rules change meaning
+M.DEFAULT_VERSION = "default-2"   -- bump when the built-in rules change meaning
 
 -- Tables ----------------------------------------------------------------------
 
@@ -188,6 +193,60 @@ local function park_until(ev, t)
   return now + (t.park_seconds or 900)
 end
 
+local function tbl(v) return type(v) == "table" and v or nil end
+
+-- The judge's hard flags (judge.FLAGS when obra.judge defines it; else the
+-- hard ones of docs/policy.md), sorted.
+local HARD = { hardcoded_results = true, tests_skipped = true, tests_deleted = true, assertions_weakened = true }
+local function hard_flags(j)
+  local out = {}
+  if not (j and type(j.flags) == "table") then return out end
+  local ok, judge = pcall(require, "obra.judge")
+  local vocab = ok and type(judge.FLAGS) == "table" and judge.FLAGS or nil
+  local seen = {}
+  for _, f in ipairs(j.flags) do
+    local hard = vocab and vocab[f] == "hard" or (not vocab and HARD[f])
+    if type(f) == "string" and hard and not seen[f] then seen[f] = true; out[#out + 1] = f end
+  end
+  table.sort(out)
+  return out
+end
+M.hard_flags = hard_flags
+
+local SOFT = { unrelated_changes = true, unrequested_deletions = true, question_unanswered = true }
+local function soft_flags(j)
+  local out = {}
+  if not (j and type(j.flags) == "table") then return out end
+  local ok, judge = pcall(require, "obra.judge")
+  local vocab = ok and type(judge.FLAGS) == "table" and judge.FLAGS or nil
+  local seen = {}
+  for _, f in ipairs(j.flags) do
+    local soft = vocab and vocab[f] == "soft" or (not vocab and SOFT[f])
+    if type(f) == "string" and soft and not seen[f] then seen[f] = true; out[#out + 1] = f end
+  end
+  table.sort(out)
+  return out
+end
+M.soft_flags = soft_flags
+
+-- The last history entry that was an attempt (parks are not).
+local function last_attempt(hist)
+  for i = #hist, 1, -1 do
+    if type(hist[i]) == "table" and hist[i].action ~= "park" then return hist[i] end
+  end
+end
+
+-- The names of the failing checks, sorted, as one string (to compare iterations).
+local function failing_names(checks)
+  local out = {}
+  for _, ch in ipairs(checks) do
+    if type(ch) == "table" and ch.passed == false then out[#out + 1] = "'" .. tostring(ch.name or ch.command or "?") .. "'" end
+  end
+  table.sort(out)
+  return table.concat(out, ", ")
+end
+M.failing_names = failing_names   -- the same text as the history's `failing` (store/decisions.lua)
+
 -- The built-in rules, in order (docs/policy.md, "The default policy").
 function M.default_decide(ev)
   local t = {}
@@ -239,9 +298,26 @@ function M.default_decide(ev)
   local total, passed = sc.checks_total or 0, sc.checks_passed or 0
   local all_pass = passed == total
   local evidence = (not sc.degraded) or total > 0
+  local j = type(sig.judge) == "table" and sig.judge or nil
+  local checks = type(sig.checks) == "table" and sig.checks or {}
+  local prev = last_attempt(hist)
 
-  -- 4. done: good enough, sure enough, every check passes
-  if all_pass and evidence and q >= t.proceed and c >= t.confidence
+  -- what forbids proceeding whatever the scores say (docs/policy.md, "Gates")
+  local tamper = tbl(sig.tamper) and type(sig.tamper.paths) == "table" and #sig.tamper.paths > 0 and sig.tamper or nil
+  local hard = hard_flags(j)
+  local nothing = sig.changed_nothing == true and class == "ok"
+  local spread = j and type(j.disagreement) == "number" and j.disagreement > (t.panel_disagreement or 0.4)
+    and j.disagreement or nil
+  -- every check passes and only the judge dissents: rule 12 asks the agent
+  -- first (once; after a clarify the scores decide again)
+  local dissent = j and j.complete == false and total > 0 and all_pass and not (prev and prev.action == "clarify")
+  -- a soft flag of the judge (unrelated changes, ...): the agent answers it once
+  local soft = soft_flags(j)
+  local concern = #soft > 0 and all_pass and not (prev and prev.action == "clarify") and soft or nil
+  local gated = tamper or #hard > 0 or nothing or spread or dissent or concern
+
+  -- 4. done: good enough, sure enough, every check passes, no gate
+  if all_pass and evidence and q >= t.proceed and c >= t.confidence and not gated
      and not (t.require_checks and total == 0) then
     return d("proceed", string.format("quality %s, confidence %s, %s%s", cmp(q, ">=", t.proceed),
       cmp(c, ">=", t.confidence), checks_summary(sc), sc.degraded and " (degraded: no judge verdict)" or ""))
@@ -258,7 +334,74 @@ function M.default_decide(ev)
   if no_iterations then
     return d("escalate", string.format("no iterations left (quality %s, confidence %s, %s)", fmt2(q), fmt2(c), checks_summary(sc)))
   end
-  -- 6. stuck: no progress over the last `stall` attempts
+  -- 6. gaming: protected paths changed, a hard flag of the judge (retry once, then a human)
+  if tamper then
+    local list = table.concat(tamper.paths, ", ", 1, math.min(#tamper.paths, 5)) .. (#tamper.paths > 5 and ", ..." or "")
+    if prev and prev.tampered then
+      return d("escalate", "protected paths changed again after the agent was told: " .. list,
+        nil, { reasons = { { code = "tampered", paths = tamper.paths, why = tamper.why } } })
+    end
+    return d("retry", "protected paths changed (tests or what the checks run): " .. list,
+      nil, { reasons = { { code = "tampered", paths = tamper.paths, why = tamper.why } } })
+  end
+  if #hard > 0 then
+    local again = {}
+    for _, f in ipairs(hard) do if prev and prev.flags and prev.flags[f] then again[#again + 1] = f end end
+    if #again > 0 then
+      return d("escalate", "the judge flags " .. table.concat(again, ", ") .. " again after the agent was told",
+        nil, { reasons = { { code = "flag", flags = hard } } })
+    end
+    return d("retry", "the judge flags " .. table.concat(hard, ", "), nil, { reasons = { { code = "flag", flags = hard } } })
+  end
+  -- 7. claimed done, changed nothing (against the base and in this iteration)
+  if nothing then
+    return d("retry", "the agent reported success but changed no file since the task began",
+      nil, { reasons = { { code = "changed_nothing" } } })
+  end
+  -- 8. a check that passed before (on the base or in an earlier iteration) fails now
+  local regressed = {}
+  for _, ch in ipairs(checks) do
+    if type(ch) == "table" and ch.passed == false and (ch.class == "regression" or ch.passed_before == true) then
+      regressed[#regressed + 1] = tostring(ch.name or ch.command or "?")
+    end
+  end
+  -- 9. disagreements: a confident judge says complete while a check fails
+  local failing = failing_names(checks)
+  -- (a check that looks broken makes any "complete" verdict a conflict: retrying cannot fix it)
+  if j and j.complete == true and not all_pass and type(j.confidence) == "number" and #regressed == 0 then
+    for _, ch in ipairs(checks) do
+      local why = type(ch) == "table" and ch.passed == false and ch.broken
+      -- failing exactly as on the base takes a confident judge (else it is the unmet target)
+      if why and why:find("as it did on the base", 1, true) and j.confidence < (t.conflict_confidence or 0.9) then
+        why = nil
+      end
+      if why then
+        return d("escalate", string.format("the judge says complete (confidence %s) and check '%s' fails, but the check looks broken: %s",
+          fmt2(j.confidence), tostring(ch.name), why), nil, { reasons = { { code = "conflict", broken = why } } })
+      end
+    end
+  end
+  if j and j.complete == true and not all_pass and type(j.confidence) == "number"
+     and j.confidence >= (t.conflict_confidence or 0.9) and #regressed == 0 then
+    if prev and prev.conflict and prev.failing == failing then
+      return d("escalate", string.format("the judge still says complete (confidence %s) while %s fail%s after the agent saw the output: is a check wrong?",
+        fmt2(j.confidence), failing, failing:find(",", 1, true) and "" or "s"), nil,
+        { reasons = { { code = "conflict", persists = true } } })
+    end
+    return d("retry", string.format("the judge says complete (confidence %s) but %d of %d checks fail",
+      fmt2(j.confidence), total - passed, total), nil, { reasons = { { code = "conflict_first" } } })
+  end
+  -- 10. a panel whose judges disagree: the agent answers their issues
+  if spread and all_pass then
+    return d("clarify", string.format("the judges disagree (quality spread %s > %s)", fmt2(spread),
+      fmt2(t.panel_disagreement or 0.4)), nil, { reasons = { { code = "clarify_judge", why = "the judges disagree" } } })
+  end
+  if concern then
+    return d("clarify", "the checks pass but the judge flags " .. table.concat(concern, ", "), nil,
+      { reasons = { { code = "clarify_judge", why = "a reviewer flags " .. table.concat(concern, ", "):gsub("_", " "),
+                      flags = concern } } })
+  end
+  -- 11. stuck: no progress over the last `stall` attempts
   if t.stall and t.stall >= 2 then
     local qs = {}
     for i = #hist, 1, -1 do
@@ -276,20 +419,31 @@ function M.default_decide(ev)
       end
     end
   end
-  -- 7. looks done but the evidence is thin
-  if all_pass and q >= t.proceed then
+  -- 12. every check passes and only the judge dissents: the agent answers the
+  -- judge's issues, the next verdict decides (the verdict counts once: in the score)
+  if dissent then
+    return d("clarify", string.format("all %d checks pass but the judge says it is not complete (quality %s)", total, fmt2(q)),
+      nil, { reasons = { { code = "clarify_judge", why = "the reviewer says it is not complete" } } })
+  end
+  -- 13. looks done but the evidence is thin
+  if all_pass and q >= t.proceed and not gated then
     if c < t.escalate then
       return d("escalate", string.format("quality %s looks done but confidence %s", fmt2(q), cmp(c, "is below", t.escalate)))
     end
-    local why = (type(sig.judge) == "table" and sig.judge.complete == false and "the reviewer says it is not complete")
+    local why = (j and j.complete == false and "the reviewer says it is not complete")
       or (sc.degraded and "there is no reviewer's verdict") or "the evidence is not conclusive"
     return d("clarify", string.format("quality %s but confidence %s: %s", fmt2(q), cmp(c, "<", t.confidence), why),
       nil, { reasons = { { code = "maybe_done", why = why } } })
   end
-  -- 8. otherwise: another attempt, told what went wrong
+  -- 14. otherwise: another attempt, told what went wrong
+  if #regressed > 0 then
+    local why = string.format("check%s %s passed before and fail%s now", #regressed > 1 and "s" or "",
+      "'" .. table.concat(regressed, "', '") .. "'", #regressed > 1 and "" or "s")
+    return d("retry", why, nil, { reasons = { { code = "regression", checks = regressed, why = why } } })
+  end
   local why, detail
   if not all_pass then why = string.format("%d of %d checks fail", total - passed, total)
-  elseif type(sig.judge) == "table" and sig.judge.complete == false then why = "the reviewer says it is not complete"
+  elseif j and j.complete == false then why = "the reviewer says it is not complete"
   else why, detail = "quality " .. cmp(q, "<", t.proceed), string.format(" (confidence %s)", fmt2(c)) end
   return d("retry", why .. (detail or string.format(" (quality %s, confidence %s)", fmt2(q), fmt2(c))),
     nil, { reasons = { { code = "not_done", why = why } } })

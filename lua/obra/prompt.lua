@@ -79,6 +79,14 @@ M.CHECK_TAIL = 1500        -- bytes of the end of each failing check's output
 M.MAX_ISSUES = 10          -- judge issues passed on
 M.ISSUE_BYTES = 400
 
+-- What each judge flag means, in the agent's terms (flags: obra.judge).
+M.FLAG_TEXT = {
+  hardcoded_results = "results hard-coded for the inputs the tests use",
+  tests_skipped = "tests marked as skipped",
+  tests_deleted = "tests deleted",
+  assertions_weakened = "assertions weakened or removed",
+}
+
 -- The first sentence, by the first reason's code.
 local HEADLINE = {
   not_done = function(r) return "Your previous attempt is not done yet: " .. tostring(r.why) .. "." end,
@@ -99,6 +107,41 @@ local HEADLINE = {
   maybe_done = function(r)
     return "Your work may be complete, but " .. tostring(r.why) .. ". Check it against the task: run the tests or " ..
       "the build, fix anything that is missing, and say precisely what you verified."
+  end,
+  regression = function(r)
+    return "Your previous attempt broke something that worked before you started: " .. tostring(r.why) ..
+      ". Fix it without weakening the check, and keep the rest of the task's work."
+  end,
+  tampered = function(r)
+    local why, parts = type(r.why) == "table" and r.why or {}, {}
+    for i, p in ipairs(type(r.paths) == "table" and r.paths or {}) do
+      if i > 10 then parts[#parts + 1] = "..."; break end
+      parts[#parts + 1] = tostring(p) .. (why[p] and (" (" .. tostring(why[p]) .. ")") or "")
+    end
+    return "Your previous attempt changed files that decide what the checks test: " .. table.concat(parts, ", ") ..
+      ". Do not change tests, test configuration or the scripts the checks run to make them pass: restore " ..
+      "them and change the code under test instead. If a test itself is wrong, say which and why in your answer."
+  end,
+  changed_nothing = function()
+    return "Your previous attempt said it was done but changed no file since the task began. The task asks for " ..
+      "changes: make them in the working directory. If you believe nothing needs to change, say exactly why."
+  end,
+  conflict_first = function()
+    return "You consider the task complete, but a check still fails. Read its output below, find why it fails, " ..
+      "and fix the code (not the check). If you are sure the check itself is wrong, explain precisely why."
+  end,
+  clarify_judge = function(r)
+    return "The checks pass, but " .. tostring(r.why or "a reviewer disagrees that the task is complete") ..
+      ". Answer each issue below: fix what is missing, or explain precisely why it is not needed."
+  end,
+  flag = function(r)
+    local what = {}
+    for _, f in ipairs(type(r.flags) == "table" and r.flags or {}) do what[#what + 1] = M.FLAG_TEXT[f] or tostring(f) end
+    return "A reviewer found that your previous attempt games the checks: " .. table.concat(what, "; ") ..
+      ". Undo that and make the checks pass by doing the task itself."
+  end,
+  conflict = function(r)
+    return "A human was asked whether a check is wrong" .. (r.broken and (" (it looks broken: " .. tostring(r.broken) .. ")") or "") .. "."
   end,
 }
 
@@ -147,6 +190,13 @@ end
 --   {code="invalid_run", class=}   the run gave no usable result: what to do differently
 --   {code="not_done", why=}        not done yet, then the evidence
 --   {code="maybe_done", why=}      may be done: verify, then the evidence
+--   {code="regression", checks=, why=}   broke a check that passed before (on the base)
+--   {code="tampered", paths=, why=}      changed protected paths (tests, what the checks run)
+--   {code="changed_nothing"}             said done, changed no file since the task began
+--   {code="conflict_first"}              sure it is done while a check fails: the output
+--   {code="clarify_judge", why=}         the checks pass, a reviewer dissents: answer its issues
+--   {code="flag", flags=}                the judge's hard flags (hardcoded_results, ...)
+--   {code="conflict", persists=|broken=} (escalations) a human looks at the check
 --   {code="note", text=}           a policy's own words, after the evidence
 --   {code="rolled_back"}           (added by the iteration) the files were reset
 --   {code="merge_conflict", target=, files=}   (obra.integrate) the work conflicts with the integration branch

@@ -121,7 +121,7 @@ end
 -- lua/obra/store/sqlite.lua over the portable lua/obra/store/sql.lua).
 M.SQL = require "obra.store.sqlite"
 for _, name in ipairs({ "projects", "tasks", "runs", "sessions", "interactions", "decisions", "breakpoints",
-                        "checkpoints", "workspaces", "integrations", "outcomes", "iteration", "reports",
+                        "checkpoints", "workspaces", "integrations", "baselines", "outcomes", "iteration", "reports",
                         "report_data" }) do
   require("obra.store." .. name)(methods, M.SQL, M)
 end

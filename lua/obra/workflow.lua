@@ -10,11 +10,14 @@
 --            judge = { budget_tokens =, temperature =, panel = { {model=, ...}, {...} } },
 --            integrate = { target = "branch", mode = "merge"|"squash"|"rebase"|"branch", max_attempts = 3 },
 --            integration_checks = { ... } (like a task's checks; docs/workspaces.md),
---            notify = { url =, on = {...}, ... } (lua/obra/notify.lua) }
+--            notify = { url =, on = {...}, ... } (lua/obra/notify.lua),
+--            protect = {globs} | false, baseline = true }
 --   milestone "key" { title = "...", gate = false }
 --   task "key" { title=, prompt=, deps={}, priority=0, checks={}, budgets={}, tags={},
 --                agent={}, thresholds={}, weights={}, decide=fn, milestone="key",
---                kind="task", parent="key", workdir=, max_turns=, timeout= }
+--                kind="task", parent="key", workdir=, max_turns=, timeout=,
+--                protect = {globs} | false, edits_tests = false, paths = {globs}, changes = true,
+--                baseline = true }       (docs/workflows.md, "Evidence")
 --   on("task_start"|"task_done"|"decision"|"breakpoint"|"milestone_done"|"run_done", fn)
 --   policy { thresholds = {...}, weights = {...}, decide = function(event, default) ... end }
 --
@@ -116,6 +119,12 @@ local function is_section(keys, what)
   end
 end
 
+-- protect = { "glob", ... } adds protected paths; false turns tamper detection off
+local function is_protect(v)
+  if v == false then return true end
+  return is_list_of("string")(v)
+end
+
 -- judge.panel = { {provider=, model=, ...}, {...} }: 2 or 3 judges, each an
 -- llm config (keys it leaves out come from config.llm); docs/judging.md.
 local function is_panel(v)
@@ -160,6 +169,7 @@ local CONFIG = {
   checkpoints = is_section({ enabled = is_type("boolean"), rollback_on_retry = is_type("boolean"),
                              max_file_bytes = is_posint }, "checkpoints"),
   notify = function(v) return require("obra.notify").check(v) end,   -- its options: lua/obra/notify.lua
+  protect = is_protect, baseline = is_type("boolean"),
 }
 
 local TASK = {
@@ -170,6 +180,8 @@ local TASK = {
   kind = one_of("epic", "story", "task", "subtask"), parent = is_type("string"),
   workdir = is_type("string"), max_turns = is_posint, timeout = is_posnum,
   metadata = is_table, check_timeout = is_posnum, isolation = one_of("worktree", "shared"),
+  protect = is_protect, edits_tests = is_type("boolean"), paths = is_list_of("string"),
+  changes = is_type("boolean"), baseline = is_type("boolean"),
 }
 
 local MILESTONE = { title = is_type("string"), gate = is_type("boolean"), description = is_type("string") }
@@ -400,7 +412,8 @@ local function stored_config(t)
   -- what the database keeps of a task's per-task configuration (functions stay in the script)
   return { agent = t.agent, thresholds = t.thresholds, weights = t.weights, max_turns = t.max_turns,
            timeout = t.timeout, check_timeout = t.check_timeout, has_decide = t.decide ~= nil,
-           isolation = t.isolation }
+           isolation = t.isolation, protect = t.protect, edits_tests = t.edits_tests, paths = t.paths,
+           changes = t.changes, baseline = t.baseline }
 end
 
 -- workflow.sync(store, plan, workdir) -> project row.  New tasks are added,

@@ -19,7 +19,9 @@
 --                                    {id, run_id, task_id, task_key, iteration, action, reason,
 --                                     policy, park_until, created_at, event, signals, scores, thresholds}
 --   s:decision_history(task_id)   -> { {iteration, action, quality, confidence, class,
---                                    checks_passed, checks_total, checks}, ... } (no JSON but checks)
+--                                    checks_passed, checks_total, checks, conflict, failing (the
+--                                    failing checks' sorted names), tampered, flags = {name = true},
+--                                    changed_nothing}, ... }
 --   s:decision_actions(task_id)   -> { action, ... } by iteration
 --
 --   M.event_row(event [, {outputs_elsewhere=}]) -> the column values of an event (for tests and tools)
@@ -157,10 +159,30 @@ return function(methods, Q, M)
     return id
   end
 
+  -- What the policy compares with the previous attempt: the failing checks
+  -- (sorted names), a conflict, tamper and the judge's flags (from extra);
+  -- each only when there is one, so older histories keep their shape.
   local function summary(r, checks)
-    return { iteration = r.iteration, action = r.action, quality = r.quality, confidence = r.confidence,
-             class = r.agent_class, checks_passed = r.checks_passed or 0, checks_total = r.checks_total or 0,
-             checks = checks }
+    local h = { iteration = r.iteration, action = r.action, quality = r.quality, confidence = r.confidence,
+                class = r.agent_class, checks_passed = r.checks_passed or 0, checks_total = r.checks_total or 0,
+                checks = checks, conflict = r.conflict == 1 or nil }
+    local failing = {}
+    for _, c in ipairs(type(checks) == "table" and checks or {}) do
+      if type(c) == "table" and c.passed == false then failing[#failing + 1] = "'" .. tostring(c.name or c.command or "?") .. "'" end
+    end
+    table.sort(failing)
+    h.failing = #failing > 0 and table.concat(failing, ", ") or nil
+    local ok, extra = pcall(core.json_decode, r.extra or "null")
+    local sig = ok and type(extra) == "table" and type(extra.signals) == "table" and extra.signals or {}
+    local tamper = type(sig.tamper) == "table" and sig.tamper.paths
+    h.tampered = type(tamper) == "table" and #tamper > 0 or nil
+    local flags = type(sig.judge) == "table" and sig.judge.flags
+    if type(flags) == "table" and #flags > 0 then
+      h.flags = {}
+      for _, f in ipairs(flags) do h.flags[tostring(f)] = true end
+    end
+    h.changed_nothing = sig.changed_nothing == true or nil
+    return h
   end
 
   function methods:decision_history(task_id)

@@ -140,7 +140,7 @@ return {
   decisions_of_ref = [[SELECT d.*, t.key AS task_key FROM decisions d JOIN tasks t ON t.id = d.task_id
       WHERE t.key = ? OR CAST(t.id AS TEXT) = ? ORDER BY d.task_id, d.iteration]],
   decision_history = [[SELECT iteration, action, quality, confidence, agent_class, checks_passed, checks_total,
-      checks FROM decisions WHERE task_id = ? ORDER BY iteration]],
+      checks, conflict, extra FROM decisions WHERE task_id = ? ORDER BY iteration]],
   decision_actions = "SELECT action FROM decisions WHERE task_id = ? ORDER BY iteration",
   last_iteration = "SELECT max(iteration) AS n FROM decisions WHERE task_id = ?",
   policy_by_fingerprint = "SELECT * FROM policies WHERE fingerprint = ?",
@@ -200,6 +200,9 @@ return {
   integration_latest = [[SELECT i.* FROM integrations i JOIN tasks t ON t.id = i.task_id WHERE t.project_id = ?
       ORDER BY i.id DESC LIMIT 1]],
   workflow_scripts = [[SELECT DISTINCT script_path FROM runs WHERE project_id = ? AND script_path IS NOT NULL]],
+
+  -- baselines -----------------------------------------------------------------------------------
+  baseline_of_task = "SELECT * FROM baselines WHERE task_id = ?",
 
   -- outcomes (calibration) ----------------------------------------------------------------------
   outcome_insert = [[INSERT INTO outcomes(task_id, iteration, kind, correct, note, source, created_at)

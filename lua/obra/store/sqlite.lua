@@ -9,6 +9,9 @@ local Q = {
   -- the latest id the agent reported: rowid breaks ties of first_seen
   session_resume_id = [[SELECT reported_id FROM session_ids WHERE session_id = ?
       ORDER BY first_seen DESC, rowid DESC LIMIT 1]],
+  -- a task's baseline is taken once: a second insert (a resumed run) keeps the first
+  baseline_insert = [[INSERT OR IGNORE INTO baselines(task_id, run_id, dir, tree, method, results)
+      VALUES (?, ?, ?, ?, ?, ?)]],
   session_note_id = "INSERT OR IGNORE INTO session_ids(session_id, reported_id, first_seen) VALUES (?, ?, ?)",
   milestone_upsert = [[INSERT INTO milestones(project_id, key, title, position, gate) VALUES (?, ?, ?, ?, ?)
       ON CONFLICT(project_id, key) DO UPDATE SET title = excluded.title,
