@@ -212,6 +212,35 @@ describe("obra calibrate over a real run", function()
   end)
 end)
 
+describe("a regression found by a later task's baseline", function()
+  it("notes a regression outcome on the newest proceed that had the now failing check passing", function()
+    local srv = fakellm.start { models = { "judge" } }
+    srv:default { json = VERDICT }
+    local p = E.project { llm = srv, script = [[
+      project "reg"
+      config { max_iterations = 2 }
+      task "a" { prompt = "Write status.txt saying ok.", checks = { "grep -qx ok status.txt" } }
+      task "x" { prompt = "Write x.txt.", checks = { "test -f x.txt" }, deps = { "a" } }
+      task "b" { prompt = "Write b.txt.", checks = { "grep -qx ok status.txt", "test -f b.txt" }, deps = { "x" } }
+    ]], scenario = { rules = {
+      { match = "status.txt saying ok", write = { ["status.txt"] = "ok\n" } },
+      { match = "x.txt", write = { ["x.txt"] = "x\n", ["status.txt"] = "broken\n" } },
+      { match = "b.txt", write = { ["b.txt"] = "b\n", ["status.txt"] = "ok\n" } },
+    } } }
+    local r = E.run(p)
+    srv:stop()
+    assert.matches("a regression outcome for it", r.err)
+    local s = E.db(p)
+    local got = {}
+    for _, o in ipairs(s:outcomes()) do
+      if o.kind == "regression" then got[#got + 1] = string.format("%s#%d:%s", o.task_key, o.iteration, tostring(o.right)) end
+    end
+    s:close()
+    assert.are.same({ "a#1:false" }, got)
+    H.rmdir(p.dir)
+  end)
+end)
+
 describe("outcomes.note", function()
   local obra = require "obra"
   local outcomes = require "obra.outcomes"

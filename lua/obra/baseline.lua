@@ -85,10 +85,39 @@ function M.store(ctx, it, checks)
   it.baseline_row = row
   local failing = 0
   for _, r in ipairs(results) do if not r.passed then failing = failing + 1 end end
+  if failing > 0 then M.note_regressions(ctx, task, results) end
   if #results > 0 then
     ctx.log(task, "baseline: %d of %d checks pass before the agent starts", #results - failing, #results)
   end
   return row
+end
+
+-- A check failing on this task's base that another task's proceed had
+-- passing: that proceed broke it, or something merged after it did.  The
+-- newest such proceed gets a `regression` outcome (obra.outcomes, for `obra
+-- calibrate`), once per check.  Approximate by nature: docs/calibration.md.
+M.REGRESSION_LOOKBACK = 200      -- proceed decisions looked at
+function M.note_regressions(ctx, task, results)
+  local s = ctx.store
+  local failing = {}
+  for _, r in ipairs(results) do if not r.passed and r.name then failing[r.name] = true end end
+  local blamed = {}
+  for _, d in ipairs(s:recent_proceeds(ctx.project.id, task.id, M.REGRESSION_LOOKBACK)) do
+    for _, c in ipairs(d.checks) do
+      if type(c) == "table" and c.passed and failing[c.name] then
+        failing[c.name] = nil
+        local key = d.task_id .. ":" .. d.iteration
+        if not blamed[key] then
+          blamed[key] = true
+          require("obra.outcomes").note(s, { task_id = d.task_id, iteration = d.iteration, kind = "regression",
+            source = "baseline", note = string.format("`%s` fails on the base of task %s", c.name, task.key) })
+          ctx.log(task, "baseline: `%s` passed when task #%d proceeded and fails now (a regression outcome for it)",
+            c.name, d.task_id)
+        end
+      end
+    end
+    if next(failing) == nil then break end
+  end
 end
 
 -- Each check against its baseline (matched by name).

@@ -23,6 +23,8 @@
 --                                    failing checks' sorted names), tampered, flags = {name = true},
 --                                    changed_nothing}, ... }
 --   s:decision_actions(task_id)   -> { action, ... } by iteration
+--   s:recent_proceeds(project_id, except_task_id, limit) -> { {task_id, iteration, checks = {..}}, ... }
+--                                    the project's latest proceed decisions, newest first
 --
 --   M.event_row(event [, {outputs_elsewhere=}]) -> the column values of an event (for tests and tools)
 local core = require "obra.core"
@@ -189,6 +191,15 @@ return function(methods, Q, M)
     local out = {}
     for _, r in ipairs(self:query(Q.decision_history, task_id)) do
       out[#out + 1] = summary(r, r.checks and core.json_decode(r.checks) or nil)
+    end
+    return out
+  end
+
+  function methods:recent_proceeds(project_id, except_task_id, limit)
+    local out = {}
+    for _, r in ipairs(self:query(Q.proceeds_recent, project_id, except_task_id, limit)) do
+      out[#out + 1] = { task_id = r.task_id, iteration = r.iteration,
+                        checks = type(r.checks) == "string" and (core.json_decode(r.checks) or {}) or r.checks or {} }
     end
     return out
   end

@@ -135,6 +135,8 @@ return {
       :judge_complete, :judge_quality, :judge_confidence, :judge_summary, :judge_issues, :judge_error,
       :checks, :workspace, :budgets, :max_iterations, :extra, :created_at)]],
   decisions_of_task = "SELECT * FROM decisions WHERE task_id = ? ORDER BY iteration",
+  proceeds_recent = [[SELECT d.task_id, d.iteration, d.checks FROM decisions d JOIN tasks t ON t.id = d.task_id
+      WHERE t.project_id = ? AND d.action = 'proceed' AND d.task_id <> ? ORDER BY d.id DESC LIMIT ?]],
   decisions_all = [[SELECT d.*, t.key AS task_key FROM decisions d JOIN tasks t ON t.id = d.task_id
       ORDER BY d.task_id, d.iteration]],
   decisions_of_ref = [[SELECT d.*, t.key AS task_key FROM decisions d JOIN tasks t ON t.id = d.task_id
