@@ -176,6 +176,9 @@ end
 -- One `obra run` in a fresh project: { ms=, rss_kib= }.
 local function obra_run(dir, args, env, any_status)
   sh("rm -rf " .. q(dir .. "/.obra"))
+  -- the agent changes a file, as real work does (an "ok" that changes nothing is retried)
+  env = env or {}
+  if env.BENCH_AGENT_WRITE == nil then env.BENCH_AGENT_WRITE = "work.txt" end
   local argv = { BIN, "run", "obra.lua", "--quiet" }
   for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
   local r = run(1, argv, { cwd = dir, env = env, any_status = any_status })[1]
