@@ -259,11 +259,15 @@ function M.prepare(ctx, it)
   it.base = { commit = ws.base, tree = ws.base_tree, dir = own and ws.path or (it.before and it.before.dir or it.workdir),
               method = own and "owned" or (it.before and it.before.method), isolation = ws.isolation }
   -- the task marked running, its workspace row, its session (when new) and its
-  -- baseline written before the agent starts, in one transaction: a crash after it
-  -- resumes this session (a transaction that writes nothing, the usual case,
-  -- commits nothing)
+  -- baseline written before the agent starts, in one transaction with the
+  -- task_started / iteration_started events (docs/events.md): a crash after it
+  -- resumes this session
   it.session = s:tx(function()
-    if task.status ~= "running" then s:set_status(task.id, "running"); task.status = "running" end
+    if task.status ~= "running" then
+      s:set_status(task.id, "running"); task.status = "running"
+      s:add_event("task_started", { run_id = ctx.run_id, task_id = task.id, iteration = it.iteration })
+    end
+    s:add_event("iteration_started", { run_id = ctx.run_id, task_id = task.id, iteration = it.iteration })
     if ws.new then ws = s:add_workspace(ws)
     elseif base_tree then ws = s:update_workspace(task.id, { base_tree = base_tree }) end
     baseline.store(ctx, it, base_checks)
