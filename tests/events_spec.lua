@@ -209,6 +209,28 @@ describe("obra events", function()
     H.rmdir(p.dir)
   end)
 
+  it("records a merge by the merge queue, after the task's proceed, with the task done in the same transaction", function()
+    local G = require "support.gitrepo"
+    local p = E.project { tag = "ev-merge", script = [[
+project "demo" {}
+task "a" { title = "write a", prompt = "TASK-A: write a.txt", checks = { "test -f a.txt" } }
+]], scenario = { rules = { { match = "TASK%-A", write = { ["a.txt"] = "A\n" }, result = "wrote a.txt" } } } }
+    G.init(p.dir, { README = "the user's project\n" })
+    H.expect_code(E.run(p), 0)
+    local evs = events(p)
+    assert.are.same({ "run_started", "task_started", "iteration_started", "iteration_ended", "task_done", "merged",
+                      "run_finished" }, types(evs))
+    assert.are.equal("proceed", evs[4].decision)
+    local m = evs[6]
+    assert.are.equal("a", m.task)
+    assert.are.equal("obra/demo/integration", m.target)
+    assert.are.equal("merge", m.mode)
+    assert.are.equal(G.rev(p.dir, "obra/demo/integration"), m.commit)
+    assert.is_number(m.integration)
+    assert_events_match_state(p)
+    H.rmdir(p.dir)
+  end)
+
   it("--follow prints events as they are recorded and exits 0 on SIGTERM", function()
     local p = E.project { tag = "ev-follow", llm = srv, script = [[
       task "a" { prompt = "work a", checks = { "grep -qx a a.txt" } }
