@@ -148,7 +148,7 @@ describe("OpenTelemetry export", function()
   it("without the variable nothing is exported and the agent gets no TRACEPARENT", function()
     local p = E.project { tag = "otel-off", llm = srv, script = TASK, scenario = { rules = {
       { write = { ["a.txt"] = "a\n" } } } } }
-    H.expect_code(run(p, false), 0)
+    H.expect_code(run(p, ""), 0)   -- empty counts as unset (as the OpenTelemetry SDKs read it)
     assert.are.equal(H.null, E.calls(p)[1].env.TRACEPARENT)
     H.rmdir(p.dir)
   end)
