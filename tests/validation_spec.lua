@@ -41,6 +41,10 @@ describe("unknown threshold names", function()
     assert.matches("unknown weight 'judeg' %(did you mean 'judge'%?%)", r.err)
     r = H.expect_code(E.obra(p, { "replay", "--set", "thresholds.stall=1.5" }), 2)
     assert.matches("threshold 'stall' must be a whole number >= 0, got 1.5", r.err)
+    -- and a --policy file naming an unknown threshold
+    H.writefile(p.dir .. "/pol.lua", "return { thresholds = { procede = 0.9 } }\n")
+    r = H.expect_code(E.obra(p, { "replay", "--policy", "pol.lua" }), 2)
+    assert.matches("pol%.lua: policy: unknown threshold 'procede' %(did you mean 'proceed'%?%)", one_line(r.err))
     H.rmdir(p.dir)
   end)
 
