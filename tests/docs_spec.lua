@@ -19,7 +19,8 @@ local function table_rows(text, header)
   for line in (text .. "\n"):gmatch("(.-)\n") do
     if not inside then
       if line == header then inside = true end
-    elseif line:match("^|%-") or line:match("^|%s*%-%-") then -- luacheck: ignore
+    elseif line:match("^|%s*%-%-") then
+      -- the |---|---| line under the header
     elseif line:match("^|") then
       local first, rest = line:match("^|%s*(.-)%s*|(.*)$")
       rows[#rows + 1] = { first = first, rest = rest }
