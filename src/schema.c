@@ -370,6 +370,23 @@ static const char *const migration_7 =
                                                         zero_tests, output (tail), error}] */
   "  created_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0));";
 
+/* v8: the event stream (docs/events.md, `obra events`): one small row per state
+ * change, written in the transaction that makes the change.  id only grows
+ * (AUTOINCREMENT: never reused), so a consumer resumes after the last id it
+ * saw.  A row names what it describes (ref: the decision, breakpoint or
+ * integration row by type) rather than copying it; detail holds the one small
+ * value no other row keeps (a run's final status, a park's end). */
+static const char *const migration_8 =
+  "CREATE TABLE events ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  at REAL NOT NULL,"
+  "  type TEXT NOT NULL,"
+  "  run_id INTEGER,"
+  "  task_id INTEGER,"
+  "  iteration INTEGER,"
+  "  ref INTEGER,"                                   /* decisions / breakpoints / integrations id */
+  "  detail TEXT);";
+
 const char *const obra_migrations[] = { NULL, migration_1, migration_2, migration_3, migration_4, migration_5,
-                                        migration_6, migration_7 };
-const int obra_migrations_count = 7;
+                                        migration_6, migration_7, migration_8 };
+const int obra_migrations_count = 8;

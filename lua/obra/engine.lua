@@ -433,6 +433,7 @@ function M.run(ctx, opts)
   summary.status, summary.message = status, message
   ctx.log(nil, "run #%d %s: %s", run_id, status, message)
   notify.run_done(ctx, summary)   -- the run's own event; waits (bounded) for posts in flight
+  require("obra.otel").run_done(ctx, summary)   -- the run's span, when exported; bounded wait
   hook(ctx, "run_done", summary)
   return code, summary
 end

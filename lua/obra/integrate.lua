@@ -333,6 +333,7 @@ local function record_merged(ctx, job)
     s:close_sessions(task.id, "done")
     s:update_workspace(task.id, { state = "merged", merged_commit = job.new_tip, head = job.task_tip, message = msg })
     s:update_integration(job.row.id, { state = "advanced", new_tip = job.new_tip, message = msg })
+    s:add_event("merged", { run_id = ctx.run_id, task_id = task.id, ref = job.row.id })
     if #s:open_breakpoints({ task_id = task.id }) > 0 then
       s:answer_breakpoints({ task_id = task.id }, "approved", "merged into " .. job.target)
     end

@@ -39,6 +39,7 @@ local checkpoints = require "obra.checkpoints"
 local workspace = require "obra.workspace"
 local breakpoints = require "obra.breakpoints"
 local notify = require "obra.notify"
+local otel = require "obra.otel"
 local budgets = require "obra.budgets"
 local score = require "obra.score"
 local util = require "obra.util"
@@ -259,11 +260,15 @@ function M.prepare(ctx, it)
   it.base = { commit = ws.base, tree = ws.base_tree, dir = own and ws.path or (it.before and it.before.dir or it.workdir),
               method = own and "owned" or (it.before and it.before.method), isolation = ws.isolation }
   -- the task marked running, its workspace row, its session (when new) and its
-  -- baseline written before the agent starts, in one transaction: a crash after it
-  -- resumes this session (a transaction that writes nothing, the usual case,
-  -- commits nothing)
+  -- baseline written before the agent starts, in one transaction with the
+  -- task_started / iteration_started events (docs/events.md): a crash after it
+  -- resumes this session
   it.session = s:tx(function()
-    if task.status ~= "running" then s:set_status(task.id, "running"); task.status = "running" end
+    if task.status ~= "running" then
+      s:set_status(task.id, "running"); task.status = "running"
+      s:add_event("task_started", { run_id = ctx.run_id, task_id = task.id, iteration = it.iteration })
+    end
+    s:add_event("iteration_started", { run_id = ctx.run_id, task_id = task.id, iteration = it.iteration })
     if ws.new then ws = s:add_workspace(ws)
     elseif base_tree then ws = s:update_workspace(task.id, { base_tree = base_tree }) end
     baseline.store(ctx, it, base_checks)
@@ -299,6 +304,7 @@ function M.run_agent(ctx, it)
       cwd = it.workdir, max_turns = it.max_turns,
       timeout = task.config and task.config.timeout or it.agent_cfg.timeout,
       on_event = ctx.on_agent_event and function(ev) ctx.on_agent_event(task, ev) end or nil,
+      env = otel.agent_env(ctx, it),   -- TRACEPARENT when OpenTelemetry export is on, else nil
     }
     res.duration_ms = res.duration_ms or (core.clock_ms() - started)
     it.calls[#it.calls + 1] = { session = sess, result = res, prompt = text }
@@ -492,6 +498,7 @@ function M.after(ctx, it)
     util.hook(ctx, "breakpoint", { task = task, iteration = it.iteration, kind = b.kind, reason = b.reason })
   end
   notify.iteration(ctx, it)   -- the webhook (async) and, on a terminal, a bell at a breakpoint
+  otel.iteration(ctx, it)     -- its OpenTelemetry spans, when exported (async)
   if ctx.interactive and #it.breakpoints > 0 and ctx.ask_human then ctx.ask_human(ctx, task, it.breakpoints) end
   -- Context window: past the threshold (or when the agent says the prompt no
   -- longer fits), a fresh session primed with a hand-off.

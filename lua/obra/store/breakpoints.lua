@@ -2,10 +2,12 @@
 -- Methods on the store:
 --
 --   s:open_breakpoint{task_id= | milestone_id=, run_id=, iteration=, kind=, reason=} -> id
---       idempotent: an open breakpoint of the same kind, target and iteration is returned
+--       idempotent: an open breakpoint of the same kind, target and iteration is returned;
+--       a new one writes its breakpoint_opened event (docs/events.md)
 --   s:breakpoint(id)              -> row | nil
 --   s:open_breakpoints([{task_id=} | {milestone_id=}]) -> open rows (of one target, or all), by id
 --   s:answer_breakpoints({task_id=} | {milestone_id=}, status, answer) -> number closed
+--       (+ a breakpoint_answered event for each)
 --   s:breakpoints(task_id)        -> every row of the task, by id
 --   s:open_breakpoint_count([project_id]) -> open breakpoints (of the project's tasks and milestones)
 local core = require "obra.core"
@@ -18,6 +20,7 @@ return function(methods, Q)
       if row then return row.id end
       local _, id = self:exec(Q.breakpoint_insert, bp.task_id, bp.milestone_id, bp.run_id, bp.iteration, bp.kind,
         bp.reason or "")
+      self:add_event("breakpoint_opened", { run_id = bp.run_id, task_id = bp.task_id, iteration = bp.iteration, ref = id })
       return id
     end)
   end
@@ -32,10 +35,13 @@ return function(methods, Q)
 
   function methods:answer_breakpoints(target, status, answer, now)
     now = now or core.now()
-    if target.task_id then
-      return (self:exec(Q.breakpoints_answer_task, status, answer, now, target.task_id))
-    end
-    return (self:exec(Q.breakpoints_answer_milestone, status, answer, now, target.milestone_id))
+    return self:tx(function()
+      self:events_answered(target)   -- one breakpoint_answered per breakpoint it closes
+      if target.task_id then
+        return (self:exec(Q.breakpoints_answer_task, status, answer, now, target.task_id))
+      end
+      return (self:exec(Q.breakpoints_answer_milestone, status, answer, now, target.milestone_id))
+    end)
   end
 
   function methods:breakpoints(task_id) return self:query(Q.breakpoints_of_task, task_id) end

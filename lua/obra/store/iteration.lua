@@ -26,6 +26,8 @@
 --   workspace_state   the task's workspace's new state (queued: proceeded, waiting for the merge queue)
 --   checkpoint        { ref, tree, method, workdir, skipped, kind?, note?, iteration? } the snapshot
 --                     the iteration started from (lua/obra/checkpoints.lua made its commit)
+-- Its events (docs/events.md): iteration_ended (always), then task_done/failed,
+-- parked and breakpoint_opened when the iteration brings them.
 local core = require "obra.core"
 
 local MAX_TEXT = 64 * 1024   -- bytes of prompt/response kept per interaction
@@ -87,11 +89,16 @@ return function(methods)
           park_until = decision.action == "park" and decision.park_until or nil, event = rec.event,
           outputs_elsewhere = true }
       end
+      self:add_event("iteration_ended", { run_id = run_id, task_id = task_id, iteration = it, ref = out.decision_id })
       self:set_task_iteration(task_id, it, decision.feedback)
       local st = rec.status
       if st and st ~= "running" then self:set_status(task_id, st) end
       if st == "done" or st == "failed" then self:close_sessions(task_id, st) end
-      if st == "parked" then self:park_task(task_id, decision.park_until or (core.now() + 60)) end
+      if st == "parked" then
+        local untl = decision.park_until or (core.now() + 60)
+        self:park_task(task_id, untl)
+        self:add_event("parked", { run_id = run_id, task_id = task_id, iteration = it, detail = untl })
+      end
       if rec.workspace_state then self:update_workspace(task_id, { state = rec.workspace_state }) end
       for _, b in ipairs(rec.breakpoints or {}) do
         out.breakpoint_ids[#out.breakpoint_ids + 1] = self:open_breakpoint { task_id = task_id, run_id = run_id,

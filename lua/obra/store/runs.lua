@@ -6,10 +6,10 @@
 --   s:latest_run([project_id])    -> the newest row | nil
 --   s:latest_script()             -> script_path of the newest run that has one | nil
 --   s:run_status_row()            -> {id, status, script_path, pid, started_at, ended_at, message} | nil
---   s:start_run{project_id=, script_path=, script_hash=, pid=, config=} -> id
---   s:resume_run(id, {pid=, config=, script_hash=})   status back to 'running'
---   s:interrupt_run(id, message)  'interrupted' now, if it is still 'running'
---   s:finish_run(id, status, message)
+--   s:start_run{project_id=, script_path=, script_hash=, pid=, config=} -> id   (+ run_started)
+--   s:resume_run(id, {pid=, config=, script_hash=})   status back to 'running' (+ run_started)
+--   s:interrupt_run(id, message)  'interrupted' now, if it is still 'running' (+ run_finished)
+--   s:finish_run(id, status, message)                 (+ run_finished)
 --   s:run_started_at(id)          -> started_at
 --   s:run_turns(run_id)           -> agent turns of the run's sessions
 --   s:run_usage_since(run_id, last_id) -> interactions after last_id:
@@ -33,16 +33,35 @@ return function(methods, Q)
 
   function methods:run_status_row() return self:first(Q.run_status_row) end
 
+  -- each writes its run_started / run_finished event in the same transaction (docs/events.md)
   function methods:start_run(r)
-    local _, id = self:exec(Q.run_insert, r.project_id, r.script_path, r.script_hash, r.pid, r.config)
-    return id
+    return self:tx(function()
+      local _, id = self:exec(Q.run_insert, r.project_id, r.script_path, r.script_hash, r.pid, r.config)
+      self:event_run(id); self:add_event("run_started", { run_id = id })
+      return id
+    end)
   end
 
-  function methods:resume_run(id, r) self:exec(Q.run_resume, r.pid, r.config, r.script_hash, id) end
+  function methods:resume_run(id, r)
+    self:tx(function()
+      self:exec(Q.run_resume, r.pid, r.config, r.script_hash, id)
+      self:event_run(id); self:add_event("run_started", { run_id = id, detail = "resumed" })
+    end)
+  end
 
-  function methods:interrupt_run(id, message) self:exec(Q.run_interrupt, core.now(), message, id) end
+  function methods:interrupt_run(id, message)
+    self:tx(function()
+      local n = self:exec(Q.run_interrupt, core.now(), message, id)
+      if n > 0 then self:add_event("run_finished", { run_id = id, detail = "interrupted" }) end
+    end)
+  end
 
-  function methods:finish_run(id, status, message) self:exec(Q.run_finish, status, core.now(), message, id) end
+  function methods:finish_run(id, status, message)
+    self:tx(function()
+      self:exec(Q.run_finish, status, core.now(), message, id)
+      self:add_event("run_finished", { run_id = id, detail = status })
+    end)
+  end
 
   function methods:run_started_at(id) return self:first(Q.run_by_id, id).started_at end
 

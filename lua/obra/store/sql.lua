@@ -236,4 +236,29 @@ return {
       JOIN tasks t ON t.id = se.task_id LEFT JOIN session_ids i ON i.session_id = se.id
       WHERE t.project_id = ? ORDER BY se.id, i.first_seen]],
   report_runs = "SELECT id, status, started_at, ended_at, message FROM runs WHERE project_id = ? ORDER BY id",
+
+  -- events (lua/obra/store/events.lua, docs/events.md) -------------------------------------------
+  event_insert = [[INSERT INTO events(at, type, run_id, task_id, iteration, ref, detail)
+      VALUES (?, ?, ?, ?, ?, ?, ?)]],
+  -- one event per breakpoint an answer closes, written before the UPDATE closes them
+  event_bp_answered_task = [[INSERT INTO events(at, type, run_id, task_id, iteration, ref)
+      SELECT ?, 'breakpoint_answered', ?, task_id, iteration, id FROM breakpoints
+      WHERE task_id = ? AND status = 'open' ORDER BY id]],
+  event_bp_answered_milestone = [[INSERT INTO events(at, type, run_id, task_id, iteration, ref)
+      SELECT ?, 'breakpoint_answered', ?, task_id, iteration, id FROM breakpoints
+      WHERE milestone_id = ? AND status = 'open' ORDER BY id]],
+  event_task_status = "SELECT status FROM tasks WHERE id = ?",
+  event_last_id = "SELECT coalesce(max(id), 0) AS n FROM events",
+  -- the stream: each event with the small fields of the row it names (read-only)
+  events_after = [[SELECT e.id, e.at, e.type, e.run_id, e.task_id, t.key AS task_key, e.iteration, e.ref, e.detail,
+      d.action, d.reason AS decision_reason, d.quality, d.confidence, d.valid, d.degraded, d.agent_class,
+      d.checks_passed, d.checks_total, d.park_until,
+      b.kind AS bp_kind, b.reason AS bp_reason, b.status AS bp_status, b.milestone_id, m.key AS milestone_key,
+      i.target, i.mode, i.new_tip
+      FROM events e LEFT JOIN tasks t ON t.id = e.task_id
+      LEFT JOIN decisions d ON e.type = 'iteration_ended' AND d.id = e.ref
+      LEFT JOIN breakpoints b ON e.type IN ('breakpoint_opened', 'breakpoint_answered') AND b.id = e.ref
+      LEFT JOIN milestones m ON m.id = b.milestone_id
+      LEFT JOIN integrations i ON e.type = 'merged' AND i.id = e.ref
+      WHERE e.id > ? ORDER BY e.id LIMIT ?]],
 }

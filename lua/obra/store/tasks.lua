@@ -47,7 +47,7 @@ return function(methods, Q, M)
 
   function methods:set_status(task, to)
     local id = type(task) == "table" and task.id or task
-    self:task_status(id, to)
+    self:status_with_event(id, to)   -- task_status, and its event when it has one (docs/events.md)
   end
 
   function methods:task_ref(project_id, key) return self:first(Q.task_ref, project_id, key) end
