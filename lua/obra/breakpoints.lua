@@ -15,12 +15,13 @@
 -- Misuse raises (a missing kind, no task or milestone, an unknown status);
 -- answering when nothing is open returns nil, message, "not_found".
 local core = require "obra.core"
+local util = require "obra.util"
 
 local M = {}
 
 M.APPROVAL_TAGS = { ["needs-approval"] = true, needs_approval = true, approval = true }
 
-local function fmt2(x) return string.format("%.2f", tonumber(x) or 0) end
+local function fmt2(x) return util.fmt2(tonumber(x) or 0) end
 local function tbl(v) return type(v) == "table" and v or nil end
 
 -- An iteration failed when the policy sent the agent back to try again (or

@@ -81,15 +81,22 @@ end
 local function history(s, task_id) return s:decision_history(task_id) end
 M.history = history
 
--- Did each check pass in any earlier iteration?  (Drops the history's check lists.)
+-- Did each check pass in any earlier iteration?  true, false, or nil when
+-- nothing earlier ran the checks (a first iteration: unknown; the baseline,
+-- when the task has one, then decides in baseline.classify).  (Drops the
+-- history's check lists.)
 local function mark_passed_before(checks, hist)
+  local ran = false
+  for _, h in ipairs(hist) do
+    if type(h.checks) == "table" and #h.checks > 0 then ran = true end
+  end
   for _, c in ipairs(checks) do
     for _, h in ipairs(hist) do
       for _, hc in ipairs(h.checks or {}) do
         if hc.name == c.name and hc.passed then c.passed_before = true end
       end
     end
-    if c.passed_before == nil then c.passed_before = false end
+    if c.passed_before == nil and ran then c.passed_before = false end
   end
   for _, h in ipairs(hist) do h.checks = nil end
 end
@@ -483,7 +490,7 @@ end
 function M.after(ctx, it)
   local s, task, decision, res, scores = ctx.store, it.task, it.decision, it.result, it.scores
   local why = decision.reason or ""
-  local sc = string.format("quality %.2f, confidence %.2f", scores.quality or 0, scores.confidence or 0)
+  local sc = string.format("quality %s, confidence %s", util.fmt2(scores.quality or 0), util.fmt2(scores.confidence or 0))
   if why:find(sc, 1, true) then sc = "" end   -- the built-in reasons carry the scores already
   ctx.log(task, "%s — %s%s", decision.action, why,
     (sc ~= "" or scores.degraded) and (" (" .. sc .. (scores.degraded and (sc ~= "" and ", " or "") .. "degraded" or "") .. ")") or "")

@@ -25,6 +25,7 @@
 -- A custom decide is called as decide(event, default) where default(event)
 -- runs the built-in rules, so a workflow can wrap them.
 local core = require "obra.core"
+local util = require "obra.util"
 local score = require "obra.score"
 
 local M = {}
@@ -152,7 +153,7 @@ local function failed_run(h)
   return (h.class ~= nil and not USABLE[h.class]) or h.quality == 0
 end
 
-local function fmt2(x) return string.format("%.2f", x or 0) end
+local function fmt2(x) return util.fmt2(x or 0) end   -- the one formatter (obra show, the log)
 -- "x OP y" with both numbers shown precisely enough to tell them apart.
 local function cmp(x, op, y)
   local a, b = fmt2(x), fmt2(y)

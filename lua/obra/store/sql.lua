@@ -115,7 +115,9 @@ return {
       LEFT JOIN tasks t ON t.id = i.task_id LEFT JOIN sessions se ON se.id = i.session_id
       WHERE i.task_id = ? ORDER BY i.id DESC LIMIT ?]],
   agent_calls = [[SELECT task_id, iteration, session_id, outcome, tokens_in, tokens_out, cache_read, cache_write,
-      cost_usd, duration_ms, trace FROM interactions WHERE task_id = ? AND kind = 'agent' ORDER BY id]],
+      cost_usd, duration_ms, trace, substr(response, 1, 200) AS reported,
+      coalesce(length(response) > 200, 0) AS reported_cut
+      FROM interactions WHERE task_id = ? AND kind = 'agent' ORDER BY id]],
   check_outputs = [[SELECT iteration, name, response FROM interactions WHERE task_id = ? AND kind = 'check'
       ORDER BY id]],
   last_agent_response = [[SELECT response FROM interactions WHERE task_id = ? AND kind = 'agent'
