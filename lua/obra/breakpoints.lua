@@ -86,7 +86,8 @@ M.RULES = {
       if out("usd_left") then return "the cost budget is spent" end
       if out("tokens_left") then return "the token budget is spent" end
       if out("turns_left") then return "the agent-turn budget is spent" end
-      if out("iterations_left") then return "no iterations left" end
+      -- a park is not an attempt: it uses no iteration, the task comes back by itself
+      if out("iterations_left") and d.action ~= "park" then return "no iterations left" end
     end },
 
   { name = "time_exceeded", enabled = true,
@@ -105,7 +106,7 @@ M.RULES = {
       if a.class == "rate_limited" then
         local untl = d.park_until or a.reset_at
         return "the agent is rate limited" .. (type(untl) == "number"
-          and (" until " .. os.date("!%Y-%m-%d %H:%M UTC", math.floor(untl))) or "")
+          and (" until " .. os.date("!%Y-%m-%d %H:%M:%S UTC", math.floor(untl))) or "")
       end
     end },
 

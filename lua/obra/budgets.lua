@@ -1,7 +1,8 @@
 -- obra.budgets — what is left of a task's and a run's budgets.
 --
 --   budgets.left(ctx, task, iteration) -> { iterations_left=, turns_left=, tokens_left=,
---                                            usd_left=, seconds_left= }   (nil = unlimited)
+--                                            usd_left=, seconds_left= }   (nil = unlimited;
+--                                            iterations_left does not count the task's parks)
 --   budgets.run_spent(ctx) -> nil | "run budget: ..."   checked before new work is scheduled
 --
 -- Task budgets come from task.budgets (and config.max_iterations), run
@@ -55,7 +56,8 @@ function M.left(ctx, task, iteration)
   local rb = ctx.config.budgets or {}
   local tu = task_usage(s, task.id)
   local b = {
-    iterations_left = (tb.iterations or ctx.config.max_iterations) - iteration,
+    -- a rate-limit park is not an attempt: the iterations it took are given back
+    iterations_left = (tb.iterations or ctx.config.max_iterations) - (iteration - s:park_count(task.id, iteration)),
     turns_left = minus(tb.turns, tu.turns),
     tokens_left = minus(tb.tokens, tu.tokens),
     usd_left = minus(tb.usd, tu.usd),

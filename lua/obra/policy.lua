@@ -268,7 +268,7 @@ function M.default_decide(ev)
   -- 1. a rate limit parks the task until the limit resets
   if class == "rate_limited" then
     local untl = park_until(ev, t)
-    return d("park", "the agent is rate limited until " .. os.date("!%Y-%m-%d %H:%M UTC", math.floor(untl)),
+    return d("park", "the agent is rate limited until " .. os.date("!%Y-%m-%d %H:%M:%S UTC", math.floor(untl)),
       nil, { park_until = untl })
   end
   -- 2. credentials only a human can fix

@@ -147,6 +147,7 @@ return {
       checks, conflict, extra FROM decisions WHERE task_id = ? ORDER BY iteration]],
   decision_actions = "SELECT action FROM decisions WHERE task_id = ? ORDER BY iteration",
   last_iteration = "SELECT max(iteration) AS n FROM decisions WHERE task_id = ?",
+  task_park_count = "SELECT count(*) AS n FROM decisions WHERE task_id = ? AND action = 'park' AND iteration < ?",
   policy_by_fingerprint = "SELECT * FROM policies WHERE fingerprint = ?",
 
   -- breakpoints --------------------------------------------------------------------------------
