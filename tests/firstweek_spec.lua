@@ -88,4 +88,76 @@ describe("first week", function()
     for q in js.iterations[1].reason:gmatch("quality (%d%.%d+)") do assert.are.equal(shown, q) end
     H.rmdir(p.dir)
   end)
+  -- obra run with the fake Codex CLI (tests/fakes/codex) instead of claude
+  -- (codex refuses to run outside a git repository: the project is one)
+  local function run_codex(p, extra_env)
+    H.sh("cd " .. H.q(p.dir) .. " && git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm init")
+    local env = { FAKE_CODEX_SCENARIO = p.scenario, FAKE_CODEX_STATE = p.state }
+    for k, v in pairs(extra_env or {}) do env[k] = v end
+    return H.obra({ "run", p.script, "--set", "agent.command=" .. H.FAKES .. "/codex",
+      "--set", "llm.url=" .. srv.url, "--set", "llm.model=judge" }, { cwd = p.dir, env = env, timeout = 120 })
+  end
+
+  it("Codex: a 403 is auth; a resumed thread's running total is recorded as the call's own usage", function()
+    local p = E.project { llm = srv, script = [[
+      project "p"
+      config { max_iterations = 3, agent = { kind = "codex" } }
+      task "fix" { prompt = "right word: write out.txt", checks = { "grep -qx good out.txt" } }
+    ]], scenario = { rules = {
+      -- each run: two requests (one tool call) of 1,000 input tokens
+      { resume = false, write = { ["out.txt"] = "bad\n" }, usage = { input_tokens = 2000, output_tokens = 0 } },
+      { resume = true, write = { ["out.txt"] = "good\n" }, usage = { input_tokens = 2000, output_tokens = 0 } },
+    } } }
+    H.expect_code(run_codex(p), 0)
+    local calls = E.calls(p)
+    assert.are.equal(2, #calls)
+    assert.is_true(calls[2].resume)
+    local s = E.db(p)
+    local t = s:task("fix")
+    local rows = s:query("SELECT iteration, tokens_in FROM interactions WHERE task_id = ? AND kind = 'agent' ORDER BY id", t.id)
+    assert.are.equal(2000, rows[1].tokens_in)
+    assert.are.equal(2000, rows[2].tokens_in)          -- not the thread's 4,000
+    local se = s:first("SELECT input_tokens, context_tokens FROM sessions WHERE task_id = ?", t.id)
+    assert.are.equal(4000, se.input_tokens)            -- not 6,000
+    assert.are.equal(1000, se.context_tokens)          -- per request, not the run's sum
+    s:close()
+    H.rmdir(p.dir)
+
+    p = E.project { llm = srv, script = [[
+      project "p"
+      config { agent = { kind = "codex" } }
+      task "fix" { prompt = "right word: write out.txt", checks = { "grep -qx good out.txt" } }
+    ]], scenario = { rules = { { auth_error = 403 } } } }
+    run_codex(p)
+    s = E.db(p)
+    local d = s:first("SELECT agent_class FROM decisions WHERE task_id = ?", s:task("fix").id)
+    assert.are.equal("auth", d.agent_class)
+    s:close()
+    H.rmdir(p.dir)
+  end)
+
+  it("keeps the judge's API key from the agent unless the workflow passes it; ANTHROPIC_API_KEY stays", function()
+    local function try(agent_env)
+      local p = E.project { llm = srv, script = [[
+        project "p"
+        config { llm = { provider = "openai" }]] .. (agent_env and (", agent = { env = " .. agent_env .. " }") or "") .. [[ }
+        task "fix" { prompt = "right word: write out.txt", checks = { "grep -qx good out.txt" } }
+      ]], scenario = { rules = { { write = { ["out.txt"] = "good\n" } } } } }
+      local env = E.env(p)
+      env.OPENAI_API_KEY, env.ANTHROPIC_API_KEY = "sk-judge-0123456789", "sk-ant-agent-0123456789"
+      env.FAKE_LOG_ENV = "OPENAI_API_KEY,ANTHROPIC_API_KEY"
+      local args = { "run", p.script }
+      for _, a in ipairs(E.sets(p)) do args[#args + 1] = a end
+      H.expect_code(H.obra(args, { cwd = p.dir, env = env, timeout = 120 }), 0)
+      local call = E.calls(p)[1]
+      H.rmdir(p.dir)
+      return call.env
+    end
+    local cjson = require "cjson"
+    local env = try(nil)
+    assert.are.equal(cjson.null, env.OPENAI_API_KEY)
+    assert.are.equal("sk-ant-agent-0123456789", env.ANTHROPIC_API_KEY)
+    env = try("{ OPENAI_API_KEY = true }")
+    assert.are.equal("sk-judge-0123456789", env.OPENAI_API_KEY)
+  end)
 end)

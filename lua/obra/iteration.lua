@@ -30,6 +30,7 @@
 -- (resuming its agent session); a recorded decision is never repeated.
 local core = require "obra.core"
 local session = require "obra.session"
+local credentials = require "obra.credentials"
 local prompt = require "obra.prompt"
 local judge = require "obra.judge"
 local evidence = require "obra.evidence"
@@ -57,7 +58,8 @@ local bound = util.bound
 
 -- The agent for a task: run-wide config merged with the task's own.
 local function agent_for(ctx, task)
-  local cfg = util.merge(ctx.config.agent, task.config and task.config.agent)
+  -- the judge's API key is not the agent's (obra.credentials)
+  local cfg = credentials.agent_config(ctx.config, util.merge(ctx.config.agent, task.config and task.config.agent))
   local key = core.json_encode(cfg)
   local a = ctx.agents[key]
   if not a then
@@ -308,6 +310,8 @@ function M.run_agent(ctx, it)
       on_event = ctx.on_agent_event and function(ev) ctx.on_agent_event(task, ev) end or nil,
     }
     res.duration_ms = res.duration_ms or (core.clock_ms() - started)
+    -- Codex reports the thread's running total: keep the call's own usage
+    if session.RUNNING_TOTALS[agent.kind] then session.usage_since(s, sess, res, it.calls) end
     it.calls[#it.calls + 1] = { session = sess, result = res, prompt = text }
     ctx.log(task, "agent: %s, %d turns, $%.4f, %dms", res.class, res.turns or 0, res.cost_usd or 0, res.duration_ms)
     if attempt == M.AGENT_ATTEMPTS then break end
