@@ -48,6 +48,21 @@ describe("first week", function()
     H.rmdir(p.dir)
   end)
 
+  it("does not count a park against a run's iteration budget", function()
+    local p = E.project { llm = srv, script = [[
+      project "p"
+      config { budgets = { iterations = 1 } }
+      task "fix" { prompt = "limited work: write a.txt", checks = { "grep -qx a a.txt" } }
+    ]], scenario = { rules = {
+      { match = "limited work", times = 1, rate_limit = "retry-after: 1" },
+      { match = "limited", write = { ["a.txt"] = "a\n" } },
+    } } }
+    H.expect_code(E.run(p), 0)
+    E.assert_consistent(p, 1)
+    assert.are.equal(2, #E.calls(p))
+    H.rmdir(p.dir)
+  end)
+
   it("closes a task's open breakpoint when the task becomes done", function()
     local p = E.project { llm = srv, script = [[
       project "p"

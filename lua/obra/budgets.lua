@@ -32,7 +32,8 @@ local function run_usage(ctx)
                                 seen = setmetatable({}, { __index = u.seen }) }
   local last = u.last_id
   for _, r in ipairs(s:run_usage_since(ctx.run_id, u.last_id)) do
-    if r.task_id and r.iteration then
+    -- an iteration counts once it did more than hit a rate limit (a park is no attempt)
+    if r.task_id and r.iteration and not (r.kind == "agent" and r.outcome == "rate_limited") then
       local key = r.task_id .. ":" .. r.iteration
       if not out.seen[key] then out.seen[key] = true; out.iterations = out.iterations + 1 end
     end

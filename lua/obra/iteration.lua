@@ -495,7 +495,8 @@ function M.after(ctx, it)
   local s, task, decision, res, scores = ctx.store, it.task, it.decision, it.result, it.scores
   local why = decision.reason or ""
   local sc = string.format("quality %s, confidence %s", util.fmt2(scores.quality or 0), util.fmt2(scores.confidence or 0))
-  if why:find(sc, 1, true) then sc = "" end   -- the built-in reasons carry the scores already
+  -- the built-in reasons carry the scores already (the same formatter): not twice
+  if why:find(sc, 1, true) or why:find("quality %d") then sc = "" end
   ctx.log(task, "%s — %s%s", decision.action, why,
     (sc ~= "" or scores.degraded) and (" (" .. sc .. (scores.degraded and (sc ~= "" and ", " or "") .. "degraded" or "") .. ")") or "")
   for _, b in ipairs(it.breakpoints) do

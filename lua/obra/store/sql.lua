@@ -78,7 +78,7 @@ return {
   run_interrupt = "UPDATE runs SET status = 'interrupted', ended_at = ?, message = ? WHERE id = ? AND status = 'running'",
   run_finish = "UPDATE runs SET status = ?, ended_at = ?, message = ? WHERE id = ?",
   run_turns = "SELECT coalesce(sum(turns), 0) AS n FROM sessions WHERE run_id = ?",
-  run_usage_since = [[SELECT id, task_id, iteration, kind, tokens_in + tokens_out + cache_write AS tokens,
+  run_usage_since = [[SELECT id, task_id, iteration, kind, outcome, tokens_in + tokens_out + cache_write AS tokens,
       cost_usd FROM interactions WHERE id > ? AND run_id = ? ORDER BY id]],
 
   -- sessions ----------------------------------------------------------------------------------
