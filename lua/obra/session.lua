@@ -65,7 +65,8 @@ function M.usage_since(s, sess, res, pending)
   if res.context_tokens == nil then
     local tr = type(res.trace) == "table" and res.trace or {}
     local requests = 1 + (tonumber(tr.total) or 0) + (tonumber(tr.other_tools) or 0)
-    local input = (own.input_tokens or 0) + (own.cache_read_tokens or 0) + (own.cache_write_tokens or 0)
+    -- (Codex's input_tokens include the cached ones: docs/agents.md)
+    local input = (own.input_tokens or 0) + (own.cache_write_tokens or 0)
     res.context_tokens = math.floor(input / requests + (own.output_tokens or 0) / requests)
   end
   return res
