@@ -428,12 +428,14 @@ do
   local function commits(dir)
     sh("rm -rf " .. q(dir .. "/.obra"))
     if in_process then
-      local out = sh(string.format("cd %s && lua5.4 %s/tests/bench/commits.lua %s --quiet", q(ROOT), q(ROOT), q(dir)))
+      local out = sh(string.format("cd %s && BENCH_AGENT_WRITE=work.txt lua5.4 %s/tests/bench/commits.lua %s --quiet",
+        q(ROOT), q(ROOT), q(dir)))
       return tonumber(out:match("commits (%d+)"))
     end
     local file = dir .. "/commits.out"
     os.remove(file)
-    run(1, { BIN, "run", "obra.lua", "--quiet" }, { cwd = dir, env = { LD_PRELOAD = shim, BENCH_COMMITS_OUT = file } })
+    run(1, { BIN, "run", "obra.lua", "--quiet" }, { cwd = dir, env = { LD_PRELOAD = shim, BENCH_COMMITS_OUT = file,
+                                                                BENCH_AGENT_WRITE = "work.txt" } })
     local f = io.open(file, "r")
     local conns, n = (f and f:read("a") or ""):match("(%d+) (%d+)")
     if f then f:close() end
