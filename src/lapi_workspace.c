@@ -10,8 +10,11 @@
  *   wt:tree_of(rev) -> tree                   | nil, message, code
  *   wt:diff(a, b) -> { created = {}, modified = {}, deleted = {},
  *                      lines_added = n, lines_removed = n } | nil, message, code
+ *   wt:patch(a, b [, max_bytes, max_files]) -> { files = {{path, status, added, removed, binary}...},
+ *                      text =, truncated = }   (the smallest files' unified diff within max_bytes)
  *   wt:restore(from, to) -> true              | nil, message, code
  *   wt:close()  (also __gc, __close) */
+#include <stdlib.h>
 #include "obra/workspace.h"
 #include "lapi.h"
 
@@ -117,6 +120,53 @@ static int l_diff(lua_State *L) {
   return 1;
 }
 
+/* wt:patch(a, b, max_bytes, max_files) -> { files = { {path, status, added, removed, binary}, ... },
+ *                                          text = "...", truncated = bool } */
+typedef struct { lua_State *L; int files; lua_Integer n; } patchctx;
+
+static int patch_cb(void *ud, char status, const char *path, size_t added, size_t removed, int binary) {
+  patchctx *pc = ud;
+  lua_State *L = pc->L;
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, path);
+  lua_setfield(L, -2, "path");
+  lua_pushstring(L, status == 'A' ? "created" : status == 'D' ? "deleted" : "modified");
+  lua_setfield(L, -2, "status");
+  lua_pushinteger(L, (lua_Integer)added);
+  lua_setfield(L, -2, "added");
+  lua_pushinteger(L, (lua_Integer)removed);
+  lua_setfield(L, -2, "removed");
+  lua_pushboolean(L, binary);
+  lua_setfield(L, -2, "binary");
+  lua_rawseti(L, pc->files, ++pc->n);
+  return 0;
+}
+
+static int l_patch(lua_State *L) {
+  obra_ws *w = check(L);
+  const char *a = luaL_checkstring(L, 2), *b = luaL_checkstring(L, 3);
+  lua_Integer max = luaL_optinteger(L, 4, 256 * 1024), maxf = luaL_optinteger(L, 5, 300);
+  lua_settop(L, 3);
+  lua_newtable(L);                                      /* 4: files */
+  patchctx pc = { L, 4, 0 };
+  char *text = NULL;
+  size_t len = 0;
+  int truncated = 0;
+  obra_err e = { 0 };
+  if (obra_ws_patch(w, a, b, max > 0 ? (size_t)max : 0, maxf > 0 ? (size_t)maxf : 0, patch_cb, &pc,
+                    &text, &len, &truncated, &e) != OBRA_OK)
+    return obra_lapi_fail(L, &e, "workspace");
+  lua_createtable(L, 0, 3);
+  lua_pushvalue(L, 4);
+  lua_setfield(L, -2, "files");
+  lua_pushlstring(L, text ? text : "", len);
+  free(text);
+  lua_setfield(L, -2, "text");
+  lua_pushboolean(L, truncated);
+  lua_setfield(L, -2, "truncated");
+  return 1;
+}
+
 static int l_restore(lua_State *L) {
   obra_ws *w = check(L);
   obra_err e = { 0 };
@@ -128,7 +178,7 @@ static int l_restore(lua_State *L) {
 
 int obra_lapi_workspace(lua_State *L) {
   static const luaL_Reg methods[] = {
-    { "kind", l_kind }, { "snapshot", l_snapshot }, { "commit", l_commit }, { "diff", l_diff },
+    { "kind", l_kind }, { "snapshot", l_snapshot }, { "commit", l_commit }, { "diff", l_diff }, { "patch", l_patch },
     { "restore", l_restore }, { "tree_of", l_tree_of },
     { "close", l_close }, { NULL, NULL }
   };

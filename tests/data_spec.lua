@@ -14,7 +14,7 @@ config {
   agent = { kind = "claude", command = %q, env = { FAKE_CLAUDE_SCENARIO = %q, FAKE_CLAUDE_STATE = %q } },
   llm = false, max_iterations = 5,
 }
-task "one" { prompt = "ONE: write one.txt", checks = { "test -f one.txt && grep -q good one.txt" } }
+task "one" { prompt = "ONE: write one.txt", checks = { "grep -q good one.txt" } }
 ]], H.FAKES .. "/claude", dir .. "/scenario.json", state))
 end
 

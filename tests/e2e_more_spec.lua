@@ -240,7 +240,8 @@ describe("engine", function()
       milestone "two" { title = "second" }
       task "a" { prompt = "A work", milestone = "one", checks = { "true" } }
       task "b" { prompt = "B work", milestone = "two", checks = { "true" } }
-    ]] }
+    ]], scenario = { rules = { { match = "A work", write = { ["a.txt"] = "a\n" } },
+                               { match = "B work", write = { ["b.txt"] = "b\n" } } } } }
     assert.are.equal(3, E.run(p).code)
     local s = E.db(p)
     assert.are.equal("done", s:task("a").status)

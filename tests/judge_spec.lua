@@ -72,11 +72,11 @@ describe("the judge's prompt", function()
     local before = {}
     for i = 1, 40 do before[string.format("f%02d.txt", i)] = string.rep("line\n", 10) end
     local dir, ws, patch = edited(before, function(d)
-      for i = 1, 40 do H.writefile(d .. string.format("/f%02d.txt", i), string.rep("changed line " .. i .. "\n", 300)) end
+      for i = 1, 40 do H.writefile(d .. string.format("/f%02d.txt", i), string.rep("changed line " .. i .. "\n", 1000)) end
       H.writefile(d .. "/small.txt", "tiny\n")
     end)
     assert.are.equal(41, #patch.files)
-    assert.is_true(patch.truncated)                 -- git was asked for the diffs that can be shown only
+    assert.is_true(patch.truncated)                 -- only the diffs that fit are made into text
     assert.is_true(#patch.text <= evidence.MAX_PATCH)
     local huge_text = string.rep("the agent talks a lot. ", 50000)
     local trace = { entries = {}, total = 5000, dropped = 4800, other_tools = 0 }

@@ -203,7 +203,7 @@ describe("policy: thresholds and weights are data", function()
 
   it("refuses bad values with a clear message", function()
     assert.has_error(function() policy.new { thresholds = { proceed = 1.5 } } end,
-      "policy: thresholds need a number in [0, 1] for 'proceed', got 1.5")
+      "policy: threshold 'proceed' must be a number in [0, 1], got 1.5")
     assert.has_error(function() policy.new { thresholds = { stall = 2.5 } } end)
     assert.has_error(function() policy.new { thresholds = { require_checks = "yes" } } end)
     assert.has_error(function() policy.new { weights = { judeg = 1 } } end)
@@ -214,8 +214,17 @@ describe("policy: thresholds and weights are data", function()
     assert.has_error(function() p:with { thresholds = { proceed = -1 } } end)
     p.thresholds.proceed = 7   -- a live change is checked when it is used
     assert.has_error(function() p:decide(event {}) end)
-    -- custom thresholds (for a custom decide) are allowed
-    assert.are.equal("x", policy.new { thresholds = { my_limit = "x" } }.thresholds.my_limit)
+    -- custom thresholds (for a custom decide) are allowed when named x_...
+    assert.are.equal("x", policy.new { thresholds = { x_my_limit = "x" } }.thresholds.x_my_limit)
+    -- any other unknown name is refused, with the closest known one suggested
+    assert.has_error(function() policy.new { thresholds = { procede = 0.9 } } end,
+      "policy: unknown threshold 'procede' (did you mean 'proceed'?)")
+    assert.has_error(function() policy.new():with { thresholds = { stal = 2 } } end,
+      "policy: unknown threshold 'stal' (did you mean 'stall'?)")
+    assert.has_error(function() policy.new { weights = { judeg = 1 } } end,
+      "policy: unknown weight 'judeg' (did you mean 'judge'?)")
+    local err = select(2, pcall(policy.new, { thresholds = { my_limit = 1 } }))
+    assert.matches("unknown threshold 'my_limit' %(known: .*proceed.*%); a custom decide's own thresholds start with x_", err)
   end)
 end)
 

@@ -59,7 +59,7 @@ task "a" { prompt = "TASK a", checks = { "true" }, priority = 5 }
 task "d" { prompt = "TASK d", checks = { "true" }, priority = 5, deps = { "e" } }
 task "b" { prompt = "TASK b", checks = { "true" } }
 task "e" { prompt = "TASK e", checks = { "true" }, priority = 1 }
-]], scenario = { rules = { { result = "done" } } } }
+]], scenario = { rules = { { append = { ["agent.log"] = "worked\n" }, result = "done" } } } }
     H.expect_code(E.run(p), 0)
     local order = {}
     for _, c in ipairs(E.calls(p)) do order[#order + 1] = c.prompt:match("TASK (%a)") end

@@ -16,7 +16,10 @@ describe("workflow errors", function()
   local cases = {
     { "unknown key", 'project "p"\ntask "a" {\n  prompt = "x",\n  promtp = "y" }\n', "bad.lua:2: unknown key 'promtp' in task 'a'" },
     { "wrong type", 'task "a" { prompt = "x", priority = "high" }\n', "bad.lua:1: task 'a'.priority must be an integer, got 'high'" },
-    { "threshold out of range", '\n\nconfig { thresholds = { proceed = 1.2 } }\n', "bad.lua:3: config.thresholds must be a number in %[0, 1%] for 'proceed', got 1.2" },
+    { "threshold out of range", '\n\nconfig { thresholds = { proceed = 1.2 } }\n', "bad.lua:3: config.thresholds: threshold 'proceed' must be a number in %[0, 1%], got 1.2" },
+    { "unknown threshold name", 'config { thresholds = { procede = 0.9 } }\n', "bad.lua:1: config.thresholds: unknown threshold 'procede' %(did you mean 'proceed'%?%)" },
+    { "unknown key, with a suggestion", 'task "a" { promtp = "x" }\n', "bad.lua:1: unknown key 'promtp' in task 'a' %(did you mean 'prompt'%?%)" },
+    { "a check with shell syntax", 'task "a" { prompt = "x", checks = { "make; make test" } }\n', "bad.lua:1: task 'a': check \"make; make test\" uses shell syntax ';'" },
     { "dependency cycle", 'task "a" { prompt = "x", deps = { "b" } }\ntask "b" { prompt = "y", deps = { "c" } }\ntask "c" { prompt = "z", deps = { "a" } }\n',
       "dependency cycle: a %-> b %-> c %-> a" },
     { "unknown dependency", 'task "a" { prompt = "x" }\ntask "b" { prompt = "y", deps = { "nope" } }\n', "bad.lua:2: task 'b' depends on unknown task 'nope'" },
@@ -54,7 +57,7 @@ describe("workflow errors", function()
     H.writefile(dir .. "/ok.lua", 'task "a" { prompt = "x" }')
     local r = H.obra({ "run", "ok.lua", "--set", "thresholds.proceed=7" }, { cwd = dir })
     assert.are.equal(2, r.code)
-    assert.matches("thresholds must be a number in %[0, 1%] for 'proceed', got 7", r.err)
+    assert.matches("config.thresholds: threshold 'proceed' must be a number in %[0, 1%], got 7", r.err)
     H.rmdir(dir)
   end)
 end)

@@ -225,7 +225,7 @@ task "b" { prompt = "Write b.txt containing done.", deps = { "a" }, checks = { "
     H.expect_code(E.run(p), 0)
     H.writefile(p.dir .. "/obra.lua", "-- the user's workflow now\n")
     local r = H.json(H.expect_code(E.obra(p, { "rollback", "a", "--to", "1", "--json" }), 0).out)
-    assert.are.equal(1, r.files_changed, H.sh("cat " .. H.q(p.dir .. "/.fake/calls.jsonl")))
+    assert.are.equal(1, r.files_changed, H.sh("cat " .. H.q(p.state .. "/calls.jsonl")))
     assert.is_false(exists(p.dir .. "/a.txt"))
     assert.are.equal("done\n", H.readfile(p.dir .. "/b.txt"), "another task's file")
     assert.are.equal("-- the user's workflow now\n", H.readfile(p.dir .. "/obra.lua"))

@@ -54,6 +54,15 @@ obra_rc obra_ws_tree_of(obra_ws *w, const char *rev, char tree[41], obra_err *e)
  * to dir; status 'A' created, 'M' modified, 'D' deleted.  A non-zero return
  * from cb stops the walk.  Lines are counted for text files. */
 typedef int (*obra_ws_diff_cb)(void *ud, char status, const char *path);
+/* Each changed file of a patch: status 'A'|'M'|'D', its path from the
+ * repository's top (as in the text), lines added and removed (0 for a binary file).  Non-zero stops. */
+typedef int (*obra_ws_patch_cb)(void *ud, char status, const char *path, size_t added, size_t removed, int binary);
+/* The unified diff of a..b for a reader: every file to cb, then the text of
+ * the smallest non-binary, non-deleted files that fit max_bytes (at most
+ * max_files of them), malloc'd in *text (NULL when empty); *truncated when a
+ * file's diff was left out or cut. */
+obra_rc obra_ws_patch(obra_ws *w, const char *a, const char *b, size_t max_bytes, size_t max_files,
+                      obra_ws_patch_cb cb, void *ud, char **text, size_t *text_len, int *truncated, obra_err *e);
 obra_rc obra_ws_diff(obra_ws *w, const char *a, const char *b, obra_ws_diff_cb cb, void *ud,
                      size_t *added, size_t *removed, obra_err *e);
 

@@ -33,6 +33,8 @@ local KIND_OPTIONS = {
   codex = { skip_git_repo_check = "boolean" },
   command = { argv = "table" },
 }
+-- the options, for obra.workflow's checks and tests/docs_spec.lua (docs/agents.md)
+agent.OPTIONS = { common = COMMON, kinds = KIND_OPTIONS }
 local RUN_ONLY = { prompt = "string", session = "string", resume = "string" }
 
 local function check_options(kind, opts, level, allow_run)

@@ -18,12 +18,10 @@
 --   evidence.collect(it, {patch = false?, max_bytes=}) -> { summary =, patch = | nil, patch_error = }
 --     (the gather stage's call; patch = false: the summary only, no git run)
 --
--- The patch is `git diff` of two snapshot trees (obra.git, argv only): in the
--- repository itself for method "git", with --git-dir for the shadow
--- repository (.obra/shadow.git).  Its cost is bounded: per-file counts
--- first (--numstat), then the diff of only the files that can be shown.
+-- The patch is the unified diff of two snapshot trees, made in-process
+-- (obra.workspace.patch, libgit2: no git process an iteration): every file's
+-- counts, then the text of only the smallest files that can be shown.
 local core = require "obra.core"
-local git = require "obra.git"
 
 local M = {}
 
@@ -32,8 +30,6 @@ M.MAX_TESTS = 10          -- test commands listed
 M.MAX_PATHS = 50          -- paths per kind
 M.MAX_PATCH = 256 * 1024  -- bytes of patch read from git
 M.MAX_PATCH_FILES = 300   -- files whose diff is asked for
-M.LINE_BYTES = 60         -- bytes a changed line is taken to cost, to pick the files that fit
-M.SHADOW = ".obra/shadow.git"
 
 local function rel(path, workdir)
   if type(path) ~= "string" then return nil end
@@ -156,79 +152,10 @@ end
 
 -- Patch ---------------------------------------------------------------------------
 
-local function git_args(dir, method, args)
-  local a = {}
-  if method == "shadow" then
-    a[#a + 1] = "--git-dir=" .. dir .. "/" .. M.SHADOW
-    a[#a + 1] = "--work-tree=" .. dir
-  end
-  for _, x in ipairs(args) do a[#a + 1] = x end
-  return a
-end
-
-local DIFF = { "diff", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames" }
-
 function M.patch(o)
   if type(o) ~= "table" or not o.dir or not o.from or not o.to then return nil, "patch: needs dir, from and to" end
   if o.from == o.to then return { files = core.json_array {}, text = "", truncated = false } end
-  local max = o.max_bytes or M.MAX_PATCH
-  local args = {}
-  for i, x in ipairs(DIFF) do args[i] = x end
-  args[#args + 1] = "--numstat"
-  args[#args + 1] = o.from
-  args[#args + 1] = o.to
-  local r, err = git.run(git_args(o.dir, o.method, args), { cwd = o.dir, timeout = 60, max_stdout = 4 << 20 })
-  if not r then return nil, err end
-  if not r.ok then return nil, "git diff: " .. (r.err:match("^%s*([^\n]+)") or ("exit " .. tostring(r.exit))) end
-  local files = {}
-  for line in r.stdout:gmatch("[^\n]+") do
-    local a, d, path = line:match("^(%S+)\t(%S+)\t(.+)$")
-    if path then
-      files[#files + 1] = { path = path, added = tonumber(a) or 0, removed = tonumber(d) or 0, binary = a == "-" }
-    end
-  end
-  -- created / deleted from a name-status pass (cheap: no content)
-  args[#args - 2] = "--name-status"
-  local ns = git.run(git_args(o.dir, o.method, args), { cwd = o.dir, timeout = 60, max_stdout = 4 << 20 })
-  local status = {}
-  if ns and ns.ok then
-    for line in ns.stdout:gmatch("[^\n]+") do
-      local st, path = line:match("^(%u)%d*\t(.+)$")
-      if path then status[path] = st end
-    end
-  end
-  for _, f in ipairs(files) do f.status = status[f.path] == "A" and "created" or status[f.path] == "D" and "deleted" or "modified" end
-  -- the patch of the files that can be shown: the smallest first, within
-  -- max bytes (estimated from their line counts), so git's cost stays bounded
-  -- by what the judge can read, not by the size of the change
-  local pick, est = {}, 0
-  local order = {}
-  for i, f in ipairs(files) do if f.status ~= "deleted" and not f.binary then order[#order + 1] = i end end
-  table.sort(order, function(x, y)
-    local a, b = files[x].added + files[x].removed, files[y].added + files[y].removed
-    return a < b or (a == b and x < y)
-  end)
-  for _, i in ipairs(order) do
-    local f = files[i]
-    local cost = 200 + #f.path * 2 + (f.added + f.removed + 6) * M.LINE_BYTES
-    if #pick >= M.MAX_PATCH_FILES or (est + cost > max and #pick > 0) then break end
-    pick[#pick + 1] = f.path
-    est = est + cost
-  end
-  local text, truncated = "", #pick < #order
-  if #pick > 0 then
-    local pargs = {}
-    for _, x in ipairs(args) do pargs[#pargs + 1] = x end
-    pargs[#pargs - 2] = "-U3"
-    pargs[#pargs + 1] = "--"
-    for _, path in ipairs(pick) do pargs[#pargs + 1] = ":(top,literal)" .. path end   -- from the top, no globs
-    local p = git.run(git_args(o.dir, o.method, pargs), { cwd = o.dir, timeout = 60, max_stdout = max })
-    if p and (p.ok or #p.stdout > 0) then
-      text = p.stdout
-      if #text >= max then truncated = true; text = text:sub(1, max) end
-    end
-  end
-  return { files = core.json_array(files), text = text, truncated = truncated }
+  return require("obra.workspace").patch(o.dir, o.method, o.from, o.to, o.max_bytes or M.MAX_PATCH, M.MAX_PATCH_FILES)
 end
 
 -- The gather stage's call: the trace summary and the patch against the base

@@ -39,6 +39,8 @@ local CONFIG_KEYS = {
   backoff_max = true, max_response = true,
 }
 
+llm.OPTIONS = CONFIG_KEYS   -- the client options (docs/llm.md; tests/docs_spec.lua)
+
 -- llm.new(cfg) -> client | nil, message, "invalid": cfg.provider picks the
 -- implementation ("ollama" by default, "openai").  Fields of cfg that are not
 -- client options are ignored, so a workflow's whole llm = {...} table can be

@@ -21,43 +21,109 @@
 --   policy.load(file) -> p | nil, message, code     a Lua file returning {thresholds=, weights=, decide=}
 --   policy.default_decide(event) -> decision        the built-in rules
 --   policy.DEFAULT_THRESHOLDS, policy.ACTIONS
+--   policy.THRESHOLDS                               { {name=, default=, kind=, doc=}, ... } the one list
+--   policy.check_threshold(name, v) -> true | false, message   (unknown names get a suggestion)
+--   policy.check_weight(name, v)    -> true | false, message
+--   policy.check_thresholds(t) / check_weights(t) -> true | false, want, got, message
 --
 -- A custom decide is called as decide(event, default) where default(event)
 -- runs the built-in rules, so a workflow can wrap them.
 local core = require "obra.core"
 local util = require "obra.util"
 local score = require "obra.score"
+local util = require "obra.util"
 
 local M = {}
 
 M.ACTIONS = { proceed = true, retry = true, clarify = true, escalate = true, park = true, abort = true }
 
-M.DEFAULT_THRESHOLDS = {
-  proceed = 0.75,            -- quality needed to proceed
-  confidence = 0.70,         -- confidence needed to proceed
-  escalate = 0.35,           -- below this confidence, work that looks done goes to a human
-  agent_failures = 3,        -- failed agent runs in a row before escalating
-  stall = 3,                 -- iterations without progress before escalating
-  progress = 0.05,           -- the quality gain that counts as progress
-  park_seconds = 900,        -- how long to park on a rate limit without a reset time
-  require_checks = false,    -- true: never proceed on a task without checks
-  consecutive_failures = 3,  -- breakpoint: failed attempts in a row
-  conflict_confidence = 0.9, -- a judge this sure says complete while a check fails: a conflict
-  panel_disagreement = 0.4,  -- a panel's judges this far apart in quality: clarify
+-- The thresholds: the one table every check of a name or a value reads
+-- (workflow, --set, the REPL, policy.new, replay, docs/policy.md's list).
+-- kind: unit = a number in [0, 1]; count = a whole number >= 0; seconds =
+-- a number >= 0; boolean.
+M.THRESHOLDS = {
+  { name = "proceed", default = 0.75, kind = "unit", doc = "quality needed to proceed" },
+  { name = "confidence", default = 0.70, kind = "unit", doc = "confidence needed to proceed" },
+  { name = "escalate", default = 0.35, kind = "unit", doc = "below this confidence, work that looks done goes to a human" },
+  { name = "agent_failures", default = 3, kind = "count", doc = "failed agent runs in a row before escalating" },
+  { name = "stall", default = 3, kind = "count", doc = "iterations without progress before escalating" },
+  { name = "progress", default = 0.05, kind = "unit", doc = "the quality gain that counts as progress" },
+  { name = "park_seconds", default = 900, kind = "seconds", doc = "how long to park on a rate limit without a reset time" },
+  { name = "require_checks", default = false, kind = "boolean", doc = "true: never proceed on a task without checks" },
+  { name = "consecutive_failures", default = 3, kind = "count", doc = "breakpoint: failed attempts in a row" },
+  { name = "conflict_confidence", default = 0.9, kind = "unit", doc = "a judge this sure says complete while a check fails: a conflict" },
+  { name = "panel_disagreement", default = 0.4, kind = "unit", doc = "a panel's judges this far apart in quality: clarify" },
+  -- deleted_files (the old 10-file mass_deletion rule) is still accepted and
+  -- ignored: deletions are judged against the task's scope now
+  -- (breakpoint unrequested_deletion, docs/policy.md).
+  { name = "deleted_files", kind = "count", doc = "ignored (kept so old workflows load)", obsolete = true },
 }
--- deleted_files (the old 10-file mass_deletion rule) is still accepted and
--- ignored: deletions are judged against the task's scope now
--- (breakpoint unrequested_deletion, docs/policy.md).
+-- A custom decide may read thresholds of its own: their names start with
+-- x_ (x_max_files = 20), so that a misspelt built-in name is never taken
+-- for one.
+M.CUSTOM_PREFIX = "x_"
 
--- How each known threshold is checked; unknown names are allowed (a custom
--- decide may read its own) but must be numbers, booleans or strings.
-local KIND = {
-  proceed = "unit", confidence = "unit", escalate = "unit", progress = "unit", conflict_confidence = "unit",
-  panel_disagreement = "unit",
-  agent_failures = "count", stall = "count", consecutive_failures = "count", deleted_files = "count",
-  park_seconds = "seconds", require_checks = "boolean",
-}
+M.DEFAULT_THRESHOLDS = {}
+local KIND = {}
+local KNOWN = {}
+for _, t in ipairs(M.THRESHOLDS) do
+  KIND[t.name] = t.kind
+  if not t.obsolete then
+    M.DEFAULT_THRESHOLDS[t.name] = t.default
+    KNOWN[#KNOWN + 1] = t.name
+  end
+end
 M.THRESHOLD_KINDS = KIND
+
+local RANGE = { unit = "a number in [0, 1]", count = "a whole number >= 0",
+                seconds = "a number of seconds >= 0", boolean = "true or false" }
+
+-- policy.check_threshold(name, value) -> true | false, message
+-- (message: "unknown threshold 'procede' (did you mean 'proceed'?)" or
+-- "threshold 'proceed' must be a number in [0, 1], got 7")
+function M.check_threshold(k, v)
+  if type(k) ~= "string" then return false, "thresholds are keyed by name, got " .. tostring(k) end
+  local kind = KIND[k]
+  local bad
+  if kind == nil then
+    if k:sub(1, #M.CUSTOM_PREFIX) ~= M.CUSTOM_PREFIX then
+      local msg = util.unknown("threshold", k, KNOWN)
+      if not util.closest(k, KNOWN) then
+        msg = msg .. "; a custom decide's own thresholds start with " .. M.CUSTOM_PREFIX
+      end
+      return false, msg
+    end
+    if v ~= nil and type(v) ~= "number" and type(v) ~= "boolean" and type(v) ~= "string" then
+      bad = "a number, boolean or string"
+    end
+  elseif v == nil then
+    return true
+  elseif kind == "unit" then
+    bad = (type(v) ~= "number" or v ~= v or v < 0 or v > 1) and RANGE.unit
+  elseif kind == "count" then
+    bad = (type(v) ~= "number" or v ~= v or v < 0 or v ~= math.floor(v)) and RANGE.count
+  elseif kind == "seconds" then
+    bad = (type(v) ~= "number" or v ~= v or v < 0) and RANGE.seconds
+  elseif kind == "boolean" then
+    bad = type(v) ~= "boolean" and RANGE.boolean
+  end
+  if bad then
+    return false, string.format("threshold '%s' must be %s, got %s", k, bad,
+      type(v) == "string" and ("'" .. v .. "'") or tostring(v))
+  end
+  return true
+end
+
+-- policy.check_weight(name, value) -> true | false, message (score.PARAMS names)
+local WEIGHT_NAMES = {}
+for _, p in ipairs(score.PARAMS) do WEIGHT_NAMES[#WEIGHT_NAMES + 1] = p.name end
+function M.check_weight(k, v)
+  if score.DEFAULT_WEIGHTS[k] == nil then return false, util.unknown("weight", tostring(k), WEIGHT_NAMES) end
+  if v ~= nil and (type(v) ~= "number" or v ~= v or v < 0) then
+    return false, string.format("weight '%s' must be a number >= 0, got %s", k, tostring(v))
+  end
+  return true
+end
 
 M.DEFAULT_VERSION = "default-2"   -- bump when the built-in rules change meaning
 
@@ -85,38 +151,42 @@ local function derived(parent, own)
   return setmetatable(t, mt)
 end
 
--- policy.check_thresholds(t) -> true | false, what was expected, what was given
+-- policy.check_thresholds(t) -> true | false, what was expected, what was given, message
 function M.check_thresholds(t)
   if type(t) ~= "table" then return false, "a table of thresholds", type(t) end
-  for k, v in pairs(flat(t)) do
-    local kind = KIND[k]
-    local want
-    if type(k) ~= "string" then
-      want = "a table keyed by threshold names"
-    elseif kind == "unit" then
-      if type(v) ~= "number" or v ~= v or v < 0 or v > 1 then want = "a number in [0, 1]" end
-    elseif kind == "count" then
-      if type(v) ~= "number" or v ~= v or v < 0 or v ~= math.floor(v) then want = "a whole number >= 0" end
-    elseif kind == "seconds" then
-      if type(v) ~= "number" or v ~= v or v < 0 then want = "a number of seconds >= 0" end
-    elseif kind == "boolean" then
-      if type(v) ~= "boolean" then want = "true or false" end
-    elseif type(v) ~= "number" and type(v) ~= "boolean" and type(v) ~= "string" then
-      want = "a number, boolean or string"
-    end
-    if want then
-      return false, want .. " for '" .. tostring(k) .. "'", type(v) == "string" and ("'" .. v .. "'") or tostring(v)
-    end
+  local keys = {}
+  for k in pairs(flat(t)) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  local ft = flat(t)
+  for _, k in ipairs(keys) do
+    local ok, msg = M.check_threshold(k, ft[k])
+    if not ok then return false, "known thresholds", tostring(k), msg end
+  end
+  return true
+end
+
+-- policy.check_weights(t) -> true | false, what was expected, what was given, message
+function M.check_weights(t)
+  if type(t) ~= "table" then return false, "a table of weights", type(t) end
+  local ft = flat(t)
+  local keys = {}
+  for k in pairs(ft) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(keys) do
+    local ok, msg = M.check_weight(k, ft[k])
+    if not ok then return false, "known weights", tostring(k), msg end
   end
   return true
 end
 
 local function check_thresholds(t, level)
-  local ok, want, got = M.check_thresholds(t)
-  if not ok then error("policy: thresholds need " .. want .. ", got " .. tostring(got), level or 3) end
+  local ok, want, got, msg = M.check_thresholds(t)
+  if not ok then error("policy: " .. (msg or ("thresholds need " .. want .. ", got " .. tostring(got))), level or 3) end
 end
 
 local function check_weights(w, level)
+  local wok, _, _, msg = M.check_weights(w)
+  if not wok then error("policy: " .. msg, level or 3) end
   local ok, err = pcall(score.compute, {}, flat(w))
   if not ok then error("policy: " .. tostring(err):gsub("^score: ", ""), level or 3) end
 end

@@ -136,7 +136,11 @@ local KEYORDER = { number = 1, string = 2, boolean = 3 }
 local function sorted_keys(t)
   local n = #t
   local keys = {}
-  for k in next, t do
+  local mt = getmetatable(t)
+  -- a view with __pairs (the REPL's guarded thresholds) lists what it shows
+  local iter, state = next, t
+  if type(mt) == "table" and mt.__pairs then iter, state = pairs(t) end
+  for k in iter, state do
     if not (math.type(k) == "integer" and k >= 1 and k <= n) then keys[#keys + 1] = k end
   end
   table.sort(keys, function(a, b)

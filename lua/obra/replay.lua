@@ -67,8 +67,16 @@ function M.parse_sets(list)
     if value == "" then return nil, "--set " .. section .. "." .. key .. " needs a value" end
     out[section][key] = parse_value(value)
   end
-  for k in pairs(out.weights) do
-    if score.DEFAULT_WEIGHTS[k] == nil then return nil, "--set: unknown weight '" .. k .. "'" end
+  -- names and ranges from obra.policy's own tables (a typo must not replay as "no change")
+  for _, section in ipairs { "thresholds", "weights" } do
+    local check = section == "thresholds" and policy_mod.check_threshold or policy_mod.check_weight
+    local keys = {}
+    for k in pairs(out[section]) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for _, k in ipairs(keys) do
+      local ok, msg = check(k, out[section][k])
+      if not ok then return nil, "--set " .. section .. "." .. k .. ": " .. msg end
+    end
   end
   return out
 end

@@ -7,6 +7,8 @@
 --   util.which(program) -> path | nil   (a name is looked up on PATH; a path is checked)
 --   util.fmt2(x) -> "0.47"   a score or threshold as every reason, log line and `obra show`
 --                            print it (two decimals, halves up; "-" for a non-number)
+--   util.closest(name, names) -> the most similar of names (edit distance) | nil
+--   util.unknown(what, name, names) -> "unknown WHAT 'name' (did you mean 'x'?)"
 local core = require "obra.core"
 
 local M = {}
@@ -65,6 +67,47 @@ function M.which(cmd)
     if st and st.type == "file" then return dir .. "/" .. cmd end
   end
   return nil
+end
+
+-- Levenshtein distance between two short strings.
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    local ca = a:byte(i)
+    for j = 1, #b do
+      local cost = ca == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+-- The name in names (a list or a set) closest to name, when it is close
+-- enough to be a plausible typo: at most a third of its letters differ.
+function M.closest(name, names)
+  if type(name) ~= "string" then return nil end
+  local list = {}
+  if names[1] ~= nil then list = names else for k in pairs(names) do list[#list + 1] = k end end
+  table.sort(list)
+  local best, bd
+  for _, n in ipairs(list) do
+    local d = distance(name:lower(), tostring(n):lower())
+    if bd == nil or d < bd then best, bd = n, d end
+  end
+  if best and bd <= math.max(2, #name // 3) then return best end
+  return nil
+end
+
+function M.unknown(what, name, names)
+  local near = M.closest(name, names)
+  if near then return string.format("unknown %s '%s' (did you mean '%s'?)", what, tostring(name), near) end
+  local list = {}
+  if names[1] ~= nil then list = { table.unpack(names) } else for k in pairs(names) do list[#list + 1] = k end end
+  table.sort(list)
+  return string.format("unknown %s '%s' (known: %s)", what, tostring(name), table.concat(list, ", "))
 end
 
 return M

@@ -23,6 +23,11 @@
 --
 -- workflow.load(path) -> plan | nil, message   (message carries file:line)
 -- workflow.sync(store, plan) -> project row    (idempotent: tasks matched by key)
+-- workflow.apply_sets(plan, {"k.k=v", ...}) -> true | nil, message
+-- workflow.OPTIONS.{config,task,agent,llm,...}: name -> checker, the tables every
+--   check reads (thresholds and weights: obra.policy's).  Unknown names are
+--   refused with the closest known one suggested; a string check with shell
+--   syntax is refused at load (checks run without a shell).
 local core = require "obra.core"
 
 local M = {}
@@ -45,15 +50,37 @@ end
 local function is_posnum(v) return type(v) == "number" and v == v and v > 0, "a positive number" end
 local function is_posint(v) return math.type(v) == "integer" and v > 0, "a positive integer" end
 local function is_int(v) return math.type(v) == "integer", "an integer" end
+-- A string check is split into an argv at load time, so shell syntax (which
+-- obra never runs through a shell) is refused before anything runs.
+local function split_check(cmd)
+  local argv, err = require("obra.checks").split(cmd)
+  if argv then return true end
+  local op = tostring(err):match("^shell syntax '(.-)'")
+  if not op then return false, string.format("check %q cannot be split into words: %s", cmd, err) end
+  local head = cmd:match("^(.-)%s*[|;&<>`$]") or ""
+  local words = {}
+  for w in head:gmatch("%S+") do words[#words + 1] = string.format("%q", w) end
+  local example = #words > 0 and ("{" .. table.concat(words, ", ") .. "}") or '{"program", "arg"}'
+  return false, string.format("check %q uses shell syntax '%s', but checks run without a shell: " ..
+    "write an argv table (%s) or put the commands in a script and check {\"sh\", \"script.sh\"}", cmd, op, example)
+end
+
 local function is_check(v)
+  local want = "a list of checks (strings or {cmd = ..., name = ..., timeout = ...})"
   if type(v) ~= "table" then return false, "a list of checks" end
   for _, c in ipairs(v) do
+    local cmd
     if type(c) == "table" then
-      if type(c.cmd) ~= "string" and type(c.cmd) ~= "table" and type(c[1]) ~= "string" then
-        return false, "a list of checks (strings or {cmd = ..., name = ..., timeout = ...})"
-      end
-    elseif type(c) ~= "string" then
-      return false, "a list of checks (strings or {cmd = ..., name = ..., timeout = ...})"
+      if type(c.cmd) ~= "string" and type(c.cmd) ~= "table" and type(c[1]) ~= "string" then return false, want end
+      if type(c.cmd) == "string" then cmd = c.cmd end
+    elseif type(c) == "string" then
+      cmd = c
+    else
+      return false, want
+    end
+    if cmd then
+      local ok, msg = split_check(cmd)
+      if not ok then return false, want, cmd, msg end
     end
   end
   return true
@@ -64,18 +91,9 @@ local function one_of(...)
   return function(v) return set[v] == true, "one of " .. table.concat(names, ", ") end
 end
 local function is_table(v) return type(v) == "table", "a table" end
-local function is_unit_table(v)   -- thresholds: scores in [0, 1], counts, seconds, flags (obra.policy)
-  return require("obra.policy").check_thresholds(v)
-end
-local function is_weights(v)
-  if type(v) ~= "table" then return false, "a table of non-negative numbers" end
-  for k, x in pairs(v) do
-    if type(k) ~= "string" or type(x) ~= "number" or x ~= x or x < 0 then
-      return false, "a non-negative number for '" .. tostring(k) .. "'", tostring(x)
-    end
-  end
-  return true
-end
+-- thresholds and weights: names and ranges from obra.policy's own tables
+local function is_unit_table(v) return require("obra.policy").check_thresholds(v) end
+local function is_weights(v) return require("obra.policy").check_weights(v) end
 
 local BUDGET_KEYS = { iterations = is_posint, turns = is_posint, tokens = is_posint, usd = is_posnum, seconds = is_posnum }
 local function is_budgets(v)
@@ -89,21 +107,37 @@ local function is_budgets(v)
   return true
 end
 
+-- ollama's keep_alive: a duration ("10m") or seconds (-1: keep the model loaded)
+local function is_keep_alive(v)
+  return (type(v) == "string" and v ~= "") or math.type(v) == "integer", "a duration like \"10m\" or a whole number of seconds (-1: forever)"
+end
+local function is_api_key(v) return type(v) == "string" or v == false, "a string, or false to send none" end
+
+-- The agent and llm options a workflow accepts: the options of obra.agent
+-- and obra.llm (docs/agents.md, docs/llm.md; tests/docs_spec.lua keeps the
+-- three in step), plus the engine's own (marked).
 local AGENT_KEYS = {
   kind = one_of("claude", "codex", "command"), command = is_type("string"), argv = is_list_of("string"),
-  model = is_type("string"), max_turns = is_posint, max_turns_limit = is_posint,
+  model = is_type("string"), max_turns = is_posint,
+  max_turns_limit = is_posint,   -- engine: the most max_turns a context refresh may grow to
   skip_permissions = is_type("boolean"), permission_mode = is_type("string"),
   allowed_tools = is_list_of("string"), disallowed_tools = is_list_of("string"),
   append_system_prompt = is_type("string"), output_format = one_of("json", "stream-json"),
+  skip_git_repo_check = is_type("boolean"),
   extra_args = is_list_of("string"), env = is_table, timeout = is_posnum, idle_timeout = is_posnum,
-  result_grace = is_posnum,
+  result_grace = is_posnum, kill_grace = is_posnum, max_output = is_posint,
 }
+-- agent options only a Lua caller of obra.agent sets (the engine sets them per run)
+M.AGENT_LIBRARY_ONLY = { name = true, on_event = true, cwd = true }
+
 local LLM_KEYS = {
   provider = one_of("ollama", "openai"), url = is_type("string"), model = is_type("string"),
-  api_key = is_type("string"), timeout = is_posnum, connect_timeout = is_posnum,
-  max_attempts = is_posint, deadline = is_posnum, options = is_table, keep_alive = is_type("string"),
-  temperature = is_type("number"),
+  api_key = is_api_key, timeout = is_posnum, connect_timeout = is_posnum,
+  max_attempts = is_posint, deadline = is_posnum, backoff = is_posnum, backoff_max = is_posnum,
+  max_response = is_posint, options = is_table, keep_alive = is_keep_alive,
+  temperature = is_type("number"),   -- accepted for old workflows; the judge's is config.judge.temperature
 }
+M.LLM_WORKFLOW_ONLY = { temperature = true }
 
 local function is_section(keys, what)
   return function(v)
@@ -111,9 +145,13 @@ local function is_section(keys, what)
     if type(v) ~= "table" then return false, "a table" end
     for k, x in pairs(v) do
       local chk = keys[k]
-      if not chk then return false, "a known " .. what .. " option", "'" .. tostring(k) .. "'" end
-      local ok, want, got = chk(x)
-      if not ok then return false, want .. " for '" .. k .. "'", got or tostring(x) end
+      if not chk then
+        return false, "a known " .. what .. " option", "'" .. tostring(k) .. "'", require("obra.util").unknown(what .. " option", k, keys)
+      end
+      local ok, want, got, msg = chk(x)
+      if not ok then
+        return false, (want or "?") .. " for '" .. k .. "'", got or tostring(x), msg and (what .. "." .. k .. ": " .. msg)
+      end
     end
     return true
   end
@@ -188,6 +226,10 @@ local MILESTONE = { title = is_type("string"), gate = is_type("boolean"), descri
 local PROJECT = { workdir = is_type("string"), description = is_type("string"), name = is_type("string") }
 local POLICY = { thresholds = is_unit_table, weights = is_weights, decide = is_type("function") }
 
+-- The tables above, for obra doctor, docs and tests (tests/docs_spec.lua)
+M.OPTIONS = { config = CONFIG, task = TASK, milestone = MILESTONE, project = PROJECT, policy = POLICY,
+              agent = AGENT_KEYS, llm = LLM_KEYS, budgets = BUDGET_KEYS }
+
 local HOOKS = { task_start = true, task_done = true, decision = true, breakpoint = true,
                 milestone_done = true, run_done = true, stage = true }
 
@@ -201,15 +243,26 @@ local function fail_at(line, chunk, fmt, ...)
 end
 
 local function check_fields(spec, t, what, line, chunk)
-  for k, v in pairs(t) do
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(keys) do
+    local v = t[k]
     local chk = spec[k]
     if not chk then
       local known = {}
       for n in pairs(spec) do known[#known + 1] = n end
       table.sort(known)
+      local near = require("obra.util").closest(tostring(k), known)
+      if near then
+        fail_at(line, chunk, "unknown key '%s' in %s (did you mean '%s'?)", tostring(k), what, near)
+      end
       fail_at(line, chunk, "unknown key '%s' in %s (known: %s)", tostring(k), what, table.concat(known, ", "))
     end
-    local ok, want, got = chk(v)
+    local ok, want, got, msg = chk(v)
+    if not ok and msg then
+      fail_at(line, chunk, "%s: %s", k == "checks" and what or (what .. "." .. k), msg)
+    end
     if not ok then
       fail_at(line, chunk, "%s.%s must be %s, got %s", what, k, want,
         got or (type(v) == "table" and "a table" or type(v) == "string" and ("'" .. v .. "'") or tostring(v)))

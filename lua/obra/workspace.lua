@@ -164,6 +164,21 @@ function M.diff_trees(dir, method, a, b)
   return sig
 end
 
+-- The unified diff of two trees for a reader (in-process): every changed
+-- file with its counts, and the text of the smallest files that fit.
+--   workspace.patch(dir, method, a, b [, max_bytes, max_files])
+--     -> { files = { {path, status = created|modified|deleted, added, removed, binary}, ... },
+--          text =, truncated = } | nil, message, code
+function M.patch(dir, method, a, b, max_bytes, max_files)
+  local wt, err, code = worktree(dir, method)
+  if not wt then return nil, err, code end
+  local p
+  p, err, code = wt:patch(a, b, max_bytes, max_files)
+  if not p then return nil, "cannot diff " .. dir .. ": " .. tostring(err), code end
+  p.files = core.json_array(p.files)
+  return p
+end
+
 function M.commit(snap, ref, message, opts)
   if type(snap) ~= "table" or not snap.tree then error("workspace.commit: expects a snapshot", 2) end
   local wt = snap.wt

@@ -10,7 +10,9 @@ local E = {}
 -- E.project{script = source | nil, copy = "scripts/x.lua", scenario = {...}} -> p
 function E.project(a)
   local dir = H.tmpdir(a.tag or "e2e")
-  local p = { dir = dir, state = dir .. "/.fake", scenario = dir .. "/scenario.json", script = "obra.lua" }
+  -- the fake agent's state lives beside the project, not in it: its call log
+  -- changes at every call and would be part of every diff the judge reads
+  local p = { dir = dir, state = dir .. ".fake", scenario = dir .. "/scenario.json", script = "obra.lua" }
   os.execute("mkdir -p " .. H.q(p.state))
   if a.copy then
     p.script = a.copy:match("([^/]+)$")
@@ -18,7 +20,9 @@ function E.project(a)
   else
     H.writefile(dir .. "/obra.lua", a.script)
   end
-  H.writefile(p.scenario, cjson.encode(a.scenario or { rules = {} }))
+  -- without a scenario every call does some work (an "ok" that changes no
+  -- file is retried: docs/policy.md)
+  H.writefile(p.scenario, cjson.encode(a.scenario or { rules = {}, default = { append = { ["agent.log"] = "worked\n" } } }))
   p.llm = a.llm          -- a fakellm server, or nil for llm = false
   return p
 end

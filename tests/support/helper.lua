@@ -51,7 +51,7 @@ function H.tmpdir(tag)
 end
 
 function H.rmdir(d)
-  if d and d:find(H.TMP, 1, true) == 1 then os.execute("rm -rf " .. H.q(d)) end
+  if d and d:find(H.TMP, 1, true) == 1 then os.execute("rm -rf " .. H.q(d) .. " " .. H.q(d .. ".fake")) end
 end
 
 function H.readfile(path)

@@ -1,6 +1,8 @@
 -- obra doctor: is everything obra needs here and working?  The agent binary
 -- and its version, the LLM (reachable, model present), the database
 -- (writable), git.  Reads ./obra.lua (or SCRIPT) for the agent and LLM config.
+-- Exit 0 all fine, 1 something obra needs fails, 2 the script itself does not
+-- load (an unknown name, a check with shell syntax...), after the whole report.
 local cli = require "obra.cli"
 local core = require "obra.core"
 
@@ -19,6 +21,7 @@ return {
     local engine = require "obra.engine"
     local cfg = { agent = engine.DEFAULTS.agent, llm = engine.DEFAULTS.llm }
     local script = args[1] or "obra.lua"
+    local bad_script = false   -- a script that does not load: exit 2, as `obra run` would
     if core.stat(script) then
       local plan, err = require("obra.workflow").load(script)
       if plan then
@@ -33,6 +36,7 @@ return {
         cfg.judge = plan.config.judge
       end
       add("workflow " .. script, plan ~= nil and err == nil, err or "loads and checks", err and "fix the script" or nil)
+      bad_script = err ~= nil
     else
       add("workflow", true, "no " .. script .. " here; checking the defaults")
     end
@@ -119,6 +123,7 @@ return {
         if r.hint then cli.print("     -> " .. r.hint) end
       end
     end
+    if bad_script then return cli.EXIT.usage end
     return all and 0 or 1
   end,
 }

@@ -52,8 +52,9 @@ unless --policy gives one.  See docs/policy.md.]],
     if not sets then cli.usage(err, "replay") end
     local pol
     if opts.policy then
-      local p, perr = require("obra.policy").load(opts.policy)
-      if not p then cli.fail(perr) end
+      local p, perr, pcode = require("obra.policy").load(opts.policy)
+      -- a policy file that does not load (an unknown threshold...) is bad input: exit 2
+      if not p then cli.fail(perr, pcode ~= "io" and cli.EXIT.usage or nil) end
       pol = p
     end
     local s = cli.open_store()

@@ -140,11 +140,26 @@ function M.install(session)
   end
   local function list(rows, kind) return pretty.tag_list(rows, kind) end
 
+  -- thresholds in the REPL: a view of the live table that checks each
+  -- assignment (name and range, obra.policy's table) before it lands, so a
+  -- typo or 7 is refused at once rather than after the next step's agent run
+  local function guarded_thresholds(live)
+    return setmetatable({}, {
+      __index = live,
+      __newindex = function(_, k, v)
+        local ok, msg = require("obra.policy").check_threshold(k, v)
+        if not ok then error(msg .. "; thresholds unchanged", 2) end
+        live[k] = v
+      end,
+      __pairs = function() return pairs(require("obra.policy").flat(live)) end,
+    })
+  end
+
   -- the globals that follow the session's state
   local function refresh()
     env.ctx = session.ctx
     env.store = session.store
-    env.thresholds = session.ctx and session.ctx.policy.thresholds or nil
+    env.thresholds = session.ctx and guarded_thresholds(session.ctx.policy.thresholds) or nil
   end
   session.refresh = refresh
   env.engine, env.obra, env.pretty = engine, require "obra", pretty
