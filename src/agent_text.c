@@ -105,7 +105,8 @@ int obra_agent_auth_text(const char *s) {
   static const char *const w[] = {
     "invalid api key", "invalid x-api-key", "authentication_error", "authentication failed",
     "unauthorized", "please run /login", "not logged in", "oauth token has expired",
-    "invalid bearer token", "(401)", "status 401", "401 unauthorized", NULL };
+    "invalid bearer token", "(401)", "status 401", "401 unauthorized",
+    "(403)", "status 403", "403 forbidden", NULL };   /* docs/agents.md: auth is HTTP 401/403 */
   return contains_any(s, w);
 }
 

@@ -189,6 +189,29 @@ double obra_reset_time(const char *s, double now, obra_tz_offset_fn tz) {
     size_t nd = strspn(bar + 1, "0123456789");
     if (nd >= 9 && nd <= 11) return strtod(bar + 1, NULL);
   }
+  /* an HTTP Retry-After header as an agent or API echoes it: "retry-after: 3"
+   * (delay-seconds; an HTTP-date is left to the keywords below) */
+  static const char *const hdr[] = { "retry-after", "retry_after", "retry-after-ms", NULL };
+  for (size_t k = 0; hdr[k]; k++) {
+    size_t kl = strlen(hdr[k]);
+    for (const char *hit = strcasestr(s, hdr[k]); hit; hit = strcasestr(hit + 1, hdr[k])) {
+      const char *p = hit + kl;
+      if (*p == '-' || *p == '_') continue;    /* "retry-after-ms" is its own key */
+      while (*p == ' ' || *p == '\t' || *p == ':' || *p == '=' || *p == '"' || *p == '\'') p++;
+      if (!isdigit((unsigned char)*p)) continue;
+      char *end;
+      double v = strtod(p, &end);
+      const char *u = end;
+      while (*u == ' ') u++;
+      if (isalpha((unsigned char)*u)) {            /* "45s", "2 minutes" */
+        double d = k == 2 ? 0 : parse_duration(p);
+        if (d > 0) return now + d;
+        continue;
+      }
+      if (k == 2) v /= 1000;
+      if (isfinite(v) && v > 0 && v <= MAX_DURATION) return now + v;
+    }
+  }
   static const char *const keys[] = {
     "resets", "reset at", "reset in", "reset", "try again in", "try again at", "try again after",
     "retry after", "available again", NULL };

@@ -67,7 +67,7 @@ local function copy(t)
 end
 
 -- The spec handed to core.agent_start: agent options, then the run's on top
--- (env merged key by key).
+-- (env merged key by key; a value true means "inherit obra's": no change).
 local function build_spec(self, req)
   local spec = copy(self.options)
   for k, v in pairs(req) do
@@ -76,6 +76,7 @@ local function build_spec(self, req)
   if self.options.env or req.env then
     spec.env = copy(self.options.env)
     for k, v in pairs(req.env or {}) do spec.env[k] = v end
+    for k, v in pairs(spec.env) do if v == true then spec.env[k] = nil end end
   end
   spec.kind = self.kind
   spec.name = nil
@@ -156,6 +157,11 @@ local function make(kind, opts, level)
   end
   opts.kind = nil
   check_options(kind, opts, level + 1, false)
+  if type(opts.env) == "table" then   -- env.X = true: inherit obra's X (as if not mentioned)
+    local env = {}
+    for k, v in pairs(opts.env) do if v ~= true then env[k] = v end end
+    opts.env = env
+  end
   if kind == "command" then
     if type(opts.argv) ~= "table" or type(opts.argv[1]) ~= "string" or opts.argv[1] == "" then
       error("obra.agent.command: argv = { program, args... } is required", level + 1)

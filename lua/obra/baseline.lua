@@ -17,6 +17,7 @@
 --   baseline.classify(checks, row)      each check gets baseline = "pass"|"fail"|nil and
 --                                       class = "regression"|"target"|"guard"|"fixed"|nil;
 --                                       passed_before is true when the baseline passed
+--                                       or an earlier iteration did, false when neither
 --                                       (passed_earlier: in an earlier iteration);
 --                                       a failing check gets broken = why | nil (below)
 --   baseline.evidence(ctx, it) -> { changes=, tamper=, deletions=, changed_nothing= }
@@ -134,7 +135,7 @@ function M.classify(checks, row)
       c.passed_earlier = c.passed_before == true   -- in an earlier iteration (not only on the base)
       c.baseline = b.passed and "pass" or "fail"
       c.class = CLASS[c.baseline][c.passed == true]
-      if b.passed then c.passed_before = true end
+      c.passed_before = b.passed == true or c.passed_before == true   -- the base is known: no longer nil
     elseif c.passed_before and not c.passed then
       c.class = "regression"
     end

@@ -15,12 +15,13 @@
 -- Misuse raises (a missing kind, no task or milestone, an unknown status);
 -- answering when nothing is open returns nil, message, "not_found".
 local core = require "obra.core"
+local util = require "obra.util"
 
 local M = {}
 
 M.APPROVAL_TAGS = { ["needs-approval"] = true, needs_approval = true, approval = true }
 
-local function fmt2(x) return string.format("%.2f", tonumber(x) or 0) end
+local function fmt2(x) return util.fmt2(tonumber(x) or 0) end
 local function tbl(v) return type(v) == "table" and v or nil end
 
 -- An iteration failed when the policy sent the agent back to try again (or
@@ -85,7 +86,8 @@ M.RULES = {
       if out("usd_left") then return "the cost budget is spent" end
       if out("tokens_left") then return "the token budget is spent" end
       if out("turns_left") then return "the agent-turn budget is spent" end
-      if out("iterations_left") then return "no iterations left" end
+      -- a park is not an attempt: it uses no iteration, the task comes back by itself
+      if out("iterations_left") and d.action ~= "park" then return "no iterations left" end
     end },
 
   { name = "time_exceeded", enabled = true,
@@ -104,7 +106,7 @@ M.RULES = {
       if a.class == "rate_limited" then
         local untl = d.park_until or a.reset_at
         return "the agent is rate limited" .. (type(untl) == "number"
-          and (" until " .. os.date("!%Y-%m-%d %H:%M UTC", math.floor(untl))) or "")
+          and (" until " .. os.date("!%Y-%m-%d %H:%M:%S UTC", math.floor(untl))) or "")
       end
     end },
 

@@ -1,7 +1,8 @@
 -- obra.budgets — what is left of a task's and a run's budgets.
 --
 --   budgets.left(ctx, task, iteration) -> { iterations_left=, turns_left=, tokens_left=,
---                                            usd_left=, seconds_left= }   (nil = unlimited)
+--                                            usd_left=, seconds_left= }   (nil = unlimited;
+--                                            iterations_left does not count the task's parks)
 --   budgets.run_spent(ctx) -> nil | "run budget: ..."   checked before new work is scheduled
 --
 -- Task budgets come from task.budgets (and config.max_iterations), run
@@ -31,7 +32,8 @@ local function run_usage(ctx)
                                 seen = setmetatable({}, { __index = u.seen }) }
   local last = u.last_id
   for _, r in ipairs(s:run_usage_since(ctx.run_id, u.last_id)) do
-    if r.task_id and r.iteration then
+    -- an iteration counts once it did more than hit a rate limit (a park is no attempt)
+    if r.task_id and r.iteration and not (r.kind == "agent" and r.outcome == "rate_limited") then
       local key = r.task_id .. ":" .. r.iteration
       if not out.seen[key] then out.seen[key] = true; out.iterations = out.iterations + 1 end
     end
@@ -55,7 +57,8 @@ function M.left(ctx, task, iteration)
   local rb = ctx.config.budgets or {}
   local tu = task_usage(s, task.id)
   local b = {
-    iterations_left = (tb.iterations or ctx.config.max_iterations) - iteration,
+    -- a rate-limit park is not an attempt: the iterations it took are given back
+    iterations_left = (tb.iterations or ctx.config.max_iterations) - (iteration - s:park_count(task.id, iteration)),
     turns_left = minus(tb.turns, tu.turns),
     tokens_left = minus(tb.tokens, tu.tokens),
     usd_left = minus(tb.usd, tu.usd),

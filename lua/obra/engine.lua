@@ -422,7 +422,8 @@ function M.run(ctx, opts)
     code, status, message = M.EXIT.failed, "failed", string.format("%d task(s) failed", counts.failed)
   elseif open_bp > 0 or (counts.waiting or 0) > 0 then
     code, status, message = M.EXIT.waiting, "waiting", string.format("%d breakpoint(s) wait for a human", open_bp)
-  elseif ctx.budget_spent then
+  elseif ctx.budget_spent and ((counts.pending or 0) + (counts.parked or 0) + (counts.running or 0)) > 0 then
+    -- a budget used up exactly by the last task's work stopped nothing: the run is done
     code, status, message = M.EXIT.budget, "budget", ctx.budget_spent
   elseif (counts.pending or 0) > 0 or (counts.parked or 0) > 0 then
     code, status, message = M.EXIT.failed, "failed", string.format("%d task(s) could not run (a dependency failed or waits)", (counts.pending or 0) + (counts.parked or 0))

@@ -30,6 +30,7 @@
 -- (resuming its agent session); a recorded decision is never repeated.
 local core = require "obra.core"
 local session = require "obra.session"
+local credentials = require "obra.credentials"
 local prompt = require "obra.prompt"
 local judge = require "obra.judge"
 local evidence = require "obra.evidence"
@@ -58,7 +59,8 @@ local bound = util.bound
 
 -- The agent for a task: run-wide config merged with the task's own.
 local function agent_for(ctx, task)
-  local cfg = util.merge(ctx.config.agent, task.config and task.config.agent)
+  -- the judge's API key is not the agent's (obra.credentials)
+  local cfg = credentials.agent_config(ctx.config, util.merge(ctx.config.agent, task.config and task.config.agent))
   local key = core.json_encode(cfg)
   local a = ctx.agents[key]
   if not a then
@@ -82,15 +84,22 @@ end
 local function history(s, task_id) return s:decision_history(task_id) end
 M.history = history
 
--- Did each check pass in any earlier iteration?  (Drops the history's check lists.)
+-- Did each check pass in any earlier iteration?  true, false, or nil when
+-- nothing earlier ran the checks (a first iteration: unknown; the baseline,
+-- when the task has one, then decides in baseline.classify).  (Drops the
+-- history's check lists.)
 local function mark_passed_before(checks, hist)
+  local ran = false
+  for _, h in ipairs(hist) do
+    if type(h.checks) == "table" and #h.checks > 0 then ran = true end
+  end
   for _, c in ipairs(checks) do
     for _, h in ipairs(hist) do
       for _, hc in ipairs(h.checks or {}) do
         if hc.name == c.name and hc.passed then c.passed_before = true end
       end
     end
-    if c.passed_before == nil then c.passed_before = false end
+    if c.passed_before == nil and ran then c.passed_before = false end
   end
   for _, h in ipairs(hist) do h.checks = nil end
 end
@@ -307,6 +316,8 @@ function M.run_agent(ctx, it)
       env = otel.agent_env(ctx, it),   -- TRACEPARENT when OpenTelemetry export is on, else nil
     }
     res.duration_ms = res.duration_ms or (core.clock_ms() - started)
+    -- Codex reports the thread's running total: keep the call's own usage
+    if session.RUNNING_TOTALS[agent.kind] then session.usage_since(s, sess, res, it.calls) end
     it.calls[#it.calls + 1] = { session = sess, result = res, prompt = text }
     ctx.log(task, "agent: %s, %d turns, $%.4f, %dms", res.class, res.turns or 0, res.cost_usd or 0, res.duration_ms)
     if attempt == M.AGENT_ATTEMPTS then break end
@@ -489,8 +500,9 @@ end
 function M.after(ctx, it)
   local s, task, decision, res, scores = ctx.store, it.task, it.decision, it.result, it.scores
   local why = decision.reason or ""
-  local sc = string.format("quality %.2f, confidence %.2f", scores.quality or 0, scores.confidence or 0)
-  if why:find(sc, 1, true) then sc = "" end   -- the built-in reasons carry the scores already
+  local sc = string.format("quality %s, confidence %s", util.fmt2(scores.quality or 0), util.fmt2(scores.confidence or 0))
+  -- the built-in reasons carry the scores already (the same formatter): not twice
+  if why:find(sc, 1, true) or why:find("quality %d") then sc = "" end
   ctx.log(task, "%s — %s%s", decision.action, why,
     (sc ~= "" or scores.degraded) and (" (" .. sc .. (scores.degraded and (sc ~= "" and ", " or "") .. "degraded" or "") .. ")") or "")
   for _, b in ipairs(it.breakpoints) do

@@ -29,6 +29,7 @@
 -- A custom decide is called as decide(event, default) where default(event)
 -- runs the built-in rules, so a workflow can wrap them.
 local core = require "obra.core"
+local util = require "obra.util"
 local score = require "obra.score"
 local util = require "obra.util"
 
@@ -222,7 +223,7 @@ local function failed_run(h)
   return (h.class ~= nil and not USABLE[h.class]) or h.quality == 0
 end
 
-local function fmt2(x) return string.format("%.2f", x or 0) end
+local function fmt2(x) return util.fmt2(x or 0) end   -- the one formatter (obra show, the log)
 -- "x OP y" with both numbers shown precisely enough to tell them apart.
 local function cmp(x, op, y)
   local a, b = fmt2(x), fmt2(y)
@@ -337,7 +338,7 @@ function M.default_decide(ev)
   -- 1. a rate limit parks the task until the limit resets
   if class == "rate_limited" then
     local untl = park_until(ev, t)
-    return d("park", "the agent is rate limited until " .. os.date("!%Y-%m-%d %H:%M UTC", math.floor(untl)),
+    return d("park", "the agent is rate limited until " .. os.date("!%Y-%m-%d %H:%M:%S UTC", math.floor(untl)),
       nil, { park_until = untl })
   end
   -- 2. credentials only a human can fix

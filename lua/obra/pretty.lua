@@ -17,6 +17,7 @@
 -- Untagged store rows that look like tasks (key, status, iterations,
 -- project_id) show as tasks.  Nothing here prints: the REPL does.
 local core = require "obra.core"
+local util = require "obra.util"
 
 local pretty = {}
 
@@ -202,7 +203,7 @@ local function fmt_time(x)
   if type(x) ~= "number" then return "" end
   return os.date("%m-%d %H:%M:%S", math.floor(x))
 end
-local function fmt2(x) return type(x) == "number" and string.format("%.2f", x) or "" end
+local function fmt2(x) return type(x) == "number" and util.fmt2(x) or "" end
 local function fmt_usd(x) return type(x) == "number" and string.format("$%.4f", x) or "" end
 
 pretty.COLUMNS = {

@@ -5,6 +5,8 @@
 --   util.dirname(path), util.abspath(path [, base])
 --   util.hook(ctx, name, event)  runs the workflow's hooks; an error is logged, never fatal
 --   util.which(program) -> path | nil   (a name is looked up on PATH; a path is checked)
+--   util.fmt2(x) -> "0.47"   a score or threshold as every reason, log line and `obra show`
+--                            print it (two decimals, halves up; "-" for a non-number)
 --   util.closest(name, names) -> the most similar of names (edit distance) | nil
 --   util.unknown(what, name, names) -> "unknown WHAT 'name' (did you mean 'x'?)"
 local core = require "obra.core"
@@ -16,6 +18,11 @@ function M.bound(s, n)
   s = tostring(s)
   if #s <= n then return s, false end
   return s:sub(1, n) .. "\n…[truncated " .. (#s - n) .. " bytes]", true
+end
+
+function M.fmt2(x)
+  if type(x) ~= "number" or x ~= x then return "-" end
+  return string.format("%.2f", math.floor(x * 100 + 0.5) / 100)
 end
 
 function M.merge(base, over)

@@ -32,6 +32,11 @@ static const reset_case cases[] = {
   /* a date a few hours past is still this year's; a month past is next year's */
   { "resets Nov 14, 9pm (UTC)", NOW, 1699995600 },
   { "resets Oct 1, 9am (UTC)", NOW, 1727773200 },
+  /* an HTTP Retry-After echoed by the agent or the API: seconds from now */
+  { "429 Too Many Requests; retry-after: 3", NOW, NOW + 3 },
+  { "rate_limit_exceeded {\"retry_after\": 20}", NOW, NOW + 20 },
+  { "Retry-After-Ms: 1500", NOW, NOW + 1.5 },
+  { "retry-after: 45s", NOW, NOW + 45 },
   /* nonsense stays nothing */
   { "resets Nov 45, 9am (UTC)", NOW, 0 },
   { "resets in 1e300 hours", NOW, 0 },

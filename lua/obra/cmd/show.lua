@@ -1,17 +1,21 @@
 -- obra show TASK: one task's iterations: sessions, outcome, tokens, cost,
 -- checks, scores, decisions and reasons; open breakpoints.
 local cli = require "obra.cli"
+local util = require "obra.util"
+local f2 = util.fmt2   -- the formatter of the reasons, so both agree
 
 local function render(out)
   local t = out.task
   cli.print(string.format("%s  %s  [%s, %d iteration(s), priority %d]", t.key, t.title or "", t.status, t.iterations, t.priority))
   for _, it in ipairs(out.iterations) do
     local sc = it.scores or {}
-    cli.print(string.format("  #%d %-8s quality %.2f confidence %.2f%s — %s", it.iteration, it.action,
-      sc.quality or 0, sc.confidence or 0, sc.degraded and " (degraded)" or "", it.reason or ""))
+    cli.print(string.format("  #%d %-8s quality %s confidence %s%s — %s", it.iteration, it.action,
+      f2(sc.quality or 0), f2(sc.confidence or 0), sc.degraded and " (degraded)" or "", it.reason or ""))
     for _, a in ipairs(it.agent) do
       cli.print(string.format("     agent %-14s session %s  tokens in %d out %d cache r/w %d/%d  $%.4f  %dms",
         a.outcome or "?", a.session or "?", a.tokens_in, a.tokens_out, a.cache_read, a.cache_write, a.cost_usd, a.duration_ms))
+      local said = type(a.reported) == "string" and a.reported:gsub("%s+", " "):match("^%s*(.-)%s*$") or ""
+      if said ~= "" then cli.print("       agent reported: " .. said) end
     end
     for _, c in ipairs(it.checks) do
       cli.print(string.format("     check %-6s %s", c.passed and "pass" or "FAIL", c.name or "?"))
@@ -20,14 +24,14 @@ local function render(out)
     local function flags(v) return (v.flags and #v.flags > 0) and ("  flags: " .. table.concat(v.flags, ", ")) or "" end
     local j = it.judge
     if type(j) == "table" and j.quality then
-      cli.print(string.format("     judge%s quality %.2f confidence %.2f %s%s%s", j.panel and " (panel)" or "",
-        j.quality, j.confidence or 0, j.complete and "complete" or "incomplete",
-        j.disagreement and string.format(", disagreement %.2f", j.disagreement) or "", flags(j)))
+      cli.print(string.format("     judge%s quality %s confidence %s %s%s%s", j.panel and " (panel)" or "",
+        f2(j.quality), f2(j.confidence or 0), j.complete and "complete" or "incomplete",
+        j.disagreement and (", disagreement " .. f2(j.disagreement)) or "", flags(j)))
     end
     for _, v in ipairs(type(it.judges) == "table" and it.judges or {}) do
       if v.quality then
-        cli.print(string.format("       %-20s quality %.2f confidence %.2f %s%s", tostring(v.model), v.quality,
-          v.confidence or 0, v.complete and "complete" or "incomplete", flags(v)))
+        cli.print(string.format("       %-20s quality %s confidence %s %s%s", tostring(v.model), f2(v.quality),
+          f2(v.confidence or 0), v.complete and "complete" or "incomplete", flags(v)))
       else
         cli.print(string.format("       %-20s down: %s%s", tostring(v.model), tostring(v.error),
           v.message and (" — " .. v.message) or ""))
@@ -45,7 +49,7 @@ local function render(out)
     end
   end
   for _, se in ipairs(out.sessions) do
-    cli.print(string.format("  session %s (%s) %d turns, $%.4f, context %d tokens; agent reported: %s",
+    cli.print(string.format("  session %s (%s) %d turns, $%.4f, context %d tokens; the agent's id: %s",
       se.uuid, se.status, se.turns, se.cost_usd, se.context_tokens, table.concat(se.reported_ids, ", ")))
   end
   for _, b in ipairs(out.breakpoints) do

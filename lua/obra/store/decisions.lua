@@ -23,6 +23,8 @@
 --                                    failing checks' sorted names), tampered, flags = {name = true},
 --                                    changed_nothing}, ... }
 --   s:decision_actions(task_id)   -> { action, ... } by iteration
+--   s:park_count(task_id, before) -> the task's park decisions before iteration `before`
+--                                    (parks are not attempts: budgets.left does not count them)
 --   s:recent_proceeds(project_id, except_task_id, limit) -> { {task_id, iteration, checks = {..}}, ... }
 --                                    the project's latest proceed decisions, newest first
 --
@@ -202,6 +204,10 @@ return function(methods, Q, M)
                         checks = type(r.checks) == "string" and (core.json_decode(r.checks) or {}) or r.checks or {} }
     end
     return out
+  end
+
+  function methods:park_count(task_id, before)
+    return self:first(Q.task_park_count, task_id, before).n
   end
 
   function methods:decision_actions(task_id)

@@ -16,7 +16,9 @@
 --   s:interactions{task_id=?, limit=, session=?} -> rows, oldest first, each with
 --                                    .task (key), .session (uuid) and .prompt resolved, .trace decoded
 --                                    (an LLM call's prompt is its messages as JSON)
---   s:agent_calls(task_id)        -> the agent interactions (usage columns), by id
+--   s:agent_calls(task_id)        -> the agent interactions (usage columns), by id; reported =
+--                                    the agent's final message, its first 200 characters
+--                                    (reported_cut = 1 when there was more)
 --   s:last_agent_response(task_id) -> text | nil
 --   s:project_session_count(project_id) -> agent sessions of the project's tasks
 local core = require "obra.core"
@@ -105,6 +107,8 @@ return function(methods, Q)
         local ok, t = pcall(core.json_decode, r.trace)
         r.trace = ok and t or nil
       end
+      if r.reported_cut == 1 and r.reported then r.reported = r.reported .. "…" end
+      r.reported_cut = nil
     end
     return rows
   end

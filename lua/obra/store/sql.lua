@@ -78,7 +78,7 @@ return {
   run_interrupt = "UPDATE runs SET status = 'interrupted', ended_at = ?, message = ? WHERE id = ? AND status = 'running'",
   run_finish = "UPDATE runs SET status = ?, ended_at = ?, message = ? WHERE id = ?",
   run_turns = "SELECT coalesce(sum(turns), 0) AS n FROM sessions WHERE run_id = ?",
-  run_usage_since = [[SELECT id, task_id, iteration, kind, tokens_in + tokens_out + cache_write AS tokens,
+  run_usage_since = [[SELECT id, task_id, iteration, kind, outcome, tokens_in + tokens_out + cache_write AS tokens,
       cost_usd FROM interactions WHERE id > ? AND run_id = ? ORDER BY id]],
 
   -- sessions ----------------------------------------------------------------------------------
@@ -115,7 +115,9 @@ return {
       LEFT JOIN tasks t ON t.id = i.task_id LEFT JOIN sessions se ON se.id = i.session_id
       WHERE i.task_id = ? ORDER BY i.id DESC LIMIT ?]],
   agent_calls = [[SELECT task_id, iteration, session_id, outcome, tokens_in, tokens_out, cache_read, cache_write,
-      cost_usd, duration_ms, trace FROM interactions WHERE task_id = ? AND kind = 'agent' ORDER BY id]],
+      cost_usd, duration_ms, trace, substr(response, 1, 200) AS reported,
+      coalesce(length(response) > 200, 0) AS reported_cut
+      FROM interactions WHERE task_id = ? AND kind = 'agent' ORDER BY id]],
   check_outputs = [[SELECT iteration, name, response FROM interactions WHERE task_id = ? AND kind = 'check'
       ORDER BY id]],
   last_agent_response = [[SELECT response FROM interactions WHERE task_id = ? AND kind = 'agent'
@@ -145,6 +147,7 @@ return {
       checks, conflict, extra FROM decisions WHERE task_id = ? ORDER BY iteration]],
   decision_actions = "SELECT action FROM decisions WHERE task_id = ? ORDER BY iteration",
   last_iteration = "SELECT max(iteration) AS n FROM decisions WHERE task_id = ?",
+  task_park_count = "SELECT count(*) AS n FROM decisions WHERE task_id = ? AND action = 'park' AND iteration < ?",
   policy_by_fingerprint = "SELECT * FROM policies WHERE fingerprint = ?",
 
   -- breakpoints --------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 --
 --   s:task(id_or_key [, project_id]) -> row (JSON columns decoded) | nil
 --   s:tasks{status=, project=}    -> rows by priority DESC, id
---   s:set_status(task, to)        the one way to change a task's status (raises when forbidden)
+--   s:set_status(task, to)        the one way to change a task's status (raises when forbidden);
+--                                 a task that becomes done leaves no breakpoint open: its open
+--                                 ones are closed as answered ("closed: the task is done")
 --   s:task_ref(project_id, key)   -> {id, status} | nil
 --   s:insert_task(fields) -> id;  s:update_task_spec(fields)   (workflow.sync; fields by column name)
 --   s:set_task_deps(task_id, {dep_id, ...});  s:set_task_parent(task_id, parent_id)
@@ -48,6 +50,8 @@ return function(methods, Q, M)
   function methods:set_status(task, to)
     local id = type(task) == "table" and task.id or task
     self:status_with_event(id, to)   -- task_status, and its event when it has one (docs/events.md)
+    -- a done task leaves no breakpoint open (each closing has its breakpoint_answered event)
+    if to == "done" then self:answer_breakpoints({ task_id = id }, "answered", "closed: the task is done") end
   end
 
   function methods:task_ref(project_id, key) return self:first(Q.task_ref, project_id, key) end
