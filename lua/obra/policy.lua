@@ -266,39 +266,21 @@ end
 
 local function tbl(v) return type(v) == "table" and v or nil end
 
--- The judge's hard flags (judge.FLAGS when obra.judge defines it; else the
--- hard ones of docs/policy.md), sorted.
-local HARD = { hardcoded_results = true, tests_skipped = true, tests_deleted = true, assertions_weakened = true }
-local function hard_flags(j)
-  local out = {}
+-- The judge's flags of one kind ("hard" | "soft", as judge.FLAGS classes
+-- them: docs/judging.md), sorted and without repeats.
+local FLAGS = require("obra.judge").FLAGS
+local function flags_of(j, kind)
+  local out, seen = {}, {}
   if not (j and type(j.flags) == "table") then return out end
-  local ok, judge = pcall(require, "obra.judge")
-  local vocab = ok and type(judge.FLAGS) == "table" and judge.FLAGS or nil
-  local seen = {}
   for _, f in ipairs(j.flags) do
-    local hard = vocab and vocab[f] == "hard" or (not vocab and HARD[f])
-    if type(f) == "string" and hard and not seen[f] then seen[f] = true; out[#out + 1] = f end
+    if type(f) == "string" and FLAGS[f] == kind and not seen[f] then seen[f] = true; out[#out + 1] = f end
   end
   table.sort(out)
   return out
 end
-M.hard_flags = hard_flags
-
-local SOFT = { unrelated_changes = true, unrequested_deletions = true, question_unanswered = true }
-local function soft_flags(j)
-  local out = {}
-  if not (j and type(j.flags) == "table") then return out end
-  local ok, judge = pcall(require, "obra.judge")
-  local vocab = ok and type(judge.FLAGS) == "table" and judge.FLAGS or nil
-  local seen = {}
-  for _, f in ipairs(j.flags) do
-    local soft = vocab and vocab[f] == "soft" or (not vocab and SOFT[f])
-    if type(f) == "string" and soft and not seen[f] then seen[f] = true; out[#out + 1] = f end
-  end
-  table.sort(out)
-  return out
-end
-M.soft_flags = soft_flags
+local function hard_flags(j) return flags_of(j, "hard") end
+local function soft_flags(j) return flags_of(j, "soft") end
+M.hard_flags, M.soft_flags = hard_flags, soft_flags
 
 -- The last history entry that was an attempt (parks are not).
 local function last_attempt(hist)
