@@ -328,4 +328,26 @@ describe("engine", function()
     assert.are.equal("", (H.sh("ls " .. H.q(p.dir .. "/.obra/procs"))))
     H.rmdir(p.dir)
   end)
+  it("doctor --probe makes one real agent call and classifies it: ok, then wrong credentials", function()
+    local p = E.project { llm = srv, script = WORD, scenario = { rules = { { match = "single word ok", result = "ok" } } } }
+    local args = { "doctor", p.script, "--probe", "--json" }
+    for _, a in ipairs(E.sets(p)) do table.insert(args, #args, a) end
+    local function probe()
+      local r = E.obra(p, args)
+      for _, c in ipairs(H.json(r.out).checks) do if c.check == "agent probe" then return r, c end end
+      return r, nil
+    end
+    local r, c = probe()
+    assert.are.equal(0, r.code, r.err)
+    assert.is_true(c.ok)
+    assert.matches("one call answered %(ok", c.detail)
+    assert.matches("Reply with the single word ok", E.calls(p)[1].prompt)
+    H.writefile(p.scenario, require("cjson").encode { rules = { { auth_error = true } } })
+    r, c = probe()
+    assert.are.equal(1, r.code)
+    assert.is_false(c.ok)
+    assert.matches("the call ended auth", c.detail)
+    assert.matches("credentials", c.hint)
+    H.rmdir(p.dir)
+  end)
 end)

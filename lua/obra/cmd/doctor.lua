@@ -10,8 +10,18 @@ local which = require("obra.util").which
 
 return {
   summary = "check the agent binary, the LLM, the database and git",
-  usage = "obra doctor [SCRIPT] [--set key=value ...] [--json]",
-  flags = { json = "boolean", set = "list" },
+  usage = "obra doctor [SCRIPT] [--probe] [--set key=value ...] [--json]",
+  help = [[Checks what a run needs and says what to fix.  --probe also makes one tiny
+real agent call (one turn, in a temporary directory, asking for the word ok)
+and classifies its result, so wrong credentials, a rate limit or an API error
+show up here instead of in a run.  The probe costs one small model call.
+
+Example:
+  obra doctor --probe
+
+Exit: 0 nothing fails (warnings allowed), 1 something obra needs fails,
+2 the workflow itself does not load.]],
+  flags = { json = "boolean", set = "list", probe = "boolean" },
   run = function(opts, args)
     local results = {}
     -- ok: fine; false: obra cannot work; warn = true: it works, degraded
@@ -51,6 +61,27 @@ return {
       local v = r and (r.stdout or ""):gsub("%s+$", "")
       add("agent " .. kind, r ~= nil and r.exit == 0, path .. (v and v ~= "" and (" — " .. v) or ""),
         (r == nil or r.exit ~= 0) and "the binary did not answer --version" or nil)
+      if opts.probe then
+        -- one real call: does the agent answer with these credentials, here, now?
+        local HINT = { auth = "fix the agent's credentials (log in, or its API key)",
+                       rate_limited = "the account is rate limited: wait, or use another account",
+                       api_error = "the agent's API failed: try again later",
+                       timeout = "the agent did not answer in time: check the network" }
+        local dir = os.tmpname()
+        os.remove(dir)
+        core.mkdir(dir, tonumber("700", 8))
+        local okp, agent = pcall(require("obra.agent").new, cfg.agent)
+        local res = okp and agent:run { prompt = "Reply with the single word ok.", session = core.uuid(),
+                                        cwd = dir, max_turns = 1, timeout = 120 }
+        require("obra.proc").run { argv = { "rm", "-rf", "--", dir }, timeout = 20 }
+        local class = res and res.class or "crashed"
+        local good = class == "ok" or class == "max_turns"
+        add("agent probe", good, good and string.format("one call answered (%s, %d ms, $%.4f)", class,
+              res.duration_ms or 0, res.cost_usd or 0)
+            or ("the call ended " .. class .. (res and res.text and res.text ~= "" and (": " .. res.text:sub(1, 200)) or
+                (not okp and (": " .. tostring(agent)) or ""))),
+          not good and (HINT[class] or "see `obra doctor --probe --json` and docs/agents.md") or nil)
+      end
     end
     -- llm
     if cfg.llm == false then
