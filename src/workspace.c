@@ -460,7 +460,15 @@ static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
   if (w->owned && !w->keep) o.flags |= GIT_DIFF_UPDATE_INDEX;
   o.pathspec = *ps;
   git_diff *d = NULL;
-  if (fn.git_diff_index_to_workdir(&d, w->repo, w->index, &o) < 0) return -1;
+  /* GIT_ENOTFOUND from the walk itself: a file it was hashing went away
+   * meanwhile (another process's temporary file); walking again sees the
+   * tree as it is now */
+  int drc;
+  for (int tries = 0;; tries++) {
+    drc = fn.git_diff_index_to_workdir(&d, w->repo, w->index, &o);
+    if (drc != GIT_ENOTFOUND || tries >= 8) break;
+  }
+  if (drc < 0) return -1;
   int rc = 0;
   *changed = fn.git_diff_num_deltas(d);
   size_t adds = 0;
