@@ -24,6 +24,17 @@ M.APPROVAL_TAGS = { ["needs-approval"] = true, needs_approval = true, approval =
 local function fmt2(x) return util.fmt2(tonumber(x) or 0) end
 local function tbl(v) return type(v) == "table" and v or nil end
 
+-- "N things: a, b, c, ..." — the first three of a list of paths, each with
+-- its note from why[path] when there is one.
+local function some_paths(n_text, list, why)
+  local some = {}
+  for i = 1, math.min(3, #list) do
+    local p = list[i]
+    some[i] = tostring(p) .. (why and why[p] and (" (" .. tostring(why[p]) .. ")") or "")
+  end
+  return string.format(n_text, #list, #list > 1 and "s" or "") .. table.concat(some, ", ") .. (#list > 3 and ", ..." or "")
+end
+
 -- An iteration failed when the policy sent the agent back to try again (or
 -- gave up).  An escalation is not counted: a human answered it.
 local FAILED = { retry = true, abort = true }
@@ -126,14 +137,7 @@ M.RULES = {
     check = function(ev)
       local t = tbl(ev.signals and ev.signals.tamper)
       local paths = t and tbl(t.paths)
-      if paths and #paths > 0 then
-        local some, why = {}, tbl(t.why) or {}
-        for i = 1, math.min(3, #paths) do
-          some[i] = tostring(paths[i]) .. (why[paths[i]] and (" (" .. tostring(why[paths[i]]) .. ")") or "")
-        end
-        return string.format("%d protected path%s changed: %s%s", #paths, #paths > 1 and "s" or "",
-          table.concat(some, ", "), #paths > 3 and ", ..." or "")
-      end
+      if paths and #paths > 0 then return some_paths("%d protected path%s changed: ", paths, tbl(t.why)) end
     end },
 
   { name = "unrequested_deletion", enabled = true,
@@ -142,10 +146,7 @@ M.RULES = {
       local dl = tbl(ev.signals and ev.signals.deletions)
       local un = dl and tbl(dl.unrequested)
       if un and #un > 0 then
-        local some = {}
-        for i = 1, math.min(3, #un) do some[i] = tostring(un[i]) end
-        return string.format("%d file%s deleted that the task does not mention: %s%s", #un, #un > 1 and "s" or "",
-          table.concat(some, ", "), #un > 3 and ", ..." or "")
+        return some_paths("%d file%s deleted that the task does not mention: ", un)
       end
     end },
 
