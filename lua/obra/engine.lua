@@ -168,6 +168,9 @@ local function task_error(ctx, t, err)
   if io then
     -- the disk or the database file failed, not obra: one line, exit 74
     ctx.fatal, ctx.fatal_code = io, M.EXIT.io
+  elseif type(err) == "table" and err.setup then
+    -- the task's workspace could not be made (git refused...): its message, exit 1
+    ctx.fatal = "task " .. t.key .. ": " .. tostring(err.setup)
   else
     ctx.fatal = "internal error in task " .. t.key .. ": " .. tostring(err)
   end

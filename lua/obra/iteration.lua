@@ -236,7 +236,7 @@ function M.prepare(ctx, it)
   -- the task's workspace: its own worktree, or the shared directory
   -- (obra.worktrees); a new row is written with the transaction below
   local ws, werr = worktrees.ensure(ctx, task, { defer = true })
-  if not ws then error(werr, 0) end
+  if not ws then error({ setup = werr }, 0) end   -- not obra's fault: engine.task_error says so in one line
   it.workdir = worktrees.cwd(ctx, task, ws)
   it.agent, it.agent_cfg = agent_for(ctx, task)
   it.history = history(s, task.id)
