@@ -387,6 +387,49 @@ static const char *const migration_8 =
   "  ref INTEGER,"                                   /* decisions / breakpoints / integrations id */
   "  detail TEXT);";
 
+/* v9: scale-out (docs/scale-out.md) and real start times.
+ * - interactions.started_at: when the call began (Unix seconds); NULL in rows
+ *   written before v9, whose start is created_at - duration_ms.
+ * - workers: each `obra worker` process (one row per start), with its heartbeat.
+ * - leases: the history of claims.  A task's current lease is the pair
+ *   (tasks.lease_attempt, tasks.lease_worker): the fence every write of a
+ *   worker checks.  attempt only grows; (task_id, attempt) names one lease.
+ * - tasks.requires: the labels a worker must have to claim the task.
+ * - locks: named fleet-wide locks with an expiry (the merge queue's).
+ * - runs.script_text: the workflow's text (texts.hash), for workers elsewhere. */
+static const char *const migration_9 =
+  "ALTER TABLE interactions ADD COLUMN started_at REAL;"
+  "CREATE TABLE workers ("
+  "  id INTEGER PRIMARY KEY,"
+  "  name TEXT NOT NULL,"
+  "  host TEXT NOT NULL,"
+  "  pid INTEGER,"
+  "  capacity INTEGER NOT NULL DEFAULT 1,"
+  "  labels TEXT NOT NULL DEFAULT '[]',"             /* JSON array */
+  "  started_at REAL NOT NULL,"
+  "  heartbeat_at REAL NOT NULL,"
+  "  stopped_at REAL);"
+  "CREATE TABLE leases ("
+  "  id INTEGER PRIMARY KEY,"
+  "  task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,"
+  "  attempt INTEGER NOT NULL,"
+  "  worker_id INTEGER NOT NULL REFERENCES workers(id),"
+  "  acquired_at REAL NOT NULL,"
+  "  expires_at REAL NOT NULL,"                      /* moved forward by each heartbeat */
+  "  ended_at REAL,"
+  "  end_reason TEXT,"                               /* released | done | lost | swept */
+  "  UNIQUE (task_id, attempt));"
+  "CREATE INDEX leases_open ON leases(worker_id) WHERE ended_at IS NULL;"
+  "ALTER TABLE tasks ADD COLUMN lease_attempt INTEGER NOT NULL DEFAULT 0;"
+  "ALTER TABLE tasks ADD COLUMN lease_worker INTEGER;"
+  "ALTER TABLE tasks ADD COLUMN requires TEXT NOT NULL DEFAULT '[]';"
+  "ALTER TABLE runs ADD COLUMN script_text TEXT;"
+  "CREATE TABLE locks ("
+  "  name TEXT PRIMARY KEY,"
+  "  holder TEXT NOT NULL,"
+  "  acquired_at REAL NOT NULL,"
+  "  expires_at REAL NOT NULL);";
+
 const char *const obra_migrations[] = { NULL, migration_1, migration_2, migration_3, migration_4, migration_5,
-                                        migration_6, migration_7, migration_8 };
-const int obra_migrations_count = 8;
+                                        migration_6, migration_7, migration_8, migration_9 };
+const int obra_migrations_count = 9;
