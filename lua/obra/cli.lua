@@ -21,7 +21,7 @@ cli.EXIT = { ok = 0, failed = 1, usage = 2, waiting = 3, budget = 4, interrupted
 
 -- Order is the order of `obra help`.
 cli.COMMANDS = {
-  "init", "run", "resume", "status", "show", "log", "answer", "approve", "reject",
+  "init", "run", "worker", "workers", "resume", "status", "show", "log", "answer", "approve", "reject",
   "checkpoints", "rollback", "workspaces", "merge", "land", "clean", "label", "calibrate", "replay", "report", "events",
   "doctor", "backup", "repl", "version", "help",
 }

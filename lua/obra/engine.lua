@@ -1,8 +1,15 @@
 -- obra.engine — runs a workflow: opens it, schedules its tasks and runs them.
 --
---   engine.open{script=, sets=, store=, dir=}     -> ctx | nil, message
---   engine.run(ctx, {max_parallel=, interactive=, resume_run=}) -> exit status, summary
+--   engine.open{script=, sets=, store=, dir=, source=, attach=, workdir=} -> ctx | nil, message
+--   engine.run(ctx, {max_parallel=, interactive=, resume_run=, worker=, attach=, no_work=,
+--                    exit_when_idle=}) -> exit status, summary
 --   engine.step(ctx, task_ref)                     -> iteration record (one iteration, for the REPL)
+--
+-- Every run is one worker of a fleet (obra.fleet, docs/scale-out.md): it
+-- takes tasks through fenced leases, heartbeats and sweeps.  `obra worker`
+-- opens with attach = the live run's row (the workflow from the run's stored
+-- text, no sync) and runs with attach = that row: it never starts or ends the
+-- run, except a run started with --no-work, which its last worker concludes.
 --
 -- The scheduler runs each ready task in a coroutine (obra.loop); a task's
 -- coroutine runs iterations (obra.iteration: prepare -> run_agent -> gather
@@ -22,6 +29,7 @@ local llm_mod = require "obra.llm"
 local human = require "obra.human"
 local statusline = require "obra.statusline"
 local integrate = require "obra.integrate"
+local fleet = require "obra.fleet"
 
 local M = {}
 
@@ -63,7 +71,7 @@ end
 -- the project's database and syncs the plan into it.
 function M.open(a)
   local script = abspath(a.script or "obra.lua")
-  local plan, err = workflow.load(script)
+  local plan, err = workflow.load(script, a.source)
   if not plan then return nil, err end
   local ok, serr = workflow.apply_sets(plan, a.sets)
   if not ok then return nil, serr end
@@ -106,9 +114,19 @@ function M.open(a)
   -- the workflow names one (relative to the script's folder)
   local script_dir = util.dirname(script)
   local wd = plan.project.workdir or cfg.workdir
-  local workdir = wd and abspath(wd, script_dir) or (dir or core.getcwd())
+  local workdir = a.workdir or (wd and abspath(wd, script_dir) or (dir or core.getcwd()))
   workdir = core.realpath(workdir) or workdir
-  local project = workflow.sync(s, plan, workdir)
+  local project
+  if a.attach then
+    -- a worker: the run's project as it is, the plan's tasks bound to their rows
+    project = s:project_by_id(a.attach.project_id)
+    for _, t in ipairs(plan.tasks) do
+      local row = s:task_ref(project.id, t.key)
+      t.id = row and row.id
+    end
+  else
+    project = workflow.sync(s, plan, workdir)
+  end
   local ctx = {
     store = s, plan = plan, config = cfg, project = project, script = script, dir = dir or core.getcwd(),
     workdir = workdir, agents = {}, running = {}, sets = a.sets,
@@ -161,6 +179,13 @@ end
 -- the run loudly.
 local function task_error(ctx, t, err)
   local s = ctx.store
+  if type(err) == "table" and err.lease_lost then
+    -- another worker has the task now: write nothing, drop it (docs/scale-out.md)
+    while s:depth() > 0 do pcall(s.rollback, s) end
+    ctx.fleet.held[t.id] = nil
+    ctx.log(t, "%s; dropping the task", err.message)
+    return
+  end
   pcall(s.rollback, s)
   while s:depth() > 0 do pcall(s.rollback, s) end
   pcall(s.set_status, s, t.id, "pending")
@@ -181,7 +206,7 @@ end
 -- (obra.integrate) makes it done once merged, or sends it back to its agent;
 -- a task queued or integrating when the run starts (a kill, an approval) is
 -- integrated before any new iteration.
-local function work(ctx, task_id)
+local function iterate(ctx, task_id)
   local s = ctx.store
   local t = s:task(task_id)   -- iteration.prepare marks it running
   while true do
@@ -211,6 +236,20 @@ local function work(ctx, task_id)
     local cur = s:task(task_id)
     if cur.status == "running" then pcall(s.set_status, s, task_id, "pending") end
   end
+end
+
+-- A claimed task's coroutine: every write it makes is fenced by its lease
+-- (s:fence); the lease ends with the task's work ('done'), or is released
+-- when the run stops.
+local function work(ctx, lease)
+  local s = ctx.store
+  s:fence(lease)
+  local ok, err = xpcall(fleet.reachable, debug.traceback, ctx, s:task(lease.task_id), lease)
+  if ok then iterate(ctx, lease.task_id) else task_error(ctx, s:task(lease.task_id), err) end
+  if ctx.fleet.held[lease.task_id] == lease then
+    fleet.release(ctx, lease, (ctx.fatal or ctx.stopping) and "released" or "done")
+  end
+  s:fence(nil)
 end
 
 -- Scheduling ------------------------------------------------------------------
@@ -288,7 +327,7 @@ local function missing_agent(ctx)
 end
 
 -- The run row: refuse a second live obra on the project; recover a dead one.
-local function acquire(ctx, resume_run)
+local function acquire(ctx, resume_run, no_work)
   local s = ctx.store
   local host = core.hostname()
   return s:tx(function()
@@ -299,17 +338,21 @@ local function acquire(ctx, resume_run)
       end
       s:interrupt_run(r.id, "the obra running it died")
     end
-    -- tasks left running by a dead obra: their iteration is redone
-    for _, t in ipairs(s:running_tasks(ctx.project.id)) do
+    -- tasks left running by a dead obra that no lease holds: their iteration is
+    -- redone (a dead worker's leases are swept, or reconciled when it restarts)
+    for _, t in ipairs(s:running_unleased(ctx.project.id)) do
       s:set_status(t.id, "pending")
     end
-    local cfgjson = { host = host, sets = ctx.sets }
+    local cfgjson = { host = host, sets = ctx.sets, coordinator = not no_work }
+    local id = resume_run
     if resume_run then
       s:resume_run(resume_run, { pid = core.getpid(), config = cfgjson, script_hash = ctx.plan.hash })
-      return resume_run
+    else
+      id = s:start_run { project_id = ctx.project.id, script_path = ctx.script, script_hash = ctx.plan.hash,
+        pid = core.getpid(), config = cfgjson }
     end
-    local id = s:start_run { project_id = ctx.project.id, script_path = ctx.script, script_hash = ctx.plan.hash,
-      pid = core.getpid(), config = cfgjson }
+    -- the workflow's text, content-addressed: what every worker of the run loads
+    s:set_run_script(id, ctx.plan.source)
     return id
   end)
 end
@@ -319,6 +362,44 @@ local function finish_run(ctx, status, message)
   -- 'running' and the next obra recovers it as interrupted
   local ok, err = pcall(ctx.store.finish_run, ctx.store, ctx.run_id, status, message)
   if not ok and not store_mod.io_error(err) then error(err, 0) end
+end
+
+local function counts_text(counts)
+  local parts = {}
+  for _, st in ipairs({ "done", "running", "pending", "waiting", "parked", "failed", "cancelled" }) do
+    if (counts[st] or 0) > 0 then parts[#parts + 1] = counts[st] .. " " .. st end
+  end
+  return table.concat(parts, ", ")
+end
+
+-- The run's end, as the run's status and exit code (counts: task_counts).
+local function conclusion(ctx, counts, open_bp)
+  if ctx.stopping then
+    return M.EXIT.interrupted, "interrupted", "interrupted by a signal; `obra resume` continues"
+  elseif ctx.fatal then
+    return ctx.fatal_code or M.EXIT.failed, "aborted", ctx.fatal
+  elseif (counts.failed or 0) > 0 then
+    return M.EXIT.failed, "failed", string.format("%d task(s) failed", counts.failed)
+  elseif open_bp > 0 or (counts.waiting or 0) > 0 then
+    return M.EXIT.waiting, "waiting", string.format("%d breakpoint(s) wait for a human", open_bp)
+  elseif ctx.budget_spent and ((counts.pending or 0) + (counts.parked or 0) + (counts.running or 0)) > 0 then
+    -- a budget used up exactly by the last task's work stopped nothing: the run is done
+    return M.EXIT.budget, "budget", ctx.budget_spent
+  elseif (counts.pending or 0) > 0 or (counts.parked or 0) > 0 then
+    return M.EXIT.failed, "failed", string.format("%d task(s) could not run (a dependency failed or waits)",
+      (counts.pending or 0) + (counts.parked or 0))
+  end
+  return M.EXIT.ok, "done", "every task is done"
+end
+
+-- With nothing of its own to run: does the run still have work another worker
+-- does or may take (a task running elsewhere, a ready task while a worker
+-- lives, or any ready task for a run that does no work itself)?
+local function others_busy(ctx, opts)
+  local s = ctx.store
+  if (s:task_counts(ctx.project.id).running or 0) > 0 then return true end
+  if #s:ready_tasks(ctx.project.id, 1) == 0 or ctx.budget_spent then return false end
+  return opts.no_work or s:live_workers(core.now() - ctx.fleet.lease, ctx.fleet.id) > 0
 end
 
 -- engine.run(ctx, opts) -> exit status, summary
@@ -331,10 +412,16 @@ function M.run(ctx, opts)
   -- (coroutines of an interrupted run may have held these)
   ctx.integration_lock, ctx.integration_waiting, ctx.worktrees_busy = nil, nil, nil
   core.signaled(true)
-  local missing = missing_agent(ctx)
+  local missing = not opts.no_work and missing_agent(ctx)
   if missing then return M.EXIT.failed, { message = missing } end
-  local run_id, err = acquire(ctx, opts.resume_run)
-  if not run_id then return M.EXIT.failed, { message = err } end
+  local run_id, err
+  if opts.attach then
+    run_id = opts.attach.id
+    s:event_run(run_id)
+  else
+    run_id, err = acquire(ctx, opts.resume_run, opts.no_work)
+    if not run_id then return M.EXIT.failed, { message = err } end
+  end
   -- the process groups a SIGKILLed obra left (an agent's child that ignores
   -- SIGTERM...): stopped now; this run's children are noted the same way
   local procs = ctx.dir .. "/" .. store_mod.DIR .. "/procs"
@@ -345,94 +432,114 @@ function M.run(ctx, opts)
   core.proc_registry(procs)
   ctx.run_id = run_id
   ctx.run_started = s:run_started_at(run_id)
-  local max_parallel = opts.max_parallel or ctx.config.max_parallel or 1
-  ctx.log(nil, "run #%d of %s: %d tasks, up to %d at once, workdir %s", run_id, ctx.plan.project.name,
-    #ctx.plan.tasks, max_parallel, ctx.workdir)
+  local max_parallel = opts.no_work and 0 or opts.max_parallel or ctx.config.max_parallel or 1
+  local w = opts.worker or {}
+  fleet.join(ctx, { name = w.name or (not opts.attach and "run") or nil, labels = w.labels, capacity = max_parallel,
+                    lease = w.lease, heartbeat = w.heartbeat })
+  ctx.log(nil, "%s #%d of %s: %d tasks, up to %d at once, workdir %s", opts.attach and "working for run" or "run",
+    run_id, ctx.plan.project.name, #ctx.plan.tasks, max_parallel, ctx.workdir)
+  if opts.no_work and not opts.watch then
+    fleet.leave(ctx)
+    return M.EXIT.ok, { run = run_id, status = "running", message = "created; workers do its tasks",
+                        counts = s:task_counts(ctx.project.id) }
+  end
   core.catch_signals()
   if opts.live and core.isatty(2) and not ctx.quiet then ctx.status_line = statusline.new(ctx) end
   local running = ctx.running
   local nrunning = 0
+  local function drop(id)
+    -- the task's lease is gone: its coroutine never resumes, its agent is stopped
+    local co = running[id]
+    if not co then return end
+    running[id], ctx.task_state[id] = nil, nil
+    ctx.fleet.held[id] = nil
+    nrunning = nrunning - 1
+    loop.drop(co)
+    collectgarbage()   -- the agent's handle: its __gc stops the process group
+    ctx.log(nil, "task %d: lease lost (another worker has it); its agent is stopped and the task dropped", id)
+  end
   -- The database is scanned for work when work can be found: at the start,
   -- when a task's coroutine ends (its dependants and its milestone may be
   -- ready now), when a park is over, and at most every RESCAN_MS while a slot
   -- is free (a human may answer a breakpoint from another obra meanwhile) —
   -- not at every wake-up of the event loop, which is several per iteration.
   local scan, last_scan, next_park = true, 0, nil
+  local shown
   while true do
     if core.signaled() then ctx.stopping = "interrupted" end
     if ctx.fatal or ctx.stopping then break end
+    for _, id in ipairs(fleet.tick(ctx)) do drop(id) end
     local now_ms = core.clock_ms()
-    if scan or (next_park and core.now() >= next_park)
-        or (nrunning < max_parallel and now_ms - last_scan >= M.RESCAN_MS) then
+    local rescan = now_ms - last_scan >= M.RESCAN_MS
+    if scan or (next_park and core.now() >= next_park) or (nrunning < max_parallel and rescan) then
       scan, last_scan = false, now_ms
       next_park = unpark(ctx)
       update_milestones(ctx)
       local spent = budgets.run_spent(ctx)
       if spent then ctx.budget_spent = spent end
-      if not ctx.budget_spent and nrunning < max_parallel then
-        -- a task spawned a moment ago may still read 'pending': ask for enough
-        for _, t in ipairs(ready_tasks(ctx, max_parallel)) do
-          if nrunning >= max_parallel then break end
-          if not running[t.id] then
-            running[t.id] = true
-            nrunning = nrunning + 1
-            local id = t.id
-            loop.spawn(function()
-              work(ctx, id)
-              running[id] = nil
-              -- a finished task's per-task state (0.3 KiB a task, kept to the end before)
-              ctx.task_state[id] = nil
-              nrunning = nrunning - 1
-              scan = true
-            end)
-          end
-        end
+      while not ctx.budget_spent and nrunning < max_parallel do
+        local lease = fleet.claim(ctx)
+        if not lease then break end
+        nrunning = nrunning + 1
+        local id = lease.task_id
+        running[id] = loop.spawn(function()
+          work(ctx, lease)
+          running[id] = nil
+          -- a finished task's per-task state (0.3 KiB a task, kept to the end before)
+          ctx.task_state[id] = nil
+          nrunning = nrunning - 1
+          scan = true
+        end)
+      end
+      if opts.watch then
+        local line = counts_text(s:task_counts(ctx.project.id))
+        if line ~= shown then shown = line; ctx.log(nil, "run #%d: %s", run_id, line) end
       end
     end
     if nrunning == 0 and loop.live() == 0 then
-      if next_park and not ctx.budget_spent then
-        local wait = math.max(0.05, math.min(next_park - core.now(), 1.0))
-        core.loop_step(math.floor(wait * 1000))
+      -- nothing of its own: wait for a park, for other workers, or (a worker)
+      -- for the run; else the run, or this worker, is done
+      local busy
+      if opts.attach then
+        local run = s:run(run_id)
+        busy = run.status == "running" and not opts.exit_when_idle and (next_park or others_busy(ctx, opts)
+          or (core.json_decode(run.config or "{}") or {}).coordinator ~= false)
       else
-        break
+        busy = (next_park and not ctx.budget_spent) or others_busy(ctx, opts)
       end
+      local wait = busy and (next_park and math.max(0.05, math.min(next_park - core.now(), 1.0)) or M.RESCAN_MS / 1000)
+      if not wait then break end
+      core.loop_step(math.floor(wait * 1000))
     else
       loop.step(200)
       if ctx.status_line then ctx.status_line:tick() end
     end
   end
   if ctx.status_line then ctx.status_line:clear(); ctx.status_line = nil end
-  -- leave: tasks still running (interrupt) go back to pending; their agents die with the handles
+  -- leave: tasks still running (interrupt) go back to pending, their leases
+  -- released; their agents die with the handles
   if ctx.stopping or ctx.fatal then
-    for id in pairs(running) do
-      local t = s:task(id)
-      if t and t.status == "running" then pcall(s.set_status, s, id, "pending") end
-    end
     -- the suspended task coroutines never resume; their agents die with them
     loop.abandon()
     collectgarbage()
   end
+  fleet.leave(ctx)
   update_milestones(ctx)
   local counts = s:task_counts(ctx.project.id)
   local open_bp = s:open_breakpoint_count(ctx.project.id)
   local summary = { run = run_id, counts = counts, open_breakpoints = open_bp }
-  local code, status, message
-  if ctx.stopping then
-    code, status, message = M.EXIT.interrupted, "interrupted", "interrupted by a signal; `obra resume` continues"
-  elseif ctx.fatal then
-    code, status, message = ctx.fatal_code or M.EXIT.failed, "aborted", ctx.fatal
-  elseif (counts.failed or 0) > 0 then
-    code, status, message = M.EXIT.failed, "failed", string.format("%d task(s) failed", counts.failed)
-  elseif open_bp > 0 or (counts.waiting or 0) > 0 then
-    code, status, message = M.EXIT.waiting, "waiting", string.format("%d breakpoint(s) wait for a human", open_bp)
-  elseif ctx.budget_spent and ((counts.pending or 0) + (counts.parked or 0) + (counts.running or 0)) > 0 then
-    -- a budget used up exactly by the last task's work stopped nothing: the run is done
-    code, status, message = M.EXIT.budget, "budget", ctx.budget_spent
-  elseif (counts.pending or 0) > 0 or (counts.parked or 0) > 0 then
-    code, status, message = M.EXIT.failed, "failed", string.format("%d task(s) could not run (a dependency failed or waits)", (counts.pending or 0) + (counts.parked or 0))
-  else
-    code, status, message = M.EXIT.ok, "done", "every task is done"
+  if opts.attach then
+    -- a worker ends the run only when it has no coordinator (obra run --no-work)
+    -- and nothing is left running
+    local run = s:run(run_id)
+    local cfg = core.json_decode(run.config or "{}") or {}
+    if ctx.stopping or run.status ~= "running" or cfg.coordinator ~= false or others_busy(ctx, opts) then
+      summary.status = ctx.stopping and "interrupted" or "idle"
+      return ctx.stopping and M.EXIT.interrupted or (ctx.fatal and (ctx.fatal_code or M.EXIT.failed)) or M.EXIT.ok,
+        summary
+    end
   end
+  local code, status, message = conclusion(ctx, counts, open_bp)
   finish_run(ctx, status, message)
   summary.status, summary.message = status, message
   ctx.log(nil, "run #%d %s: %s", run_id, status, message)

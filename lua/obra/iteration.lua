@@ -125,6 +125,7 @@ local function handoff_summary(ctx, task, hist)
   if r and r.text and r.text ~= "" then return r.text end
   return mechanical
 end
+M.handoff_summary = handoff_summary   -- obra.fleet: a session unreachable on another worker
 
 -- The snapshot an iteration starts from (recorded as a checkpoint with the
 -- iteration).  Without a snapshot the iteration still runs: no change

@@ -109,6 +109,20 @@ end
 
 function loop.live() return live end
 
+-- loop.drop(co) -> true | false: forget one spawned coroutine without
+-- resuming it again (its task lost its lease: obra.fleet), and close it; what
+-- it waited on becomes garbage (a process handle's __gc kills its child).
+function loop.drop(co)
+  if not owned[co] then return false end
+  owned[co], waiting[co] = nil, nil
+  for i = #runnable, 1, -1 do
+    if runnable[i][1] == co then table.remove(runnable, i) end
+  end
+  live = live - 1
+  coroutine.close(co)
+  return true
+end
+
 -- loop.abandon() -> n: forget every spawned coroutine without resuming it
 -- (the REPL calls it after an interrupted run, whose task coroutines must
 -- never continue).  What they waited on becomes garbage; a process handle's

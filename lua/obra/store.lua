@@ -62,6 +62,57 @@ end
 
 local function pack(...) return { n = select("#", ...), ... } end
 
+-- The fence (docs/scale-out.md, "Leases and fencing").  A coroutine that
+-- works on a task under a lease registers it here (s:fence(lease)); from
+-- then on every transaction that coroutine opens on this store first checks,
+-- inside the transaction and holding the task's row, that the task's
+-- (lease_attempt, lease_worker) is still the lease's, and a write outside a
+-- transaction becomes one.  A lease that no longer matches raises
+-- {lease_lost = true, task_id =, attempt =, message =} and nothing is written.
+-- begin and exec are the only ways a write starts, so no write can skip it.
+local fences = setmetatable({}, { __mode = "k" })   -- coroutine -> {store, task_id, attempt, worker_id}
+local c_begin, c_exec, c_task_status, c_rollback = methods.begin, methods.exec, methods.task_status, methods.rollback
+
+local function lease_lost(f)
+  return { lease_lost = true, task_id = f.task_id, attempt = f.attempt,
+           message = string.format("lease lost: task %d attempt %d is no longer held by worker %d",
+                                   f.task_id, f.attempt, f.worker_id) }
+end
+M.lease_lost = lease_lost
+
+local function fence_of(self)
+  local f = fences[coroutine.running()]
+  if f and f.store == self then return f end
+end
+
+function methods:begin()
+  c_begin(self)
+  if self:depth() ~= 1 then return end
+  local f = fence_of(self)
+  if f and c_exec(self, M.SQL.lease_fence, f.task_id, f.attempt, f.worker_id) == 0 then
+    c_rollback(self)
+    error(lease_lost(f), 0)
+  end
+end
+
+function methods:exec(sql, ...)
+  if self:depth() == 0 and fence_of(self) then return self:tx(c_exec, self, sql, ...) end
+  return c_exec(self, sql, ...)
+end
+
+function methods:task_status(id, to)
+  if self:depth() == 0 and fence_of(self) then return self:tx(c_task_status, self, id, to) end
+  return c_task_status(self, id, to)
+end
+
+-- s:fence({task_id=, attempt=, worker_id=} | nil): the running coroutine's
+-- writes on this store are fenced by that lease from now on (nil: no more).
+function methods:fence(lease)
+  local co = coroutine.running()
+  fences[co] = lease and { store = self, task_id = lease.task_id, attempt = lease.attempt,
+                           worker_id = lease.worker_id } or nil
+end
+
 -- s:tx(fn, ...): run fn inside a transaction (a savepoint when nested).
 function methods:tx(fn, ...)
   self:begin()
@@ -122,7 +173,7 @@ end
 M.SQL = require "obra.store.sqlite"
 for _, name in ipairs({ "projects", "tasks", "runs", "sessions", "interactions", "decisions", "breakpoints",
                         "checkpoints", "workspaces", "integrations", "baselines", "outcomes", "iteration", "reports",
-                        "report_data", "events" }) do
+                        "report_data", "events", "leases" }) do
   require("obra.store." .. name)(methods, M.SQL, M)
 end
 

@@ -17,7 +17,7 @@
 --                agent={}, thresholds={}, weights={}, decide=fn, milestone="key",
 --                kind="task", parent="key", workdir=, max_turns=, timeout=,
 --                protect = {globs} | false, edits_tests = false, paths = {globs}, changes = true,
---                baseline = true }       (docs/workflows.md, "Evidence")
+--                baseline = true, requires = {labels} }   (docs/workflows.md, "Evidence"; requires: docs/scale-out.md)
 --   on("task_start"|"task_done"|"decision"|"breakpoint"|"milestone_done"|"run_done", fn)
 --   policy { thresholds = {...}, weights = {...}, decide = function(event, default) ... end }
 --
@@ -219,7 +219,7 @@ local TASK = {
   workdir = is_type("string"), max_turns = is_posint, timeout = is_posnum,
   metadata = is_table, check_timeout = is_posnum, isolation = one_of("worktree", "shared"),
   protect = is_protect, edits_tests = is_type("boolean"), paths = is_list_of("string"),
-  changes = is_type("boolean"), baseline = is_type("boolean"),
+  changes = is_type("boolean"), baseline = is_type("boolean"), requires = is_list_of("string"),
 }
 
 local MILESTONE = { title = is_type("string"), gate = is_type("boolean"), description = is_type("string") }
@@ -485,7 +485,7 @@ function M.sync(s, plan, workdir)
         title = t.title or t.key, prompt = t.prompt or t.title, priority = t.priority or 0,
         checks = core.json_array(t.checks or {}), budgets = t.budgets or {}, tags = core.json_array(t.tags or {}),
         config = stored_config(t), kind = t.kind or "task", milestone_id = t.milestone and mids[t.milestone] or nil,
-        workdir = t.workdir, metadata = t.metadata or {},
+        workdir = t.workdir, metadata = t.metadata or {}, requires = core.json_array(t.requires or {}),
       }
       if not row then
         local id = s:insert_task(setmetatable({ project_id = p.id, key = t.key }, { __index = fields }))

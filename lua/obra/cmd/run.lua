@@ -58,7 +58,9 @@ local function start(opts, script, resume_run)
   local tape, terr = tape_for(ctx, opts)
   if terr then engine.close(ctx); cli.fail(terr, cli.EXIT.usage) end
   ctx.interactive = opts.interactive and require("obra.core").isatty(0)
-  local run_opts = { max_parallel = opts.max_parallel and math.tointeger(opts.max_parallel), resume_run = resume_run, live = true }
+  if opts.watch and not opts.no_work then engine.close(ctx); cli.usage("--watch goes with --no-work", "run") end
+  local run_opts = { max_parallel = opts.max_parallel and math.tointeger(opts.max_parallel), resume_run = resume_run,
+                     live = true, no_work = opts.no_work, watch = opts.watch }
   local code, summary
   if tape and tape.mode == "record" then
     -- an internal error still leaves a (partial) cassette of what was recorded
@@ -76,11 +78,15 @@ end
 
 return {
   summary = "run a workflow script (default ./obra.lua)",
-  usage = "obra run [SCRIPT] [--max-parallel N] [--interactive] [--set key=value ...] [--record FILE | --replay FILE] [--json] [--quiet]",
+  usage = "obra run [SCRIPT] [--max-parallel N] [--no-work [--watch]] [--interactive] [--set key=value ...] [--record FILE | --replay FILE] [--json] [--quiet]",
   help = [[Loads and checks SCRIPT, syncs its tasks into .obra/obra.db (re-running is safe:
 tasks are matched by key, finished work is never redone) and runs every ready task.
 
   --max-parallel N   tasks at once (default: config.max_parallel, else 1)
+  --no-work          sync the workflow, start the run and exit: `obra worker`
+                     processes do its tasks, and the last one ends the run
+  --watch            with --no-work: stay, sweep dead workers' leases, print
+                     progress and end the run when every task is finished
   --interactive      on a terminal, ask at each breakpoint instead of waiting
   --set key=value    override configuration, e.g. --set agent.model=opus
                      --set llm.url=http://127.0.0.1:11434 --set thresholds.proceed=0.8
@@ -94,7 +100,7 @@ tasks are matched by key, finished work is never redone) and runs every ready ta
 
 Exit: 0 every task done, 1 failed, 2 bad script or usage, 3 waiting for a human,
 4 budget spent, 5 interrupted (`obra resume` continues).]],
-  flags = { ["max-parallel"] = "count", interactive = "boolean", set = "list",
+  flags = { ["max-parallel"] = "count", interactive = "boolean", ["no-work"] = "boolean", watch = "boolean", set = "list",
             json = "boolean", quiet = "boolean", record = "string", replay = "string" },
   run = function(opts, args)
     if #args > 1 then cli.usage("run takes one script", "run") end

@@ -29,7 +29,8 @@ return {
       cli.print(string.format("project %s: %d tasks%s", p.name, p.total,
         #parts > 0 and (" (" .. table.concat(parts, ", ") .. ")") or ""))
       for _, t in ipairs(p.tasks) do
-        cli.print(string.format("  %-20s %-9s iter %-3d %s", t.key, t.status, t.iterations, t.title or ""))
+        cli.print(string.format("  %-20s %-9s iter %-3d %s%s", t.key, t.status, t.iterations, t.title or "",
+          t.worker and t.worker ~= require("obra.core").null and ("  [worker " .. t.worker .. "]") or ""))
       end
     end
     if run then

@@ -7,7 +7,7 @@
 --                            trace (signals.trace), agent = {calls, each with its trace}, at}, ... },
 --                            sessions = {rows with reported_ids}, breakpoints = {rows} }
 --   s:status_report()     -> { projects = { {name, workdir, total, counts, tasks = {{key, title,
---                            status, iterations, priority}, ...}}, ... }, run = row | nil,
+--                            status, iterations, priority, worker}, ...}}, ... }, run = row | nil,
 --                            open_breakpoints = n }
 --   s:status_json([file]) -> the same as formatted JSON text (core.json_encode(v, true)), the
 --                            task rows encoded in C straight from the statement; with a file

@@ -12,6 +12,9 @@
 --   s:finish_run(id, status, message)                 (+ run_finished)
 --   s:run_started_at(id)          -> started_at
 --   s:run_turns(run_id)           -> agent turns of the run's sessions
+--   s:set_run_script(id, text)    the workflow's text into texts, runs.script_text = its hash
+--   s:run_script(run)             -> the text runs.script_text names | nil
+--   s:live_run([project_id])      -> the newest run with status 'running' | nil (what a worker attaches to)
 --   s:run_usage_since(run_id, last_id) -> interactions after last_id:
 --                                    { {id, task_id, iteration, kind, tokens, cost_usd}, ... } by id
 local core = require "obra.core"
@@ -61,6 +64,23 @@ return function(methods, Q)
       self:exec(Q.run_finish, status, core.now(), message, id)
       self:add_event("run_finished", { run_id = id, detail = status })
     end)
+  end
+
+  function methods:set_run_script(id, text)
+    self:tx(function()
+      self:put_text(text)
+      self:exec(Q.run_set_script_text, core.sha256(text), id)
+    end)
+  end
+
+  function methods:run_script(run)
+    local r = run.script_text and self:first(Q.text_by_hash, run.script_text)
+    return r and r.body
+  end
+
+  function methods:live_run(project_id)
+    if project_id then return self:first(Q.run_live_of, project_id) end
+    return self:first(Q.run_live_any)
   end
 
   function methods:run_started_at(id) return self:first(Q.run_by_id, id).started_at end

@@ -34,12 +34,12 @@ return {
   task_feedback = "SELECT feedback FROM tasks WHERE id = ?",
   task_keys = "SELECT key FROM tasks ORDER BY id",
   task_insert = [[INSERT INTO tasks(project_id, key, kind, title, prompt, priority, checks,
-      budgets, tags, config, metadata, milestone_id, workdir)
+      budgets, tags, config, metadata, milestone_id, workdir, requires)
       VALUES (:project_id, :key, :kind, :title, :prompt, :priority, :checks, :budgets, :tags,
-              :config, :metadata, :milestone_id, :workdir)]],
+              :config, :metadata, :milestone_id, :workdir, :requires)]],
   task_update_spec = [[UPDATE tasks SET kind = :kind, title = :title, prompt = :prompt, priority = :priority,
       checks = :checks, budgets = :budgets, tags = :tags, config = :config, metadata = :metadata,
-      milestone_id = :milestone_id, workdir = :workdir, updated_at = :now WHERE id = :id]],
+      milestone_id = :milestone_id, workdir = :workdir, requires = :requires, updated_at = :now WHERE id = :id]],
   task_deps_clear = "DELETE FROM task_deps WHERE task_id = ?",
   task_dep_add = "INSERT INTO task_deps(task_id, depends_on) VALUES (?, ?)",
   task_set_parent = "UPDATE tasks SET parent_id = ? WHERE id = ?",
@@ -61,7 +61,10 @@ return {
   tasks_parked = "SELECT id, key, parked_until FROM tasks WHERE project_id = ? AND status = 'parked'",
   tasks_running = "SELECT id FROM tasks WHERE project_id = ? AND status = 'running'",
   task_counts = "SELECT status, count(*) AS n FROM tasks WHERE project_id = ? GROUP BY status",
-  status_tasks = "SELECT key, title, status, iterations, priority FROM tasks WHERE project_id = ? ORDER BY id",
+  -- worker: the name of the worker holding a running task's lease (obra worker)
+  status_tasks = [[SELECT t.key, t.title, t.status, t.iterations, t.priority,
+      CASE WHEN t.status = 'running' THEN w.name END AS worker
+      FROM tasks t LEFT JOIN workers w ON w.id = t.lease_worker WHERE t.project_id = ? ORDER BY t.id]],
   milestone_tasks = [[SELECT count(*) AS n, coalesce(sum(CASE WHEN status = 'done' THEN 1 ELSE 0 END), 0) AS done
       FROM tasks WHERE milestone_id = ?]],
 
@@ -239,6 +242,62 @@ return {
       JOIN tasks t ON t.id = se.task_id LEFT JOIN session_ids i ON i.session_id = se.id
       WHERE t.project_id = ? ORDER BY se.id, i.first_seen]],
   report_runs = "SELECT id, status, started_at, ended_at, message FROM runs WHERE project_id = ? ORDER BY id",
+
+  -- workers and leases (lua/obra/store/leases.lua, docs/scale-out.md) --------------------------
+  worker_insert = [[INSERT INTO workers(name, host, pid, capacity, labels, started_at, heartbeat_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?)]],
+  worker_by_id = "SELECT * FROM workers WHERE id = ?",
+  worker_heartbeat = "UPDATE workers SET heartbeat_at = ? WHERE id = ?",
+  worker_stop = "UPDATE workers SET stopped_at = ? WHERE id = ? AND stopped_at IS NULL",
+  -- the earlier incarnations of a worker (same name and host) that did not stop cleanly
+  workers_previous = [[SELECT id FROM workers WHERE name = ? AND host = ? AND id <> ? AND stopped_at IS NULL]],
+  workers_list = [[SELECT w.id, w.name, w.host, w.pid, w.capacity, w.labels, w.started_at, w.heartbeat_at,
+      w.stopped_at, (SELECT count(*) FROM leases l WHERE l.worker_id = w.id AND l.ended_at IS NULL) AS leases
+      FROM workers w ORDER BY w.id]],
+  workers_live_count = [[SELECT count(*) AS n FROM workers WHERE stopped_at IS NULL AND heartbeat_at >= ?
+      AND id <> ?]],
+  -- the claim: candidates as tasks_ready, with what the claim filters on in Lua (requires);
+  -- PostgreSQL overrides lease_candidates with FOR UPDATE OF t SKIP LOCKED
+  lease_candidates = [[
+    SELECT t.id, t.requires, t.iterations FROM tasks t
+    LEFT JOIN milestones m ON m.id = t.milestone_id
+    WHERE t.project_id = ? AND t.status = 'pending'
+      AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on
+                      WHERE d.task_id = t.id AND u.status <> 'done')
+      AND NOT EXISTS (SELECT 1 FROM milestones e WHERE e.project_id = t.project_id
+                      AND m.id IS NOT NULL AND e.position < m.position AND e.status <> 'done')
+    ORDER BY t.priority DESC, t.id LIMIT ?]],
+  lease_take = [[UPDATE tasks SET lease_attempt = lease_attempt + 1, lease_worker = ?
+      WHERE id = ? AND status = 'running']],
+  lease_attempt_of = "SELECT lease_attempt, lease_worker FROM tasks WHERE id = ?",
+  lease_insert = [[INSERT INTO leases(task_id, attempt, worker_id, acquired_at, expires_at)
+      VALUES (?, ?, ?, ?, ?)]],
+  -- the fence: a write that changes nothing but locks the task's row, and counts only while the
+  -- task's (attempt, worker) is still the caller's
+  lease_fence = [[UPDATE tasks SET lease_attempt = lease_attempt
+      WHERE id = ? AND lease_attempt = ? AND lease_worker = ?]],
+  leases_extend = "UPDATE leases SET expires_at = ? WHERE worker_id = ? AND ended_at IS NULL",
+  leases_held = [[SELECT l.task_id, l.attempt FROM leases l JOIN tasks t ON t.id = l.task_id
+      WHERE l.worker_id = ? AND l.ended_at IS NULL AND t.lease_attempt = l.attempt AND t.lease_worker = l.worker_id]],
+  leases_open_of_worker = "SELECT id, task_id, attempt, worker_id FROM leases WHERE worker_id = ? AND ended_at IS NULL",
+  leases_expired = [[SELECT id, task_id, attempt, worker_id FROM leases WHERE ended_at IS NULL AND expires_at < ?
+      ORDER BY id]],
+  lease_end = "UPDATE leases SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
+  lease_end_of = [[UPDATE leases SET ended_at = ?, end_reason = ? WHERE task_id = ? AND attempt = ?
+      AND ended_at IS NULL]],
+  lease_drop = "UPDATE tasks SET lease_worker = NULL WHERE id = ? AND lease_attempt = ? AND lease_worker = ?",
+  lease_previous = [[SELECT l.attempt, l.worker_id, l.end_reason, w.host, w.pid FROM leases l JOIN workers w ON w.id = l.worker_id
+      WHERE l.task_id = ? AND l.attempt < ? ORDER BY l.attempt DESC LIMIT 1]],
+  lease_holders = [[SELECT t.id AS task_id, w.name AS worker, w.host FROM tasks t JOIN workers w ON w.id = t.lease_worker
+      WHERE t.project_id = ? AND t.status = 'running']],
+  -- running tasks no lease holds (left by an obra before schema 9, or by obra step)
+  tasks_running_unleased = [[SELECT id FROM tasks WHERE project_id = ? AND status = 'running'
+      AND (lease_worker IS NULL OR NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = tasks.id
+      AND l.attempt = tasks.lease_attempt AND l.ended_at IS NULL))]],
+  run_live_of = "SELECT * FROM runs WHERE project_id = ? AND status = 'running' ORDER BY id DESC LIMIT 1",
+  run_live_any = "SELECT * FROM runs WHERE status = 'running' ORDER BY id DESC LIMIT 1",
+  run_set_script_text = "UPDATE runs SET script_text = ? WHERE id = ?",
+  text_by_hash = "SELECT body FROM texts WHERE hash = ?",
 
   -- events (lua/obra/store/events.lua, docs/events.md) -------------------------------------------
   event_insert = [[INSERT INTO events(at, type, run_id, task_id, iteration, ref, detail)

@@ -1,0 +1,108 @@
+-- obra.fleet — the engine as one worker of a fleet (docs/scale-out.md).
+-- Every process that works on a project's tasks (`obra run`, `obra worker`)
+-- is a row of the workers table and takes tasks only through leases:
+--
+--   fleet.join(ctx, {name=, labels={}, capacity=, lease=, heartbeat=})
+--        registers the worker, reconciles what its earlier incarnation (same
+--        name and host) held; ctx.fleet
+--   fleet.claim(ctx) -> lease {task_id, attempt, worker_id} | nil
+--        the next ready task this worker may take (labels, fleet-wide budgets)
+--   fleet.tick(ctx) -> { task_id, ... } the leases found lost; at most every
+--        --heartbeat seconds: the heartbeat, then the sweeper
+--   fleet.reachable(ctx, task, lease)  before a claimed task's first iteration:
+--        a session its agent cannot reach here (another host, another work
+--        directory, or a previous holder on this host that may still run it)
+--        is replaced by a fresh one primed with the hand-off summary
+--   fleet.release(ctx, lease, reason)   the lease ended ('done', 'released')
+--   fleet.leave(ctx)                    every lease released, the worker stopped
+--
+-- The fence itself is the store's (s:fence, lua/obra/store.lua): the task's
+-- coroutine registers its lease and every write it makes checks it.
+local core = require "obra.core"
+local budgets = require "obra.budgets"
+local session = require "obra.session"
+
+local M = {}
+
+M.LEASE, M.HEARTBEAT = 30, 5   -- seconds (obra worker --lease, --heartbeat)
+
+local function set_of(list)
+  local set = {}
+  for _, l in ipairs(list or {}) do set[l] = true end
+  return set
+end
+
+function M.join(ctx, o)
+  local s = ctx.store
+  local host = core.hostname()
+  local f = { name = o.name or host, host = host, labels = set_of(o.labels), label_list = o.labels or {},
+              lease = o.lease or M.LEASE, heartbeat = o.heartbeat or M.HEARTBEAT, held = {} }
+  f.id = s:register_worker { name = f.name, host = host, pid = core.getpid(), capacity = o.capacity or 1,
+                             labels = f.label_list }
+  local back = s:reconcile_worker(f.id, f.name, host)
+  if #back > 0 then
+    ctx.log(nil, "worker %s: %d task(s) its previous incarnation held are back in the queue", f.name, #back)
+  end
+  f.next_beat = core.now() + f.heartbeat
+  ctx.fleet = f
+  return f
+end
+
+function M.claim(ctx)
+  local f, s = ctx.fleet, ctx.store
+  if budgets.run_spent(ctx) then return nil end   -- the run's usage is every worker's: fleet-wide
+  local id, attempt = s:claim_task(f.id, ctx.project.id, f.labels, f.lease)
+  if not id then return nil end
+  local lease = { task_id = id, attempt = attempt, worker_id = f.id }
+  f.held[id] = lease
+  return lease
+end
+
+function M.tick(ctx, force)
+  local f, s = ctx.fleet, ctx.store
+  local now = core.now()
+  if not force and now < f.next_beat then return {} end
+  f.next_beat = now + f.heartbeat
+  local held = s:heartbeat(f.id, f.lease)
+  local lost = {}
+  for id, l in pairs(f.held) do
+    if held[id] ~= l.attempt then lost[#lost + 1] = id end
+  end
+  for _, l in ipairs(s:sweep()) do
+    ctx.log(nil, "task %d: its worker stopped heartbeating (lease #%d expired); back in the queue", l.task_id, l.attempt)
+  end
+  return lost
+end
+
+function M.reachable(ctx, task, lease)
+  local s = ctx.store
+  local prev = s:previous_lease(task.id, lease.attempt)
+  local sess = s:active_session(task.id)
+  if not (prev and sess and session.started(s, sess)) then return end
+  local ws = s:workspace(task.id)
+  local here = prev.host == ctx.fleet.host and (ws == nil or ws.path == nil or
+    ws.path:sub(1, #ctx.workdir + 1) == ctx.workdir .. "/" or ws.path == ctx.workdir)
+  -- the previous holder ended cleanly or is dead: nobody else runs this session
+  local quiet = prev.end_reason == "done" or prev.end_reason == "released" or
+    (prev.host == ctx.fleet.host and not core.pid_alive(prev.pid or 0)) or prev.pid == core.getpid()
+  if here and quiet then return end
+  local hist = s:decision_history(task.id)
+  local new = session.replace(s, sess, "abandoned", require("obra.iteration").handoff_summary(ctx, task, hist))
+  ctx.log(task, "its session is not reachable here (%s); session %s starts with the hand-off summary",
+    here and "its previous worker may still run it" or "it was used on another host or directory", new.uuid)
+end
+
+function M.release(ctx, lease, reason)
+  ctx.fleet.held[lease.task_id] = nil
+  return pcall(ctx.store.end_lease, ctx.store, lease.task_id, lease.attempt, lease.worker_id, reason)
+end
+
+function M.leave(ctx)
+  local f = ctx.fleet
+  if not f then return end
+  for _, l in pairs(f.held) do M.release(ctx, l, "released") end
+  pcall(ctx.store.stop_worker, ctx.store, f.id)
+  ctx.fleet = nil
+end
+
+return M
