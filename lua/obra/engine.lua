@@ -327,7 +327,7 @@ local function missing_agent(ctx)
 end
 
 -- The run row: refuse a second live obra on the project; recover a dead one.
-local function acquire(ctx, resume_run, no_work)
+local function acquire(ctx, resume_run, coordinated)
   local s = ctx.store
   local host = core.hostname()
   return s:tx(function()
@@ -343,7 +343,7 @@ local function acquire(ctx, resume_run, no_work)
     for _, t in ipairs(s:running_unleased(ctx.project.id)) do
       s:set_status(t.id, "pending")
     end
-    local cfgjson = { host = host, sets = ctx.sets, coordinator = not no_work }
+    local cfgjson = { host = host, sets = ctx.sets, coordinator = coordinated }
     local id = resume_run
     if resume_run then
       s:resume_run(resume_run, { pid = core.getpid(), config = cfgjson, script_hash = ctx.plan.hash })
@@ -399,7 +399,7 @@ local function others_busy(ctx, opts)
   local s = ctx.store
   if (s:task_counts(ctx.project.id).running or 0) > 0 then return true end
   if #s:ready_tasks(ctx.project.id, 1) == 0 or ctx.budget_spent then return false end
-  return opts.no_work or s:live_workers(core.now() - ctx.fleet.lease, ctx.fleet.id) > 0
+  return opts.no_work or s:live_workers(core.now() - math.max(ctx.fleet.lease, fleet.LEASE), ctx.fleet.id) > 0
 end
 
 -- engine.run(ctx, opts) -> exit status, summary
@@ -419,7 +419,7 @@ function M.run(ctx, opts)
     run_id = opts.attach.id
     s:event_run(run_id)
   else
-    run_id, err = acquire(ctx, opts.resume_run, opts.no_work)
+    run_id, err = acquire(ctx, opts.resume_run, not opts.no_work or opts.watch)
     if not run_id then return M.EXIT.failed, { message = err } end
   end
   -- the process groups a SIGKILLed obra left (an agent's child that ignores
@@ -471,7 +471,7 @@ function M.run(ctx, opts)
     for _, id in ipairs(fleet.tick(ctx)) do drop(id) end
     local now_ms = core.clock_ms()
     local rescan = now_ms - last_scan >= M.RESCAN_MS
-    if scan or (next_park and core.now() >= next_park) or (nrunning < max_parallel and rescan) then
+    if scan or (next_park and core.now() >= next_park) or ((nrunning < max_parallel or opts.watch) and rescan) then
       scan, last_scan = false, now_ms
       next_park = unpark(ctx)
       update_milestones(ctx)

@@ -78,7 +78,8 @@ function M.reachable(ctx, task, lease)
   local s = ctx.store
   local prev = s:previous_lease(task.id, lease.attempt)
   local sess = s:active_session(task.id)
-  if not (prev and sess and session.started(s, sess)) then return end
+  -- (a session the agent never reported on may still be in use: its id was handed out)
+  if not (prev and sess) then return end
   local ws = s:workspace(task.id)
   local here = prev.host == ctx.fleet.host and (ws == nil or ws.path == nil or
     ws.path:sub(1, #ctx.workdir + 1) == ctx.workdir .. "/" or ws.path == ctx.workdir)
@@ -99,10 +100,9 @@ end
 
 function M.leave(ctx)
   local f = ctx.fleet
-  if not f then return end
   for _, l in pairs(f.held) do M.release(ctx, l, "released") end
   pcall(ctx.store.stop_worker, ctx.store, f.id)
-  ctx.fleet = nil
+  f.held = {}
 end
 
 return M

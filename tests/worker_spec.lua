@@ -1,0 +1,153 @@
+-- obra worker: several processes share one project through fenced leases
+-- (docs/scale-out.md).  Real obra processes, the fake agent, one database
+-- (SQLite always; PostgreSQL too when tests/support/pg.lua finds a server).
+local H = require "support.helper"
+local E = require "support.e2e"
+local F = require "support.fleet"
+
+local function tasks_script(n, extra)
+  local lines = { "config { max_parallel = 2, max_iterations = 4 }" }
+  for i = 1, n do
+    lines[#lines + 1] = string.format('task "t%02d" { prompt = "TASK t%02d", checks = { "true" } }', i, i)
+  end
+  lines[#lines + 1] = extra or ""
+  return table.concat(lines, "\n") .. "\n"
+end
+
+local WORK = { rules = { { match = "SLOW", call = 1, sleep = 30, result = "slow" } },
+               default = { append = { ["agent.log"] = "worked\n" }, sleep = 0.1, result = "done" } }
+
+local function run_args(p, backend, extra)
+  local args = { "run", p.script }
+  for _, a in ipairs(E.sets(p)) do args[#args + 1] = a end
+  for _, a in ipairs(backend.args(p)) do args[#args + 1] = a end
+  for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+  return args
+end
+
+-- the run row exists and holds its workflow's text: workers can attach
+local function run_live(s)
+  return F.until_true(20, function()
+    local r = s:first("SELECT id FROM runs WHERE status = 'running' AND script_text IS NOT NULL")
+    return r and r.id
+  end)
+end
+
+for _, backend in ipairs(F.backends()) do
+  describe("obra worker (" .. backend.name .. ")", function()
+    it("shares a project with obra run and another worker: every task done once, one proceed each", function()
+      local p = E.project { script = tasks_script(12), scenario = WORK }
+      local run = F.start(p, "run", run_args(p, backend, { "--max-parallel", "2" }))
+      local s = backend.db(p)
+      assert.is_not_nil(run_live(s), "the run did not start")
+      local w1 = F.worker(p, backend, "w1", { "--exit-when-idle" })
+      local w2 = F.worker(p, backend, "w2", { "--exit-when-idle", "--max-parallel", "1" })
+      assert.are.equal(0, F.rc(p, "run", 60), H.readfile(p.dir .. "/run.log"))
+      F.gone(w1); F.gone(w2)
+      F.assert_invariants(s, 12)
+      -- each task was leased once, and the work was shared
+      local per = s:query([[SELECT w.name, count(*) AS n FROM leases l JOIN workers w ON w.id = l.worker_id
+                            GROUP BY w.name ORDER BY w.name]])
+      local total = 0
+      for _, r in ipairs(per) do total = total + r.n end
+      assert.are.equal(12, total, "every task leased exactly once")
+      assert.is_true(#per >= 2, "the work was shared between processes")
+      assert.are.equal(0, s:first("SELECT count(*) AS n FROM leases WHERE ended_at IS NULL").n)
+      assert.are.equal("done", s:first("SELECT status FROM runs ORDER BY id DESC LIMIT 1").status)
+      -- obra workers lists them, stopped
+      local r = E.obra(p, { "workers", "--all", "--json" })
+      H.expect_code(r, 0)
+      local names = {}
+      for _, w in ipairs(require("cjson").decode(r.out)) do names[w.name] = w.stopped end
+      assert.are.same({ run = true, w1 = true, w2 = true }, names)
+      s:close()
+      H.rmdir(p.dir)
+    end)
+
+    it("gives a task that requires a label only to a worker that has it", function()
+      local p = E.project { script = tasks_script(3, 'task "g" { prompt = "TASK g", checks = { "true" }, requires = { "gpu" } }'),
+                            scenario = WORK }
+      local coord = F.coordinator(p, backend, true)
+      local s = backend.db(p)
+      assert.is_not_nil(run_live(s))
+      local plain = F.worker(p, backend, "plain", { "--max-parallel", "2" })
+      -- the plain worker does every task it may take; g stays pending
+      assert.is_truthy(F.until_true(30, function()
+        return s:first("SELECT count(*) AS n FROM tasks WHERE status = 'done'").n == 3
+      end))
+      assert.are.equal("pending", s:first("SELECT status FROM tasks WHERE key = 'g'").status)
+      local gpu = F.worker(p, backend, "gpu", { "--labels", "gpu" })
+      assert.are.equal(0, F.rc(p, "coordinator", 30), H.readfile(p.dir .. "/coordinator.log"))
+      local who = s:first([[SELECT w.name FROM leases l JOIN workers w ON w.id = l.worker_id
+                            JOIN tasks t ON t.id = l.task_id WHERE t.key = 'g']])
+      assert.are.equal("gpu", who.name)
+      assert.are.equal(1, s:first([[SELECT count(*) AS n FROM leases l JOIN tasks t ON t.id = l.task_id
+                                    WHERE t.key = 'g']]).n)
+      F.assert_invariants(s, 4)
+      -- the workers stay up after the run (as under systemd); SIGTERM ends them with 5
+      F.stop(plain); F.stop(gpu)
+      assert.are.equal(5, F.rc(p, "plain", 10), H.readfile(p.dir .. "/plain.log"))
+      s:close()
+      H.rmdir(p.dir)
+    end)
+
+    it("a worker frozen past its lease writes nothing more for its task, and its agent is stopped", function()
+      local p = E.project { script = 'config { max_iterations = 4 }\ntask "slow" { prompt = "SLOW TASK", checks = { "true" } }\n',
+                            scenario = WORK }
+      local coord = F.coordinator(p, backend, true)
+      local s = backend.db(p)
+      assert.is_not_nil(run_live(s))
+      local a = F.worker(p, backend, "a")
+      -- a holds the task and its agent is asleep in its first call
+      assert.is_truthy(F.until_true(20, function()
+        local r = s:first([[SELECT w.name FROM leases l JOIN workers w ON w.id = l.worker_id WHERE l.ended_at IS NULL]])
+        return r and r.name == "a" and #E.calls(p) == 1 and H.sh("pgrep -P " .. a .. " || true") ~= ""
+      end), "worker a did not start its agent")
+      local agent_pid = tonumber(H.sh("pgrep -P " .. a):match("%d+"))
+      os.execute("kill -STOP " .. a)
+      local b = F.worker(p, backend, "b")
+      -- b takes the task over once a's lease expires, and finishes it
+      local ok = F.until_true(30, function()
+        return s:first("SELECT status FROM tasks WHERE key = 'slow'").status == "done"
+      end)
+      local before = {
+        decisions = s:first("SELECT count(*) AS n FROM decisions").n,
+        interactions = s:first("SELECT count(*) AS n FROM interactions").n,
+        events = s:first("SELECT count(*) AS n FROM events WHERE task_id IS NOT NULL").n,
+      }
+      os.execute("kill -CONT " .. a)
+      assert.is_truthy(ok, "worker b did not finish the task: " .. tostring(H.readfile(p.dir .. "/b.log")))
+      -- a wakes, finds its lease gone at its next heartbeat, stops its agent and drops the task
+      assert.is_truthy(F.until_true(10, function()
+        return (H.readfile(p.dir .. "/a.log") or ""):find("lease lost", 1, true)
+      end), H.readfile(p.dir .. "/a.log"))
+      assert.is_truthy(F.until_true(10, function() return not H.running(agent_pid) end), "a's agent still runs")
+      assert.are.equal(0, F.rc(p, "coordinator", 20))
+      assert.are.same(before, {
+        decisions = s:first("SELECT count(*) AS n FROM decisions").n,
+        interactions = s:first("SELECT count(*) AS n FROM interactions").n,
+        events = s:first("SELECT count(*) AS n FROM events WHERE task_id IS NOT NULL").n,
+      })
+      -- two leases; the first swept (or lost), the second done by b
+      local ls = s:query([[SELECT l.attempt, w.name, l.end_reason FROM leases l JOIN workers w ON w.id = l.worker_id
+                           ORDER BY l.attempt]])
+      assert.are.equal(2, #ls)
+      assert.are.same({ "a", "b" }, { ls[1].name, ls[2].name })
+      assert.are.equal("done", ls[2].end_reason)
+      F.assert_invariants(s, 1)
+      -- one session is never resumed by two workers: b, on the same host while a
+      -- lived, started a fresh session primed with the hand-off instead of resuming a's
+      local calls = E.calls(p)
+      local sessions = s:query("SELECT uuid, previous_id, handoff FROM sessions ORDER BY id")
+      assert.are.equal(2, #sessions)
+      assert.is_not_nil(sessions[2].previous_id)
+      assert.is_not_nil(sessions[2].handoff)
+      assert.are.equal(2, #calls)
+      assert.are.equal(sessions[1].uuid, calls[1].session_id)
+      assert.are.same({ false, sessions[2].uuid }, { calls[2].resume, calls[2].session_id })
+      F.stop(a); F.stop(b)
+      s:close()
+      H.rmdir(p.dir)
+    end)
+  end)
+end
