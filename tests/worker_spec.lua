@@ -42,7 +42,7 @@ for _, backend in ipairs(F.backends()) do
       assert.is_not_nil(run_live(s), "the run did not start")
       local w1 = F.worker(p, backend, "w1", { "--exit-when-idle" })
       local w2 = F.worker(p, backend, "w2", { "--exit-when-idle", "--max-parallel", "1" })
-      assert.are.equal(0, F.rc(p, "run", 60), H.readfile(p.dir .. "/run.log"))
+      assert.are.equal(0, F.rc(p, "run", 60), F.log(p, "run"))
       F.gone(w1); F.gone(w2)
       F.assert_invariants(s, 12)
       -- each task was leased once, and the work was shared
@@ -61,7 +61,7 @@ for _, backend in ipairs(F.backends()) do
       for _, w in ipairs(require("cjson").decode(r.out)) do names[w.name] = w.stopped end
       assert.are.same({ run = true, w1 = true, w2 = true }, names)
       s:close()
-      H.rmdir(p.dir)
+      F.cleanup(p)
     end)
 
     it("gives a task that requires a label only to a worker that has it", function()
@@ -77,7 +77,7 @@ for _, backend in ipairs(F.backends()) do
       end))
       assert.are.equal("pending", s:first("SELECT status FROM tasks WHERE key = 'g'").status)
       local gpu = F.worker(p, backend, "gpu", { "--labels", "gpu" })
-      assert.are.equal(0, F.rc(p, "coordinator", 30), H.readfile(p.dir .. "/coordinator.log"))
+      assert.are.equal(0, F.rc(p, "coordinator", 30), F.log(p, "coordinator"))
       local who = s:first([[SELECT w.name FROM leases l JOIN workers w ON w.id = l.worker_id
                             JOIN tasks t ON t.id = l.task_id WHERE t.key = 'g']])
       assert.are.equal("gpu", who.name)
@@ -86,9 +86,9 @@ for _, backend in ipairs(F.backends()) do
       F.assert_invariants(s, 4)
       -- the workers stay up after the run (as under systemd); SIGTERM ends them with 5
       F.stop(plain); F.stop(gpu)
-      assert.are.equal(5, F.rc(p, "plain", 10), H.readfile(p.dir .. "/plain.log"))
+      assert.are.equal(5, F.rc(p, "plain", 10), F.log(p, "plain"))
       s:close()
-      H.rmdir(p.dir)
+      F.cleanup(p)
     end)
 
     it("a worker frozen past its lease writes nothing more for its task, and its agent is stopped", function()
@@ -116,11 +116,11 @@ for _, backend in ipairs(F.backends()) do
         events = s:first("SELECT count(*) AS n FROM events WHERE task_id IS NOT NULL").n,
       }
       os.execute("kill -CONT " .. a)
-      assert.is_truthy(ok, "worker b did not finish the task: " .. tostring(H.readfile(p.dir .. "/b.log")))
+      assert.is_truthy(ok, "worker b did not finish the task: " .. tostring(F.log(p, "b")))
       -- a wakes, finds its lease gone at its next heartbeat, stops its agent and drops the task
       assert.is_truthy(F.until_true(10, function()
-        return (H.readfile(p.dir .. "/a.log") or ""):find("lease lost", 1, true)
-      end), H.readfile(p.dir .. "/a.log"))
+        return (F.log(p, "a") or ""):find("lease lost", 1, true)
+      end), F.log(p, "a"))
       assert.is_truthy(F.until_true(10, function() return not H.running(agent_pid) end), "a's agent still runs")
       assert.are.equal(0, F.rc(p, "coordinator", 20))
       assert.are.same(before, {
@@ -147,7 +147,7 @@ for _, backend in ipairs(F.backends()) do
       assert.are.same({ false, sessions[2].uuid }, { calls[2].resume, calls[2].session_id })
       F.stop(a); F.stop(b)
       s:close()
-      H.rmdir(p.dir)
+      F.cleanup(p)
     end)
   end)
 end

@@ -27,19 +27,31 @@ function F.backends()
   return list
 end
 
+-- Where the processes' logs, pids and exit statuses go: beside the project,
+-- not in it (the agents work in it: a file appearing or vanishing there would
+-- be part of their diff).
+function F.files(p)
+  local d = p.dir .. ".fleet"
+  os.execute("mkdir -p " .. H.q(d))
+  return d
+end
+
+function F.log(p, tag) return H.readfile(F.files(p) .. "/" .. tag .. ".log") end
+
 -- Start an obra command line in p.dir in the background, its output in
--- p.dir/TAG.log; returns its pid.
+-- TAG.log (F.files); returns its pid.
 function F.start(p, tag, args)
   local q = {}
   for _, a in ipairs(args) do q[#q + 1] = H.q(a) end
   local env = {}
   for k, v in pairs(E.env(p)) do env[#env + 1] = k .. "=" .. H.q(v) end
   if H.SANITIZE then env[#env + 1] = "ASAN_OPTIONS=detect_leaks=0" end
-  local pidf, rcf = p.dir .. "/" .. tag .. ".pid", p.dir .. "/" .. tag .. ".rc"
+  local files = F.files(p)
+  local pidf, rcf = files .. "/" .. tag .. ".pid", files .. "/" .. tag .. ".rc"
   os.remove(pidf); os.remove(rcf)
   os.execute(string.format("cd %s && ( %s %s %s %s </dev/null >>%s 2>&1 & echo $! > %s; wait $!; echo $? > %s ) >/dev/null 2>&1 &",
     H.q(p.dir), H.SANITIZE and "env -u LD_PRELOAD" or "env", table.concat(env, " "), H.q(H.BIN),
-    table.concat(q, " "), H.q(p.dir .. "/" .. tag .. ".log"), H.q(pidf), H.q(rcf)))
+    table.concat(q, " "), H.q(files .. "/" .. tag .. ".log"), H.q(pidf), H.q(rcf)))
   local pid = F.until_true(5, function() return tonumber((H.readfile(pidf) or ""):match("%d+")) end)
   assert(pid, "obra " .. tag .. " did not start")
   return pid
@@ -76,7 +88,7 @@ end
 -- The exit status of the process started as TAG, once it has ended (bounded wait).
 function F.rc(p, tag, seconds)
   return F.until_true(seconds or 60, function()
-    return tonumber((H.readfile(p.dir .. "/" .. tag .. ".rc") or ""):match("%d+"))
+    return tonumber((H.readfile(F.files(p) .. "/" .. tag .. ".rc") or ""):match("%d+"))
   end)
 end
 
@@ -132,6 +144,11 @@ function F.assert_invariants(s, expect_tasks)
     end
   end
   return tasks
+end
+
+-- The project, its fake agent's state and the fleet's files, removed.
+function F.cleanup(p)
+  H.rmdir(p.dir); H.rmdir(p.dir .. ".fleet")
 end
 
 return F
