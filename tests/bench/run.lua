@@ -476,6 +476,49 @@ do
   end
 end
 
+-- 9. The fleet (docs/scale-out.md): claims and workers -----------------------------------------------
+heading("9. fleet (SQLite: every process shares .obra/obra.db)")
+do
+  local okc, store_mod = pcall(require, "obra.store")
+  local dir = SCRATCH .. "/fleet"
+  local ntasks = QUICK and 64 or 128
+  workflow(dir, ntasks)
+  local env = { BENCH_AGENT_WRITE = "work.txt" }
+  -- claim latency: one worker's claims, in-process, against the run's database
+  if okc and not os.getenv("OBRA_BIN") then
+    obra_run(dir, { "--no-work" }, env)
+    local s = assert(store_mod.open(dir .. "/.obra/obra.db"))
+    local project = s:first("SELECT id FROM projects LIMIT 1").id
+    local wid = s:register_worker { name = "bench", host = "bench", pid = 0, capacity = ntasks, labels = {} }
+    local xs = {}
+    for i = 1, ntasks do
+      local t = socket.gettime()
+      assert(s:claim_task(wid, project, {}, 30), "bench: nothing to claim")
+      xs[i] = (socket.gettime() - t) * 1000
+    end
+    s:close()
+    row("fleet", string.format("claim: one transaction (%d tasks ready)", ntasks), xs, "ms", "uncontended")
+  else
+    row("fleet", "claim: one transaction", {}, "ms", "not measured: in-process, this tree only")
+  end
+  -- throughput: one obra run --max-parallel 32 against 4 workers x 8 (instant agent and judge)
+  local one = {}
+  local four = {}
+  local R = QUICK and 1 or 3
+  for i = 1, R do
+    one[i] = ntasks / (obra_run(dir, { "--max-parallel", "32" }, env).ms / 1000)
+    sh("rm -rf " .. q(dir .. "/.obra"))
+    local script = string.format([[cd %s && %s run obra.lua --no-work --quiet >/dev/null &&
+      for w in 1 2 3 4; do %s worker --name w$w --max-parallel 8 --exit-when-idle --quiet & done; wait]],
+      q(dir), q(BIN), q(BIN))
+    local r = run(1, { "/bin/sh", "-c", script }, { env = env })[1]
+    four[i] = ntasks / (r.ms / 1000)
+  end
+  row("fleet", string.format("obra run --max-parallel 32: %d tasks", ntasks), one, "tasks/s", "one process")
+  row("fleet", string.format("4 workers x 8: %d tasks", ntasks), four, "tasks/s",
+    string.format("ratio %.2f (workers / one process)", median(four) / median(one)))
+end
+
 -- 7. The test suite ---------------------------------------------------------------------------------
 heading("7. the test suite")
 do
