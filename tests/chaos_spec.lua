@@ -25,6 +25,7 @@ for _, backend in ipairs(F.backends()) do
       local p = E.project { script = script(), scenario = {
         rules = {}, default = { append = { ["agent.log"] = "worked\n" }, sleep = 0.2, result = "done" } } }
       F.coordinator(p, backend, true)
+      assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
       local s = backend.db(p)
       assert.is_truthy(F.until_true(20, function()
         return s:first("SELECT id FROM runs WHERE status = 'running' AND script_text IS NOT NULL")

@@ -38,6 +38,7 @@ for _, backend in ipairs(F.backends()) do
     it("shares a project with obra run and another worker: every task done once, one proceed each", function()
       local p = E.project { script = tasks_script(12), scenario = WORK }
       local run = F.start(p, "run", run_args(p, backend, { "--max-parallel", "2" }))
+      assert.is_truthy(F.started(p, "run"), F.log(p, "run"))
       local s = backend.db(p)
       assert.is_not_nil(run_live(s), "the run did not start")
       local w1 = F.worker(p, backend, "w1", { "--exit-when-idle" })
@@ -68,6 +69,7 @@ for _, backend in ipairs(F.backends()) do
       local p = E.project { script = tasks_script(3, 'task "g" { prompt = "TASK g", checks = { "true" }, requires = { "gpu" } }'),
                             scenario = WORK }
       local coord = F.coordinator(p, backend, true)
+      assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
       local s = backend.db(p)
       assert.is_not_nil(run_live(s))
       local plain = F.worker(p, backend, "plain", { "--max-parallel", "2" })
@@ -91,10 +93,65 @@ for _, backend in ipairs(F.backends()) do
       F.cleanup(p)
     end)
 
+    it("a rate limit parks the account for every worker", function()
+      local p = E.project { script = [[
+config { max_iterations = 4 }
+task "r1" { prompt = "LIMITED r1", checks = { "true" }, priority = 3 }
+task "r2" { prompt = "TASK r2", checks = { "true" }, priority = 2 }
+]], scenario = { rules = {
+        { match = "LIMITED", times = 1, rate_limit = { after = 3 } },
+      }, default = { append = { ["agent.log"] = "worked\n" }, result = "done" } } }
+      local coord = F.coordinator(p, backend, true)
+      assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
+      local s = backend.db(p)
+      assert.is_not_nil(run_live(s))
+      -- w1 alone takes r1 (first by priority) and hits the account's rate limit
+      local w1 = F.worker(p, backend, "w1")
+      assert.is_truthy(F.until_true(20, function()
+        return s:first("SELECT status FROM tasks WHERE key = 'r1'").status == "parked"
+      end), F.log(p, "w1"))
+      local parked_until = s:first("SELECT parked_until FROM tasks WHERE key = 'r1'").parked_until
+      local w2 = F.worker(p, backend, "w2")
+      assert.are.equal(0, F.rc(p, "coordinator", 40), F.log(p, "coordinator"))
+      -- neither worker started r2 while the account was parked
+      for _, key in ipairs({ "r2" }) do
+        local first = s:first([[SELECT min(l.acquired_at) AS at FROM leases l JOIN tasks t ON t.id = l.task_id
+                                WHERE t.key = ?]], key)
+        assert.is_true(first.at >= parked_until - 0.01, key .. " was claimed during the park")
+      end
+      F.stop(w1); F.stop(w2)
+      s:close()
+      F.cleanup(p)
+    end)
+
+    it("an answer given from another process reaches the worker that claims the task", function()
+      -- no checks and no judge: every attempt escalates to a human
+      local p = E.project { script = 'task "ask" { prompt = "ASK something" }\n',
+                            scenario = { rules = {}, default = { result = "a question" } } }
+      local coord = F.coordinator(p, backend, true)
+      assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
+      local s = backend.db(p)
+      assert.is_not_nil(run_live(s))
+      local w = F.worker(p, backend, "w")
+      assert.is_truthy(F.until_true(20, function()
+        return s:first("SELECT status FROM tasks WHERE key = 'ask'").status == "waiting"
+      end), F.log(p, "w"))
+      H.expect_code(E.obra(p, { "answer", "ask", "try once more" }), 0)
+      assert.are.equal(3, F.rc(p, "coordinator", 30), F.log(p, "coordinator"))
+      local calls = E.calls(p)
+      assert.are.equal(2, #calls)
+      assert.is_truthy(calls[2].prompt:find("try once more", 1, true))
+      assert.are.equal(2, s:first("SELECT count(*) AS n FROM leases").n)
+      F.stop(w)
+      s:close()
+      F.cleanup(p)
+    end)
+
     it("a worker frozen past its lease writes nothing more for its task, and its agent is stopped", function()
       local p = E.project { script = 'config { max_iterations = 4 }\ntask "slow" { prompt = "SLOW TASK", checks = { "true" } }\n',
                             scenario = WORK }
       local coord = F.coordinator(p, backend, true)
+      assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
       local s = backend.db(p)
       assert.is_not_nil(run_live(s))
       local a = F.worker(p, backend, "a")

@@ -7,6 +7,8 @@
 --        name and host) held; ctx.fleet
 --   fleet.claim(ctx) -> lease {task_id, attempt, worker_id} | nil
 --        the next ready task this worker may take (labels, fleet-wide budgets)
+--   fleet.account(agent_cfg) -> "claude:<16 hex>" | "claude:default": the account an agent
+--        uses, named without its secret (the kind, and a SHA-256 prefix of its API key)
 --   fleet.tick(ctx) -> { task_id, ... } the leases found lost; at most every
 --        --heartbeat seconds: the heartbeat, then the sweeper
 --   fleet.reachable(ctx, task, lease)  before a claimed task's first iteration:
@@ -48,10 +50,42 @@ function M.join(ctx, o)
   return f
 end
 
+-- The variable each agent kind reads its API key from.
+M.KEY_VARS = { claude = "ANTHROPIC_API_KEY", codex = "OPENAI_API_KEY" }
+
+function M.account(cfg)
+  local kind = cfg.kind or "claude"
+  local var = M.KEY_VARS[kind]
+  local key = var and ((cfg.env and type(cfg.env[var]) == "string" and cfg.env[var]) or os.getenv(var))
+  return kind .. ":" .. ((key and key ~= "") and core.sha256(key):sub(1, 16) or "default")
+end
+
+-- The accounts rate-limited now: a parked task's last decision names its account.
+local function parked_accounts(ctx)
+  local s, out, now = ctx.store, {}, core.now()
+  for _, t in ipairs(s:parked_tasks(ctx.project.id)) do
+    if (t.parked_until or 0) > now then
+      local ds = s:decisions(t.id)
+      local last = ds[#ds]
+      local acct = last and last.action == "park" and last.signals and last.signals.agent and last.signals.agent.account
+      if acct then out[acct] = true end
+    end
+  end
+  return out
+end
+
+local function account_of(ctx, task_id)
+  local t = ctx.store:task(task_id)
+  local util = require "obra.util"
+  return M.account(util.merge(ctx.config.agent, t.config and t.config.agent))
+end
+
 function M.claim(ctx)
   local f, s = ctx.fleet, ctx.store
   if budgets.run_spent(ctx) then return nil end   -- the run's usage is every worker's: fleet-wide
-  local id, attempt = s:claim_task(f.id, ctx.project.id, f.labels, f.lease)
+  local parked = parked_accounts(ctx)
+  local fits = next(parked) and function(id) return not parked[account_of(ctx, id)] end or nil
+  local id, attempt = s:claim_task(f.id, ctx.project.id, f.labels, f.lease, fits)
   if not id then return nil end
   local lease = { task_id = id, attempt = attempt, worker_id = f.id }
   f.held[id] = lease

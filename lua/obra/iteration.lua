@@ -425,7 +425,9 @@ function M.gather(ctx, it)
   end
   it.signals = {
     agent = { class = res.class, turns = res.turns, max_turns = it.max_turns, text = (bound(res.text or "", M.SIGNAL_TEXT)),
-              reset_at = res.reset_at, cost_usd = res.cost_usd },
+              reset_at = res.reset_at, cost_usd = res.cost_usd,
+              -- a rate limit is the account's: every worker using it waits (obra.fleet)
+              account = res.class == "rate_limited" and require("obra.fleet").account(it.agent_cfg) or nil },
     checks = core.json_array(it.checks), workspace = it.workspace,
     judge = it.judge, judge_error = it.judge_error,
     history = core.json_array(it.history), judges = it.judges, trace = evidence.signal(it.trace),

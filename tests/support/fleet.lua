@@ -92,6 +92,13 @@ function F.rc(p, tag, seconds)
   end)
 end
 
+-- Wait until the process started as TAG has said "run #N" (its run exists):
+-- only then may the test open the database (two processes creating a fresh
+-- SQLite file at once may find it locked).
+function F.started(p, tag)
+  return F.until_true(20, function() return (F.log(p, tag) or ""):find("run #%d+") end)
+end
+
 function F.gone(pid, seconds)
   return F.until_true(seconds or 10, function() return not H.running(pid) end)
 end
