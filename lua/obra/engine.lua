@@ -434,8 +434,12 @@ function M.run(ctx, opts)
   ctx.run_started = s:run_started_at(run_id)
   local max_parallel = opts.no_work and 0 or opts.max_parallel or ctx.config.max_parallel or 1
   local w = opts.worker or {}
-  fleet.join(ctx, { name = w.name or (not opts.attach and "run") or nil, labels = w.labels, capacity = max_parallel,
-                    lease = w.lease, heartbeat = w.heartbeat })
+  local joined, jerr = fleet.join(ctx, { name = w.name or (not opts.attach and "run") or nil, labels = w.labels,
+                                        capacity = max_parallel, lease = w.lease, heartbeat = w.heartbeat })
+  if not joined then
+    if not opts.attach then finish_run(ctx, "aborted", jerr) end
+    return M.EXIT.failed, { message = jerr }
+  end
   ctx.log(nil, "%s #%d of %s: %d tasks, up to %d at once, workdir %s", opts.attach and "working for run" or "run",
     run_id, ctx.plan.project.name, #ctx.plan.tasks, max_parallel, ctx.workdir)
   if opts.no_work and not opts.watch then

@@ -2,9 +2,10 @@
 -- Every process that works on a project's tasks (`obra run`, `obra worker`)
 -- is a row of the workers table and takes tasks only through leases:
 --
---   fleet.join(ctx, {name=, labels={}, capacity=, lease=, heartbeat=})
+--   fleet.join(ctx, {name=, labels={}, capacity=, lease=, heartbeat=}) -> f | nil, message
 --        registers the worker, reconciles what its earlier incarnation (same
---        name and host) held; ctx.fleet
+--        name and host, dead) held; ctx.fleet.  A live one of the same name
+--        and host is refused.
 --   fleet.claim(ctx) -> lease {task_id, attempt, worker_id} | nil
 --        the next ready task this worker may take (labels, fleet-wide budgets)
 --   fleet.account(agent_cfg) -> "claude:<16 hex>" | "claude:default": the account an agent
@@ -37,7 +38,14 @@ end
 function M.join(ctx, o)
   local s = ctx.store
   local host = core.hostname()
-  local f = { name = o.name or host, host = host, labels = set_of(o.labels), label_list = o.labels or {},
+  local name = o.name or host
+  for _, w in ipairs(s:worker_incarnations(name, host)) do
+    if w.pid and w.pid ~= core.getpid() and core.pid_alive(w.pid) then
+      return nil, string.format("a worker named %s already runs on %s (pid %d): stop it, or give this one " ..
+        "another --name", name, host, w.pid)
+    end
+  end
+  local f = { name = name, host = host, labels = set_of(o.labels), label_list = o.labels or {},
               lease = o.lease or M.LEASE, heartbeat = o.heartbeat or M.HEARTBEAT, held = {} }
   f.id = s:register_worker { name = f.name, host = host, pid = core.getpid(), capacity = o.capacity or 1,
                              labels = f.label_list }

@@ -7,15 +7,19 @@ local core = require "obra.core"
 
 local POLL_MS = 1000   -- while no run is live: how often to look again
 
--- The store a worker uses: --store PATH (the database file, or a directory
--- holding .obra/), else the project found from the current directory.
+-- The store a worker uses: --store (or OBRA_STORE): a database URL, the
+-- database file, or a directory holding .obra/; else the project found from
+-- the current directory.
 -- Returns store, the directory that holds .obra/.
-local function open_store(where)
-  if not where then return cli.open_store() end
+local function open_store(where, repo)
+  where = where or os.getenv("OBRA_STORE")
+  if not where or where == "" then return cli.open_store() end
   local store = require "obra.store"
   local path, dir = where, nil
   local st = core.stat(where)
-  if st and st.type == "dir" then
+  if where:match("^%a[%w+.-]*://") then
+    dir = repo   -- a database server: this machine's own files (.obra/procs) live in the repository
+  elseif st and st.type == "dir" then
     dir = where
     path = where .. "/" .. store.DIR .. "/" .. store.FILE
   else
@@ -24,7 +28,7 @@ local function open_store(where)
   local s, err, code = store.open(path)
   if not s then
     local io = store.io_error(err, code)
-    cli.fail(io or ("cannot open the database " .. path .. ": " .. err), io and cli.EXIT.io or cli.EXIT.failed)
+    cli.fail(io or ("cannot open the database: " .. core.redact(err)), io and cli.EXIT.io or cli.EXIT.failed)
   end
   return s, dir
 end
@@ -65,15 +69,16 @@ end
 
 return {
   summary = "work on a project's live run, beside obra run or other workers",
-  usage = "obra worker [--store PATH] [--name NAME] [--max-parallel N] [--labels a,b] [--repo PATH] " ..
+  usage = "obra worker [--store PATH|URL] [--name NAME] [--max-parallel N] [--labels a,b] [--repo PATH] " ..
           "[--lease S] [--heartbeat S] [--exit-when-idle] [--quiet]",
   help = [[Registers this process as a worker, attaches to the project's live run (the
 newest one `obra run` started, with or without --no-work), loads the workflow
 from the text that run stored, and claims ready tasks through leases until it is
 stopped.  While no run is live it waits, and says so once.
 
-  --store PATH       the database: an obra.db file or a directory holding .obra/
-                     (default: the project in this directory or above)
+  --store PATH|URL   the database: an obra.db file, a directory holding .obra/,
+                     or a database URL (default: OBRA_STORE, else the project
+                     in this directory or above)
   --name NAME        the worker's name (default: the host name); a worker that
                      restarts under the same name and host takes back nothing:
                      what its previous incarnation held goes back to the queue
@@ -101,7 +106,7 @@ their tasks are back in the queue for another worker.]],
     if opts.lease and opts.heartbeat and opts.heartbeat >= opts.lease then
       cli.usage("--heartbeat must be shorter than --lease, or every lease expires between two heartbeats", "worker")
     end
-    local s, dir = open_store(opts.store)
+    local s, dir = open_store(opts.store, core.realpath(opts.repo or core.getcwd()) or opts.repo)
     core.catch_signals()
     local said, skip = false, {}
     while true do

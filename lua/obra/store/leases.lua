@@ -7,6 +7,8 @@
 --   s:reconcile_worker(id, name, host) -> { {task_id, attempt}, ... }: what the earlier
 --                 incarnations of this worker (same name and host) still held: their
 --                 leases ended ('lost'), the running tasks back to pending, the rows stopped
+--   s:worker_incarnations(name, host) -> { {id, pid}, ... } the workers of that name and host
+--                 that did not stop cleanly
 --   s:stop_worker(id)               stopped_at = now
 --   s:claim_task(worker_id, project_id, labels_set, lease_s [, fits]) -> task_id, attempt | nil
 --                 in one transaction: the first ready task (tasks_ready's rules, by priority)
@@ -49,6 +51,8 @@ return function(methods, Q)
       return out
     end)
   end
+
+  function methods:worker_incarnations(name, host) return self:query(Q.workers_previous, name, host, 0) end
 
   function methods:stop_worker(id) self:exec(Q.worker_stop, core.now(), id) end
 

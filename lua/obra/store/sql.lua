@@ -250,7 +250,7 @@ return {
   worker_heartbeat = "UPDATE workers SET heartbeat_at = ? WHERE id = ?",
   worker_stop = "UPDATE workers SET stopped_at = ? WHERE id = ? AND stopped_at IS NULL",
   -- the earlier incarnations of a worker (same name and host) that did not stop cleanly
-  workers_previous = [[SELECT id FROM workers WHERE name = ? AND host = ? AND id <> ? AND stopped_at IS NULL]],
+  workers_previous = [[SELECT id, pid FROM workers WHERE name = ? AND host = ? AND id <> ? AND stopped_at IS NULL]],
   workers_list = [[SELECT w.id, w.name, w.host, w.pid, w.capacity, w.labels, w.started_at, w.heartbeat_at,
       w.stopped_at, (SELECT count(*) FROM leases l WHERE l.worker_id = w.id AND l.ended_at IS NULL) AS leases
       FROM workers w ORDER BY w.id]],
