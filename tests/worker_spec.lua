@@ -147,6 +147,36 @@ task "r2" { prompt = "TASK r2", checks = { "true" }, priority = 2 }
       F.cleanup(p)
     end)
 
+    it("SIGTERM: a worker releases its lease and exits 5; the next worker on this host resumes the session", function()
+      local p = E.project { script = 'config { max_iterations = 4 }\ntask "slow" { prompt = "SLOW TASK", checks = { "true" } }\n',
+                            scenario = WORK }
+      F.coordinator(p, backend, true)
+      assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
+      local s = backend.db(p)
+      local a = F.worker(p, backend, "a")
+      assert.is_truthy(F.until_true(20, function()
+        return #E.calls(p) == 1 and H.sh("pgrep -P " .. a .. " || true") ~= ""
+      end), "worker a did not start its agent")
+      local agent_pid = E.calls(p)[1].pid
+      os.execute("kill -TERM " .. a)
+      assert.are.equal(5, F.rc(p, "a", 20), F.log(p, "a"))
+      assert.is_falsy(H.running(agent_pid), "a's agent outlived it")
+      local l = s:first("SELECT end_reason FROM leases WHERE attempt = 1")
+      assert.are.equal("released", l.end_reason)
+      assert.are.equal("pending", s:first("SELECT status FROM tasks WHERE key = 'slow'").status)
+      F.worker(p, backend, "b", { "--exit-when-idle" })
+      assert.are.equal(0, F.rc(p, "coordinator", 30), F.log(p, "coordinator"))
+      F.assert_invariants(s, 1)
+      -- same host, same directory, a clean release: b went on with a's session
+      -- (the agent never reported on it, so obra starts it under the same id)
+      local calls = E.calls(p)
+      assert.are.equal(2, #calls)
+      assert.are.equal(calls[1].session_id, calls[2].session_id)
+      assert.are.equal(1, s:first("SELECT count(*) AS n FROM sessions").n)
+      s:close()
+      F.cleanup(p)
+    end)
+
     it("a worker frozen past its lease writes nothing more for its task, and its agent is stopped", function()
       local p = E.project { script = 'config { max_iterations = 4 }\ntask "slow" { prompt = "SLOW TASK", checks = { "true" } }\n',
                             scenario = WORK }
