@@ -125,23 +125,28 @@ task "r2" { prompt = "TASK r2", checks = { "true" }, priority = 2 }
     end)
 
     it("an answer given from another process reaches the worker that claims the task", function()
-      -- no checks and no judge: every attempt escalates to a human
-      local p = E.project { script = 'task "ask" { prompt = "ASK something" }\n',
-                            scenario = { rules = {}, default = { result = "a question" } } }
+      -- no checks and no judge: every attempt escalates to a human; a slow
+      -- task keeps the run live meanwhile (a run with only tasks that wait ends)
+      local p = E.project { script = 'task "ask" { prompt = "ASK something", priority = 1 }\ntask "slow" { prompt = "SLOW work" }\n',
+                            scenario = { rules = { { match = "SLOW", sleep = 5, result = "slow work" } },
+                                         default = { result = "a question" } } }
       local coord = F.coordinator(p, backend, true)
       assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
       local s = backend.db(p)
       assert.is_not_nil(run_live(s))
-      local w = F.worker(p, backend, "w")
+      local w = F.worker(p, backend, "w", { "--max-parallel", "2" })
       assert.is_truthy(F.until_true(20, function()
         return s:first("SELECT status FROM tasks WHERE key = 'ask'").status == "waiting"
       end), F.log(p, "w"))
+      assert.are.equal("running", s:first("SELECT status FROM tasks WHERE key = 'slow'").status)
       H.expect_code(E.obra(p, { "answer", "ask", "try once more" }), 0)
       assert.are.equal(3, F.rc(p, "coordinator", 30), F.log(p, "coordinator"))
-      local calls = E.calls(p)
-      assert.are.equal(2, #calls)
-      assert.is_truthy(calls[2].prompt:find("try once more", 1, true))
-      assert.are.equal(2, s:first("SELECT count(*) AS n FROM leases").n)
+      local answered = 0
+      for _, c in ipairs(E.calls(p)) do
+        if c.prompt:find("try once more", 1, true) then answered = answered + 1 end
+      end
+      assert.are.equal(1, answered, "the answer reached the agent")
+      assert.are.equal(2, s:first("SELECT count(*) AS n FROM leases l JOIN tasks t ON t.id = l.task_id WHERE t.key = 'ask'").n)
       F.stop(w)
       s:close()
       F.cleanup(p)

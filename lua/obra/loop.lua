@@ -40,9 +40,11 @@ end
 -- loop.spawn(fn, ...) -> co: schedule fn as a task coroutine.  Errors in fn
 -- are reported through on_error (default: re-raised from loop.run).
 local errors = {}
+local parents = setmetatable({}, { __mode = "k" })   -- co -> the coroutine that spawned it
 function loop.spawn(fn, ...)
   local co = coroutine.create(fn)
   owned[co] = true
+  parents[co] = coroutine.running()
   live = live + 1
   runnable[#runnable + 1] = { co, table.pack(...) }
   return co
@@ -108,6 +110,10 @@ function loop.run(until_fn)
 end
 
 function loop.live() return live end
+
+-- loop.parent(co) -> the coroutine that spawned co (nil for the main one):
+-- what a coroutine inherits from its spawner (the store's fence) follows it.
+function loop.parent(co) return parents[co] end
 
 -- loop.drop(co) -> true | false: forget one spawned coroutine without
 -- resuming it again (its task lost its lease: obra.fleet), and close it; what

@@ -8,6 +8,7 @@
 --   s:stats()                     -> {commits =, changes =, cached_statements =} (C)
 --   and the named queries of lua/obra/store/*.lua (listed in docs/data.md)
 local core = require "obra.core"
+local loop = require "obra.loop"
 
 local M = {}
 local methods = core["obra.store"]
@@ -80,9 +81,15 @@ local function lease_lost(f)
 end
 M.lease_lost = lease_lost
 
+-- The fence of the running coroutine, or of the one that spawned it (a
+-- judge of a panel runs in a coroutine of the task's own).
 local function fence_of(self)
-  local f = fences[coroutine.running()]
-  if f and f.store == self then return f end
+  local co = coroutine.running()
+  while co do
+    local f = fences[co]
+    if f then return f.store == self and f or nil end
+    co = loop.parent(co)
+  end
 end
 
 function methods:begin()

@@ -5,6 +5,16 @@
 -- SQLite understands (INSERT OR IGNORE, rowid, json1, sum() over a boolean,
 -- PRAGMAs) is in lua/obra/store/sqlite.lua, which a PostgreSQL backend
 -- replaces with its own file.  Booleans are stored as 0/1 integers.
+-- Ready tasks of a project: pending, dependencies done, earlier milestones
+-- done (tasks_ready, and the claim's candidates, lease_candidates).
+local READY = [[ FROM tasks t
+    LEFT JOIN milestones m ON m.id = t.milestone_id
+    WHERE t.project_id = ? AND t.status = 'pending'
+      AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on
+                      WHERE d.task_id = t.id AND u.status <> 'done')
+      AND NOT EXISTS (SELECT 1 FROM milestones e WHERE e.project_id = t.project_id
+                      AND m.id IS NOT NULL AND e.position < m.position AND e.status <> 'done')]]
+
 return {
   -- health (obra doctor) -------------------------------------------------------------------
   write_probe = "CREATE TABLE doctor_probe(x)",
@@ -49,15 +59,7 @@ return {
   task_usage = [[SELECT coalesce(sum(turns), 0) AS turns,
       coalesce(sum(input_tokens + output_tokens + cache_write_tokens), 0) AS tokens,
       coalesce(sum(cost_usd), 0) AS usd FROM sessions WHERE task_id = ?]],
-  tasks_ready = [[
-    SELECT t.id FROM tasks t
-    LEFT JOIN milestones m ON m.id = t.milestone_id
-    WHERE t.project_id = ? AND t.status = 'pending'
-      AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on
-                      WHERE d.task_id = t.id AND u.status <> 'done')
-      AND NOT EXISTS (SELECT 1 FROM milestones e WHERE e.project_id = t.project_id
-                      AND m.id IS NOT NULL AND e.position < m.position AND e.status <> 'done')
-    ORDER BY t.priority DESC, t.id LIMIT ?]],
+  tasks_ready = "SELECT t.id" .. READY .. " ORDER BY t.priority DESC, t.id LIMIT ?",
   tasks_parked = "SELECT id, key, parked_until FROM tasks WHERE project_id = ? AND status = 'parked'",
   tasks_running = "SELECT id FROM tasks WHERE project_id = ? AND status = 'running'",
   task_counts = "SELECT status, count(*) AS n FROM tasks WHERE project_id = ? GROUP BY status",
@@ -258,15 +260,7 @@ return {
       AND id <> ?]],
   -- the claim: candidates as tasks_ready, with what the claim filters on in Lua (requires);
   -- PostgreSQL overrides lease_candidates with FOR UPDATE OF t SKIP LOCKED
-  lease_candidates = [[
-    SELECT t.id, t.requires, t.iterations FROM tasks t
-    LEFT JOIN milestones m ON m.id = t.milestone_id
-    WHERE t.project_id = ? AND t.status = 'pending'
-      AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on
-                      WHERE d.task_id = t.id AND u.status <> 'done')
-      AND NOT EXISTS (SELECT 1 FROM milestones e WHERE e.project_id = t.project_id
-                      AND m.id IS NOT NULL AND e.position < m.position AND e.status <> 'done')
-    ORDER BY t.priority DESC, t.id LIMIT ?]],
+  lease_candidates = "SELECT t.id, t.requires, t.iterations" .. READY .. " ORDER BY t.priority DESC, t.id LIMIT ?",
   lease_take = [[UPDATE tasks SET lease_attempt = lease_attempt + 1, lease_worker = ?
       WHERE id = ? AND status = 'running']],
   lease_attempt_of = "SELECT lease_attempt, lease_worker FROM tasks WHERE id = ?",
