@@ -33,6 +33,29 @@ local function run_live(s)
   end)
 end
 
+-- obra run --no-work --watch on p, and the database once the run is live
+local function watched(p, backend)
+  F.coordinator(p, backend, true)
+  assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
+  local s = backend.db(p)
+  assert.is_not_nil(run_live(s), "the run did not start")
+  return s
+end
+
+-- One slow task, held by worker "a" whose agent is asleep in its first call:
+-- p, the database, a's pid.
+local function slow_task_held(backend)
+  local p = E.project { script = 'config { max_iterations = 4 }\ntask "slow" { prompt = "SLOW TASK", checks = { "true" } }\n',
+                        scenario = WORK }
+  local s = watched(p, backend)
+  local a = F.worker(p, backend, "a")
+  assert.is_truthy(F.until_true(20, function()
+    local r = s:first([[SELECT w.name FROM leases l JOIN workers w ON w.id = l.worker_id WHERE l.ended_at IS NULL]])
+    return r and r.name == "a" and #E.calls(p) == 1 and H.sh("pgrep -P " .. a .. " || true") ~= ""
+  end), "worker a did not start its agent")
+  return p, s, a
+end
+
 for _, backend in ipairs(F.backends()) do
   describe("obra worker (" .. backend.name .. ")", function()
     it("shares a project with obra run and another worker: every task done once, one proceed each", function()
@@ -68,10 +91,7 @@ for _, backend in ipairs(F.backends()) do
     it("gives a task that requires a label only to a worker that has it", function()
       local p = E.project { script = tasks_script(3, 'task "g" { prompt = "TASK g", checks = { "true" }, requires = { "gpu" } }'),
                             scenario = WORK }
-      local coord = F.coordinator(p, backend, true)
-      assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
-      local s = backend.db(p)
-      assert.is_not_nil(run_live(s))
+      local s = watched(p, backend)
       local plain = F.worker(p, backend, "plain", { "--max-parallel", "2" })
       -- the plain worker does every task it may take; g stays pending
       assert.is_truthy(F.until_true(30, function()
@@ -101,10 +121,7 @@ task "r2" { prompt = "TASK r2", checks = { "true" }, priority = 2 }
 ]], scenario = { rules = {
         { match = "LIMITED", times = 1, rate_limit = { after = 3 } },
       }, default = { append = { ["agent.log"] = "worked\n" }, result = "done" } } }
-      local coord = F.coordinator(p, backend, true)
-      assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
-      local s = backend.db(p)
-      assert.is_not_nil(run_live(s))
+      local s = watched(p, backend)
       -- w1 alone takes r1 (first by priority) and hits the account's rate limit
       local w1 = F.worker(p, backend, "w1")
       assert.is_truthy(F.until_true(20, function()
@@ -130,10 +147,7 @@ task "r2" { prompt = "TASK r2", checks = { "true" }, priority = 2 }
       local p = E.project { script = 'task "ask" { prompt = "ASK something", priority = 1 }\ntask "slow" { prompt = "SLOW work" }\n',
                             scenario = { rules = { { match = "SLOW", sleep = 5, result = "slow work" } },
                                          default = { result = "a question" } } }
-      local coord = F.coordinator(p, backend, true)
-      assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
-      local s = backend.db(p)
-      assert.is_not_nil(run_live(s))
+      local s = watched(p, backend)
       local w = F.worker(p, backend, "w", { "--max-parallel", "2" })
       assert.is_truthy(F.until_true(20, function()
         return s:first("SELECT status FROM tasks WHERE key = 'ask'").status == "waiting"
@@ -153,15 +167,7 @@ task "r2" { prompt = "TASK r2", checks = { "true" }, priority = 2 }
     end)
 
     it("SIGTERM: a worker releases its lease and exits 5; the next worker on this host resumes the session", function()
-      local p = E.project { script = 'config { max_iterations = 4 }\ntask "slow" { prompt = "SLOW TASK", checks = { "true" } }\n',
-                            scenario = WORK }
-      F.coordinator(p, backend, true)
-      assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
-      local s = backend.db(p)
-      local a = F.worker(p, backend, "a")
-      assert.is_truthy(F.until_true(20, function()
-        return #E.calls(p) == 1 and H.sh("pgrep -P " .. a .. " || true") ~= ""
-      end), "worker a did not start its agent")
+      local p, s, a = slow_task_held(backend)
       local agent_pid = E.calls(p)[1].pid
       os.execute("kill -TERM " .. a)
       assert.are.equal(5, F.rc(p, "a", 20), F.log(p, "a"))
@@ -183,18 +189,7 @@ task "r2" { prompt = "TASK r2", checks = { "true" }, priority = 2 }
     end)
 
     it("a worker frozen past its lease writes nothing more for its task, and its agent is stopped", function()
-      local p = E.project { script = 'config { max_iterations = 4 }\ntask "slow" { prompt = "SLOW TASK", checks = { "true" } }\n',
-                            scenario = WORK }
-      local coord = F.coordinator(p, backend, true)
-      assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
-      local s = backend.db(p)
-      assert.is_not_nil(run_live(s))
-      local a = F.worker(p, backend, "a")
-      -- a holds the task and its agent is asleep in its first call
-      assert.is_truthy(F.until_true(20, function()
-        local r = s:first([[SELECT w.name FROM leases l JOIN workers w ON w.id = l.worker_id WHERE l.ended_at IS NULL]])
-        return r and r.name == "a" and #E.calls(p) == 1 and H.sh("pgrep -P " .. a .. " || true") ~= ""
-      end), "worker a did not start its agent")
+      local p, s, a = slow_task_held(backend)
       local agent_pid = tonumber(H.sh("pgrep -P " .. a):match("%d+"))
       os.execute("kill -STOP " .. a)
       local b = F.worker(p, backend, "b")
