@@ -171,7 +171,7 @@ $(BUILD)/tests/unit: $(UNIT_SRC) $(UNIT_PURE) $(wildcard tests/c/*.h include/obr
 # replayed by `make test` without clang: each harness is also built with gcc
 # and tests/fuzz/standalone.c (fuzz-regress-bin).
 FUZZ_PKGS    = clang-14 libclang-rt-14-dev llvm-14
-FUZZ_TARGETS = claude codex http1 judge_json cassette
+FUZZ_TARGETS = claude codex http1 judge_json cassette redact
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang-14
 FUZZ_FLAGS   = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -g -O1
@@ -182,6 +182,7 @@ FUZZ_SRC_codex      = $(AGENT_PURE)
 FUZZ_SRC_http1      = src/http1_parse.c
 FUZZ_SRC_judge_json = src/llm_json.c
 FUZZ_SRC_cassette   = src/lapi_json.c
+FUZZ_SRC_redact     = src/redact.c
 
 fuzz-deps:
 	@$(MAKE) --no-print-directory deps DEB_PKGS="$(FUZZ_PKGS)"
@@ -200,7 +201,8 @@ fuzz: fuzz-deps
 	  echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
 	  ( cd $$d && OBRA_ROOT=$(CURDIR) ../$$t -max_total_time=$(FUZZ_SECONDS) -jobs=1 -workers=1 \
 	    -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-	    -artifact_prefix=crashes/ corpus $(CURDIR)/tests/fuzz/regress/$$t >/dev/null 2>&1 ); \
+	    -artifact_prefix=crashes/ corpus $$(test -d $(CURDIR)/tests/fuzz/regress/$$t && echo $(CURDIR)/tests/fuzz/regress/$$t) \
+	    >/dev/null 2>&1 ); \
 	  rc=$$?; \
 	  grep -a -E '^stat::number_of_executed_units|^stat::average_exec_per_sec' $$d/fuzz-0.log | tr -s ' \n' ' '; echo; \
 	  if [ $$rc -ne 0 ]; then grep -a -m3 -A12 -E 'ERROR: |runtime error|deadly signal' $$d/fuzz-0.log; \
