@@ -33,6 +33,12 @@ local function run_live(s)
   end)
 end
 
+-- args and the backend's --store arguments (none for SQLite: the project's own)
+local function with_store(p, backend, args)
+  for _, a in ipairs(backend.args(p)) do args[#args + 1] = a end
+  return args
+end
+
 -- obra run --no-work --watch on p, and the database once the run is live
 local function watched(p, backend)
   F.coordinator(p, backend, true)
@@ -79,7 +85,7 @@ for _, backend in ipairs(F.backends()) do
       assert.are.equal(0, s:first("SELECT count(*) AS n FROM leases WHERE ended_at IS NULL").n)
       assert.are.equal("done", s:first("SELECT status FROM runs ORDER BY id DESC LIMIT 1").status)
       -- obra workers lists them, stopped
-      local r = E.obra(p, { "workers", "--all", "--json" })
+      local r = E.obra(p, with_store(p, backend, { "workers", "--all", "--json" }))
       H.expect_code(r, 0)
       local names = {}
       for _, w in ipairs(require("cjson").decode(r.out)) do names[w.name] = w.stopped end
@@ -153,7 +159,7 @@ task "r2" { prompt = "TASK r2", checks = { "true" }, priority = 2 }
         return s:first("SELECT status FROM tasks WHERE key = 'ask'").status == "waiting"
       end), F.log(p, "w"))
       assert.are.equal("running", s:first("SELECT status FROM tasks WHERE key = 'slow'").status)
-      H.expect_code(E.obra(p, { "answer", "ask", "try once more" }), 0)
+      H.expect_code(E.obra(p, with_store(p, backend, { "answer", "ask", "try once more" })), 0)
       assert.are.equal(3, F.rc(p, "coordinator", 30), F.log(p, "coordinator"))
       local answered = 0
       for _, c in ipairs(E.calls(p)) do
