@@ -54,10 +54,13 @@ describe("recovery", function()
     H.rmdir(p.dir)
   end)
 
-  it("parks a rate-limited task until the reset while another task goes on", function()
+  -- A rate limit parks the account (docs/scale-out.md, "Fleet-wide rules"):
+  -- the other task goes on because its agent uses another key.
+  it("parks a rate-limited task until the reset while a task on another account goes on", function()
     local p = E.project { llm = srv, script = [[
       task "limited" { prompt = "limited work: write a.txt", checks = { "grep -qx a a.txt" }, priority = 5 }
-      task "other" { prompt = "other work: write b.txt", checks = { "grep -qx b b.txt" } }
+      task "other" { prompt = "other work: write b.txt", checks = { "grep -qx b b.txt" },
+                     agent = { env = { ANTHROPIC_API_KEY = "another-account" } } }
     ]], scenario = { rules = {
       -- the limit resets 3 s after the call that hit it (the fake logs when: reset_at)
       { match = "limited work", times = 1, rate_limit = { after = 3 } },
