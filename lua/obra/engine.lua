@@ -353,8 +353,10 @@ local function acquire(ctx, resume_run, coordinated)
       id = s:start_run { project_id = ctx.project.id, script_path = ctx.script, script_hash = ctx.plan.hash,
         pid = core.getpid(), config = cfgjson }
     end
-    -- the workflow's text, content-addressed: what every worker of the run loads
-    s:set_run_script(id, ctx.plan.source)
+    -- the workflow's text, content-addressed: what every worker of the run
+    -- loads; its secrets (the notify URL's...) redacted like every stored text
+    notify.secrets(ctx)
+    s:set_run_script(id, core.redact(ctx.plan.source))
     return id
   end)
 end
@@ -525,7 +527,9 @@ function M.run(ctx, opts)
   -- leave: tasks still running (interrupt) go back to pending, their leases
   -- released; their agents die with the handles
   if ctx.stopping or ctx.fatal then
-    -- the suspended task coroutines never resume; their agents die with them
+    -- the suspended task coroutines never resume (closed, and no longer
+    -- referenced from ctx.running); their agents die with them
+    for id, co in pairs(running) do loop.drop(co); running[id] = nil end
     loop.abandon()
     collectgarbage()
   end

@@ -131,6 +131,11 @@ local function notifier(ctx)
   return n
 end
 
+-- notify.secrets(ctx): the notify URL's and headers' secrets given to the
+-- redactor now, before anything stores a text that may hold them (the
+-- workflow's own text, for obra worker).
+function M.secrets(ctx) notifier(ctx) end
+
 -- Names the URL's secrets nowhere in a message (curl's own words included).
 local function scrub(n, msg)
   msg = tostring(msg or "")
