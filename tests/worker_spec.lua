@@ -175,6 +175,9 @@ task "r2" { prompt = "TASK r2", checks = { "true" }, priority = 2 }
     it("SIGTERM: a worker releases its lease and exits 5; the next worker on this host resumes the session", function()
       local p, s, a = slow_task_held(backend)
       local agent_pid = E.calls(p)[1].pid
+      -- obra status names the worker holding the running task
+      local st = E.obra(p, with_store(p, backend, { "status" }))
+      assert.matches("slow%s+running.*%[worker a%]", st.out)
       os.execute("kill -TERM " .. a)
       assert.are.equal(5, F.rc(p, "a", 20), F.log(p, "a"))
       assert.is_falsy(H.running(agent_pid), "a's agent outlived it")
