@@ -152,9 +152,11 @@ local function help(args)
   end
   io.stdout:write("obra " .. require("obra").version .. " — " .. cli.ABOUT .. ".\n\n" ..
     "usage: obra <command> [options]\n\ncommands:\n")
+  local width = 0
+  for _, n in ipairs(cli.COMMANDS) do width = math.max(width, #n) end
   for _, n in ipairs(cli.COMMANDS) do
     local cmd = load_command(n)
-    if cmd then io.stdout:write(string.format("  %-9s %s\n", n, cmd.summary or "")) end
+    if cmd then io.stdout:write(string.format("  %-" .. width .. "s %s\n", n, cmd.summary or "")) end
   end
   local line = "Exit codes:"
   io.stdout:write("\n`obra help <command>` explains one command; `obra help --man` prints the manual page.\n")
