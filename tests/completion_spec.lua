@@ -46,7 +46,7 @@ end
 
 -- Run sh in dir with the obra under test first on PATH.
 local function run(dir, sh)
-  return H.sh(string.format("cd %s && PATH=%s:\"$PATH\" timeout -k 2 30 %s", H.q(dir), H.q(BIN_DIR), sh))
+  return H.sh(string.format("cd %s && PATH=%s:\"$PATH\" timeout -k 2 60 %s", H.q(dir), H.q(BIN_DIR), sh))
 end
 
 local function need(program)
