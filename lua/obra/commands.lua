@@ -10,7 +10,7 @@
 --       arg = "task" | "file" | "command" | { word, ... } | nil }
 --   flag.kind: the parser's kind ("boolean", "string", "number", "count", "list");
 --   flag.value: the value's name in the usage ("N", "FILE", "key=value"), nil for a boolean;
---   flag.about: the flag's line in the help text, or "";
+--   flag.about: the flag's lines in the help text (else in another command's), or "";
 --   flag.complete / arg: what completes there: "task" (task keys: `obra completion --tasks`),
 --   "file", "command", a list of words, or nil (nothing to offer).
 local cli = require "obra.cli"
@@ -39,16 +39,23 @@ local function value_name(usage, name, kind)
   return (kind == "count" or kind == "number") and "N" or "VALUE"
 end
 
--- The description of --name in the help text: its line "  --name [VALUE]   what it does".
+-- The description of --name in the help text: its line "  --name [VALUE]   what it
+-- does" and the lines under it indented to the same column, joined.
 local function about(help, name)
+  local text, col
   for line in ((help or "") .. "\n"):gmatch("(.-)\n") do
-    local rest = line:match("^%s+%-%-" .. name:gsub("%-", "%%-") .. "(%f[^%w-].*)$")
-    if rest then
-      local text = rest:match("%s%s+(%S.*)$")
-      if text then return text end
+    if col then
+      local indent = #line:match("^%s*")
+      if indent < col or indent == #line then break end
+      text = text .. " " .. line:sub(indent + 1)
+    else
+      local lead, rest = line:match("^(%s+%-%-" .. name:gsub("%-", "%%-") .. ")(%f[^%w-].*)$")
+      local gap, desc
+      if rest then gap, desc = rest:match("^(.-%s%s+)(%S.*)$") end
+      if desc then text, col = desc, #lead + #gap end
     end
   end
-  return ""
+  return text or ""
 end
 
 -- The first argument the usage names after "obra NAME", flags left out.
@@ -60,7 +67,7 @@ local function first_arg(usage, name)
 end
 
 function M.list()
-  local out = {}
+  local out, known = {}, { json = "print the result as JSON" }
   for _, name in ipairs(cli.COMMANDS) do
     local cmd = cli.load_command(name)
     if cmd then
@@ -70,11 +77,16 @@ function M.list()
         local value = value_name(usage, fname, kind)
         flags[#flags + 1] = { name = fname, kind = kind, value = value, about = about(cmd.help, fname),
                               complete = completes(value) }
+        known[fname] = known[fname] or (flags[#flags].about ~= "" and flags[#flags].about) or nil
       end
       table.sort(flags, function(a, b) return a.name < b.name end)
       out[#out + 1] = { name = name, summary = cmd.summary or "", usage = usage, help = cmd.help,
                         flags = flags, arg = completes(first_arg(usage, name)) }
     end
+  end
+  -- a flag the command's help does not describe: as another command describes it
+  for _, c in ipairs(out) do
+    for _, f in ipairs(c.flags) do if f.about == "" then f.about = known[f.name] or "" end end
   end
   return out
 end
