@@ -15,7 +15,11 @@ local function tasks()
   if not s then return cli.EXIT.ok end
   local ok, keys = pcall(s.task_keys, s)
   s:close()
-  for i = 1, ok and math.min(#keys, MAX_KEYS) or 0 do io.stdout:write(keys[i], "\n") end
+  local seen, n = {}, 0     -- a key may be in several projects
+  for _, k in ipairs(ok and keys or {}) do
+    if n == MAX_KEYS then break end
+    if not seen[k] then seen[k], n = true, n + 1; io.stdout:write(k, "\n") end
+  end
   return cli.EXIT.ok
 end
 
