@@ -123,6 +123,33 @@ describe("obra completion", function()
     end)
   end)
 
+  it("a command added to cli.COMMANDS is in every script and the man page, with no other edit", function()
+    local cli = require "obra.cli"
+    package.preload["obra.cmd.frob"] = function()
+      return { summary = "frobnicate a task", usage = "obra frob TASK [--level N] [--out FILE]",
+               help = "  --level N   how hard", flags = { level = "count", out = "string" }, run = function() return 0 end }
+    end
+    table.insert(cli.COMMANDS, "frob")
+    finally(function() table.remove(cli.COMMANDS); package.preload["obra.cmd.frob"] = nil end)
+    local list = commands.list()
+    local frob = list[#list]
+    assert.are.equal("frob", frob.name)
+    assert.are.equal("task", frob.arg)
+    assert.are.same({ name = "level", kind = "count", value = "N", about = "how hard" },
+      { name = frob.flags[1].name, kind = frob.flags[1].kind, value = frob.flags[1].value, about = frob.flags[1].about })
+    assert.are.equal("file", frob.flags[2].complete)
+    local completion = require "obra.completion"
+    for _, shell in ipairs(completion.SHELLS) do
+      assert.matches("frob", completion.script(shell, list), 1, true)
+    end
+    assert.matches("\n.SS frob\n", require("obra.manpage").render(), 1, true)
+    local file = dir .. "/frob.bash"
+    H.writefile(file, completion.script("bash", list))
+    local out = run(dir, string.format("bash -c 'source %s; COMP_WORDS=(obra frob --); COMP_CWORD=2; _obra; " ..
+      "echo \"${COMPREPLY[*]}\"; COMP_WORDS=(obra frob --out frob.b); COMP_CWORD=3; _obra; echo \"${COMPREPLY[*]}\"'", H.q(file)))
+    assert.are.equal("--help --level --out\nfrob.bash\n", out)
+  end)
+
   it("fish: complete -C offers commands, flags, task keys and files", function()
     need("fish")
     local file = script("fish", dir .. "/fish", "obra.fish")
