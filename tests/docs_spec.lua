@@ -156,11 +156,13 @@ describe("docs/cli.md matches the command modules", function()
     end
   end)
 
-  it("the exit code table lists cli.EXITS", function()
-    local documented = {}
-    for _, r in ipairs(table_rows(doc("cli.md"), "| code | meaning |")) do documented[tonumber(r.first)] = true end
+  it("the exit code tables of docs/cli.md and the README list cli.EXITS", function()
     local want = {}
     for _, e in ipairs(cli.EXITS) do want[e[1]] = true end
-    same(want, documented, "docs/cli.md exit codes")
+    for name, text in pairs({ ["docs/cli.md"] = doc("cli.md"), README = assert(H.readfile(H.ROOT .. "/README.md")) }) do
+      local documented = {}
+      for _, r in ipairs(table_rows(text, "| code | meaning |")) do documented[tonumber(r.first)] = true end
+      same(want, documented, name .. " exit codes")
+    end
   end)
 end)
