@@ -128,6 +128,46 @@ describe("OpenTelemetry export", function()
     H.rmdir(p.dir)
   end)
 
+  it("parallel tasks: their iteration and agent spans overlap, each child at its real start for its measured time", function()
+    local p = E.project { tag = "otel-par", llm = srv, script = [[
+config { max_parallel = 2 }
+task "a" { prompt = "work a: write a.txt", checks = { "test -f a.txt" } }
+task "b" { prompt = "work b: write b.txt", checks = { "test -f b.txt" } }
+]], scenario = { rules = {
+      { match = "work a", sleep = 1, write = { ["a.txt"] = "a\n" } },
+      { match = "work b", sleep = 1, write = { ["b.txt"] = "b\n" } },
+    } } }
+    local c = collector(p.dir)
+    local r = H.expect_code(run(p, "http://127.0.0.1:" .. c.port .. "/"), 0)
+    stop(c)
+    local iters, kids = {}, {}
+    for line in (H.readfile(c.log) or ""):gmatch("[^\n]+") do
+      for _, s in ipairs(cjson.decode(cjson.decode(line).body).resourceSpans[1].scopeSpans[1].spans) do
+        s.t0, s.t1 = tonumber(s.startTimeUnixNano) / 1e9, tonumber(s.endTimeUnixNano) / 1e9
+        if s.name:match("^iteration ") then iters[attr(s, "obra.task")] = s
+        elseif s.parentSpanId and not s.name:match("^run ") then kids[#kids + 1] = s end
+      end
+    end
+    assert.is_not_nil(iters.a and iters.b, r.err)
+    local agent, check = {}, {}
+    for _, k in ipairs(kids) do
+      local task = iters.a.spanId == k.parentSpanId and "a" or iters.b.spanId == k.parentSpanId and "b" or nil
+      assert.is_not_nil(task, k.name)
+      -- inside its iteration
+      assert.is_true(k.t0 >= iters[task].t0 - 0.001 and k.t1 <= iters[task].t1 + 0.001, k.name)
+      if k.name == "agent" then agent[task] = k elseif k.name:match("^check ") then check[task] = k end
+    end
+    for _, t in ipairs({ "a", "b" }) do
+      assert.is_true(agent[t].t1 - agent[t].t0 >= 0.95, "the agent slept 1 s")
+      assert.is_true(check[t].t0 >= agent[t].t1 - 0.001, "the check ran after the agent")
+    end
+    -- both agents ran at once: their spans overlap (by most of their second)
+    local overlap = math.min(agent.a.t1, agent.b.t1) - math.max(agent.a.t0, agent.b.t0)
+    assert.is_true(overlap > 0.5, "overlap " .. overlap)
+    assert.is_true(math.min(iters.a.t1, iters.b.t1) > math.max(iters.a.t0, iters.b.t0))
+    H.rmdir(p.dir)
+  end)
+
   it("a collector that is down or never answers costs the run one note, never its result", function()
     for _, how in ipairs({ "down", "hang" }) do
       local p = E.project { tag = "otel-" .. how, llm = srv, script = TASK, scenario = { rules = {
