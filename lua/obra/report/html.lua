@@ -68,6 +68,153 @@ local function dur(s)
 end
 local function when(t) return t and os.date("!%Y-%m-%d %H:%M:%S UTC", math.floor(t)) or "—" end
 
+local function kv_table(rows)
+  local b = { '<table class="kv">' }
+  for _, r in ipairs(rows) do b[#b + 1] = "<tr><th>" .. esc(r[1]) .. "</th><td>" .. r[2] .. "</td></tr>" end
+  b[#b + 1] = "</table>"
+  return table.concat(b)
+end
+
+local function counts(t, order)
+  local keys, seen = {}, {}
+  for _, k in ipairs(order or {}) do if t[k] then keys[#keys + 1] = k; seen[k] = true end end
+  local rest = {}
+  for k in pairs(t) do if not seen[k] then rest[#rest + 1] = k end end
+  table.sort(rest)
+  for _, k in ipairs(rest) do keys[#keys + 1] = k end
+  local parts = {}
+  for _, k in ipairs(keys) do
+    parts[#parts + 1] = string.format('<span class="chip s-%s">%s <b>%d</b></span>', esc(k), esc(k), t[k])
+  end
+  return #parts > 0 and table.concat(parts, " ") or "—"
+end
+
+local STATUS_ORDER = { "done", "running", "pending", "waiting", "parked", "failed", "cancelled" }
+local ACTION_ORDER = { "proceed", "retry", "clarify", "escalate", "park", "abort" }
+
+local function summary(m)
+  local S, r = m.summary, m.run
+  local budget = "—"
+  if type(S.budgets_left) == "table" then
+    local parts = {}
+    for _, k in ipairs({ "usd_left", "tokens_left", "seconds_left", "turns_left", "iterations_left" }) do
+      local v = S.budgets_left[k]
+      if type(v) == "number" then
+        parts[#parts + 1] = esc(k:gsub("_left", "")) .. " " .. (k == "usd_left" and usd(v) or k == "seconds_left" and dur(v) or num(v))
+      end
+    end
+    if #parts > 0 then budget = table.concat(parts, ", ") .. " left after the last decision" end
+  end
+  local jerr = {}
+  for k, n in pairs(S.judge_errors) do jerr[#jerr + 1] = esc(k) .. " ×" .. n end
+  table.sort(jerr)
+  local rows = {
+    { "status", string.format('<span class="chip s-%s">%s</span> %s', esc(r.status), esc(r.status), esc(r.message or "")) },
+    { "tasks", num(S.tasks) .. " — " .. counts(S.by_status, STATUS_ORDER) },
+    { "wall time", dur(r.wall_s) .. " (" .. esc(when(r.started_at)) .. " → " .. esc(r.ended_at and when(r.ended_at) or "still running") .. ")" },
+    { "agent time", dur(S.agent_ms / 1000) .. "; checks " .. dur(S.checks_ms / 1000) .. "; judge " .. dur(S.judge_ms / 1000) },
+    { "iterations", num(S.iterations) },
+    { "tokens", num(S.tokens) .. " agent, " .. num(S.judge_tokens) .. " judge" },
+    { "cost", usd(S.usd) },
+    { "budgets", budget },
+    { "decisions", counts(S.by_action, ACTION_ORDER) },
+    { "judge", (S.degraded > 0 and ('<b class="warn">degraded in ' .. num(S.degraded) .. " decision(s)</b>") or "not degraded")
+      .. (#jerr > 0 and ("; unavailable: " .. table.concat(jerr, ", ")) or "") },
+    { "waiting for a human", S.waiting > 0 and ('<b class="warn">' .. num(S.waiting) .. " open breakpoint(s)</b>") or "no" },
+  }
+  return '<section id="summary"><h2>Summary</h2>' .. kv_table(rows) .. "</section>"
+end
+
+-- The table's rows are built by the page's script from the JSON (a row per task).
+local TASK_TABLE = '<section id="tasks"><h2>Tasks</h2><p class="hint">Click a column to sort.</p>' ..
+  '<table id="task-table" class="sortable"><thead><tr><th data-col="0" data-type="text">task</th>' ..
+  '<th data-col="1" data-type="text">status</th><th data-col="2" data-type="num">iterations</th>' ..
+  '<th data-col="3" data-type="num">cost</th><th data-col="4" data-type="num">tokens</th>' ..
+  '<th data-col="5" data-type="num">duration</th><th data-col="6" data-type="num">agent time</th></tr></thead>' ..
+  '<tbody></tbody></table></section>'
+
+local function nonempty(list) return list and #list > 0 and list or nil end
+
+-- html.data(model) -> the page's JSON document (see the top of this file)
+function M.data(m)
+  local budget = M.MAX_OUTPUT_BYTES
+  local x, seen = {}, {}
+  -- a text: short ones inline, long ones once in x; an output past the budget is -1
+  local function text(s, is_output)
+    if s == nil or s == "" then return nil end
+    s = tostring(s)
+    if #s < 32 then return s end
+    local i = seen[s]
+    if i then return i end
+    if is_output then
+      budget = budget - #s
+      if budget < 0 then return -1 end
+    end
+    x[#x + 1] = s
+    seen[s] = #x - 1
+    return #x - 1
+  end
+  local function rel(t) return t and math.floor((t - m.t0) * 1000 + 0.5) / 1000 end
+  local SPAN = { agent = "a", check = "c", judge = "j" }
+  local tasks = {}
+  for i, t in ipairs(m.tasks) do
+    local bud = {}
+    for k, v in pairs(t.budgets or {}) do bud[#bud + 1] = k .. " " .. tostring(v) end
+    table.sort(bud)
+    local its, tth = {}, t.iters[1] and next(t.iters[1].thresholds) and t.iters[1].thresholds or nil
+    for j, it in ipairs(t.iters) do
+      local th = next(it.thresholds) and it.thresholds or nil
+      if th and tth and core.json_encode(th) == core.json_encode(tth) then th = nil end
+      local d = { n = it.n, a = it.action, r = it.reason, q = it.quality, c = it.confidence, dg = it.degraded or nil,
+                  th = th, rs = nonempty(it.reasons), s = rel(it.start), f = rel(it.finish), est = it.estimated,
+                  am = it.agent_ms, cm = it.checks_ms, jm = it.judge_ms, usd = it.usd, tok = it.tokens,
+                  ag = { it.agent.class or "?", it.agent.turns or false, text(it.agent.text, true) or false },
+                  se = #it.sessions > 0 and text(table.concat(it.sessions, ", ")) or nil, rp = nonempty(it.reported),
+                  je = it.judge_error, o = nonempty(it.other), pk = rel(it.park_until), sp = {} }
+      for _, sp in ipairs(it.spans or {}) do d.sp[#d.sp + 1] = { SPAN[sp.kind], rel(sp.start), rel(sp.finish) } end
+      d.sp = nonempty(d.sp)
+      if #it.calls > 1 then
+        d.calls = {}
+        for _, c in ipairs(it.calls) do d.calls[#d.calls + 1] = { c.outcome or "?", c.session or "?", c.tokens, c.usd, c.ms } end
+      end
+      if #it.checks > 0 then
+        d.ck = {}
+        for _, c in ipairs(it.checks) do
+          d.ck[#d.ck + 1] = { n = c.name, p = c.passed, ms = c.ms, o = text(c.output, true), x = nonempty(c.extra) }
+        end
+      end
+      local jd = it.judge
+      if jd then
+        local issues = {}
+        for k, s in ipairs(jd.issues) do issues[k] = text(s) or "" end
+        d.j = { co = jd.complete, q = jd.quality, c = jd.confidence, su = text(jd.summary), is = nonempty(issues),
+                x = nonempty(jd.extra) }
+      end
+      local f = it.files
+      if f then
+        d.fl = { c = nonempty(f.created), m = nonempty(f.modified), d = nonempty(f.deleted), a = f.lines_added,
+                 r = f.lines_removed, t = f.truncated }
+      end
+      if #it.breakpoints > 0 then
+        d.bp = {}
+        for _, bp in ipairs(it.breakpoints) do
+          d.bp[#d.bp + 1] = { bp.kind or "?", bp.status or "?", bp.reason or "", text(bp.answer) or false,
+                              rel(bp.created_at) or 0, rel(bp.answered_at) or false }
+        end
+      end
+      if #it.humans > 0 then
+        d.hu = {}
+        for _, hu in ipairs(it.humans) do d.hu[#d.hu + 1] = { hu.name or "?", hu.outcome or "?", text(hu.text) or "" } end
+      end
+      its[j] = d
+    end
+    tasks[i] = { k = t.key, ti = t.title, st = t.status, usd = t.usd, bu = #bud > 0 and table.concat(bud, ", ") or nil,
+                 ws = t.workspace and { t.workspace.state or "?", t.workspace.branch or false } or nil,
+                 th = tth, mg = rel(t.merged_at), it = core.json_array(its) }
+  end
+  return { t0 = m.t0, t1 = rel(m.t1), now = rel(m.generated_at), x = core.json_array(x), tasks = core.json_array(tasks) }
+end
+
 -- JSON that cannot end the <script> element it sits in: every < of it is
 -- written \u003c, so the file holds no "<" of any stored text at all.
 local function safe_json(v)
