@@ -51,7 +51,7 @@ end
 
 -- the page's JSON document (lua/obra/report/html.lua)
 local function page_data(html)
-  return cjson.decode(assert(html:match('<script type="application/json" id="obra%-data">(.-)</script>')))
+  return cjson.decode((assert(html:match('<script type="application/json" id="obra%-data">(.-)</script>'))))
 end
 
 -- a bar's or span's place in % of its box: left, right
