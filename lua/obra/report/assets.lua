@@ -58,6 +58,15 @@ M.PAGE_JS = [=[
 (function () {
   var D = JSON.parse(document.getElementById('obra-data').textContent);
   var X = D.x, T0 = D.t0;
+  // each iteration's start (its first span's) and its agent, checks and judge time, from its spans
+  D.tasks.forEach(function (t) {
+    t.it.forEach(function (it) {
+      var ms = { a: 0, c: 0, j: 0 };
+      it.s = it.f;
+      (it.sp || []).forEach(function (p) { ms[p[0]] += (p[2] - p[1]) * 1000; if (p[1] < it.s) it.s = p[1]; });
+      it.am = ms.a; it.cm = ms.c; it.jm = ms.j;
+    });
+  });
   var status = document.getElementById('obra-status');
   // h(tag, attributes, children...): an element; a string child is a text node, never markup
   function h(tag, attrs) {

@@ -18,8 +18,9 @@
 --            th (its first iteration's thresholds), mg (merged at), it = { iteration... } }
 --   iteration = { n, a (action), r (reason), q, c, dg (degraded), th (thresholds, when not the
 --                 task's), rs (reason codes),
---                 s, f (start, finish), est (start estimated), sp = { {kind a|c|j, start, finish} },
---                 am, cm, jm (agent, checks, judge ms), usd, tok, ag = {class, turns, text},
+--                 f (its decision), est (start estimated), sp = { {kind a|c|j, start, finish} } (the
+--                 page derives the iteration's start and its agent, checks and judge time from
+--                 them), usd, tok, ag = {class, turns, text},
 --                 calls = { {outcome, session, tokens, usd, ms} } (when several), se (sessions, a text),
 --                 rp (ids the agent reported), ck = { {n, p, ms, o, x} }, j = {co, q, c, su, is, x},
 --                 je (judge error), fl = {c, m, d, a, r, t}, bp = { {kind, status, reason, answer,
@@ -166,8 +167,7 @@ function M.data(m)
       local th = next(it.thresholds) and it.thresholds or nil
       if th and tth and core.json_encode(th) == core.json_encode(tth) then th = nil end
       local d = { n = it.n, a = it.action, r = it.reason, q = it.quality, c = it.confidence, dg = it.degraded or nil,
-                  th = th, rs = nonempty(it.reasons), s = rel(it.start), f = rel(it.finish), est = it.estimated,
-                  am = it.agent_ms, cm = it.checks_ms, jm = it.judge_ms, usd = it.usd, tok = it.tokens,
+                  th = th, rs = nonempty(it.reasons), f = rel(it.finish), est = it.estimated, usd = it.usd, tok = it.tokens,
                   ag = { it.agent.class or "?", it.agent.turns or false, text(it.agent.text, true) or false },
                   se = #it.sessions > 0 and text(table.concat(it.sessions, ", ")) or nil, rp = nonempty(it.reported),
                   je = it.judge_error, o = nonempty(it.other), pk = rel(it.park_until), sp = {} }
