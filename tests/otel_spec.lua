@@ -1,30 +1,17 @@
 -- OpenTelemetry export (lua/obra/otel.lua): the real obra binary with
 -- OTEL_EXPORTER_OTLP_ENDPOINT set posts OTLP/HTTP JSON to a fake collector on
--- loopback (tests/fakes/webhook_server.lua logs every request): one trace per
+-- loopback (tests/support/receiver.lua: every request logged): one trace per
 -- run, a span per iteration under the run's, agent, check and judge spans
 -- under it with their attributes, TRACEPARENT given to the agent; a collector
 -- that is down or never answers costs the run one note and nothing else.
 local H = require "support.helper"
 local E = require "support.e2e"
+local R = require "support.receiver"
 local fakellm = require "support.fakellm"
-local cjson = require "cjson"
 
 local OK = { complete = true, quality = 0.9, confidence = 0.85, issues = {}, summary = "done" }
 
-local function collector(dir, args)
-  local log = dir .. "/otlp.jsonl"
-  local p = assert(io.popen(string.format("exec lua5.4 %s %s %s --ttl 120", H.q(H.FAKES .. "/webhook_server.lua"),
-    H.q(log), args or "")))
-  local port = tonumber((p:read("l") or ""):match("^PORT (%d+)"))
-  local pid = tonumber((p:read("l") or ""):match("^PID (%d+)"))
-  assert(port and pid, "the fake collector did not start")
-  return { port = port, pid = pid, log = log, proc = p }
-end
-
-local function stop(c)
-  H.sh("kill " .. c.pid .. " 2>/dev/null")
-  c.proc:close()
-end
+local collector, stop = R.start, R.stop
 
 local function run(p, endpoint)
   local args = { "run", p.script }
@@ -69,13 +56,11 @@ describe("OpenTelemetry export", function()
     local r = H.expect_code(run(p, "http://127.0.0.1:" .. c.port .. "/"), 0)
     stop(c)
     local spans, trace = {}, nil
-    for line in (H.readfile(c.log) or ""):gmatch("[^\n]+") do
-      local req = cjson.decode(line)
+    for _, req in ipairs(R.requests(c)) do
       assert.are.equal("POST", req.method)
       assert.are.equal("/v1/traces", req.path)
       assert.matches("application/json", req.headers["content-type"], 1, true)
-      local doc = cjson.decode(req.body)
-      local rs = doc.resourceSpans[1]
+      local rs = req.doc.resourceSpans[1]
       assert.are.equal("obra", attr(rs.resource, "service.name"))
       for _, s in ipairs(rs.scopeSpans[1].spans) do spans[#spans + 1] = s end
     end
@@ -141,8 +126,8 @@ task "b" { prompt = "work b: write b.txt", checks = { "test -f b.txt" } }
     local r = H.expect_code(run(p, "http://127.0.0.1:" .. c.port .. "/"), 0)
     stop(c)
     local iters, kids = {}, {}
-    for line in (H.readfile(c.log) or ""):gmatch("[^\n]+") do
-      for _, s in ipairs(cjson.decode(cjson.decode(line).body).resourceSpans[1].scopeSpans[1].spans) do
+    for _, req in ipairs(R.requests(c)) do
+      for _, s in ipairs(req.doc.resourceSpans[1].scopeSpans[1].spans) do
         s.t0, s.t1 = tonumber(s.startTimeUnixNano) / 1e9, tonumber(s.endTimeUnixNano) / 1e9
         if s.name:match("^iteration ") then iters[attr(s, "obra.task")] = s
         elseif s.parentSpanId and not s.name:match("^run ") then kids[#kids + 1] = s end
