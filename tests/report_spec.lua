@@ -331,7 +331,8 @@ describe("obra report of signals it does not know by name", function()
     local run = s:start_run { project_id = project.id, pid = core.getpid(), config = {} }
     local t = s:task("a", project.id)
     s:set_status(t.id, "running")
-    local checks = core.json_array({ { name = "unit", passed = false, output = "boom", class = "tamper" } })
+    -- recorded without start times, as before schema 9
+    local checks = core.json_array({ { name = "unit", passed = false, output = "boom", class = "tamper", duration_ms = 2000 } })
     s:record_iteration { run_id = run, task = t, iteration = 1, checks = checks, policy_fingerprint = "g",
       event = { task = { key = "a", iteration = 1 }, now = core.now(), thresholds = { proceed = 0.7 },
         signals = { agent = { class = "ok" }, checks = checks, baseline = { failing = { "unit <pre>" } },
@@ -350,6 +351,12 @@ describe("obra report of signals it does not know by name", function()
     assert.truthy(other["scores.regression"])
     assert.are.same({ "baseline_failing", "tamper" }, it.reasons)
     assert.are.same({ { "class", '"tamper"' } }, it.checks[1].extra)
+    -- no start recorded: estimated as the row's time minus its duration
+    assert.is_true(it.estimated)
+    assert.are.equal(1, #it.spans)
+    assert.near(2, it.spans[1].finish - it.spans[1].start, 1e-6)
+    assert.near(it.finish, it.spans[1].finish, 0.5)
+    assert.are.equal(it.spans[1].start, it.start)
     assert.are.same({ { "flags", '["deleted_tests"]' } }, it.judge.extra)
     local html = report.html(m, "")
     assert.is_nil(html:find("unit <pre>", 1, true))
