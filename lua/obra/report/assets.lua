@@ -3,7 +3,7 @@
 --
 --   assets.CSS        the style sheet
 --   assets.ERRORS_JS  first script of the page: collects errors into #obra-errors
---   assets.PAGE_JS    last script: builds the timeline and each task's section from the
+--   assets.PAGE_JS    last script: builds the timeline (when open) and each task's section from the
 --                     page's JSON (text nodes only), a task's iterations and charts
 --                     (Chart.js) when it opens, the sortable task table, #obra-status data-charts, data-ms (ms from
 --                     navigation to the end of the script), data-ready
@@ -281,7 +281,11 @@ M.PAGE_JS = [=[
     list.appendChild(det);
     if (open) fill(det);
   });
-  timeline();
+  // the timeline is built when it is open: at load up to 200 rows, else when opened
+  var tl = document.querySelector('#timeline > details');
+  function showTimeline() { if (!tl.__obraBuilt) { tl.__obraBuilt = true; timeline(); } }
+  if (tl.open) showTimeline();
+  tl.addEventListener('toggle', function () { if (tl.open) showTimeline(); });
   // the task table's rows: each cell's data-v is what a click on its column sorts by
   var tbody = document.getElementById('task-table').tBodies[0];
   D.tasks.forEach(function (t, i) {
@@ -292,10 +296,13 @@ M.PAGE_JS = [=[
       td(t.st, h('span', { 'class': 'chip s-' + t.st }, t.st)), td(t.it.length, String(t.it.length)), td(t.usd.toFixed(6), usd(t.usd)),
       td(tok, num(tok)), td(secs.toFixed(3), dur(secs)), td(ams, dur(ams / 1000))));
   });
-  // a link to a task opens it
+  // a link to a task (#task-N) or to the timeline (#timeline) opens it
   function openHash() {
     var el = location.hash && document.getElementById(location.hash.slice(1));
-    if (el && el.tagName === 'DETAILS') { el.open = true; fill(el); }
+    if (el && el.tagName !== 'DETAILS') el = el.querySelector('details');
+    if (!el) return;
+    el.open = true;
+    if (el === tl) showTimeline(); else if (el.classList.contains('task')) fill(el);
   }
   window.addEventListener('hashchange', openHash);
   openHash();
