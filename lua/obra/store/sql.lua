@@ -104,10 +104,10 @@ return {
   text_body = "SELECT body FROM texts WHERE id = ?",
   interaction_insert = [[INSERT INTO interactions(run_id, task_id, session_id, iteration, kind, name, prompt,
       prompt_id, messages, response, truncated, tokens_in, tokens_out, cache_read, cache_write, cost_usd,
-      duration_ms, outcome, error, trace)
+      duration_ms, started_at, outcome, error, trace)
       VALUES (:run_id, :task_id, :session_id, :iteration, :kind, :name, :prompt, :prompt_id, :messages,
               :response, :truncated, :tokens_in, :tokens_out, :cache_read, :cache_write, :cost_usd,
-              :duration_ms, :outcome, :error, :trace)]],
+              :duration_ms, :started_at, :outcome, :error, :trace)]],
   interactions_log = [[SELECT i.*, t.key AS task, se.uuid AS session FROM interactions i
       LEFT JOIN tasks t ON t.id = i.task_id LEFT JOIN sessions se ON se.id = i.session_id
       ORDER BY i.id DESC LIMIT ?]],
@@ -222,14 +222,14 @@ return {
   decisions_count = "SELECT count(*) AS n FROM decisions",
 
   -- human ---------------------------------------------------------------------------------------
-  human_insert = [[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome)
-      VALUES (?, ?, 'human', ?, ?, ?)]],
+  human_insert = [[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome, started_at)
+      VALUES (?, ?, 'human', ?, ?, ?, ?)]],
 
   -- the HTML report (lua/obra/store/report_data.lua): read-only, one statement per kind of row
   report_tasks = [[SELECT id, key, title, status, iterations, priority, budgets, parked_until, created_at,
       started_at, ended_at, updated_at FROM tasks WHERE project_id = ? ORDER BY id]],
   report_interactions = [[SELECT i.id, i.run_id, i.task_id, i.session_id, i.iteration, i.kind, i.name, i.tokens_in,
-      i.tokens_out, i.cache_read, i.cache_write, i.cost_usd, i.duration_ms, i.outcome, i.created_at,
+      i.tokens_out, i.cache_read, i.cache_write, i.cost_usd, i.duration_ms, i.started_at, i.outcome, i.created_at,
       CASE WHEN i.kind = 'human' THEN substr(i.prompt, 1, ?) END AS text FROM interactions i
       JOIN tasks t ON t.id = i.task_id WHERE t.project_id = ? ORDER BY i.id]],
   report_breakpoints = [[SELECT b.id, b.task_id, b.run_id, b.iteration, b.kind, b.reason, b.status, b.answer,
