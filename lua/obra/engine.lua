@@ -22,6 +22,7 @@ local llm_mod = require "obra.llm"
 local human = require "obra.human"
 local statusline = require "obra.statusline"
 local integrate = require "obra.integrate"
+local remote = require "obra.remote"
 
 local M = {}
 
@@ -194,6 +195,8 @@ local function work(ctx, task_id)
     end
     local ok, rec = xpcall(iteration.run, debug.traceback, ctx, t)
     if not ok then return task_error(ctx, t, rec) end
+    -- with a remote, the checkpoint is pushed: another machine can take the task over from it
+    if ctx.config.remote then remote.publish(ctx, t, s:workspace(task_id)) end
     if rec.status == "done" then
       hook(ctx, "task_done", { task = s:task(task_id), iteration = rec.iteration })
     end
