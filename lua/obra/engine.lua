@@ -295,7 +295,7 @@ local function acquire(ctx, resume_run)
   local s = ctx.store
   local host = core.hostname()
   return s:tx(function()
-    for _, r in ipairs(s:live_runs()) do
+    for _, r in ipairs(s:live_runs(ctx.project.id)) do
       local cfg = core.json_decode(r.config or "{}") or {}
       if r.pid and r.pid ~= core.getpid() and (cfg.host == nil or cfg.host == host) and core.pid_alive(r.pid) then
         return nil, string.format("another obra (pid %d) is running this project (run #%d); wait for it or stop it first", r.pid, r.id)

@@ -114,8 +114,8 @@ local function serial(ctx, fn, ...)
 end
 
 local function unreachable(r, line)
-  return string.format("cannot reach the remote %s: %s — check the URL and your access (`git ls-remote %s`), " ..
-    "or run without --remote; nothing was changed", r.safe, line, r.safe)
+  return core.redact(string.format("cannot reach the remote %s: %s — check the URL and your access " ..
+    "(`git ls-remote %s`), or run without --remote; nothing was changed", r.safe, line, r.safe))
 end
 
 function M.probe(ctx)

@@ -68,6 +68,7 @@ return {
   -- runs -------------------------------------------------------------------------------------
   run_by_id = "SELECT * FROM runs WHERE id = ?",
   runs_live = "SELECT * FROM runs WHERE status = 'running'",
+  runs_live_of_project = "SELECT * FROM runs WHERE status = 'running' AND project_id = ?",
   run_latest = "SELECT * FROM runs ORDER BY id DESC LIMIT 1",
   run_latest_of = "SELECT * FROM runs WHERE project_id = ? ORDER BY id DESC LIMIT 1",
   run_latest_script = "SELECT script_path FROM runs WHERE script_path IS NOT NULL ORDER BY id DESC LIMIT 1",
