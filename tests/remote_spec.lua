@@ -121,6 +121,100 @@ task "a" { title = "write a", prompt = "TASK-A: write a.txt", checks = { "test -
     cleanup(a)
   end)
 
+  it("two obra processes in two clones on one database integrate one at a time (the fleet-wide lock)", function()
+    local TARGET = "obra/fleet/integration"
+    local function proj(name, other)
+      local p = E.project { tag = "remote-" .. name, script = "", scenario = { rules = {
+        { match = "WRITE", write = { [name .. ".txt"] = name .. "\n" }, result = name } } } }
+      p.name, p.other = name, other
+      return p
+    end
+    local a, b = proj("alpha", "beta"), proj("beta", "alpha")
+    G.init(a.dir, { README = "shared\n" })
+    local bare = remote_with(a)
+    clone_into(b, bare)
+    local shared = a.dir .. ".integrations.log"
+    -- the check of whichever integrates first waits until the other obra waits for the lock;
+    -- the second finds the first's work in its merged tree
+    local slow = a.dir .. ".slow.sh"
+    H.writefile(slow, table.concat({
+      "me=$1; other=$2; other_log=$3; log=" .. H.q(shared),
+      "echo \"start $me\" >> \"$log\"",
+      "if grep -q \"end $other\" \"$log\" 2>/dev/null; then test -f \"$other.txt\" || exit 1",
+      "else i=0; until grep -q 'waiting for the fleet-wide integration lock' \"$other_log\" 2>/dev/null; do",
+      "  i=$((i+1)); [ $i -gt 600 ] && exit 1; sleep 0.05; done; fi",
+      "echo \"end $me\" >> \"$log\"",
+    }, "\n") .. "\n")
+    for _, p in ipairs({ a, b }) do
+      H.writefile(p.dir .. "/obra.lua", string.format([[
+project %q {}
+config { integrate = { target = %q },
+         integration_checks = { { name = "slow", cmd = { "sh", %q, %q, %q, %q } } } }
+task "w" { title = "write", prompt = "WRITE %s.txt", checks = { "test -f %s.txt" } }
+]], p.name, TARGET, slow, p.name, p.other, (p == a and b or a).dir .. "/bg.log", p.name, p.name))
+    end
+    -- one database file for both clones
+    os.execute("mkdir -p " .. H.q(a.dir .. "/.obra") .. " " .. H.q(b.dir .. "/.obra"))
+    E.db(a):close()
+    os.execute("ln -s " .. H.q(a.dir .. "/.obra/obra.db") .. " " .. H.q(b.dir .. "/.obra/obra.db"))
+    local pa, pb = E.spawn(a, { "--remote", "origin" }), E.spawn(b, { "--remote", "origin" })
+    E.wait(pa, 90); E.wait(pb, 90)
+    local ca, cb = E.wait(pa, 1, a), E.wait(pb, 1, b)
+    assert.are.equal(0, ca, H.readfile(a.dir .. "/bg.log"))
+    assert.are.equal(0, cb, H.readfile(b.dir .. "/bg.log"))
+    local lines = {}
+    for l in H.readfile(shared):gmatch("[^\n]+") do lines[#lines + 1] = l end
+    local first = lines[1]:match("^start (%a+)$")
+    local second = first == "alpha" and "beta" or "alpha"
+    assert.are.same({ "start " .. first, "end " .. first, "start " .. second, "end " .. second }, lines)
+    local waited = H.readfile((second == "alpha" and a or b).dir .. "/bg.log")
+    assert.matches("waiting for the fleet%-wide integration lock %(held by [^:]+:" .. (first == "alpha" and pa or pb) .. "%)",
+      waited)
+    local tip = G.rev(bare, TARGET)
+    assert.are.equal("alpha\n", G.show(bare, tip, "alpha.txt"))
+    assert.are.equal("beta\n", G.show(bare, tip, "beta.txt"))
+    local s = E.db(a)
+    assert.are.equal(0, #s:query("SELECT * FROM locks"))
+    assert.are.equal(2, #s:query("SELECT * FROM integrations WHERE state = 'advanced'"))
+    s:close()
+    os.execute("rm -f " .. H.q(slow) .. " " .. H.q(shared))
+    cleanup(a, b)
+  end)
+
+  it("a task taken over in another clone continues from the checkpoint its branch pushed", function()
+    local TASK = [[
+task "t" { title = "two steps", prompt = "TASK-T: two steps", checks = { "test -f step1.txt", "test -f done.txt" } }
+]]
+    local a = E.project { tag = "remote-take-a", script = script(TASK), scenario = { rules = {
+      { match = "TASK%-T", write = { ["step1.txt"] = "one\n" }, result = "step one" } } } }
+    G.init(a.dir, { README = "the user's project\n" })
+    local bare = remote_with(a)
+    -- clone A stops after one iteration (a human is asked); its checkpoint is on the remote
+    H.expect_code(E.run(a, { "--remote", "origin" }, { "max_iterations=1" }), 3)
+    local pushed = G.rev(bare, "obra/demo/task/t")
+    assert.is_not_nil(pushed)
+    assert.are.equal("one\n", G.show(bare, pushed, "step1.txt"))
+    H.expect_code(E.obra(a, { "answer", "t", "finish it" }), 0)
+    -- clone B shares the database and continues the task
+    local b = E.project { tag = "remote-take-b", script = script(TASK), scenario = { rules = {
+      { match = "TASK%-T", write = { ["done.txt"] = "two\n" }, result = "step two" } } } }
+    clone_into(b, bare)
+    os.execute("mkdir -p " .. H.q(b.dir .. "/.obra"))
+    os.execute("ln -s " .. H.q(a.dir .. "/.obra/obra.db") .. " " .. H.q(b.dir .. "/.obra/obra.db"))
+    local r = H.expect_code(E.run(b, { "--remote", "origin" }, { "max_iterations=5" }), 0)
+    assert.matches("continuing in this clone", r.err)
+    local w = ws_of(b, "t")
+    assert.are.equal(b.dir .. "/.obra/worktrees/t", w.path)
+    assert.are.equal("one\n", H.readfile(w.path .. "/step1.txt"))
+    assert.are.equal(pushed, G.git(b.dir, "merge-base", pushed, "obra/demo/task/t"))   -- continued from A's checkpoint
+    local tip = G.rev(bare, INTEGRATION)
+    assert.are.equal("one\n", G.show(bare, tip, "step1.txt"))
+    assert.are.equal("two\n", G.show(bare, tip, "done.txt"))
+    assert.are.equal(pushed, G.git(bare, "merge-base", pushed, tip))   -- A's checkpoint is in the result
+    assert.is_nil(H.readfile(a.dir .. "/.obra/worktrees/t/done.txt"))   -- A's worktree untouched
+    cleanup(a, b)
+  end)
+
   it("an unreachable remote: one line naming it, exit 1, nothing run or changed", function()
     local a = E.project { tag = "remote-gone", script = script([[
 task "a" { title = "write a", prompt = "TASK-A: write a.txt", checks = { "test -f a.txt" } }

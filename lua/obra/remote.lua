@@ -156,9 +156,13 @@ local function push(ctx, top, commit, branch, old)
     git.run({ "update-ref", M.ref(branch), commit }, { cwd = top })
     return true
   end
-  -- "!\t<src>:<dst>\t[rejected] (fetch first | non-fast-forward | stale info)"
-  if res.out:find("\t%[rejected%]") then return false end
-  return nil, unreachable(r, first_line(res))
+  -- "!\t<src>:<dst>\t[rejected] (fetch first | non-fast-forward | stale info)", or a ref another
+  -- push was writing at the same moment ("[remote rejected] (failed to update ref)", "cannot lock ref")
+  if res.out:find("\t%[rejected%]") or res.err:find("cannot lock ref", 1, true)
+      or res.out:find("failed to update ref", 1, true) then
+    return false
+  end
+  return nil, core.redact(string.format("the remote %s refused the push of %s: %s", r.safe, branch, first_line(res)))
 end
 
 function M.push(ctx, top, commit, branch, old) return serial(ctx, push, ctx, top, commit, branch, old) end
