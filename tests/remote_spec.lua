@@ -43,6 +43,28 @@ local function cleanup(...)
   for _, p in ipairs({ ... }) do H.rmdir(p.dir) end
 end
 
+describe("store locks", function()
+  it("one holder at a time; renewed by its holder; an expired lock is taken; released only by its holder", function()
+    local dir = H.tmpdir("locks")
+    local s1 = assert(require("obra").open(dir .. "/obra.db"))
+    local s2 = assert(require("obra").open(dir .. "/obra.db"))   -- another process's connection
+    assert.is_true(s1:try_lock("q", "h:1", 60))
+    assert.is_false(s2:try_lock("q", "h:2", 60))
+    assert.is_true(s1:try_lock("q", "h:1", 60))                   -- its own: renewed
+    assert.is_true(s1:renew_lock("q", "h:1", 60))
+    assert.is_false(s2:renew_lock("q", "h:2", 60))
+    assert.is_false(s2:release_lock("q", "h:2"))
+    assert.are.equal("h:1", s2:lock("q").holder)
+    assert.is_true(s1:renew_lock("q", "h:1", -1))                 -- as if h:1 stopped renewing
+    assert.is_true(s2:try_lock("q", "h:2", 60))                   -- expired: taken
+    assert.is_false(s1:renew_lock("q", "h:1", 60))                -- h:1 knows it lost it
+    assert.is_true(s2:release_lock("q", "h:2"))
+    assert.is_nil(s1:lock("q"))
+    s1:close(); s2:close()
+    H.rmdir(dir)
+  end)
+end)
+
 describe("obra run --remote", function()
   it("integrates onto the remote's branch; another clone's task starts from that work", function()
     local a = E.project { tag = "remote-a", script = script([[
@@ -104,7 +126,15 @@ task "b" { title = "write b", prompt = "TASK-B: write b.txt", checks = { "test -
     H.writefile(a.dir .. "/obra.lua", script([[
 task "a" { title = "write a", prompt = "TASK-A: write a.txt", checks = { "test -f a.txt" } }
 ]], string.format(", integration_checks = { { name = \"race\", cmd = { \"sh\", %q } } }", race)))
+    -- a lock left by an obra of this machine that died (its expiry far away) is taken at once
+    local dead = tonumber(io.popen("sh -c 'echo $$'"):read("a"):match("%d+"))
+    local host = io.popen("hostname"):read("a"):match("[^\n]+")
+    E.db(a):close()
+    local s0 = E.db(a)
+    assert.is_true(s0:try_lock("integrate " .. bare .. " " .. INTEGRATION, host .. ":" .. dead, 3600))
+    s0:close()
     local r = H.expect_code(E.run(a, { "--remote", "origin" }), 0)
+    assert.matches("took over the fleet%-wide integration lock from [^ ]+:" .. dead, r.err)
     assert.matches("moved during the integration: merging again onto its new tip", r.err)
     local tip = G.rev(bare, INTEGRATION)
     assert.are.equal("A\n", G.show(bare, tip, "a.txt"))

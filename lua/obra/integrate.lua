@@ -190,7 +190,8 @@ end
 -- One integration at a time onto the remote's branch, across every obra
 -- process on the database (store/locks.lua): named after the remote's URL
 -- (without credentials) and the target, held by host:pid, with an expiry
--- (M.LOCK_TTL, renewed at each stage) so a dead holder's lock frees itself.
+-- (M.LOCK_TTL, renewed at each stage) so a dead holder's lock frees itself;
+-- one that was an obra on this machine whose pid is gone is taken at once.
 -- The push's expected old value keeps the branch right even without it.
 
 local function fleet_take(ctx, task)
@@ -198,16 +199,22 @@ local function fleet_take(ctx, task)
   local r = need(remote.of(ctx))
   local s = ctx.store
   local name = "integrate " .. r.key .. " " .. worktrees.target(ctx)
-  local holder = core.hostname() .. ":" .. core.getpid()
+  local host = core.hostname()
+  local holder = host .. ":" .. core.getpid()
   local noted
   while not s:try_lock(name, holder, M.LOCK_TTL) do
     if ctx.stopping then fail("stopped while waiting for the fleet-wide integration lock") end
-    if not noted then
-      local l = s:lock(name)
+    local l = s:lock(name)
+    local pid = l and tonumber(l.holder:match("^" .. host:gsub("%p", "%%%0") .. ":(%d+)$"))
+    if pid and not core.pid_alive(pid) then
+      -- its holder was an obra on this machine that died: no need to wait for the expiry
+      s:release_lock(name, l.holder)
+      ctx.log(task, "took over the fleet-wide integration lock from %s (that obra is gone)", l.holder)
+    elseif not noted then
       ctx.log(task, "waiting for the fleet-wide integration lock (held by %s)", l and l.holder or "?")
       noted = true
     end
-    loop.sleep(M.LOCK_POLL_MS)
+    if not pid or core.pid_alive(pid) then loop.sleep(M.LOCK_POLL_MS) end
   end
   ctx.fleet_lock = { name = name, holder = holder }
 end
