@@ -103,15 +103,7 @@ end
 
 -- One remote operation at a time per run: fetches into the same refs and
 -- pushes must not interleave (git's ref locks would refuse one).
-local function serial(ctx, fn, ...)
-  local loop = require "obra.loop"
-  while ctx.remote_busy do loop.await({ ready = function() return not ctx.remote_busy end }) end
-  ctx.remote_busy = true
-  local ok, a, b = pcall(fn, ...)
-  ctx.remote_busy = nil
-  if not ok then error(a, 0) end
-  return a, b
-end
+local function serial(ctx, fn, ...) return require("obra.util").serially(ctx, "remote_busy", fn, ...) end
 
 local function unreachable(r, line)
   return core.redact(string.format("cannot reach the remote %s: %s — check the URL and your access " ..

@@ -259,17 +259,7 @@ end
 
 -- One ensure at a time per run: the git calls yield to other tasks, and two
 -- `git worktree add` (or an add and a prune) must not interleave.
-local function locked(ctx, fn, ...)
-  local loop = require "obra.loop"
-  while ctx.worktrees_busy do
-    loop.await({ ready = function() return not ctx.worktrees_busy end })
-  end
-  ctx.worktrees_busy = true
-  local ok, a, b = pcall(fn, ...)
-  ctx.worktrees_busy = nil
-  if not ok then error(a, 0) end
-  return a, b
-end
+local function locked(ctx, fn, ...) return util.serially(ctx, "worktrees_busy", fn, ...) end
 
 local ensure
 
