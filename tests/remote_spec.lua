@@ -211,12 +211,14 @@ task "w" { title = "write", prompt = "WRITE %s.txt", checks = { "test -f %s.txt"
     cleanup(a, b)
   end)
 
-  it("a task taken over in another clone continues from the checkpoint its branch pushed", function()
+  it("a task taken over in another clone continues from the checkpoint its branch pushed, and back again", function()
     local TASK = [[
-task "t" { title = "two steps", prompt = "TASK-T: two steps", checks = { "test -f step1.txt", "test -f done.txt" } }
+task "t" { title = "three steps", prompt = "TASK-T: three steps",
+           checks = { "test -f step1.txt", "test -f step2.txt", "test -f done.txt" } }
 ]]
     local a = E.project { tag = "remote-take-a", script = script(TASK), scenario = { rules = {
-      { match = "TASK%-T", write = { ["step1.txt"] = "one\n" }, result = "step one" } } } }
+      { match = "TASK%-T", call = 1, write = { ["step1.txt"] = "one\n" }, result = "step one" },
+      { match = "TASK%-T", call = 2, write = { ["done.txt"] = "three\n" }, result = "step three" } } } }
     G.init(a.dir, { README = "the user's project\n" })
     local bare = remote_with(a)
     -- clone A stops after one iteration (a human is asked); its checkpoint is on the remote
@@ -224,24 +226,32 @@ task "t" { title = "two steps", prompt = "TASK-T: two steps", checks = { "test -
     local pushed = G.rev(bare, "obra/demo/task/t")
     assert.is_not_nil(pushed)
     assert.are.equal("one\n", G.show(bare, pushed, "step1.txt"))
-    H.expect_code(E.obra(a, { "answer", "t", "finish it" }), 0)
-    -- clone B shares the database and continues the task
+    H.expect_code(E.obra(a, { "answer", "t", "go on" }), 0)
+    -- clone B shares the database and continues the task for one more iteration
     local b = E.project { tag = "remote-take-b", script = script(TASK), scenario = { rules = {
-      { match = "TASK%-T", write = { ["done.txt"] = "two\n" }, result = "step two" } } } }
+      { match = "TASK%-T", write = { ["step2.txt"] = "two\n" }, result = "step two" } } } }
     clone_into(b, bare)
     os.execute("mkdir -p " .. H.q(b.dir .. "/.obra"))
     os.execute("ln -s " .. H.q(a.dir .. "/.obra/obra.db") .. " " .. H.q(b.dir .. "/.obra/obra.db"))
-    local r = H.expect_code(E.run(b, { "--remote", "origin" }, { "max_iterations=5" }), 0)
+    local r = H.expect_code(E.run(b, { "--remote", "origin" }, { "max_iterations=2" }), 3)
     assert.matches("continuing in this clone", r.err)
     local w = ws_of(b, "t")
     assert.are.equal(b.dir .. "/.obra/worktrees/t", w.path)
     assert.are.equal("one\n", H.readfile(w.path .. "/step1.txt"))
     assert.are.equal(pushed, G.git(b.dir, "merge-base", pushed, "obra/demo/task/t"))   -- continued from A's checkpoint
+    local pushed_b = G.rev(bare, "obra/demo/task/t")
+    assert.are.equal("two\n", G.show(bare, pushed_b, "step2.txt"))
+    assert.is_nil(H.readfile(a.dir .. "/.obra/worktrees/t/step2.txt"))   -- A's worktree untouched meanwhile
+    -- back in clone A: its existing worktree moves forward to B's checkpoint, and the task finishes
+    H.expect_code(E.obra(a, { "answer", "t", "finish it" }), 0)
+    H.expect_code(E.run(a, { "--remote", "origin" }, { "max_iterations=5" }), 0)
+    assert.are.equal(a.dir .. "/.obra/worktrees/t", ws_of(a, "t").path)
+    assert.are.equal("two\n", H.readfile(a.dir .. "/.obra/worktrees/t/step2.txt"))
     local tip = G.rev(bare, INTEGRATION)
-    assert.are.equal("one\n", G.show(bare, tip, "step1.txt"))
-    assert.are.equal("two\n", G.show(bare, tip, "done.txt"))
-    assert.are.equal(pushed, G.git(bare, "merge-base", pushed, tip))   -- A's checkpoint is in the result
-    assert.is_nil(H.readfile(a.dir .. "/.obra/worktrees/t/done.txt"))   -- A's worktree untouched
+    for f, want in pairs({ ["step1.txt"] = "one\n", ["step2.txt"] = "two\n", ["done.txt"] = "three\n" }) do
+      assert.are.equal(want, G.show(bare, tip, f))
+    end
+    assert.are.equal(pushed_b, G.git(bare, "merge-base", pushed_b, tip))   -- B's checkpoint is in the result
     cleanup(a, b)
   end)
 

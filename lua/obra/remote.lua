@@ -24,9 +24,11 @@
 --       creation race lost is won by the other's; the local branch follows it
 --   remote.follow(ctx, top, branch, commit)   the local branch fast-forwarded to the remote's commit
 --       (created when missing; left alone when it has commits the remote lacks or is checked out elsewhere)
---   remote.task_branch(ctx, top, branch) -> commit | nil
+--   remote.task_branch(ctx, top, branch [, wt]) -> commit | nil
 --       the task's branch as the remote has it, made the local one when the
---       local is missing or behind (a takeover continues from the last checkpoint)
+--       local is missing or behind (a takeover continues from the last
+--       checkpoint); wt: a worktree that has the branch checked out (moved by
+--       `git merge --ff-only` there, so its files follow)
 --   remote.publish(ctx, task, ws) -> true | nil, message
 --       the task's branch pushed (after each iteration, at each proceed): a
 --       rejected push (the remote has commits this one lacks) is logged, never forced
@@ -216,21 +218,26 @@ end
 
 function M.integration_tip(ctx, top, target) return serial(ctx, integration_tip, ctx, top, target) end
 
-local function task_branch(ctx, top, branch)
+local function task_branch(ctx, top, branch, wt)
   local rtip = fetch(ctx, top, branch)
   if not rtip then return nil end
   local ref = "refs/heads/" .. branch
   local cur = rev(top, ref .. "^{commit}")
   if cur == rtip then return rtip end
   if cur and not is_ancestor(top, cur, rtip) then return nil end   -- the local one has its own commits
-  local ok = git.ok({ "update-ref", "-m", "obra: the remote's task branch", ref, rtip, cur or "" }, { cwd = top })
+  local ok
+  if wt then   -- checked out there: its files move with it (git refuses over changes in the way)
+    ok = git.ok({ "merge", "--ff-only", "-q", rtip }, { cwd = wt })
+  else
+    ok = git.ok({ "update-ref", "-m", "obra: the remote's task branch", ref, rtip, cur or "" }, { cwd = top })
+  end
   if ok then
     ctx.log(nil, "%s continues from the remote's (%s%s)", branch, short(rtip), cur and (", was " .. short(cur)) or "")
   end
   return rtip
 end
 
-function M.task_branch(ctx, top, branch) return serial(ctx, task_branch, ctx, top, branch) end
+function M.task_branch(ctx, top, branch, wt) return serial(ctx, task_branch, ctx, top, branch, wt) end
 
 function M.publish(ctx, task, ws)
   if not (ctx.config and ctx.config.remote) or not ws or ws.isolation ~= "worktree" then return true end

@@ -224,7 +224,8 @@ local function ensure_worktree(ctx, task, top, ws)
   if not ok then return nil, err end
   local base = ws and ws.base
   -- with a remote, a branch pushed from another machine is where the task continues
-  local from_remote = ctx.config.remote and remote.task_branch(ctx, top, branch)
+  local from_remote = ctx.config.remote and remote.task_branch(ctx, top, branch,
+    worktree_ok(path, branch) and path or nil)
   if not rev(top, "refs/heads/" .. branch .. "^{commit}") then
     if ws and ws.head and rev(top, ws.head .. "^{commit}") then
       base = ws.head   -- the user deleted the branch: its last known commit
