@@ -559,7 +559,7 @@ function M.run(ctx, task, opts)
       if job.outcome ~= "moved" then break end
       ctx.log(task, "%s moved during the integration: merging again onto its new tip (attempt %d of %d)",
         job.target, n, M.MOVED_ATTEMPTS)
-      fleet_hold(ctx, M.LOCK_TTL)
+      if not fleet_hold(ctx, M.LOCK_TTL) then fleet_take(ctx, task) end   -- it expired meanwhile: wait for it again
     end
     fleet_release(ctx)
     if job.outcome == "merged" then return record_merged(ctx, job) end
