@@ -43,6 +43,28 @@ local function cleanup(...)
   for _, p in ipairs({ ... }) do H.rmdir(p.dir) end
 end
 
+-- A check for the merge queue that, the first `times` times it runs, pushes a
+-- commit of clone C's onto the remote's integration branch: A's push is then
+-- rejected for real.  Returns clone C's path and the script's.
+local function racer(a, bare, times)
+  local c = a.dir .. ".clone-c"
+  G.git(a.dir, "clone", "-q", bare, c)
+  local race = a.dir .. ".race.sh"
+  H.writefile(race, table.concat({
+    "set -e",
+    "n=$(cat " .. H.q(c .. "/.pushes") .. " 2>/dev/null || echo 0)",
+    "[ \"$n\" -ge " .. times .. " ] && exit 0",
+    "echo $((n+1)) > " .. H.q(c .. "/.pushes"),
+    "cd " .. H.q(c),
+    "git fetch -q origin " .. INTEGRATION,
+    "git checkout -q -B other FETCH_HEAD",
+    "echo \"C $n\" >> c.txt && git add c.txt",
+    "git -c user.name=c -c user.email=c@example.com commit -q -m \"from clone C ($n)\"",
+    "git push -q origin HEAD:refs/heads/" .. INTEGRATION,
+  }, "\n") .. "\n")
+  return c, race
+end
+
 describe("store locks", function()
   it("one holder at a time; renewed by its holder; an expired lock is taken; released only by its holder", function()
     local dir = H.tmpdir("locks")
@@ -108,21 +130,7 @@ task "b" { title = "write b", prompt = "TASK-B: write b.txt", checks = { "test -
       { match = "TASK%-A", write = { ["a.txt"] = "A\n" }, result = "A" } } } }
     G.init(a.dir, { README = "the user's project\n" })
     local bare = remote_with(a)
-    -- clone C pushes onto the integration branch while A's integration checks run (once)
-    local c = a.dir .. ".clone-c"
-    G.git(a.dir, "clone", "-q", bare, c)
-    local race = a.dir .. ".race.sh"
-    H.writefile(race, table.concat({
-      "set -e",
-      "[ -e " .. H.q(c .. "/pushed") .. " ] && exit 0",
-      "cd " .. H.q(c),
-      "git fetch -q origin " .. INTEGRATION,
-      "git checkout -q -B other FETCH_HEAD",
-      "echo C > c.txt && git add c.txt",
-      "git -c user.name=c -c user.email=c@example.com commit -q -m 'from clone C'",
-      "git push -q origin HEAD:refs/heads/" .. INTEGRATION,
-      "touch pushed",
-    }, "\n") .. "\n")
+    local c, race = racer(a, bare, 1)
     H.writefile(a.dir .. "/obra.lua", script([[
 task "a" { title = "write a", prompt = "TASK-A: write a.txt", checks = { "test -f a.txt" } }
 ]], string.format(", integration_checks = { { name = \"race\", cmd = { \"sh\", %q } } }", race)))
@@ -138,7 +146,7 @@ task "a" { title = "write a", prompt = "TASK-A: write a.txt", checks = { "test -
     assert.matches("moved during the integration: merging again onto its new tip", r.err)
     local tip = G.rev(bare, INTEGRATION)
     assert.are.equal("A\n", G.show(bare, tip, "a.txt"))
-    assert.are.equal("C\n", G.show(bare, tip, "c.txt"))
+    assert.are.equal("C 0\n", G.show(bare, tip, "c.txt"))
     -- the merged commit's first parent is clone C's commit: merged again onto the new tip
     assert.are.equal(G.rev(c, "other"), G.rev(bare, tip .. "^1"))
     local s = E.db(a)
@@ -147,6 +155,30 @@ task "a" { title = "write a", prompt = "TASK-A: write a.txt", checks = { "test -
     s:close()
     assert.are.same({ "interrupted", "advanced" }, { rows[1].state, rows[2].state })
     assert.are.equal(tip, ws_of(a, "a").merged_commit)
+    os.execute("rm -rf " .. H.q(c) .. " " .. H.q(race))
+    cleanup(a)
+  end)
+
+  it("a branch that keeps moving sends the task back to the queue; it is merged when taken again", function()
+    local a = E.project { tag = "remote-requeue", script = "", scenario = { rules = {
+      { match = "TASK%-A", write = { ["a.txt"] = "A\n" }, result = "A" } } } }
+    G.init(a.dir, { README = "the user's project\n" })
+    local bare = remote_with(a)
+    local c, race = racer(a, bare, 5)   -- every one of the 5 attempts loses its push
+    H.writefile(a.dir .. "/obra.lua", script([[
+task "a" { title = "write a", prompt = "TASK-A: write a.txt", checks = { "test -f a.txt" } }
+]], string.format(", integration_checks = { { name = \"race\", cmd = { \"sh\", %q } } }", race)))
+    local r = H.expect_code(E.run(a, { "--remote", "origin" }), 0)
+    assert.matches("kept moving %(5 attempts%): back in the merge queue", r.err)
+    local tip = G.rev(bare, INTEGRATION)
+    assert.are.equal("A\n", G.show(bare, tip, "a.txt"))
+    assert.are.equal("C 0\nC 1\nC 2\nC 3\nC 4\n", G.show(bare, tip, "c.txt"))
+    assert.are.equal(G.rev(c, "other"), G.rev(bare, tip .. "^1"))
+    assert.are.equal(1, #E.calls(a))                       -- integrated again, not worked on again
+    local s = E.db(a)
+    assert.are.equal(5, #s:query("SELECT * FROM integrations WHERE state = 'interrupted'"))
+    assert.are.equal(1, #s:query("SELECT * FROM integrations WHERE state = 'advanced'"))
+    s:close()
     os.execute("rm -rf " .. H.q(c) .. " " .. H.q(race))
     cleanup(a)
   end)
