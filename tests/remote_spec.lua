@@ -307,6 +307,10 @@ task "a" { title = "write a", prompt = "TASK-A: write a.txt", checks = { "test -
     assert.matches("cannot reach the remote http://127%.0%.0%.1:9/x%.git", r.err)
     r = H.expect_code(E.run(a, { "--remote", "upstream" }), 1)
     assert.matches("no remote named \"upstream\"", r.err)
+    -- obra doctor says the same
+    H.writefile(a.dir .. "/obra.lua", script([[task "a" { prompt = "x" }]], string.format(", remote = %q", gone)))
+    r = H.expect_code(E.obra(a, { "doctor", "--set", "llm=false", "--set", "agent.command=" .. H.FAKES .. "/claude" }), 1)
+    assert.matches("FAIL remote " .. gone:gsub("%p", "%%%0") .. "%s+cannot reach the remote", r.out)
     -- and in the workflow: checked with the other options
     H.writefile(a.dir .. "/obra.lua", script([[task "a" { prompt = "x" }]], ", remote = 3"))
     H.expect_code(E.run(a), 2)
