@@ -76,6 +76,7 @@ function M.open(a)
   if plan.config.llm ~= false then cfg.llm = merge(M.DEFAULTS.llm, plan.config.llm) else cfg.llm = false end
   -- a key written into the workflow is a secret like those in the environment
   if cfg.llm and type(cfg.llm.api_key) == "string" then core.redact_add(cfg.llm.api_key) end
+  if type(cfg.remote) == "string" then remote.secure(cfg.remote) end   -- a password in the remote's URL
   -- the judge: checked before the database is touched
   local llm
   if cfg.llm then

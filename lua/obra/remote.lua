@@ -33,6 +33,8 @@
 --       the task's branch pushed (after each iteration, at each proceed): a
 --       rejected push (the remote has commits this one lacks) is logged, never forced
 --
+--   remote.secure(url) -> the URL without its user information; its password given to the redactor
+--
 -- Every call is `git` through obra.git: argv, no shell, a timeout (M.TIMEOUT).
 -- Refs obra writes locally: refs/obra-remote/... and its own obra/ branches.
 local core = require "obra.core"
@@ -61,7 +63,7 @@ end
 
 -- The URL without user information (https://user:pw@host/x -> https://host/x),
 -- and its secrets given to the redactor.
-local function secure(url)
+function M.secure(url)
   local userinfo = url:match("^%a[%w+.-]*://([^/?#]*)@")
   if not userinfo then return url end
   local pw = userinfo:match(":(.+)$")
@@ -74,14 +76,13 @@ local function resolve(want, top)
   if type(want) ~= "string" or want == "" then return nil, "config.remote must be a remote name or a URL" end
   local url = git.ok({ "remote", "get-url", "--", want }, { cwd = top })
   if url then
-    secure(url)
-    return { name = want, url = url, arg = want, safe = want, key = secure(url) }
+    return { name = want, url = url, arg = want, safe = want, key = M.secure(url) }
   end
   if not (want:find("/", 1, true) or want:find(":", 1, true)) then
     return nil, string.format("the repository %s has no remote named %q: `git remote -v` lists them; " ..
       "give one of them or a URL (--remote URL)", top, want)
   end
-  local safe = secure(want)
+  local safe = M.secure(want)
   return { url = want, arg = want, safe = safe, key = safe }
 end
 
