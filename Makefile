@@ -12,7 +12,8 @@
 #   make eval      deps + build + obra's decisions on the evaluation set
 #                  (tests/eval): exit 1 below 95 % right; make eval-record
 #                  records its cassettes again
-#   make install   PREFIX=/usr/local DESTDIR=
+#   make install   PREFIX=/usr/local DESTDIR= (obra, the Lua module, obra.1,
+#                  the bash, zsh and fish completions); make uninstall
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
@@ -20,11 +21,15 @@ BINDIR    = $(DESTDIR)$(PREFIX)/bin
 LUAVER    = 5.4
 LMODDIR   = $(DESTDIR)$(PREFIX)/lib/lua/$(LUAVER)
 LSHAREDIR = $(DESTDIR)$(PREFIX)/share/lua/$(LUAVER)
+MANDIR    = $(DESTDIR)$(PREFIX)/share/man/man1
+BASHCOMPDIR = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  = $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
 DEB_PKGS = build-essential pkg-config lua5.4 liblua5.4-dev libsqlite3-dev \
            libcurl4-openssl-dev libcjson-dev uuid-dev libreadline-dev libgit2-dev \
            lua-busted lua-socket lua-cjson python3 git tmux procps sqlite3 \
-           libjs-chart.js chromium
+           libjs-chart.js chromium groff-base man-db zsh fish
 
 CC      ?= cc
 PKGS     = lua5.4 sqlite3 libcurl libcjson uuid libgit2
@@ -171,7 +176,7 @@ $(BUILD)/tests/unit: $(UNIT_SRC) $(UNIT_PURE) $(wildcard tests/c/*.h include/obr
 # replayed by `make test` without clang: each harness is also built with gcc
 # and tests/fuzz/standalone.c (fuzz-regress-bin).
 FUZZ_PKGS    = clang-14 libclang-rt-14-dev llvm-14
-FUZZ_TARGETS = claude codex http1 judge_json cassette
+FUZZ_TARGETS = claude codex http1 judge_json cassette redact
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang-14
 FUZZ_FLAGS   = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -g -O1
@@ -182,6 +187,7 @@ FUZZ_SRC_codex      = $(AGENT_PURE)
 FUZZ_SRC_http1      = src/http1_parse.c
 FUZZ_SRC_judge_json = src/llm_json.c
 FUZZ_SRC_cassette   = src/lapi_json.c
+FUZZ_SRC_redact     = src/redact.c
 
 fuzz-deps:
 	@$(MAKE) --no-print-directory deps DEB_PKGS="$(FUZZ_PKGS)"
@@ -200,7 +206,8 @@ fuzz: fuzz-deps
 	  echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
 	  ( cd $$d && OBRA_ROOT=$(CURDIR) ../$$t -max_total_time=$(FUZZ_SECONDS) -jobs=1 -workers=1 \
 	    -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-	    -artifact_prefix=crashes/ corpus $(CURDIR)/tests/fuzz/regress/$$t >/dev/null 2>&1 ); \
+	    -artifact_prefix=crashes/ corpus $$(test -d $(CURDIR)/tests/fuzz/regress/$$t && echo $(CURDIR)/tests/fuzz/regress/$$t) \
+	    >/dev/null 2>&1 ); \
 	  rc=$$?; \
 	  grep -a -E '^stat::number_of_executed_units|^stat::average_exec_per_sec' $$d/fuzz-0.log | tr -s ' \n' ' '; echo; \
 	  if [ $$rc -ne 0 ]; then grep -a -m3 -A12 -E 'ERROR: |runtime error|deadly signal' $$d/fuzz-0.log; \
@@ -212,9 +219,13 @@ fuzz-regress-bin: $(BUILD)/lapi_list.h
 
 # install notes the directories it had to create (deepest last) in
 # $(INSTALLED), so that uninstall removes exactly those, once they are empty.
+# The man page and the shell completions are made by the obra being installed,
+# from its commands' definitions (obra help --man, obra completion SHELL).
 INSTALLED = $(LSHAREDIR)/obra/.installed-dirs
+INSTALL_DIRS = $(BINDIR) $(LMODDIR)/obra $(LSHAREDIR)/obra $(MANDIR) $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDIR)
+GENERATED = $(MANDIR)/obra.1 $(BASHCOMPDIR)/obra $(ZSHCOMPDIR)/_obra $(FISHCOMPDIR)/obra.fish
 install: all
-	@made=""; for d in $(BINDIR) $(LMODDIR)/obra $(LSHAREDIR)/obra; do \
+	@made=""; for d in $(INSTALL_DIRS); do \
 	  p=""; for part in $$(echo "$$d" | tr '/' ' '); do p="$$p/$$part"; \
 	    [ -d "$$p" ] || { mkdir "$$p" && made="$$made $$p"; } || exit 1; done; done; \
 	  for m in $$made; do echo "$$m"; done >> $(INSTALLED).tmp; \
@@ -223,12 +234,17 @@ install: all
 	install -m 0755 $(OUT)/lib/obra/core.so $(LMODDIR)/obra/core.so
 	install -m 0644 lua/obra.lua $(LSHAREDIR)/obra.lua
 	cp -r lua/obra/. $(LSHAREDIR)/obra/
+	$(OUT)/obra help --man > $(MANDIR)/obra.1
+	$(OUT)/obra completion bash > $(BASHCOMPDIR)/obra
+	$(OUT)/obra completion zsh > $(ZSHCOMPDIR)/_obra
+	$(OUT)/obra completion fish > $(FISHCOMPDIR)/obra.fish
+	chmod 0644 $(GENERATED)
 	@echo "installed. From the stock interpreter: LUA_PATH='$(LSHAREDIR)/?.lua;;' LUA_CPATH='$(LMODDIR)/?.so;;' lua5.4 -e 'require \"obra\"'"
 	@echo "(needless when $(PREFIX) is /usr/local or /usr: lua5.4 looks there by itself)"
 
 uninstall:
 	@dirs=$$(tac $(INSTALLED) 2>/dev/null); \
-	  rm -f $(BINDIR)/obra $(LMODDIR)/obra/core.so $(LSHAREDIR)/obra.lua; \
+	  rm -f $(BINDIR)/obra $(LMODDIR)/obra/core.so $(LSHAREDIR)/obra.lua $(GENERATED); \
 	  rm -rf $(LSHAREDIR)/obra; rmdir $(LMODDIR)/obra 2>/dev/null; \
 	  for d in $$dirs; do [ -d "$$d" ] && rmdir "$$d" 2>/dev/null; done; \
 	  echo "uninstalled from $(DESTDIR)$(PREFIX)"

@@ -144,4 +144,31 @@ task "lib" { prompt = "Write lib.txt containing done.", workdir = "pkg/lib", che
     assert.are.same({ "pkg/lib/lib.txt" }, ev.signals.changes.created)
     H.rmdir(d)
   end)
+
+  it("a task whose worktree git refuses stops the run with one line naming the task and git's reason, exit 1", function()
+    local p = E.project { tag = "wd-refused", script = [[
+project "ref"
+config { max_iterations = 2 }
+task "t" { prompt = "Write t.txt containing done.", checks = { "grep -qx done t.txt" } }
+]], scenario = { rules = { { match = "t.txt", write = { ["t.txt"] = "done\n" } } } } }
+    local d = p.dir
+    H.writefile(d .. "/.gitignore", ".fake/\nscenario.json\n")
+    -- a branch named obra/ref/task: refs/heads/obra/ref/task/t cannot exist beside it
+    git(d, "git init -q -b main && git add -A && git -c user.name=u -c user.email=u@u commit -qm init" ..
+      " && git branch obra/ref/task")
+    local function user_refs()
+      return git(d, "git for-each-ref --format='%(refname) %(objectname)' refs/heads/main refs/heads/obra/ref/task")
+    end
+    local before = user_refs()
+    local r = H.expect_code(E.run(p), 1)
+    assert.matches("task t: cannot create the branch obra/ref/task/t: [^\n]* — fix the repository[^\n]*then `obra resume`", r.err)
+    assert.is_nil(r.err:find("internal error", 1, true), r.err)
+    assert.is_nil(r.err:find("traceback", 1, true), r.err)
+    assert.are.equal(0, #E.calls(p), "no agent ran")
+    assert.are.equal(before, user_refs(), "the user's branches are as they were")
+    local s = E.db(p)
+    assert.are.equal("pending", s:task("t", s:project().id).status)
+    s:close()
+    H.rmdir(d)
+  end)
 end)

@@ -1,29 +1,36 @@
--- obra.cli — the command line.  main(args) returns the exit status:
---
---   0  success (for run/resume: every task done)
---   1  failure (a task failed, a command could not do what was asked)
---   2  usage error (unknown command or flag, bad value)
---   3  waiting for a human (a breakpoint is open; answer it, then resume)
---   4  a budget is spent
---   5  interrupted (SIGINT/SIGTERM); the run can be resumed
---   74 the database or the disk failed (full, damaged, unreadable): one line says what to do
---   70 internal error (a bug: a traceback is printed)
+-- obra.cli — the command line.  main(args) returns the exit status (cli.EXITS).
 --
 -- Each command lives in lua/obra/cmd/<name>.lua and returns
 -- { summary = "...", usage = "...", help = "...",
 --   flags = { name = "boolean"|"string"|"number"|"count"|"list" },   (count: a whole number >= 1)
 --   run = function(opts, args) -> exit status }.
+-- Those modules are the one definition of the commands: help, parsing, the
+-- shell completions and the man page are made from them (obra.commands).
 local core = require "obra.core"
 
 local cli = {}
 
-cli.EXIT = { ok = 0, failed = 1, usage = 2, waiting = 3, budget = 4, interrupted = 5, internal = 70, io = 74 }
+-- The exit statuses, in the order `obra help` and the man page list them.
+cli.EXITS = {
+  { 0, "ok", "success (for run/resume: every task done)" },
+  { 1, "failed", "failure: a task failed, or a command could not do what was asked" },
+  { 2, "usage", "usage error: unknown command or option, a bad value, a workflow script with errors" },
+  { 3, "waiting", "waiting for a human: a breakpoint is open (answer it, then `obra resume`)" },
+  { 4, "budget", "a budget is spent (raise it, then `obra resume`)" },
+  { 5, "interrupted", "interrupted by SIGINT/SIGTERM; `obra resume` continues" },
+  { 74, "io", "the database or the disk failed (full, damaged, unreadable): one line says what to do" },
+  { 70, "internal", "internal error: a bug in obra (a traceback is printed)" },
+}
+cli.EXIT = {}
+for _, e in ipairs(cli.EXITS) do cli.EXIT[e[2]] = e[1] end
+
+cli.ABOUT = "supervise coding agents: an agent works, a local LLM and your checks judge, you decide the rules"
 
 -- Order is the order of `obra help`.
 cli.COMMANDS = {
   "init", "run", "resume", "status", "show", "log", "answer", "approve", "reject",
   "checkpoints", "rollback", "workspaces", "merge", "land", "clean", "label", "calibrate", "replay", "report", "events",
-  "doctor", "backup", "repl", "version", "help",
+  "doctor", "backup", "repl", "completion", "version", "help",
 }
 
 local function load_command(name)
@@ -137,26 +144,28 @@ end
 local function help(args)
   local name = args and args[1]
   if name then
-    if name == "help" then
-      io.stdout:write("usage: obra help [COMMAND]\n\nlist the commands, or explain one (also: obra COMMAND --help)\n")
-      return cli.EXIT.ok
-    end
     local cmd = load_command(name)
     if not cmd then cli.usage("unknown command '" .. name .. "'") end
     io.stdout:write("usage: ", cmd.usage or ("obra " .. name), "\n\n", cmd.summary or "", "\n")
     if cmd.help then io.stdout:write("\n", cmd.help, "\n") end
     return cli.EXIT.ok
   end
-  io.stdout:write("obra " .. require("obra").version ..
-    " — supervise coding agents: an agent works, a local LLM and your checks judge, you decide the rules.\n\n" ..
+  io.stdout:write("obra " .. require("obra").version .. " — " .. cli.ABOUT .. ".\n\n" ..
     "usage: obra <command> [options]\n\ncommands:\n")
+  local width = 0
+  for _, n in ipairs(cli.COMMANDS) do width = math.max(width, #n) end
   for _, n in ipairs(cli.COMMANDS) do
     local cmd = load_command(n)
-    if cmd then io.stdout:write(string.format("  %-9s %s\n", n, cmd.summary or "")) end
+    if cmd then io.stdout:write(string.format("  %-" .. width .. "s %s\n", n, cmd.summary or "")) end
   end
-  io.stdout:write("\n`obra help <command>` explains one command.  Exit codes: 0 done, 1 failed, 2 usage,\n" ..
-    "3 waiting for a human, 4 budget spent, 5 interrupted, 74 the database or disk failed,\n" ..
-    "70 internal error (a bug in obra).\n")
+  local line = "Exit codes:"
+  io.stdout:write("\n`obra help <command>` explains one command; `obra help --man` prints the manual page.\n")
+  for i, e in ipairs(cli.EXITS) do
+    -- the meaning up to its first ':', ';' or '(': "3 waiting for a human"
+    local item = e[1] .. " " .. e[3]:match("^(.-)%s*[:;(]") .. (i < #cli.EXITS and "," or ".")
+    if #line + #item >= 80 then io.stdout:write(line, "\n"); line = item else line = line .. " " .. item end
+  end
+  io.stdout:write(line, "\n")
   return cli.EXIT.ok
 end
 cli.help = help
@@ -170,7 +179,6 @@ local function dispatch(args)
   if name == "--version" or name == "-V" then name = "version" end
   if name == "--help" or name == "-h" then name = "help" end
   local rest = table.move(args, 2, #args, 1, {})
-  if name == "help" then return help(rest) end
   local cmd = load_command(name)
   if not cmd then
     cli.usage("unknown command '" .. tostring(name) .. "'")

@@ -172,7 +172,9 @@ local function task_error(ctx, t, err)
     ctx.fatal, ctx.fatal_code = io, M.EXIT.io
   elseif type(err) == "table" and err.setup then
     -- the task's workspace could not be made (git refused...): its message, exit 1
-    ctx.fatal = "task " .. t.key .. ": " .. tostring(err.setup)
+    local why = tostring(err.setup)
+    if why:sub(1, #t.key + 2) == t.key .. ": " then why = why:sub(#t.key + 3) end
+    ctx.fatal = "task " .. t.key .. ": " .. why .. " — fix the repository (or set isolation = \"shared\"), then `obra resume`"
   else
     ctx.fatal = "internal error in task " .. t.key .. ": " .. tostring(err)
   end

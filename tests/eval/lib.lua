@@ -44,32 +44,17 @@ E.ACTIONS = { proceed = true, retry = true, clarify = true, escalate = true, par
 E.FLAGS = { hardcoded_results = true, tests_skipped = true, tests_deleted = true, assertions_weakened = true,
             unrelated_changes = true, unrequested_deletions = true, question_unanswered = true }
 
--- ---- small helpers ---------------------------------------------------------
+-- ---- small helpers (the suite's own: tests/support/helper.lua) ------------
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-E.q = q
-
-function E.sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
-end
-
-function E.readfile(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+package.path = E.ROOT .. "/tests/?.lua;" .. package.path
+local H = require "support.helper"
+local q = H.q
+E.q, E.sh, E.readfile = H.q, H.sh, H.readfile
 
 function E.writefile(path, s)
   local dir = path:match("^(.*)/[^/]*$")
   if dir then os.execute("mkdir -p " .. q(dir)) end
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
+  H.writefile(path, s)
 end
 
 function E.tmpdir(tag)
@@ -345,8 +330,6 @@ end
 -- the case's verdicts.  Returns url, stop().
 local function start_judge(c)
   if c.judge == "down" then return "http://127.0.0.1:" .. E.closed_port(), function() end end
-  package.path = E.ROOT .. "/tests/?.lua;" .. package.path
-  local H = require "support.helper"
   H.FAKES = E.FAKES
   local fakellm = require "support.fakellm"
   local srv = fakellm.start { models = { "judge" }, ttl = 300, epoch = 1767225600 }

@@ -44,7 +44,7 @@ end
 
 return {
   summary = "print every state change as JSON Lines (--follow: as it happens)",
-  usage = "obra events [--follow] [--since ID] [--interval SECONDS]",
+  usage = "obra events [--follow] [--since ID] [--interval SECONDS] [--json]",
   help = [[Prints the events obra recorded, oldest first, one JSON object a line: run_started,
 run_finished, task_started, iteration_started, iteration_ended (outcome, scores,
 decision), breakpoint_opened, breakpoint_answered, task_done, task_failed,
