@@ -22,6 +22,7 @@ local llm_mod = require "obra.llm"
 local human = require "obra.human"
 local statusline = require "obra.statusline"
 local integrate = require "obra.integrate"
+local remote = require "obra.remote"
 
 local M = {}
 
@@ -75,6 +76,7 @@ function M.open(a)
   if plan.config.llm ~= false then cfg.llm = merge(M.DEFAULTS.llm, plan.config.llm) else cfg.llm = false end
   -- a key written into the workflow is a secret like those in the environment
   if cfg.llm and type(cfg.llm.api_key) == "string" then core.redact_add(cfg.llm.api_key) end
+  if type(cfg.remote) == "string" then remote.secure(cfg.remote) end   -- a password in the remote's URL
   -- the judge: checked before the database is touched
   local llm
   if cfg.llm then
@@ -196,6 +198,8 @@ local function work(ctx, task_id)
     end
     local ok, rec = xpcall(iteration.run, debug.traceback, ctx, t)
     if not ok then return task_error(ctx, t, rec) end
+    -- with a remote, the checkpoint is pushed: another machine can take the task over from it
+    if ctx.config.remote then remote.publish(ctx, t, s:workspace(task_id)) end
     if rec.status == "done" then
       hook(ctx, "task_done", { task = s:task(task_id), iteration = rec.iteration })
     end
@@ -294,7 +298,7 @@ local function acquire(ctx, resume_run)
   local s = ctx.store
   local host = core.hostname()
   return s:tx(function()
-    for _, r in ipairs(s:live_runs()) do
+    for _, r in ipairs(s:live_runs(ctx.project.id)) do
       local cfg = core.json_decode(r.config or "{}") or {}
       if r.pid and r.pid ~= core.getpid() and (cfg.host == nil or cfg.host == host) and core.pid_alive(r.pid) then
         return nil, string.format("another obra (pid %d) is running this project (run #%d); wait for it or stop it first", r.pid, r.id)

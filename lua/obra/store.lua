@@ -122,7 +122,7 @@ end
 M.SQL = require "obra.store.sqlite"
 for _, name in ipairs({ "projects", "tasks", "runs", "sessions", "interactions", "decisions", "breakpoints",
                         "checkpoints", "workspaces", "integrations", "baselines", "outcomes", "iteration", "reports",
-                        "report_data", "events" }) do
+                        "report_data", "events", "locks" }) do
   require("obra.store." .. name)(methods, M.SQL, M)
 end
 

@@ -68,6 +68,7 @@ return {
   -- runs -------------------------------------------------------------------------------------
   run_by_id = "SELECT * FROM runs WHERE id = ?",
   runs_live = "SELECT * FROM runs WHERE status = 'running'",
+  runs_live_of_project = "SELECT * FROM runs WHERE status = 'running' AND project_id = ?",
   run_latest = "SELECT * FROM runs ORDER BY id DESC LIMIT 1",
   run_latest_of = "SELECT * FROM runs WHERE project_id = ? ORDER BY id DESC LIMIT 1",
   run_latest_script = "SELECT script_path FROM runs WHERE script_path IS NOT NULL ORDER BY id DESC LIMIT 1",
@@ -204,6 +205,14 @@ return {
       AND id > COALESCE((SELECT MAX(id) FROM integrations WHERE task_id = ? AND state = 'escalated'), 0)]],
   integration_latest = [[SELECT i.* FROM integrations i JOIN tasks t ON t.id = i.task_id WHERE t.project_id = ?
       ORDER BY i.id DESC LIMIT 1]],
+  -- locks (named fleet-wide locks with an expiry: the merge queue's; store/locks.lua) --------------
+  -- taken when free, expired, or already the holder's (a renewal); 0 changes: someone else holds it
+  lock_try = [[INSERT INTO locks(name, holder, acquired_at, expires_at) VALUES (?, ?, ?, ?)
+      ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at,
+      expires_at = excluded.expires_at WHERE locks.expires_at < ? OR locks.holder = excluded.holder]],
+  lock_renew = "UPDATE locks SET expires_at = ? WHERE name = ? AND holder = ?",
+  lock_release = "DELETE FROM locks WHERE name = ? AND holder = ?",
+  lock_by_name = "SELECT * FROM locks WHERE name = ?",
   workflow_scripts = [[SELECT DISTINCT script_path FROM runs WHERE project_id = ? AND script_path IS NOT NULL]],
 
   -- baselines -----------------------------------------------------------------------------------
