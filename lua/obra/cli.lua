@@ -56,7 +56,9 @@ function cli.usage(msg, command)
 end
 
 -- Parse args against a flag spec.  Returns opts (flags by name, with dashes as
--- underscores) and the positional arguments.  "--" ends the flags.
+-- underscores) and the positional arguments.  "--" ends the flags.  Every
+-- command also takes --help / -h, and --store TARGET (the database to use:
+-- cli.open_store and `obra run` read it, docs/cli.md).
 function cli.parse(spec, args, command)
   local opts, pos = {}, {}
   local i = 1
@@ -70,6 +72,14 @@ function cli.parse(spec, args, command)
     if not name then name = a:match("^%-%-([%w-]+)$") end
     if (name == "help" and not spec.help) or a == "-h" then
       opts.help = true           -- every command answers --help / -h
+    elseif name == "store" and not spec.store then
+      if value == nil then
+        i = i + 1
+        value = args[i]
+        if value == nil then cli.usage("--store needs a value: a SQLite path or a postgres:// URL", command) end
+      end
+      opts.store = value
+      cli.store_flag = value
     elseif name then
       local kind = spec[name]
       if not kind then cli.usage("unknown option --" .. name .. " for `" .. (command or "obra") .. "`", command) end
@@ -126,15 +136,22 @@ function cli.color()
 end
 
 -- The project's store, or a clear failure.  Returns store, project directory.
-function cli.open_store(need)
-  local path, dir = require("obra.store").find()
-  if not path then
+-- The store is --store, else $OBRA_STORE, else .obra/obra.db in this directory
+-- or the nearest parent holding .obra/ (which is then the project directory;
+-- with a --store and no .obra/, the current directory).  opts: store.open's.
+function cli.open_store(need, opts)
+  local store = require("obra.store")
+  local path, dir = store.find()
+  local target = store.target(cli.store_flag)
+  if target then
+    path, dir = target, dir or core.getcwd()
+  elseif not path then
     if need == false then return nil end
     cli.fail("no obra project here (no .obra/ in this directory or above); run `obra init` first")
   end
-  local store = require("obra.store")
-  local s, err, code = store.open(path)
+  local s, err, code = store.open(path, opts)
   if not s then
+    if code == "usage" then cli.usage(err) end
     local io = store.io_error(err, code)
     cli.fail(io or ("cannot open the database: " .. err), io and cli.EXIT.io or cli.EXIT.failed)
   end
@@ -179,6 +196,7 @@ local function dispatch(args)
   if name == "--version" or name == "-V" then name = "version" end
   if name == "--help" or name == "-h" then name = "help" end
   local rest = table.move(args, 2, #args, 1, {})
+  cli.store_flag = nil
   local cmd = load_command(name)
   if not cmd then
     cli.usage("unknown command '" .. tostring(name) .. "'")

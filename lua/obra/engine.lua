@@ -59,9 +59,11 @@ local function logger(ctx)
   end
 end
 
--- engine.open{script=, sets=, store=, dir=} -> ctx | nil, message
+-- engine.open{script=, sets=, store=, dir=, store_target=} -> ctx | nil, message
 -- Loads and checks the workflow, applies --set overrides, opens (or creates)
--- the project's database and syncs the plan into it.
+-- the project's database and syncs the plan into it.  The database is
+-- store (an open store), else store.target(store_target, config.store)
+-- (--store, $OBRA_STORE, the workflow's `store`), else .obra/obra.db.
 function M.open(a)
   local script = abspath(a.script or "obra.lua")
   local plan, err = workflow.load(script)
@@ -99,6 +101,7 @@ function M.open(a)
       if not mk then return nil, merr end
       path = dir .. "/" .. store_mod.DIR .. "/" .. store_mod.FILE
     end
+    path = store_mod.target(a.store_target, cfg.store) or path
     local e
     local code
     s, e, code = store_mod.open(path)

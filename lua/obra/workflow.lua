@@ -218,6 +218,7 @@ local CONFIG = {
   notify = function(v) return require("obra.notify").check(v) end,   -- its options: lua/obra/notify.lua
   protect = is_protect, baseline = is_type("boolean"),
   remote = is_remote,
+  store = is_type("string"),     -- the database: a SQLite path or a postgres:// URL (docs/data.md)
 }
 
 local TASK = {

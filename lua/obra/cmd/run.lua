@@ -39,7 +39,7 @@ local function start(opts, script, resume_run)
     opts.set = opts.set or {}
     opts.set[#opts.set + 1] = "remote=" .. opts.remote
   end
-  local ctx, err, code = engine.open { script = script, sets = opts.set, quiet = opts.quiet }
+  local ctx, err, code = engine.open { script = script, sets = opts.set, quiet = opts.quiet, store_target = opts.store }
   if not ctx then cli.fail(err, code == "io" and cli.EXIT.io or cli.EXIT.usage) end
   if ctx.config.remote then
     -- the remote answers before anything starts (one line naming it, exit 1, nothing changed)
