@@ -135,9 +135,16 @@ int obra_pg_version(obra_pg *pg) {
   return v < 0 ? 0 : (int)v;
 }
 
-/* Migrate in one transaction under an advisory lock (0x6f627261: "obra"). */
+/* Migrate in one transaction under an advisory lock (0x6f627261: "obra"),
+ * unless a look without the lock finds the schema up to date (the usual
+ * open: one round trip). */
 static obra_rc migrate(obra_pg *pg, int target, obra_err *e) {
   long long v = -1;
+  obra_err ignore = { 0 };
+  if (query_int(pg, "SELECT max(version) FROM obra_schema WHERE to_regclass('obra_schema') IS NOT NULL", &v, &ignore)
+      == OBRA_OK && v >= target && v <= obra_pg_migrations_count)
+    return OBRA_OK;
+  v = -1;
   obra_rc rc = obra_pg_exec(pg, "BEGIN; SELECT pg_advisory_xact_lock(1868722785);"
                                 "CREATE TABLE IF NOT EXISTS obra_schema (version integer NOT NULL)", e);
   if (rc == OBRA_OK) rc = query_int(pg, "SELECT version FROM obra_schema", &v, e);
@@ -167,8 +174,9 @@ static obra_rc migrate(obra_pg *pg, int target, obra_err *e) {
 /* The tables with an id column: their INSERTs get RETURNING id. */
 static obra_rc load_id_tables(obra_pg *pg, obra_err *e) {
   pg->trips++;
-  PGresult *res = fn.PQexec(pg->conn, "SELECT table_name FROM information_schema.columns"
-                                      " WHERE table_schema = current_schema() AND column_name = 'id'");
+  PGresult *res = fn.PQexec(pg->conn, "SELECT c.relname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+                                      " WHERE a.attname = 'id' AND NOT a.attisdropped AND c.relkind = 'r'"
+                                      " AND c.relnamespace = current_schema()::regnamespace");
   obra_rc rc = ok_status(res) ? OBRA_OK : fail_res(pg, res, "reading the tables", NULL, e);
   size_t size = 2;
   for (int i = 0; rc == OBRA_OK && i < fn.PQntuples(res); i++) size += (size_t)fn.PQgetlength(res, i, 0) + 1;
