@@ -30,7 +30,7 @@ cli.ABOUT = "supervise coding agents: an agent works, a local LLM and your check
 cli.COMMANDS = {
   "init", "run", "resume", "status", "show", "log", "answer", "approve", "reject",
   "checkpoints", "rollback", "workspaces", "merge", "land", "clean", "label", "calibrate", "replay", "report", "events",
-  "doctor", "backup", "repl", "completion", "version", "help",
+  "doctor", "backup", "migrate", "repl", "completion", "version", "help",
 }
 
 local function load_command(name)

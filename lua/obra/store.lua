@@ -150,7 +150,7 @@ end
 -- lua/obra/store/sql.lua.  s.SQL is the store's own statement table.
 M.ENTITIES = { "projects", "tasks", "runs", "sessions", "interactions", "decisions", "breakpoints",
                "checkpoints", "workspaces", "integrations", "baselines", "outcomes", "iteration", "reports",
-               "report_data", "events", "locks" }
+               "report_data", "events", "locks", "copy" }
 local function install(into, Q, backend)
   into.SQL = Q
   into.backend = function() return backend end

@@ -23,6 +23,9 @@ local Q = {
   integrity_check = "SELECT 'ok' AS integrity_check",   -- the server checks its own pages
   policy_insert = [[INSERT INTO policies(fingerprint, decider, thresholds, weights, created_at)
       VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING]],
+  -- the tables (obra migrate, lua/obra/store/copy.lua), and an id sequence moved past copied ids
+  tables = "SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema()",
+  id_reset = "SELECT setval(pg_get_serial_sequence(?, 'id'), ?)",
   write_probe = "CREATE TEMPORARY TABLE doctor_probe(x integer)",
   -- a comparison is a boolean in PostgreSQL, not 0/1
   agent_calls = [[SELECT task_id, iteration, session_id, outcome, tokens_in, tokens_out, cache_read, cache_write,
