@@ -94,6 +94,24 @@ function C.bind(s)
   assert.are.equal("me", t.metadata.owner)
 end
 
+-- opens the store at target read-only: reads, refuses writes, one statement at a time
+function C.readonly(target)
+  local s = assert(require("obra.store").open(target))
+  s:save_project("p", nil, "/w")
+  s:close()
+  local r = assert(require("obra.store").open(target, { readonly = true }))
+  assert.is_true(r:readonly())
+  local rows, cols = r:select("SELECT id, name FROM projects")
+  assert.are.equal("p", rows[1].name)
+  assert.are.same({ "id", "name" }, cols)
+  local ok, msg, code = r:select("DELETE FROM projects")
+  assert.is_nil(ok)
+  assert.are.equal("readonly", code)
+  assert.is_string(msg)
+  assert.has_error(function() r:select("SELECT 1; SELECT 2") end, "one statement at a time")
+  r:close()
+end
+
 -- an iteration is recorded in one transaction; a new session is written before the agent runs.
 -- Returns the round trips of the second iteration on PostgreSQL (nil on SQLite).
 function C.iteration(s, dir)

@@ -116,19 +116,19 @@ Exit: 0 nothing fails (warnings allowed), 1 something obra needs fails,
       end
     end
     -- database
-    local path_db = require("obra.store").find()
+    local store = require("obra.store")
+    local path_db = store.target(cli.store_flag) or store.find()
     if path_db then
-      local store = require("obra.store")
       local s, err, code = store.open(path_db)
       if not s then
         add("database", false, store.io_error(err, code) or err, "check the file's permissions and the disk")
       else
         local ok, werr = s:writable()
-        add("database", ok, ok and (path_db .. " (schema " .. s:version() .. ") is writable") or
+        add("database", ok, ok and (s:path() .. " (schema " .. s:version() .. ") is writable") or
           (store.io_error(werr, "io") or werr), not ok and "check the file's permissions and free disk space" or nil)
         local iok, good, problems = pcall(s.integrity, s)
         if not iok then good, problems = nil, tostring(good) end
-        add("database integrity", good == true, good and "SQLite's integrity check: ok" or problems,
+        add("database integrity", good == true, good and (s:backend() == "sqlite" and "SQLite's integrity check: ok" or "the server's own") or problems,
           not good and "the file is damaged: restore a copy made with `obra backup`, or move it aside to start afresh" or nil)
         s:close()
       end
