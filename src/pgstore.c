@@ -45,6 +45,7 @@ struct obra_pg_stmt {
   int nparams;
   char **names;                           /* nparams names (without ':'), or NULL: positional */
   int returning;                          /* RETURNING id was added */
+  unsigned char textual[MAX_PARAMS / 8];  /* parameters typed as text: `? IS [NOT] NULL` */
   uint64_t used;                          /* 0: a free slot */
 };
 
@@ -315,9 +316,20 @@ static int word_at(const char *p, const char *end, const char *w) {
   return (size_t)(end - p) >= n && strncasecmp(p, w, n) == 0 && (p + n == end || !(isalnum((unsigned char)p[n]) || p[n] == '_'));
 }
 
+/* A parameter followed by IS [NOT] NULL has no type PostgreSQL can infer:
+ * it is prepared as text. */
+static void note_is_null(obra_pg_stmt *st, int n, const char *p, const char *end) {
+  while (p < end && isspace((unsigned char)*p)) p++;
+  if (!word_at(p, end, "is")) return;
+  p += 2;
+  while (p < end && isspace((unsigned char)*p)) p++;
+  if (word_at(p, end, "not")) { p += 3; while (p < end && isspace((unsigned char)*p)) p++; }
+  if (word_at(p, end, "null")) st->textual[(n - 1) / 8] |= (unsigned char)(1u << ((n - 1) % 8));
+}
+
 /* Rewrite sql's `?`, `?NNN` and `:name` parameters to $N into st (names,
- * nparams) and *out (malloc'd).  Quotes, comments and `::` casts are copied
- * as they are.  *multi: a `;` followed by more SQL. */
+ * nparams, textual) and *out (malloc'd).  Quotes, comments and `::` casts
+ * are copied as they are.  *multi: a `;` followed by more SQL. */
 static obra_rc rewrite(const char *sql, size_t len, obra_pg_stmt *st, char **out, int *multi, obra_err *e) {
   sbuf b = { 0 };
   const char *p = sql, *end = sql + len;
@@ -358,6 +370,7 @@ static obra_rc rewrite(const char *sql, size_t len, obra_pg_stmt *st, char **out
       char num[16];
       snprintf(num, sizeof num, "$%d", k + 1);
       put(&b, num, strlen(num));
+      note_is_null(st, k + 1, q, end);
       named = 1; p = q;
     } else if (c == '?') {
       const char *q = p + 1;
@@ -369,6 +382,7 @@ static obra_rc rewrite(const char *sql, size_t len, obra_pg_stmt *st, char **out
       char num[16];
       snprintf(num, sizeof num, "$%d", n);
       put(&b, num, strlen(num));
+      note_is_null(st, n, q, end);
       p = q;
     } else if (c == ';') {
       const char *q = p + 1;
@@ -427,14 +441,14 @@ static uint32_t hash_sql(const char *sql, size_t len) {
   return h;
 }
 
-/* PQprepare, typing as text each parameter the server cannot type (42P18:
- * `? IS NULL`).  Inside a transaction a failed prepare would abort it: the
- * attempts run in a savepoint. */
+/* PQprepare, the parameters note_is_null found typed as text.  Outside a
+ * transaction, one the server still cannot type (42P18) is typed as text and
+ * the prepare tried again; inside one a failed prepare has aborted the
+ * transaction, so it fails (one round trip in the usual case). */
 static obra_rc prepare_server(obra_pg *pg, obra_pg_stmt *st, const char *text, obra_err *e) {
   Oid types[MAX_PARAMS];
-  memset(types, 0, sizeof types);
-  int guarded = pg->depth > 0;
-  obra_rc rc = guarded ? obra_pg_exec(pg, "SAVEPOINT obra_prepare", e) : OBRA_OK;
+  for (int i = 0; i < st->nparams; i++) types[i] = (st->textual[i / 8] >> (i % 8)) & 1 ? 25 : 0;
+  obra_rc rc = OBRA_OK;
   for (int attempt = 0; rc == OBRA_OK && attempt <= st->nparams; attempt++) {
     pg->trips++;
     PGresult *res = fn.PQprepare(pg->conn, st->name, text, st->nparams, types);
@@ -443,19 +457,13 @@ static obra_rc prepare_server(obra_pg *pg, obra_pg_stmt *st, const char *text, o
     const char *msg = fn.PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
     const char *dollar = msg ? strchr(msg, '$') : NULL;
     int k = dollar ? atoi(dollar + 1) : 0;
-    if (state && strcmp(state, "42P18") == 0 && k >= 1 && k <= st->nparams && types[k - 1] == 0) {
+    if (state && strcmp(state, "42P18") == 0 && k >= 1 && k <= st->nparams && types[k - 1] == 0 && pg->depth == 0) {
       fn.PQclear(res);
       types[k - 1] = 25;                    /* text */
-      if (guarded) rc = obra_pg_exec(pg, "ROLLBACK TO SAVEPOINT obra_prepare", e);
       continue;
     }
     rc = fail_res(pg, res, "prepare", NULL, e);
     fn.PQclear(res);
-  }
-  if (guarded && fn.PQstatus(pg->conn) == CONNECTION_OK) {
-    obra_err ignore = { 0 };
-    if (rc != OBRA_OK) obra_pg_exec(pg, "ROLLBACK TO SAVEPOINT obra_prepare", &ignore);
-    obra_pg_exec(pg, "RELEASE SAVEPOINT obra_prepare", &ignore);
   }
   return rc;
 }
