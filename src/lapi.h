@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <cjson/cJSON.h>
 #include "obra/status.h"
+#include "obra/store.h"
 
 #define OBRA_LAPI(name) int obra_lapi_##name(lua_State *L);
 #include "lapi_list.h"
@@ -41,6 +42,9 @@ struct obra_store *obra_lapi_teststore(lua_State *L, int idx);
 /* Raise a store error: {message = "store: ...", io = true} for OBRA_EIO (the
  * disk, the file, the server: lua/obra/store.lua's io_error), else a string. */
 int obra_lapi_store_raise(lua_State *L, const obra_err *e);
+
+/* store:stats()'s table {commits, changes, cached_statements} onto the stack. */
+void obra_lapi_push_stats(lua_State *L, const obra_store_stat *st);
 
 /* Rows to JSON for store:json_rows (lapi_store.c), whatever the backend:
  * next() steps to a row (0: no more, or an error the caller checks after);

@@ -288,13 +288,7 @@ static int l_stats(lua_State *L) {
   obra_pg *pg = check_open(L);
   obra_store_stat st;
   obra_pg_stats(pg, &st);
-  lua_createtable(L, 0, 4);
-  lua_pushinteger(L, (lua_Integer)st.commits);
-  lua_setfield(L, -2, "commits");
-  lua_pushinteger(L, (lua_Integer)st.changes);
-  lua_setfield(L, -2, "changes");
-  lua_pushinteger(L, st.cached_statements);
-  lua_setfield(L, -2, "cached_statements");
+  obra_lapi_push_stats(L, &st);
   lua_pushinteger(L, (lua_Integer)obra_pg_round_trips(pg));
   lua_setfield(L, -2, "round_trips");
   return 1;

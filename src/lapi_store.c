@@ -427,14 +427,18 @@ luaL_Stream *obra_lapi_json_args(lua_State *L) {
 static int l_stats(lua_State *L) {
   obra_store_stat st;
   obra_store_stats(check_open(L), &st);
-  lua_createtable(L, 0, 3);
-  lua_pushinteger(L, (lua_Integer)st.commits);
-  lua_setfield(L, -2, "commits");
-  lua_pushinteger(L, (lua_Integer)st.changes);
-  lua_setfield(L, -2, "changes");
-  lua_pushinteger(L, st.cached_statements);
-  lua_setfield(L, -2, "cached_statements");
+  obra_lapi_push_stats(L, &st);
   return 1;
+}
+
+void obra_lapi_push_stats(lua_State *L, const obra_store_stat *st) {
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, (lua_Integer)st->commits);
+  lua_setfield(L, -2, "commits");
+  lua_pushinteger(L, (lua_Integer)st->changes);
+  lua_setfield(L, -2, "changes");
+  lua_pushinteger(L, st->cached_statements);
+  lua_setfield(L, -2, "cached_statements");
 }
 
 static int l_readonly(lua_State *L) { lua_pushboolean(L, obra_store_readonly(check_open(L))); return 1; }

@@ -136,6 +136,37 @@ int obra_pg_version(obra_pg *pg) {
   return v < 0 ? 0 : (int)v;
 }
 
+/* A growing text (out of memory is remembered, checked once at the end). */
+typedef struct { char *buf; size_t len, cap; int oom; } sbuf;
+
+static void put(sbuf *b, const char *s, size_t n) {
+  if (b->oom) return;
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = (b->cap ? b->cap * 2 : 256) + n;
+    char *p = realloc(b->buf, cap);
+    if (p == NULL) { b->oom = 1; return; }
+    b->buf = p; b->cap = cap;
+  }
+  memcpy(b->buf + b->len, s, n);
+  b->len += n;
+  b->buf[b->len] = '\0';
+}
+
+/* task_transitions' rows (migration 2): the table of store.c, not a copy. */
+static obra_rc insert_transitions(obra_pg *pg, obra_err *e) {
+  sbuf b = { 0 };
+  const char *from, *to;
+  put(&b, "INSERT INTO task_transitions VALUES ", 36);
+  for (size_t i = 0; obra_store_transition(i, &from, &to); i++) {
+    char row[80];
+    int n = snprintf(row, sizeof row, "%s('%s','%s')", i ? "," : "", from, to);
+    put(&b, row, (size_t)n);
+  }
+  obra_rc rc = b.oom ? obra_err_set(e, OBRA_ENOMEM, "out of memory") : obra_pg_exec(pg, b.buf, e);
+  free(b.buf);
+  return rc;
+}
+
 /* Migrate in one transaction under an advisory lock (0x6f627261: "obra"),
  * unless a look without the lock finds the schema up to date (the usual
  * open: one round trip). */
@@ -155,6 +186,7 @@ static obra_rc migrate(obra_pg *pg, int target, obra_err *e) {
                       "upgrade obra or use the obra that wrote it", pg->path, v, obra_pg_migrations_count);
   for (int i = (int)v + 1; rc == OBRA_OK && i <= target; i++) {
     rc = obra_pg_exec(pg, obra_pg_migrations[i], e);
+    if (rc == OBRA_OK && i == 2) rc = insert_transitions(pg, e);
     if (rc != OBRA_OK && e) {
       char prev[sizeof e->msg];
       snprintf(prev, sizeof prev, "%s", e->msg);
@@ -296,20 +328,6 @@ void obra_pg_stats(const obra_pg *pg, obra_store_stat *st) {
 
 /* ---- statements ---------------------------------------------------------------- */
 
-typedef struct { char *buf; size_t len, cap; int oom; } sbuf;
-
-static void put(sbuf *b, const char *s, size_t n) {
-  if (b->oom) return;
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = (b->cap ? b->cap * 2 : 256) + n;
-    char *p = realloc(b->buf, cap);
-    if (p == NULL) { b->oom = 1; return; }
-    b->buf = p; b->cap = cap;
-  }
-  memcpy(b->buf + b->len, s, n);
-  b->len += n;
-  b->buf[b->len] = '\0';
-}
 
 static int word_at(const char *p, const char *end, const char *w) {
   size_t n = strlen(w);
