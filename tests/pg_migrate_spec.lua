@@ -83,6 +83,28 @@ task "b" { prompt = "B: write b.txt", deps = { "a" }, checks = { "test -f b.txt"
     s:close()
   end)
 
+  it("copies a table larger than one batch, with gaps in its ids, and a task's later parent", function()
+    local dir = H.tmpdir("migrate-batch")
+    local src = assert(obra.open(dir .. "/obra.db"))
+    src:save_project("p", nil, dir)
+    src:tx(function()
+      for i = 1, 1203 do src:exec("INSERT INTO events(id, at, type) VALUES (?, ?, 'run_started')", i * 2, i + 0.25) end
+      src:exec("INSERT INTO tasks(id, project_id, key) VALUES (1, 1, 'child'), (2, 1, 'parent')")
+      src:exec("UPDATE tasks SET parent_id = 2 WHERE id = 1")
+    end)
+    local dst = assert(obra.open(assert(pg.url("migrate_batch"))))
+    local report = src:copy_to(dst)
+    local rows = {}
+    for _, r in ipairs(report) do rows[r.table] = r.rows end
+    assert.are.equal(1203, rows.events)
+    assert.are.same(src:query("SELECT id, at FROM events ORDER BY id"), dst:query("SELECT id, at FROM events ORDER BY id"))
+    assert.are.equal(2, dst:task("child").parent_id)
+    assert.are.equal(2407, dst:add_event("run_started", {}))
+    src:close()
+    dst:close()
+    H.rmdir(dir)
+  end)
+
   it("refuses a usage without a direction and an unknown scheme", function()
     local dir = H.tmpdir("migrate-usage")
     H.expect_code(H.obra({ "init", "--no-git" }, { cwd = dir }), 0)

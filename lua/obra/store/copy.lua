@@ -6,7 +6,8 @@
 --       later), by name; not the schema's own (obra_schema, task_transitions)
 --   s:row_count() -> the rows of those tables together
 --   s:copy_to(dst [, {force=}]) -> { {table=, rows=}, ... }
---       every table's rows in id order (or its first column's), ids kept, in
+--       every table's rows in id order (500 at a time; a table without ids
+--       in its first column's order, at once), ids kept, in
 --       one transaction on dst; a self-reference (a task's parent, a
 --       session's predecessor) is set after its table's rows are in.  dst
 --       must be empty (force: its rows are deleted first) and at the same
@@ -16,6 +17,7 @@ local ORDER = { "projects", "milestones", "tasks", "task_deps", "runs", "session
                 "integrations", "outcomes", "baselines", "events", "workers", "leases", "locks" }
 local SKIP = { obra_schema = true, task_transitions = true, doctor_probe = true }
 local SELF = { tasks = { "parent_id" }, sessions = { "previous_id" } }
+local BATCH = 500
 
 local function ident(name)
   assert(type(name) == "string" and name:match("^[%a_][%w_]*$"), "obra.store: not a plain name")
@@ -82,25 +84,32 @@ return function(methods, Q)
         end
         local insert = "INSERT INTO " .. t .. "(" .. table.concat(cols, ", ") .. ") VALUES (" ..
           table.concat(marks, ", ") .. ")"
-        local rows = self:query("SELECT * FROM " .. t .. " ORDER BY " .. (has_id and "id" or cols[1]))
-        local later = {}
-        for _, row in ipairs(rows) do
-          local vals = {}
-          for i, c in ipairs(cols) do vals[i] = row[c] end
-          for _, c in ipairs(SELF[t] or {}) do
-            if row[c] ~= nil then
-              later[#later + 1] = { c, row[c], row.id }
-              for i, cc in ipairs(cols) do if cc == c then vals[i] = nil end end
+        -- a table with ids in batches of BATCH (interactions can be large); the others at once
+        local select = has_id and ("SELECT * FROM " .. t .. " WHERE id > ? ORDER BY id LIMIT " .. BATCH)
+          or ("SELECT * FROM " .. t .. " ORDER BY " .. cols[1])
+        local later, n, last = {}, 0, nil
+        repeat
+          local rows = has_id and self:query(select, last or math.mininteger) or self:query(select)
+          for _, row in ipairs(rows) do
+            local vals = {}
+            for i, c in ipairs(cols) do vals[i] = row[c] end
+            for _, c in ipairs(SELF[t] or {}) do
+              if row[c] ~= nil then
+                later[#later + 1] = { c, row[c], row.id }
+                for i, cc in ipairs(cols) do if cc == c then vals[i] = nil end end
+              end
             end
+            dst:exec(insert, table.unpack(vals, 1, #cols))
+            last = row.id
           end
-          dst:exec(insert, table.unpack(vals, 1, #cols))
-        end
+          n = n + #rows
+        until not has_id or #rows < BATCH
         for _, l in ipairs(later) do
           dst:exec("UPDATE " .. t .. " SET " .. ident(l[1]) .. " = ? WHERE id = ?", l[2], l[3])
         end
         local reset = rawget(DQ, "id_reset")      -- PostgreSQL's; SQLite's rowid follows by itself
-        if has_id and #rows > 0 and reset then dst:exec(reset, t, rows[#rows].id) end
-        report[#report + 1] = { table = t, rows = #rows }
+        if has_id and last and reset then dst:exec(reset, t, last) end
+        report[#report + 1] = { table = t, rows = n }
       end
     end)
     return report
