@@ -259,21 +259,15 @@ static int l_json_rows(lua_State *L) {
   return 1;
 }
 
-static int l_begin(lua_State *L) {
+/* begin / commit / rollback: f on the store, raising its error. */
+static int tx(lua_State *L, obra_rc (*f)(obra_pg *, obra_err *)) {
   obra_err e = { 0 };
-  if (obra_pg_begin(check_open(L), &e) != OBRA_OK) return obra_lapi_store_raise(L, &e);
+  if (f(check_open(L), &e) != OBRA_OK) return obra_lapi_store_raise(L, &e);
   return 0;
 }
-static int l_commit(lua_State *L) {
-  obra_err e = { 0 };
-  if (obra_pg_commit(check_open(L), &e) != OBRA_OK) return obra_lapi_store_raise(L, &e);
-  return 0;
-}
-static int l_rollback(lua_State *L) {
-  obra_err e = { 0 };
-  if (obra_pg_rollback(check_open(L), &e) != OBRA_OK) return obra_lapi_store_raise(L, &e);
-  return 0;
-}
+static int l_begin(lua_State *L) { return tx(L, obra_pg_begin); }
+static int l_commit(lua_State *L) { return tx(L, obra_pg_commit); }
+static int l_rollback(lua_State *L) { return tx(L, obra_pg_rollback); }
 
 static int l_task_status(lua_State *L) {
   obra_pg *pg = check_open(L);
