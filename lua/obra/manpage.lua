@@ -25,6 +25,7 @@ M.ENVIRONMENT = {
   { "OBRA_CHARTJS", "another copy of chart.min.js for obra report (default: Debian's libjs-chart.js)" },
   { "OBRA_LIBCURL", "the libcurl to load instead of libcurl.so.4" },
   { "OBRA_LIBGIT2", "the libgit2 to load instead of the system's" },
+  { "OBRA_LIBPQ", "the libpq to load instead of libpq.so.5 (a PostgreSQL store)" },
   { "OBRA_HTTP_TRANSPORT", "curl: every HTTP request through libcurl (for testing)" },
   { "http_proxy, https_proxy, all_proxy, no_proxy", "proxies, read by libcurl as curl does" },
   { "NO_COLOR", "set and not empty: no colour on a terminal (nor with TERM=dumb)" },
@@ -77,7 +78,8 @@ function M.render()
       "Every step is recorded in .obra/obra.db, so a run can crash, wait for a human and resume without " ..
       "losing or repeating work."),
     ".PP",
-    esc("Every command answers --help and -h (the same text as obra help COMMAND). Counts must be whole " ..
+    esc("Every command answers --help and -h (the same text as obra help COMMAND), and takes --store TARGET: " ..
+      "the database, a SQLite path or a postgres:// URL (else OBRA_STORE, else .obra/obra.db). Counts must be whole " ..
       "numbers of at least 1. Listing commands take --json. Progress goes to stderr, results to stdout."),
     ".SH COMMANDS")
   for _, c in ipairs(require("obra.commands").list()) do
