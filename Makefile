@@ -12,7 +12,8 @@
 #   make eval      deps + build + obra's decisions on the evaluation set
 #                  (tests/eval): exit 1 below 95 % right; make eval-record
 #                  records its cassettes again
-#   make install   PREFIX=/usr/local DESTDIR=
+#   make install   PREFIX=/usr/local DESTDIR= (obra, the Lua module, obra.1,
+#                  the bash, zsh and fish completions); make uninstall
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
@@ -20,14 +21,18 @@ BINDIR    = $(DESTDIR)$(PREFIX)/bin
 LUAVER    = 5.4
 LMODDIR   = $(DESTDIR)$(PREFIX)/lib/lua/$(LUAVER)
 LSHAREDIR = $(DESTDIR)$(PREFIX)/share/lua/$(LUAVER)
+MANDIR    = $(DESTDIR)$(PREFIX)/share/man/man1
+BASHCOMPDIR = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  = $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
 DEB_PKGS = build-essential pkg-config lua5.4 liblua5.4-dev libsqlite3-dev \
            libcurl4-openssl-dev libcjson-dev uuid-dev libreadline-dev libgit2-dev \
            lua-busted lua-socket lua-cjson python3 git tmux procps sqlite3 \
-           libjs-chart.js chromium
+           libjs-chart.js chromium groff-base man-db zsh fish libpq-dev postgresql
 
 CC      ?= cc
-PKGS     = lua5.4 sqlite3 libcurl libcjson uuid libgit2
+PKGS     = lua5.4 sqlite3 libcurl libcjson uuid libgit2 libpq
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wwrite-strings -Wno-unused-parameter
 ifneq ($(CI),)
@@ -36,8 +41,9 @@ endif
 OPT     ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC $(OPT) $(WARN) -Iinclude -I$(BUILD) \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libcurl and libgit2 are not linked: src/http.c and src/workspace.c load them on
-# first use (dl.h), so a command that needs neither starts without them.
+# libcurl, libgit2 and libpq are not linked: src/http.c, src/workspace.c and
+# src/pgstore.c load them on first use (dl.h), so a command that needs none
+# starts without them (libpq's header comes from pkg-config, for its types).
 LIBS     = $(shell pkg-config --libs sqlite3 libcjson uuid 2>/dev/null) -lm -ldl
 EXE_LIBS = $(LIBS) $(shell pkg-config --libs lua5.4) -lreadline
 
@@ -214,9 +220,13 @@ fuzz-regress-bin: $(BUILD)/lapi_list.h
 
 # install notes the directories it had to create (deepest last) in
 # $(INSTALLED), so that uninstall removes exactly those, once they are empty.
+# The man page and the shell completions are made by the obra being installed,
+# from its commands' definitions (obra help --man, obra completion SHELL).
 INSTALLED = $(LSHAREDIR)/obra/.installed-dirs
+INSTALL_DIRS = $(BINDIR) $(LMODDIR)/obra $(LSHAREDIR)/obra $(MANDIR) $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDIR)
+GENERATED = $(MANDIR)/obra.1 $(BASHCOMPDIR)/obra $(ZSHCOMPDIR)/_obra $(FISHCOMPDIR)/obra.fish
 install: all
-	@made=""; for d in $(BINDIR) $(LMODDIR)/obra $(LSHAREDIR)/obra; do \
+	@made=""; for d in $(INSTALL_DIRS); do \
 	  p=""; for part in $$(echo "$$d" | tr '/' ' '); do p="$$p/$$part"; \
 	    [ -d "$$p" ] || { mkdir "$$p" && made="$$made $$p"; } || exit 1; done; done; \
 	  for m in $$made; do echo "$$m"; done >> $(INSTALLED).tmp; \
@@ -225,12 +235,17 @@ install: all
 	install -m 0755 $(OUT)/lib/obra/core.so $(LMODDIR)/obra/core.so
 	install -m 0644 lua/obra.lua $(LSHAREDIR)/obra.lua
 	cp -r lua/obra/. $(LSHAREDIR)/obra/
+	$(OUT)/obra help --man > $(MANDIR)/obra.1
+	$(OUT)/obra completion bash > $(BASHCOMPDIR)/obra
+	$(OUT)/obra completion zsh > $(ZSHCOMPDIR)/_obra
+	$(OUT)/obra completion fish > $(FISHCOMPDIR)/obra.fish
+	chmod 0644 $(GENERATED)
 	@echo "installed. From the stock interpreter: LUA_PATH='$(LSHAREDIR)/?.lua;;' LUA_CPATH='$(LMODDIR)/?.so;;' lua5.4 -e 'require \"obra\"'"
 	@echo "(needless when $(PREFIX) is /usr/local or /usr: lua5.4 looks there by itself)"
 
 uninstall:
 	@dirs=$$(tac $(INSTALLED) 2>/dev/null); \
-	  rm -f $(BINDIR)/obra $(LMODDIR)/obra/core.so $(LSHAREDIR)/obra.lua; \
+	  rm -f $(BINDIR)/obra $(LMODDIR)/obra/core.so $(LSHAREDIR)/obra.lua $(GENERATED); \
 	  rm -rf $(LSHAREDIR)/obra; rmdir $(LMODDIR)/obra 2>/dev/null; \
 	  for d in $$dirs; do [ -d "$$d" ] && rmdir "$$d" 2>/dev/null; done; \
 	  echo "uninstalled from $(DESTDIR)$(PREFIX)"

@@ -1,7 +1,8 @@
 -- LuaRocks: `luarocks make` in a checkout builds with the Makefile (the C
 -- core, lib/obra/core.so, and the obra executable) and installs the module
 -- into the rocks tree: obra.core (C) under LIBDIR, the Lua half under LUADIR,
--- the obra command under BINDIR.  The Debian packages the build needs are in
+-- the obra command under BINDIR, obra.1 and the shell completions under the
+-- rock's own directory (PREFIX/share).  The Debian packages the build needs are in
 -- the Makefile's DEB_PKGS (`make deps`).
 rockspec_format = "3.0"
 package = "obra"
@@ -30,5 +31,8 @@ build = {
   install_target = "install",
   install_variables = {
     BINDIR = "$(BINDIR)", LMODDIR = "$(LIBDIR)", LSHAREDIR = "$(LUADIR)", LUAVER = "5.4",
+    -- the man page and the completions stay in the rock's own directory
+    MANDIR = "$(PREFIX)/share/man/man1", BASHCOMPDIR = "$(PREFIX)/share/bash-completion/completions",
+    ZSHCOMPDIR = "$(PREFIX)/share/zsh/site-functions", FISHCOMPDIR = "$(PREFIX)/share/fish/vendor_completions.d",
   },
 }

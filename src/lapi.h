@@ -6,8 +6,10 @@
 #define OBRA_LAPI_H
 #include <lua.h>
 #include <lauxlib.h>
+#include <stdio.h>
 #include <cjson/cJSON.h>
 #include "obra/status.h"
+#include "obra/store.h"
 
 #define OBRA_LAPI(name) int obra_lapi_##name(lua_State *L);
 #include "lapi_list.h"
@@ -34,6 +36,33 @@ void   obra_lapi_encode(lua_State *L, int idx);
  * when it is not one or is closed.  Borrowed: valid while the userdata is. */
 struct obra_store;
 struct obra_store *obra_lapi_checkstore(lua_State *L, int idx);
+/* The same, or NULL when idx is not an open SQLite store (a PostgreSQL one). */
+struct obra_store *obra_lapi_teststore(lua_State *L, int idx);
+
+/* Raise a store error: {message = "store: ...", io = true} for OBRA_EIO (the
+ * disk, the file, the server: lua/obra/store.lua's io_error), else a string. */
+int obra_lapi_store_raise(lua_State *L, const obra_err *e);
+
+/* store:stats()'s table {commits, changes, cached_statements} onto the stack. */
+void obra_lapi_push_stats(lua_State *L, const obra_store_stat *st);
+
+/* Rows to JSON for store:json_rows (lapi_store.c), whatever the backend:
+ * next() steps to a row (0: no more, or an error the caller checks after);
+ * cell() gives column c: 0 NULL, 1 a number in *num, 2 text in *text (length *len). */
+typedef struct {
+  int ncol;
+  void *ud;
+  int (*next)(void *ud);
+  const char *(*name)(void *ud, int c);
+  int (*cell)(void *ud, int c, double *num, const unsigned char **text, int *len);
+} obra_lapi_rowsrc;
+/* The rows as a JSON array formatted as core.json_encode(v, true) formats a
+ * value nested depth levels deep: onto the stack as a string, or written to
+ * f when f is given (then nothing is pushed). */
+void obra_lapi_json_rows(lua_State *L, FILE *f, int depth, const obra_lapi_rowsrc *src);
+/* store:json_rows's leading arguments ([file,] depth): the file (NULL when
+ * none) is removed from the stack; depth is checked at index 2. */
+struct luaL_Stream *obra_lapi_json_args(lua_State *L);
 
 /* Optional field helpers for option tables at index t.  optstring returns def
  * (which may be NULL) when the key is absent and raises when it is not a string. */

@@ -55,7 +55,7 @@ static obra_store *check_open(lua_State *L) {
  * {message = "store: ...", io = true} (metatable "obra.store_error", whose
  * __tostring is the message), so the CLI and the engine can tell it from a
  * bug and say what to do (lua/obra/store.lua: store.io_error). */
-static int raise_err(lua_State *L, const obra_err *e) {
+int obra_lapi_store_raise(lua_State *L, const obra_err *e) {
   if (e->rc != OBRA_EIO) return luaL_error(L, "store: %s", e->msg);
   lua_createtable(L, 0, 2);
   lua_pushfstring(L, "store: %s", e->msg);
@@ -75,6 +75,11 @@ obra_store *obra_lapi_checkstore(lua_State *L, int idx) {
   lstore *ls = luaL_checkudata(L, idx, STORE_MT);
   if (ls->s == NULL) luaL_error(L, "store: the database is closed");
   return ls->s;
+}
+
+obra_store *obra_lapi_teststore(lua_State *L, int idx) {
+  lstore *ls = luaL_testudata(L, idx, STORE_MT);
+  return ls ? ls->s : NULL;
 }
 
 static int l_open(lua_State *L) {
@@ -154,7 +159,7 @@ static sqlite3_stmt *prepare(lua_State *L, obra_store *s) {
   sqlite3_stmt *st = obra_store_prepare(s, sql, len, &multi, &e);
   if (st == NULL && multi && top == 2) return NULL;
   if (st == NULL && multi) luaL_error(L, "store: parameters given to several statements");
-  if (st == NULL) raise_err(L, &e);
+  if (st == NULL) obra_lapi_store_raise(L, &e);
   int nparam = sqlite3_bind_parameter_count(st);
   const char *first = nparam ? sqlite3_bind_parameter_name(st, 1) : NULL;
   int rc;
@@ -190,7 +195,7 @@ static void push_column(lua_State *L, sqlite3_stmt *st, int c) {
 
 static int exec_script(lua_State *L, obra_store *s) {
   obra_err e = { 0 };
-  if (obra_store_exec(s, luaL_checkstring(L, 2), &e) != OBRA_OK) return raise_err(L, &e);
+  if (obra_store_exec(s, luaL_checkstring(L, 2), &e) != OBRA_OK) return obra_lapi_store_raise(L, &e);
   lua_pushinteger(L, sqlite3_changes(obra_store_db(s)));
   lua_pushinteger(L, sqlite3_last_insert_rowid(obra_store_db(s)));
   return 2;
@@ -222,7 +227,7 @@ static int run(lua_State *L, int collect, int limit) {
   if (rc != SQLITE_DONE) obra_store_fail(s, rc, "sql", &e);
   int changes = sqlite3_changes(obra_store_db(s));
   obra_store_release(s, st);
-  if (rc != SQLITE_DONE) return raise_err(L, &e);
+  if (rc != SQLITE_DONE) return obra_lapi_store_raise(L, &e);
   if (collect) {
     if (limit == 1) { lua_rawgeti(L, -1, 1); return 1; }
     return 1;
@@ -333,42 +338,33 @@ static void out_json_number(jsonout *o, double d) {
   out_str(o, num);
 }
 
-/* store:json_rows([file,] depth, sql, ...) -> text | true (written to file).
- * A NULL column is left out of its object, as a nil field is by
- * core.json_encode. */
-static int l_json_rows(lua_State *L) {
-  obra_store *s = check_open(L);
-  luaL_Stream *file = luaL_testudata(L, 2, LUA_FILEHANDLE);
-  if (file) {
-    if (file->closef == NULL) return luaL_error(L, "store: json_rows to a closed file");
-    lua_remove(L, 2);
-  }
-  int depth = (int)luaL_checkinteger(L, 2);
-  lua_remove(L, 2);                    /* prepare() reads sql at 2, parameters after */
-  sqlite3_stmt *st = prepare(L, s);
-  if (st == NULL) return luaL_error(L, "store: json_rows needs one statement");
-  int ncol = sqlite3_column_count(st);
+/* The rows of a source as a JSON array (see lapi.h).  A NULL column is left
+ * out of its object, as a nil field is by core.json_encode. */
+void obra_lapi_json_rows(lua_State *L, FILE *f, int depth, const obra_lapi_rowsrc *src) {
   luaL_Buffer b;
-  jsonout o = { &b, file ? file->f : NULL };
+  jsonout o = { &b, f };
   if (o.f) flockfile(o.f);
-  else luaL_buffinit(L, &b);           /* (a raise below leaves st to be reset at its next use) */
+  else luaL_buffinit(L, &b);
   out_char(&o, '[');
-  int rc, n = 0;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+  int n = 0;
+  while (src->next(src->ud)) {
     if (n++) out_str(&o, ", ");
     out_str(&o, "{\n");
     int first = 1;
-    for (int c = 0; c < ncol; c++) {
-      int type = sqlite3_column_type(st, c);
-      if (type == SQLITE_NULL) continue;
+    for (int c = 0; c < src->ncol; c++) {
+      double num = 0;
+      const unsigned char *text = NULL;
+      int len = 0;
+      int kind = src->cell(src->ud, c, &num, &text, &len);
+      if (kind == 0) continue;
       if (!first) out_str(&o, ",\n");
       first = 0;
       out_tabs(&o, depth + 2);
-      const char *name = sqlite3_column_name(st, c);
+      const char *name = src->name(src->ud, c);
       out_json_string(&o, (const unsigned char *)name, (int)strlen(name));
       out_str(&o, ":\t");
-      if (type == SQLITE_INTEGER || type == SQLITE_FLOAT) out_json_number(&o, sqlite3_column_double(st, c));
-      else out_json_string(&o, sqlite3_column_text(st, c), sqlite3_column_bytes(st, c));
+      if (kind == 1) out_json_number(&o, num);
+      else out_json_string(&o, text, len);
     }
     if (!first) out_char(&o, '\n');
     out_tabs(&o, depth + 1);
@@ -376,26 +372,73 @@ static int l_json_rows(lua_State *L) {
   }
   out_char(&o, ']');
   if (o.f) funlockfile(o.f);
+  else luaL_pushresult(&b);
+}
+
+typedef struct { sqlite3_stmt *st; int rc; } sqlite_rows;
+
+static int sqlite_next(void *ud) {
+  sqlite_rows *r = ud;
+  r->rc = sqlite3_step(r->st);
+  return r->rc == SQLITE_ROW;
+}
+static const char *sqlite_name(void *ud, int c) { return sqlite3_column_name(((sqlite_rows *)ud)->st, c); }
+static int sqlite_cell(void *ud, int c, double *num, const unsigned char **text, int *len) {
+  sqlite3_stmt *st = ((sqlite_rows *)ud)->st;
+  int type = sqlite3_column_type(st, c);
+  if (type == SQLITE_NULL) return 0;
+  if (type == SQLITE_INTEGER || type == SQLITE_FLOAT) { *num = sqlite3_column_double(st, c); return 1; }
+  *text = sqlite3_column_text(st, c);
+  *len = sqlite3_column_bytes(st, c);
+  return 2;
+}
+
+/* store:json_rows([file,] depth, sql, ...) -> text | true (written to file). */
+static int l_json_rows(lua_State *L) {
+  obra_store *s = check_open(L);
+  luaL_Stream *file = obra_lapi_json_args(L);
+  int depth = (int)lua_tointeger(L, 2);
+  lua_remove(L, 2);                    /* prepare() reads sql at 2, parameters after */
+  sqlite3_stmt *st = prepare(L, s);
+  if (st == NULL) return luaL_error(L, "store: json_rows needs one statement");
+  sqlite_rows rows = { st, SQLITE_DONE };
+  obra_lapi_rowsrc src = { sqlite3_column_count(st), &rows, sqlite_next, sqlite_name, sqlite_cell };
+  obra_lapi_json_rows(L, file ? file->f : NULL, depth, &src);   /* (a raise leaves st to be reset at its next use) */
   obra_err e = { 0 };
-  if (rc != SQLITE_DONE) obra_store_fail(s, rc, "sql", &e);
+  if (rows.rc != SQLITE_DONE) obra_store_fail(s, rows.rc, "sql", &e);
   obra_store_release(s, st);
-  if (rc != SQLITE_DONE) return raise_err(L, &e);
-  if (o.f) { lua_pushboolean(L, 1); return 1; }
-  luaL_pushresult(&b);
+  if (rows.rc != SQLITE_DONE) return obra_lapi_store_raise(L, &e);
+  if (file) { lua_pushboolean(L, 1); return 1; }
   return 1;
+}
+
+/* json_rows's arguments: [file,] depth: the file (NULL when none) is taken
+ * off the stack, depth checked at 2. */
+luaL_Stream *obra_lapi_json_args(lua_State *L) {
+  luaL_Stream *file = luaL_testudata(L, 2, LUA_FILEHANDLE);
+  if (file) {
+    if (file->closef == NULL) luaL_error(L, "store: json_rows to a closed file");
+    lua_remove(L, 2);
+  }
+  luaL_checkinteger(L, 2);
+  return file;
 }
 
 static int l_stats(lua_State *L) {
   obra_store_stat st;
   obra_store_stats(check_open(L), &st);
-  lua_createtable(L, 0, 3);
-  lua_pushinteger(L, (lua_Integer)st.commits);
-  lua_setfield(L, -2, "commits");
-  lua_pushinteger(L, (lua_Integer)st.changes);
-  lua_setfield(L, -2, "changes");
-  lua_pushinteger(L, st.cached_statements);
-  lua_setfield(L, -2, "cached_statements");
+  obra_lapi_push_stats(L, &st);
   return 1;
+}
+
+void obra_lapi_push_stats(lua_State *L, const obra_store_stat *st) {
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, (lua_Integer)st->commits);
+  lua_setfield(L, -2, "commits");
+  lua_pushinteger(L, (lua_Integer)st->changes);
+  lua_setfield(L, -2, "changes");
+  lua_pushinteger(L, st->cached_statements);
+  lua_setfield(L, -2, "cached_statements");
 }
 
 static int l_readonly(lua_State *L) { lua_pushboolean(L, obra_store_readonly(check_open(L))); return 1; }
@@ -425,17 +468,17 @@ static int l_first(lua_State *L) { return run(L, 1, 1); }
 
 static int l_begin(lua_State *L) {
   obra_err e = { 0 };
-  if (obra_store_begin(check_open(L), &e) != OBRA_OK) return raise_err(L, &e);
+  if (obra_store_begin(check_open(L), &e) != OBRA_OK) return obra_lapi_store_raise(L, &e);
   return 0;
 }
 static int l_commit(lua_State *L) {
   obra_err e = { 0 };
-  if (obra_store_commit(check_open(L), &e) != OBRA_OK) return raise_err(L, &e);
+  if (obra_store_commit(check_open(L), &e) != OBRA_OK) return obra_lapi_store_raise(L, &e);
   return 0;
 }
 static int l_rollback(lua_State *L) {
   obra_err e = { 0 };
-  if (obra_store_rollback(check_open(L), &e) != OBRA_OK) return raise_err(L, &e);
+  if (obra_store_rollback(check_open(L), &e) != OBRA_OK) return obra_lapi_store_raise(L, &e);
   return 0;
 }
 
@@ -444,7 +487,7 @@ static int l_task_status(lua_State *L) {
   lua_Integer id = luaL_checkinteger(L, 2);
   const char *to = luaL_checkstring(L, 3);
   obra_err e = { 0 };
-  if (obra_store_task_status(s, id, to, &e) != OBRA_OK) return raise_err(L, &e);
+  if (obra_store_task_status(s, id, to, &e) != OBRA_OK) return obra_lapi_store_raise(L, &e);
   return 0;
 }
 

@@ -336,6 +336,13 @@ static const char *const transitions[][2] = {
   {"cancelled","pending"},
 };
 
+int obra_store_transition(size_t i, const char **from, const char **to) {
+  if (i >= sizeof transitions / sizeof transitions[0]) return 0;
+  *from = transitions[i][0];
+  *to = transitions[i][1];
+  return 1;
+}
+
 int obra_store_transition_ok(const char *from, const char *to) {
   if (strcmp(from, to) == 0) return 1;
   for (size_t i = 0; i < sizeof transitions / sizeof transitions[0]; i++)

@@ -2,7 +2,8 @@
 -- SIGKILL at random moments and restarts it, 20 times.  Whatever the timing,
 -- the database must show every task done once with exactly one proceed, no
 -- decision lost, no two leases of a task overlapping and every decision
--- written inside a lease (support/fleet.lua, F.assert_invariants).
+-- written inside a lease (support/fleet.lua, F.assert_invariants).  On SQLite,
+-- and on PostgreSQL when support.pg finds a server.
 local H = require "support.helper"
 local E = require "support.e2e"
 local F = require "support.fleet"

@@ -3,12 +3,16 @@
 -- against obra.agent's and obra.llm's options, docs/workflows.md's config
 -- and task tables (and the agent and llm rows) against obra.workflow's,
 -- docs/policy.md's thresholds against obra.policy.THRESHOLDS; and the
--- workflow accepts every option the libraries take.
+-- workflow accepts every option the libraries take.  docs/cli.md against
+-- the command modules (cli.COMMANDS): a section per command naming exactly
+-- its flags, each usage line naming exactly its flags, the exit codes.
 local H = require "support.helper"
 local workflow = require "obra.workflow"
 local policy = require "obra.policy"
 local agent = require "obra.agent"
 local llm = require "obra.llm"
+local cli = require "obra.cli"
+local commands = require "obra.commands"
 
 local function doc(name) return assert(H.readfile(H.ROOT .. "/docs/" .. name)) end
 
@@ -117,5 +121,48 @@ describe("documented option lists match the tables obra checks with", function()
       if not t.obsolete then want[t.name] = t.default end
     end
     assert.are.same(want, documented)
+  end)
+end)
+
+-- The --flags named in a text.
+local function flags_in(text, out)
+  out = out or {}
+  for f in text:gmatch("%-%-(%a[%w-]*)") do out[f] = true end
+  return out
+end
+
+describe("docs/cli.md matches the command modules", function()
+  it("each command's usage line names exactly its flags", function()
+    for _, c in ipairs(commands.list()) do
+      local want = {}
+      for _, f in ipairs(c.flags) do want[f.name] = true end
+      same(want, flags_in(c.usage), "usage of obra " .. c.name)
+    end
+  end)
+
+  it("each command has a section whose heading names exactly its flags", function()
+    local headings = {}
+    for h in doc("cli.md"):gmatch("\n### ([^\n]+)") do
+      for part in h:gmatch("`(obra [^`]+)`") do
+        local name = part:match("^obra (%a[%w-]*)")
+        if name then headings[name] = flags_in(part, headings[name]) end
+      end
+    end
+    for _, c in ipairs(commands.list()) do
+      assert(headings[c.name], "docs/cli.md has no section for obra " .. c.name)
+      local want = {}
+      for _, f in ipairs(c.flags) do want[f.name] = true end
+      same(want, headings[c.name], "docs/cli.md heading of obra " .. c.name)
+    end
+  end)
+
+  it("the exit code tables of docs/cli.md and the README list cli.EXITS", function()
+    local want = {}
+    for _, e in ipairs(cli.EXITS) do want[e[1]] = true end
+    for name, text in pairs({ ["docs/cli.md"] = doc("cli.md"), README = assert(H.readfile(H.ROOT .. "/README.md")) }) do
+      local documented = {}
+      for _, r in ipairs(table_rows(text, "| code | meaning |")) do documented[tonumber(r.first)] = true end
+      same(want, documented, name .. " exit codes")
+    end
   end)
 end)

@@ -5,35 +5,11 @@
 -- or stored; a bell and the window title on a terminal.
 local H = require "support.helper"
 local E = require "support.e2e"
-local cjson = require "cjson"
+local R = require "support.receiver"
 
 local SECRET_PW, SECRET_TOKEN = "s3cretpw99", "tok-abcdef123456"
 
--- start the receiver; returns {port, log, proc}
-local function receiver(dir, args)
-  local log = dir .. "/hooks.jsonl"
-  local p = assert(io.popen(string.format("exec lua5.4 %s %s %s --ttl 120", H.q(H.FAKES .. "/webhook_server.lua"),
-    H.q(log), args or "")))
-  local port = tonumber((p:read("l") or ""):match("^PORT (%d+)"))
-  local pid = tonumber((p:read("l") or ""):match("^PID (%d+)"))
-  assert(port and pid, "the webhook receiver did not start")
-  return { port = port, pid = pid, log = log, proc = p }
-end
-
-local function stop(r)
-  H.sh("kill " .. r.pid .. " 2>/dev/null")
-  r.proc:close()
-end
-
-local function requests(r)
-  local out = {}
-  for line in (H.readfile(r.log) or ""):gmatch("[^\n]+") do
-    local x = cjson.decode(line)
-    x.doc = cjson.decode(x.body)
-    out[#out + 1] = x
-  end
-  return out
-end
+local receiver, stop, requests = R.start, R.stop, R.requests
 
 local function workflow(notify)
   return [[

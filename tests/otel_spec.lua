@@ -1,30 +1,17 @@
 -- OpenTelemetry export (lua/obra/otel.lua): the real obra binary with
 -- OTEL_EXPORTER_OTLP_ENDPOINT set posts OTLP/HTTP JSON to a fake collector on
--- loopback (tests/fakes/webhook_server.lua logs every request): one trace per
+-- loopback (tests/support/receiver.lua: every request logged): one trace per
 -- run, a span per iteration under the run's, agent, check and judge spans
 -- under it with their attributes, TRACEPARENT given to the agent; a collector
 -- that is down or never answers costs the run one note and nothing else.
 local H = require "support.helper"
 local E = require "support.e2e"
+local R = require "support.receiver"
 local fakellm = require "support.fakellm"
-local cjson = require "cjson"
 
 local OK = { complete = true, quality = 0.9, confidence = 0.85, issues = {}, summary = "done" }
 
-local function collector(dir, args)
-  local log = dir .. "/otlp.jsonl"
-  local p = assert(io.popen(string.format("exec lua5.4 %s %s %s --ttl 120", H.q(H.FAKES .. "/webhook_server.lua"),
-    H.q(log), args or "")))
-  local port = tonumber((p:read("l") or ""):match("^PORT (%d+)"))
-  local pid = tonumber((p:read("l") or ""):match("^PID (%d+)"))
-  assert(port and pid, "the fake collector did not start")
-  return { port = port, pid = pid, log = log, proc = p }
-end
-
-local function stop(c)
-  H.sh("kill " .. c.pid .. " 2>/dev/null")
-  c.proc:close()
-end
+local collector, stop = R.start, R.stop
 
 local function run(p, endpoint)
   local args = { "run", p.script }
@@ -69,13 +56,11 @@ describe("OpenTelemetry export", function()
     local r = H.expect_code(run(p, "http://127.0.0.1:" .. c.port .. "/"), 0)
     stop(c)
     local spans, trace = {}, nil
-    for line in (H.readfile(c.log) or ""):gmatch("[^\n]+") do
-      local req = cjson.decode(line)
+    for _, req in ipairs(R.requests(c)) do
       assert.are.equal("POST", req.method)
       assert.are.equal("/v1/traces", req.path)
       assert.matches("application/json", req.headers["content-type"], 1, true)
-      local doc = cjson.decode(req.body)
-      local rs = doc.resourceSpans[1]
+      local rs = req.doc.resourceSpans[1]
       assert.are.equal("obra", attr(rs.resource, "service.name"))
       for _, s in ipairs(rs.scopeSpans[1].spans) do spans[#spans + 1] = s end
     end
@@ -125,6 +110,46 @@ describe("OpenTelemetry export", function()
     for i, call in ipairs(calls) do
       assert.are.equal("00-" .. trace .. "-" .. iters[i].spanId .. "-01", call.env.TRACEPARENT)
     end
+    H.rmdir(p.dir)
+  end)
+
+  it("parallel tasks: their iteration and agent spans overlap, each child at its real start for its measured time", function()
+    local p = E.project { tag = "otel-par", llm = srv, script = [[
+config { max_parallel = 2 }
+task "a" { prompt = "work a: write a.txt", checks = { "test -f a.txt" } }
+task "b" { prompt = "work b: write b.txt", checks = { "test -f b.txt" } }
+]], scenario = { rules = {
+      { match = "work a", sleep = 1, write = { ["a.txt"] = "a\n" } },
+      { match = "work b", sleep = 1, write = { ["b.txt"] = "b\n" } },
+    } } }
+    local c = collector(p.dir)
+    local r = H.expect_code(run(p, "http://127.0.0.1:" .. c.port .. "/"), 0)
+    stop(c)
+    local iters, kids = {}, {}
+    for _, req in ipairs(R.requests(c)) do
+      for _, s in ipairs(req.doc.resourceSpans[1].scopeSpans[1].spans) do
+        s.t0, s.t1 = tonumber(s.startTimeUnixNano) / 1e9, tonumber(s.endTimeUnixNano) / 1e9
+        if s.name:match("^iteration ") then iters[attr(s, "obra.task")] = s
+        elseif s.parentSpanId and not s.name:match("^run ") then kids[#kids + 1] = s end
+      end
+    end
+    assert.is_not_nil(iters.a and iters.b, r.err)
+    local agent, check = {}, {}
+    for _, k in ipairs(kids) do
+      local task = iters.a.spanId == k.parentSpanId and "a" or iters.b.spanId == k.parentSpanId and "b" or nil
+      assert.is_not_nil(task, k.name)
+      -- inside its iteration
+      assert.is_true(k.t0 >= iters[task].t0 - 0.001 and k.t1 <= iters[task].t1 + 0.001, k.name)
+      if k.name == "agent" then agent[task] = k elseif k.name:match("^check ") then check[task] = k end
+    end
+    for _, t in ipairs({ "a", "b" }) do
+      assert.is_true(agent[t].t1 - agent[t].t0 >= 0.95, "the agent slept 1 s")
+      assert.is_true(check[t].t0 >= agent[t].t1 - 0.001, "the check ran after the agent")
+    end
+    -- both agents ran at once: their spans overlap (by most of their second)
+    local overlap = math.min(agent.a.t1, agent.b.t1) - math.max(agent.a.t0, agent.b.t0)
+    assert.is_true(overlap > 0.5, "overlap " .. overlap)
+    assert.is_true(math.min(iters.a.t1, iters.b.t1) > math.max(iters.a.t0, iters.b.t0))
     H.rmdir(p.dir)
   end)
 

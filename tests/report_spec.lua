@@ -8,6 +8,7 @@ local fakellm = require "support.fakellm"
 local cjson = require "cjson"
 
 local PAYLOAD = "<script>document.body.setAttribute('data-pwned','1')</script>"
+local IMG = "<img src=x onerror=\"document.body.setAttribute('data-pwned','2')\">"
 
 local WORKFLOW = [[
 project "rep" {}
@@ -48,13 +49,24 @@ local function count(s, pat)
   return n
 end
 
+-- the page's JSON document (lua/obra/report/html.lua)
+local function page_data(html)
+  return cjson.decode((assert(html:match('<script type="application/json" id="obra%-data">(.-)</script>'))))
+end
+
+-- a bar's or span's place in % of its box: left, right
+local function place(tag)
+  local l, w = tag:match('left:([%d.]+)%%;width:([%d.]+)%%')
+  return tonumber(l), tonumber(l) + tonumber(w)
+end
+
 describe("obra report", function()
   local srv, p
   setup(function()
     srv = fakellm.start { models = { "judge" } }
     srv:default { json = VERDICT }
     p = E.project { tag = "report", script = WORKFLOW, llm = srv, scenario = { rules = {
-      { match = "ALPHA", resume = false, result = "tried " .. PAYLOAD, cost_usd = 0.01,
+      { match = "ALPHA", resume = false, result = "tried " .. PAYLOAD .. " " .. IMG, cost_usd = 0.01,
         usage = { input_tokens = 100, output_tokens = 20 } },
       { match = "ALPHA", resume = true, write = { ["a.txt"] = "a" }, result = "wrote a.txt", cost_usd = 0.02,
         usage = { input_tokens = 200, output_tokens = 30 } },
@@ -75,18 +87,19 @@ describe("obra report", function()
     assert.are.equal("600", H.sh("stat -c %a " .. H.q(path)):gsub("%s+$", ""))
     local html = assert(H.readfile(path))
     -- no payload survives as markup: agent text, judge summary and issues, check output, task title
+    -- (the page's JSON writes every < as \u003c; the browser test below sees them as text)
     assert.is_nil(html:find(PAYLOAD, 1, true))
     assert.is_nil(html:find("<img src=x", 1, true))
     assert.is_nil(html:find("<b>bold</b>", 1, true))
-    assert.truthy(html:find("tried &lt;script&gt;document.body.setAttribute(&#39;data-pwned&#39;,&#39;1&#39;)&lt;/script&gt;", 1, true))
-    assert.truthy(html:find("&lt;img src=x onerror=alert(1)&gt; missing", 1, true))
-    assert.truthy(html:find("ALPHA first &lt;b&gt;bold&lt;/b&gt; task", 1, true))
-    -- our four scripts and nothing else closes one (the chart data is \u-escaped)
+    local d = page_data(html)
+    assert.are.equal("tried " .. PAYLOAD .. " " .. IMG, d.x[d.tasks[1].it[1].ag[3] + 1])
+    assert.are.equal("ALPHA first <b>bold</b> task", d.tasks[1].ti)
+    -- our four scripts and nothing else closes one
     assert.are.equal(4, count(html, "</script>"))
     -- nothing is fetched: no src/href to another place, a CSP that forbids it
     assert.is_nil(html:find('src="http', 1, true))
     assert.truthy(html:find("default-src 'none'", 1, true))
-    assert.are.equal(3, count(html, 'class="tl%-bar '))
+    assert.are.equal(3, #d.tasks[1].it + #d.tasks[2].it)
     -- the run and the sums
     assert.truthy(html:find("$0.0600", 1, true))
   end)
@@ -135,7 +148,16 @@ describe("obra report", function()
     assert.truthy(st:find('data-charts="4"', 1, true), st)
     local errors = dom:match('<pre id="obra%-errors" hidden="">(.-)</pre>')
     assert.are.equal("[]", errors)
-    assert.is_nil(dom:find('data-pwned="1"', 1, true))
+    assert.is_nil(dom:find('data-pwned=', 1, true))
+    -- the hostile texts are there, as text: agent text, check output, judge, task title
+    assert.truthy(dom:find("tried &lt;script&gt;document.body.setAttribute('data-pwned','1')&lt;/script&gt; " ..
+      "&lt;img src=x onerror=\"document.body.setAttribute('data-pwned','2')\"&gt;", 1, true))
+    assert.truthy(dom:find("&lt;img src=x onerror=alert(1)&gt; missing", 1, true))
+    assert.truthy(dom:find("ok &lt;script&gt;", 1, true))
+    assert.truthy(dom:find("ALPHA first &lt;b&gt;bold&lt;/b&gt; task", 1, true))
+    assert.is_nil(dom:find("<img", 1, true))
+    -- the table: a row per task, sortable
+    assert.truthy(dom:find('<td data-v="alpha"><a href="#task-1">alpha</a>', 1, true))
     -- canvases in document order: alpha (scores, cost), beta (scores, cost)
     local points = {}
     for tag in dom:gmatch("<canvas[^>]*>") do
@@ -166,23 +188,39 @@ describe("obra report of 250 tasks", function()
   end)
   teardown(function() if dir then H.rmdir(dir) end end)
 
-  it("keeps closed tasks' iterations as inert text, caps each output, and bounds the page", function()
+  it("carries every iteration in one JSON document, each long text once and capped, and bounds the page", function()
     local s = assert(store.open(dir .. "/.obra/obra.db", { readonly = true }))
     local m = assert(report.build(s))
     s:close()
     assert.are.equal(750, m.summary.iterations)
     assert.are.equal(400, m.caps.output)
     local html = report.html(m, "/* chart.js */")
-    assert.are.equal(250, count(html, '<script type="text/x%-obra%-iterations">'))
-    assert.are.equal(250 + 4, count(html, "</script>"))          -- nothing stored closes one
-    assert.are.equal(750, count(html, 'class="tl%-bar '))
-    for pre in html:gmatch('<pre class="out">(.-)</pre>') do assert.truthy(#pre < 1200, #pre) end
+    assert.are.equal(4, count(html, "</script>"))          -- nothing stored closes one
+    local d = page_data(html)
+    assert.are.equal(250, #d.tasks)
+    local n = 0
+    for _, t in ipairs(d.tasks) do n = n + #t.it end
+    assert.are.equal(750, n)
+    local seen = {}
+    for _, x in ipairs(d.x) do
+      assert.truthy(#x < 1200, #x)
+      assert.is_nil(seen[x], "a text carried twice")
+      seen[x] = true
+    end
+    -- the check output's text, and its start times: the agent, then the checks, then the judge
+    local it = d.tasks[7].it[1]
+    assert.truthy(d.x[it.ck[2].o + 1]:find("(t0007, attempt 1)", 1, true))
+    assert.is_nil(it.est)
+    local first = {}
+    for _, sp in ipairs(it.sp) do first[sp[1]] = first[sp[1]] or sp end
+    assert.is_true(first.a[3] <= first.c[2] and first.c[3] <= first.j[2] and first.j[3] <= it.f + 0.001)
+    assert.near(60, first.a[3] - first.a[2], 0.002)
     -- past the page's output budget, outputs are left out with a pointer to obra show
     local keep = html_mod.MAX_OUTPUT_BYTES
     html_mod.MAX_OUTPUT_BYTES = 20000
     local small = report.html(m, "")
     html_mod.MAX_OUTPUT_BYTES = keep
-    assert.truthy(small:find("output left out: the report reached its size limit", 1, true))
+    assert.truthy(small:find('"o":-1', 1, true))
     assert.truthy(#small < #html - 200000, #small .. " vs " .. #html)
   end)
 
@@ -195,11 +233,58 @@ describe("obra report of 250 tasks", function()
     assert.truthy(st and st:find('data-ready="1"', 1, true), "the page's script did not finish")
     assert.are.equal("[]", dom:match('<pre id="obra%-errors" hidden="">(.-)</pre>'))
     assert.truthy(st:find('data-charts="2"', 1, true), st)
-    assert.are.equal(249, count(dom, '<script type="text/x%-obra%-iterations">'))
-    -- the DOM outside the inert text: task 7's three iterations, every bar
-    local live = dom:gsub('<script type="text/x%-obra%-iterations">.-</script>', "")
-    assert.are.equal(3, count(live, '<details class="iter">'))
-    assert.are.equal(750, count(live, 'class="tl%-bar '))
+    -- only task 7 built its iterations; every table row is there; the timeline (past
+    -- 200 rows) waits closed until it is opened
+    assert.are.equal(3, count(dom, '<details class="iter">'))
+    assert.are.equal(250, count(dom, '<tr><td data%-v="t%d+">'))
+    assert.truthy(dom:find("(t0007, attempt 1)", 1, true))
+    assert.are.equal(0, count(dom, 'class="tl%-bar '))
+    dom = assert(browse(out .. "#timeline", "--dump-dom", dir .. "/chromium-profile"))
+    assert.are.equal("[]", dom:match('<pre id="obra%-errors" hidden="">(.-)</pre>'))
+    assert.are.equal(750, count(dom, 'class="tl%-bar '))
+  end)
+end)
+
+describe("obra report of parallel tasks", function()
+  it("draws their bars overlapping, each agent span where and as long as it ran (real start times)", function()
+    local p = E.project { tag = "report-par", script = [[
+      project "par" {}
+      config { max_parallel = 2 }
+      task "a" { prompt = "WORK-A", checks = { "true" } }
+      task "b" { prompt = "WORK-B", checks = { "true" } }
+    ]], scenario = { rules = {
+      { match = "WORK%-A", sleep = 1.5, append = { ["a.txt"] = "a" }, result = "a done" },
+      { match = "WORK%-B", sleep = 1.5, append = { ["b.txt"] = "b" }, result = "b done" },
+    } } }
+    H.expect_code(E.run(p), 0)
+    -- the model: both agent calls ran at once, each for its 1.5 s
+    local m = cjson.decode(H.expect_code(E.obra(p, { "report", "--json" }), 0).out)
+    local agent = {}
+    for i, t in ipairs(m.tasks) do
+      assert.are.equal(1, #t.iters)
+      assert.is_nil(t.iters[1].estimated)
+      for _, sp in ipairs(t.iters[1].spans) do if sp.kind == "agent" then agent[i] = sp end end
+      assert.is_true(agent[i].finish - agent[i].start >= 1.45)
+    end
+    assert.is_true(math.min(agent[1].finish, agent[2].finish) - math.max(agent[1].start, agent[2].start) > 1)
+    -- the page, in Chromium: two bars that overlap on the timeline
+    local out = p.dir .. "/par.html"
+    H.expect_code(E.obra(p, { "report", "--out", out }), 0)
+    local dom, why = browse(out, "--dump-dom", p.dir .. "/chromium-profile")
+    if not dom then pending("headless Chromium could not start: " .. tostring(why)); H.rmdir(p.dir); return end
+    assert.are.equal("[]", dom:match('<pre id="obra%-errors" hidden="">(.-)</pre>'))
+    local bars = {}
+    for bar, inner in dom:gmatch('(<div class="tl%-bar [^>]*>)(.-)</div>') do
+      local l, r = place(bar)
+      local al, ar = place(assert(inner:match('<i class="sp%-agent"[^>]*>')))
+      bars[#bars + 1] = { l = l, r = r, agent = (ar - al) / 100 * (r - l) }
+    end
+    assert.are.equal(2, #bars)
+    local overlap = math.min(bars[1].r, bars[2].r) - math.max(bars[1].l, bars[2].l)
+    assert.is_true(overlap > 30, "the bars overlap by " .. overlap .. "% of the timeline")
+    -- each agent span is most of its bar and of the timeline (1.5 s of a run of a few seconds)
+    for _, b in ipairs(bars) do assert.is_true(b.agent > 25, "agent span " .. b.agent .. "%") end
+    H.rmdir(p.dir)
   end)
 end)
 
@@ -250,7 +335,8 @@ describe("obra report of signals it does not know by name", function()
     local run = s:start_run { project_id = project.id, pid = core.getpid(), config = {} }
     local t = s:task("a", project.id)
     s:set_status(t.id, "running")
-    local checks = core.json_array({ { name = "unit", passed = false, output = "boom", class = "tamper" } })
+    -- recorded without start times, as before schema 9
+    local checks = core.json_array({ { name = "unit", passed = false, output = "boom", class = "tamper", duration_ms = 2000 } })
     s:record_iteration { run_id = run, task = t, iteration = 1, checks = checks, policy_fingerprint = "g",
       event = { task = { key = "a", iteration = 1 }, now = core.now(), thresholds = { proceed = 0.7 },
         signals = { agent = { class = "ok" }, checks = checks, baseline = { failing = { "unit <pre>" } },
@@ -269,11 +355,20 @@ describe("obra report of signals it does not know by name", function()
     assert.truthy(other["scores.regression"])
     assert.are.same({ "baseline_failing", "tamper" }, it.reasons)
     assert.are.same({ { "class", '"tamper"' } }, it.checks[1].extra)
+    -- no start recorded: estimated as the row's time minus its duration
+    assert.is_true(it.estimated)
+    assert.are.equal(1, #it.spans)
+    assert.near(2, it.spans[1].finish - it.spans[1].start, 1e-6)
+    assert.near(it.finish, it.spans[1].finish, 0.5)
+    assert.are.equal(it.spans[1].start, it.start)
     assert.are.same({ { "flags", '["deleted_tests"]' } }, it.judge.extra)
     local html = report.html(m, "")
-    assert.truthy(html:find("unit &lt;pre&gt;", 1, true))
     assert.is_nil(html:find("unit <pre>", 1, true))
-    assert.truthy(html:find("<code>tamper</code>", 1, true))
+    local d = page_data(html).tasks[1].it[1]
+    local o = {}
+    for _, kv in ipairs(d.o) do o[kv[1]] = kv[2] end
+    assert.truthy(o.baseline:find("unit <pre>", 1, true))
+    assert.are.same({ "baseline_failing", "tamper" }, d.rs)
     H.rmdir(dir)
   end)
 end)

@@ -2,21 +2,13 @@
 -- handling between processes, file mode and loud failures.
 local H = require "support.helper"
 local obra = require "obra"
+local C = require "support.store_cases"
 
 local function fresh(tag)
   local dir = H.tmpdir(tag)
   return dir, dir .. "/.obra/obra.db"
 end
 
-local function add_task(s, key, status)
-  local p = s:project("p") or (function()
-    s:exec("INSERT INTO projects(name) VALUES ('p')")
-    return s:project("p")
-  end)()
-  local _, id = s:exec("INSERT INTO tasks(project_id, key, title, status) VALUES (?, ?, ?, ?)",
-    p.id, key, "t " .. key, status or "pending")
-  return id
-end
 
 describe("store", function()
   it("creates the current schema in WAL mode with foreign keys on", function()
@@ -87,34 +79,7 @@ describe("store", function()
   it("rolls a failed transaction back as a whole, and re-raises", function()
     local dir, path = fresh("tx")
     local s = assert(obra.open(path))
-    assert.has_error(function()
-      s:tx(function()
-        s:exec("INSERT INTO projects(name) VALUES ('a')")
-        s:exec("INSERT INTO projects(name) VALUES ('b')")
-        error("boom")
-      end)
-    end)
-    assert.are.equal(0, s:first("SELECT count(*) AS n FROM projects").n)
-    assert.are.equal(0, s:depth())
-    -- nested: the inner failure undoes only the inner part
-    s:tx(function()
-      s:exec("INSERT INTO projects(name) VALUES ('outer')")
-      pcall(s.tx, s, function()
-        s:exec("INSERT INTO projects(name) VALUES ('inner')")
-        error("inner fails")
-      end)
-    end)
-    local names = {}
-    for _, r in ipairs(s:query("SELECT name FROM projects")) do names[#names + 1] = r.name end
-    assert.are.same({ "outer" }, names)
-    -- a constraint violation inside tx rolls back too
-    assert.has_error(function()
-      s:tx(function()
-        s:exec("INSERT INTO projects(name) VALUES ('x')")
-        s:exec("INSERT INTO projects(name) VALUES ('outer')")   -- UNIQUE
-      end)
-    end)
-    assert.is_nil(s:project("x"))
+    C.tx(s)
     s:close()
     H.rmdir(dir)
   end)
@@ -122,23 +87,7 @@ describe("store", function()
   it("enforces the task status transitions, through the function and in raw SQL", function()
     local dir, path = fresh("status")
     local s = assert(obra.open(path))
-    local id = add_task(s, "a")
-    s:set_status(id, "running")
-    local t = s:task(id)
-    assert.are.equal("running", t.status)
-    assert.is_number(t.started_at)
-    s:set_status(id, "done")
-    assert.is_number(s:task(id).ended_at)
-    local ok, err = pcall(s.set_status, s, id, "running")
-    assert.is_false(ok)
-    assert.matches("cannot go from done to running", err)
-    assert.has_error(function() s:exec("UPDATE tasks SET status = 'pending' WHERE id = ?", id) end)
-    assert.are.equal("done", s:task(id).status)
-    local b = add_task(s, "b")
-    assert.has_error(function() s:set_status(b, "done") end)       -- pending -> done is not allowed
-    assert.has_error(function() s:set_status(b, "bogus") end)
-    assert.is_true(obra.core.transition_ok("waiting", "pending"))
-    assert.is_false(obra.core.transition_ok("done", "pending"))
+    C.status(s)
     s:close()
     H.rmdir(dir)
   end)
@@ -209,12 +158,7 @@ describe("store", function()
   it("binds named parameters and stores tables as JSON", function()
     local dir, path = fresh("bind")
     local s = assert(obra.open(path))
-    s:exec("INSERT INTO projects(name) VALUES (:name)", { name = "n" })
-    s:exec("INSERT INTO tasks(project_id, key, checks, metadata) VALUES (1, 'k', ?, ?)",
-      { "make test", "make lint" }, { owner = "me" })
-    local t = s:task("k")
-    assert.are.same({ "make test", "make lint" }, { t.checks[1], t.checks[2] })
-    assert.are.equal("me", t.metadata.owner)
+    C.bind(s)
     s:close()
     H.rmdir(dir)
   end)

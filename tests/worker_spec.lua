@@ -1,6 +1,7 @@
 -- obra worker: several processes share one project through fenced leases
 -- (docs/scale-out.md).  Real obra processes, the fake agent, one database
--- (SQLite always; PostgreSQL too when tests/support/pg.lua finds a server).
+-- (SQLite always; PostgreSQL too when support.pg finds a server: tests/run
+-- starts one for a spec that names support.pg).
 local H = require "support.helper"
 local E = require "support.e2e"
 local F = require "support.fleet"

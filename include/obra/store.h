@@ -62,6 +62,9 @@ int     obra_store_depth(const obra_store *s);
 obra_rc obra_store_task_status(obra_store *s, int64_t task_id, const char *to, obra_err *e);
 /* Is from -> to an allowed task transition? */
 int obra_store_transition_ok(const char *from, const char *to);
+/* The i-th allowed transition (from 0) into *from and *to: 1, or 0 past the
+ * last (the PostgreSQL schema fills its task_transitions table from these). */
+int obra_store_transition(size_t i, const char **from, const char **to);
 
 /* Map a SQLite result code to an obra_rc and record the message. */
 obra_rc obra_store_fail(obra_store *s, int sqlrc, const char *what, obra_err *e);

@@ -6,7 +6,7 @@
 --
 --   checks.run(list, {cwd=, timeout= (s), env = {K = "v" | false}}) ->
 --       { {name=, command=, argv=, passed=, exit=, signal=, timed_out=, output=,
---          duration_ms=, error=, zero_tests=}, ... }
+--          duration_ms=, started_at= (Unix seconds), error=, zero_tests=}, ... }
 --   checks.split(s) -> argv | nil, message
 --   checks.zero_tests(output) -> the runner's words saying it ran no tests | nil
 --   checks.specs(list) -> { {name=, command=, argv=, error=}, ... }   (normalised, not run)
@@ -16,6 +16,7 @@
 -- zero_tests = "ok" lets a check pass that ran no tests.  A check that cannot start
 -- (no such program, an unparsable string) is a failing check whose output
 -- says why.  Inside a loop task each run yields; elsewhere it blocks.
+local core = require "obra.core"
 local proc = require "obra.proc"
 
 local M = {}
@@ -199,7 +200,8 @@ function M.run(list, opts)
   local results = {}
   for i, c in ipairs(list) do
     local sp = spec_of(c, i)
-    local r = { name = sp.name, command = sp.command, argv = sp.argv, passed = false, timed_out = false }
+    local r = { name = sp.name, command = sp.command, argv = sp.argv, passed = false, timed_out = false,
+                started_at = core.now() }
     if sp.error then
       r.error = sp.error
       r.output = "invalid check: " .. sp.error

@@ -1,29 +1,36 @@
--- obra.cli — the command line.  main(args) returns the exit status:
---
---   0  success (for run/resume: every task done)
---   1  failure (a task failed, a command could not do what was asked)
---   2  usage error (unknown command or flag, bad value)
---   3  waiting for a human (a breakpoint is open; answer it, then resume)
---   4  a budget is spent
---   5  interrupted (SIGINT/SIGTERM); the run can be resumed
---   74 the database or the disk failed (full, damaged, unreadable): one line says what to do
---   70 internal error (a bug: a traceback is printed)
+-- obra.cli — the command line.  main(args) returns the exit status (cli.EXITS).
 --
 -- Each command lives in lua/obra/cmd/<name>.lua and returns
 -- { summary = "...", usage = "...", help = "...",
 --   flags = { name = "boolean"|"string"|"number"|"count"|"list" },   (count: a whole number >= 1)
 --   run = function(opts, args) -> exit status }.
+-- Those modules are the one definition of the commands: help, parsing, the
+-- shell completions and the man page are made from them (obra.commands).
 local core = require "obra.core"
 
 local cli = {}
 
-cli.EXIT = { ok = 0, failed = 1, usage = 2, waiting = 3, budget = 4, interrupted = 5, internal = 70, io = 74 }
+-- The exit statuses, in the order `obra help` and the man page list them.
+cli.EXITS = {
+  { 0, "ok", "success (for run/resume: every task done)" },
+  { 1, "failed", "failure: a task failed, or a command could not do what was asked" },
+  { 2, "usage", "usage error: unknown command or option, a bad value, a workflow script with errors" },
+  { 3, "waiting", "waiting for a human: a breakpoint is open (answer it, then `obra resume`)" },
+  { 4, "budget", "a budget is spent (raise it, then `obra resume`)" },
+  { 5, "interrupted", "interrupted by SIGINT/SIGTERM; `obra resume` continues" },
+  { 74, "io", "the database or the disk failed (full, damaged, unreadable): one line says what to do" },
+  { 70, "internal", "internal error: a bug in obra (a traceback is printed)" },
+}
+cli.EXIT = {}
+for _, e in ipairs(cli.EXITS) do cli.EXIT[e[2]] = e[1] end
+
+cli.ABOUT = "supervise coding agents: an agent works, a local LLM and your checks judge, you decide the rules"
 
 -- Order is the order of `obra help`.
 cli.COMMANDS = {
   "init", "run", "worker", "workers", "resume", "status", "show", "log", "answer", "approve", "reject",
   "checkpoints", "rollback", "workspaces", "merge", "land", "clean", "label", "calibrate", "replay", "report", "events",
-  "doctor", "backup", "repl", "version", "help",
+  "doctor", "backup", "migrate", "repl", "completion", "version", "help",
 }
 
 local function load_command(name)
@@ -49,7 +56,9 @@ function cli.usage(msg, command)
 end
 
 -- Parse args against a flag spec.  Returns opts (flags by name, with dashes as
--- underscores) and the positional arguments.  "--" ends the flags.
+-- underscores) and the positional arguments.  "--" ends the flags.  Every
+-- command also takes --help / -h, and --store TARGET (the database to use:
+-- cli.open_store and `obra run` read it, docs/cli.md).
 function cli.parse(spec, args, command)
   local opts, pos = {}, {}
   local i = 1
@@ -63,6 +72,14 @@ function cli.parse(spec, args, command)
     if not name then name = a:match("^%-%-([%w-]+)$") end
     if (name == "help" and not spec.help) or a == "-h" then
       opts.help = true           -- every command answers --help / -h
+    elseif name == "store" and not spec.store then
+      if value == nil then
+        i = i + 1
+        value = args[i]
+        if value == nil then cli.usage("--store needs a value: a SQLite path or a postgres:// URL", command) end
+      end
+      opts.store = value
+      cli.store_flag = value
     elseif name then
       local kind = spec[name]
       if not kind then cli.usage("unknown option --" .. name .. " for `" .. (command or "obra") .. "`", command) end
@@ -119,15 +136,22 @@ function cli.color()
 end
 
 -- The project's store, or a clear failure.  Returns store, project directory.
-function cli.open_store(need)
-  local path, dir = require("obra.store").find()
-  if not path then
+-- The store is --store, else $OBRA_STORE, else .obra/obra.db in this directory
+-- or the nearest parent holding .obra/ (which is then the project directory;
+-- with a --store and no .obra/, the current directory).  opts: store.open's.
+function cli.open_store(need, opts)
+  local store = require("obra.store")
+  local path, dir = store.find()
+  local target = store.target(cli.store_flag)
+  if target then
+    path, dir = target, dir or core.getcwd()
+  elseif not path then
     if need == false then return nil end
     cli.fail("no obra project here (no .obra/ in this directory or above); run `obra init` first")
   end
-  local store = require("obra.store")
-  local s, err, code = store.open(path)
+  local s, err, code = store.open(path, opts)
   if not s then
+    if code == "usage" then cli.usage(err) end
     local io = store.io_error(err, code)
     cli.fail(io or ("cannot open the database: " .. err), io and cli.EXIT.io or cli.EXIT.failed)
   end
@@ -137,26 +161,28 @@ end
 local function help(args)
   local name = args and args[1]
   if name then
-    if name == "help" then
-      io.stdout:write("usage: obra help [COMMAND]\n\nlist the commands, or explain one (also: obra COMMAND --help)\n")
-      return cli.EXIT.ok
-    end
     local cmd = load_command(name)
     if not cmd then cli.usage("unknown command '" .. name .. "'") end
     io.stdout:write("usage: ", cmd.usage or ("obra " .. name), "\n\n", cmd.summary or "", "\n")
     if cmd.help then io.stdout:write("\n", cmd.help, "\n") end
     return cli.EXIT.ok
   end
-  io.stdout:write("obra " .. require("obra").version ..
-    " — supervise coding agents: an agent works, a local LLM and your checks judge, you decide the rules.\n\n" ..
+  io.stdout:write("obra " .. require("obra").version .. " — " .. cli.ABOUT .. ".\n\n" ..
     "usage: obra <command> [options]\n\ncommands:\n")
+  local width = 0
+  for _, n in ipairs(cli.COMMANDS) do width = math.max(width, #n) end
   for _, n in ipairs(cli.COMMANDS) do
     local cmd = load_command(n)
-    if cmd then io.stdout:write(string.format("  %-9s %s\n", n, cmd.summary or "")) end
+    if cmd then io.stdout:write(string.format("  %-" .. width .. "s %s\n", n, cmd.summary or "")) end
   end
-  io.stdout:write("\n`obra help <command>` explains one command.  Exit codes: 0 done, 1 failed, 2 usage,\n" ..
-    "3 waiting for a human, 4 budget spent, 5 interrupted, 74 the database or disk failed,\n" ..
-    "70 internal error (a bug in obra).\n")
+  local line = "Exit codes:"
+  io.stdout:write("\n`obra help <command>` explains one command; `obra help --man` prints the manual page.\n")
+  for i, e in ipairs(cli.EXITS) do
+    -- the meaning up to its first ':', ';' or '(': "3 waiting for a human"
+    local item = e[1] .. " " .. e[3]:match("^(.-)%s*[:;(]") .. (i < #cli.EXITS and "," or ".")
+    if #line + #item >= 80 then io.stdout:write(line, "\n"); line = item else line = line .. " " .. item end
+  end
+  io.stdout:write(line, "\n")
   return cli.EXIT.ok
 end
 cli.help = help
@@ -170,7 +196,7 @@ local function dispatch(args)
   if name == "--version" or name == "-V" then name = "version" end
   if name == "--help" or name == "-h" then name = "help" end
   local rest = table.move(args, 2, #args, 1, {})
-  if name == "help" then return help(rest) end
+  cli.store_flag = nil
   local cmd = load_command(name)
   if not cmd then
     cli.usage("unknown command '" .. tostring(name) .. "'")

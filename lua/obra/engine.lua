@@ -30,6 +30,7 @@ local human = require "obra.human"
 local statusline = require "obra.statusline"
 local integrate = require "obra.integrate"
 local fleet = require "obra.fleet"
+local remote = require "obra.remote"
 
 local M = {}
 
@@ -66,9 +67,11 @@ local function logger(ctx)
   end
 end
 
--- engine.open{script=, sets=, store=, dir=} -> ctx | nil, message
+-- engine.open{script=, sets=, store=, dir=, store_target=} -> ctx | nil, message
 -- Loads and checks the workflow, applies --set overrides, opens (or creates)
--- the project's database and syncs the plan into it.
+-- the project's database and syncs the plan into it.  The database is
+-- store (an open store), else store.target(store_target, config.store)
+-- (--store, $OBRA_STORE, the workflow's `store`), else .obra/obra.db.
 function M.open(a)
   local script = abspath(a.script or "obra.lua")
   local plan, err = workflow.load(script, a.source)
@@ -83,6 +86,7 @@ function M.open(a)
   if plan.config.llm ~= false then cfg.llm = merge(M.DEFAULTS.llm, plan.config.llm) else cfg.llm = false end
   -- a key written into the workflow is a secret like those in the environment
   if cfg.llm and type(cfg.llm.api_key) == "string" then core.redact_add(cfg.llm.api_key) end
+  if type(cfg.remote) == "string" then remote.secure(cfg.remote) end   -- a password in the remote's URL
   -- the judge: checked before the database is touched
   local llm
   if cfg.llm then
@@ -105,6 +109,7 @@ function M.open(a)
       if not mk then return nil, merr end
       path = dir .. "/" .. store_mod.DIR .. "/" .. store_mod.FILE
     end
+    path = store_mod.target(a.store_target, cfg.store) or path
     local e
     local code
     s, e, code = store_mod.open(path)
@@ -221,6 +226,8 @@ local function iterate(ctx, task_id)
     end
     local ok, rec = xpcall(iteration.run, debug.traceback, ctx, t)
     if not ok then return task_error(ctx, t, rec) end
+    -- with a remote, the checkpoint is pushed: another machine can take the task over from it
+    if ctx.config.remote then remote.publish(ctx, t, s:workspace(task_id)) end
     if rec.status == "done" then
       hook(ctx, "task_done", { task = s:task(task_id), iteration = rec.iteration })
     end
@@ -333,7 +340,7 @@ local function acquire(ctx, resume_run, coordinated)
   local s = ctx.store
   local host = core.hostname()
   return s:tx(function()
-    for _, r in ipairs(s:live_runs()) do
+    for _, r in ipairs(s:live_runs(ctx.project.id)) do
       local cfg = core.json_decode(r.config or "{}") or {}
       if r.pid and r.pid ~= core.getpid() and (cfg.host == nil or cfg.host == host) and core.pid_alive(r.pid) then
         return nil, string.format("another obra (pid %d) is running this project (run #%d); wait for it or stop it first", r.pid, r.id)

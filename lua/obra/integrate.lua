@@ -45,12 +45,15 @@ local checks_mod = require "obra.checks"
 local prompt = require "obra.prompt"
 local worktrees = require "obra.worktrees"
 local util = require "obra.util"
+local remote = require "obra.remote"
 
 local M = {}
 
 M.MAX_ATTEMPTS = 3
 M.SCRATCH = ".integration"
 M.LOCK_POLL_MS = 100
+M.LOCK_TTL = 120        -- seconds the fleet-wide lock is held between renewals
+M.MOVED_ATTEMPTS = 5    -- the branch moved under an integration: merged again onto its new tip, at most this often
 
 -- Expected failures (a branch gone, git refusing) end an integration with a
 -- breakpoint, not a traceback.
@@ -135,18 +138,10 @@ local function to_status(s, task_id, want)
   if want ~= "running" then s:set_status(task_id, want) end
 end
 
--- The integration tip, the branch made from HEAD when missing (as obra.worktrees does).
-local function target_tip(top, target)
-  local tip = rev(top, "refs/heads/" .. target .. "^{commit}")
-  if tip then return tip end
-  local head = need(rev(top, "HEAD^{commit}"), "the repository " .. top .. " has no commit to start " .. target .. " from")
-  local ok, err = git.ok({ "update-ref", "-m", "obra: integration branch from HEAD", "refs/heads/" .. target, head, "" },
-    { cwd = top })
-  if not ok then
-    tip = rev(top, "refs/heads/" .. target .. "^{commit}")
-    return need(tip, "cannot create the branch " .. target, err)
-  end
-  return head
+-- The integration tip (obra.worktrees: made from HEAD when missing; with a remote, the remote's).
+local function target_tip(ctx, top)
+  local tip, err = worktrees.integration_tip(ctx, top)
+  return need(tip, "cannot read the integration branch", err)
 end
 
 local function mkdirs(p)
@@ -191,6 +186,51 @@ local function scratch(ctx, top, commit)
   return path
 end
 
+-- The fleet-wide lock (with a remote) --------------------------------------------
+-- One integration at a time onto the remote's branch, across every obra
+-- process on the database (store/locks.lua): named after the remote's URL
+-- (without credentials) and the target, held by host:pid, with an expiry
+-- (M.LOCK_TTL, renewed at each stage) so a dead holder's lock frees itself;
+-- one that was an obra on this machine whose pid is gone is taken at once.
+-- The push's expected old value keeps the branch right even without it.
+
+local function fleet_take(ctx, task)
+  if not ctx.config.remote then return end
+  local r = need(remote.of(ctx))
+  local s = ctx.store
+  local name = "integrate " .. r.key .. " " .. worktrees.target(ctx)
+  local host = core.hostname()
+  local holder = host .. ":" .. core.getpid()
+  local noted
+  while not s:try_lock(name, holder, M.LOCK_TTL) do
+    if ctx.stopping then fail("stopped while waiting for the fleet-wide integration lock") end
+    local l = s:lock(name)
+    local pid = l and tonumber(l.holder:match("^" .. host:gsub("%p", "%%%0") .. ":(%d+)$"))
+    if pid and not core.pid_alive(pid) then
+      -- its holder was an obra on this machine that died: no need to wait for the expiry
+      s:release_lock(name, l.holder)
+      ctx.log(task, "took over the fleet-wide integration lock from %s (that obra is gone)", l.holder)
+    elseif not noted then
+      ctx.log(task, "waiting for the fleet-wide integration lock (held by %s)", l and l.holder or "?")
+      noted = true
+    end
+    if not pid or core.pid_alive(pid) then loop.sleep(M.LOCK_POLL_MS) end
+  end
+  ctx.fleet_lock = { name = name, holder = holder }
+end
+
+-- Still ours, for ttl seconds more?  (No fleet lock: always.)
+local function fleet_hold(ctx, ttl)
+  local l = ctx.fleet_lock
+  return not l or ctx.store:renew_lock(l.name, l.holder, ttl)
+end
+
+local function fleet_release(ctx)
+  local l = ctx.fleet_lock
+  ctx.fleet_lock = nil
+  if l then pcall(ctx.store.release_lock, ctx.store, l.name, l.holder) end
+end
+
 -- The stages -------------------------------------------------------------------
 
 -- job: {task=, ws=, top=, target=, mode=, old_tip=, task_tip=, row=, outcome=,
@@ -202,7 +242,8 @@ function M.begin(ctx, job)
   local set = M.settings(ctx)
   job.ws, job.top, job.target, job.mode, job.max_attempts = ws, ws.repo, set.target, set.mode, set.max_attempts
   if job.mode == "branch" then job.mode = "merge" end   -- `obra merge` of a task left for a pull request
-  job.old_tip = target_tip(job.top, job.target)
+  if ctx.config.remote then remote.publish(ctx, task, ws) end   -- the proceeded branch, for the fleet to see
+  job.old_tip = target_tip(ctx, job.top)
   job.task_tip = need(rev(job.top, "refs/heads/" .. ws.branch .. "^{commit}"),
     "the branch " .. tostring(ws.branch) .. " of " .. task.key .. " is gone")
   -- an attempt a kill interrupted: the branch moved already (record it), or redo it
@@ -225,7 +266,8 @@ function M.begin(ctx, job)
     job.new_tip, job.outcome, job.message = job.old_tip, "merged", "already in " .. job.target
     return job
   end
-  local who = M.foreign_checkout(job.top, job.target, ctx.dir)
+  -- (with a remote the branch that moves is the remote's; the local one follows only when not checked out)
+  local who = not ctx.config.remote and M.foreign_checkout(job.top, job.target, ctx.dir)
   if who then
     job.outcome = "refused"
     job.message = string.format("the branch %s is checked out in %s, a worktree obra does not own: obra will not move it. " ..
@@ -236,6 +278,7 @@ end
 
 function M.merge(ctx, job)
   local task = job.task
+  fleet_hold(ctx, M.LOCK_TTL)
   local dir = scratch(ctx, job.top, job.old_tip)
   job.scratch = dir
   local msg = string.format("obra: %s %s (%s)\n", job.mode == "squash" and "squash of" or "merge", task.key,
@@ -288,6 +331,8 @@ function M.check(ctx, job)
   -- the task's work directory below the repository's top, in the scratch worktree
   local cwd = worktrees.cwd(ctx, task, { isolation = "worktree", repo = job.top, path = job.scratch })
   ctx.log(task, "integration: %d check(s) on the merged tree %s", #list, short(job.new_tip))
+  local timeout = task.config and task.config.check_timeout or ctx.config.check_timeout or 600
+  fleet_hold(ctx, M.LOCK_TTL + #list * timeout)
   job.checks = checks_mod.run(list, { cwd = cwd,
     timeout = task.config and task.config.check_timeout or ctx.config.check_timeout })
   job.failing = {}
@@ -301,7 +346,29 @@ function M.check(ctx, job)
   return job
 end
 
+-- With a remote: a push of the checked tree, accepted only if the remote's
+-- branch is still at the tip it was merged onto; the local branch follows.
+local function push(ctx, job)
+  if not fleet_hold(ctx, M.LOCK_TTL) then
+    job.outcome = "moved"
+    ctx.store:update_integration(job.row.id, { state = "interrupted", message = "the fleet-wide lock expired: redone" })
+    return job
+  end
+  local ok, err = remote.push(ctx, job.top, job.new_tip, job.target, job.old_tip)
+  if ok == false then
+    job.outcome = "moved"   -- another machine advanced it: merge again onto its new tip
+    ctx.store:update_integration(job.row.id, { state = "interrupted",
+      message = "the remote's branch moved meanwhile (the push was rejected): redone" })
+    return job
+  end
+  need(ok, "cannot push " .. job.target, err)
+  remote.follow(ctx, job.top, job.target, job.new_tip)
+  job.outcome = "merged"
+  return job
+end
+
 function M.advance(ctx, job)
+  if ctx.config.remote then return push(ctx, job) end
   local who = M.foreign_checkout(job.top, job.target, ctx.dir)
   if who then
     job.outcome = "refused"
@@ -426,6 +493,22 @@ local function refuse(ctx, job, why)
   return "waiting", why
 end
 
+-- With a remote, a branch that kept moving (other machines integrating) is no
+-- fault of the task: it goes back to the queue, pending, and is integrated
+-- again when the scheduler next takes it.
+local function requeue(ctx, job)
+  local s, task = ctx.store, job.task
+  local why = string.format("the remote's %s kept moving (%d attempts): back in the merge queue", job.target,
+    M.MOVED_ATTEMPTS)
+  s:tx(function()
+    s:update_workspace(task.id, { state = "queued", message = why })
+    to_status(s, task.id, "running")
+    s:set_status(task.id, "pending")
+  end)
+  ctx.log(task, "not merged yet: %s", why)
+  return "pending", why
+end
+
 -- The driver -------------------------------------------------------------------
 
 -- One integration at a time per project, in queue order: an integration a
@@ -469,18 +552,25 @@ end
 function M.run(ctx, task, opts)
   lock(ctx, task)
   local ok, status, msg = xpcall(function()
+    fleet_take(ctx, task)
     local job
-    for _ = 1, 5 do   -- the branch moved under us: merge again onto the new tip
+    for n = 1, M.MOVED_ATTEMPTS do   -- the branch moved under us: merge again onto the new tip
       job = attempt(ctx, { task = task, opts = opts or {} })
       if job.outcome ~= "moved" then break end
+      ctx.log(task, "%s moved during the integration: merging again onto its new tip (attempt %d of %d)",
+        job.target, n, M.MOVED_ATTEMPTS)
+      if not fleet_hold(ctx, M.LOCK_TTL) then fleet_take(ctx, task) end   -- it expired meanwhile: wait for it again
     end
+    fleet_release(ctx)
     if job.outcome == "merged" then return record_merged(ctx, job) end
     if job.outcome == "conflict" or job.outcome == "failed" then return send_back(ctx, job) end
+    if job.outcome == "moved" and ctx.config.remote then return requeue(ctx, job) end
     return refuse(ctx, job, job.message or "the branch kept moving during the integration")
   end, function(e)
     if getmetatable(e) == Fail then return e end
     return debug.traceback(e)
   end)
+  fleet_release(ctx)
   ctx.integration_lock = nil
   if not ok then
     if getmetatable(status) == Fail then return refuse(ctx, { task = task, row = ctx.store:open_integration(task.id) }, status.msg) end

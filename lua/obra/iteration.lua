@@ -306,7 +306,7 @@ function M.run_agent(ctx, it)
                                 handoff = sess.handoff, iteration = it.iteration }
     ctx.log(task, "agent %s (%s session %s, max %d turns)", agent.kind or "?", resume and "resuming" or "new",
       resume_id or sess.uuid, it.max_turns)
-    local started = core.clock_ms()
+    local started, started_at = core.clock_ms(), core.now()
     res = agent:run {
       prompt = text,
       session = (not resume) and sess.uuid or nil,
@@ -319,7 +319,7 @@ function M.run_agent(ctx, it)
     res.duration_ms = res.duration_ms or (core.clock_ms() - started)
     -- Codex reports the thread's running total: keep the call's own usage
     if session.RUNNING_TOTALS[agent.kind] then session.usage_since(s, sess, res, it.calls) end
-    it.calls[#it.calls + 1] = { session = sess, result = res, prompt = text }
+    it.calls[#it.calls + 1] = { session = sess, result = res, prompt = text, started_at = started_at }
     ctx.log(task, "agent: %s, %d turns, $%.4f, %dms", res.class, res.turns or 0, res.cost_usd or 0, res.duration_ms)
     if attempt == M.AGENT_ATTEMPTS then break end
     if res.class == "session_in_use" and not resume then
@@ -483,7 +483,8 @@ function M.record(ctx, it)
     local jc = r.call
     if jc then
       judges[#judges + 1] = { model = r.model, messages = jc.messages, text = jc.text, usage = jc.usage,
-        duration_ms = jc.duration_ms, outcome = r.verdict and "ok" or r.error, error = r.message }
+        duration_ms = jc.duration_ms, started_at = jc.started_at, outcome = r.verdict and "ok" or r.error,
+        error = r.message }
     end
   end
   local out = s:record_iteration {

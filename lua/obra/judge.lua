@@ -519,16 +519,17 @@ function M.normalize(j)
 end
 
 -- judge.run(llm, args) -> verdict, reply, call | nil, message, code, raw_text, call
--- call = { messages=, text=, usage=, duration_ms= }: what was asked and
+-- call = { messages=, text=, usage=, duration_ms=, started_at= }: what was asked and
 -- answered, for the record (the iteration stores it as an interaction).
 function M.run(llm, args)
   if llm == nil then error("judge.run: needs an LLM client", 2) end
   args = args or {}
   local messages = args.messages or M.prompt(args)
-  local started = core.clock_ms()
+  local started, started_at = core.clock_ms(), core.now()
   local r, msg, code, raw = llm:chat { messages = messages, schema = M.SCHEMA,
     temperature = args.temperature or 0, timeout = args.timeout }
-  local call = { messages = messages, duration_ms = core.clock_ms() - started, text = r and r.text or raw,
+  local call = { messages = messages, duration_ms = core.clock_ms() - started, started_at = started_at,
+                 text = r and r.text or raw,
                  usage = r and r.usage }
   if not r then return nil, msg, code or "bad_response", raw, call end
   local v, err = M.normalize(r.json)

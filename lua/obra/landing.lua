@@ -7,9 +7,10 @@
 --       else the latest integration's target, else obra/<project>/integration
 --   landing.list(s, project, dir [, target]) -> { {task, task_status, state, isolation, branch, path,
 --       exists, base, head, merged_commit, ahead, behind, message}, ... } by task id
---   landing.land(s, project, dir, {into=, target=}) -> {branch=, from=, to=, commits=, how=} | nil, message
+--   landing.land(s, project, dir, {into=, target=, remote=}) -> {branch=, from=, to=, commits=, how=} | nil, message
 --       fast-forward the user's branch (default: the one checked out in the
---       working tree at dir) to the integration branch: `git merge --ff-only`
+--       working tree at dir) to the integration branch (with remote: the
+--       remote's, fetched; the local one follows it): `git merge --ff-only`
 --       in the worktree that has it checked out when that tree and its index
 --       are clean, else `git update-ref NEW OLD`; anything else is refused
 --   landing.clean(s, project, dir, {all=, force=, target=}) -> { removed = {{task, path, branch}},
@@ -23,6 +24,7 @@
 --   landing.commit_worktree(ws, message) -> commit | nil (nothing to commit) | nil, message
 --       what a human changed in a task's worktree, committed on its branch (obra merge)
 --   landing.busy(s) -> message | nil     (an obra run is live on the project)
+--   landing.remote(s) -> the remote the latest run used (its --remote / config.remote set) | nil
 --
 -- Expected failures return nil, message (one line that says what to do).
 local core = require "obra.core"
@@ -41,6 +43,14 @@ function M.busy(s)
       return string.format("obra (pid %d) is running this project (run #%d): wait for it or stop it first", r.pid, r.id)
     end
   end
+end
+
+function M.remote(s)
+  local r = s:latest_run()
+  local cfg = r and core.json_decode(r.config or "{}") or {}
+  local found
+  for _, kv in ipairs(cfg.sets or {}) do found = kv:match("^remote=(.+)$") or found end
+  return found
 end
 
 function M.project(s)
@@ -98,7 +108,19 @@ function M.land(s, project, dir, o)
   local top, err = repo_of(s, project, dir)
   if not top then return nil, "not in a git repository: nothing to land (" .. tostring(err) .. ")" end
   local target = o.target or M.target(s, project)
-  local tip = rev(top, "refs/heads/" .. target .. "^{commit}")
+  local tip
+  if o.remote then
+    -- the remote's integration branch is the one that counts (the local one follows it)
+    local remote = require "obra.remote"
+    local rctx = { config = { remote = o.remote }, workdir = top, dir = dir, log = function() end }
+    local ferr
+    tip, ferr = remote.fetch(rctx, top, target)
+    if tip == nil then return nil, ferr end
+    if not tip then return nil, "nothing to land: the remote has no branch " .. target .. " yet" end
+    remote.follow(rctx, top, target, tip)
+  else
+    tip = rev(top, "refs/heads/" .. target .. "^{commit}")
+  end
   if not tip then return nil, "nothing to land: the integration branch " .. target .. " does not exist yet" end
   local into = o.into
   local user_tree = worktrees.repo(dir) or top

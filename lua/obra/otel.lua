@@ -130,31 +130,32 @@ function M.iteration(ctx, it)
       ["obra.task"] = task.key, ["obra.iteration"] = it.iteration, ["obra.run"] = ctx.run_id,
       ["obra.decision"] = d.action, ["obra.reason"] = d.reason, ["obra.quality"] = sc.quality,
       ["obra.confidence"] = sc.confidence, ["obra.degraded"] = sc.degraded, ["obra.status"] = it.status } } }
-  -- the children, one after another from the iteration's start by their durations
+  -- the children at their real start (started_at, Unix seconds) for as long as each took;
+  -- a child without one (a cassette's older record) follows the one before it
   local at = me.start
-  local function child(name, ms, a, err)
-    local start = at
-    at = at + (ms or 0) / 1000
+  local function child(name, started_at, ms, a, err)
+    local start = started_at or at
+    at = start + (ms or 0) / 1000
     spans[#spans + 1] = { name = name, trace = o.trace, id = span_id(o), parent = me.id, start = start,
                           stop = math.min(at, stop), attributes = a, error = err }
   end
   for _, c in ipairs(it.calls or {}) do
     local r = c.result or c.res or {}
     local u = r.usage or {}
-    child("agent", r.duration_ms, { ["obra.agent"] = it.agent and it.agent.kind, ["obra.outcome"] = r.class,
+    child("agent", c.started_at, r.duration_ms, { ["obra.agent"] = it.agent and it.agent.kind, ["obra.outcome"] = r.class,
       ["obra.turns"] = r.turns, ["obra.tokens.input"] = u.input_tokens, ["obra.tokens.output"] = u.output_tokens,
       ["obra.cost_usd"] = r.cost_usd, ["obra.session"] = r.session_id }, r.class ~= "ok" and r.class or nil)
   end
   for _, c in ipairs(it.checks or {}) do
     local outcome = c.passed and "passed" or (c.timed_out and "timeout" or "failed")
-    child("check " .. tostring(c.name), c.duration_ms, { ["obra.check"] = c.name, ["obra.outcome"] = outcome },
+    child("check " .. tostring(c.name), c.started_at, c.duration_ms, { ["obra.check"] = c.name, ["obra.outcome"] = outcome },
       not c.passed and outcome or nil)
   end
   for _, r in ipairs(it.judge_runs or {}) do
     local jc = r.call or {}
     local u = jc.usage or {}
     local v = r.verdict or {}
-    child("judge", jc.duration_ms, { ["obra.model"] = r.model, ["obra.outcome"] = r.verdict and "ok" or r.error,
+    child("judge", jc.started_at, jc.duration_ms, { ["obra.model"] = r.model, ["obra.outcome"] = r.verdict and "ok" or r.error,
       ["obra.tokens.input"] = u.prompt_tokens, ["obra.tokens.output"] = u.completion_tokens,
       ["obra.judge.quality"] = v.quality, ["obra.judge.confidence"] = v.confidence },
       not r.verdict and tostring(r.error or "no verdict") or nil)

@@ -14,7 +14,8 @@
 --                          duration_s, n (iterations in this run), parked_until, merged_at,
 --                          workspace = {state, branch} | nil, iters = {iteration...}}, ... } }
 --     iteration = { n, action, reason, reasons, quality, confidence, degraded, valid, thresholds,
---                   start, finish, agent_ms, checks_ms, judge_ms, usd, tokens,
+--                   start, finish, spans = { {kind = 'agent'|'check'|'judge', start, finish} }, estimated,
+--                   agent_ms, checks_ms, judge_ms, usd, tokens,
 --                   agent = {class, turns, text}, calls = { {session, outcome, tokens, usd, ms} },
 --                   checks = { {name, passed, output, ms, other fields...} }, judge = {...} | nil,
 --                   judge_error, files = {created, modified, deleted, lines_added, lines_removed},
@@ -28,10 +29,11 @@
 --   report.chartjs() -> source | nil, message       Chart.js from libjs-chart.js
 --   report.write(path, text) -> true | nil, message  atomically, mode 0600
 --
--- Times are seconds since 1970 (the store's clock).  An iteration's spans are
--- rebuilt from what the store keeps: it ends when its decision was made, and
--- its agent calls, checks and judge ran one after the other before that, for
--- as long as each recorded (docs/report.md).
+-- Times are seconds since 1970 (the store's clock).  Each agent call, check
+-- and judge call is a span from its recorded start (interactions.started_at)
+-- for as long as it took; a row written before schema 9 has no start, and its
+-- start is estimated as created_at - duration (estimated = true).  An
+-- iteration runs from its first span's start to its decision (docs/report.md).
 local core = require "obra.core"
 
 local M = {}
@@ -64,7 +66,7 @@ end
 M.cut = cut
 
 local KNOWN_SIGNALS = { agent = true, checks = true, workspace = true, judge = true, judge_error = true, history = true }
-local KNOWN_CHECK = { name = true, passed = true, output = true, duration_ms = true, command = true }
+local KNOWN_CHECK = { name = true, passed = true, output = true, duration_ms = true, started_at = true, command = true }
 local KNOWN_JUDGE = { complete = true, quality = true, confidence = true, summary = true, issues = true }
 
 local function compact(v, n)
@@ -83,7 +85,7 @@ local function iteration_of(d, cap)
   local it = { n = d.iteration, action = d.action, reason = d.reason, quality = sc.quality, confidence = sc.confidence,
                degraded = sc.degraded == true, valid = sc.valid, finish = d.created_at, park_until = d.park_until,
                thresholds = {}, other = {}, checks = {}, calls = {}, breakpoints = {}, humans = {},
-               sessions = {}, reported = {}, agent_ms = 0, checks_ms = 0, judge_ms = 0, usd = 0, tokens = 0 }
+               sessions = {}, reported = {}, spans = {}, agent_ms = 0, checks_ms = 0, judge_ms = 0, usd = 0, tokens = 0 }
   -- the reason codes and flags of a policy that records them (generic)
   local reasons = d.reasons or ev.reasons or (type(ev.decision) == "table" and ev.decision.reasons) or nil
   if type(reasons) == "table" then
@@ -188,11 +190,17 @@ function M.build(s, o)
       end
     end
   end
+  local SPAN = { agent = "agent", check = "check", llm = "judge" }
   for _, x in ipairs(rows.interactions) do
     local it = by_task[x.task_id] and by_task[x.task_id][x.iteration]
     if it and (x.run_id == nil or x.run_id == run.id) then
       local ms = x.duration_ms or 0
       local tokens = (x.tokens_in or 0) + (x.tokens_out or 0) + (x.cache_write or 0)
+      if SPAN[x.kind] then
+        local start = x.started_at
+        if not start then start, it.estimated = (x.created_at or it.finish or t0) - ms / 1000, true end
+        it.spans[#it.spans + 1] = { kind = SPAN[x.kind], start = start, finish = start + ms / 1000 }
+      end
       if x.kind == "agent" then
         local se = rows.sessions[x.session_id]
         it.calls[#it.calls + 1] = { session = se and se.uuid, outcome = x.outcome, tokens = tokens,
@@ -228,9 +236,12 @@ function M.build(s, o)
   for _, task in ipairs(m.tasks) do
     for _, it in ipairs(task.iters) do
       for i = #it.sessions, 1, -1 do it.sessions[it.sessions[i]] = nil end
-      local total = (it.agent_ms + it.checks_ms + it.judge_ms) / 1000
       it.finish = it.finish or t0
-      it.start = it.finish - total
+      it.start = it.finish
+      for _, sp in ipairs(it.spans) do
+        if sp.start < it.start then it.start = sp.start end
+      end
+      local total = it.finish - it.start
       if it.start < t0 then t0 = it.start end
       if it.finish > t1 then t1 = it.finish end
       for _, b in ipairs(it.breakpoints) do

@@ -1,9 +1,14 @@
 -- obra.store — the store object (C userdata "obra.store", src/lapi_store.c)
 -- and the Lua methods added to it: transactions and records as tables.
 --
---   store.open(path [, {readonly=true}]) -> store | nil, message, code
---                                   read-only: SQLITE_OPEN_READONLY, nothing created or migrated
+--   store.open(target [, {readonly=true}]) -> store | nil, message, code
+--                                   target: a SQLite path, or a PostgreSQL URL / conninfo
+--                                   (postgres://, postgresql://, host=..., dbname=...);
+--                                   read-only: nothing created or migrated
 --   store.find([dir])             -> path of .obra/obra.db at or above dir, or nil
+--   store.target(flag [, configured]) -> the store to open: --store, else OBRA_STORE,
+--                                   else the workflow's config.store; nil: the project's .obra/obra.db
+--   store.kind(target)            -> "postgres" | "sqlite" | nil, message (an unknown scheme)
 --   s:tx(fn, ...)                 -> fn's results; commits, or rolls back and re-raises
 --   s:stats()                     -> {commits =, changes =, cached_statements =} (C)
 --   and the named queries of lua/obra/store/*.lua (listed in docs/data.md)
@@ -12,12 +17,32 @@ local loop = require "obra.loop"
 
 local M = {}
 local methods = core["obra.store"]
+local pg_methods = core["obra.pgstore"]
 
 M.DIR = ".obra"
 M.FILE = "obra.db"
 
-function M.open(path, opts)
-  return core.store_open(path, opts)
+function M.kind(target)
+  if core.pg_target(target) then return "postgres" end
+  local scheme = target:match("^([%a][%w+.-]*)://")
+  if scheme and scheme ~= "file" then
+    return nil, "unknown store '" .. scheme .. "://...': give a SQLite path or a postgres:// URL"
+  end
+  return "sqlite"
+end
+
+function M.open(target, opts)
+  local kind, err = M.kind(target)
+  if not kind then return nil, err, "usage" end
+  if kind == "postgres" then return core.pgstore_open(target, opts) end
+  return core.store_open((target:gsub("^file://", "")), opts)
+end
+
+function M.target(flag, configured)
+  for _, t in ipairs({ flag or false, os.getenv("OBRA_STORE") or false, configured or false }) do
+    if t and t ~= "" then return t end
+  end
+  return nil
 end
 
 -- A database failure that is not obra's fault (the disk is full, the file is
@@ -34,6 +59,8 @@ local ADVICE = {
   { "readonly", "obra cannot write the file: check its permissions and the file system" },
   { "read%-only", "obra cannot write the file: check its permissions and the file system" },
   { "unable to open", "check that the directory exists and is writable" },
+  { "cannot reach postgresql", "check the server, then `obra resume`" },
+  { "^postgresql:", "check the server, then `obra resume`" },
 }
 function M.io_error(e, code)
   local msg
@@ -72,7 +99,6 @@ local function pack(...) return { n = select("#", ...), ... } end
 -- {lease_lost = true, task_id =, attempt =, message =} and nothing is written.
 -- begin and exec are the only ways a write starts, so no write can skip it.
 local fences = setmetatable({}, { __mode = "k" })   -- coroutine -> {store, task_id, attempt, worker_id}
-local c_begin, c_exec, c_task_status, c_rollback = methods.begin, methods.exec, methods.task_status, methods.rollback
 
 local function lease_lost(f)
   return { lease_lost = true, task_id = f.task_id, attempt = f.attempt,
@@ -92,32 +118,37 @@ local function fence_of(self)
   end
 end
 
-function methods:begin()
-  c_begin(self)
-  if self:depth() ~= 1 then return end
-  local f = fence_of(self)
-  if f and c_exec(self, M.SQL.lease_fence, f.task_id, f.attempt, f.worker_id) == 0 then
-    c_rollback(self)
-    error(lease_lost(f), 0)
+-- Wraps a backend's begin, exec and task_status (C) with the fence, and adds s:fence.
+local function install_fence(into)
+  local c_begin, c_exec, c_task_status, c_rollback = into.begin, into.exec, into.task_status, into.rollback
+  if not (c_begin and c_exec and c_task_status) then return end
+  function into:begin()
+    c_begin(self)
+    if self:depth() ~= 1 then return end
+    local f = fence_of(self)
+    if f and c_exec(self, self.SQL.lease_fence, f.task_id, f.attempt, f.worker_id) == 0 then
+      c_rollback(self)
+      error(lease_lost(f), 0)
+    end
   end
-end
 
-function methods:exec(sql, ...)
-  if self:depth() == 0 and fence_of(self) then return self:tx(c_exec, self, sql, ...) end
-  return c_exec(self, sql, ...)
-end
+  function into:exec(sql, ...)
+    if self:depth() == 0 and fence_of(self) then return self:tx(c_exec, self, sql, ...) end
+    return c_exec(self, sql, ...)
+  end
 
-function methods:task_status(id, to)
-  if self:depth() == 0 and fence_of(self) then return self:tx(c_task_status, self, id, to) end
-  return c_task_status(self, id, to)
-end
+  function into:task_status(id, to)
+    if self:depth() == 0 and fence_of(self) then return self:tx(c_task_status, self, id, to) end
+    return c_task_status(self, id, to)
+  end
 
--- s:fence({task_id=, attempt=, worker_id=} | nil): the running coroutine's
--- writes on this store are fenced by that lease from now on (nil: no more).
-function methods:fence(lease)
-  local co = coroutine.running()
-  fences[co] = lease and { store = self, task_id = lease.task_id, attempt = lease.attempt,
-                           worker_id = lease.worker_id } or nil
+  -- s:fence({task_id=, attempt=, worker_id=} | nil): the running coroutine's
+  -- writes on this store are fenced by that lease from now on (nil: no more).
+  function into:fence(lease)
+    local co = coroutine.running()
+    fences[co] = lease and { store = self, task_id = lease.task_id, attempt = lease.attempt,
+                             worker_id = lease.worker_id } or nil
+  end
 end
 
 -- s:tx(fn, ...): run fn inside a transaction (a savepoint when nested).
@@ -137,7 +168,7 @@ end
 -- s:integrity() -> true | nil, problems (text): the database file's own check
 -- s:writable() -> true | nil, message: a write, rolled back (obra doctor)
 function methods:integrity()
-  local rows = self:query(M.SQL.integrity_check)
+  local rows = self:query(self.SQL.integrity_check)
   local out = {}
   for _, r in ipairs(rows) do
     local _, v = next(r)
@@ -150,7 +181,7 @@ end
 function methods:writable()
   local ok, err = pcall(function()
     self:begin()
-    self:exec(M.SQL.write_probe)
+    self:exec(self.SQL.write_probe)
     self:rollback()
   end)
   if ok then return true end
@@ -174,14 +205,22 @@ function M.decode(row)
 end
 
 -- The data layer: every SQL statement of obra lives under lua/obra/store/
--- (docs/data.md).  Each file adds the named methods of one entity to the
--- store's metatable, with the statements of the backend (today SQLite:
--- lua/obra/store/sqlite.lua over the portable lua/obra/store/sql.lua).
-M.SQL = require "obra.store.sqlite"
-for _, name in ipairs({ "projects", "tasks", "runs", "sessions", "interactions", "decisions", "breakpoints",
-                        "checkpoints", "workspaces", "integrations", "baselines", "outcomes", "iteration", "reports",
-                        "report_data", "events", "leases" }) do
-  require("obra.store." .. name)(methods, M.SQL, M)
+-- (docs/data.md).  Each file adds the named methods of one entity to a
+-- store's metatable, with the statements of its backend: SQLite's
+-- (lua/obra/store/sqlite.lua) on "obra.store", PostgreSQL's
+-- (lua/obra/store/postgres.lua) on "obra.pgstore", both over the portable
+-- lua/obra/store/sql.lua.  s.SQL is the store's own statement table.
+M.ENTITIES = { "projects", "tasks", "runs", "sessions", "interactions", "decisions", "breakpoints",
+               "checkpoints", "workspaces", "integrations", "baselines", "outcomes", "iteration", "reports",
+               "report_data", "events", "locks", "copy", "leases" }
+local function install(into, Q, backend)
+  into.SQL = Q
+  into.backend = function() return backend end
+  for _, name in ipairs({ "tx", "integrity", "writable" }) do into[name] = methods[name] end   -- above
+  for _, name in ipairs(M.ENTITIES) do require("obra.store." .. name)(into, Q, M) end
+  install_fence(into)
 end
+install(methods, require "obra.store.sqlite", "sqlite")
+install(pg_methods, require "obra.store.postgres", "postgres")
 
 return M

@@ -9,6 +9,8 @@
 --                            print it (two decimals, halves up; "-" for a non-number)
 --   util.closest(name, names) -> the most similar of names (edit distance) | nil
 --   util.unknown(what, name, names) -> "unknown WHAT 'name' (did you mean 'x'?)"
+--   util.serially(ctx, flag, fn, ...) -> fn's results: one such call at a time per ctx and flag
+--                            (the others wait, yielding to other tasks); an error is re-raised
 local core = require "obra.core"
 
 local M = {}
@@ -108,6 +110,16 @@ function M.unknown(what, name, names)
   if names[1] ~= nil then list = { table.unpack(names) } else for k in pairs(names) do list[#list + 1] = k end end
   table.sort(list)
   return string.format("unknown %s '%s' (known: %s)", what, tostring(name), table.concat(list, ", "))
+end
+
+function M.serially(ctx, flag, fn, ...)
+  local loop = require "obra.loop"
+  while ctx[flag] do loop.await({ ready = function() return not ctx[flag] end }) end
+  ctx[flag] = true
+  local ok, a, b = pcall(fn, ...)
+  ctx[flag] = nil
+  if not ok then error(a, 0) end
+  return a, b
 end
 
 return M

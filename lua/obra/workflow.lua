@@ -11,7 +11,8 @@
 --            integrate = { target = "branch", mode = "merge"|"squash"|"rebase"|"branch", max_attempts = 3 },
 --            integration_checks = { ... } (like a task's checks; docs/workspaces.md),
 --            notify = { url =, on = {...}, ... } (lua/obra/notify.lua),
---            protect = {globs} | false, baseline = true }
+--            protect = {globs} | false, baseline = true,
+--            remote = "origin" | URL (docs/workspaces.md, "With a remote") }
 --   milestone "key" { title = "...", gate = false }
 --   task "key" { title=, prompt=, deps={}, priority=0, checks={}, budgets={}, tags={},
 --                agent={}, thresholds={}, weights={}, decide=fn, milestone="key",
@@ -194,6 +195,14 @@ local function is_branch(v)
   return true
 end
 
+-- remote: a remote's name or a URL git can fetch from (obra.remote resolves it at run time)
+local function is_remote(v)
+  if type(v) ~= "string" or v == "" or v:find("^%-") or v:find("[%s%c]") then
+    return false, "a remote name or a URL (like \"origin\" or \"ssh://host/repo.git\")", tostring(v)
+  end
+  return true
+end
+
 local CONFIG = {
   integrate = is_section({ target = is_branch, mode = one_of("merge", "squash", "rebase", "branch"),
                            max_attempts = is_posint }, "integrate"),
@@ -208,6 +217,8 @@ local CONFIG = {
                              max_file_bytes = is_posint }, "checkpoints"),
   notify = function(v) return require("obra.notify").check(v) end,   -- its options: lua/obra/notify.lua
   protect = is_protect, baseline = is_type("boolean"),
+  remote = is_remote,
+  store = is_type("string"),     -- the database: a SQLite path or a postgres:// URL (docs/data.md)
 }
 
 local TASK = {

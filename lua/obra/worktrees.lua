@@ -20,6 +20,9 @@
 --   worktrees.branch(project, task) -> "obra/<project>/task/<key>"
 --   worktrees.integration(project)  -> "obra/<project>/integration"
 --   worktrees.target(ctx)           -> the integration branch's name (config.integrate.target or the above)
+--   worktrees.integration_tip(ctx, top) -> commit, name | nil, message
+--       the integration branch's tip (made from HEAD when missing; with a remote, the remote's)
+--   worktrees.remote(ctx) -> {name=, url=, arg=, safe=} | nil [, message]   (config.remote: obra.remote.of)
 --   worktrees.repo(dir) -> the repository's top directory | nil, message
 --   worktrees.path(ctx, task) -> <dir>/.obra/worktrees/<key>
 --   worktrees.forget(ctx, task)     the cached snapshot of the task's files is stale
@@ -32,6 +35,7 @@
 local core = require "obra.core"
 local git = require "obra.git"
 local util = require "obra.util"
+local remote = require "obra.remote"
 
 local M = {}
 
@@ -142,11 +146,17 @@ local function rev(top, spec)
   return git.ok({ "rev-parse", "--verify", "-q", spec }, { cwd = top })
 end
 
+M.remote = remote.of
+
 -- The integration branch's tip; the branch is made from HEAD's commit when
 -- missing (reading HEAD changes nothing; update-ref with an empty old value
--- only creates).
-local function integration_tip(ctx, top)
+-- only creates).  With a remote: the remote's (obra.remote).
+function M.integration_tip(ctx, top)
   local name = M.target(ctx)
+  if ctx.config and ctx.config.remote then
+    local tip, err = remote.integration_tip(ctx, top, name)
+    return tip, tip and name or err
+  end
   local tip = rev(top, "refs/heads/" .. name .. "^{commit}")
   if tip then return tip, name end
   local head = rev(top, "HEAD^{commit}")
@@ -213,18 +223,26 @@ local function ensure_worktree(ctx, task, top, ws)
   local ok, err = M.exclude(common)
   if not ok then return nil, err end
   local base = ws and ws.base
+  -- with a remote, a branch pushed from another machine is where the task continues
+  local from_remote = ctx.config.remote and remote.task_branch(ctx, top, branch,
+    worktree_ok(path, branch) and path or nil)
   if not rev(top, "refs/heads/" .. branch .. "^{commit}") then
     if ws and ws.head and rev(top, ws.head .. "^{commit}") then
       base = ws.head   -- the user deleted the branch: its last known commit
     elseif not base then
       local e2
-      base, e2 = integration_tip(ctx, top)
+      base, e2 = M.integration_tip(ctx, top)
       if not base then return nil, e2 end
     end
     ok, err = git.ok({ "update-ref", "-m", "obra: task branch", "refs/heads/" .. branch, base, "" }, { cwd = top })
     if not ok and not rev(top, "refs/heads/" .. branch .. "^{commit}") then
       return nil, "cannot create the branch " .. branch .. ": " .. tostring(err)
     end
+  elseif not base and from_remote then
+    -- taken over from another machine: its base is where it left the integration branch
+    local tip, e2 = M.integration_tip(ctx, top)
+    if not tip then return nil, e2 end
+    base = git.ok({ "merge-base", tip, from_remote }, { cwd = top }) or from_remote
   elseif not base then
     -- a branch made by a run killed before its row: nothing ran on it yet
     base = rev(top, "refs/heads/" .. branch .. "^{commit}")
@@ -242,26 +260,28 @@ end
 
 -- One ensure at a time per run: the git calls yield to other tasks, and two
 -- `git worktree add` (or an add and a prune) must not interleave.
-local function locked(ctx, fn, ...)
-  local loop = require "obra.loop"
-  while ctx.worktrees_busy do
-    loop.await({ ready = function() return not ctx.worktrees_busy end })
-  end
-  ctx.worktrees_busy = true
-  local ok, a, b = pcall(fn, ...)
-  ctx.worktrees_busy = nil
-  if not ok then error(a, 0) end
-  return a, b
-end
+local function locked(ctx, fn, ...) return util.serially(ctx, "worktrees_busy", fn, ...) end
 
 local ensure
 
+-- With a remote, a worktree another clone made (on another machine: a task
+-- taken over) is made again in this one: the top of this clone, or false.
+local function elsewhere(ctx, task, ws)
+  if not (ws and ws.isolation == "worktree" and ctx.config.remote) then return false end
+  local mode, _, top = M.isolation(ctx, task)
+  return mode == "worktree" and top ~= ws.repo and top
+end
+
 function M.ensure(ctx, task, opts)
   local ws = ctx.store:workspace(task.id)
-  if ws and (ws.isolation == "shared" or core.stat(ws.path .. "/.git")) then return ws end
+  if ws and not elsewhere(ctx, task, ws) and (ws.isolation == "shared" or core.stat(ws.path .. "/.git")) then
+    return ws
+  end
   local row, err = locked(ctx, ensure, ctx, task)
   if row and row.new and not (opts and opts.defer) then
     row = ctx.store:add_workspace(row)
+  elseif row and row.moved then
+    row = ctx.store:update_workspace(task.id, { path = row.path, repo = row.repo })
   end
   return row, err
 end
@@ -271,7 +291,12 @@ function ensure(ctx, task)
   local ws = s:workspace(task.id)
   if ws and ws.isolation == "shared" then return ws end
   local mode, why, top
-  if ws then
+  local here = elsewhere(ctx, task, ws)
+  if here then
+    ctx.log(task, "its worktree was in %s: continuing in this clone, from its branch on the remote", ws.repo)
+    ws = util.merge(ws, { path = M.path(ctx, task), repo = here, moved = true })
+    mode, top = "worktree", here
+  elseif ws then
     mode, top = "worktree", ws.repo
   else
     mode, why, top = M.isolation(ctx, task)

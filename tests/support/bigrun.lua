@@ -2,6 +2,9 @@
 -- retries on a failing check whose output holds markup, then a proceed),
 -- recorded through the data layer (s:record_iteration, the transaction a real
 -- iteration makes) in one finished run.  For report_spec and bench/report_big.lua.
+-- Each iteration's texts differ (the agent's words and the failing output
+-- name the task and the attempt, as real ones differ), and its agent call,
+-- checks and judge have start times one after the other before its record.
 --
 --   bigrun.fill(dir, n) -> database path (dir/obra.db), milliseconds it took
 local core = require "obra.core"
@@ -29,17 +32,22 @@ function M.fill(dir, N)
       local sess = s:current_session(t.id, run, "claude")
       for it = 1, 3 do
         local pass = it == 3
-        local checks = { { name = "true", command = "true", output = "", passed = true, duration_ms = 5 },
-                         { name = "make test", command = "make test", output = pass and "ok" or FAIL, passed = pass, duration_ms = 900 } }
+        local now = core.now()
+        local fail = FAIL .. string.format("Ran 42 tests in 0.%03ds (t%04d, attempt %d)\nFAILED (failures=%d)\n", i % 1000, i, it, 60 - it)
+        local checks = { { name = "true", command = "true", output = "", passed = true, duration_ms = 5, started_at = now - 2.45 },
+                         { name = "make test", command = "make test", output = pass and "ok" or fail, passed = pass, duration_ms = 900,
+                           started_at = now - 2.44 } }
         local q = pass and 0.9 or 0.4 + it * 0.1
         s:record_iteration {
           run_id = run, task = t, iteration = it, agent_name = "claude", checks = checks,
-          calls = { { session = sess, prompt = "do it", result = { class = "ok", text = "done", session_id = "sid-" .. i, cost_usd = 0.05,
+          calls = { { session = sess, prompt = "do it", started_at = now - 62.5, result = { class = "ok", text = "done", session_id = "sid-" .. i, cost_usd = 0.05,
             duration_ms = 60000, usage = { input_tokens = 5000, output_tokens = 900 } } } },
-          judge = { model = "judge", text = "{}", usage = { prompt_tokens = 900, completion_tokens = 80 }, duration_ms = 1500, outcome = "ok" },
+          judge = { model = "judge", text = "{}", usage = { prompt_tokens = 900, completion_tokens = 80 }, duration_ms = 1500, outcome = "ok",
+                    started_at = now - 1.52 },
           event = { task = { key = t.key, iteration = it, max_iterations = 4 },
-            signals = { agent = { class = "ok", turns = 4, text = string.rep("I changed the parser. ", 40) },
-                        checks = core.json_array(checks),
+            signals = { agent = { class = "ok", turns = 4, text = string.format("Attempt %d on t%04d: ", it, i) .. string.rep("I changed the parser. ", 40) },
+                        checks = core.json_array({ { name = "true", passed = true, output = "", duration_ms = 5 },
+                          { name = "make test", passed = pass, output = checks[2].output, duration_ms = 900 } }),
                         judge = { complete = pass, quality = q, confidence = q - 0.05, summary = "summary of attempt " .. it,
                                   issues = pass and {} or { "the parser drops <tags>", "no test for empty input" } },
                         workspace = { created = { "src/new.c" }, modified = { "src/parser.c", "tests/parser_test.c" },

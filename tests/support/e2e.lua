@@ -7,6 +7,12 @@ local assert = require "luassert"
 
 local E = {}
 
+-- E.store: nil (each project's own .obra/obra.db), or function(tag) -> the
+-- store target of a fresh database for a project (tests/e2e_pg_spec.lua runs
+-- the e2e specs so, each project in its own PostgreSQL database: obra finds
+-- it through OBRA_STORE).
+E.store = nil
+
 -- E.project{script = source | nil, copy = "scripts/x.lua", scenario = {...}} -> p
 function E.project(a)
   local dir = H.tmpdir(a.tag or "e2e")
@@ -24,6 +30,7 @@ function E.project(a)
   -- file is retried: docs/policy.md)
   H.writefile(p.scenario, cjson.encode(a.scenario or { rules = {}, default = { append = { ["agent.log"] = "worked\n" } } }))
   p.llm = a.llm          -- a fakellm server, or nil for llm = false
+  p.store = E.store and E.store(a.tag or "e2e")
   return p
 end
 
@@ -43,7 +50,7 @@ function E.sets(p, extra)
 end
 
 function E.env(p)
-  return { FAKE_CLAUDE_SCENARIO = p.scenario, FAKE_CLAUDE_STATE = p.state }
+  return { FAKE_CLAUDE_SCENARIO = p.scenario, FAKE_CLAUDE_STATE = p.state, OBRA_STORE = p.store }
 end
 
 -- obra run SCRIPT with the fakes; returns {out, err, code}
@@ -109,7 +116,7 @@ function E.wait(pid, seconds, p)
 end
 
 function E.db(p)
-  return assert(require("obra").open(p.dir .. "/.obra/obra.db"))
+  return assert(require("obra").open(p.store or (p.dir .. "/.obra/obra.db")))
 end
 
 function E.calls(p)

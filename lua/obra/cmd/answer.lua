@@ -5,7 +5,7 @@ return {
   usage = "obra answer TASK \"text\"",
   help = "Closes the task's open breakpoints as answered and puts it back in the queue;\n" ..
          "the next `obra run` or `obra resume` continues it with your text in the agent's prompt.",
-  flags = { json = "boolean" },
+  flags = {},
   run = function(opts, args)
     if #args < 2 then cli.usage("answer needs a task and the answer text", "answer") end
     local s = cli.open_store()

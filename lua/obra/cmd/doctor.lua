@@ -44,6 +44,7 @@ Exit: 0 nothing fails (warnings allowed), 1 something obra needs fails,
         if plan.config.llm == false then cfg.llm = false
         elseif plan.config.llm then cfg.llm = plan.config.llm end
         cfg.judge = plan.config.judge
+        cfg.remote = plan.config.remote
       end
       add("workflow " .. script, plan ~= nil and err == nil, err or "loads and checks", err and "fix the script" or nil)
       bad_script = err ~= nil
@@ -115,19 +116,19 @@ Exit: 0 nothing fails (warnings allowed), 1 something obra needs fails,
       end
     end
     -- database
-    local path_db = require("obra.store").find()
+    local store = require("obra.store")
+    local path_db = store.target(cli.store_flag) or store.find()
     if path_db then
-      local store = require("obra.store")
       local s, err, code = store.open(path_db)
       if not s then
         add("database", false, store.io_error(err, code) or err, "check the file's permissions and the disk")
       else
         local ok, werr = s:writable()
-        add("database", ok, ok and (path_db .. " (schema " .. s:version() .. ") is writable") or
+        add("database", ok, ok and (s:path() .. " (schema " .. s:version() .. ") is writable") or
           (store.io_error(werr, "io") or werr), not ok and "check the file's permissions and free disk space" or nil)
         local iok, good, problems = pcall(s.integrity, s)
         if not iok then good, problems = nil, tostring(good) end
-        add("database integrity", good == true, good and "SQLite's integrity check: ok" or problems,
+        add("database integrity", good == true, good and (s:backend() == "sqlite" and "SQLite's integrity check: ok" or "the server's own") or problems,
           not good and "the file is damaged: restore a copy made with `obra backup`, or move it aside to start afresh" or nil)
         s:close()
       end
@@ -144,6 +145,15 @@ Exit: 0 nothing fails (warnings allowed), 1 something obra needs fails,
     -- git
     local git = which("git")
     add("git", git ~= nil, git or "not found", git == nil and "install git: change summaries fall back to content hashes" or nil)
+    -- the shared remote, when the workflow (or --set remote=) names one: it answers, as `obra run` requires
+    if cfg.remote and git then
+      local rctx = { config = { remote = cfg.remote }, workdir = core.getcwd(), log = function() end }
+      local remote = require "obra.remote"
+      local ok, rerr = remote.probe(rctx)
+      local r = remote.of(rctx)
+      add("remote " .. (r and r.safe or tostring(cfg.remote)), ok == true, ok and "answers (git ls-remote)" or rerr,
+        not ok and "fix config.remote, or the network or credentials it needs" or nil)
+    end
     local all = true
     for _, r in ipairs(results) do all = all and r.ok end
     if opts.json then

@@ -9,14 +9,7 @@ local BATCH = 500                 -- events per query
 local MIN_INTERVAL, MAX_INTERVAL = 0.05, 60
 
 local function open_ro()
-  local store = require "obra.store"
-  local path = store.find()
-  if not path then cli.fail("no obra project here (no .obra/ in this directory or above); run `obra init` first") end
-  local s, err, code = store.open(path, { readonly = true })
-  if not s then
-    local ioe = store.io_error(err, code)
-    cli.fail(ioe or ("cannot open the database: " .. tostring(err)), ioe and cli.EXIT.io or cli.EXIT.failed)
-  end
+  local s = cli.open_store(true, { readonly = true })
   if s:version() < 8 then
     local v = s:version()
     s:close()
@@ -44,7 +37,7 @@ end
 
 return {
   summary = "print every state change as JSON Lines (--follow: as it happens)",
-  usage = "obra events [--follow] [--since ID] [--interval SECONDS]",
+  usage = "obra events [--follow] [--since ID] [--interval SECONDS] [--json]",
   help = [[Prints the events obra recorded, oldest first, one JSON object a line: run_started,
 run_finished, task_started, iteration_started, iteration_ended (outcome, scores,
 decision), breakpoint_opened, breakpoint_answered, task_done, task_failed,

@@ -114,8 +114,8 @@ return {
     local note = offer_git(cwd, opts.no_git)
     local ok, err = core.mkdir(store.DIR, tonumber("700", 8))
     if not ok then cli.fail(err) end
-    local s, oerr = store.open(store.DIR .. "/" .. store.FILE)
-    if not s then cli.fail("cannot create the database: " .. oerr) end
+    local s, oerr, ocode = store.open(store.target(cli.store_flag) or (store.DIR .. "/" .. store.FILE))
+    if not s then cli.fail("cannot create the database: " .. oerr, ocode == "usage" and cli.EXIT.usage or nil) end
     s:close()
     local gi = io.open(store.DIR .. "/.gitignore", "w")
     if gi then gi:write("# obra's state: not for version control\n*\n"); gi:close() end

@@ -4,7 +4,7 @@ local cli = require "obra.cli"
 
 return {
   summary = "fast-forward your branch to the integration branch (only when safe)",
-  usage = "obra land [--into BRANCH] [--json]",
+  usage = "obra land [--into BRANCH] [--remote NAME|URL] [--json]",
   help = [[Moves your branch (default: the one checked out in this working tree) to the tip of the
 integration branch (obra/<project>/integration, or integrate.target), where the merge queue
 put the tasks' checked work.  Only a fast-forward, and only when safe:
@@ -14,8 +14,11 @@ put the tasks' checked work.  Only a fast-forward, and only when safe:
   - a branch not checked out anywhere: `git update-ref` from the value it had
 
 Anything else (not a fast-forward, uncommitted changes, a detached HEAD) is refused with
-exit 1 and nothing changes.  See docs/workspaces.md.]],
-  flags = { into = "string", json = "boolean" },
+exit 1 and nothing changes.
+
+With a remote (--remote, default: the one the latest run used), the integration branch
+is the remote's: it is fetched first, and the local one follows it.  See docs/workspaces.md.]],
+  flags = { into = "string", json = "boolean", remote = "string" },
   run = function(opts, args)
     if #args > 0 then cli.usage("land takes no arguments (the branch goes in --into)", "land") end
     local landing = require "obra.landing"
@@ -24,7 +27,7 @@ exit 1 and nothing changes.  See docs/workspaces.md.]],
     if not p then s:close(); cli.fail(err) end
     local busy = landing.busy(s)
     if busy then s:close(); cli.fail(busy) end
-    local r, lerr = landing.land(s, p, dir, { into = opts.into })
+    local r, lerr = landing.land(s, p, dir, { into = opts.into, remote = opts.remote or landing.remote(s) })
     local target = landing.target(s, p)
     s:close()
     if not r then cli.fail("cannot land: " .. lerr) end

@@ -5,7 +5,7 @@ local core = require "obra.core"
 
 return {
   summary = "integrate a task's branch now (retry after a conflict or a refusal)",
-  usage = "obra merge TASK [--json]",
+  usage = "obra merge TASK [--set key=value ...] [--json]",
   help = [[Runs the merge queue for one task now, as `obra run` would: merge its branch onto the
 integration branch in the scratch worktree, run its checks and the workflow's
 integration_checks on the merged tree, and only then advance the integration branch.

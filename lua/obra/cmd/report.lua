@@ -26,13 +26,7 @@ written, 2 usage, 74 the database could not be read.]],
     if #args > 0 then cli.usage("report takes no arguments (did you mean --run N?)", "report") end
     local store = require "obra.store"
     local report = require "obra.report"
-    local path, dir = store.find()
-    if not path then cli.fail("no obra project here (no .obra/ in this directory or above); run `obra init` first") end
-    local s, err, code = store.open(path, { readonly = true })
-    if not s then
-      local ioe = store.io_error(err, code)
-      cli.fail(ioe or ("cannot open the database: " .. tostring(err)), ioe and cli.EXIT.io or cli.EXIT.failed)
-    end
+    local s, dir = cli.open_store(true, { readonly = true })
     local m, merr = report.build(s, { run = opts.run })
     s:close()
     if not m then cli.fail(merr) end

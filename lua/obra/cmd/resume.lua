@@ -5,11 +5,12 @@ local core = require "obra.core"
 
 return {
   summary = "continue the latest run where it stopped",
-  usage = "obra resume [--max-parallel N] [--interactive] [--set key=value ...] [--json] [--quiet]",
+  usage = "obra resume [--max-parallel N] [--interactive] [--set key=value ...] [--remote NAME|URL] [--json] [--quiet]",
   help = "Re-reads the run's workflow script, keeps the --set overrides it was started with\n" ..
-         "(new --set values replace them), and continues: an interrupted iteration is redone\n" ..
+         "(new --set values and --remote replace them), and continues: an interrupted iteration is redone\n" ..
          "by resuming its agent session; recorded decisions are never repeated.",
-  flags = { ["max-parallel"] = "count", interactive = "boolean", set = "list", json = "boolean", quiet = "boolean" },
+  flags = { ["max-parallel"] = "count", interactive = "boolean", set = "list", json = "boolean", quiet = "boolean",
+            remote = "string" },
   run = function(opts, args)
     local s = cli.open_store()
     local r = s:latest_run()

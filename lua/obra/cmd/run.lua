@@ -35,8 +35,17 @@ end
 local function start(opts, script, resume_run)
   local engine = require "obra.engine"
   if opts.record and opts.replay then cli.usage("--record and --replay exclude each other", "run") end
-  local ctx, err, code = engine.open { script = script, sets = opts.set, quiet = opts.quiet }
+  if opts.remote then   -- kept with the run's --set values: `obra resume` and `obra merge` use it too
+    opts.set = opts.set or {}
+    opts.set[#opts.set + 1] = "remote=" .. opts.remote
+  end
+  local ctx, err, code = engine.open { script = script, sets = opts.set, quiet = opts.quiet, store_target = opts.store }
   if not ctx then cli.fail(err, code == "io" and cli.EXIT.io or cli.EXIT.usage) end
+  if ctx.config.remote then
+    -- the remote answers before anything starts (one line naming it, exit 1, nothing changed)
+    local ok, rerr = require("obra.remote").probe(ctx)
+    if not ok then engine.close(ctx); cli.fail(rerr, cli.EXIT.failed) end
+  end
   if opts.resuming then
     -- nothing pending, running or parked: say so and start no run
     local s = ctx.store
@@ -78,7 +87,7 @@ end
 
 return {
   summary = "run a workflow script (default ./obra.lua)",
-  usage = "obra run [SCRIPT] [--max-parallel N] [--no-work [--watch]] [--interactive] [--set key=value ...] [--record FILE | --replay FILE] [--json] [--quiet]",
+  usage = "obra run [SCRIPT] [--max-parallel N] [--no-work [--watch]] [--interactive] [--set key=value ...] [--remote NAME|URL] [--record FILE | --replay FILE] [--json] [--quiet]",
   help = [[Loads and checks SCRIPT, syncs its tasks into .obra/obra.db (re-running is safe:
 tasks are matched by key, finished work is never redone) and runs every ready task.
 
@@ -90,6 +99,9 @@ tasks are matched by key, finished work is never redone) and runs every ready ta
   --interactive      on a terminal, ask at each breakpoint instead of waiting
   --set key=value    override configuration, e.g. --set agent.model=opus
                      --set llm.url=http://127.0.0.1:11434 --set thresholds.proceed=0.8
+  --remote NAME|URL  share the work through a git remote (a remote of the repository,
+                     or a URL): the integration branch lives there, task branches
+                     are pushed there (config.remote; docs/workspaces.md)
   --record FILE      also write every agent and LLM call (with the files each
                      agent call changed) to the cassette FILE (see docs/replay.md)
   --replay FILE      run from the cassette FILE: no agent or LLM is called, the
@@ -101,7 +113,7 @@ tasks are matched by key, finished work is never redone) and runs every ready ta
 Exit: 0 every task done, 1 failed, 2 bad script or usage, 3 waiting for a human,
 4 budget spent, 5 interrupted (`obra resume` continues).]],
   flags = { ["max-parallel"] = "count", interactive = "boolean", ["no-work"] = "boolean", watch = "boolean", set = "list",
-            json = "boolean", quiet = "boolean", record = "string", replay = "string" },
+            json = "boolean", quiet = "boolean", record = "string", replay = "string", remote = "string" },
   run = function(opts, args)
     if #args > 1 then cli.usage("run takes one script", "run") end
     return start(opts, args[1] or "obra.lua")

@@ -2,7 +2,8 @@
 local obra = require "obra"
 return {
   summary = "print the version",
-  usage = "obra version  (or obra --version)",
+  usage = "obra version [--json]",
+  help = "Also: obra --version, obra -V.  --json: the version, Lua's and the schema's as JSON.",
   flags = { json = "boolean" },
   run = function(opts)
     if opts.json then

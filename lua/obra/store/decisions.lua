@@ -126,9 +126,9 @@ local function event_row(event, opts)
     row[col] = v
     remove(ev, path)
   end
-  -- a check's output is stored once, in its check interaction
+  -- a check's output and its start are stored once, in its check interaction
   if opts and opts.outputs_elsewhere and type(row.checks) == "table" then
-    for _, c in ipairs(row.checks) do if type(c) == "table" then c.output = nil end end
+    for _, c in ipairs(row.checks) do if type(c) == "table" then c.output, c.started_at = nil, nil end end
   end
   for _, path in ipairs(DERIVED) do remove(ev, path) end
   prune(ev)

@@ -10,9 +10,10 @@
 --                                    prompt_text (stored in texts), messages ({role, content}
 --                                    list, each content in texts), response, truncated,
 --                                    tokens_in, tokens_out, cache_read, cache_write, cost_usd,
---                                    duration_ms, outcome, error, trace (an agent call's tool
---                                    trace: a table, stored as JSON)}
---   s:add_human_interaction(task_id, iteration, name, text, outcome)
+--                                    duration_ms, started_at (Unix seconds: when the call began),
+--                                    outcome, error, trace (an agent call's tool trace: a table,
+--                                    stored as JSON)}
+--   s:add_human_interaction(task_id, iteration, name, text, outcome)   started_at: now (the answer)
 --   s:interactions{task_id=?, limit=, session=?} -> rows, oldest first, each with
 --                                    .task (key), .session (uuid) and .prompt resolved, .trace decoded
 --                                    (an LLM call's prompt is its messages as JSON)
@@ -38,7 +39,7 @@ return function(methods, Q)
   end
 
   local COLUMNS = { "run_id", "task_id", "session_id", "iteration", "kind", "name", "prompt", "response",
-                    "outcome", "error", "trace" }
+                    "outcome", "error", "trace", "started_at" }
   local ZERO = { "truncated", "tokens_in", "tokens_out", "cache_read", "cache_write", "cost_usd", "duration_ms" }
 
   function methods:add_interaction(r)
@@ -58,7 +59,7 @@ return function(methods, Q)
   end
 
   function methods:add_human_interaction(task_id, iteration, name, text, outcome)
-    self:exec(Q.human_insert, task_id, iteration, name, text, outcome)
+    self:exec(Q.human_insert, task_id, iteration, name, text, outcome, core.now())
   end
 
   -- The prompt of a stored row: inline (before schema 6, checks, humans),

@@ -8,16 +8,17 @@
 -- rec, every field optional unless said:
 --   run_id, task (row: id required), iteration (required)
 --   agent_name        interactions.name of the agent calls
---   calls             { {session = row, result = res, prompt = text}, ... } the agent calls in
+--   calls             { {session = row, result = res, prompt = text, started_at = t}, ... } the agent calls in
 --                     order (sess/res are accepted for session/result); per call: an 'agent'
 --                     interaction (prompt in texts), the session id it reported, its usage
 --   session_ids       { {session_id =, reported_id =}, ... } more ids to note (a session the agent
 --                     already had: session_in_use)
 --   judges            { {model, messages, text, usage = {prompt_tokens, completion_tokens},
---                     duration_ms, outcome, error}, ... } -> one 'llm' interaction per judge call
+--                     duration_ms, started_at, outcome, error}, ... } -> one 'llm' interaction per judge call
 --                     (messages in texts); a panel records each of its judges
 --   judge             one such table (the same as judges = {judge})
---   checks            { {name, command, output, duration_ms, passed, timed_out}, ... } -> 'check' interactions
+--   checks            { {name, command, output, duration_ms, started_at, passed, timed_out}, ... } -> 'check' interactions
+--                     (started_at: Unix seconds, when the call or check began; the report's timeline)
 --   event             the policy's event (signals, scores, thresholds, budgets, task, now) -> the decision row
 --   policy_fingerprint  the deciding policy: its thresholds and weights are stored once
 --   decision          { action, reason, feedback, park_until }
@@ -57,7 +58,7 @@ return function(methods)
         self:add_interaction { run_id = run_id, task_id = task_id, session_id = sess.id, iteration = it, kind = "agent",
           name = rec.agent_name, prompt_text = ptext, response = rtext, truncated = (ptr or rtr or r.truncated) and 1 or 0,
           tokens_in = u.input_tokens, tokens_out = u.output_tokens, cache_read = u.cache_read_tokens,
-          cache_write = u.cache_write_tokens, cost_usd = r.cost_usd, duration_ms = r.duration_ms, outcome = r.class,
+          cache_write = u.cache_write_tokens, cost_usd = r.cost_usd, duration_ms = r.duration_ms, started_at = c.started_at, outcome = r.class,
           error = r.class ~= "ok" and (bound(r.stderr_tail or (r.errors and table.concat(r.errors, "; ")) or "", 4000)) or nil,
           trace = type(r.trace) == "table" and r.trace or nil }
         if r.session_id then self:note_session_id(sess.id, r.session_id) end
@@ -75,11 +76,13 @@ return function(methods)
         end
         self:add_interaction { run_id = run_id, task_id = task_id, iteration = it, kind = "llm", name = j.model or "judge",
           messages = msgs, response = (bound(j.text or "", MAX_TEXT)), tokens_in = u.prompt_tokens,
-          tokens_out = u.completion_tokens, duration_ms = j.duration_ms, outcome = j.outcome, error = j.error }
+          tokens_out = u.completion_tokens, duration_ms = j.duration_ms, started_at = j.started_at, outcome = j.outcome,
+          error = j.error }
       end
       for _, c in ipairs(rec.checks or {}) do
         self:add_interaction { run_id = run_id, task_id = task_id, iteration = it, kind = "check", name = c.name,
           prompt = c.command or c.name, response = (bound(c.output or "", MAX_TEXT)), duration_ms = c.duration_ms,
+          started_at = c.started_at,
           outcome = c.passed and "passed" or (c.timed_out and "timeout" or "failed") }
       end
       if rec.event then

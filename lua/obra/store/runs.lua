@@ -2,7 +2,7 @@
 -- session that ran work.  Methods on the store:
 --
 --   s:run(id)                     -> row | nil
---   s:live_runs()                 -> rows with status 'running' (live or left by a dead obra)
+--   s:live_runs([project_id])     -> rows with status 'running' (live or left by a dead obra), of one project or all
 --   s:latest_run([project_id])    -> the newest row | nil
 --   s:latest_script()             -> script_path of the newest run that has one | nil
 --   s:run_status_row()            -> {id, status, script_path, pid, started_at, ended_at, message} | nil
@@ -22,7 +22,10 @@ local core = require "obra.core"
 return function(methods, Q)
   function methods:run(id) return self:first(Q.run_by_id, id) end
 
-  function methods:live_runs() return self:query(Q.runs_live) end
+  function methods:live_runs(project_id)
+    if project_id then return self:query(Q.runs_live_of_project, project_id) end
+    return self:query(Q.runs_live)
+  end
 
   function methods:latest_run(project_id)
     if project_id then return self:first(Q.run_latest_of, project_id) end

@@ -73,6 +73,7 @@ return {
   -- runs -------------------------------------------------------------------------------------
   run_by_id = "SELECT * FROM runs WHERE id = ?",
   runs_live = "SELECT * FROM runs WHERE status = 'running'",
+  runs_live_of_project = "SELECT * FROM runs WHERE status = 'running' AND project_id = ?",
   run_latest = "SELECT * FROM runs ORDER BY id DESC LIMIT 1",
   run_latest_of = "SELECT * FROM runs WHERE project_id = ? ORDER BY id DESC LIMIT 1",
   run_latest_script = "SELECT script_path FROM runs WHERE script_path IS NOT NULL ORDER BY id DESC LIMIT 1",
@@ -109,10 +110,10 @@ return {
   text_body = "SELECT body FROM texts WHERE id = ?",
   interaction_insert = [[INSERT INTO interactions(run_id, task_id, session_id, iteration, kind, name, prompt,
       prompt_id, messages, response, truncated, tokens_in, tokens_out, cache_read, cache_write, cost_usd,
-      duration_ms, outcome, error, trace)
+      duration_ms, started_at, outcome, error, trace)
       VALUES (:run_id, :task_id, :session_id, :iteration, :kind, :name, :prompt, :prompt_id, :messages,
               :response, :truncated, :tokens_in, :tokens_out, :cache_read, :cache_write, :cost_usd,
-              :duration_ms, :outcome, :error, :trace)]],
+              :duration_ms, :started_at, :outcome, :error, :trace)]],
   interactions_log = [[SELECT i.*, t.key AS task, se.uuid AS session FROM interactions i
       LEFT JOIN tasks t ON t.id = i.task_id LEFT JOIN sessions se ON se.id = i.session_id
       ORDER BY i.id DESC LIMIT ?]],
@@ -209,6 +210,14 @@ return {
       AND id > COALESCE((SELECT MAX(id) FROM integrations WHERE task_id = ? AND state = 'escalated'), 0)]],
   integration_latest = [[SELECT i.* FROM integrations i JOIN tasks t ON t.id = i.task_id WHERE t.project_id = ?
       ORDER BY i.id DESC LIMIT 1]],
+  -- locks (named fleet-wide locks with an expiry: the merge queue's; store/locks.lua) --------------
+  -- taken when free, expired, or already the holder's (a renewal); 0 changes: someone else holds it
+  lock_try = [[INSERT INTO locks(name, holder, acquired_at, expires_at) VALUES (?, ?, ?, ?)
+      ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at,
+      expires_at = excluded.expires_at WHERE locks.expires_at < ? OR locks.holder = excluded.holder]],
+  lock_renew = "UPDATE locks SET expires_at = ? WHERE name = ? AND holder = ?",
+  lock_release = "DELETE FROM locks WHERE name = ? AND holder = ?",
+  lock_by_name = "SELECT * FROM locks WHERE name = ?",
   workflow_scripts = [[SELECT DISTINCT script_path FROM runs WHERE project_id = ? AND script_path IS NOT NULL]],
 
   -- baselines -----------------------------------------------------------------------------------
@@ -227,14 +236,14 @@ return {
   decisions_count = "SELECT count(*) AS n FROM decisions",
 
   -- human ---------------------------------------------------------------------------------------
-  human_insert = [[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome)
-      VALUES (?, ?, 'human', ?, ?, ?)]],
+  human_insert = [[INSERT INTO interactions(task_id, iteration, kind, name, prompt, outcome, started_at)
+      VALUES (?, ?, 'human', ?, ?, ?, ?)]],
 
   -- the HTML report (lua/obra/store/report_data.lua): read-only, one statement per kind of row
   report_tasks = [[SELECT id, key, title, status, iterations, priority, budgets, parked_until, created_at,
       started_at, ended_at, updated_at FROM tasks WHERE project_id = ? ORDER BY id]],
   report_interactions = [[SELECT i.id, i.run_id, i.task_id, i.session_id, i.iteration, i.kind, i.name, i.tokens_in,
-      i.tokens_out, i.cache_read, i.cache_write, i.cost_usd, i.duration_ms, i.outcome, i.created_at,
+      i.tokens_out, i.cache_read, i.cache_write, i.cost_usd, i.duration_ms, i.started_at, i.outcome, i.created_at,
       CASE WHEN i.kind = 'human' THEN substr(i.prompt, 1, ?) END AS text FROM interactions i
       JOIN tasks t ON t.id = i.task_id WHERE t.project_id = ? ORDER BY i.id]],
   report_breakpoints = [[SELECT b.id, b.task_id, b.run_id, b.iteration, b.kind, b.reason, b.status, b.answer,
@@ -261,8 +270,10 @@ return {
   -- the claim: candidates as tasks_ready, with what the claim filters on in Lua (requires);
   -- PostgreSQL overrides lease_candidates with FOR UPDATE OF t SKIP LOCKED
   lease_candidates = "SELECT t.id, t.requires, t.iterations" .. READY .. " ORDER BY t.priority DESC, t.id LIMIT ?",
+  -- the claim's test-and-set: changes one row only while the task is still pending (a
+  -- concurrent claimer on PostgreSQL waits for the row, then finds it taken and moves on)
   lease_take = [[UPDATE tasks SET lease_attempt = lease_attempt + 1, lease_worker = ?
-      WHERE id = ? AND status = 'running']],
+      WHERE id = ? AND status = 'pending']],
   lease_attempt_of = "SELECT lease_attempt, lease_worker FROM tasks WHERE id = ?",
   lease_insert = [[INSERT INTO leases(task_id, attempt, worker_id, acquired_at, expires_at)
       VALUES (?, ?, ?, ?, ?)]],

@@ -17,6 +17,8 @@ local Q = {
       ON CONFLICT(project_id, key) DO UPDATE SET title = excluded.title,
       position = excluded.position, gate = excluded.gate]],
   integrity_check = "PRAGMA integrity_check(20)",      -- 'ok', or up to 20 problems
+  -- the tables (obra migrate, lua/obra/store/copy.lua); SQLite moves an id sequence by itself
+  tables = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
   policy_insert = [[INSERT OR IGNORE INTO policies(fingerprint, decider, thresholds, weights, created_at)
       VALUES (?, ?, ?, ?, ?)]],
 }

@@ -1,0 +1,50 @@
+-- PostgreSQL for the specs (docs/testing.md): one server per tests/run,
+-- started by tests/run when a selected spec requires this module (initdb +
+-- pg_ctl in a temporary directory, a unix socket there and no TCP, trust
+-- authentication, superuser "obra"), stopped when tests/run exits.  It is
+-- exported to the specs as OBRA_TEST_PG=<socket directory>.
+--
+--   pg.available() -> true | false, reason    (initdb and pg_ctl under /usr/lib/postgresql/*/bin)
+--   pg.url(name)   -> the URL of a fresh, empty database named after name
+--                     (created on the shared server) | nil, reason
+--
+-- Specs assert on these: without the binaries they fail with a message
+-- naming `make deps`; they never skip silently.
+local H = require "support.helper"
+
+local M = {}
+
+local function bindir()
+  local out = H.sh("ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1")
+  local dir = out:match("^(%S+)")
+  if dir and H.sh("test -x " .. H.q(dir .. "/initdb") .. " && test -x " .. H.q(dir .. "/pg_ctl") .. " && echo y")
+      :match("^y") then
+    return dir
+  end
+  return nil
+end
+
+function M.available()
+  if bindir() then return true end
+  return false, "PostgreSQL is not installed (no initdb and pg_ctl under /usr/lib/postgresql/*/bin): run `make deps`"
+end
+
+local counter = 0
+
+function M.url(name)
+  local ok, why = M.available()
+  if not ok then return nil, why end
+  local sock = os.getenv("OBRA_TEST_PG")
+  if not sock or sock == "" then
+    return nil, "no PostgreSQL test server (OBRA_TEST_PG is unset): run the spec through tests/run, " ..
+      "which starts one (" .. (os.getenv("OBRA_TEST_PG_ERROR") or "see docs/testing.md") .. ")"
+  end
+  counter = counter + 1
+  local db = (tostring(name):lower():gsub("[^%w]", "_"):sub(1, 30)) ..
+    string.format("_%d_%d_%d", H.id_u() == 0 and 0 or 1, counter, math.random(1, 1e9))
+  local out, code = H.sh(H.q(bindir() .. "/createdb") .. " -h " .. H.q(sock) .. " -U obra " .. H.q(db))
+  if code ~= 0 then return nil, "createdb " .. db .. " failed: " .. out end
+  return "postgresql:///" .. db .. "?host=" .. sock .. "&user=obra", db
+end
+
+return M

@@ -1,0 +1,176 @@
+-- The cases the store specs run on both backends: each takes an open, empty
+-- store (SQLite in store_spec.lua and data_spec.lua, PostgreSQL in
+-- pg_store_spec.lua) and asserts what obra needs of it.
+local H = require "support.helper"
+local obra = require "obra"
+local core = require "obra.core"
+local engine = require "obra.engine"
+local assert = require "luassert"
+
+local C = {}
+
+local function add_task(s, key, status)
+  local p = s:project("p") or (function()
+    s:exec("INSERT INTO projects(name) VALUES ('p')")
+    return s:project("p")
+  end)()
+  local _, id = s:exec("INSERT INTO tasks(project_id, key, title, status) VALUES (?, ?, ?, ?)",
+    p.id, key, "t " .. key, status or "pending")
+  return id
+end
+
+local function workflow(dir, state, scenario)
+  H.writefile(dir .. "/scenario.json", require("cjson").encode(scenario))
+  H.writefile(dir .. "/obra.lua", string.format([[
+project "data"
+config {
+  agent = { kind = "claude", command = %q, env = { FAKE_CLAUDE_SCENARIO = %q, FAKE_CLAUDE_STATE = %q } },
+  llm = false, max_iterations = 5,
+}
+task "one" { prompt = "ONE: write one.txt", checks = { "grep -q good one.txt" } }
+]], H.FAKES .. "/claude", dir .. "/scenario.json", state))
+end
+
+-- rolls a failed transaction back as a whole, and re-raises
+function C.tx(s)
+  assert.has_error(function()
+    s:tx(function()
+      s:exec("INSERT INTO projects(name) VALUES ('a')")
+      s:exec("INSERT INTO projects(name) VALUES ('b')")
+      error("boom")
+    end)
+  end)
+  assert.are.equal(0, s:first("SELECT count(*) AS n FROM projects").n)
+  assert.are.equal(0, s:depth())
+  -- nested: the inner failure undoes only the inner part
+  s:tx(function()
+    s:exec("INSERT INTO projects(name) VALUES ('outer')")
+    pcall(s.tx, s, function()
+      s:exec("INSERT INTO projects(name) VALUES ('inner')")
+      error("inner fails")
+    end)
+  end)
+  local names = {}
+  for _, r in ipairs(s:query("SELECT name FROM projects")) do names[#names + 1] = r.name end
+  assert.are.same({ "outer" }, names)
+  -- a constraint violation inside tx rolls back too
+  assert.has_error(function()
+    s:tx(function()
+      s:exec("INSERT INTO projects(name) VALUES ('x')")
+      s:exec("INSERT INTO projects(name) VALUES ('outer')")   -- UNIQUE
+    end)
+  end)
+  assert.is_nil(s:project("x"))
+end
+
+-- enforces the task status transitions, through the function and in raw SQL
+function C.status(s)
+  local id = add_task(s, "a")
+  s:set_status(id, "running")
+  local t = s:task(id)
+  assert.are.equal("running", t.status)
+  assert.is_number(t.started_at)
+  s:set_status(id, "done")
+  assert.is_number(s:task(id).ended_at)
+  local ok, err = pcall(s.set_status, s, id, "running")
+  assert.is_false(ok)
+  assert.matches("cannot go from done to running", err)
+  assert.has_error(function() s:exec("UPDATE tasks SET status = 'pending' WHERE id = ?", id) end)
+  assert.are.equal("done", s:task(id).status)
+  local b = add_task(s, "b")
+  assert.has_error(function() s:set_status(b, "done") end)       -- pending -> done is not allowed
+  assert.has_error(function() s:set_status(b, "bogus") end)
+  assert.is_true(obra.core.transition_ok("waiting", "pending"))
+  assert.is_false(obra.core.transition_ok("done", "pending"))
+end
+
+-- binds named parameters and stores tables as JSON
+function C.bind(s)
+  s:exec("INSERT INTO projects(name) VALUES (:name)", { name = "n" })
+  s:exec("INSERT INTO tasks(project_id, key, checks, metadata) VALUES (1, 'k', ?, ?)",
+    { "make test", "make lint" }, { owner = "me" })
+  local t = s:task("k")
+  assert.are.same({ "make test", "make lint" }, { t.checks[1], t.checks[2] })
+  assert.are.equal("me", t.metadata.owner)
+end
+
+-- opens the store at target read-only: reads, refuses writes, one statement at a time
+function C.readonly(target)
+  local s = assert(require("obra.store").open(target))
+  s:save_project("p", nil, "/w")
+  s:close()
+  local r = assert(require("obra.store").open(target, { readonly = true }))
+  assert.is_true(r:readonly())
+  local rows, cols = r:select("SELECT id, name FROM projects")
+  assert.are.equal("p", rows[1].name)
+  assert.are.same({ "id", "name" }, cols)
+  local ok, msg, code = r:select("DELETE FROM projects")
+  assert.is_nil(ok)
+  assert.are.equal("readonly", code)
+  assert.is_string(msg)
+  assert.has_error(function() r:select("SELECT 1; SELECT 2") end, "one statement at a time")
+  r:close()
+end
+
+-- an iteration is recorded in one transaction; a new session is written before the agent runs.
+-- Returns the round trips of the second iteration on PostgreSQL (nil on SQLite).
+function C.iteration(s, dir)
+  local state = H.tmpdir("data-tx-fake")      -- outside the work directory: not the agent's change
+  workflow(dir, state, { rules = {
+    { match = "ONE", resume = false, write = { ["one.txt"] = "bad\n" }, result = "wrote one.txt" },
+    { match = "ONE", resume = true, write = { ["one.txt"] = "good\n" }, result = "fixed one.txt" },
+  } })
+  local ctx = assert(engine.open { script = dir .. "/obra.lua", store = s, dir = dir, quiet = true })
+  ctx.run_id = s:start_run { project_id = ctx.project.id, pid = core.getpid(), config = {} }
+  local t = s:task("one", ctx.project.id)
+  s:set_status(t.id, "running")
+  t = s:task(t.id)
+
+  local c0 = s:stats().commits
+  local rec1 = require("obra.iteration").run(ctx, t)
+  local c1 = s:stats().commits
+  assert.are.equal("retry", rec1.action)
+  assert.are.equal(2, c1 - c0)          -- the new session, then the iteration
+  local trips = s:stats().round_trips        -- PostgreSQL only: requests sent to the server
+  local rec2 = require("obra.iteration").run(ctx, s:task(t.id))
+  trips = trips and (s:stats().round_trips - trips)
+  assert.is_string(rec2.action)
+  -- the session exists: the prepare transaction writes only the iteration_started
+  -- event (docs/events.md), then the iteration's own
+  assert.are.equal(2, s:stats().commits - c1)
+
+  -- the decisions read back as the events the policy saw
+  local ds = s:decisions(t.id)
+  assert.are.equal(2, #ds)
+  assert.are.equal("retry", ds[1].action)
+  assert.are.equal("one", ds[1].event.task.key)
+  assert.are.equal(1, ds[1].event.task.iteration)
+  assert.are.equal("ok", ds[1].signals.agent.class)
+  assert.is_false(ds[1].signals.checks[1].passed)
+  assert.is_string(ds[1].signals.checks[1].output)    -- from the check interaction
+  assert.are.same({ "one.txt" }, ds[1].signals.workspace.created)
+  assert.are.equal(ctx.policy.thresholds.proceed, ds[1].thresholds.proceed)
+  assert.is_table(ds[1].scores.contributions)
+  assert.is_table(ds[1].scores.weights)
+  assert.are.equal(0, #ds[1].event.history)
+  assert.are.equal(1, #ds[2].event.history)
+  assert.are.equal("retry", ds[2].signals.history[1].action)
+  assert.are.same(ds[1].scores.quality, ds[2].event.history[1].quality)
+  local h = s:decision_history(t.id)
+  assert.are.equal(2, #h)
+  assert.are.equal(1, h[1].checks_total)
+  assert.are.equal(0, h[1].checks_passed)
+
+  -- the same agent prompt twice is one text; the checkpoint went with the iteration
+  local calls = s:interactions { task_id = t.id }
+  local agent = {}
+  for _, r in ipairs(calls) do if r.kind == "agent" then agent[#agent + 1] = r end end
+  assert.are.equal(2, #agent)
+  assert.matches("ONE: write one.txt", agent[1].prompt, 1, true)
+  assert.is_nil(agent[1].prompt_id)
+  assert.are.equal(2, #s:checkpoints(t.id))
+  H.rmdir(state)
+  return trips
+end
+
+return C
