@@ -90,7 +90,7 @@ for _, backend in ipairs(F.backends()) do
       H.expect_code(r, 0)
       local names = {}
       for _, w in ipairs(require("cjson").decode(r.out)) do names[w.name] = w.stopped end
-      assert.are.same({ run = true, w1 = true, w2 = true }, names)
+      assert.are.same({ ["run/obra"] = true, w1 = true, w2 = true }, names)
       s:close()
       F.cleanup(p)
     end)

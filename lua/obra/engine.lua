@@ -445,8 +445,10 @@ function M.run(ctx, opts)
   ctx.run_started = s:run_started_at(run_id)
   local max_parallel = opts.no_work and 0 or opts.max_parallel or ctx.config.max_parallel or 1
   local w = opts.worker or {}
-  local joined, jerr = fleet.join(ctx, { name = w.name or (not opts.attach and "run") or nil, labels = w.labels,
-                                        capacity = max_parallel, lease = w.lease, heartbeat = w.heartbeat })
+  -- obra run's own worker: "run/<project>" (two projects may share a database)
+  local name = w.name or (not opts.attach and ("run/" .. ctx.project.name)) or nil
+  local joined, jerr = fleet.join(ctx, { name = name, labels = w.labels, capacity = max_parallel,
+                                        lease = w.lease, heartbeat = w.heartbeat })
   if not joined then
     if not opts.attach then finish_run(ctx, "aborted", jerr) end
     return M.EXIT.failed, { message = jerr }
