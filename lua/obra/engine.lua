@@ -181,6 +181,7 @@ end
 -- (obra.integrate) makes it done once merged, or sends it back to its agent;
 -- a task queued or integrating when the run starts (a kill, an approval) is
 -- integrated before any new iteration.
+local GOES_ON = { goes_on = true }   -- a retry's next iteration follows at once (its start is recorded with the retry)
 local function work(ctx, task_id)
   local s = ctx.store
   local t = s:task(task_id)   -- iteration.prepare marks it running
@@ -192,7 +193,7 @@ local function work(ctx, task_id)
       if st ~= "running" or ctx.fatal or ctx.stopping then break end
       t = s:task(task_id)
     end
-    local ok, rec = xpcall(iteration.run, debug.traceback, ctx, t)
+    local ok, rec = xpcall(iteration.run, debug.traceback, ctx, t, GOES_ON)
     if not ok then return task_error(ctx, t, rec) end
     if rec.status == "done" then
       hook(ctx, "task_done", { task = s:task(task_id), iteration = rec.iteration })

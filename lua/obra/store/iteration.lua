@@ -26,8 +26,11 @@
 --   workspace_state   the task's workspace's new state (queued: proceeded, waiting for the merge queue)
 --   checkpoint        { ref, tree, method, workdir, skipped, kind?, note?, iteration? } the snapshot
 --                     the iteration started from (lua/obra/checkpoints.lua made its commit)
+--   next_iteration    the task's next iteration, which starts right after (a retry): its
+--                     iteration_started is written here, so it costs no commit of its own
 -- Its events (docs/events.md): iteration_ended (always), then task_done/failed,
--- parked and breakpoint_opened when the iteration brings them.
+-- parked and breakpoint_opened when the iteration brings them, then the next
+-- iteration's iteration_started.
 local core = require "obra.core"
 
 local MAX_TEXT = 64 * 1024   -- bytes of prompt/response kept per interaction
@@ -103,6 +106,9 @@ return function(methods)
       for _, b in ipairs(rec.breakpoints or {}) do
         out.breakpoint_ids[#out.breakpoint_ids + 1] = self:open_breakpoint { task_id = task_id, run_id = run_id,
           iteration = it, kind = b.kind, reason = b.reason }
+      end
+      if rec.next_iteration then
+        self:add_event("iteration_started", { run_id = run_id, task_id = task_id, iteration = rec.next_iteration })
       end
       return out
     end)
