@@ -13,7 +13,9 @@
 --   s:save_policy(fingerprint, thresholds, weights)   once per fingerprint
 --   s:policy_row(fingerprint)     -> {fingerprint, decider, thresholds = {}, weights = {}} | nil
 --   s:add_decision(d)             -> id.  d: {run_id, task_id, iteration, action, reason,
---                                    policy (fingerprint), park_until, event, outputs_elsewhere}
+--                                    policy (fingerprint), park_until, event, outputs_elsewhere,
+--                                    agent_response (the text of the iteration's last agent
+--                                    interaction: an agent text equal to it is not stored twice)}
 --   s:decisions(task_id | nil [, {ref=}]) -> decisions oldest first (one task, every task,
 --                                    or the task whose key or id is ref), each
 --                                    {id, run_id, task_id, task_key, iteration, action, reason,
@@ -114,6 +116,22 @@ local function prune(t)
   end
 end
 
+-- The task's changes against its base are often exactly this iteration's
+-- workspace change (a first iteration: the base is the snapshot it started
+-- from): then extra keeps this marker instead of a second copy.
+local SAME_AS_WORKSPACE = "=workspace"
+-- Likewise the agent's text (signals.agent.text, up to 4000 bytes) is most often
+-- the whole response of the iteration's last agent interaction.
+local SAME_AS_RESPONSE = "=response"
+
+local function same(a, b)
+  if type(a) ~= "table" or type(b) ~= "table" then return a == b end
+  for k, v in pairs(a) do if not same(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  local ma, mb = getmetatable(a), getmetatable(b)
+  return (ma and ma.__jsontype) == (mb and mb.__jsontype)
+end
+
 local function event_row(event, opts)
   local ev = plain(event or {}, 0)
   local row = {}
@@ -126,11 +144,19 @@ local function event_row(event, opts)
     row[col] = v
     remove(ev, path)
   end
-  -- a check's output is stored once, in its check interaction
+  -- a check's output is stored once, in its check interaction; so is the agent's text
   if opts and opts.outputs_elsewhere and type(row.checks) == "table" then
     for _, c in ipairs(row.checks) do if type(c) == "table" then c.output = nil end end
   end
+  if opts and opts.agent_response ~= nil and row.agent_text == opts.agent_response then
+    row.agent_text = nil
+    set(ev, { "signals", "agent", "text" }, SAME_AS_RESPONSE)
+  end
   for _, path in ipairs(DERIVED) do remove(ev, path) end
+  local sig = ev.signals
+  if type(sig) == "table" and row.workspace ~= nil and same(sig.changes, row.workspace) then
+    sig.changes = SAME_AS_WORKSPACE
+  end
   prune(ev)
   row.extra = next(ev) ~= nil and ev or nil
   return row
@@ -155,7 +181,7 @@ return function(methods, Q, M)
   end
 
   function methods:add_decision(d)
-    local row = event_row(d.event, { outputs_elsewhere = d.outputs_elsewhere })
+    local row = event_row(d.event, { outputs_elsewhere = d.outputs_elsewhere, agent_response = d.agent_response })
     row.run_id, row.task_id, row.iteration = d.run_id, d.task_id, d.iteration
     row.action, row.reason, row.policy, row.park_until = d.action, d.reason or "", d.policy, d.park_until
     if row.created_at == nil then row.created_at = core.now() end
@@ -223,7 +249,7 @@ return function(methods, Q, M)
     elseif o and o.ref then rows = self:query(Q.decisions_of_ref, tostring(o.ref), tostring(o.ref))
     else rows = self:query(Q.decisions_all) end
     local score = require "obra.score"
-    local policies, tasks, outputs, hist = {}, {}, {}, {}
+    local policies, tasks, outputs, hist, responses = {}, {}, {}, {}, {}
     local out = {}
     for _, r in ipairs(rows) do
       local task = tasks[r.task_id]
@@ -255,6 +281,16 @@ return function(methods, Q, M)
         end
       end
       local sig = ev.signals
+      if sig and sig.changes == SAME_AS_WORKSPACE then sig.changes = core.json_decode(r.workspace) end
+      if sig and type(sig.agent) == "table" and sig.agent.text == SAME_AS_RESPONSE then
+        local by_it = responses[r.task_id]
+        if not by_it then   -- the last agent response of each iteration
+          by_it = {}
+          for _, a in ipairs(self:query(Q.agent_responses, r.task_id)) do by_it[a.iteration] = a.response end
+          responses[r.task_id] = by_it
+        end
+        sig.agent.text = by_it[r.iteration]
+      end
       if sig and type(sig.checks) == "table" then
         local recorded = outputs[r.task_id][r.iteration] or {}
         for i, c in ipairs(sig.checks) do

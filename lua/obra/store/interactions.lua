@@ -1,6 +1,7 @@
 -- obra.store.interactions — every agent, judge, check and human call, and
 -- the texts table that stores a long text once (content-addressed by its
--- SHA-256: the judge's system prompt is the same at every iteration).
+-- SHA-256, the first 32 hex digits: the judge's system prompt is the same at
+-- every iteration).
 -- Methods on the store:
 --
 --   s:put_text(body)              -> id of the texts row holding body (inserted when new)
@@ -25,7 +26,9 @@ local core = require "obra.core"
 
 return function(methods, Q)
   function methods:put_text(body)
-    local hash = core.sha256(body)
+    -- 128 bits name a text well enough, at half the bytes in the row and its index
+    -- (rows written before keep their 64 digits: such a text is stored once more)
+    local hash = core.sha256(body):sub(1, 32)
     local r = self:first(Q.text_id, hash)
     if r then return r.id end
     local _, id = self:exec(Q.text_insert, hash, body)

@@ -87,10 +87,12 @@ return function(methods)
       end
       if rec.event then
         self:save_policy(rec.policy_fingerprint, rec.event.thresholds, rec.event.scores and rec.event.scores.weights)
+        local calls = rec.calls or {}
+        local last = calls[#calls] and (calls[#calls].result or calls[#calls].res)
         out.decision_id = self:add_decision { run_id = run_id, task_id = task_id, iteration = it,
           action = decision.action, reason = decision.reason, policy = rec.policy_fingerprint,
           park_until = decision.action == "park" and decision.park_until or nil, event = rec.event,
-          outputs_elsewhere = true }
+          outputs_elsewhere = true, agent_response = last and (bound(last.text, MAX_TEXT)) }
       end
       self:add_event("iteration_ended", { run_id = run_id, task_id = task_id, iteration = it, ref = out.decision_id })
       self:set_task_iteration(task_id, it, decision.feedback)

@@ -122,6 +122,8 @@ return {
       ORDER BY id]],
   last_agent_response = [[SELECT response FROM interactions WHERE task_id = ? AND kind = 'agent'
       ORDER BY id DESC LIMIT 1]],
+  agent_responses = [[SELECT iteration, response FROM interactions WHERE task_id = ? AND kind = 'agent'
+      ORDER BY id]],
   sessions_used_by_project = [[SELECT count(*) AS n FROM sessions se JOIN tasks t ON t.id = se.task_id
       WHERE t.project_id = ?]],
 
