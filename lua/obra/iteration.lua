@@ -386,9 +386,15 @@ function M.gather(ctx, it)
       it.workspace = workspace.diff(it.before, after)
     end
   end
-  -- the task's diff against its base: exact, never another task's files (worktree)
+  -- the task's diff against its base: exact, never another task's files (worktree);
+  -- when the base is the snapshot this iteration started from (a first iteration
+  -- in a shared directory) that is the diff just made (diff_trees counts no skipped files)
   if it.after and it.base and it.base.tree and it.base.method == it.after.method then
-    it.changes = workspace.diff_trees(it.after.dir, it.after.method, it.base.tree, it.after.tree)
+    if it.workspace and it.base.tree == it.before.tree then
+      it.changes = util.merge(it.workspace, { skipped = 0 })
+    else
+      it.changes = workspace.diff_trees(it.after.dir, it.after.method, it.base.tree, it.after.tree)
+    end
   end
   -- worktree: the agent's work is a commit on the task's branch (what the
   -- merge queue integrates; the next iteration's checkpoint)

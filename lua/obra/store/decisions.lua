@@ -166,7 +166,8 @@ return function(methods, Q, M)
   M.event_row = event_row
 
   function methods:save_policy(fingerprint, thresholds, weights)
-    if fingerprint == nil then return end
+    -- (known: every iteration after the first; a look-up costs less than encoding both tables)
+    if fingerprint == nil or self:first(Q.policy_known, fingerprint) then return end
     self:exec(Q.policy_insert, fingerprint, fingerprint:match("^([^/]*)/") or fingerprint,
       plain(thresholds or {}, 0), plain(weights or {}, 0), core.now())
   end

@@ -151,6 +151,7 @@ return {
   last_iteration = "SELECT max(iteration) AS n FROM decisions WHERE task_id = ?",
   task_park_count = "SELECT count(*) AS n FROM decisions WHERE task_id = ? AND action = 'park' AND iteration < ?",
   policy_by_fingerprint = "SELECT * FROM policies WHERE fingerprint = ?",
+  policy_known = "SELECT 1 AS x FROM policies WHERE fingerprint = ?",
 
   -- breakpoints --------------------------------------------------------------------------------
   breakpoint_by_id = "SELECT * FROM breakpoints WHERE id = ?",
