@@ -132,8 +132,33 @@ local function same(a, b)
   return (ma and ma.__jsontype) == (mb and mb.__jsontype)
 end
 
+-- The event without the DERIVED parts, before plain() copies it: shallow
+-- copies along each derived path, so the history, the thresholds, the
+-- weights and the contributions are not deep-copied only to be dropped.
+local function without_derived(event)
+  local top, copied = {}, {}
+  for k, v in pairs(event) do top[k] = v end
+  for _, path in ipairs(DERIVED) do
+    local t = top
+    for i = 1, #path - 1 do
+      local sub = t[path[i]]
+      if type(sub) ~= "table" then t = nil; break end
+      if not copied[sub] then
+        local mt = getmetatable(sub)
+        local c = setmetatable({}, type(mt) == "table" and mt or nil)
+        for k, v in pairs(sub) do c[k] = v end
+        copied[sub], copied[c] = c, c
+      end
+      t[path[i]] = copied[sub]
+      t = copied[sub]
+    end
+    if t then t[path[#path]] = nil end
+  end
+  return top
+end
+
 local function event_row(event, opts)
-  local ev = plain(event or {}, 0)
+  local ev = plain(without_derived(event or {}), 0)
   local row = {}
   for _, f in ipairs(FIELDS) do
     local col, path, kind = f[1], f[2], f[3]
@@ -152,7 +177,6 @@ local function event_row(event, opts)
     row.agent_text = nil
     set(ev, { "signals", "agent", "text" }, SAME_AS_RESPONSE)
   end
-  for _, path in ipairs(DERIVED) do remove(ev, path) end
   local sig = ev.signals
   if type(sig) == "table" and row.workspace ~= nil and same(sig.changes, row.workspace) then
     sig.changes = SAME_AS_WORKSPACE
