@@ -22,7 +22,7 @@ static int load_embedded(lua_State *L) {
   const obra_embedded_file *f = &obra_embedded[lua_tointeger(L, lua_upvalueindex(1))];
   char chunkname[256];
   snprintf(chunkname, sizeof chunkname, "@%s", f->path);
-  if (luaL_loadbufferx(L, f->src, f->len, chunkname, "t") != LUA_OK) return lua_error(L);
+  if (luaL_loadbufferx(L, f->src, f->len, chunkname, "b") != LUA_OK) return lua_error(L);   /* tools/embed.lua */
   lua_pushstring(L, f->name);
   lua_call(L, 1, 1);
   return 1;

@@ -11,6 +11,7 @@
 static char  *secrets[MAX_SECRETS];
 static size_t lens[MAX_SECRETS];
 static int    nsecrets;
+static unsigned char first_byte[256];   /* 1: some secret starts with this byte */
 
 extern char **environ;
 
@@ -40,11 +41,13 @@ void obra_redact_add(const char *value) {
   secrets[at] = copy;
   lens[at] = n;
   nsecrets++;
+  first_byte[(unsigned char)copy[0]] = 1;
 }
 
 void obra_redact_init(char **envp) {
   for (int i = 0; i < nsecrets; i++) free(secrets[i]);
   nsecrets = 0;
+  memset(first_byte, 0, sizeof first_byte);
   if (!envp) envp = environ;
   for (char **e = envp; e && *e; e++) {
     const char *eq = strchr(*e, '=');
@@ -81,9 +84,15 @@ static size_t shaped(const char *s, size_t n, size_t i, size_t *from) {
   return 0;
 }
 
-/* The next secret at or after i: its start and length; 0 when none. */
+/* Can a shape start with byte c?  (sk-, Bearer/bearer, Basic/basic, x-api-key in its spellings) */
+static int shape_start(unsigned char c) { return c == 's' || c == 'B' || c == 'b' || c == 'x' || c == 'X'; }
+
+/* The next secret at or after i: its start and length; 0 when none.  Bytes
+ * no secret or shape starts with are skipped at once (most of a text). */
 static size_t next_secret(const char *s, size_t n, size_t i, size_t *at) {
   for (; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (!first_byte[c] && !shape_start(c)) continue;
     for (int k = 0; k < nsecrets; k++)
       if (lens[k] <= n - i && s[i] == secrets[k][0] && memcmp(s + i, secrets[k], lens[k]) == 0) { *at = i; return lens[k]; }
     size_t from, len = shaped(s, n, i, &from);

@@ -213,6 +213,7 @@ end
 -- (obra.integrate) makes it done once merged, or sends it back to its agent;
 -- a task queued or integrating when the run starts (a kill, an approval) is
 -- integrated before any new iteration.
+local GOES_ON = { goes_on = true }   -- a retry's next iteration follows at once (its start is recorded with the retry)
 local function iterate(ctx, task_id)
   local s = ctx.store
   local t = s:task(task_id)   -- iteration.prepare marks it running
@@ -224,7 +225,7 @@ local function iterate(ctx, task_id)
       if st ~= "running" or ctx.fatal or ctx.stopping then break end
       t = s:task(task_id)
     end
-    local ok, rec = xpcall(iteration.run, debug.traceback, ctx, t)
+    local ok, rec = xpcall(iteration.run, debug.traceback, ctx, t, GOES_ON)
     if not ok then return task_error(ctx, t, rec) end
     -- with a remote, the checkpoint is pushed: another machine can take the task over from it
     if ctx.config.remote then remote.publish(ctx, t, s:workspace(task_id)) end

@@ -1,6 +1,6 @@
 -- obra.iteration — one iteration of one task, as named stages.
 --
---   iteration.run(ctx, task) -> record    (task: a row; ctx: engine.open's)
+--   iteration.run(ctx, task [, {goes_on=}]) -> record    (task: a row; ctx: engine.open's)
 --
 -- The stages, in order; each takes the iteration table `it` and returns it
 -- with its own fields added (docs/architecture.md lists them):
@@ -272,13 +272,18 @@ function M.prepare(ctx, it)
   -- the task marked running, its workspace row, its session (when new) and its
   -- baseline written before the agent starts, in one transaction with the
   -- task_started / iteration_started events (docs/events.md): a crash after it
-  -- resumes this session
+  -- resumes this session.  An iteration that follows a retry in the same
+  -- process was announced by the previous one's record (no commit of its own).
+  local announced = st and st.announced == it.iteration
+  if st then st.announced = nil end
   it.session = s:tx(function()
     if task.status ~= "running" then
       s:set_status(task.id, "running"); task.status = "running"
       s:add_event("task_started", { run_id = ctx.run_id, task_id = task.id, iteration = it.iteration })
     end
-    s:add_event("iteration_started", { run_id = ctx.run_id, task_id = task.id, iteration = it.iteration })
+    if not announced then
+      s:add_event("iteration_started", { run_id = ctx.run_id, task_id = task.id, iteration = it.iteration })
+    end
     if ws.new then ws = s:add_workspace(ws)
     elseif base_tree then ws = s:update_workspace(task.id, { base_tree = base_tree }) end
     baseline.store(ctx, it, base_checks)
@@ -382,9 +387,15 @@ function M.gather(ctx, it)
       it.workspace = workspace.diff(it.before, after)
     end
   end
-  -- the task's diff against its base: exact, never another task's files (worktree)
+  -- the task's diff against its base: exact, never another task's files (worktree);
+  -- when the base is the snapshot this iteration started from (a first iteration
+  -- in a shared directory) that is the diff just made (diff_trees counts no skipped files)
   if it.after and it.base and it.base.tree and it.base.method == it.after.method then
-    it.changes = workspace.diff_trees(it.after.dir, it.after.method, it.base.tree, it.after.tree)
+    if it.workspace and it.base.tree == it.before.tree then
+      it.changes = util.merge(it.workspace, { skipped = 0 })
+    else
+      it.changes = workspace.diff_trees(it.after.dir, it.after.method, it.base.tree, it.after.tree)
+    end
   end
   -- worktree: the agent's work is a commit on the task's branch (what the
   -- merge queue integrates; the next iteration's checkpoint)
@@ -487,13 +498,19 @@ function M.record(ctx, it)
         error = r.message }
     end
   end
+  -- a retry goes on at once (engine.lua's work()): its iteration_started is
+  -- written with this record, and prepare does not write it again
+  local st = ctx.task_state[it.task.id]
+  local next_iteration = it.goes_on and st and it.status == "running" and not it.workspace_state
+    and not ctx.fatal and not ctx.stopping and it.iteration + 1 or nil
   local out = s:record_iteration {
     run_id = ctx.run_id, task = it.task, iteration = it.iteration, agent_name = it.agent.kind or it.agent_cfg.kind,
     calls = it.calls, session_ids = it.session_ids, checks = it.checks, event = it.event,
     policy_fingerprint = it.policy:fingerprint(), decision = it.decision, status = it.status,
     breakpoints = it.breakpoints, checkpoint = it.checkpoint, workspace_state = it.workspace_state,
-    judges = judges,
+    judges = judges, next_iteration = next_iteration,
   }
+  if next_iteration then st.announced = next_iteration end
   it.breakpoint_ids, it.checkpoint_id = out.breakpoint_ids, out.checkpoint_id
   for _, id in ipairs(it.breakpoint_ids) do breakpoints.notify(s, id) end
   return it
@@ -541,10 +558,12 @@ local function observe(ctx, name, it)
   util.hook(ctx, "stage", { stage = name, task = it.task, iteration = it.iteration, it = view })
 end
 
--- iteration.run(ctx, task) -> { iteration, action, reason, result, signals,
--- scores, decision, breakpoints, status }
-function M.run(ctx, task)
-  local it = { task = task }
+-- iteration.run(ctx, task [, opts]) -> { iteration, action, reason, result,
+-- signals, scores, decision, breakpoints, status }.  opts.goes_on: the caller
+-- runs the next iteration at once when this one leaves the task running (the
+-- scheduler's task loop), so its record announces it (iteration_started).
+function M.run(ctx, task, opts)
+  local it = { task = task, goes_on = opts and opts.goes_on }
   local state = ctx.task_state[task.id] or { key = task.key, started = core.now(), tokens = 0 }
   ctx.task_state[task.id] = state
 

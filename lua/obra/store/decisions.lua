@@ -13,7 +13,9 @@
 --   s:save_policy(fingerprint, thresholds, weights)   once per fingerprint
 --   s:policy_row(fingerprint)     -> {fingerprint, decider, thresholds = {}, weights = {}} | nil
 --   s:add_decision(d)             -> id.  d: {run_id, task_id, iteration, action, reason,
---                                    policy (fingerprint), park_until, event, outputs_elsewhere}
+--                                    policy (fingerprint), park_until, event, outputs_elsewhere,
+--                                    agent_response (the text of the iteration's last agent
+--                                    interaction: an agent text equal to it is not stored twice)}
 --   s:decisions(task_id | nil [, {ref=}]) -> decisions oldest first (one task, every task,
 --                                    or the task whose key or id is ref), each
 --                                    {id, run_id, task_id, task_key, iteration, action, reason,
@@ -114,8 +116,49 @@ local function prune(t)
   end
 end
 
+-- The task's changes against its base are often exactly this iteration's
+-- workspace change (a first iteration: the base is the snapshot it started
+-- from): then extra keeps this marker instead of a second copy.
+local SAME_AS_WORKSPACE = "=workspace"
+-- Likewise the agent's text (signals.agent.text, up to 4000 bytes) is most often
+-- the whole response of the iteration's last agent interaction.
+local SAME_AS_RESPONSE = "=response"
+
+local function same(a, b)
+  if type(a) ~= "table" or type(b) ~= "table" then return a == b end
+  for k, v in pairs(a) do if not same(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  local ma, mb = getmetatable(a), getmetatable(b)
+  return (ma and ma.__jsontype) == (mb and mb.__jsontype)
+end
+
+-- The event without the DERIVED parts, before plain() copies it: shallow
+-- copies along each derived path, so the history, the thresholds, the
+-- weights and the contributions are not deep-copied only to be dropped.
+local function without_derived(event)
+  local top, copied = {}, {}
+  for k, v in pairs(event) do top[k] = v end
+  for _, path in ipairs(DERIVED) do
+    local t = top
+    for i = 1, #path - 1 do
+      local sub = t[path[i]]
+      if type(sub) ~= "table" then t = nil; break end
+      if not copied[sub] then
+        local mt = getmetatable(sub)
+        local c = setmetatable({}, type(mt) == "table" and mt or nil)
+        for k, v in pairs(sub) do c[k] = v end
+        copied[sub], copied[c] = c, c
+      end
+      t[path[i]] = copied[sub]
+      t = copied[sub]
+    end
+    if t then t[path[#path]] = nil end
+  end
+  return top
+end
+
 local function event_row(event, opts)
-  local ev = plain(event or {}, 0)
+  local ev = plain(without_derived(event or {}), 0)
   local row = {}
   for _, f in ipairs(FIELDS) do
     local col, path, kind = f[1], f[2], f[3]
@@ -126,11 +169,18 @@ local function event_row(event, opts)
     row[col] = v
     remove(ev, path)
   end
-  -- a check's output and its start are stored once, in its check interaction
+  -- a check's output and its start are stored once, in its check interaction; so is the agent's text
   if opts and opts.outputs_elsewhere and type(row.checks) == "table" then
     for _, c in ipairs(row.checks) do if type(c) == "table" then c.output, c.started_at = nil, nil end end
   end
-  for _, path in ipairs(DERIVED) do remove(ev, path) end
+  if opts and opts.agent_response ~= nil and row.agent_text == opts.agent_response then
+    row.agent_text = nil
+    set(ev, { "signals", "agent", "text" }, SAME_AS_RESPONSE)
+  end
+  local sig = ev.signals
+  if type(sig) == "table" and row.workspace ~= nil and same(sig.changes, row.workspace) then
+    sig.changes = SAME_AS_WORKSPACE
+  end
   prune(ev)
   row.extra = next(ev) ~= nil and ev or nil
   return row
@@ -140,7 +190,8 @@ return function(methods, Q, M)
   M.event_row = event_row
 
   function methods:save_policy(fingerprint, thresholds, weights)
-    if fingerprint == nil then return end
+    -- (known: every iteration after the first; a look-up costs less than encoding both tables)
+    if fingerprint == nil or self:first(Q.policy_known, fingerprint) then return end
     self:exec(Q.policy_insert, fingerprint, fingerprint:match("^([^/]*)/") or fingerprint,
       plain(thresholds or {}, 0), plain(weights or {}, 0), core.now())
   end
@@ -155,7 +206,7 @@ return function(methods, Q, M)
   end
 
   function methods:add_decision(d)
-    local row = event_row(d.event, { outputs_elsewhere = d.outputs_elsewhere })
+    local row = event_row(d.event, { outputs_elsewhere = d.outputs_elsewhere, agent_response = d.agent_response })
     row.run_id, row.task_id, row.iteration = d.run_id, d.task_id, d.iteration
     row.action, row.reason, row.policy, row.park_until = d.action, d.reason or "", d.policy, d.park_until
     if row.created_at == nil then row.created_at = core.now() end
@@ -223,7 +274,7 @@ return function(methods, Q, M)
     elseif o and o.ref then rows = self:query(Q.decisions_of_ref, tostring(o.ref), tostring(o.ref))
     else rows = self:query(Q.decisions_all) end
     local score = require "obra.score"
-    local policies, tasks, outputs, hist = {}, {}, {}, {}
+    local policies, tasks, outputs, hist, responses = {}, {}, {}, {}, {}
     local out = {}
     for _, r in ipairs(rows) do
       local task = tasks[r.task_id]
@@ -255,6 +306,16 @@ return function(methods, Q, M)
         end
       end
       local sig = ev.signals
+      if sig and sig.changes == SAME_AS_WORKSPACE then sig.changes = core.json_decode(r.workspace) end
+      if sig and type(sig.agent) == "table" and sig.agent.text == SAME_AS_RESPONSE then
+        local by_it = responses[r.task_id]
+        if not by_it then   -- the last agent response of each iteration
+          by_it = {}
+          for _, a in ipairs(self:query(Q.agent_responses, r.task_id)) do by_it[a.iteration] = a.response end
+          responses[r.task_id] = by_it
+        end
+        sig.agent.text = by_it[r.iteration]
+      end
       if sig and type(sig.checks) == "table" then
         local recorded = outputs[r.task_id][r.iteration] or {}
         for i, c in ipairs(sig.checks) do

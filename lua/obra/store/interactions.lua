@@ -1,6 +1,7 @@
 -- obra.store.interactions — every agent, judge, check and human call, and
 -- the texts table that stores a long text once (content-addressed by its
--- SHA-256: the judge's system prompt is the same at every iteration).
+-- SHA-256, the first 32 hex digits: the judge's system prompt is the same at
+-- every iteration).
 -- Methods on the store:
 --
 --   s:put_text(body)              -> id of the texts row holding body (inserted when new)
@@ -24,9 +25,28 @@
 --   s:project_session_count(project_id) -> agent sessions of the project's tasks
 local core = require "obra.core"
 
+-- The hashes of recent texts up to 8 KiB (the judge's system prompt comes
+-- back at every iteration): a look-up instead of hashing it again.
+local MEMO_BYTES, MEMO_SIZE = 8192, 16
+local memo, memo_n = {}, 0
+
+local function text_hash(body)
+  local small = #body <= MEMO_BYTES
+  local h = small and memo[body]
+  if h then return h end
+  -- 128 bits name a text well enough, at half the bytes in the row and its index
+  -- (rows written before keep their 64 digits: such a text is stored once more)
+  h = core.sha256(body):sub(1, 32)
+  if small then
+    if memo_n >= MEMO_SIZE then memo, memo_n = {}, 0 end
+    memo[body], memo_n = h, memo_n + 1
+  end
+  return h
+end
+
 return function(methods, Q)
   function methods:put_text(body)
-    local hash = core.sha256(body)
+    local hash = text_hash(body)
     local r = self:first(Q.text_id, hash)
     if r then return r.id end
     local _, id = self:exec(Q.text_insert, hash, body)

@@ -27,8 +27,11 @@
 --   workspace_state   the task's workspace's new state (queued: proceeded, waiting for the merge queue)
 --   checkpoint        { ref, tree, method, workdir, skipped, kind?, note?, iteration? } the snapshot
 --                     the iteration started from (lua/obra/checkpoints.lua made its commit)
+--   next_iteration    the task's next iteration, which starts right after (a retry): its
+--                     iteration_started is written here, so it costs no commit of its own
 -- Its events (docs/events.md): iteration_ended (always), then task_done/failed,
--- parked and breakpoint_opened when the iteration brings them.
+-- parked and breakpoint_opened when the iteration brings them, then the next
+-- iteration's iteration_started.
 local core = require "obra.core"
 
 local MAX_TEXT = 64 * 1024   -- bytes of prompt/response kept per interaction
@@ -87,10 +90,12 @@ return function(methods)
       end
       if rec.event then
         self:save_policy(rec.policy_fingerprint, rec.event.thresholds, rec.event.scores and rec.event.scores.weights)
+        local calls = rec.calls or {}
+        local last = calls[#calls] and (calls[#calls].result or calls[#calls].res)
         out.decision_id = self:add_decision { run_id = run_id, task_id = task_id, iteration = it,
           action = decision.action, reason = decision.reason, policy = rec.policy_fingerprint,
           park_until = decision.action == "park" and decision.park_until or nil, event = rec.event,
-          outputs_elsewhere = true }
+          outputs_elsewhere = true, agent_response = last and (bound(last.text, MAX_TEXT)) }
       end
       self:add_event("iteration_ended", { run_id = run_id, task_id = task_id, iteration = it, ref = out.decision_id })
       self:set_task_iteration(task_id, it, decision.feedback)
@@ -106,6 +111,9 @@ return function(methods)
       for _, b in ipairs(rec.breakpoints or {}) do
         out.breakpoint_ids[#out.breakpoint_ids + 1] = self:open_breakpoint { task_id = task_id, run_id = run_id,
           iteration = it, kind = b.kind, reason = b.reason }
+      end
+      if rec.next_iteration then
+        self:add_event("iteration_started", { run_id = run_id, task_id = task_id, iteration = rec.next_iteration })
       end
       return out
     end)

@@ -128,6 +128,8 @@ return {
       ORDER BY id]],
   last_agent_response = [[SELECT response FROM interactions WHERE task_id = ? AND kind = 'agent'
       ORDER BY id DESC LIMIT 1]],
+  agent_responses = [[SELECT iteration, response FROM interactions WHERE task_id = ? AND kind = 'agent'
+      ORDER BY id]],
   sessions_used_by_project = [[SELECT count(*) AS n FROM sessions se JOIN tasks t ON t.id = se.task_id
       WHERE t.project_id = ?]],
 
@@ -155,6 +157,7 @@ return {
   last_iteration = "SELECT max(iteration) AS n FROM decisions WHERE task_id = ?",
   task_park_count = "SELECT count(*) AS n FROM decisions WHERE task_id = ? AND action = 'park' AND iteration < ?",
   policy_by_fingerprint = "SELECT * FROM policies WHERE fingerprint = ?",
+  policy_known = "SELECT 1 AS x FROM policies WHERE fingerprint = ?",
 
   -- breakpoints --------------------------------------------------------------------------------
   breakpoint_by_id = "SELECT * FROM breakpoints WHERE id = ?",
