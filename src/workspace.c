@@ -37,6 +37,8 @@ struct obra_ws {
   git_odb        *disk;        /* during a bulk write: the repository's own object database, */
   git_odb_backend *mem;        /* and the in-memory store the new objects go to (owned by the */
   git_odb        *bulk;        /* bulk database, which reads the rest from the disk's objects) */
+  struct counts  *counts;      /* line counts of file changes already diffed (see file_counts) */
+  size_t          ncounts;
   char            root[PATH_MAX];
   char            prefix[PATH_MAX];
 };
@@ -46,10 +48,9 @@ struct obra_ws {
 
 #define GIT_FUNCS(X) \
   X(git_checkout_options_init) X(git_checkout_tree) X(git_commit_create) X(git_commit_free) \
-  X(git_commit_lookup) X(git_diff_free) X(git_diff_get_delta) X(git_diff_get_stats) \
+  X(git_commit_lookup) X(git_diff_free) X(git_diff_get_delta) \
   X(git_patch_from_diff) X(git_patch_free) X(git_patch_line_stats) X(git_patch_to_buf) X(git_buf_dispose) \
-  X(git_diff_num_deltas) X(git_diff_options_init) X(git_diff_stats_deletions) \
-  X(git_diff_stats_free) X(git_diff_stats_insertions) X(git_diff_tree_to_tree) \
+  X(git_diff_num_deltas) X(git_diff_options_init) X(git_diff_tree_to_tree) \
   X(git_error_last) X(git_ignore_add_rule) X(git_index_add_bypath) X(git_index_remove_bypath) X(git_diff_index_to_workdir) X(git_index_conflict_cleanup) \
   X(git_index_free) X(git_index_open) X(git_index_path) X(git_index_read) \
   X(git_index_write) X(git_index_write_tree_to) X(git_libgit2_init) \
@@ -218,11 +219,14 @@ bad:
 }
 
 static void save_shadow_index(obra_ws *w);
+static void forget_counts(obra_ws *w);
 
 void obra_ws_close(obra_ws *w) {
   if (!w) return;
   if (!inited) { free(w); return; }      /* libgit2 never loaded: nothing to free */
   if (w->shadow && w->index && w->saved) save_shadow_index(w);
+  forget_counts(w);
+  free(w->counts);
   fn.git_index_free(w->index);
   fn.git_repository_free(w->repo);
   free(w);
@@ -694,11 +698,77 @@ obra_rc obra_ws_tree_of(obra_ws *w, const char *rev, char tree[41], obra_err *e)
   return OBRA_OK;
 }
 
+/* ---- line counts, remembered ----
+ *
+ * Every iteration diffs the task's base against its latest snapshot, and
+ * that diff differs from the previous iteration's in the few files the agent
+ * just touched: counting the lines of every other file again (both blobs read
+ * and inflated, attributes looked up, xdiff run) was a tenth of an
+ * iteration.  The counts of a file's change are kept by (old blob, new blob,
+ * path) for as long as the work tree is open; the table is emptied when it
+ * fills.  While a .gitattributes file is among the changes (a diff driver or
+ * `-diff` may change how a file counts) nothing is taken from the table. */
+#define COUNTS_SLOTS 4096                   /* a power of two; emptied at 3/4 */
+
+struct counts { git_oid a, b; char *path; size_t add, del; int binary; };
+
+static void forget_counts(obra_ws *w) {
+  for (size_t i = 0; w->counts && i < COUNTS_SLOTS; i++) { free(w->counts[i].path); w->counts[i].path = NULL; }
+  w->ncounts = 0;
+}
+
+static struct counts *counts_slot(obra_ws *w, const git_diff_delta *dl, const char *path) {
+  uint64_t h = 1469598103934665603u;
+  for (const unsigned char *c = (const unsigned char *)path; *c; c++) h = (h ^ *c) * 1099511628211u;
+  for (int i = 0; i < 8; i++) h = (h ^ dl->old_file.id.id[i] ^ ((uint64_t)dl->new_file.id.id[i] << 8)) * 1099511628211u;
+  for (size_t i = (size_t)h & (COUNTS_SLOTS - 1);; i = (i + 1) & (COUNTS_SLOTS - 1)) {
+    struct counts *c = &w->counts[i];
+    if (!c->path || (memcmp(&c->a, &dl->old_file.id, sizeof c->a) == 0 &&
+                     memcmp(&c->b, &dl->new_file.id, sizeof c->b) == 0 && strcmp(c->path, path) == 0))
+      return c;
+  }
+}
+
+/* The lines delta i of d adds and removes (0 and 0 for a binary file), from
+ * the table when remember allows. */
+static int file_counts(obra_ws *w, git_diff *d, size_t i, int remember, size_t *add, size_t *del, int *binary) {
+  const git_diff_delta *dl = fn.git_diff_get_delta(d, i);
+  const char *path = dl->status == GIT_DELTA_DELETED ? dl->old_file.path : dl->new_file.path;
+  struct counts *c = NULL;
+  if (remember && !w->counts) w->counts = calloc(COUNTS_SLOTS, sizeof *w->counts);
+  if (remember && w->counts) {
+    c = counts_slot(w, dl, path);
+    if (c->path) { *add = c->add, *del = c->del, *binary = c->binary; return 0; }
+  }
+  git_patch *pt = NULL;
+  size_t ctxl = 0;
+  *add = *del = 0;
+  if (fn.git_patch_from_diff(&pt, d, i) < 0) return -1;
+  *binary = (dl->flags & GIT_DIFF_FLAG_BINARY) != 0;
+  if (pt && !*binary) fn.git_patch_line_stats(&ctxl, add, del, pt);
+  fn.git_patch_free(pt);
+  if (c && w->ncounts >= COUNTS_SLOTS / 4 * 3) { forget_counts(w); c = counts_slot(w, dl, path); }
+  if (c && (c->path = strdup(path)) != NULL) {
+    c->a = dl->old_file.id, c->b = dl->new_file.id;
+    c->add = *add, c->del = *del, c->binary = *binary;
+    w->ncounts++;
+  }
+  return 0;
+}
+
+/* Whether the table may be used for d (no .gitattributes among its changes). */
+static int counts_apply(git_diff *d) {
+  for (size_t i = 0, n = fn.git_diff_num_deltas(d); i < n; i++) {
+    const git_diff_delta *dl = fn.git_diff_get_delta(d, i);
+    if (is_gitattributes(dl->old_file.path) || is_gitattributes(dl->new_file.path)) return 0;
+  }
+  return 1;
+}
+
 obra_rc obra_ws_diff(obra_ws *w, const char *a, const char *b, obra_ws_diff_cb cb, void *ud,
                      size_t *added, size_t *removed, obra_err *e) {
   git_tree *ta = NULL, *tb = NULL;
   git_diff *d = NULL;
-  git_diff_stats *stats = NULL;
   obra_rc rc = OBRA_OK;
   *added = *removed = 0;
   if (peel_tree(w, a, &ta, e) < 0 || peel_tree(w, b, &tb, e) < 0) { rc = e->rc; goto out; }
@@ -716,11 +786,15 @@ obra_rc obra_ws_diff(obra_ws *w, const char *a, const char *b, obra_ws_diff_cb c
     if (strncmp(p, w->prefix, plen) == 0) p += plen;
     if (cb(ud, st, p) != 0) break;
   }
-  if (fn.git_diff_get_stats(&stats, d) < 0) { rc = fail(e, -1, "diff"); goto out; }
-  *added = fn.git_diff_stats_insertions(stats);
-  *removed = fn.git_diff_stats_deletions(stats);
+  int remember = counts_apply(d);
+  for (size_t i = 0, n = fn.git_diff_num_deltas(d); i < n; i++) {
+    size_t add, del;
+    int binary;
+    if (file_counts(w, d, i, remember, &add, &del, &binary) < 0) { rc = fail(e, -1, "diff"); goto out; }
+    *added += add;
+    *removed += del;
+  }
 out:
-  fn.git_diff_stats_free(stats);
   fn.git_diff_free(d);
   fn.git_tree_free(ta);
   fn.git_tree_free(tb);
@@ -763,17 +837,15 @@ obra_rc obra_ws_patch(obra_ws *w, const char *a, const char *b, size_t max_bytes
   size_t n = fn.git_diff_num_deltas(d);
   picks = calloc(n ? n : 1, sizeof *picks);
   if (!picks) { rc = obra_err_set(e, OBRA_ENOMEM, "out of memory"); goto out; }
+  int remember = counts_apply(d);
   for (size_t i = 0; i < n; i++) {
     const git_diff_delta *dl = fn.git_diff_get_delta(d, i);
     char st = dl->status == GIT_DELTA_ADDED ? 'A' : dl->status == GIT_DELTA_DELETED ? 'D' : 'M';
     /* from the repository's top, as in the patch's text ("diff --git a/sub/x b/sub/x") */
     const char *path = st == 'D' ? dl->old_file.path : dl->new_file.path;
-    git_patch *pt = NULL;
-    size_t ctxl = 0, add = 0, del = 0;
-    if (fn.git_patch_from_diff(&pt, d, i) < 0) { rc = fail(e, -1, "diff"); goto out; }
-    int binary = (dl->flags & GIT_DIFF_FLAG_BINARY) != 0;
-    if (pt && !binary) fn.git_patch_line_stats(&ctxl, &add, &del, pt);
-    fn.git_patch_free(pt);
+    size_t add, del;
+    int binary;
+    if (file_counts(w, d, i, remember, &add, &del, &binary) < 0) { rc = fail(e, -1, "diff"); goto out; }
     if (cb(ud, st, path, add, del, binary) != 0) break;
     if (st != 'D' && !binary) { picks[npick].idx = i; picks[npick].lines = add + del; npick++; }
   }
