@@ -487,6 +487,7 @@ static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
     const char *path = dl->status == GIT_DELTA_DELETED ? dl->old_file.path : dl->new_file.path;
     size_t len = strlen(path);
     if (obra_path(path) || (len > 0 && path[len - 1] == '/')) continue;   /* a nested repository */
+    if (is_gitattributes(path)) forget_counts(w);     /* files may count differently now */
     if (dl->status == GIT_DELTA_DELETED) {
       rc = fn.git_index_remove_bypath(w->index, path);
       continue;
@@ -706,8 +707,9 @@ obra_rc obra_ws_tree_of(obra_ws *w, const char *rev, char tree[41], obra_err *e)
  * and inflated, attributes looked up, xdiff run) was a tenth of an
  * iteration.  The counts of a file's change are kept by (old blob, new blob,
  * path) for as long as the work tree is open; the table is emptied when it
- * fills.  While a .gitattributes file is among the changes (a diff driver or
- * `-diff` may change how a file counts) nothing is taken from the table. */
+ * fills.  Attributes can change how a file counts (a diff driver, `-diff`):
+ * a snapshot that sees a .gitattributes change empties the table, and a diff
+ * with a .gitattributes among its changes takes nothing from it. */
 #define COUNTS_SLOTS 4096                   /* a power of two; emptied at 3/4 */
 
 struct counts { git_oid a, b; char *path; size_t add, del; int binary; };

@@ -158,6 +158,22 @@ describe("workspace", function()
     assert.are.equal("[]", obra.core.json_encode(none.created))
   end)
 
+  it("counts a file's lines once per change, and again once .gitattributes changes how it diffs", function()
+    work(dir)
+    local before = assert(ws.snapshot(dir))
+    change(dir)
+    local after = assert(ws.snapshot(dir))
+    expect(assert(ws.diff_trees(dir, "shadow", before.tree, after.tree)), "shadow")
+    expect(assert(ws.diff_trees(dir, "shadow", before.tree, after.tree)), "shadow")   -- the counts kept
+    H.writefile(dir .. "/.gitattributes", "edit.txt -diff\n")
+    local binary = assert(ws.snapshot(dir))
+    local sig = assert(ws.diff_trees(dir, "shadow", after.tree, binary.tree))
+    assert.are.same({ 1, 0 }, { sig.lines_added, sig.lines_removed })     -- the new .gitattributes
+    -- the same two trees as before: edit.txt is binary now, and counts no lines
+    sig = assert(ws.diff_trees(dir, "shadow", before.tree, after.tree))
+    assert.are.same({ 3, 2 }, { sig.lines_added, sig.lines_removed })     -- x, y, z; 1, 2
+  end)
+
   it("diffs a git work tree with git, untracked files included, leaving index and HEAD alone", function()
     work(dir)
     sh(dir, "git init -q && git add keep.txt edit.txt gone.txt && git -c user.name=t -c user.email=t@t commit -qm init")
