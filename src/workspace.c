@@ -449,6 +449,24 @@ static int plain_add(obra_ws *w, const char *path) {
   return fn.git_index_add(w->index, &e) < 0 ? -1 : 1;
 }
 
+/* git_index_add_bypath for a file another process may be writing or
+ * removing meanwhile (a temporary file): libgit2 fails with GIT_ENOTFOUND
+ * when the file was gone at its stat, and with -1 when it went away or
+ * changed size between the stat and the read.  A file gone now is left out
+ * (and out of the index); one still there is read again, up to 8 times. */
+static int add_path(obra_ws *w, const char *path) {
+  char full[PATH_MAX];
+  if (snprintf(full, sizeof full, "%s%s", w->root, path) >= (int)sizeof full) return -1;
+  for (int tries = 0;; tries++) {
+    int rc = fn.git_index_add_bypath(w->index, path);
+    struct stat st;
+    if (rc >= 0) return 0;
+    if (rc == GIT_ENOTFOUND || (lstat(full, &st) != 0 && (errno == ENOENT || errno == ENOTDIR)))
+      return fn.git_index_remove_bypath(w->index, path);
+    if (tries >= 8) return -1;
+  }
+}
+
 /* Bring the scratch index in line with the files (`git add -A` below the
  * prefix): one walk, a diff of the index against the work tree, then each
  * changed path added or removed.  A file removed by another process between
@@ -496,15 +514,11 @@ static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
       w->skipped++;
       continue;
     }
-    /* GIT_ENOTFOUND: the file was gone when it was opened (removed meanwhile;
-     * it may be back already, so asking the file system again would race) */
     int arc = plain ? plain_add(w, path) : 2;
     if (arc == 1) continue;
     if (arc == 0) { rc = fn.git_index_remove_bypath(w->index, path); continue; }
     if (arc < 0) { rc = -1; continue; }
-    arc = fn.git_index_add_bypath(w->index, path);
-    if (arc == GIT_ENOTFOUND) rc = fn.git_index_remove_bypath(w->index, path);
-    else if (arc < 0) rc = -1;
+    rc = add_path(w, path);
   }
   fn.git_diff_free(d);
   return rc;
