@@ -12,6 +12,7 @@
 #include <git2/sys/repository.h>
 #include <git2/sys/mempack.h>
 #include <git2/sys/odb_backend.h>
+#include <git2/sys/diff.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -31,6 +32,7 @@ struct obra_ws {
   int             shadow;
   int             owned;
   int             keep;        /* during a snapshot: the owned index is not to be written */
+  int             refresh;     /* owned: the next walk refreshes stat-dirty entries (sync_index) */
   time_t          saved;       /* when the shadow index was last written */
   int64_t         max_file_bytes;
   size_t          skipped;     /* during a snapshot */
@@ -71,7 +73,7 @@ struct obra_ws {
   X(git_tree_entry_type) X(git_tree_entry_name) X(git_index_add) X(git_blob_create_from_buffer) \
   X(git_filter_list_load) X(git_filter_list_free) X(git_index_entrycount) X(git_index_get_byindex) \
   X(git_odb_read) X(git_odb_object_data) X(git_odb_object_size) X(git_odb_object_type) \
-  X(git_odb_object_free) X(git_odb_refresh)
+  X(git_odb_object_free) X(git_odb_refresh) X(git_diff_get_perfdata)
 
 static struct { GIT_FUNCS(OBRA_DL_POINTER) } fn;
 /* only the version obra was built against: the option structs are versioned */
@@ -182,7 +184,7 @@ obra_ws *obra_ws_open(const char *dir, const obra_ws_opts *o, obra_err *e) {
     r = open_user(w, real, e);
     if (r < 0) goto bad;
     if (r > 0) { obra_err_set(e, OBRA_EINVAL, "%s is not a git work tree (owned mode needs one)", dir); goto bad; }
-    w->owned = 1;
+    w->owned = w->refresh = 1;
   } else if (!(o && o->force_shadow)) {
     r = open_user(w, real, e);
     if (r < 0) goto bad;
@@ -472,14 +474,25 @@ static int add_path(obra_ws *w, const char *path) {
  * changed path added or removed.  A file removed by another process between
  * the walk and its read is simply gone; files in .obra/ or .git/ and files
  * over the size limit are left out. */
+/* Owned: a file whose stat changed but not its content (touched, rewritten
+ * the same, or written in the clock tick the index was: "racily clean") is
+ * hashed at every walk until its index entry is refreshed.  libgit2 refreshes
+ * entries during the walk (GIT_DIFF_UPDATE_INDEX), but then writes the whole
+ * index itself, and the snapshot writes it again when files changed: two
+ * full writes (each a SHA-1 of the whole index) in a typical iteration, whose
+ * agent's last writes are racily clean at the next walk.  So a walk refreshes
+ * only when that is worth a write: the first one in a process, and the one
+ * after a walk that hashed REFRESH_MIN or more files to find them unchanged.
+ * A few racily clean files are hashed again instead; the next write of the
+ * index, stamped after them, makes them clean. */
+#define REFRESH_MIN 32
+
 static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
   git_diff_options o;
   fn.git_diff_options_init(&o, GIT_DIFF_OPTIONS_VERSION);
   o.flags = GIT_DIFF_INCLUDE_UNTRACKED | GIT_DIFF_RECURSE_UNTRACKED_DIRS | GIT_DIFF_INCLUDE_TYPECHANGE;
-  /* owned: files whose stat changed but not their content get their entries
-   * refreshed (libgit2 writes the index then), so the next walk, or git's
-   * own, need not hash them again */
-  if (w->owned && !w->keep) o.flags |= GIT_DIFF_UPDATE_INDEX;
+  int refresh = w->owned && !w->keep && w->refresh;
+  if (refresh) o.flags |= GIT_DIFF_UPDATE_INDEX;
   o.pathspec = *ps;
   git_diff *d = NULL;
   /* GIT_ENOTFOUND from the walk itself: a file it was hashing went away
@@ -493,8 +506,16 @@ static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
   if (drc < 0) return -1;
   int rc = 0;
   *changed = fn.git_diff_num_deltas(d);
-  size_t adds = 0;
-  for (size_t i = 0; i < *changed; i++) adds += fn.git_diff_get_delta(d, i)->status != GIT_DELTA_DELETED;
+  size_t adds = 0, modified = 0;
+  for (size_t i = 0; i < *changed; i++) {
+    git_delta_t st = fn.git_diff_get_delta(d, i)->status;
+    adds += st != GIT_DELTA_DELETED;
+    modified += st == GIT_DELTA_MODIFIED;
+  }
+  if (w->owned && !w->keep) {
+    git_diff_perfdata pd = GIT_DIFF_PERFDATA_INIT;
+    w->refresh = !refresh && fn.git_diff_get_perfdata(&pd, d) == 0 && pd.oid_calculations >= modified + REFRESH_MIN;
+  }
   int plain = 0;
   if (adds >= BULK_MIN) {
     if (bulk_begin(w) < 0) rc = -1;
@@ -586,7 +607,7 @@ obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e
   }
   if (w->shadow && time(NULL) - w->saved >= 60) save_shadow_index(w);
   /* nothing changed: the index on disk is already this one (with any stat
-   * refresh the diff wrote itself) */
+   * refresh the walk wrote itself: sync_index) */
   if (w->owned && !keep && changed > 0 && fn.git_index_write(w->index) < 0)
     return fail(e, -1, "writing the worktree's index");
   if (keep && fn.git_index_read(w->index, 1) < 0) return fail(e, -1, "reading the index");

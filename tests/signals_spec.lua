@@ -425,6 +425,27 @@ describe("workspace, owned mode (a worktree obra made with git worktree add)", f
     assert.are.equal("", sh(wt, "git status --porcelain -- . ':!.obra'"))
   end)
 
+  it("writes the index only when files changed, and refreshes files touched but unchanged", function()
+    local index = sh(wt, "git rev-parse --git-path index"):gsub("\n$", "")
+    local function inode() return sh(wt, "stat -c %i " .. H.q(index)) end
+    for i = 1, 40 do H.writefile(wt .. "/f" .. i .. ".txt", "file " .. i .. "\n") end
+    -- a few files stamped after the index will be: racily clean at every walk
+    sh(wt, "touch -d '+1 hour' f1.txt f2.txt f3.txt")
+    local snap = assert(ws.snapshot(wt, { owned = true }))
+    assert(ws.commit(snap, nil, "c\n", { head = true }))
+    -- nothing changed since: those are hashed again, not worth a whole new index
+    local written = inode()
+    assert.are.equal(snap.tree, assert(ws.snapshot(wt, { owned = true })).tree)
+    assert.are.equal(written, inode())
+    -- touched, same content: git sees them stat-dirty until obra refreshes
+    -- their entries, at the latest at the walk after the one that hashed them
+    sh(wt, "touch -d '2001-01-01 00:00:00' f*.txt")
+    assert.are_not.equal("", sh(wt, "git diff-files --name-only"))
+    for _ = 1, 2 do assert.are.equal(snap.tree, assert(ws.snapshot(wt, { owned = true })).tree) end
+    assert.are.equal("", sh(wt, "git diff-files --name-only"))
+    assert.are.equal("", sh(wt, "git status --porcelain -- . ':!.obra'"))
+  end)
+
   it("follows the agent's own git commands between snapshots", function()
     local s1 = assert(ws.snapshot(wt, { owned = true }))
     assert(ws.commit(s1, nil, "c\n", { head = true }))
