@@ -469,11 +469,6 @@ static int add_path(obra_ws *w, const char *path) {
   }
 }
 
-/* Bring the scratch index in line with the files (`git add -A` below the
- * prefix): one walk, a diff of the index against the work tree, then each
- * changed path added or removed.  A file removed by another process between
- * the walk and its read is simply gone; files in .obra/ or .git/ and files
- * over the size limit are left out. */
 /* Owned: a file whose stat changed but not its content (touched, rewritten
  * the same, or written in the clock tick the index was: "racily clean") is
  * hashed at every walk until its index entry is refreshed.  libgit2 refreshes
@@ -487,6 +482,11 @@ static int add_path(obra_ws *w, const char *path) {
  * index, stamped after them, makes them clean. */
 #define REFRESH_MIN 32
 
+/* Bring the scratch index in line with the files (`git add -A` below the
+ * prefix): one walk, a diff of the index against the work tree, then each
+ * changed path added or removed.  A file removed by another process between
+ * the walk and its read is simply gone; files in .obra/ or .git/ and files
+ * over the size limit are left out. */
 static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
   git_diff_options o;
   fn.git_diff_options_init(&o, GIT_DIFF_OPTIONS_VERSION);
