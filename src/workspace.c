@@ -12,6 +12,7 @@
 #include <git2/sys/repository.h>
 #include <git2/sys/mempack.h>
 #include <git2/sys/odb_backend.h>
+#include <git2/sys/diff.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -31,12 +32,15 @@ struct obra_ws {
   int             shadow;
   int             owned;
   int             keep;        /* during a snapshot: the owned index is not to be written */
+  int             refresh;     /* owned: the next walk refreshes stat-dirty entries (sync_index) */
   time_t          saved;       /* when the shadow index was last written */
   int64_t         max_file_bytes;
   size_t          skipped;     /* during a snapshot */
   git_odb        *disk;        /* during a bulk write: the repository's own object database, */
   git_odb_backend *mem;        /* and the in-memory store the new objects go to (owned by the */
   git_odb        *bulk;        /* bulk database, which reads the rest from the disk's objects) */
+  struct counts  *counts;      /* line counts of file changes already diffed (see file_counts) */
+  size_t          ncounts;
   char            root[PATH_MAX];
   char            prefix[PATH_MAX];
 };
@@ -46,10 +50,9 @@ struct obra_ws {
 
 #define GIT_FUNCS(X) \
   X(git_checkout_options_init) X(git_checkout_tree) X(git_commit_create) X(git_commit_free) \
-  X(git_commit_lookup) X(git_diff_free) X(git_diff_get_delta) X(git_diff_get_stats) \
+  X(git_commit_lookup) X(git_diff_free) X(git_diff_get_delta) \
   X(git_patch_from_diff) X(git_patch_free) X(git_patch_line_stats) X(git_patch_to_buf) X(git_buf_dispose) \
-  X(git_diff_num_deltas) X(git_diff_options_init) X(git_diff_stats_deletions) \
-  X(git_diff_stats_free) X(git_diff_stats_insertions) X(git_diff_tree_to_tree) \
+  X(git_diff_num_deltas) X(git_diff_options_init) X(git_diff_tree_to_tree) \
   X(git_error_last) X(git_ignore_add_rule) X(git_index_add_bypath) X(git_index_remove_bypath) X(git_diff_index_to_workdir) X(git_index_conflict_cleanup) \
   X(git_index_free) X(git_index_open) X(git_index_path) X(git_index_read) \
   X(git_index_write) X(git_index_write_tree_to) X(git_libgit2_init) \
@@ -70,7 +73,7 @@ struct obra_ws {
   X(git_tree_entry_type) X(git_tree_entry_name) X(git_index_add) X(git_blob_create_from_buffer) \
   X(git_filter_list_load) X(git_filter_list_free) X(git_index_entrycount) X(git_index_get_byindex) \
   X(git_odb_read) X(git_odb_object_data) X(git_odb_object_size) X(git_odb_object_type) \
-  X(git_odb_object_free) X(git_odb_refresh)
+  X(git_odb_object_free) X(git_odb_refresh) X(git_diff_get_perfdata)
 
 static struct { GIT_FUNCS(OBRA_DL_POINTER) } fn;
 /* only the version obra was built against: the option structs are versioned */
@@ -181,7 +184,7 @@ obra_ws *obra_ws_open(const char *dir, const obra_ws_opts *o, obra_err *e) {
     r = open_user(w, real, e);
     if (r < 0) goto bad;
     if (r > 0) { obra_err_set(e, OBRA_EINVAL, "%s is not a git work tree (owned mode needs one)", dir); goto bad; }
-    w->owned = 1;
+    w->owned = w->refresh = 1;
   } else if (!(o && o->force_shadow)) {
     r = open_user(w, real, e);
     if (r < 0) goto bad;
@@ -218,11 +221,14 @@ bad:
 }
 
 static void save_shadow_index(obra_ws *w);
+static void forget_counts(obra_ws *w);
 
 void obra_ws_close(obra_ws *w) {
   if (!w) return;
   if (!inited) { free(w); return; }      /* libgit2 never loaded: nothing to free */
   if (w->shadow && w->index && w->saved) save_shadow_index(w);
+  forget_counts(w);
+  free(w->counts);
   fn.git_index_free(w->index);
   fn.git_repository_free(w->repo);
   free(w);
@@ -445,6 +451,37 @@ static int plain_add(obra_ws *w, const char *path) {
   return fn.git_index_add(w->index, &e) < 0 ? -1 : 1;
 }
 
+/* git_index_add_bypath for a file another process may be writing or
+ * removing meanwhile (a temporary file): libgit2 fails with GIT_ENOTFOUND
+ * when the file was gone at its stat, and with -1 when it went away or
+ * changed size between the stat and the read.  A file gone now is left out
+ * (and out of the index); one still there is read again, up to 8 times. */
+static int add_path(obra_ws *w, const char *path) {
+  char full[PATH_MAX];
+  if (snprintf(full, sizeof full, "%s%s", w->root, path) >= (int)sizeof full) return -1;
+  for (int tries = 0;; tries++) {
+    int rc = fn.git_index_add_bypath(w->index, path);
+    struct stat st;
+    if (rc >= 0) return 0;
+    if (rc == GIT_ENOTFOUND || (lstat(full, &st) != 0 && (errno == ENOENT || errno == ENOTDIR)))
+      return fn.git_index_remove_bypath(w->index, path);
+    if (tries >= 8) return -1;
+  }
+}
+
+/* Owned: a file whose stat changed but not its content (touched, rewritten
+ * the same, or written in the clock tick the index was: "racily clean") is
+ * hashed at every walk until its index entry is refreshed.  libgit2 refreshes
+ * entries during the walk (GIT_DIFF_UPDATE_INDEX), but then writes the whole
+ * index itself, and the snapshot writes it again when files changed: two
+ * full writes (each a SHA-1 of the whole index) in a typical iteration, whose
+ * agent's last writes are racily clean at the next walk.  So a walk refreshes
+ * only when that is worth a write: the first one in a process, and the one
+ * after a walk that hashed REFRESH_MIN or more files to find them unchanged.
+ * A few racily clean files are hashed again instead; the next write of the
+ * index, stamped after them, makes them clean. */
+#define REFRESH_MIN 32
+
 /* Bring the scratch index in line with the files (`git add -A` below the
  * prefix): one walk, a diff of the index against the work tree, then each
  * changed path added or removed.  A file removed by another process between
@@ -454,10 +491,8 @@ static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
   git_diff_options o;
   fn.git_diff_options_init(&o, GIT_DIFF_OPTIONS_VERSION);
   o.flags = GIT_DIFF_INCLUDE_UNTRACKED | GIT_DIFF_RECURSE_UNTRACKED_DIRS | GIT_DIFF_INCLUDE_TYPECHANGE;
-  /* owned: files whose stat changed but not their content get their entries
-   * refreshed (libgit2 writes the index then), so the next walk, or git's
-   * own, need not hash them again */
-  if (w->owned && !w->keep) o.flags |= GIT_DIFF_UPDATE_INDEX;
+  int refresh = w->owned && !w->keep && w->refresh;
+  if (refresh) o.flags |= GIT_DIFF_UPDATE_INDEX;
   o.pathspec = *ps;
   git_diff *d = NULL;
   /* GIT_ENOTFOUND from the walk itself: a file it was hashing went away
@@ -471,8 +506,16 @@ static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
   if (drc < 0) return -1;
   int rc = 0;
   *changed = fn.git_diff_num_deltas(d);
-  size_t adds = 0;
-  for (size_t i = 0; i < *changed; i++) adds += fn.git_diff_get_delta(d, i)->status != GIT_DELTA_DELETED;
+  size_t adds = 0, modified = 0;
+  for (size_t i = 0; i < *changed; i++) {
+    git_delta_t st = fn.git_diff_get_delta(d, i)->status;
+    adds += st != GIT_DELTA_DELETED;
+    modified += st == GIT_DELTA_MODIFIED;
+  }
+  if (w->owned && !w->keep) {
+    git_diff_perfdata pd = GIT_DIFF_PERFDATA_INIT;
+    w->refresh = !refresh && fn.git_diff_get_perfdata(&pd, d) == 0 && pd.oid_calculations >= modified + REFRESH_MIN;
+  }
   int plain = 0;
   if (adds >= BULK_MIN) {
     if (bulk_begin(w) < 0) rc = -1;
@@ -483,6 +526,7 @@ static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
     const char *path = dl->status == GIT_DELTA_DELETED ? dl->old_file.path : dl->new_file.path;
     size_t len = strlen(path);
     if (obra_path(path) || (len > 0 && path[len - 1] == '/')) continue;   /* a nested repository */
+    if (is_gitattributes(path)) forget_counts(w);     /* files may count differently now */
     if (dl->status == GIT_DELTA_DELETED) {
       rc = fn.git_index_remove_bypath(w->index, path);
       continue;
@@ -491,15 +535,11 @@ static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
       w->skipped++;
       continue;
     }
-    /* GIT_ENOTFOUND: the file was gone when it was opened (removed meanwhile;
-     * it may be back already, so asking the file system again would race) */
     int arc = plain ? plain_add(w, path) : 2;
     if (arc == 1) continue;
     if (arc == 0) { rc = fn.git_index_remove_bypath(w->index, path); continue; }
     if (arc < 0) { rc = -1; continue; }
-    arc = fn.git_index_add_bypath(w->index, path);
-    if (arc == GIT_ENOTFOUND) rc = fn.git_index_remove_bypath(w->index, path);
-    else if (arc < 0) rc = -1;
+    rc = add_path(w, path);
   }
   fn.git_diff_free(d);
   return rc;
@@ -567,7 +607,7 @@ obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e
   }
   if (w->shadow && time(NULL) - w->saved >= 60) save_shadow_index(w);
   /* nothing changed: the index on disk is already this one (with any stat
-   * refresh the diff wrote itself) */
+   * refresh the walk wrote itself: sync_index) */
   if (w->owned && !keep && changed > 0 && fn.git_index_write(w->index) < 0)
     return fail(e, -1, "writing the worktree's index");
   if (keep && fn.git_index_read(w->index, 1) < 0) return fail(e, -1, "reading the index");
@@ -694,11 +734,78 @@ obra_rc obra_ws_tree_of(obra_ws *w, const char *rev, char tree[41], obra_err *e)
   return OBRA_OK;
 }
 
+/* ---- line counts, remembered ----
+ *
+ * Every iteration diffs the task's base against its latest snapshot, and
+ * that diff differs from the previous iteration's in the few files the agent
+ * just touched: counting the lines of every other file again (both blobs read
+ * and inflated, attributes looked up, xdiff run) was a tenth of an
+ * iteration.  The counts of a file's change are kept by (old blob, new blob,
+ * path) for as long as the work tree is open; the table is emptied when it
+ * fills.  Attributes can change how a file counts (a diff driver, `-diff`):
+ * a snapshot that sees a .gitattributes change empties the table, and a diff
+ * with a .gitattributes among its changes takes nothing from it. */
+#define COUNTS_SLOTS 4096                   /* a power of two; emptied at 3/4 */
+
+struct counts { git_oid a, b; char *path; size_t add, del; int binary; };
+
+static void forget_counts(obra_ws *w) {
+  for (size_t i = 0; w->counts && i < COUNTS_SLOTS; i++) { free(w->counts[i].path); w->counts[i].path = NULL; }
+  w->ncounts = 0;
+}
+
+static struct counts *counts_slot(obra_ws *w, const git_diff_delta *dl, const char *path) {
+  uint64_t h = 1469598103934665603u;
+  for (const unsigned char *c = (const unsigned char *)path; *c; c++) h = (h ^ *c) * 1099511628211u;
+  for (int i = 0; i < 8; i++) h = (h ^ dl->old_file.id.id[i] ^ ((uint64_t)dl->new_file.id.id[i] << 8)) * 1099511628211u;
+  for (size_t i = (size_t)h & (COUNTS_SLOTS - 1);; i = (i + 1) & (COUNTS_SLOTS - 1)) {
+    struct counts *c = &w->counts[i];
+    if (!c->path || (memcmp(&c->a, &dl->old_file.id, sizeof c->a) == 0 &&
+                     memcmp(&c->b, &dl->new_file.id, sizeof c->b) == 0 && strcmp(c->path, path) == 0))
+      return c;
+  }
+}
+
+/* The lines delta i of d adds and removes (0 and 0 for a binary file), from
+ * the table when remember allows. */
+static int file_counts(obra_ws *w, git_diff *d, size_t i, int remember, size_t *add, size_t *del, int *binary) {
+  const git_diff_delta *dl = fn.git_diff_get_delta(d, i);
+  const char *path = dl->status == GIT_DELTA_DELETED ? dl->old_file.path : dl->new_file.path;
+  struct counts *c = NULL;
+  if (remember && !w->counts) w->counts = calloc(COUNTS_SLOTS, sizeof *w->counts);
+  if (remember && w->counts) {
+    c = counts_slot(w, dl, path);
+    if (c->path) { *add = c->add, *del = c->del, *binary = c->binary; return 0; }
+  }
+  git_patch *pt = NULL;
+  size_t ctxl = 0;
+  *add = *del = 0;
+  if (fn.git_patch_from_diff(&pt, d, i) < 0) return -1;
+  *binary = (dl->flags & GIT_DIFF_FLAG_BINARY) != 0;
+  if (pt && !*binary) fn.git_patch_line_stats(&ctxl, add, del, pt);
+  fn.git_patch_free(pt);
+  if (c && w->ncounts >= COUNTS_SLOTS / 4 * 3) { forget_counts(w); c = counts_slot(w, dl, path); }
+  if (c && (c->path = strdup(path)) != NULL) {
+    c->a = dl->old_file.id, c->b = dl->new_file.id;
+    c->add = *add, c->del = *del, c->binary = *binary;
+    w->ncounts++;
+  }
+  return 0;
+}
+
+/* Whether the table may be used for d (no .gitattributes among its changes). */
+static int counts_apply(git_diff *d) {
+  for (size_t i = 0, n = fn.git_diff_num_deltas(d); i < n; i++) {
+    const git_diff_delta *dl = fn.git_diff_get_delta(d, i);
+    if (is_gitattributes(dl->old_file.path) || is_gitattributes(dl->new_file.path)) return 0;
+  }
+  return 1;
+}
+
 obra_rc obra_ws_diff(obra_ws *w, const char *a, const char *b, obra_ws_diff_cb cb, void *ud,
                      size_t *added, size_t *removed, obra_err *e) {
   git_tree *ta = NULL, *tb = NULL;
   git_diff *d = NULL;
-  git_diff_stats *stats = NULL;
   obra_rc rc = OBRA_OK;
   *added = *removed = 0;
   if (peel_tree(w, a, &ta, e) < 0 || peel_tree(w, b, &tb, e) < 0) { rc = e->rc; goto out; }
@@ -716,11 +823,15 @@ obra_rc obra_ws_diff(obra_ws *w, const char *a, const char *b, obra_ws_diff_cb c
     if (strncmp(p, w->prefix, plen) == 0) p += plen;
     if (cb(ud, st, p) != 0) break;
   }
-  if (fn.git_diff_get_stats(&stats, d) < 0) { rc = fail(e, -1, "diff"); goto out; }
-  *added = fn.git_diff_stats_insertions(stats);
-  *removed = fn.git_diff_stats_deletions(stats);
+  int remember = counts_apply(d);
+  for (size_t i = 0, n = fn.git_diff_num_deltas(d); i < n; i++) {
+    size_t add, del;
+    int binary;
+    if (file_counts(w, d, i, remember, &add, &del, &binary) < 0) { rc = fail(e, -1, "diff"); goto out; }
+    *added += add;
+    *removed += del;
+  }
 out:
-  fn.git_diff_stats_free(stats);
   fn.git_diff_free(d);
   fn.git_tree_free(ta);
   fn.git_tree_free(tb);
@@ -763,17 +874,15 @@ obra_rc obra_ws_patch(obra_ws *w, const char *a, const char *b, size_t max_bytes
   size_t n = fn.git_diff_num_deltas(d);
   picks = calloc(n ? n : 1, sizeof *picks);
   if (!picks) { rc = obra_err_set(e, OBRA_ENOMEM, "out of memory"); goto out; }
+  int remember = counts_apply(d);
   for (size_t i = 0; i < n; i++) {
     const git_diff_delta *dl = fn.git_diff_get_delta(d, i);
     char st = dl->status == GIT_DELTA_ADDED ? 'A' : dl->status == GIT_DELTA_DELETED ? 'D' : 'M';
     /* from the repository's top, as in the patch's text ("diff --git a/sub/x b/sub/x") */
     const char *path = st == 'D' ? dl->old_file.path : dl->new_file.path;
-    git_patch *pt = NULL;
-    size_t ctxl = 0, add = 0, del = 0;
-    if (fn.git_patch_from_diff(&pt, d, i) < 0) { rc = fail(e, -1, "diff"); goto out; }
-    int binary = (dl->flags & GIT_DIFF_FLAG_BINARY) != 0;
-    if (pt && !binary) fn.git_patch_line_stats(&ctxl, &add, &del, pt);
-    fn.git_patch_free(pt);
+    size_t add, del;
+    int binary;
+    if (file_counts(w, d, i, remember, &add, &del, &binary) < 0) { rc = fail(e, -1, "diff"); goto out; }
     if (cb(ud, st, path, add, del, binary) != 0) break;
     if (st != 'D' && !binary) { picks[npick].idx = i; picks[npick].lines = add + del; npick++; }
   }

@@ -158,6 +158,22 @@ describe("workspace", function()
     assert.are.equal("[]", obra.core.json_encode(none.created))
   end)
 
+  it("counts a file's lines once per change, and again once .gitattributes changes how it diffs", function()
+    work(dir)
+    local before = assert(ws.snapshot(dir))
+    change(dir)
+    local after = assert(ws.snapshot(dir))
+    expect(assert(ws.diff_trees(dir, "shadow", before.tree, after.tree)), "shadow")
+    expect(assert(ws.diff_trees(dir, "shadow", before.tree, after.tree)), "shadow")   -- the counts kept
+    H.writefile(dir .. "/.gitattributes", "edit.txt -diff\n")
+    local binary = assert(ws.snapshot(dir))
+    local sig = assert(ws.diff_trees(dir, "shadow", after.tree, binary.tree))
+    assert.are.same({ 1, 0 }, { sig.lines_added, sig.lines_removed })     -- the new .gitattributes
+    -- the same two trees as before: edit.txt is binary now, and counts no lines
+    sig = assert(ws.diff_trees(dir, "shadow", before.tree, after.tree))
+    assert.are.same({ 3, 2 }, { sig.lines_added, sig.lines_removed })     -- x, y, z; 1, 2
+  end)
+
   it("diffs a git work tree with git, untracked files included, leaving index and HEAD alone", function()
     work(dir)
     sh(dir, "git init -q && git add keep.txt edit.txt gone.txt && git -c user.name=t -c user.email=t@t commit -qm init")
@@ -406,6 +422,27 @@ describe("workspace, owned mode (a worktree obra made with git worktree add)", f
     local third = assert(ws.snapshot(wt, { owned = true }))
     local c3 = assert(ws.commit(third, BRANCH, "checkpoint 3\n", { head = true }))
     assert.are.same({ "sub/new.txt" }, ws.diff_trees(wt, "owned", commit, c3).deleted)
+    assert.are.equal("", sh(wt, "git status --porcelain -- . ':!.obra'"))
+  end)
+
+  it("writes the index only when files changed, and refreshes files touched but unchanged", function()
+    local index = sh(wt, "git rev-parse --git-path index"):gsub("\n$", "")
+    local function inode() return sh(wt, "stat -c %i " .. H.q(index)) end
+    for i = 1, 40 do H.writefile(wt .. "/f" .. i .. ".txt", "file " .. i .. "\n") end
+    -- a few files stamped after the index will be: racily clean at every walk
+    sh(wt, "touch -d '+1 hour' f1.txt f2.txt f3.txt")
+    local snap = assert(ws.snapshot(wt, { owned = true }))
+    assert(ws.commit(snap, nil, "c\n", { head = true }))
+    -- nothing changed since: those are hashed again, not worth a whole new index
+    local written = inode()
+    assert.are.equal(snap.tree, assert(ws.snapshot(wt, { owned = true })).tree)
+    assert.are.equal(written, inode())
+    -- touched, same content: git sees them stat-dirty until obra refreshes
+    -- their entries, at the latest at the walk after the one that hashed them
+    sh(wt, "touch -d '2001-01-01 00:00:00' f*.txt")
+    assert.are_not.equal("", sh(wt, "git diff-files --name-only"))
+    for _ = 1, 2 do assert.are.equal(snap.tree, assert(ws.snapshot(wt, { owned = true })).tree) end
+    assert.are.equal("", sh(wt, "git diff-files --name-only"))
     assert.are.equal("", sh(wt, "git status --porcelain -- . ':!.obra'"))
   end)
 
