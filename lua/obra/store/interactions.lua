@@ -4,7 +4,7 @@
 -- every iteration).
 -- Methods on the store:
 --
---   s:put_text(body)              -> id of the texts row holding body (inserted when new)
+--   s:put_text(body)              -> id, hash of the texts row holding body (inserted when new)
 --   s:text(id)                    -> body | nil
 --   s:add_interaction(row)        -> id.  row: {run_id, task_id, session_id, iteration,
 --                                    kind = 'agent'|'llm'|'check'|'human', name, prompt,
@@ -48,9 +48,9 @@ return function(methods, Q)
   function methods:put_text(body)
     local hash = text_hash(body)
     local r = self:first(Q.text_id, hash)
-    if r then return r.id end
+    if r then return r.id, hash end
     local _, id = self:exec(Q.text_insert, hash, body)
-    return id
+    return id, hash
   end
 
   function methods:text(id)

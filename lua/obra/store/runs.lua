@@ -71,8 +71,8 @@ return function(methods, Q)
 
   function methods:set_run_script(id, text)
     self:tx(function()
-      self:put_text(text)
-      self:exec(Q.run_set_script_text, core.sha256(text), id)
+      local _, hash = self:put_text(text)
+      self:exec(Q.run_set_script_text, hash, id)
     end)
   end
 
