@@ -138,8 +138,11 @@ check: deps
 # Benchmarks (bench/README.md): the instant agent, the instant judge and the
 # measuring tool are small C programs; the table goes to bench/results.md.
 BENCH_BIN = $(BUILD)/bench/agent $(BUILD)/bench/judge $(BUILD)/bench/tool
+# Section 9 runs on SQLite and on a PostgreSQL server of its own (durable
+# settings, on disk: tests/support/pg.sh), stopped when the bench ends.
 bench: all $(BENCH_BIN)
-	lua5.4 tests/bench/run.lua
+	@bash -c 'base=/tmp/obra-bench; mkdir -p $$base; . tests/support/pg.sh; trap pg_stop EXIT; \
+	  pg_start durable; lua5.4 tests/bench/run.lua'
 
 $(BUILD)/bench/%: tests/bench/%.c | $(BUILD)
 	@mkdir -p $(BUILD)/bench

@@ -126,7 +126,7 @@ local function install_fence(into)
     c_begin(self)
     if self:depth() ~= 1 then return end
     local f = fence_of(self)
-    if f and c_exec(self, self.SQL.lease_fence, f.task_id, f.attempt, f.worker_id) == 0 then
+    if f and not self:first(self.SQL.lease_fence, f.task_id, f.attempt, f.worker_id) then
       c_rollback(self)
       error(lease_lost(f), 0)
     end

@@ -488,18 +488,34 @@ do
   end
 end
 
--- 9. The fleet (docs/scale-out.md): claims and workers -----------------------------------------------
-heading("9. fleet (SQLite: every process shares .obra/obra.db)")
-do
+-- 9. The fleet (docs/scale-out.md): claims and workers, on SQLite and on PostgreSQL ---------------
+-- PostgreSQL: the server `make bench` starts (tests/support/pg.sh, durable
+-- settings, on disk), OBRA_TEST_PG its socket directory; a fresh database
+-- for every run.
+local PG = os.getenv("OBRA_TEST_PG")
+local pg_n = 0
+local function pg_url()
+  pg_n = pg_n + 1
+  local db = string.format("bench_%d_%d", pg_n, math.random(1, 1e9))
+  local bin = sh("ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1"):match("%S+")
+  local out = sh(q(bin .. "/createdb") .. " -h " .. q(PG) .. " -U obra " .. db .. " && echo created")
+  assert(out:find("created", 1, true), "bench: createdb failed: " .. out)
+  return "postgresql:///" .. db .. "?host=" .. PG .. "&user=obra"
+end
+
+local function fleet(label, new_store)
   local okc, store_mod = pcall(require, "obra.store")
   local dir = SCRATCH .. "/fleet"
   local ntasks = QUICK and 64 or 128
   workflow(dir, ntasks)
-  local env = { BENCH_AGENT_WRITE = "work.txt" }
+  local function env_for(url)
+    return { BENCH_AGENT_WRITE = "work.txt", OBRA_STORE = url }
+  end
   -- claim latency: one worker's claims, in-process, against the run's database
   if okc and not os.getenv("OBRA_BIN") then
-    obra_run(dir, { "--no-work" }, env)
-    local s = assert(store_mod.open(dir .. "/.obra/obra.db"))
+    local url = new_store and new_store()
+    obra_run(dir, { "--no-work" }, env_for(url))
+    local s = assert(store_mod.open(url or (dir .. "/.obra/obra.db")))
     local project = s:first("SELECT id FROM projects LIMIT 1").id
     local wid = s:register_worker { name = "bench", host = "bench", pid = 0, capacity = ntasks, labels = {} }
     local xs = {}
@@ -509,26 +525,53 @@ do
       xs[i] = (socket.gettime() - t) * 1000
     end
     s:close()
-    row("fleet", string.format("claim: one transaction (%d tasks ready)", ntasks), xs, "ms", "uncontended")
+    row("fleet", string.format("%s claim: one transaction (%d tasks ready)", label, ntasks), xs, "ms", "uncontended")
   else
-    row("fleet", "claim: one transaction", {}, "ms", "not measured: in-process, this tree only")
+    row("fleet", label .. " claim: one transaction", {}, "ms", "not measured: in-process, this tree only")
   end
   -- throughput: one obra run --max-parallel 32 against 4 workers x 8 (instant agent and judge)
   local one = {}
   local four = {}
   local R = QUICK and 1 or 3
   for i = 1, R do
-    one[i] = ntasks / (obra_run(dir, { "--max-parallel", "32" }, env).ms / 1000)
+    one[i] = ntasks / (obra_run(dir, { "--max-parallel", "32" }, env_for(new_store and new_store())).ms / 1000)
     sh("rm -rf " .. q(dir .. "/.obra"))
+    local url = new_store and new_store()
     local script = string.format([[cd %s && %s run obra.lua --no-work --quiet >/dev/null &&
       for w in 1 2 3 4; do %s worker --name w$w --max-parallel 8 --exit-when-idle --quiet & done; wait]],
       q(dir), q(BIN), q(BIN))
-    local r = run(1, { "/bin/sh", "-c", script }, { env = env })[1]
+    local r = run(1, { "/bin/sh", "-c", script }, { env = env_for(url) })[1]
     four[i] = ntasks / (r.ms / 1000)
   end
-  row("fleet", string.format("obra run --max-parallel 32: %d tasks", ntasks), one, "tasks/s", "one process")
-  row("fleet", string.format("4 workers x 8: %d tasks", ntasks), four, "tasks/s",
+  row("fleet", string.format("%s obra run --max-parallel 32: %d tasks", label, ntasks), one, "tasks/s", "one process")
+  row("fleet", string.format("%s 4 workers x 8: %d tasks", label, ntasks), four, "tasks/s",
     string.format("ratio %.2f (workers / one process)", median(four) / median(one)))
+end
+
+heading("9. fleet (SQLite: every process shares .obra/obra.db; PostgreSQL: make bench's own server)")
+fleet("SQLite")
+if PG and PG ~= "" then
+  fleet("PostgreSQL", pg_url)
+  -- database growth per iteration on PostgreSQL: N=1000 vs N=100 one-iteration tasks (relations' bytes)
+  local okc, store_mod = pcall(require, "obra.store")
+  if okc and not QUICK then
+    local dir = SCRATCH .. "/pg-growth"
+    local size = {}
+    for _, n in ipairs({ 100, 1000 }) do
+      workflow(dir, n)
+      local url = pg_url()
+      obra_run(dir, {}, { OBRA_STORE = url })
+      local s = assert(store_mod.open(url))
+      s:exec("VACUUM")
+      size[n] = s:first([[SELECT sum(pg_total_relation_size(c.oid)) AS b FROM pg_class c
+        JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE ns.nspname = 'public' AND c.relkind = 'r']]).b
+      s:close()
+    end
+    row("database", "PostgreSQL: bytes per iteration (N=1000 vs N=100 run)", (size[1000] - size[100]) / 900, "B",
+      "relations with their indexes and TOAST, after VACUUM (8 KiB pages)")
+  end
+else
+  row("fleet", "PostgreSQL", {}, "", "not measured: no server (" .. (os.getenv("OBRA_TEST_PG_ERROR") or "run through make bench") .. ")")
 end
 
 -- 7. The test suite ---------------------------------------------------------------------------------

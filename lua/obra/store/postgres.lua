@@ -13,6 +13,7 @@ local Q = {
   -- the claim (lua/obra/store/leases.lua): rows another claimer has locked are skipped,
   -- not waited for; the claim's conditional UPDATE (lease_take) stays the guarantee
   lease_candidates = sql.lease_candidates .. " FOR UPDATE OF t SKIP LOCKED",
+  lease_fence = sql.lease_fence .. " FOR SHARE",
   -- two sweepers at once: each expired lease is ended by one of them
   leases_expired = sql.leases_expired .. " FOR UPDATE SKIP LOCKED",
   -- no rowid: the physical order of this insert-only table breaks ties of first_seen

@@ -280,10 +280,12 @@ return {
   lease_attempt_of = "SELECT lease_attempt, lease_worker FROM tasks WHERE id = ?",
   lease_insert = [[INSERT INTO leases(task_id, attempt, worker_id, acquired_at, expires_at)
       VALUES (?, ?, ?, ?, ?)]],
-  -- the fence: a write that changes nothing but locks the task's row, and counts only while the
-  -- task's (attempt, worker) is still the caller's
-  lease_fence = [[UPDATE tasks SET lease_attempt = lease_attempt
-      WHERE id = ? AND lease_attempt = ? AND lease_worker = ?]],
+  -- the fence: a row while the task's (attempt, worker) is still the caller's.  Read
+  -- inside the transaction, it holds: SQLite's BEGIN IMMEDIATE already has the write
+  -- lock; PostgreSQL's dialect adds FOR SHARE (the sweeper's UPDATE waits for the
+  -- commit).  A read, not a write: a transaction with nothing else to write stays
+  -- one that wrote nothing.
+  lease_fence = "SELECT 1 AS held FROM tasks WHERE id = ? AND lease_attempt = ? AND lease_worker = ?",
   leases_extend = "UPDATE leases SET expires_at = ? WHERE worker_id = ? AND ended_at IS NULL",
   leases_held = [[SELECT l.task_id, l.attempt FROM leases l JOIN tasks t ON t.id = l.task_id
       WHERE l.worker_id = ? AND l.ended_at IS NULL AND t.lease_attempt = l.attempt AND t.lease_worker = l.worker_id]],
