@@ -124,4 +124,32 @@ describe("require 'obra' from the stock interpreter", function()
     assert.is_truthy(io.open(dir))
     H.rmdir(dir)
   end)
+
+end)
+
+describe("obra status", function()
+  it("status tells a task waiting in the merge queue from one at work", function()
+    local dir = H.tmpdir("status-queue")
+    H.writefile(dir .. "/obra.lua", 'project "q"\nconfig { llm = false }\n' ..
+      'task "a" { prompt = "a" }\ntask "b" { prompt = "b" }\ntask "c" { prompt = "c" }\n')
+    os.execute("mkdir -p " .. H.q(dir .. "/.obra"))
+    H.expect_code(H.obra({ "run", "--no-work", "--set", "agent.command=" .. H.FAKES .. "/claude" }, { cwd = dir }), 0)
+    local s = assert(require("obra.store").open(dir .. "/.obra/obra.db"))
+    local pid = s:project().id
+    for key, state in pairs({ a = "queued", b = "integrating", c = "active" }) do
+      local t = s:task(key, pid)
+      s:set_status(t.id, "running")
+      s:add_workspace { task_id = t.id, isolation = "worktree", path = dir .. "/.obra/worktrees/" .. key, state = state }
+    end
+    s:close()
+    local out = H.expect_code(H.obra({ "status" }, { cwd = dir }), 0).out
+    assert.matches("\n  a%s+running[^\n]*%[queued for the merge queue%]", out)
+    assert.matches("\n  b%s+running[^\n]*%[integrating%]", out)
+    assert.is_nil(out:match("\n  c[^\n]*%[%a+ for the merge queue%]"), out)
+    local j = H.json(H.expect_code(H.obra({ "status", "--json" }, { cwd = dir }), 0).out)
+    local merge = {}
+    for _, t in ipairs(j.projects[1].tasks) do merge[t.key] = t.merge end
+    assert.are.same({ a = "queued", b = "integrating" }, merge)
+    H.rmdir(dir)
+  end)
 end)

@@ -29,8 +29,11 @@ return {
       cli.print(string.format("project %s: %d tasks%s", p.name, p.total,
         #parts > 0 and (" (" .. table.concat(parts, ", ") .. ")") or ""))
       for _, t in ipairs(p.tasks) do
-        cli.print(string.format("  %-20s %-9s iter %-3d %s%s", t.key, t.status, t.iterations, t.title or "",
-          t.worker and t.worker ~= require("obra.core").null and ("  [worker " .. t.worker .. "]") or ""))
+        local null = require("obra.core").null
+        local merge = t.merge and t.merge ~= null and ("  [" .. t.merge .. " for the merge queue]") or ""
+        if t.merge == "integrating" then merge = "  [integrating]" end
+        cli.print(string.format("  %-20s %-9s iter %-3d %s%s%s", t.key, t.status, t.iterations, t.title or "",
+          t.worker and t.worker ~= null and ("  [worker " .. t.worker .. "]") or "", merge))
       end
     end
     if run then

@@ -63,10 +63,13 @@ return {
   tasks_parked = "SELECT id, key, parked_until FROM tasks WHERE project_id = ? AND status = 'parked'",
   tasks_running = "SELECT id FROM tasks WHERE project_id = ? AND status = 'running'",
   task_counts = "SELECT status, count(*) AS n FROM tasks WHERE project_id = ? GROUP BY status",
-  -- worker: the name of the worker holding a running task's lease (obra worker)
+  -- worker: the name of the worker holding a running task's lease (obra worker);
+  -- merge: 'queued' or 'integrating' while a running task waits in the merge queue
   status_tasks = [[SELECT t.key, t.title, t.status, t.iterations, t.priority,
-      CASE WHEN t.status = 'running' THEN w.name END AS worker
-      FROM tasks t LEFT JOIN workers w ON w.id = t.lease_worker WHERE t.project_id = ? ORDER BY t.id]],
+      CASE WHEN t.status = 'running' THEN w.name END AS worker,
+      CASE WHEN t.status = 'running' AND ws.state IN ('queued', 'integrating') THEN ws.state END AS merge
+      FROM tasks t LEFT JOIN workers w ON w.id = t.lease_worker LEFT JOIN workspaces ws ON ws.task_id = t.id
+      WHERE t.project_id = ? ORDER BY t.id]],
   milestone_tasks = [[SELECT count(*) AS n, coalesce(sum(CASE WHEN status = 'done' THEN 1 ELSE 0 END), 0) AS done
       FROM tasks WHERE milestone_id = ?]],
 
