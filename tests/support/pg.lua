@@ -42,7 +42,10 @@ function M.url(name)
   counter = counter + 1
   local db = (tostring(name):lower():gsub("[^%w]", "_"):sub(1, 30)) ..
     string.format("_%d_%d_%d", H.id_u() == 0 and 0 or 1, counter, math.random(1, 1e9))
-  local out, code = H.sh(H.q(bindir() .. "/createdb") .. " -h " .. H.q(sock) .. " -U obra " .. H.q(db))
+  -- under the sanitizers the busted process carries LD_PRELOAD of their runtime (for
+  -- lua5.4): createdb must not inherit it (it hangs under libasan)
+  local out, code = H.sh((H.SANITIZE and "env -u LD_PRELOAD " or "") .. H.q(bindir() .. "/createdb") ..
+    " -h " .. H.q(sock) .. " -U obra " .. H.q(db))
   if code ~= 0 then return nil, "createdb " .. db .. " failed: " .. out end
   return "postgresql:///" .. db .. "?host=" .. sock .. "&user=obra", db
 end
