@@ -21,8 +21,14 @@ function H.q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
+-- Under the sanitizers this busted process carries LD_PRELOAD of their
+-- runtime (tests/run sets it for lua5.4, which loads obra's instrumented
+-- modules); a plain program started with it can hang (pgrep did, for good) or
+-- start seconds late (git), so the shell drops it first.
+local SH_PREFIX = H.SANITIZE and "unset LD_PRELOAD; " or ""
+
 function H.sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
+  local p = io.popen(SH_PREFIX .. cmd .. " 2>&1")
   local out = p:read("a")
   local ok, _, code = p:close()
   return out, ok and 0 or code
