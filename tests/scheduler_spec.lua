@@ -17,8 +17,14 @@ task "slow" { prompt = "SLOW: take your time.", priority = 1 }
 
 describe("scheduler", function()
   it("takes up a task answered from another obra while the run is live", function()
+    -- the slow task's agent works until the test opens its gate (at most
+    -- 60 s), not for a fixed time a loaded machine could outlast
+    local gate = os.tmpname()
+    os.remove(gate)
     local p = E.project { script = SCRIPT, scenario = { rules = {
-      { match = "SLOW", sleep = 4, result = "slow work done" },
+      { match = "SLOW", run = { string.format(
+        "i=0; until [ -e %s ] || [ $i -ge 1200 ]; do sleep 0.05; i=$((i+1)); done", H.q(gate)) },
+        result = "slow work done" },
       { result = "quick answer" },
     } } }
     -- no judge and no checks: every attempt escalates to a human
@@ -33,7 +39,17 @@ describe("scheduler", function()
     assert.is_true(waiting, "quick did not reach its breakpoint")
     assert.are.equal("running", s:first("SELECT status FROM tasks WHERE key = 'slow'").status)
     H.expect_code(E.obra(p, { "answer", "quick", "try once more" }), 0)
-    local code = E.wait(pid, 30, p)
+    -- the run takes the answered task up while the slow one still works
+    local again
+    for _ = 1, 600 do
+      again = s:first([[SELECT count(*) AS n FROM decisions d JOIN tasks t ON t.id = d.task_id
+                        WHERE t.key = 'quick']]).n >= 2
+      if again then break end
+      os.execute("sleep 0.05")
+    end
+    H.writefile(gate, "")
+    local code = E.wait(pid, 60, p)
+    os.remove(gate)
     assert.are.equal(3, code)        -- both end at a breakpoint
     local quick = s:query([[SELECT d.iteration, d.created_at FROM decisions d JOIN tasks t ON t.id = d.task_id
                             WHERE t.key = 'quick' ORDER BY d.iteration]])
