@@ -14,6 +14,14 @@ describe("data layer", function()
     H.rmdir(dir)
   end)
 
+  it("ends the lease of a task with the record of the iteration that finishes it", function()
+    local dir = H.tmpdir("data-lease")
+    local s = assert(obra.open(dir .. "/.obra/obra.db"))
+    C.claimed(s, dir)
+    s:close()
+    H.rmdir(dir)
+  end)
+
   it("opens read-only: reads, refuses writes, one statement at a time", function()
     local dir = H.tmpdir("data-ro")
     local path = dir .. "/.obra/obra.db"

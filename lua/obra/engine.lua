@@ -249,8 +249,9 @@ local function iterate(ctx, task_id)
 end
 
 -- A claimed task's coroutine: every write it makes is fenced by its lease
--- (s:fence); the lease ends with the task's work ('done'), or is released
--- when the run stops.
+-- (s:fence); the lease ends with the task's work ('done': in the record of
+-- the iteration that ends it, iteration.record), or is released when the run
+-- stops.
 local function work(ctx, lease)
   local s = ctx.store
   s:fence(lease)

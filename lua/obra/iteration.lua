@@ -21,7 +21,8 @@
 --   decide     reads  signals                    writes policy, scores, event, decision, breakpoints, status,
 --                                                       workspace_state (queued: a proceed in a worktree
 --                                                       waits for the merge queue; abandoned)
---   record     reads  all of the above           writes breakpoint_ids, checkpoint_id  (the one transaction)
+--   record     reads  all of the above           writes breakpoint_ids, checkpoint_id  (the one transaction;
+--                                                       it also ends the task's lease when it leaves 'running')
 --   after      reads  status, result, session    context refresh, hooks, the log line
 --
 -- A workflow observes stages with on("stage", fn): fn({stage=, task=,
@@ -503,14 +504,24 @@ function M.record(ctx, it)
   local st = ctx.task_state[it.task.id]
   local next_iteration = it.goes_on and st and it.status == "running" and not it.workspace_state
     and not ctx.fatal and not ctx.stopping and it.iteration + 1 or nil
+  -- the task's work under its lease ends here (it leaves 'running'): the lease
+  -- ends with this record, not in a commit of its own (docs/scale-out.md)
+  local lease = it.status ~= "running" and ctx.fleet and ctx.fleet.held[it.task.id]
   local out = s:record_iteration {
     run_id = ctx.run_id, task = it.task, iteration = it.iteration, agent_name = it.agent.kind or it.agent_cfg.kind,
     calls = it.calls, session_ids = it.session_ids, checks = it.checks, event = it.event,
     policy_fingerprint = it.policy:fingerprint(), decision = it.decision, status = it.status,
     breakpoints = it.breakpoints, checkpoint = it.checkpoint, workspace_state = it.workspace_state,
     judges = judges, next_iteration = next_iteration,
+    lease_end = lease and { attempt = lease.attempt, worker_id = lease.worker_id,
+                            reason = (it.decision.stop or ctx.fatal or ctx.stopping) and "released" or "done" } or nil,
   }
   if next_iteration then st.announced = next_iteration end
+  if lease then
+    -- what the coroutine writes after this (a --interactive answer) is no longer the lease's
+    ctx.fleet.held[it.task.id] = nil
+    s:fence(nil)
+  end
   it.breakpoint_ids, it.checkpoint_id = out.breakpoint_ids, out.checkpoint_id
   for _, id in ipairs(it.breakpoint_ids) do breakpoints.notify(s, id) end
   return it
