@@ -485,6 +485,7 @@ function M.run(ctx, opts)
   local scan, last_scan, next_park = true, 0, nil
   local shown
   while true do
+    ctx.pass = (ctx.pass or 0) + 1   -- the scheduler's passes (iteration.prepare: a snapshot still fresh)
     if core.signaled() then ctx.stopping = "interrupted" end
     if ctx.fatal or ctx.stopping then break end
     for _, id in ipairs(fleet.tick(ctx)) do drop(id) end
@@ -535,6 +536,7 @@ function M.run(ctx, opts)
     end
   end
   if ctx.status_line then ctx.status_line:clear(); ctx.status_line = nil end
+  ctx.dir_after = nil
   -- leave: tasks still running (interrupt) go back to pending, their leases
   -- released; their agents die with the handles
   if ctx.stopping or ctx.fatal then
