@@ -52,11 +52,20 @@ static obra_proc *live_list;
 static int tick_on, atexit_on, subreaper_on, ever_subreaper;
 
 /* ---- the registry of process groups (obra_proc_registry) ----------------
- * One file per live child, DIR/<pid>, holding "<child start> <obra pid>
- * <obra start>" (start times in clock ticks since boot, /proc/PID/stat field
- * 22): a later obra finds the groups a SIGKILLed obra left behind and stops
- * them, never a group whose pid was reused. */
+ * One file per obra process, DIR/o<obra pid>, of REC-byte records: the first
+ * "<obra pid> <obra start>", then one per live child, "<pgid> <child start>"
+ * (start times in clock ticks since boot, /proc/PID/stat field 22).  A finished child's
+ * record is blanked in place, so a spawn rewrites a record of a file that
+ * exists instead of creating and deleting a file (an inode) each time; the
+ * file goes when obra exits.  A later obra finds the groups a SIGKILLed obra
+ * left behind and stops them, never a group whose pid was reused.  A file
+ * named by a child's pid holding "<child start> <obra pid> <obra start>" (an
+ * older obra's) is read too. */
+#define REC 64
 static char registry[PATH_MAX];
+static int reg_fd = -1;          /* DIR/o<pid>, opened at the first spawn */
+static pid_t *reg_slot;          /* the pgid in each record, 0: blank */
+static int reg_n;
 
 /* The start time of pid (clock ticks since boot), 0 when it does not exist. */
 static unsigned long long start_time(pid_t pid) {
@@ -80,29 +89,64 @@ static unsigned long long start_time(pid_t pid) {
   return v;
 }
 
-static void registry_path(char *out, size_t n, pid_t pid) {
-  snprintf(out, n, "%s/%d", registry, (int)pid);
+static void registry_file(char *out, size_t n) {
+  snprintf(out, n, "%s/o%d", registry, (int)getpid());
+}
+
+/* Child record i (-1: the header): the text (blank when empty), padded with spaces, newline-terminated. */
+static void registry_put(int i, const char *text) {
+  char rec[REC];
+  size_t len = strlen(text);
+  memset(rec, ' ', sizeof rec);
+  memcpy(rec, text, len < REC - 1 ? len : REC - 1);
+  rec[REC - 1] = '\n';
+  ssize_t w = pwrite(reg_fd, rec, REC, (off_t)(i + 1) * REC);
+  (void)w;                               /* best effort: a run does not fail for it */
 }
 
 static void registry_add(pid_t pid) {
   if (!registry[0]) return;
   static unsigned long long self_start;
   if (!self_start) self_start = start_time(getpid());
-  char path[PATH_MAX + 16], line[96];
-  registry_path(path, sizeof path, pid);
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return;                    /* best effort: a run does not fail for it */
-  int n = snprintf(line, sizeof line, "%llu %d %llu\n", start_time(pid), (int)getpid(), self_start);
-  ssize_t w = write(fd, line, (size_t)n);
-  (void)w;
-  close(fd);
+  if (reg_fd < 0) {
+    char path[PATH_MAX + 16];
+    registry_file(path, sizeof path);
+    reg_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (reg_fd < 0) return;
+    char head[REC];
+    snprintf(head, sizeof head, "%d %llu", (int)getpid(), self_start);
+    registry_put(-1, head);
+  }
+  int i = 0;
+  while (i < reg_n && reg_slot[i] != 0) i++;
+  if (i == reg_n) {
+    pid_t *grown = realloc(reg_slot, (size_t)(reg_n + 8) * sizeof *grown);
+    if (grown == NULL) return;
+    memset(grown + reg_n, 0, 8 * sizeof *grown);
+    reg_slot = grown;
+    reg_n += 8;
+  }
+  char text[REC];
+  snprintf(text, sizeof text, "%d %llu", (int)pid, start_time(pid));
+  registry_put(i, text);
+  reg_slot[i] = pid;
 }
 
 static void registry_remove(pid_t pid) {
-  if (!registry[0]) return;
+  for (int i = 0; reg_fd >= 0 && i < reg_n; i++)
+    if (reg_slot[i] == pid) { registry_put(i, ""); reg_slot[i] = 0; return; }
+}
+
+/* This obra's file goes (at exit, or when the registry moves), unless a child
+ * it could not stop is still noted in it. */
+static void registry_close(void) {
+  if (reg_fd < 0) return;
+  for (int i = 0; i < reg_n; i++) if (reg_slot[i] != 0) return;
   char path[PATH_MAX + 16];
-  registry_path(path, sizeof path, pid);
+  registry_file(path, sizeof path);
   unlink(path);
+  close(reg_fd);
+  reg_fd = -1;
 }
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -487,7 +531,7 @@ static void tick_all(void *ud) {
   reap_adopted();
 }
 
-static void killall_atexit(void) { obra_proc_killall(); }
+static void killall_atexit(void) { obra_proc_killall(); registry_close(); }
 
 static void sleep_ms(long ms) {
   struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
@@ -818,6 +862,9 @@ void obra_proc_free(obra_proc *p) {
 }
 
 int obra_proc_registry(const char *dir) {
+  if (dir && strcmp(dir, registry) == 0) return 0;
+  registry_close();
+  if (reg_fd >= 0) return -1;          /* a child noted in the old one still lives */
   if (!dir || !*dir) { registry[0] = '\0'; return 0; }
   if (strlen(dir) >= sizeof registry) return -1;
   if (mkdir(dir, 0700) != 0 && errno != EEXIST) return -1;
@@ -830,39 +877,63 @@ static int group_has_members(pid_t pgid) {
   return kill(-pgid, 0) == 0 || errno == EPERM;
 }
 
+/* Does the obra that noted a group still live (this one, or another on the project)? */
+static int owner_lives(int owner, unsigned long long owner_start) {
+  return owner > 0 && owner_start != 0 && start_time(owner) == owner_start;
+}
+
+/* A group a dead obra noted: is it still the one that obra started?  Its
+ * leader is still the process started then, or the leader is gone but the
+ * group lives on (Linux does not hand out a pid while a process group still
+ * uses it as its id).  Then it is counted into found, and killed when stop. */
+static int orphan(pid_t pgid, unsigned long long child_start, int stop, pid_t *found, int max, int *n) {
+  unsigned long long now_start = start_time(pgid);
+  int ours = (now_start != 0 && now_start == child_start) || (now_start == 0 && group_has_members(pgid));
+  if (ours) {
+    if (*n < max && found) found[*n] = pgid;
+    (*n)++;
+    if (stop) kill(-pgid, SIGKILL);
+  }
+  return ours;
+}
+
 int obra_proc_orphans(const char *dir, int stop, pid_t *found, int max) {
   DIR *d = opendir(dir);
   if (!d) return 0;
   int n = 0;
   struct dirent *de;
   while ((de = readdir(d)) != NULL) {
+    int records = de->d_name[0] == 'o';         /* an obra's file, else an older obra's one group */
     char *end;
-    long pid = strtol(de->d_name, &end, 10);
-    if (end == de->d_name || *end != '\0' || pid <= 1) continue;
-    char path[PATH_MAX + 280], line[128] = "";
+    long id = strtol(de->d_name + records, &end, 10);
+    if (end == de->d_name + records || *end != '\0' || id <= 1) continue;
+    char path[PATH_MAX + 280], rec[REC + 64];
     snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) continue;
-    ssize_t m = read(fd, line, sizeof line - 1);
-    close(fd);
-    if (m <= 0) { unlink(path); continue; }
-    line[m] = '\0';
-    unsigned long long child_start = 0, owner_start = 0;
-    int owner = 0;
-    if (sscanf(line, "%llu %d %llu", &child_start, &owner, &owner_start) != 3) { unlink(path); continue; }
-    /* its obra still lives (this one, or another on the project): not an orphan */
-    if (owner > 0 && start_time(owner) == owner_start && owner_start != 0) continue;
-    /* the group is ours if its leader is still the process we started, or if
-     * the leader is gone but the group lives on (Linux does not hand out a
-     * pid while a process group still uses it as its id) */
-    unsigned long long now_start = start_time((pid_t)pid);
-    int ours = (now_start != 0 && now_start == child_start) || (now_start == 0 && group_has_members((pid_t)pid));
-    if (ours) {
-      if (n < max && found) found[n] = (pid_t)pid;
-      n++;
-      if (stop) kill(-(pid_t)pid, SIGKILL);
+    int owner = 0, lives = 0, ours = 0;
+    unsigned long long owner_start = 0, child_start = 0;
+    if (records) {
+      if (read(fd, rec, REC) == REC) {
+        rec[REC] = '\0';
+        if (sscanf(rec, "%d %llu", &owner, &owner_start) == 2) lives = owner_lives(owner, owner_start);
+      }
+      int pgid;
+      while (!lives && read(fd, rec, REC) == REC) {
+        rec[REC] = '\0';
+        if (sscanf(rec, "%d %llu", &pgid, &child_start) == 2 && pgid > 1)
+          ours |= orphan((pid_t)pgid, child_start, stop, found, max, &n);
+      }
+    } else {
+      ssize_t m = read(fd, rec, sizeof rec - 1);
+      rec[m > 0 ? m : 0] = '\0';
+      if (sscanf(rec, "%llu %d %llu", &child_start, &owner, &owner_start) == 3) {
+        lives = owner_lives(owner, owner_start);
+        if (!lives) ours = orphan((pid_t)id, child_start, stop, found, max, &n);
+      }
     }
-    if (stop || !ours) unlink(path);
+    close(fd);
+    if (!lives && (stop || !ours)) unlink(path);
   }
   closedir(d);
   return n;

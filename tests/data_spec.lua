@@ -5,13 +5,22 @@ local H = require "support.helper"
 local obra = require "obra"
 local C = require "support.store_cases"
 
+-- case(s, dir) on a fresh SQLite store in a fresh project directory
+local function in_store(tag, case)
+  local dir = H.tmpdir(tag)
+  local s = assert(obra.open(dir .. "/.obra/obra.db"))
+  case(s, dir)
+  s:close()
+  H.rmdir(dir)
+end
+
 describe("data layer", function()
   it("records an iteration in one transaction; a new session is written before the agent runs", function()
-    local dir = H.tmpdir("data-tx")
-    local s = assert(obra.open(dir .. "/.obra/obra.db"))
-    C.iteration(s, dir)
-    s:close()
-    H.rmdir(dir)
+    in_store("data-tx", C.iteration)
+  end)
+
+  it("ends the lease of a task with the record of the iteration that finishes it", function()
+    in_store("data-lease", C.claimed)
   end)
 
   it("opens read-only: reads, refuses writes, one statement at a time", function()

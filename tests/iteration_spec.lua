@@ -28,6 +28,29 @@ describe("iteration stages", function()
     H.rmdir(p.dir)
   end)
 
+  it("the next task in a shared directory starts from the snapshot the last one left, and sees only its own change", function()
+    local p = E.project { script = [[
+      local after_a
+      on("stage", function(ev)
+        local it = ev.it
+        if ev.stage == "gather" and ev.task.key == "a" then after_a = it.after end
+        if ev.stage == "prepare" and ev.task.key == "b" then
+          io.stderr:write("REUSED " .. tostring(after_a ~= nil and rawequal(it.before, after_a)) .. "\n")
+        end
+        if ev.stage == "gather" and ev.task.key == "b" then
+          io.stderr:write("B CHANGED " .. table.concat(it.changes.created, ",") .. "\n")
+        end
+      end)
+      task "a" { prompt = "A: write a.txt." }
+      task "b" { prompt = "B: write b.txt." }
+    ]], scenario = { rules = { { match = "A:", write = { ["a.txt"] = "a\n" } },
+                               { match = "B:", write = { ["b.txt"] = "b\n" } } } } }
+    local r = H.expect_code(E.run(p), 3)   -- no checks, no judge: each waits for a human
+    assert.matches("REUSED true\n", r.err, 1, true)
+    assert.matches("B CHANGED b.txt\n", r.err, 1, true)
+    H.rmdir(p.dir)
+  end)
+
   it("a policy's stop ends the run, leaves the task pending with no breakpoint, and resume goes on", function()
     local p = E.project { script = [[
       config { max_iterations = 3 }

@@ -255,6 +255,49 @@ describe("obra.proc", function()
     assert.is_true(took < 2500, "four 1 s sleeps took " .. took .. " ms")
   end)
 
+  it("notes its groups in one file of records, and a later process stops those a SIGKILLed one left", function()
+    local dir = H.tmpdir("proc-registry")
+    local procs = dir .. "/procs"
+    local function noting(tail)
+      return [[
+        local obra = require "obra"
+        assert(obra.core.proc_registry(]] .. string.format("%q", procs) .. [[))
+        for _ = 1, 3 do assert(obra.proc.run{ argv = { "true" } }) end
+        ]] .. tail
+    end
+    -- a clean exit leaves nothing noted
+    H.sh(LUA .. " -e " .. H.q(noting("")))
+    assert.are.equal("", (H.sh("ls " .. H.q(procs))))
+    -- three children one after the other and one that stays: one file, its header and one record
+    local p = io.popen(LUA .. " -e " .. H.q(noting([[
+      -- (the shell dies with its owner, PR_SET_PDEATHSIG; its child, in the group, does not)
+      local h = assert(obra.proc.spawn{ argv = { "sh", "-c", "sleep 60 & wait" } })
+      _G.keep = h
+      io.write(obra.core.getpid(), " ", h:pid(), "\n"); io.flush()
+      require("socket").sleep(60)]])))
+    local owner, pgid = p:read("l"):match("^(%d+) (%d+)$")
+    assert.are.equal("o" .. owner .. "\n", H.sh("ls " .. H.q(procs)))
+    local noted = H.readfile(procs .. "/o" .. owner)
+    assert.are.equal(128, #noted)
+    assert.matches("^" .. owner .. " %d+ +\n" .. pgid .. " %d+ +\n$", noted)
+    -- its owner alive: not an orphan
+    assert.are.same({}, obra.core.proc_orphans(procs, true))
+    local function live_members()
+      local n = 0
+      for _, pid in ipairs(group_members(pgid)) do if pid_alive(pid) then n = n + 1 end end
+      return n
+    end
+    for _ = 1, 200 do if live_members() >= 2 then break end; os.execute("sleep 0.02") end   -- sh and its sleep
+    os.execute("kill -9 " .. owner)
+    p:close()
+    assert.is_true(live_members() > 0, "the group should outlive its SIGKILLed owner")
+    assert.are.same({ tonumber(pgid) }, obra.core.proc_orphans(procs, true))
+    for _ = 1, 100 do if live_members() == 0 then break end; os.execute("sleep 0.05") end
+    assert.are.equal(0, live_members())   -- (zombies until init reaps them: their parents were killed)
+    assert.are.equal("", (H.sh("ls " .. H.q(procs))))
+    H.rmdir(dir)
+  end)
+
   it("kills every process group when the program exits (normally or by an error)", function()
     local dir = H.tmpdir("proc-exit")
     for i, ending in ipairs({ "os.exit(0)", "os.exit(0, true)", "error('boom')" }) do

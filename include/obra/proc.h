@@ -94,7 +94,10 @@ void obra_proc_free(obra_proc *p);
 void obra_proc_killall(void);
 
 /* Note every child spawned from now on in DIR (created 0700): one file per
- * process group, removed when the group is gone.  NULL or "": stop noting. */
+ * obra process, DIR/o<pid>, a record per live process group in it, blanked
+ * when the group is gone; the file goes when obra exits.  NULL or "": stop
+ * noting.  -1 when DIR is too long, cannot be made, or a child noted in the
+ * previous DIR still lives. */
 int obra_proc_registry(const char *dir);
 /* The groups noted in DIR by an obra that has died (checked by pid and start
  * time) and still alive (checked by start time, so a reused pid is never

@@ -214,14 +214,17 @@ end
 -- a task queued or integrating when the run starts (a kill, an approval) is
 -- integrated before any new iteration.
 local GOES_ON = { goes_on = true }   -- a retry's next iteration follows at once (its start is recorded with the retry)
-local function iterate(ctx, task_id)
-  local s = ctx.store
-  local t = s:task(task_id)   -- iteration.prepare marks it running
+-- task_done's hooks, with the task's row read for them (only when there are some)
+local function task_done(ctx, task_id, iteration)
+  if ctx.plan.hooks.task_done then hook(ctx, "task_done", { task = ctx.store:task(task_id), iteration = iteration }) end
+end
+local function iterate(ctx, t)   -- t: the task's row (iteration.prepare marks it running)
+  local s, task_id = ctx.store, t.id
   while true do
     if integrate.due(s, t) then
       local ok, st = xpcall(integrate.run, debug.traceback, ctx, t)
       if not ok then return task_error(ctx, t, st) end
-      if st == "done" then hook(ctx, "task_done", { task = s:task(task_id), iteration = t.iterations }) end
+      if st == "done" then task_done(ctx, task_id, t.iterations) end
       if st ~= "running" or ctx.fatal or ctx.stopping then break end
       t = s:task(task_id)
     end
@@ -229,9 +232,7 @@ local function iterate(ctx, task_id)
     if not ok then return task_error(ctx, t, rec) end
     -- with a remote, the checkpoint is pushed: another machine can take the task over from it
     if ctx.config.remote then remote.publish(ctx, t, s:workspace(task_id)) end
-    if rec.status == "done" then
-      hook(ctx, "task_done", { task = s:task(task_id), iteration = rec.iteration })
-    end
+    if rec.status == "done" then task_done(ctx, task_id, rec.iteration) end
     if rec.status ~= "running" or ctx.fatal or ctx.stopping then break end
     local spent = budgets.run_spent(ctx)
     if spent then
@@ -249,13 +250,15 @@ local function iterate(ctx, task_id)
 end
 
 -- A claimed task's coroutine: every write it makes is fenced by its lease
--- (s:fence); the lease ends with the task's work ('done'), or is released
--- when the run stops.
+-- (s:fence); the lease ends with the task's work ('done': in the record of
+-- the iteration that ends it, iteration.record), or is released when the run
+-- stops.
 local function work(ctx, lease)
   local s = ctx.store
   s:fence(lease)
-  local ok, err = xpcall(fleet.reachable, debug.traceback, ctx, s:task(lease.task_id), lease)
-  if ok then iterate(ctx, lease.task_id) else task_error(ctx, s:task(lease.task_id), err) end
+  local t = s:task(lease.task_id)
+  local ok, err = xpcall(fleet.reachable, debug.traceback, ctx, t, lease)
+  if ok then iterate(ctx, t) else task_error(ctx, t, err) end
   if ctx.fleet.held[lease.task_id] == lease then
     fleet.release(ctx, lease, (ctx.fatal or ctx.stopping) and "released" or "done")
   end
@@ -484,6 +487,7 @@ function M.run(ctx, opts)
   local scan, last_scan, next_park = true, 0, nil
   local shown
   while true do
+    ctx.pass = (ctx.pass or 0) + 1   -- the scheduler's passes (iteration.prepare: a snapshot still fresh)
     if core.signaled() then ctx.stopping = "interrupted" end
     if ctx.fatal or ctx.stopping then break end
     for _, id in ipairs(fleet.tick(ctx)) do drop(id) end
@@ -534,6 +538,7 @@ function M.run(ctx, opts)
     end
   end
   if ctx.status_line then ctx.status_line:clear(); ctx.status_line = nil end
+  ctx.dir_after = nil
   -- leave: tasks still running (interrupt) go back to pending, their leases
   -- released; their agents die with the handles
   if ctx.stopping or ctx.fatal then

@@ -21,7 +21,8 @@
 --   decide     reads  signals                    writes policy, scores, event, decision, breakpoints, status,
 --                                                       workspace_state (queued: a proceed in a worktree
 --                                                       waits for the merge queue; abandoned)
---   record     reads  all of the above           writes breakpoint_ids, checkpoint_id  (the one transaction)
+--   record     reads  all of the above           writes breakpoint_ids, checkpoint_id  (the one transaction;
+--                                                       it also ends the task's lease when it leaves 'running')
 --   after      reads  status, result, session    context refresh, hooks, the log line
 --
 -- A workflow observes stages with on("stage", fn): fn({stage=, task=,
@@ -133,6 +134,18 @@ M.handoff_summary = handoff_summary   -- obra.fleet: a session unreachable on an
 -- opts: owned (the task's own worktree: its index is obra's), method (the
 -- repository of the snapshot to compare with), quiet (the second one of an
 -- iteration: its notes were given with the first).
+local function notes(ctx, task, snap)
+  if snap.fallback then
+    ctx.log(task, "the repository of %s cannot be used (%s): snapshots go to its shadow repository .obra/shadow.git",
+      snap.dir, snap.fallback)
+  end
+  if snap.skipped and snap.skipped > 0 then
+    ctx.log(task, "%d file(s) over %d bytes left out of the snapshot", snap.skipped,
+      ctx.config.checkpoints.max_file_bytes or workspace.MAX_FILE_BYTES)
+  end
+  return snap
+end
+
 local function snapshot(ctx, task, workdir, opts)
   opts = opts or {}
   local cc = ctx.config.checkpoints
@@ -143,15 +156,7 @@ local function snapshot(ctx, task, workdir, opts)
     ctx.log(task, "no snapshot of the working directory (%s): no checkpoint, no change summary", tostring(err))
     return nil
   end
-  if snap.fallback then
-    ctx.log(task, "the repository of %s cannot be used (%s): snapshots go to its shadow repository .obra/shadow.git",
-      workdir, snap.fallback)
-  end
-  if snap.skipped and snap.skipped > 0 then
-    ctx.log(task, "%d file(s) over %d bytes left out of the snapshot", snap.skipped,
-      cc.max_file_bytes or workspace.MAX_FILE_BYTES)
-  end
-  return snap
+  return notes(ctx, task, snap)
 end
 
 -- The checkpoint of the state before the agent: its commit is made when the
@@ -170,6 +175,16 @@ local function overlaps(a, b)
   return a == b or a:sub(1, #b + 1) == b .. "/" or b:sub(1, #a + 1) == a .. "/"
 end
 
+-- Another task of this run at work in dir (a shared directory) right now: its id.
+local function other_in(ctx, task, dir)
+  for id in pairs(ctx.running or {}) do
+    local other = id ~= task.id and ctx.task_state[id] and ctx.task_state[id].workdir
+    -- (a task in its own worktree under .obra/ is not in the shared snapshot)
+    if other and other:find("/" .. worktrees.DIR .. "/", 1, true) then other = nil end
+    if other and overlaps(other, dir) then return id end
+  end
+end
+
 -- A retry that should start from the state before the failed attempt
 -- (decision.rollback, else config.checkpoints.rollback_on_retry): the
 -- attempt's files are kept as a checkpoint, then the snapshot is restored;
@@ -182,15 +197,11 @@ local function roll_back(ctx, it)
   local own = it.ws and it.ws.isolation == "worktree"
   -- shared directory: another task at work in the same files: restoring would undo its work too
   -- (a worktree is the task's own: always safe)
-  for id in pairs(own and {} or ctx.running or {}) do
-    local other = id ~= task.id and ctx.task_state[id] and ctx.task_state[id].workdir
-    -- (a task in its own worktree under .obra/ is not in the shared snapshot)
-    if other and other:find("/" .. worktrees.DIR .. "/", 1, true) then other = nil end
-    if other and overlaps(other, before.dir) then
-      ctx.log(task, "no rollback before the retry: task #%d works in the same directory right now " ..
-        "(give parallel tasks their own workdir to roll back safely)", id)
-      return
-    end
+  local id = not own and other_in(ctx, task, before.dir)
+  if id then
+    ctx.log(task, "no rollback before the retry: task #%d works in the same directory right now " ..
+      "(give parallel tasks their own workdir to roll back safely)", id)
+    return
   end
   local r, err = checkpoints.rollback(ctx.store, { task = task, project = ctx.project.name,
     run_id = ctx.run_id, iteration = it.iteration, note = "attempt " .. it.iteration .. ", rolled back before a retry",
@@ -247,12 +258,21 @@ function M.prepare(ctx, it)
   -- (their own files are part of the base, not the agent's work)
   local base_checks = baseline.run(ctx, it, function() return M.run_checks(ctx, it) end)
   -- at most one walk of the tree an iteration: the snapshot taken after the
-  -- last agent run is this one's "before" (the same worktree, the same base)
+  -- last agent run is this one's "before" (the same worktree, the same base);
+  -- in a shared directory, also the one another task's last iteration took
+  -- there, when that task's coroutine ended just before this one started
+  -- (the scheduler's next pass: nothing ran in between) and no other task
+  -- works there now (record sets ctx.dir_after)
   local own = ws.isolation == "worktree"
   local snapdir = own and ws.path or it.workdir
   local st = ctx.task_state[task.id]
   local cached = st and st.after
   if st then st.after = nil end
+  local last = ctx.dir_after
+  if not own then ctx.dir_after = nil end
+  if not cached and last and not own and last.pass + 1 >= (ctx.pass or 0) and not other_in(ctx, task, snapdir) then
+    cached = notes(ctx, task, last.snap)
+  end
   if cached and cached.dir == snapdir and cached.base == ws.base then
     it.before = cached
   else
@@ -503,14 +523,29 @@ function M.record(ctx, it)
   local st = ctx.task_state[it.task.id]
   local next_iteration = it.goes_on and st and it.status == "running" and not it.workspace_state
     and not ctx.fatal and not ctx.stopping and it.iteration + 1 or nil
+  -- the task's work under its lease ends here (it leaves 'running'): the lease
+  -- ends with this record, not in a commit of its own (docs/scale-out.md)
+  local lease = it.status ~= "running" and ctx.fleet and ctx.fleet.held[it.task.id]
   local out = s:record_iteration {
     run_id = ctx.run_id, task = it.task, iteration = it.iteration, agent_name = it.agent.kind or it.agent_cfg.kind,
     calls = it.calls, session_ids = it.session_ids, checks = it.checks, event = it.event,
     policy_fingerprint = it.policy:fingerprint(), decision = it.decision, status = it.status,
     breakpoints = it.breakpoints, checkpoint = it.checkpoint, workspace_state = it.workspace_state,
     judges = judges, next_iteration = next_iteration,
+    lease_end = lease and { attempt = lease.attempt, worker_id = lease.worker_id,
+                            reason = (it.decision.stop or ctx.fatal or ctx.stopping) and "released" or "done" } or nil,
   }
   if next_iteration then st.announced = next_iteration end
+  -- the files of a shared directory as this iteration leaves them, for the
+  -- next task the scheduler starts there (prepare)
+  if it.goes_on and st and st.after and it.ws and it.ws.isolation ~= "worktree" then
+    ctx.dir_after = { snap = st.after, pass = ctx.pass or 0 }
+  end
+  if lease then
+    -- what the coroutine writes after this (a --interactive answer) is no longer the lease's
+    ctx.fleet.held[it.task.id] = nil
+    s:fence(nil)
+  end
   it.breakpoint_ids, it.checkpoint_id = out.breakpoint_ids, out.checkpoint_id
   for _, id in ipairs(it.breakpoint_ids) do breakpoints.notify(s, id) end
   return it

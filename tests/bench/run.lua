@@ -454,7 +454,7 @@ do
   local how = in_process and "s:stats().commits" or "WAL commits counted by build/bench/commits.so"
   if c[10] and c[100] and it[100] > it[10] then
     local per = (c[100] - c[10]) / (it[100] - it[10])
-    row("database", "transactions per iteration (N=100 vs N=10 run)", per, "tx",
+    row("database", "transactions per first iteration (a new task's; N=100 vs N=10 run)", per, "tx",
       string.format("%s; %d commits for %d iterations, %d for %d", how, c[100], it[100], c[10], it[10]))
     -- A later iteration: the same 100 tasks, each retried once by a policy (no
     -- rollback), minus the one-iteration run: the second iterations' commits.

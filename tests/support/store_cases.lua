@@ -84,6 +84,27 @@ function C.status(s)
   assert.is_false(obra.core.transition_ok("done", "pending"))
 end
 
+-- a claimed task that one iteration finishes: three commits (the claim, the
+-- prepare, the record), its lease ended ('done') by the record itself
+function C.claimed(s, dir)
+  local state = H.tmpdir("data-lease-fake")
+  workflow(dir, state, { rules = { { match = "ONE", write = { ["one.txt"] = "good\n" }, result = "wrote one.txt" } } })
+  local ctx = assert(engine.open { script = dir .. "/obra.lua", store = s, dir = dir, quiet = true })
+  ctx.run_id = s:start_run { project_id = ctx.project.id, pid = core.getpid(), config = {} }
+  assert(require("obra.fleet").join(ctx, { name = "data" }))
+  local c0 = s:stats().commits
+  local lease = assert(require("obra.fleet").claim(ctx))
+  s:fence(lease)
+  local rec = require("obra.iteration").run(ctx, s:task(lease.task_id), { goes_on = true })
+  s:fence(nil)
+  assert.are.equal("done", rec.status)
+  assert.are.equal(3, s:stats().commits - c0)
+  assert.is_nil(ctx.fleet.held[lease.task_id])
+  assert.is_nil(s:first(s.SQL.lease_attempt_of, lease.task_id).lease_worker)
+  assert.are.equal("done", s:previous_lease(lease.task_id, lease.attempt + 1).end_reason)
+  H.rmdir(state)
+end
+
 -- binds named parameters and stores tables as JSON
 function C.bind(s)
   s:exec("INSERT INTO projects(name) VALUES (:name)", { name = "n" })

@@ -29,6 +29,8 @@
 --                     the iteration started from (lua/obra/checkpoints.lua made its commit)
 --   next_iteration    the task's next iteration, which starts right after (a retry): its
 --                     iteration_started is written here, so it costs no commit of its own
+--   lease_end         {attempt, worker_id, reason} the task's lease, ended with this record
+--                     (s:end_lease) when the task leaves 'running': no commit of its own
 -- Its events (docs/events.md): iteration_ended (always), then task_done/failed,
 -- parked and breakpoint_opened when the iteration brings them, then the next
 -- iteration's iteration_started.
@@ -115,6 +117,8 @@ return function(methods)
       if rec.next_iteration then
         self:add_event("iteration_started", { run_id = run_id, task_id = task_id, iteration = rec.next_iteration })
       end
+      local l = rec.lease_end
+      if l then self:end_lease(task_id, l.attempt, l.worker_id, l.reason) end
       return out
     end)
   end

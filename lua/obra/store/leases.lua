@@ -65,16 +65,21 @@ return function(methods, Q)
 
   function methods:claim_task(worker_id, project_id, labels, lease_s, fits)
     return self:tx(function()
-      for _, c in ipairs(self:query(Q.lease_candidates, project_id, 64)) do
-        if fits_labels(c.requires, labels) and (fits == nil or fits(c.id) ~= false)
-            and self:exec(Q.lease_take, worker_id, c.id) > 0 then
-          self:task_status(c.id, "running")
-          self:add_event("task_started", { task_id = c.id, iteration = (c.iterations or 0) + 1 })
-          local attempt = self:first(Q.lease_attempt_of, c.id).lease_attempt
-          local now = core.now()
-          self:exec(Q.lease_insert, c.id, attempt, worker_id, now, now + lease_s)
-          return c.id, attempt
+      -- the first ready task usually fits: it alone first, the first 64 only when it does not
+      for _, limit in ipairs({ 1, 64 }) do
+        local rows = self:query(Q.lease_candidates, project_id, limit)
+        for _, c in ipairs(rows) do
+          if fits_labels(c.requires, labels) and (fits == nil or fits(c.id) ~= false)
+              and self:exec(Q.lease_take, worker_id, c.id) > 0 then
+            self:task_status(c.id, "running")
+            self:add_event("task_started", { task_id = c.id, iteration = (c.iterations or 0) + 1 })
+            local attempt = self:first(Q.lease_attempt_of, c.id).lease_attempt
+            local now = core.now()
+            self:exec(Q.lease_insert, c.id, attempt, worker_id, now, now + lease_s)
+            return c.id, attempt
+          end
         end
+        if #rows < limit then break end   -- no more ready tasks
       end
       return nil
     end)
