@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -78,7 +79,8 @@ static void list_dir(part *s, size_t lo, int fd, const char *dir, size_t dlen) {
   }
   char path[4096];
   struct dirent *de;
-  while ((de = readdir(dp)) != NULL && !s->err) {
+  errno = 0;
+  while (!s->err && (de = readdir(dp)) != NULL) {
     const char *name = de->d_name;
     if ((name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) || strcasecmp(name, ".git") == 0)
       continue;
@@ -88,7 +90,9 @@ static void list_dir(part *s, size_t lo, int fd, const char *dir, size_t dlen) {
     memcpy(path, dir, dlen);
     memcpy(path + dlen, name, nl);
     add(s, path, dlen + nl);
+    errno = 0;
   }
+  if (errno && !s->err) s->err = errno;           /* a name may be missing */
   closedir(dp);
 }
 
@@ -169,11 +173,16 @@ obra_rc obra_scan(const char *dirpath, size_t plen, const obra_scan_entry *ents,
   char *started = calloc((size_t)threads, 1);
   obra_rc rc = OBRA_OK;
   if (!parts || !tids || !started) { rc = obra_err_set(e, OBRA_ENOMEM, "out of memory"); goto done; }
+  /* the threads take no signal: handlers run where obra expects them */
+  sigset_t blocked, old;
+  sigfillset(&blocked);
+  pthread_sigmask(SIG_BLOCK, &blocked, &old);
   for (int t = 0; t < threads; t++) {
     parts[t] = (part){ .ents = ents, .n = n, .plen = plen, .top = top, .stamp = stamp,
                        .lo = n * (size_t)t / (size_t)threads, .hi = n * (size_t)(t + 1) / (size_t)threads };
     if (t > 0) started[t] = pthread_create(&tids[t], NULL, scan_part, &parts[t]) == 0;
   }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   scan_part(&parts[0]);
   for (int t = 1; t < threads; t++) {
     if (started[t]) pthread_join(tids[t], NULL);
