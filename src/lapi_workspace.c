@@ -2,10 +2,12 @@
  * "obra.worktree"); lua/obra/workspace.lua builds snapshots, diffs and
  * checkpoints on it.
  *
- *   core.worktree(dir, {shadow = gitdir?, force_shadow = bool?, owned = bool?, max_file_bytes = n?})
+ *   core.worktree(dir, {shadow = gitdir?, force_shadow = bool?, owned = bool?, max_file_bytes = n?,
+ *                       scan_threads = n?})   (workspace.h: 0 automatic, n > 0 threads, < 0 none)
  *       -> wt | nil, message, code
  *   wt:kind() -> "git" | "owned" | "shadow"
- *   wt:snapshot() -> tree, skipped            | nil, message, code
+ *   wt:snapshot() -> tree, skipped, scanned   | nil, message, code
+ *       (scanned: the paths the stat scan named for the walk, nil when it walked the whole tree)
  *   wt:commit(tree, ref|nil, message [, head]) -> commit | nil, message, code
  *   wt:tree_of(rev) -> tree                   | nil, message, code
  *   wt:diff(a, b) -> { created = {}, modified = {}, deleted = {},
@@ -37,6 +39,7 @@ static int l_open(lua_State *L) {
     o.force_shadow = obra_lapi_optboolean(L, 2, "force_shadow", 0);
     o.owned = obra_lapi_optboolean(L, 2, "owned", 0);
     o.max_file_bytes = obra_lapi_optinteger(L, 2, "max_file_bytes", 0);
+    o.scan_threads = (int)obra_lapi_optinteger(L, 2, "scan_threads", 0);
   }
   lwt *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->w = NULL;
@@ -64,7 +67,9 @@ static int l_snapshot(lua_State *L) {
   if (obra_ws_snapshot(w, tree, &skipped, &e) != OBRA_OK) return obra_lapi_fail(L, &e, "workspace");
   lua_pushstring(L, tree);
   lua_pushinteger(L, (lua_Integer)skipped);
-  return 2;
+  long scanned = obra_ws_scanned(w);
+  if (scanned >= 0) lua_pushinteger(L, (lua_Integer)scanned); else lua_pushnil(L);
+  return 3;
 }
 
 static int l_commit(lua_State *L) {

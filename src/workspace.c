@@ -20,10 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 #include "obra/dl.h"
 #include "obra/packfile.h"
+#include "obra/treescan.h"
 #include "obra/workspace.h"
 
 struct obra_ws {
@@ -33,6 +35,11 @@ struct obra_ws {
   int             owned;
   int             keep;        /* during a snapshot: the owned index is not to be written */
   int             refresh;     /* owned: the next walk refreshes stat-dirty entries (sync_index) */
+  int             scan_threads; /* the stat scan before the walk: 0 automatic, < 0 none (see scan) */
+  int64_t         stamp;       /* during a snapshot: the index file's mtime (s), 0 when unsure */
+  long            scanned;     /* the last snapshot's candidates, -1: it walked the whole tree */
+  obra_scan_entry *ents;       /* the scan's copy of the index entries, kept for its memory */
+  size_t          nents_cap;
   time_t          saved;       /* when the shadow index was last written */
   int64_t         max_file_bytes;
   size_t          skipped;     /* during a snapshot */
@@ -73,7 +80,7 @@ struct obra_ws {
   X(git_tree_entry_type) X(git_tree_entry_name) X(git_index_add) X(git_blob_create_from_buffer) \
   X(git_filter_list_load) X(git_filter_list_free) X(git_index_entrycount) X(git_index_get_byindex) \
   X(git_odb_read) X(git_odb_object_data) X(git_odb_object_size) X(git_odb_object_type) \
-  X(git_odb_object_free) X(git_odb_refresh) X(git_diff_get_perfdata)
+  X(git_odb_object_free) X(git_odb_refresh) X(git_diff_get_perfdata) X(git_index_caps)
 
 static struct { GIT_FUNCS(OBRA_DL_POINTER) } fn;
 /* only the version obra was built against: the option structs are versioned */
@@ -173,6 +180,8 @@ obra_ws *obra_ws_open(const char *dir, const obra_ws_opts *o, obra_err *e) {
   obra_ws *w = calloc(1, sizeof *w);
   if (!w) { obra_err_set(e, OBRA_ENOMEM, "out of memory"); return NULL; }
   w->max_file_bytes = o ? o->max_file_bytes : 0;
+  w->scan_threads = o ? o->scan_threads : 0;
+  w->scanned = -1;
   char real[PATH_MAX];
   struct stat st;
   if (!realpath(dir, real) || stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -229,12 +238,14 @@ void obra_ws_close(obra_ws *w) {
   if (w->shadow && w->index && w->saved) save_shadow_index(w);
   forget_counts(w);
   free(w->counts);
+  free(w->ents);
   fn.git_index_free(w->index);
   fn.git_repository_free(w->repo);
   free(w);
 }
 
 const char *obra_ws_kind(const obra_ws *w) { return w->shadow ? "shadow" : w->owned ? "owned" : "git"; }
+long obra_ws_scanned(const obra_ws *w) { return w->scanned; }
 
 static int obra_path(const char *p) {
   return strncmp(p, ".obra/", 6) == 0 || strstr(p, "/.obra/") != NULL ||
@@ -482,6 +493,74 @@ static int add_path(obra_ws *w, const char *path) {
  * index, stamped after them, makes them clean. */
 #define REFRESH_MIN 32
 
+/* The stat scan (treescan.h): libgit2's walk lstat()s every file on one
+ * thread, and `git status` wins on a large tree by stat()ing the index's
+ * entries on several (core.preloadIndex).  So on a tree of SCAN_MIN files or
+ * more, obra first compares each index entry with its file's stat on up to
+ * one thread per processor (SCAN_PER_THREAD entries at least each), and lists
+ * the directories for names the index lacks; libgit2's walk then visits only
+ * the paths that may have changed (a path list), by its own rules, and an
+ * unchanged tree needs no walk at all.  The scan is stricter than libgit2's
+ * comparison (a candidate that libgit2 finds unchanged costs a stat), so the
+ * snapshot is the one libgit2's whole walk would take.  Not for the walk that
+ * refreshes the index (libgit2 updates entries as it goes), nor when the
+ * index is case-insensitive or its file's time is unsure, nor for candidates
+ * that libgit2 would read as patterns; then the whole walk, as before. */
+#define SCAN_MIN 2048
+#define SCAN_PER_THREAD 4096
+
+static int scan_threads(const obra_ws *w, size_t n) {
+  if (w->scan_threads != 0) return w->scan_threads;
+  if (n < SCAN_MIN) return -1;
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < cpus) cpus = CPU_COUNT(&set);
+  long t = (long)(n / SCAN_PER_THREAD);
+  if (t > cpus) t = cpus;
+  if (t > 8) t = 8;
+  return t < 1 ? 1 : (int)t;
+}
+
+/* 1 with *ps the candidates (obra_scan_free), 0 when the scan does not
+ * apply (the whole walk then), -1 on error. */
+static int scan(obra_ws *w, git_strarray *ps) {
+  size_t total = fn.git_index_entrycount(w->index), plen = strlen(w->prefix), n = 0;
+  int threads = scan_threads(w, total);
+  if (threads < 0 || w->stamp <= 0 || (fn.git_index_caps(w->index) & GIT_INDEX_CAPABILITY_IGNORE_CASE)) return 0;
+  if (total > w->nents_cap) {
+    obra_scan_entry *ents = realloc(w->ents, total * sizeof *ents);
+    if (!ents) return -1;
+    w->ents = ents, w->nents_cap = total;
+  }
+  for (size_t i = 0; i < total; i++) {
+    const git_index_entry *ie = fn.git_index_get_byindex(w->index, i);
+    if (strncmp(ie->path, w->prefix, plen) != 0) continue;
+    w->ents[n++] = (obra_scan_entry){
+      .path = ie->path, .mode = ie->mode, .size = ie->file_size, .ino = ie->ino, .uid = ie->uid, .gid = ie->gid,
+      .mtime_s = ie->mtime.seconds, .mtime_ns = ie->mtime.nanoseconds,
+      .ctime_s = ie->ctime.seconds, .ctime_ns = ie->ctime.nanoseconds,
+      .changed = GIT_INDEX_ENTRY_STAGE(ie) != 0 || (ie->flags_extended & GIT_INDEX_ENTRY_EXTENDED_FLAGS) != 0 ||
+                 ie->mode == GIT_FILEMODE_COMMIT };
+  }
+  if (n == 0) return 0;
+  char dir[PATH_MAX];
+  if (snprintf(dir, sizeof dir, "%s%s", w->root, w->prefix) >= (int)sizeof dir) return 0;
+  char **cand = NULL;
+  size_t ncand = 0;
+  obra_err e = { 0 };
+  if (obra_scan(dir, plen, w->ents, n, w->stamp, threads, &cand, &ncand, &e) != OBRA_OK) return 0;
+  /* libgit2 still matches a directory against the list as a pattern */
+  for (size_t i = 0; i < ncand; i++) {
+    const char *c = cand[i];
+    size_t len = strlen(c);
+    if (strpbrk(c, "*?[\\!#") || c[0] == ' ' || c[len - 1] == ' ') { obra_scan_free(cand, ncand); return 0; }
+  }
+  ps->strings = cand;
+  ps->count = ncand;
+
+  return 1;
+}
+
 /* Bring the scratch index in line with the files (`git add -A` below the
  * prefix): one walk, a diff of the index against the work tree, then each
  * changed path added or removed.  A file removed by another process between
@@ -494,6 +573,16 @@ static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
   int refresh = w->owned && !w->keep && w->refresh;
   if (refresh) o.flags |= GIT_DIFF_UPDATE_INDEX;
   o.pathspec = *ps;
+  git_strarray cand = { NULL, 0 };
+  int scanned = !refresh && scan(w, &cand) > 0;
+  w->scanned = scanned ? (long)cand.count : -1;
+  if (scanned && cand.count == 0) {                  /* nothing may have changed: no walk */
+    obra_scan_free(cand.strings, 0);
+    *changed = 0;
+    if (w->owned && !w->keep) w->refresh = 0;
+    return 0;
+  }
+  if (scanned) o.pathspec = cand, o.flags |= GIT_DIFF_DISABLE_PATHSPEC_MATCH;
   git_diff *d = NULL;
   /* GIT_ENOTFOUND from the walk itself: a file it was hashing went away
    * meanwhile (another process's temporary file); walking again sees the
@@ -503,6 +592,8 @@ static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
     drc = fn.git_diff_index_to_workdir(&d, w->repo, w->index, &o);
     if (drc != GIT_ENOTFOUND || tries >= 8) break;
   }
+  obra_scan_free(cand.strings, cand.count);
+
   if (drc < 0) return -1;
   int rc = 0;
   *changed = fn.git_diff_num_deltas(d);
@@ -587,7 +678,15 @@ obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e
   w->skipped = 0;
   /* a user's index: start again from what is on disk now (never written back);
    * an owned one: again only if someone else wrote it since (the agent's git) */
+  struct stat s0, s1;
+  const char *ip = fn.git_index_path(w->index);
+  int st0 = ip ? stat(ip, &s0) : -1;
   if (!w->shadow && fn.git_index_read(w->index, !w->owned) < 0) return fail(e, -1, "reading the index");
+  /* the time libgit2 holds for the index is its file's (read, or written by
+   * obra, since): unsure when the file changed around the read */
+  w->stamp = st0 == 0 && stat(ip, &s1) == 0 && s0.st_mtim.tv_sec == s1.st_mtim.tv_sec &&
+             s0.st_mtim.tv_nsec == s1.st_mtim.tv_nsec && s0.st_size == s1.st_size && s0.st_ino == s1.st_ino
+             ? (int64_t)s1.st_mtim.tv_sec : 0;
   /* a merge or rebase stopped on conflicts in an owned worktree: its index is
    * left as it is for whoever resolves them; the snapshot works on a copy */
   int keep = w->keep = w->owned && fn.git_index_has_conflicts(w->index);
@@ -610,6 +709,7 @@ obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e
    * refresh the walk wrote itself: sync_index) */
   if (w->owned && !keep && changed > 0 && fn.git_index_write(w->index) < 0)
     return fail(e, -1, "writing the worktree's index");
+
   if (keep && fn.git_index_read(w->index, 1) < 0) return fail(e, -1, "reading the index");
   fn.git_oid_tostr(tree, 41, &oid);
   if (skipped) *skipped = w->skipped;

@@ -553,6 +553,100 @@ describe("workspace, owned mode (a worktree obra made with git worktree add)", f
   end)
 end)
 
+describe("workspace, the stat scan before the walk (scan_threads)", function()
+  -- The same changes made twice: snapshots found by the scan (3 threads, the
+  -- tree's size notwithstanding) against libgit2's whole walk.  The trees
+  -- must be the same at every step, in the three kinds of work tree.
+  local root
+  before_each(function() root = H.tmpdir("ws-scan"); ws.reset() end)
+  after_each(function() ws.reset(); H.rmdir(root) end)
+
+  local BASE = "mkdir -p a/b/c/d lib dir2/gone todir tofile && printf 'deep\\n' > a/b/c/d/deep.txt && " ..
+    "printf 'x\\n' > a/x.txt && for i in $(seq 1 30); do echo $i > lib/m$i.txt; done && " ..
+    "echo g > dir2/gone/f.txt && echo k > dir2/keep.txt && echo t > todir/t.txt && echo t > tofile/t.txt && " ..
+    "echo f > f2dir && ln -s a/b link && ln -s a/x.txt flink && printf '#!/bin/sh\\n' > exec.sh && " ..
+    "printf 'AAAA\\n' > same.txt && printf '*.log\\nbuild/\\n' > .gitignore"
+  local STEPS = {
+    -- edits, deletions (a file, a whole directory), new nested and ignored files, a mode change, a nested repository
+    "printf 'deeper\\n' >> a/b/c/d/deep.txt && rm lib/m3.txt && rm -r dir2/gone && mkdir -p new/n1/n2 build cache && " ..
+      "echo n > new/n1/n2/f.txt && echo l > a/b/x.log && echo o > build/out.bin && echo z > cache/z.log && " ..
+      "chmod +x exec.sh && ln -s lib newlink && mkdir nested && echo x > nested/f && git -C nested init -q && echo t > top.txt",
+    -- same size, same mtime second (racily clean); a file touched but unchanged; type changes; a symlink
+    -- retargeted (same length); a tracked directory become a symlink to itself moved
+    "s=$(stat -c %Y same.txt) && printf 'BBBB\\n' > same.txt && touch -d @$s same.txt && touch lib/m1.txt && " ..
+      "rm -r todir && ln -s a todir && rm -r tofile && echo now-a-file > tofile && rm f2dir && mkdir f2dir && " ..
+      "echo in > f2dir/in.txt && rm link && ln -s lib link && mv a/b a/b.real && ln -s b.real a/b",
+    -- nothing
+    "true",
+    -- names libgit2 would read as patterns: the whole walk then
+    "echo b > '!bang.txt' && echo s > 'st*r.txt' && mkdir -p 'sp ace' && echo s > 'sp ace/x[1].txt'",
+  }
+
+  -- snap(which) -> tree, scanned for the scanning (1) and the whole-walk (2) work trees
+  local function compare(dirs, snap)
+    local t1, n1 = snap(1)
+    local t2, n2 = snap(2)
+    assert.are.equal(t2, t1)
+    assert.is_nil(n2)
+    local scans = n1 and 1 or 0
+    for k, step in ipairs(STEPS) do
+      for _, d in ipairs(dirs) do sh(d, step) end
+      t1, n1 = snap(1)
+      t2, n2 = snap(2)
+      assert.are.equal(t2, t1, "step " .. k)
+      assert.is_nil(n2)
+      if k < #STEPS then assert.is_not_nil(n1, "step " .. k .. " did not scan") end
+      scans = scans + (n1 and 1 or 0)
+    end
+    return scans
+  end
+
+  local function worktree(dir, opts, threads)
+    opts.scan_threads = threads
+    return assert(obra.core.worktree(dir, opts))
+  end
+
+  it("in an owned worktree: two worktrees, the same changes", function()
+    local repo = root .. "/repo"
+    os.execute("mkdir -p " .. H.q(repo))
+    sh(repo, "git init -q -b main && " .. BASE .. " && git add -A && git -c user.name=t -c user.email=t@t commit -qm base && " ..
+      "git worktree add -q -b obra/p/task/t1 ../w1 && git worktree add -q -b obra/p/task/t2 ../w2")
+    local dirs = { root .. "/w1", root .. "/w2" }
+    local wts = { worktree(dirs[1], { owned = true }, 3), worktree(dirs[2], { owned = true }, -1) }
+    local scans = compare(dirs, function(i)
+      local tree, _, scanned = assert(wts[i]:snapshot())
+      return tree, scanned
+    end)
+    assert.is_true(scans >= 3)
+    -- the index obra wrote is git's: nothing left to stage
+    assert.are.equal("", sh(dirs[1], "git add -A --dry-run -- . ':!nested'"))
+    for _, w in ipairs(wts) do w:close() end
+  end)
+
+  it("in a user's checkout and in a shadow repository: two of each on one directory", function()
+    local repo, plain = root .. "/user", root .. "/plain"
+    os.execute("mkdir -p " .. H.q(repo) .. " " .. H.q(plain))
+    sh(repo, "git init -q -b main && " .. BASE .. " && git add -A && git -c user.name=t -c user.email=t@t commit -qm base")
+    sh(plain, BASE)
+    local kinds = {
+      { repo, { worktree(repo, {}, 3), worktree(repo, {}, -1) } },
+      { plain, { worktree(plain, { shadow = root .. "/s1.git", force_shadow = true }, 3),
+                 worktree(plain, { shadow = root .. "/s2.git", force_shadow = true }, -1) } },
+    }
+    -- each kind on its own copy of the steps: one directory, two work trees reading it
+    for _, k in ipairs(kinds) do
+      local dir, wts = k[1], k[2]
+      assert.are.equal(wts[1]:kind(), wts[2]:kind())
+      local scans = compare({ dir }, function(i)
+        local tree, _, scanned = assert(wts[i]:snapshot())
+        return tree, scanned
+      end)
+      assert.is_true(scans >= 2, wts[1]:kind() .. " scanned " .. scans .. " times")
+      for _, w in ipairs(wts) do w:close() end
+    end
+  end)
+end)
+
 describe("judge.prompt", function()
   local function total(messages)
     local n = 0

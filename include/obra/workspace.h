@@ -28,6 +28,9 @@ typedef struct {
   int         force_shadow;    /* use the shadow even inside a repository */
   int64_t     max_file_bytes;  /* 0: no limit */
   int         owned;           /* obra owns this work tree: write its index (see above) */
+  int         scan_threads;    /* the stat scan before a snapshot's walk (workspace.c): 0 automatic
+                                  (large trees, a thread per processor), n > 0 n threads whatever the
+                                  tree's size, < 0 none: libgit2's whole walk */
 } obra_ws_opts;
 
 /* Open the work tree at dir (an existing directory). */
@@ -37,6 +40,9 @@ const char *obra_ws_kind(const obra_ws *w);              /* "git", "owned" or "s
 
 /* Write the current state of dir as a tree; *skipped counts files left out. */
 obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e);
+/* How the last snapshot found what changed: the number of paths the stat scan
+ * named for libgit2's walk to visit, or -1 when the walk visited the whole tree. */
+long    obra_ws_scanned(const obra_ws *w);
 
 /* Record tree as a commit on ref (its previous commit, if any, as parent, so
  * the ref keeps every checkpoint reachable).  ref is refs/obra/... or a branch
