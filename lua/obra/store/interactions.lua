@@ -71,7 +71,8 @@ return function(methods, Q)
     if r.prompt_text ~= nil then row.prompt_id = self:put_text(r.prompt_text) end
     if r.messages ~= nil then
       local refs = {}
-      for i, m in ipairs(r.messages) do refs[i] = { m.role, self:put_text(tostring(m.content or "")) } end
+      -- (put_text's id only: its second result, the hash, would follow it into the row)
+      for i, m in ipairs(r.messages) do refs[i] = { m.role, (self:put_text(tostring(m.content or ""))) } end
       row.messages = core.json_array(refs)
     end
     local _, id = self:exec(Q.interaction_insert, row)
