@@ -29,10 +29,10 @@ FISHCOMPDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 DEB_PKGS = build-essential pkg-config lua5.4 liblua5.4-dev libsqlite3-dev \
            libcurl4-openssl-dev libcjson-dev uuid-dev libreadline-dev libgit2-dev \
            lua-busted lua-socket lua-cjson python3 git tmux procps sqlite3 \
-           libjs-chart.js chromium groff-base man-db zsh fish libpq-dev postgresql
+           libjs-chart.js chromium groff-base man-db zsh fish libpq-dev postgresql zlib1g-dev
 
 CC      ?= cc
-PKGS     = lua5.4 sqlite3 libcurl libcjson uuid libgit2 libpq
+PKGS     = lua5.4 sqlite3 libcurl libcjson uuid libgit2 libpq zlib
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wwrite-strings -Wno-unused-parameter
 ifneq ($(CI),)
@@ -44,7 +44,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC $(OPT) $(WARN) -Iinclude -I$(BUILD) \
 # libcurl, libgit2 and libpq are not linked: src/http.c, src/workspace.c and
 # src/pgstore.c load them on first use (dl.h), so a command that needs none
 # starts without them (libpq's header comes from pkg-config, for its types).
-LIBS     = $(shell pkg-config --libs sqlite3 libcjson uuid 2>/dev/null) -lm -ldl
+LIBS     = $(shell pkg-config --libs sqlite3 libcjson uuid zlib 2>/dev/null) -lm -ldl
 EXE_LIBS = $(LIBS) $(shell pkg-config --libs lua5.4) -lreadline
 
 BUILD    = build
