@@ -151,11 +151,11 @@ $(BUILD)/bench/%: tests/bench/%.c | $(BUILD)
 
 # C unit tests of the pure units (docs/testing.md): one binary, one line per
 # case ("ok NAME" / "not ok NAME: why"); tests/c_units_spec.lua runs it in
-# the suite.  Pure units link alone: libc and cJSON.
+# the suite.  Pure units link alone: libc, cJSON and zlib.
 AGENT_PURE = src/agent_parse.c src/agent_text.c src/agent_trace.c src/agent_claude.c src/agent_claude_parse.c \
              src/agent_codex.c src/agent_codex_parse.c src/agent_command.c \
              src/reset_time.c src/tz_offset.c src/status.c
-UNIT_PURE  = $(AGENT_PURE) src/http1_parse.c src/llm_outcome.c src/llm_json.c src/redact.c src/packfile.c
+UNIT_PURE  = $(AGENT_PURE) src/http1_parse.c src/llm_outcome.c src/llm_json.c src/redact.c src/packfile.c src/textpack.c
 UNIT_SRC   = $(wildcard tests/c/*.c)
 CJSON_CFLAGS = $(shell pkg-config --cflags libcjson 2>/dev/null)
 CJSON_LIBS   = $(shell pkg-config --libs libcjson 2>/dev/null)
@@ -169,7 +169,7 @@ $(BUILD)/tests/unit: $(UNIT_SRC) $(UNIT_PURE) $(wildcard tests/c/*.h include/obr
 	@mkdir -p $(BUILD)/tests
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Iinclude -Itests/c $(CJSON_CFLAGS) \
 	  -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all \
-	  -o $@ $(UNIT_SRC) $(UNIT_PURE) $(CJSON_LIBS) -lm
+	  -o $@ $(UNIT_SRC) $(UNIT_PURE) $(CJSON_LIBS) -lz -lm
 
 # Fuzzing (tests/fuzz/README.md).  `make fuzz` installs clang and libFuzzer
 # (FUZZ_PKGS, not in DEB_PKGS: `make test` does not need them), builds each
