@@ -140,7 +140,8 @@ char *obra_textpack_unpack(const unsigned char *p, size_t len, size_t *out_len, 
     rc = inflate(&z, Z_NO_FLUSH);
     n = cap - 1 - z.avail_out;
     if (rc == Z_STREAM_END) break;
-    if ((rc != Z_OK && rc != Z_BUF_ERROR) || (z.avail_out > 0 && z.avail_in == 0) || cap > MAX_TEXT) {
+    /* room left and no end: the input ran out (or the stream is broken) */
+    if ((rc != Z_OK && rc != Z_BUF_ERROR) || z.avail_out > 0 || cap > MAX_TEXT) {
       obra_err_set(e, OBRA_EINVAL, "packed text: broken stream (%s)", z.msg ? z.msg : "truncated");
       free(out); out = NULL; goto done;
     }

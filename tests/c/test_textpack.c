@@ -107,7 +107,26 @@ static void not_packed(const void *arg) {
   else CHECK_INT(e4.rc, OBRA_EINVAL);
 }
 
+/* Bytes that are not a packed text never crash it nor make it loop: random
+ * streams after the format byte, and cut or flipped packed texts. */
+static void random_bytes(const void *arg) {
+  (void)arg;
+  unsigned x = 2463534242u;
+  unsigned char buf[300];
+  for (int round = 0; round < 3000; round++) {
+    size_t len = 1 + (size_t)round % (sizeof buf - 1);
+    buf[0] = 1;
+    for (size_t i = 1; i < len; i++) { x ^= x << 13; x ^= x >> 17; x ^= x << 5; buf[i] = (unsigned char)x; }
+    size_t m = 0;
+    obra_err e = { 0 };
+    char *t = obra_textpack_unpack(buf, len, &m, &e);
+    if (t) { CHECK(t[m] == '\0'); free(t); }
+    else CHECK(e.rc == OBRA_EINVAL || e.rc == OBRA_ENOMEM);
+  }
+}
+
 void textpack_tests(void) {
+  unit_run("textpack: random bytes are an error or a text, never a crash", random_bytes, NULL);
   unit_run("textpack: a judge message packs small and reads back", round_trip, NULL);
   unit_run("textpack: a large text with NULs", large_and_binary, NULL);
   unit_run("textpack: short or incompressible texts stay plain", stays_plain, NULL);
