@@ -95,12 +95,12 @@ unsigned char *obra_textpack_pack(const char *text, size_t len, size_t *out_len)
   z_stream z;
   memset(&z, 0, sizeof z);
   /* Raw DEFLATE (negative windowBits): no zlib header or checksum, 6 bytes
-   * less.  An 8 KiB window and memLevel 7 keep deflate's state under 100 KiB,
+   * less.  An 8 KiB window and memLevel 5 keep deflate's state near 50 KiB,
    * which malloc serves from the heap: with the defaults (32 KiB, 8-9: 256-400
-   * KiB, mmap'd and faulted in at every call) packing a 1 KB text took 1-2 ms,
-   * now about 30 us, the same bytes for texts under 6 KiB.  Unpack reads any
-   * window up to 32 KiB. */
-  if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, -13, 7, Z_DEFAULT_STRATEGY) != Z_OK) return NULL;
+   * KiB, mmap'd and faulted in at every call) packing a 1 KB text took 1-2 ms;
+   * now about 130,000 instructions (memLevel 7: 160,000), the same bytes for
+   * texts under 6 KiB.  Unpack reads any window up to 32 KiB. */
+  if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, -13, 5, Z_DEFAULT_STRATEGY) != Z_OK) return NULL;
   unsigned char *out = NULL;
   int rc = deflateSetDictionary(&z, (const Bytef *)DICT_1, (uInt)(sizeof DICT_1 - 1));
   size_t cap = len;                          /* more would not be smaller */
