@@ -29,10 +29,10 @@ FISHCOMPDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 DEB_PKGS = build-essential pkg-config lua5.4 liblua5.4-dev libsqlite3-dev \
            libcurl4-openssl-dev libcjson-dev uuid-dev libreadline-dev libgit2-dev \
            lua-busted lua-socket lua-cjson python3 git tmux procps sqlite3 \
-           libjs-chart.js chromium groff-base man-db zsh fish libpq-dev postgresql
+           libjs-chart.js chromium groff-base man-db zsh fish libpq-dev postgresql zlib1g-dev
 
 CC      ?= cc
-PKGS     = lua5.4 sqlite3 libcurl libcjson uuid libgit2 libpq
+PKGS     = lua5.4 sqlite3 libcurl libcjson uuid libgit2 libpq zlib
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wwrite-strings -Wno-unused-parameter
 ifneq ($(CI),)
@@ -44,7 +44,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC $(OPT) $(WARN) -Iinclude -I$(BUILD) \
 # libcurl, libgit2 and libpq are not linked: src/http.c, src/workspace.c and
 # src/pgstore.c load them on first use (dl.h), so a command that needs none
 # starts without them (libpq's header comes from pkg-config, for its types).
-LIBS     = $(shell pkg-config --libs sqlite3 libcjson uuid 2>/dev/null) -lm -ldl
+LIBS     = $(shell pkg-config --libs sqlite3 libcjson uuid zlib 2>/dev/null) -lm -ldl
 EXE_LIBS = $(LIBS) $(shell pkg-config --libs lua5.4) -lreadline
 
 BUILD    = build
@@ -151,11 +151,11 @@ $(BUILD)/bench/%: tests/bench/%.c | $(BUILD)
 
 # C unit tests of the pure units (docs/testing.md): one binary, one line per
 # case ("ok NAME" / "not ok NAME: why"); tests/c_units_spec.lua runs it in
-# the suite.  Pure units link alone: libc and cJSON.
+# the suite.  Pure units link alone: libc, cJSON and zlib.
 AGENT_PURE = src/agent_parse.c src/agent_text.c src/agent_trace.c src/agent_claude.c src/agent_claude_parse.c \
              src/agent_codex.c src/agent_codex_parse.c src/agent_command.c \
              src/reset_time.c src/tz_offset.c src/status.c
-UNIT_PURE  = $(AGENT_PURE) src/http1_parse.c src/llm_outcome.c src/llm_json.c src/redact.c src/packfile.c
+UNIT_PURE  = $(AGENT_PURE) src/http1_parse.c src/llm_outcome.c src/llm_json.c src/redact.c src/packfile.c src/textpack.c
 UNIT_SRC   = $(wildcard tests/c/*.c)
 CJSON_CFLAGS = $(shell pkg-config --cflags libcjson 2>/dev/null)
 CJSON_LIBS   = $(shell pkg-config --libs libcjson 2>/dev/null)
@@ -169,7 +169,7 @@ $(BUILD)/tests/unit: $(UNIT_SRC) $(UNIT_PURE) $(wildcard tests/c/*.h include/obr
 	@mkdir -p $(BUILD)/tests
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Iinclude -Itests/c $(CJSON_CFLAGS) \
 	  -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all \
-	  -o $@ $(UNIT_SRC) $(UNIT_PURE) $(CJSON_LIBS) -lm
+	  -o $@ $(UNIT_SRC) $(UNIT_PURE) $(CJSON_LIBS) -lz -lm
 
 # Fuzzing (tests/fuzz/README.md).  `make fuzz` installs clang and libFuzzer
 # (FUZZ_PKGS, not in DEB_PKGS: `make test` does not need them), builds each

@@ -25,6 +25,44 @@ void obra_lapi_newclass(lua_State *L, const char *tname, const luaL_Reg *methods
   lua_pop(L, 1);
 }
 
+#define BLOB_MT "obra.blob"
+
+typedef struct { size_t len; char bytes[]; } blob;
+
+static int blob_len(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)((blob *)luaL_checkudata(L, 1, BLOB_MT))->len);
+  return 1;
+}
+static int blob_tostring(lua_State *L) {
+  lua_pushfstring(L, "blob: %I bytes", (LUAI_UACINT)((blob *)luaL_checkudata(L, 1, BLOB_MT))->len);
+  return 1;
+}
+static int blob_eq(lua_State *L) {
+  size_t na, nb;
+  const char *a = obra_lapi_toblob(L, 1, &na), *b = obra_lapi_toblob(L, 2, &nb);
+  lua_pushboolean(L, a && b && na == nb && memcmp(a, b, na) == 0);
+  return 1;
+}
+
+void obra_lapi_pushblob(lua_State *L, const void *p, size_t len) {
+  blob *b = lua_newuserdatauv(L, sizeof *b + len, 0);
+  b->len = len;
+  if (len) memcpy(b->bytes, p, len);
+  if (luaL_newmetatable(L, BLOB_MT)) {
+    static const luaL_Reg meta[] = {
+      { "__len", blob_len }, { "__tostring", blob_tostring }, { "__eq", blob_eq }, { NULL, NULL } };
+    luaL_setfuncs(L, meta, 0);
+  }
+  lua_setmetatable(L, -2);
+}
+
+const char *obra_lapi_toblob(lua_State *L, int idx, size_t *len) {
+  blob *b = luaL_testudata(L, idx, BLOB_MT);
+  if (b == NULL) return NULL;
+  *len = b->len;
+  return b->bytes;
+}
+
 const char *obra_lapi_optstring(lua_State *L, int t, const char *k, const char *def) {
   lua_getfield(L, t, k);
   const char *s = def;

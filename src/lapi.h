@@ -32,6 +32,15 @@ void   obra_lapi_pushjson(lua_State *L, const cJSON *j);   /* [-0, +1] */
 /* Encode the value at idx to a JSON string on the stack, or raise. [-0, +1] */
 void   obra_lapi_encode(lua_State *L, int idx);
 
+/* Blobs: bytes that are not text (texts.packed).  A BLOB (SQLite) or bytea
+ * (PostgreSQL) value reads back as an "obra.blob" userdata (#b its length,
+ * tostring(b) "blob: N bytes", b1 == b2 by their bytes); a blob bound as a
+ * parameter is stored as one, past the redactor (what it holds was redacted
+ * before it was packed). */
+void obra_lapi_pushblob(lua_State *L, const void *p, size_t len);    /* [-0, +1] */
+/* The bytes of the blob at idx (borrowed: valid while it is), NULL when idx is not one. */
+const char *obra_lapi_toblob(lua_State *L, int idx, size_t *len);
+
 /* The obra_store of the "obra.store" userdata at idx (lapi_store.c); raises
  * when it is not one or is closed.  Borrowed: valid while the userdata is. */
 struct obra_store;

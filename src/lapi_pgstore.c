@@ -11,7 +11,8 @@
  *
  * Parameters are bound as text (see pgstore.h): integers in decimal, floats
  * with 17 digits, booleans as 1/0, tables as their JSON, every string through
- * the redactor; nil and core.null are NULL.  Values come back by column type.
+ * the redactor, blobs (lapi.h) as bytea's hex form past it; nil and core.null
+ * are NULL.  Values come back by column type, a bytea as a blob.
  * Strings built for a call live on the Lua stack, never in malloc'd memory
  * across a call that may raise. */
 #include <stdio.h>
@@ -71,6 +72,22 @@ static void push_param(lua_State *L, int idx, int i) {
     return;
   case LUA_TTABLE: obra_lapi_encode(L, idx); break;
   case LUA_TSTRING: lua_pushvalue(L, idx); break;
+  case LUA_TUSERDATA: {
+    size_t len;
+    const char *p = obra_lapi_toblob(L, idx, &len);
+    if (p == NULL) { luaL_error(L, "store: cannot bind a %s (parameter %d)", luaL_typename(L, idx), i); return; }
+    /* a blob: bytea's hex input form, past the redactor (lapi.h) */
+    static const char HEX[] = "0123456789abcdef";
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, 2 * len + 2);
+    out[0] = '\\'; out[1] = 'x';
+    for (size_t k = 0; k < len; k++) {
+      out[2 + 2 * k] = HEX[(unsigned char)p[k] >> 4];
+      out[3 + 2 * k] = HEX[(unsigned char)p[k] & 15];
+    }
+    luaL_pushresultsize(&b, 2 * len + 2);
+    return;
+  }
   default: luaL_error(L, "store: cannot bind a %s (parameter %d)", luaL_typename(L, idx), i); return;
   }
   size_t len;
@@ -125,6 +142,27 @@ static int bind(lua_State *L, obra_pg *pg, bound *b) {
   return 1;
 }
 
+static int hexval(char c) {
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* A bytea's hex digits (after \\x) as a blob. */
+static void push_bytea(lua_State *L, const char *hex, size_t n) {
+  luaL_Buffer b;
+  char *out = luaL_buffinitsize(L, &b, n / 2 + 1);
+  size_t k = 0;
+  for (size_t i = 0; i + 1 < n; i += 2) {
+    int hi = hexval(hex[i]), lo = hexval(hex[i + 1]);
+    if (hi < 0 || lo < 0) luaL_error(L, "store: a bytea value that is not hex");
+    out[k++] = (char)(hi << 4 | lo);
+  }
+  luaL_pushresultsize(&b, k);
+  size_t len;
+  const char *p = lua_tolstring(L, -1, &len);
+  obra_lapi_pushblob(L, p, len);
+  lua_remove(L, -2);
+}
+
 static void push_cell(lua_State *L, const obra_pg_res *r, int row, int c) {
   obra_pg_value v;
   obra_pg_cell(r, row, c, &v);
@@ -132,6 +170,7 @@ static void push_cell(lua_State *L, const obra_pg_res *r, int row, int c) {
   case OBRA_PG_INT: lua_pushinteger(L, (lua_Integer)v.i); break;
   case OBRA_PG_FLOAT: lua_pushnumber(L, v.d); break;
   case OBRA_PG_TEXT: lua_pushlstring(L, v.s, (size_t)v.len); break;
+  case OBRA_PG_BYTES: push_bytea(L, v.s + 2, (size_t)v.len - 2); break;
   default: lua_pushnil(L);
   }
 }

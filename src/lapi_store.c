@@ -21,6 +21,10 @@
  *   store:backup(path)      -> true | nil, message, code   (online copy to a new 0600 file)
  *   store:version(), :path(), :depth(), :close()  (__gc and __close too)
  *   core.sha256(text)       -> 64 hex digits
+ *   core.pack(text)         -> blob | nil: the text packed (textpack.h), nil when that
+ *                              would not make it smaller (short texts)
+ *   core.unpack(blob)       -> text | nil, message, "invalid": a packed text read back
+ *   core.blob(bytes)        -> blob: bytes to store as a BLOB / bytea (lapi.h)
  *
  * Parameters: positional (?, ?NNN) from the extra arguments, or, when the
  * statement uses named parameters (:name) and one table is given, by name.
@@ -37,6 +41,7 @@
 #include "obra/schema.h"
 #include "obra/sha256.h"
 #include "obra/store.h"
+#include "obra/textpack.h"
 #include "lapi.h"
 #include <lualib.h>                    /* LUA_FILEHANDLE, luaL_Stream */
 
@@ -141,6 +146,12 @@ static int bind_value(lua_State *L, sqlite3_stmt *st, int i, int idx) {
     lua_pop(L, 1);
     return rc;
   }
+  case LUA_TUSERDATA: {
+    size_t len;
+    const char *p = obra_lapi_toblob(L, idx, &len);
+    if (p) return sqlite3_bind_blob64(st, i, p, len, SQLITE_TRANSIENT);
+  }
+  /* fall through */
   default:
     return luaL_error(L, "store: cannot bind a %s (parameter %d)", luaL_typename(L, idx), i);
   }
@@ -188,6 +199,7 @@ static void push_column(lua_State *L, sqlite3_stmt *st, int c) {
   case SQLITE_INTEGER: lua_pushinteger(L, sqlite3_column_int64(st, c)); break;
   case SQLITE_FLOAT: lua_pushnumber(L, sqlite3_column_double(st, c)); break;
   case SQLITE_NULL: lua_pushnil(L); break;
+  case SQLITE_BLOB: obra_lapi_pushblob(L, sqlite3_column_blob(st, c), (size_t)sqlite3_column_bytes(st, c)); break;
   default:
     lua_pushlstring(L, (const char *)sqlite3_column_blob(st, c), (size_t)sqlite3_column_bytes(st, c));
   }
@@ -462,6 +474,41 @@ static int l_sha256(lua_State *L) {
   return 1;
 }
 
+/* core.pack(text) -> blob | nil.  The text is redacted first: a blob is
+ * stored past the redactor. */
+static int l_pack(lua_State *L) {
+  size_t len, n;
+  const char *t = luaL_checklstring(L, 1, &len);
+  char *clean = obra_redact_needed(t, len) ? obra_redact(t, len, &len) : NULL;
+  unsigned char *z = obra_textpack_pack(clean ? clean : t, len, &n);
+  free(clean);
+  if (z == NULL) { lua_pushnil(L); return 1; }
+  obra_lapi_pushblob(L, z, n);             /* may raise (no memory): z leaks then */
+  free(z);
+  return 1;
+}
+
+/* core.unpack(blob | string) -> text | nil, message, code */
+static int l_unpack(lua_State *L) {
+  size_t len, n;
+  const char *p = obra_lapi_toblob(L, 1, &len);
+  if (p == NULL) p = luaL_checklstring(L, 1, &len);
+  obra_err e = { 0 };
+  char *t = obra_textpack_unpack((const unsigned char *)p, len, &n, &e);
+  if (t == NULL) return obra_lapi_fail(L, &e, NULL);
+  lua_pushlstring(L, t, n);                /* may raise (no memory): t leaks then */
+  free(t);
+  return 1;
+}
+
+/* core.blob(bytes) -> blob */
+static int l_blob(lua_State *L) {
+  size_t len;
+  const char *p = luaL_checklstring(L, 1, &len);
+  obra_lapi_pushblob(L, p, len);
+  return 1;
+}
+
 static int l_exec(lua_State *L) { return run(L, 0, 0); }
 static int l_query(lua_State *L) { return run(L, 1, 0); }
 static int l_first(lua_State *L) { return run(L, 1, 1); }
@@ -525,6 +572,8 @@ int obra_lapi_store(lua_State *L) {
   lua_setfield(L, -2, "store_open");
   lua_pushcfunction(L, l_sha256);
   lua_setfield(L, -2, "sha256");
+  static const luaL_Reg texts[] = { { "pack", l_pack }, { "unpack", l_unpack }, { "blob", l_blob }, { NULL, NULL } };
+  luaL_setfuncs(L, texts, 0);
   lua_pushcfunction(L, l_transition_ok);
   lua_setfield(L, -2, "transition_ok");
   lua_pushinteger(L, obra_migrations_count);   /* the newest: src/schema.c */

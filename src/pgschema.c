@@ -185,5 +185,8 @@ static const char *const pg_9 =
   "CREATE TABLE locks (name text PRIMARY KEY, holder text NOT NULL,"
   "  acquired_at double precision NOT NULL, expires_at double precision NOT NULL);";
 
-const char *const obra_pg_migrations[] = { NULL, pg_1, pg_2, pg_3, pg_4, pg_5, pg_6, pg_7, pg_8, pg_9 };
-const int obra_pg_migrations_count = 9;
+static const char *const pg_10 =
+  "ALTER TABLE texts ADD COLUMN packed bytea;";
+
+const char *const obra_pg_migrations[] = { NULL, pg_1, pg_2, pg_3, pg_4, pg_5, pg_6, pg_7, pg_8, pg_9, pg_10 };
+const int obra_pg_migrations_count = 10;

@@ -581,6 +581,8 @@ void obra_pg_cell(const obra_pg_res *r, int row, int c, obra_pg_value *v) {
     v->kind = OBRA_PG_INT; v->i = strtoll(v->s, NULL, 10); return;
   case 700: case 701:                        /* float4, float8 */
     v->kind = OBRA_PG_FLOAT; v->d = strtod(v->s, NULL); return;
+  case 17:                                   /* bytea, hex output (the default since 9.0) */
+    v->kind = v->len >= 2 && v->s[0] == '\\' && v->s[1] == 'x' ? OBRA_PG_BYTES : OBRA_PG_TEXT; return;
   case 1700:                                 /* numeric: sum() of integers is whole */
     errno = 0;
     v->i = strtoll(v->s, &endp, 10);

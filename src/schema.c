@@ -430,6 +430,12 @@ static const char *const migration_9 =
   "  acquired_at REAL NOT NULL,"
   "  expires_at REAL NOT NULL);";
 
+/* v10: texts.packed: a text packed (src/textpack.c: DEFLATE against a preset
+ * dictionary) when that makes it smaller; its body is then ''.  Rows written
+ * before keep their plain body (packed NULL). */
+static const char *const migration_10 =
+  "ALTER TABLE texts ADD COLUMN packed BLOB;";
+
 const char *const obra_migrations[] = { NULL, migration_1, migration_2, migration_3, migration_4, migration_5,
-                                        migration_6, migration_7, migration_8, migration_9 };
-const int obra_migrations_count = 9;
+                                        migration_6, migration_7, migration_8, migration_9, migration_10 };
+const int obra_migrations_count = 10;

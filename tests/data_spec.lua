@@ -23,6 +23,14 @@ describe("data layer", function()
     in_store("data-lease", C.claimed)
   end)
 
+  it("packs long texts and reads them back unchanged", function()
+    local dir = H.tmpdir("data-pack")
+    local s = assert(obra.open(dir .. "/.obra/obra.db"))
+    C.packed_texts(s)
+    s:close()
+    H.rmdir(dir)
+  end)
+
   it("opens read-only: reads, refuses writes, one statement at a time", function()
     local dir = H.tmpdir("data-ro")
     local path = dir .. "/.obra/obra.db"

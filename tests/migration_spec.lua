@@ -142,3 +142,55 @@ describe("schema 6 migration", function()
     H.rmdir(dir)
   end)
 end)
+
+describe("schema 10 migration", function()
+  it("keeps a schema-9 database's texts readable and packs only new ones", function()
+    local dir = H.tmpdir("migrate10")
+    local path = dir .. "/.obra/obra.db"
+    local s9 = assert(core.store_open(path, 9))
+    assert.are.equal(9, s9:version())
+    -- rows the way the schema-9 obra wrote them: plain bodies, messages with each text's hash after its id
+    local script = "project \"p\"\ntask \"a\" { prompt = \"Write x.py\" }\n"
+    local system = string.rep("You are the reviewer in obra. ", 20)
+    local user = "## The task (from the workflow's author)\n<<<TASK 0123456789\nWrite x.py\nTASK 0123456789>>>\n"
+    local prompt = "Task: a\n\nWrite x.py\n\nWork in the directory " .. dir .. ". Change files there directly."
+    local function text(body)
+      local hash = core.sha256(body):sub(1, 32)
+      local _, id = s9:exec("INSERT INTO texts(hash, body) VALUES (?, ?)", hash, body)
+      return id, hash
+    end
+    s9:exec("INSERT INTO projects(name, workdir) VALUES ('p', ?)", dir)
+    local _, ta = s9:exec("INSERT INTO tasks(project_id, key, title) VALUES (1, 'a', 'Task A')")
+    local script_id, script_hash = text(script)
+    local _, run = s9:exec("INSERT INTO runs(project_id, script_path, pid, config, script_text) VALUES (1, 'obra.lua', 1, '{}', ?)",
+      script_hash)
+    local sys_id, sys_hash = text(system)
+    local user_id, user_hash = text(user)
+    local prompt_id = text(prompt)
+    s9:exec([[INSERT INTO interactions(run_id, task_id, iteration, kind, name, prompt_id, response, started_at)
+              VALUES (?, ?, 1, 'agent', 'claude', ?, 'done', ?)]], run, ta, prompt_id, NOW)
+    s9:exec([[INSERT INTO interactions(run_id, task_id, iteration, kind, name, messages, response, started_at)
+              VALUES (?, ?, 1, 'llm', 'judge', ?, '{"complete":true}', ?)]], run, ta,
+      core.json_encode { { "system", sys_id, sys_hash }, { "user", user_id, user_hash } }, NOW + 1)
+    s9:close()
+
+    local s = assert(obra.open(path))
+    assert.are.equal(obra.core.schema_version, s:version())
+    assert.are.equal(4, s:first("SELECT count(*) AS n FROM texts WHERE packed IS NULL").n)
+    local log = s:interactions { task_id = ta }
+    assert.are.equal(2, #log)
+    assert.are.equal(prompt, log[1].prompt)
+    assert.are.same({ { role = "system", content = system }, { role = "user", content = user } },
+      require("cjson").decode(log[2].prompt))
+    assert.are.equal(script, s:run_script(s:run(run)))
+    assert.are.equal(system, s:text(sys_id))
+    -- a text already stored plain is found, not stored again packed; a new one is packed
+    assert.are.equal(sys_id, (s:put_text(system)))
+    local new_id = s:put_text(system .. " Once more.")
+    assert.are.equal(system .. " Once more.", s:text(new_id))
+    assert.are.equal(1, s:first("SELECT count(*) AS n FROM texts WHERE packed IS NOT NULL").n)
+    assert.are.equal(5, s:first("SELECT count(*) AS n FROM texts").n)
+    s:close()
+    H.rmdir(dir)
+  end)
+end)

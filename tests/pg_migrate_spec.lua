@@ -74,6 +74,17 @@ task "b" { prompt = "B: write b.txt", deps = { "a" }, checks = { "test -f b.txt"
       assert.are.same(rows, after[name], "table " .. name .. " differs")
     end
     for name in pairs(after) do assert.is_table(before[name], "new table " .. name) end
+    -- packed texts (blobs; bytea on the way) among them, and they read back
+    local packed = 0
+    local sb = assert(obra.open(back))
+    for _, t in ipairs(before.texts) do
+      if t.packed then
+        packed = packed + 1
+        assert.are.equal(obra.core.unpack(t.packed), sb:text(t.id))
+      end
+    end
+    sb:close()
+    assert.is_true(packed > 0, "no packed text was copied")
 
     -- ids go on after the copied ones on PostgreSQL
     local s = assert(obra.open(url))

@@ -126,6 +126,12 @@ describe("the PostgreSQL store", function()
     H.rmdir(dir)
   end)
 
+  it("packs long texts into bytea and reads them back unchanged", function()
+    local s = open("packed")
+    C.packed_texts(s)
+    s:close()
+  end)
+
   it("gives values back by column type and last inserted ids", function()
     local s = open("types")
     local n, id = s:exec("INSERT INTO projects(name, workdir) VALUES (?, ?)", "p", "/w")

@@ -38,6 +38,15 @@ describe("secrets", function()
     assert.matches("REDACTED", shown)
     assert.matches("REDACTED", logged)
     local db = H.readfile(p.dir .. "/.obra/obra.db") .. (H.readfile(p.dir .. "/.obra/obra.db-wal") or "")
+    -- and the texts unpacked (a packed text would hide a secret from the bytes above)
+    local s = assert(require("obra.store").open(p.dir .. "/.obra/obra.db", { readonly = true }))
+    local packed = 0
+    for _, t in ipairs(s:query("SELECT id, packed FROM texts")) do
+      db = db .. s:text(t.id)
+      if t.packed then packed = packed + 1 end
+    end
+    s:close()
+    assert.is_true(packed > 0)
     local tape = assert(H.readfile(p.dir .. "/tape.json"))
     assert.are.equal("600\n", (H.sh("stat -c %a " .. H.q(p.dir .. "/tape.json"))))
     for name, text in pairs({ db = db, show = shown, log = logged, tape = tape, stderr = r.err, stdout = r.out }) do

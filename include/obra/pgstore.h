@@ -63,7 +63,8 @@ obra_rc obra_pg_run(obra_pg *pg, obra_pg_stmt *st, const char *const *values, co
 obra_rc obra_pg_exec(obra_pg *pg, const char *sql, obra_err *e);
 
 /* Results. */
-typedef enum { OBRA_PG_NULL, OBRA_PG_INT, OBRA_PG_FLOAT, OBRA_PG_TEXT } obra_pg_kind;
+/* OBRA_PG_BYTES: a bytea, its text the hex form \\x0a1b... */
+typedef enum { OBRA_PG_NULL, OBRA_PG_INT, OBRA_PG_FLOAT, OBRA_PG_TEXT, OBRA_PG_BYTES } obra_pg_kind;
 typedef struct {
   obra_pg_kind kind;
   int64_t i; double d;

@@ -38,5 +38,6 @@ void llm_outcome_tests(void);
 void llm_json_tests(void);
 void redact_tests(void);
 void packfile_tests(void);
+void textpack_tests(void);
 
 #endif

@@ -200,4 +200,52 @@ function C.iteration(s, dir)
   return trips
 end
 
+-- Texts are packed (schema 10, core.pack) when that makes them smaller, read
+-- back through s:text / s:text_by_hash / s:interactions unchanged, redacted
+-- before packing; a short one stays plain; blobs bind and read back as blobs.
+function C.packed_texts(s)
+  local judge = table.concat({ "## The task (from the workflow's author)", "<<<TASK 0123456789", "Title: pack",
+    "", "Pack the texts. é ü — and keep them readable.", "TASK 0123456789>>>", "",
+    "## The agent's final message (untrusted)", "Outcome: ok, 2 of 20 turns.",
+    "Judge this attempt against the rubric. Reply with the JSON object only." }, "\n")
+  local id, hash = s:put_text(judge)
+  local row = s:first("SELECT body, packed FROM texts WHERE id = ?", id)
+  assert.are.equal("", row.body)
+  assert.are.equal("userdata", type(row.packed))
+  assert.is_true(#row.packed < #judge // 2, "packed to " .. #row.packed .. " of " .. #judge .. " bytes")
+  assert.are.equal(judge, s:text(id))
+  assert.are.equal(judge, s:text_by_hash(hash))
+  assert.are.equal(id, (s:put_text(judge)))                     -- once
+  assert.is_true(row.packed == core.pack(judge))                 -- blobs compare by their bytes
+
+  local short = "Task: t1"
+  local sid = s:put_text(short)
+  row = s:first("SELECT body, packed FROM texts WHERE id = ?", sid)
+  assert.are.same({ short }, { row.body, row.packed })
+  assert.are.equal(short, s:text(sid))
+
+  -- an agent prompt and an LLM call's messages, through an interaction
+  local t = add_task(s, "packed")
+  local iid = s:add_interaction { task_id = t, iteration = 1, kind = "llm", name = "judge",
+    messages = { { role = "system", content = "short" }, { role = "user", content = judge } }, response = "{}" }
+  local log = s:interactions { task_id = t }
+  assert.are.equal(iid, log[1].id)
+  assert.are.same({ { role = "system", content = "short" }, { role = "user", content = judge } },
+    require("cjson").decode(log[1].prompt))
+
+  -- a secret is redacted before packing: not in the packed bytes nor in the text
+  core.redact_add("hunter2-packing-secret")
+  local secret_id = s:put_text(judge .. "\nthe key is hunter2-packing-secret, keep it")
+  local back = s:text(secret_id)
+  assert.is_nil(back:find("hunter2", 1, true))
+  assert.is_truthy(back:find("[REDACTED]", 1, true))
+
+  -- raw blobs round-trip; a broken packed row is an error that names it
+  local _, bid = s:exec("INSERT INTO texts(hash, body, packed) VALUES (?, '', ?)", "broken", core.blob("\1not deflate"))
+  local ok, err = pcall(s.text, s, bid)
+  assert.is_false(ok)
+  assert.matches("text " .. bid .. " cannot be read: packed text: broken stream", tostring(err), 1, true)
+  assert.is_true(s:first("SELECT packed FROM texts WHERE id = ?", bid).packed == core.blob("\1not deflate"))
+end
+
 return C

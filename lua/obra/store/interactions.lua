@@ -1,11 +1,14 @@
 -- obra.store.interactions — every agent, judge, check and human call, and
 -- the texts table that stores a long text once (content-addressed by its
 -- SHA-256, the first 32 hex digits: the judge's system prompt is the same at
--- every iteration).
+-- every iteration), packed when that makes it smaller (schema 10: `packed`
+-- holds core.pack's bytes and `body` is ''; the one place that unpacks is
+-- here).
 -- Methods on the store:
 --
 --   s:put_text(body)              -> id, hash of the texts row holding body (inserted when new)
 --   s:text(id)                    -> body | nil
+--   s:text_by_hash(hash)          -> body | nil
 --   s:add_interaction(row)        -> id.  row: {run_id, task_id, session_id, iteration,
 --                                    kind = 'agent'|'llm'|'check'|'human', name, prompt,
 --                                    prompt_text (stored in texts), messages ({role, content}
@@ -49,14 +52,22 @@ return function(methods, Q)
     local hash = text_hash(body)
     local r = self:first(Q.text_id, hash)
     if r then return r.id, hash end
-    local _, id = self:exec(Q.text_insert, hash, body)
+    local packed = core.pack(body)
+    local _, id = self:exec(Q.text_insert, hash, packed and "" or body, packed)
     return id, hash
   end
 
-  function methods:text(id)
-    local r = self:first(Q.text_body, id)
-    return r and r.body
+  -- A texts row's text: its body, or its packed bytes unpacked.
+  local function body_of(r)
+    if r == nil then return nil end
+    if r.packed == nil then return r.body end
+    local text, err = core.unpack(r.packed)
+    if text == nil then error("obra.store: text " .. tostring(r.id) .. " cannot be read: " .. err, 0) end
+    return text
   end
+
+  function methods:text(id) return body_of(self:first(Q.text_body, id)) end
+  function methods:text_by_hash(hash) return body_of(self:first(Q.text_by_hash, hash)) end
 
   local COLUMNS = { "run_id", "task_id", "session_id", "iteration", "kind", "name", "prompt", "response",
                     "outcome", "error", "trace", "started_at" }
@@ -71,7 +82,8 @@ return function(methods, Q)
     if r.prompt_text ~= nil then row.prompt_id = self:put_text(r.prompt_text) end
     if r.messages ~= nil then
       local refs = {}
-      for i, m in ipairs(r.messages) do refs[i] = { m.role, self:put_text(tostring(m.content or "")) } end
+      -- (put_text's id only: its second result, the hash, would follow it into the row)
+      for i, m in ipairs(r.messages) do refs[i] = { m.role, (self:put_text(tostring(m.content or ""))) } end
       row.messages = core.json_array(refs)
     end
     local _, id = self:exec(Q.interaction_insert, row)

@@ -77,8 +77,7 @@ return function(methods, Q)
   end
 
   function methods:run_script(run)
-    local r = run.script_text and self:first(Q.text_by_hash, run.script_text)
-    return r and r.body
+    return run.script_text and self:text_by_hash(run.script_text)
   end
 
   function methods:live_run(project_id)

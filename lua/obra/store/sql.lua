@@ -109,8 +109,9 @@ return {
 
   -- texts and interactions ---------------------------------------------------------------------
   text_id = "SELECT id FROM texts WHERE hash = ?",
-  text_insert = "INSERT INTO texts(hash, body) VALUES (?, ?)",
-  text_body = "SELECT body FROM texts WHERE id = ?",
+  text_insert = "INSERT INTO texts(hash, body, packed) VALUES (?, ?, ?)",
+  -- every column: `packed` (schema 10) is not there in an older database opened read-only
+  text_body = "SELECT * FROM texts WHERE id = ?",
   interaction_insert = [[INSERT INTO interactions(run_id, task_id, session_id, iteration, kind, name, prompt,
       prompt_id, messages, response, truncated, tokens_in, tokens_out, cache_read, cache_write, cost_usd,
       duration_ms, started_at, outcome, error, trace)
@@ -310,7 +311,7 @@ return {
   run_live_of = "SELECT * FROM runs WHERE project_id = ? AND status = 'running' ORDER BY id DESC LIMIT 1",
   run_live_any = "SELECT * FROM runs WHERE status = 'running' ORDER BY id DESC LIMIT 1",
   run_set_script_text = "UPDATE runs SET script_text = ? WHERE id = ?",
-  text_by_hash = "SELECT body FROM texts WHERE hash = ?",
+  text_by_hash = "SELECT * FROM texts WHERE hash = ?",
 
   -- events (lua/obra/store/events.lua, docs/events.md) -------------------------------------------
   event_insert = [[INSERT INTO events(at, type, run_id, task_id, iteration, ref, detail)
