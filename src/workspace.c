@@ -123,8 +123,8 @@ static int init_lib(obra_err *e) {
      * 256 MiB: an open work tree kept each iteration's snapshot tree and
      * checkpoint commit to the end of the run (~0.9 KiB an iteration, most
      * of what a run grew by).  obra looks each one up once or twice, so
-     * nothing is cached: a parse is read again when wanted (0.04 M
-     * instructions an iteration). */
+     * nothing is cached: an object is read again when wanted (callgrind:
+     * 0.08 M instructions an iteration, ~1%). */
     fn.git_libgit2_opts(GIT_OPT_ENABLE_CACHING, 0);
     /* Debian's libgit2 (mbedTLS) parses the system CA bundle in
      * git_libgit2_init, for an HTTPS transport obra never uses (remotes go
