@@ -45,11 +45,11 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC $(OPT) $(WARN) -Iinclude -I$(BUILD) \
 # src/pgstore.c load them on first use (dl.h), so a command that needs none
 # starts without them (libpq's header comes from pkg-config, for its types).
 LIBS     = $(shell pkg-config --libs sqlite3 libcjson uuid zlib 2>/dev/null) -lm -ldl
-EXE_LIBS = $(LIBS) $(shell pkg-config --libs lua5.4) -lreadline
+EXE_LIBS = $(LIBS) $(shell pkg-config --libs lua5.4)
 
 BUILD    = build
 OUT      = .
-EXE_SRC  = src/main.c src/repl_readline.c   # only in ./obra: readline stays out of core.so
+EXE_SRC  = src/main.c src/repl_readline.c   # only in ./obra (readline is loaded on first use, dl.h)
 CORE_SRC = $(filter-out $(EXE_SRC), $(wildcard src/*.c))
 CORE_OBJ = $(CORE_SRC:src/%.c=$(BUILD)/%.o)
 LAPI_SRC = $(wildcard src/lapi_*.c)
