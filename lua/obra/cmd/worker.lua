@@ -10,15 +10,14 @@ local POLL_MS = 1000   -- while no run is live: how often to look again
 -- The store a worker uses: --store (or OBRA_STORE): a database URL, the
 -- database file, or a directory holding .obra/; else the project found from
 -- the current directory.
--- Returns store, the directory that holds .obra/.
-local function open_store(where, repo)
+-- Returns store, the directory that holds .obra/ (nil for a database server).
+local function open_store(where)
   where = where or os.getenv("OBRA_STORE")
   if not where or where == "" then return cli.open_store() end
   local store = require "obra.store"
   local path, dir = where, nil
   local st = core.stat(where)
-  if where:match("^%a[%w+.-]*://") then
-    dir = repo   -- a database server: this machine's own files (.obra/procs) live in the repository
+  if where:match("^%a[%w+.-]*://") then   -- luacheck: ignore 542 (a database server: no directory)
   elseif st and st.type == "dir" then
     dir = where
     path = where .. "/" .. store.DIR .. "/" .. store.FILE
@@ -86,7 +85,9 @@ stopped.  While no run is live it waits, and says so once.
   --labels a,b       what this worker offers; a task with requires = {...} is
                      only claimed by a worker with every label it names
   --repo PATH        the repository the agents work in (default: this directory);
-                     the workflow's sibling files must exist there
+                     the workflow's sibling files must exist there, and this
+                     worker's worktrees go in its .obra/ (so several clones on
+                     one machine can share one SQLite file)
   --lease S          seconds a claimed task stays this worker's without a
                      heartbeat (default 30)
   --heartbeat S      seconds between heartbeats and sweeps (default 5)
@@ -106,7 +107,11 @@ their tasks are back in the queue for another worker.]],
     if opts.lease and opts.heartbeat and opts.heartbeat >= opts.lease then
       cli.usage("--heartbeat must be shorter than --lease, or every lease expires between two heartbeats", "worker")
     end
-    local s, dir = open_store(opts.store, core.realpath(opts.repo or core.getcwd()) or opts.repo)
+    local s, found = open_store(opts.store)
+    -- this machine's own files (.obra/procs, .obra/worktrees, the merge queue's
+    -- scratch worktree) live in --repo when given: each clone has its own, even
+    -- when several share one SQLite file; else where the store was found
+    local dir = opts.repo and (core.realpath(opts.repo) or opts.repo) or found or core.realpath(core.getcwd())
     core.catch_signals()
     local said, skip = false, {}
     while true do
