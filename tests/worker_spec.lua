@@ -173,6 +173,39 @@ task "r2" { prompt = "TASK r2", checks = { "true" }, priority = 2 }
       F.cleanup(p)
     end)
 
+    it("every command finds the store the workflow named (config.store): status, show, workers, a worker", function()
+      local p = E.project { script = "", scenario = WORK }
+      -- the store is only in the workflow (for PostgreSQL with a password in the URL: never written down)
+      local target = backend.name == "sqlite" and (F.files(p) .. "/elsewhere.db") or (backend.args(p)[2] .. "&password=s3cret-pw")
+      H.writefile(p.dir .. "/obra.lua", tasks_script(2):gsub("^config { ", "config { store = " .. string.format("%q", target) .. ", "))
+      local args = { "run", p.script, "--no-work" }
+      for _, a in ipairs(E.sets(p)) do args[#args + 1] = a end
+      F.start(p, "coordinator", args)
+      assert.are.equal(0, F.rc(p, "coordinator", 30), F.log(p, "coordinator"))
+      local pointer = p.dir .. "/.obra/store"
+      assert.are.equal((target:gsub("&password=.*", "")) .. "\n", H.readfile(pointer))
+      assert.are.equal("600", H.sh("stat -c %a " .. H.q(pointer)):match("%d+"))
+      assert.is_nil(H.readfile(p.dir .. "/.obra/obra.db"), "a database made beside the pointer")
+      -- a worker without --store finds the run, and does its work
+      F.start(p, "w", { "worker", "--name", "w", "--exit-when-idle", "--lease", "2", "--heartbeat", "0.5" })
+      assert.are.equal(0, F.rc(p, "w", 60), F.log(p, "w"))
+      local st = H.expect_code(E.obra(p, { "status" }), 0)
+      assert.matches("t01%s+done", st.out)
+      assert.matches("t02%s+done", st.out)
+      H.expect_code(E.obra(p, { "show", "t01" }), 0)
+      local names = {}
+      for _, w in ipairs(H.json(H.expect_code(E.obra(p, { "workers", "--all", "--json" }), 0).out)) do names[#names + 1] = w.name end
+      table.sort(names)
+      assert.are.same({ "run/obra", "w" }, names)
+      -- --store still wins (here: an empty database of its own)
+      st = H.expect_code(E.obra(p, { "status", "--store", F.files(p) .. "/other.db" }), 0)
+      assert.is_nil(st.out:find("t01", 1, true))
+      local s = assert(require("obra").open(target))
+      F.assert_invariants(s, 2)
+      s:close()
+      F.cleanup(p)
+    end)
+
     it("SIGTERM: a worker releases its lease and exits 5; the next worker on this host resumes the session", function()
       local p, s, a = slow_task_held(backend)
       local agent_pid = E.calls(p)[1].pid

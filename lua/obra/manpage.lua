@@ -36,6 +36,8 @@ M.FILES = {
   { "obra.lua", "the workflow script obra run reads by default (obra init writes a starter)" },
   { ".obra/", "the project: in the current directory or the nearest one above (mode 0700)" },
   { ".obra/obra.db", "the SQLite database of tasks, runs, iterations, decisions and breakpoints (mode 0600)" },
+  { ".obra/store", "the store the last obra run used when not .obra/obra.db (config.store, --store, OBRA_STORE), " ..
+    "for the other commands (mode 0600, no password)" },
   { ".obra/worktrees/", "a git worktree per task, on its branch obra/<project>/task/<key>" },
   { ".obra/shadow.git", "the checkpoints of a project that is not a git repository" },
   { ".obra/procs/", "the process groups obra started, so that a dead obra's leftovers are stopped" },
