@@ -351,10 +351,11 @@ task "t" { title = "two steps", prompt = "TASK-T: two steps", checks = { "test -
     local a_agent = E.calls(p)[2].pid
     E.kill9(a)
     -- worker B, on host "obra-test-b" in its own clone, takes the task over once A's lease expires
-    local b = F.worker(p, backend, "b", { "--repo", files .. "/b" }, "obra-test-b")
-    assert.are.equal(0, F.rc(p, "coordinator", 60), F.log(p, "coordinator") .. (F.log(p, "b") or ""))
+    local b = F.worker(p, backend, "b", { "--repo", files .. "/b" }, F.on_host("obra-test-b"))
+    local rc = F.rc(p, "coordinator", 60)
     os.execute("kill -9 " .. a_agent .. " 2>/dev/null")   -- (A's machine would have stopped it on restart)
     F.stop(b)
+    assert.are.equal(0, rc, F.log(p, "coordinator") .. (F.log(p, "b") or ""))
     local blog = F.log(p, "b")
     assert.matches("continuing in this clone, from its branch on the remote", blog)
     assert.matches("it was used on another host or directory", blog)

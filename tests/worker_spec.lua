@@ -51,11 +51,12 @@ end
 
 -- One slow task, held by worker "a" whose agent is asleep in its first call:
 -- p, the database, a's pid.
-local function slow_task_held(backend)
+-- wrap: a's F.start wrap (F.skewed).
+local function slow_task_held(backend, wrap)
   local p = E.project { script = 'config { max_iterations = 4 }\ntask "slow" { prompt = "SLOW TASK", checks = { "true" } }\n',
                         scenario = WORK }
   local s = watched(p, backend)
-  local a = F.worker(p, backend, "a")
+  local a = F.worker(p, backend, "a", nil, wrap)
   assert.is_truthy(F.until_true(20, function()
     local r = s:first([[SELECT w.name FROM leases l JOIN workers w ON w.id = l.worker_id WHERE l.ended_at IS NULL]])
     return r and r.name == "a" and #E.calls(p) == 1 and H.sh("pgrep -P " .. a .. " || true") ~= ""
@@ -230,6 +231,45 @@ task "r2" { prompt = "TASK r2", checks = { "true" }, priority = 2 }
       s:close()
       F.cleanup(p)
     end)
+
+    -- (PostgreSQL only: SQLite serves one machine, whose one clock every process reads)
+    if backend.name == "postgresql" then
+      it("leases expire by the database's clock: a worker whose clock is off neither steals a live lease nor keeps a dead one", function()
+        -- a's clock is an hour ahead: by its own clock its lease would last an hour
+        local p, s, a = slow_task_held(backend, F.skewed(3600))
+        local lease = s:first("SELECT acquired_at, expires_at FROM leases WHERE attempt = 1")
+        assert.is_true(math.abs(lease.acquired_at - s:now()) < 60, "the lease is stamped by the worker's clock")
+        assert.is_true(lease.expires_at - s:now() <= 2.01, "the lease is extended by the worker's clock")
+        -- b's clock is two hours ahead: by its own clock a's lease expired long ago.  It
+        -- heartbeats and sweeps for longer than a lease lasts: a keeps its lease
+        local b = F.worker(p, backend, "b", nil, F.skewed(7200))
+        local since = F.until_true(10, function()
+          local w = s:first("SELECT heartbeat_at FROM workers WHERE name = 'b'")
+          return w and w.heartbeat_at
+        end)
+        assert.is_truthy(F.until_true(20, function()
+          return s:first("SELECT heartbeat_at FROM workers WHERE name = 'b'").heartbeat_at > since + 3
+        end), F.log(p, "b"))
+        assert.are.same({ { attempt = 1, name = "a" } }, s:query([[SELECT l.attempt, w.name FROM leases l
+          JOIN workers w ON w.id = l.worker_id WHERE l.ended_at IS NULL]]))
+        assert.is_nil((F.log(p, "a") or ""):find("lease lost", 1, true))
+        F.stop(b)
+        -- a dies; c, whose clock is an hour behind, takes the task over as soon as a's
+        -- lease expires by the database's clock, and finishes it
+        local agent_pid = E.calls(p)[1].pid
+        E.kill9(a)
+        local c = F.worker(p, backend, "c", nil, F.skewed(-3600))
+        assert.are.equal(0, F.rc(p, "coordinator", 30), F.log(p, "coordinator"))
+        local ls = s:query([[SELECT l.attempt, w.name, l.end_reason FROM leases l JOIN workers w ON w.id = l.worker_id
+                             ORDER BY l.attempt]])
+        assert.are.same({ { attempt = 1, name = "a", end_reason = "swept" }, { attempt = 2, name = "c", end_reason = "done" } }, ls)
+        assert.are.equal("done", s:first("SELECT status FROM tasks WHERE key = 'slow'").status)
+        F.stop(c)
+        os.execute("kill -9 " .. agent_pid .. " 2>/dev/null")
+        s:close()
+        F.cleanup(p)
+      end)
+    end
 
     it("a worker frozen past its lease writes nothing more for its task, and its agent is stopped", function()
       local p, s, a = slow_task_held(backend)

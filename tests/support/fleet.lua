@@ -58,16 +58,21 @@ function F.start(p, tag, args, wrap)
   return pid
 end
 
--- obra worker NAME with the fakes' settings and short leases.  host: the
--- worker runs as on a machine of that name (its own UTS namespace: unshare
--- -r -u, which needs no privilege; what obra's hostname() returns there).
-function F.worker(p, backend, name, extra, host)
+-- obra worker NAME with the fakes' settings and short leases; wrap: F.start's
+-- (F.on_host, F.skewed).
+function F.worker(p, backend, name, extra, wrap)
   local args = { "worker", "--name", name, "--lease", "2", "--heartbeat", "0.5" }
   for _, a in ipairs(backend.args(p)) do args[#args + 1] = a end
   for _, a in ipairs(extra or {}) do args[#args + 1] = a end
-  return F.start(p, name, args,
-    host and { "unshare", "-r", "-u", "sh", "-c", 'hostname "$0" && exec "$@"', host } or nil)
+  return F.start(p, name, args, wrap)
 end
+
+-- As on a machine named host: its own UTS namespace (unshare -r -u needs no
+-- privilege), where obra's hostname() is host.
+function F.on_host(host) return { "unshare", "-r", "-u", "sh", "-c", 'hostname "$0" && exec "$@"', host } end
+
+-- As on a machine whose clock is off by seconds (OBRA_TEST_CLOCK_SKEW, for tests only).
+function F.skewed(seconds) return { "env", "OBRA_TEST_CLOCK_SKEW=" .. seconds } end
 
 -- obra run --no-work [--watch]: the run, its workflow text, and (watch) the coordinator.
 function F.coordinator(p, backend, watch)
