@@ -115,7 +115,7 @@ for _, backend in ipairs(F.backends()) do
       local s = backend.db(p)
       assert.is_truthy(live_run(s))
       local t0 = H.clock()
-      local pids = chaos(names, function(n) return F.worker(p, backend, n, { "--repo", files .. "/" .. n }) end, 0.2, 0.8)
+      local pids = chaos(names, function(n) return F.worker(p, backend, n, { "--repo", files .. "/" .. n, "--project", "chaos" }) end, 0.2, 0.8)
       local rc = F.rc(p, "coordinator", 80)
       for _, pid in pairs(pids) do F.stop(pid) end
       local why = "seed " .. seed .. ": " .. tostring(F.log(p, "coordinator"))

@@ -344,14 +344,14 @@ task "t" { title = "two steps", prompt = "TASK-T: two steps", checks = { "test -
     assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
     local s = E.db(p)
     -- worker A (this host) does one iteration, pushes it, and dies in the second
-    local a = F.worker(p, backend, "a", { "--repo", files .. "/a" })
+    local a = F.worker(p, backend, "a", { "--repo", files .. "/a", "--project", "two" })
     assert.is_truthy(F.until_true(30, function() return #E.calls(p) == 2 end), F.log(p, "a"))
     local pushed = G.rev(bare, "obra/two/task/t")
     assert.are.equal("one\n", G.show(bare, pushed, "step1.txt"))
     local a_agent = E.calls(p)[2].pid
     E.kill9(a)
     -- worker B, on host "obra-test-b" in its own clone, takes the task over once A's lease expires
-    local b = F.worker(p, backend, "b", { "--repo", files .. "/b" }, F.on_host("obra-test-b"))
+    local b = F.worker(p, backend, "b", { "--repo", files .. "/b", "--project", "two" }, F.on_host("obra-test-b"))
     local rc = F.rc(p, "coordinator", 60)
     os.execute("kill -9 " .. a_agent .. " 2>/dev/null")   -- (A's machine would have stopped it on restart)
     F.stop(b)

@@ -321,3 +321,37 @@ task "r2" { prompt = "TASK r2", checks = { "true" }, priority = 2 }
     end)
   end)
 end
+
+describe("obra worker --project", function()
+  it("works for its own project's run, not the newest run on the database; '*' for any; nothing to go by is exit 2", function()
+    local backend = F.backends()[1]   -- SQLite: which run a worker picks is the same question on both
+    local p = E.project { script = tasks_script(2), scenario = WORK }   -- project "obra" (its file's name)
+    F.coordinator(p, backend, false)
+    assert.are.equal(0, F.rc(p, "coordinator", 30), F.log(p, "coordinator"))
+    -- a newer run of another project on the same database
+    local q = E.project { script = 'project "other" {}\n' .. tasks_script(1), scenario = WORK }
+    local args = { "run", q.script, "--no-work", "--store", p.dir .. "/.obra/obra.db" }
+    for _, a in ipairs(E.sets(q)) do args[#args + 1] = a end
+    F.start(q, "coordinator", args)
+    assert.are.equal(0, F.rc(q, "coordinator", 30), F.log(q, "coordinator"))
+    -- in p's directory a worker works for p's project (its obra.lua), then exits: other's task waits
+    F.worker(p, backend, "mine", { "--exit-when-idle" })
+    assert.are.equal(0, F.rc(p, "mine", 60), F.log(p, "mine"))
+    local s = E.db(p)
+    local status = {}
+    for _, r in ipairs(s:query("SELECT p.name, t.status FROM tasks t JOIN projects p ON p.id = t.project_id")) do
+      status[r.name] = status[r.name] or {}
+      table.insert(status[r.name], r.status)
+    end
+    assert.are.same({ obra = { "done", "done" }, other = { "pending" } }, status)
+    -- --project names it; '*' takes the newest run of any project
+    F.worker(p, backend, "any", { "--exit-when-idle", "--project", "*" })
+    assert.are.equal(0, F.rc(p, "any", 60), F.log(p, "any"))
+    assert.are.equal(0, s:first("SELECT count(*) AS n FROM tasks WHERE status <> 'done'").n)
+    -- a directory with no workflow and no --project: nothing says which project
+    local r = H.expect_code(E.obra(p, { "worker", "--repo", F.files(p), "--exit-when-idle" }), 2)
+    assert.matches("no %-%-project and no obra%.lua in", r.err)
+    s:close()
+    F.cleanup(p); F.cleanup(q)
+  end)
+end)
