@@ -27,6 +27,7 @@ M.ENVIRONMENT = {
   { "OBRA_LIBGIT2", "the libgit2 to load instead of the system's" },
   { "OBRA_LIBPQ", "the libpq to load instead of libpq.so.5 (a PostgreSQL store)" },
   { "OBRA_HTTP_TRANSPORT", "curl: every HTTP request through libcurl (for testing)" },
+  { "OBRA_TEST_CLOCK_SKEW", "seconds added to this process's wall clock (for testing: a machine whose clock is off)" },
   { "http_proxy, https_proxy, all_proxy, no_proxy", "proxies, read by libcurl as curl does" },
   { "NO_COLOR", "set and not empty: no colour on a terminal (nor with TERM=dumb)" },
   { "LUA_PATH", "where obra NAME finds an extension command obra.cmd.NAME that is not built in" },
