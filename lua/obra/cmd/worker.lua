@@ -15,13 +15,12 @@ local function open_store(where)
   where = where or os.getenv("OBRA_STORE")
   if not where or where == "" then return cli.open_store() end
   local store = require "obra.store"
-  local path, dir = where, nil
+  local path, dir = where, nil   -- (a database server: no directory)
   local st = core.stat(where)
-  if where:match("^%a[%w+.-]*://") then   -- luacheck: ignore 542 (a database server: no directory)
-  elseif st and st.type == "dir" then
+  if st and st.type == "dir" then
     dir = where
     path = where .. "/" .. store.DIR .. "/" .. store.FILE
-  else
+  elseif not where:match("^%a[%w+.-]*://") then
     dir = where:match("^(.*)/" .. store.DIR:gsub("%.", "%%.") .. "/[^/]+$") or where:match("^(.*)/[^/]+$") or "."
   end
   local s, err, code = store.open(path)
