@@ -64,7 +64,7 @@ for _, backend in ipairs(F.backends()) do
       math.randomseed(seed)
       local p = E.project { script = script(N), scenario = {
         rules = {}, default = { append = { ["agent.log"] = "worked\n" }, sleep = 0.2, result = "done" } } }
-      F.coordinator(p, backend, true)
+      local coordinator = F.coordinator(p, backend, true)
       assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
       local s = backend.db(p)
       assert.is_truthy(live_run(s))
@@ -72,6 +72,7 @@ for _, backend in ipairs(F.backends()) do
       local pids = chaos({ "w1", "w2", "w3" }, function(n) return F.worker(p, backend, n) end, 0.1, 0.5)
       local rc = F.rc(p, "coordinator", 60)
       for _, pid in pairs(pids) do F.stop(pid) end
+      F.stop(coordinator)   -- (gone already, unless it timed out)
       assert.are.equal(0, rc, "seed " .. seed .. ": " .. tostring(F.log(p, "coordinator")))
       F.assert_invariants(s, N)
       -- the kills did cut leases short: some ended without the task's work done
@@ -111,7 +112,7 @@ for _, backend in ipairs(F.backends()) do
       for _, n in ipairs(names) do
         assert.are.equal(0, select(2, G.git(p.dir, "clone", "-q", bare, files .. "/" .. n)))
       end
-      F.coordinator(p, backend, true)
+      local coordinator = F.coordinator(p, backend, true)
       assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
       local s = backend.db(p)
       assert.is_truthy(live_run(s))
@@ -119,6 +120,7 @@ for _, backend in ipairs(F.backends()) do
       local pids = chaos(names, function(n) return F.worker(p, backend, n, { "--repo", files .. "/" .. n, "--project", "chaos" }) end, 0.2, 0.8)
       local rc = F.rc(p, "coordinator", 80)
       for _, pid in pairs(pids) do F.stop(pid) end
+      F.stop(coordinator)
       local why = "seed " .. seed .. ": " .. tostring(F.log(p, "coordinator"))
       assert.are.equal(0, rc, why)
       local tasks = F.assert_invariants(s, N_GIT)
