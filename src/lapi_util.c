@@ -27,8 +27,11 @@ static int l_uuid(lua_State *L) {
   return 1;
 }
 
-/* core.now() -> wall-clock seconds (float); core.clock_ms() -> monotonic ms */
-static int l_now(lua_State *L) { lua_pushnumber(L, obra_wall_time()); return 1; }
+/* core.now() -> wall-clock seconds (float); core.clock_ms() -> monotonic ms.
+ * OBRA_TEST_CLOCK_SKEW=SECONDS shifts core.now() in this process: for tests only,
+ * a machine whose clock is off (tests/worker_spec.lua, docs/testing.md). */
+static double clock_skew;
+static int l_now(lua_State *L) { lua_pushnumber(L, obra_wall_time() + clock_skew); return 1; }
 static int l_clock_ms(lua_State *L) { lua_pushinteger(L, (lua_Integer)obra_now_ms()); return 1; }
 
 /* core.hash(s) -> 16 hex digits (FNV-1a 64): change detection, not security */
@@ -196,6 +199,8 @@ int obra_lapi_util(lua_State *L) {
     { "chdir", l_chdir }, { "mkdir", l_mkdir }, { "chmod", l_chmod }, { "stat", l_stat }, { "realpath", l_realpath },
     { "redact", l_redact }, { "redact_add", l_redact_add }, { NULL, NULL } };
   luaL_setfuncs(L, fns, 0);
+  const char *skew = getenv("OBRA_TEST_CLOCK_SKEW");
+  clock_skew = skew ? strtod(skew, NULL) : 0;
   obra_redact_init(NULL);      /* the secrets of obra's environment, read once */
   return 0;
 }

@@ -317,3 +317,75 @@ task "a" { title = "write a", prompt = "TASK-A: write a.txt", checks = { "test -
     cleanup(a)
   end)
 end)
+
+describe("obra worker --repo in two clones", function()
+  local F = require "support.fleet"
+
+  it("a task whose worker died on one host is taken over on another: its pushed branch, a fresh session, one merge", function()
+    local TARGET = "obra/two/integration"
+    local p = E.project { tag = "remote-hosts", script = "", scenario = { rules = {
+      { call = 1, write = { ["step1.txt"] = "one\n" }, result = "step one" },
+      { call = 2, sleep = 30, result = "never seen" },   -- worker A dies meanwhile
+      { call = 3, write = { ["step2.txt"] = "two\n" }, result = "step two",
+        -- on host B: a new session primed with the hand-off, not a resume of A's
+        expect = { resume = false, contains = { "Context from your previous session on this task" } } },
+    } } }
+    H.writefile(p.dir .. "/obra.lua", string.format([[
+project "two" {}
+config { remote = "origin", integrate = { target = %q }, max_iterations = 5 }
+task "t" { title = "two steps", prompt = "TASK-T: two steps", checks = { "test -f step1.txt", "test -f step2.txt" } }
+]], TARGET))
+    G.init(p.dir, { README = "shared\n" })
+    local bare = remote_with(p)
+    local files = F.files(p)
+    for _, c in ipairs({ "a", "b" }) do G.git(p.dir, "clone", "-q", bare, files .. "/" .. c) end
+    local backend = F.backends()[1]   -- SQLite: the coordinator's .obra/obra.db, shared by both clones
+    F.coordinator(p, backend, true)
+    assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
+    local s = E.db(p)
+    -- worker A (this host) does one iteration, pushes it, and dies in the second
+    local a = F.worker(p, backend, "a", { "--repo", files .. "/a", "--project", "two" })
+    assert.is_truthy(F.until_true(30, function() return #E.calls(p) == 2 end), F.log(p, "a"))
+    local pushed = G.rev(bare, "obra/two/task/t")
+    assert.are.equal("one\n", G.show(bare, pushed, "step1.txt"))
+    local a_agent = E.calls(p)[2].pid
+    E.kill9(a)
+    -- worker B, on host "obra-test-b" in its own clone, takes the task over once A's lease expires
+    local b = F.worker(p, backend, "b", { "--repo", files .. "/b", "--project", "two" }, F.on_host("obra-test-b"))
+    local rc = F.rc(p, "coordinator", 60)
+    os.execute("kill -9 " .. a_agent .. " 2>/dev/null")   -- (A's machine would have stopped it on restart)
+    F.stop(b)
+    assert.are.equal(0, rc, F.log(p, "coordinator") .. (F.log(p, "b") or ""))
+    local blog = F.log(p, "b")
+    assert.matches("continuing in this clone, from its branch on the remote", blog)
+    assert.matches("it was used on another host or directory", blog)
+    -- B continued from A's pushed checkpoint, in its own clone
+    local ws = s:first("SELECT w.* FROM workspaces w JOIN tasks t ON t.id = w.task_id WHERE t.key = 't'")
+    assert.are.equal(files .. "/b/.obra/worktrees/t", ws.path)
+    assert.are.equal(pushed, G.git(bare, "merge-base", pushed, "obra/two/task/t"))
+    -- a fresh session primed with the hand-off (the fake asserted it: a resume would have failed the call)
+    local calls = E.calls(p)
+    assert.are.equal(3, #calls)
+    assert.are.equal(H.null, calls[3].assertion_failed)
+    assert.are.equal(false, calls[3].resume)
+    local sessions = s:query("SELECT uuid, previous_id, handoff FROM sessions ORDER BY id")
+    assert.are.equal(2, #sessions)
+    assert.are.same({ sessions[1].uuid, sessions[2].uuid }, { calls[2].session_id, calls[3].session_id })
+    assert.is_not_nil(sessions[2].handoff)
+    -- the leases: A's cut, B's done; the task merged once, with both steps
+    local ls = s:query([[SELECT w.name, w.host, l.end_reason FROM leases l JOIN workers w ON w.id = l.worker_id
+                         ORDER BY l.attempt]])
+    assert.are.same({ "a", "b" }, { ls[1].name, ls[2].name })
+    assert.are.equal("obra-test-b", ls[2].host)
+    assert.are_not.equal(ls[1].host, ls[2].host)
+    assert.are.equal("done", ls[2].end_reason)
+    assert.are.equal(1, #s:query("SELECT * FROM integrations WHERE state = 'advanced'"))
+    local tip = G.rev(bare, TARGET)
+    assert.are.equal(1, #G.first_parents(bare, TARGET) - 1)
+    assert.are.equal("one\n", G.show(bare, tip, "step1.txt"))
+    assert.are.equal("two\n", G.show(bare, tip, "step2.txt"))
+    s:close()
+    os.execute("rm -rf " .. H.q(bare))
+    F.cleanup(p)
+  end)
+end)

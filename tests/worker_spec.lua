@@ -51,11 +51,12 @@ end
 
 -- One slow task, held by worker "a" whose agent is asleep in its first call:
 -- p, the database, a's pid.
-local function slow_task_held(backend)
+-- wrap: a's F.start wrap (F.skewed).
+local function slow_task_held(backend, wrap)
   local p = E.project { script = 'config { max_iterations = 4 }\ntask "slow" { prompt = "SLOW TASK", checks = { "true" } }\n',
                         scenario = WORK }
   local s = watched(p, backend)
-  local a = F.worker(p, backend, "a")
+  local a = F.worker(p, backend, "a", nil, wrap)
   assert.is_truthy(F.until_true(20, function()
     local r = s:first([[SELECT w.name FROM leases l JOIN workers w ON w.id = l.worker_id WHERE l.ended_at IS NULL]])
     return r and r.name == "a" and #E.calls(p) == 1 and H.sh("pgrep -P " .. a .. " || true") ~= ""
@@ -173,6 +174,39 @@ task "r2" { prompt = "TASK r2", checks = { "true" }, priority = 2 }
       F.cleanup(p)
     end)
 
+    it("every command finds the store the workflow named (config.store): status, show, workers, a worker", function()
+      local p = E.project { script = "", scenario = WORK }
+      -- the store is only in the workflow (for PostgreSQL with a password in the URL: never written down)
+      local target = backend.name == "sqlite" and (F.files(p) .. "/elsewhere.db") or (backend.args(p)[2] .. "&password=s3cret-pw")
+      H.writefile(p.dir .. "/obra.lua", tasks_script(2):gsub("^config { ", "config { store = " .. string.format("%q", target) .. ", "))
+      local args = { "run", p.script, "--no-work" }
+      for _, a in ipairs(E.sets(p)) do args[#args + 1] = a end
+      F.start(p, "coordinator", args)
+      assert.are.equal(0, F.rc(p, "coordinator", 30), F.log(p, "coordinator"))
+      local pointer = p.dir .. "/.obra/store"
+      assert.are.equal((target:gsub("&password=.*", "")) .. "\n", H.readfile(pointer))
+      assert.are.equal("600", H.sh("stat -c %a " .. H.q(pointer)):match("%d+"))
+      assert.is_nil(H.readfile(p.dir .. "/.obra/obra.db"), "a database made beside the pointer")
+      -- a worker without --store finds the run, and does its work
+      F.start(p, "w", { "worker", "--name", "w", "--exit-when-idle", "--lease", "2", "--heartbeat", "0.5" })
+      assert.are.equal(0, F.rc(p, "w", 60), F.log(p, "w"))
+      local st = H.expect_code(E.obra(p, { "status" }), 0)
+      assert.matches("t01%s+done", st.out)
+      assert.matches("t02%s+done", st.out)
+      H.expect_code(E.obra(p, { "show", "t01" }), 0)
+      local names = {}
+      for _, w in ipairs(H.json(H.expect_code(E.obra(p, { "workers", "--all", "--json" }), 0).out)) do names[#names + 1] = w.name end
+      table.sort(names)
+      assert.are.same({ "run/obra", "w" }, names)
+      -- --store still wins (here: an empty database of its own)
+      st = H.expect_code(E.obra(p, { "status", "--store", F.files(p) .. "/other.db" }), 0)
+      assert.is_nil(st.out:find("t01", 1, true))
+      local s = assert(require("obra").open(target))
+      F.assert_invariants(s, 2)
+      s:close()
+      F.cleanup(p)
+    end)
+
     it("SIGTERM: a worker releases its lease and exits 5; the next worker on this host resumes the session", function()
       local p, s, a = slow_task_held(backend)
       local agent_pid = E.calls(p)[1].pid
@@ -197,6 +231,45 @@ task "r2" { prompt = "TASK r2", checks = { "true" }, priority = 2 }
       s:close()
       F.cleanup(p)
     end)
+
+    -- (PostgreSQL only: SQLite serves one machine, whose one clock every process reads)
+    if backend.name == "postgresql" then
+      it("leases expire by the database's clock: a worker whose clock is off neither steals a live lease nor keeps a dead one", function()
+        -- a's clock is an hour ahead: by its own clock its lease would last an hour
+        local p, s, a = slow_task_held(backend, F.skewed(3600))
+        local lease = s:first("SELECT acquired_at, expires_at FROM leases WHERE attempt = 1")
+        assert.is_true(math.abs(lease.acquired_at - s:now()) < 60, "the lease is stamped by the worker's clock")
+        assert.is_true(lease.expires_at - s:now() <= 2.01, "the lease is extended by the worker's clock")
+        -- b's clock is two hours ahead: by its own clock a's lease expired long ago.  It
+        -- heartbeats and sweeps for longer than a lease lasts: a keeps its lease
+        local b = F.worker(p, backend, "b", nil, F.skewed(7200))
+        local since = F.until_true(10, function()
+          local w = s:first("SELECT heartbeat_at FROM workers WHERE name = 'b'")
+          return w and w.heartbeat_at
+        end)
+        assert.is_truthy(F.until_true(20, function()
+          return s:first("SELECT heartbeat_at FROM workers WHERE name = 'b'").heartbeat_at > since + 3
+        end), F.log(p, "b"))
+        assert.are.same({ { attempt = 1, name = "a" } }, s:query([[SELECT l.attempt, w.name FROM leases l
+          JOIN workers w ON w.id = l.worker_id WHERE l.ended_at IS NULL]]))
+        assert.is_nil((F.log(p, "a") or ""):find("lease lost", 1, true))
+        F.stop(b)
+        -- a dies; c, whose clock is an hour behind, takes the task over as soon as a's
+        -- lease expires by the database's clock, and finishes it
+        local agent_pid = E.calls(p)[1].pid
+        E.kill9(a)
+        local c = F.worker(p, backend, "c", nil, F.skewed(-3600))
+        assert.are.equal(0, F.rc(p, "coordinator", 30), F.log(p, "coordinator"))
+        local ls = s:query([[SELECT l.attempt, w.name, l.end_reason FROM leases l JOIN workers w ON w.id = l.worker_id
+                             ORDER BY l.attempt]])
+        assert.are.same({ { attempt = 1, name = "a", end_reason = "swept" }, { attempt = 2, name = "c", end_reason = "done" } }, ls)
+        assert.are.equal("done", s:first("SELECT status FROM tasks WHERE key = 'slow'").status)
+        F.stop(c)
+        os.execute("kill -9 " .. agent_pid .. " 2>/dev/null")
+        s:close()
+        F.cleanup(p)
+      end)
+    end
 
     it("a worker frozen past its lease writes nothing more for its task, and its agent is stopped", function()
       local p, s, a = slow_task_held(backend)
@@ -248,3 +321,37 @@ task "r2" { prompt = "TASK r2", checks = { "true" }, priority = 2 }
     end)
   end)
 end
+
+describe("obra worker --project", function()
+  it("works for its own project's run, not the newest run on the database; '*' for any; nothing to go by is exit 2", function()
+    local backend = F.backends()[1]   -- SQLite: which run a worker picks is the same question on both
+    local p = E.project { script = tasks_script(2), scenario = WORK }   -- project "obra" (its file's name)
+    F.coordinator(p, backend, false)
+    assert.are.equal(0, F.rc(p, "coordinator", 30), F.log(p, "coordinator"))
+    -- a newer run of another project on the same database
+    local q = E.project { script = 'project "other" {}\n' .. tasks_script(1), scenario = WORK }
+    local args = { "run", q.script, "--no-work", "--store", p.dir .. "/.obra/obra.db" }
+    for _, a in ipairs(E.sets(q)) do args[#args + 1] = a end
+    F.start(q, "coordinator", args)
+    assert.are.equal(0, F.rc(q, "coordinator", 30), F.log(q, "coordinator"))
+    -- in p's directory a worker works for p's project (its obra.lua), then exits: other's task waits
+    F.worker(p, backend, "mine", { "--exit-when-idle" })
+    assert.are.equal(0, F.rc(p, "mine", 60), F.log(p, "mine"))
+    local s = E.db(p)
+    local status = {}
+    for _, r in ipairs(s:query("SELECT p.name, t.status FROM tasks t JOIN projects p ON p.id = t.project_id")) do
+      status[r.name] = status[r.name] or {}
+      table.insert(status[r.name], r.status)
+    end
+    assert.are.same({ obra = { "done", "done" }, other = { "pending" } }, status)
+    -- --project names it; '*' takes the newest run of any project
+    F.worker(p, backend, "any", { "--exit-when-idle", "--project", "*" })
+    assert.are.equal(0, F.rc(p, "any", 60), F.log(p, "any"))
+    assert.are.equal(0, s:first("SELECT count(*) AS n FROM tasks WHERE status <> 'done'").n)
+    -- a directory with no workflow and no --project: nothing says which project
+    local r = H.expect_code(E.obra(p, { "worker", "--repo", F.files(p), "--exit-when-idle" }), 2)
+    assert.matches("no %-%-project and no obra%.lua in", r.err)
+    s:close()
+    F.cleanup(p); F.cleanup(q)
+  end)
+end)

@@ -278,6 +278,19 @@ task "b" { prompt = "Write b.txt containing done.", deps = { "a" }, checks = { "
     local u2 = assert(wt.ensure(ctx, u))
     assert.is_nil(H.readfile(u2.path .. "/partial"))
     assert.are.equal("f\n", H.readfile(u2.path .. "/f.txt"))
+    -- a kill later in `git worktree add` (its .git and HEAD written, no file checked
+    -- out, the lock "initializing" still there; found by chaos_spec): made again,
+    -- not used as a worktree whose every file was deleted
+    for _, row in ipairs({ false, true }) do
+      if not row then store:exec("DELETE FROM workspaces WHERE task_id = ?", u.id) end
+      local admin = git(u2.path, "git rev-parse --absolute-git-dir"):gsub("%s+$", "")
+      os.execute("rm -f " .. H.q(u2.path .. "/f.txt") .. " " .. H.q(admin .. "/index"))
+      H.writefile(admin .. "/locked", "initializing")
+      local u3 = assert(wt.ensure(ctx, u))
+      assert.are.equal("f\n", H.readfile(u3.path .. "/f.txt"), row and "with its row" or "without its row")
+      assert.are.equal("", git(u3.path, "git status --porcelain"))
+      assert.is_nil(H.readfile(admin .. "/locked"))
+    end
     -- .obra/ excluded once; the user's branch and index as they were
     local _, n = H.readfile(d .. "/.git/info/exclude"):gsub("\n%.obra/\n", "")
     assert.are.equal(1, n)

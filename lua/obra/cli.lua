@@ -136,13 +136,15 @@ function cli.color()
 end
 
 -- The project's store, or a clear failure.  Returns store, project directory.
--- The store is --store, else $OBRA_STORE, else .obra/obra.db in this directory
--- or the nearest parent holding .obra/ (which is then the project directory;
--- with a --store and no .obra/, the current directory).  opts: store.open's.
+-- The store is --store, else $OBRA_STORE, else the one the last `obra run`
+-- there used (its config.store: the pointer .obra/store), else .obra/obra.db
+-- in this directory or the nearest parent holding .obra/ (which is then the
+-- project directory; with a --store and no .obra/, the current directory).
+-- opts: store.open's.
 function cli.open_store(need, opts)
   local store = require("obra.store")
   local path, dir = store.find()
-  local target = store.target(cli.store_flag)
+  local target = store.target(cli.store_flag) or (dir and store.pointer(dir))
   if target then
     path, dir = target, dir or core.getcwd()
   elseif not path then

@@ -414,7 +414,7 @@ local function others_busy(ctx, opts)
   local s = ctx.store
   if (s:task_counts(ctx.project.id).running or 0) > 0 then return true end
   if #s:ready_tasks(ctx.project.id, 1) == 0 or ctx.budget_spent then return false end
-  return opts.no_work or s:live_workers(core.now() - math.max(ctx.fleet.lease, fleet.LEASE), ctx.fleet.id) > 0
+  return opts.no_work or s:live_workers(math.max(ctx.fleet.lease, fleet.LEASE), ctx.fleet.id) > 0
 end
 
 -- engine.run(ctx, opts) -> exit status, summary

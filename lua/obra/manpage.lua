@@ -27,6 +27,7 @@ M.ENVIRONMENT = {
   { "OBRA_LIBGIT2", "the libgit2 to load instead of the system's" },
   { "OBRA_LIBPQ", "the libpq to load instead of libpq.so.5 (a PostgreSQL store)" },
   { "OBRA_HTTP_TRANSPORT", "curl: every HTTP request through libcurl (for testing)" },
+  { "OBRA_TEST_CLOCK_SKEW", "seconds added to this process's wall clock (for testing: a machine whose clock is off)" },
   { "http_proxy, https_proxy, all_proxy, no_proxy", "proxies, read by libcurl as curl does" },
   { "NO_COLOR", "set and not empty: no colour on a terminal (nor with TERM=dumb)" },
   { "LUA_PATH", "where obra NAME finds an extension command obra.cmd.NAME that is not built in" },
@@ -36,6 +37,8 @@ M.FILES = {
   { "obra.lua", "the workflow script obra run reads by default (obra init writes a starter)" },
   { ".obra/", "the project: in the current directory or the nearest one above (mode 0700)" },
   { ".obra/obra.db", "the SQLite database of tasks, runs, iterations, decisions and breakpoints (mode 0600)" },
+  { ".obra/store", "the store the last obra run used when not .obra/obra.db (config.store, --store, OBRA_STORE), " ..
+    "for the other commands (mode 0600, no password)" },
   { ".obra/worktrees/", "a git worktree per task, on its branch obra/<project>/task/<key>" },
   { ".obra/shadow.git", "the checkpoints of a project that is not a git repository" },
   { ".obra/procs/", "the process groups obra started, so that a dead obra's leftovers are stopped" },

@@ -9,6 +9,10 @@
 --   store.target(flag [, configured]) -> the store to open: --store, else OBRA_STORE,
 --                                   else the workflow's config.store; nil: the project's .obra/obra.db
 --   store.kind(target)            -> "postgres" | "sqlite" | nil, message (an unknown scheme)
+--   store.pointer(dir)            -> the store the last `obra run` in dir used when it was not
+--                                   dir's own .obra/obra.db (dir/.obra/store), or nil
+--   store.remember(dir, target)   writes that pointer (0600; a password in the target left
+--                                   out), or removes it when target is nil
 --   s:tx(fn, ...)                 -> fn's results; commits, or rolls back and re-raises
 --   s:stats()                     -> {commits =, changes =, cached_statements =} (C)
 --   and the named queries of lua/obra/store/*.lua (listed in docs/data.md)
@@ -29,6 +33,41 @@ function M.kind(target)
     return nil, "unknown store '" .. scheme .. "://...': give a SQLite path or a postgres:// URL"
   end
   return "sqlite"
+end
+
+-- The pointer: `obra run` reads config.store; every other command reads this
+-- file instead of the workflow (docs/cli.md, "Which database").
+M.POINTER = "store"
+
+function M.pointer(dir)
+  local f = io.open(dir .. "/" .. M.DIR .. "/" .. M.POINTER, "r")
+  if not f then return nil end
+  local t = (f:read("l") or ""):match("^%s*(.-)%s*$")
+  f:close()
+  return t ~= "" and t or nil
+end
+
+-- target without a password: user:pw@ in a URL, password= in its query or in key=value form
+local function without_password(t)
+  return (t:gsub("^(%a[%w+.-]*://[^/?#:@]*):[^/?#@]*@", "%1@"):gsub("([?&])password=[^&]*&?", "%1")
+    :gsub("[?&]$", ""):gsub("%f[%w]password%s*=%s*'[^']*'%s*", ""):gsub("%f[%w]password%s*=%s*%S+%s*", ""))
+end
+M.without_password = without_password
+
+function M.remember(dir, target)
+  local path = dir .. "/" .. M.DIR .. "/" .. M.POINTER
+  if not target then os.remove(path); return true end
+  if M.kind(target) == "sqlite" and target:sub(1, 1) ~= "/" and not target:find("^file://") then
+    target = core.getcwd() .. "/" .. target
+  end
+  if M.pointer(dir) == without_password(target) then return true end
+  local tmp = path .. ".tmp"
+  local f, err = io.open(tmp, "w")
+  if not f then return nil, err end
+  core.chmod(tmp, tonumber("600", 8))
+  f:write(without_password(target), "\n")
+  f:close()
+  return os.rename(tmp, path)
 end
 
 function M.open(target, opts)

@@ -171,9 +171,25 @@ function M.integration_tip(ctx, top)
   return head, name
 end
 
+-- `git worktree add` writes the new worktree's .git and HEAD, then checks its
+-- files out under a lock "initializing" it removes at the end: a kill in
+-- between leaves a worktree on the branch with no files, whose first
+-- checkpoint would commit the deletion of every file.  It is no worktree.
+local function half_made(path)
+  local f = io.open(path .. "/.git", "r")
+  if not f then return false end
+  local gitdir = (f:read("a") or ""):match("^gitdir: ([^\n]+)")
+  f:close()
+  f = gitdir and io.open(gitdir .. "/locked", "r")
+  if not f then return false end
+  local why = f:read("a") or ""
+  f:close()
+  return why:match("^initializing") ~= nil
+end
+
 -- Is path a worktree of top's repository with branch checked out?
 local function worktree_ok(path, branch)
-  if not core.stat(path .. "/.git") then return false end
+  if not core.stat(path .. "/.git") or half_made(path) then return false end
   local cur = git.ok({ "symbolic-ref", "-q", "HEAD" }, { cwd = path })
   return cur == "refs/heads/" .. branch
 end
@@ -186,6 +202,11 @@ end
 
 -- Make the worktree at path for branch (the directory missing or half made).
 local function add_worktree(top, path, branch, may_remove)
+  if half_made(path) then
+    -- obra's own, and nothing ran in it: removed (the lock needs the second --force)
+    git.run({ "worktree", "remove", "--force", "--force", path }, { cwd = top })
+    if core.stat(path) then rmtree(path) end
+  end
   if core.stat(path) and not worktree_ok(path, branch) then
     -- only a directory with no .git of its own (a kill during `git worktree
     -- add`, before any iteration) is obra's to remove; a worktree of another
@@ -274,7 +295,8 @@ end
 
 function M.ensure(ctx, task, opts)
   local ws = ctx.store:workspace(task.id)
-  if ws and not elsewhere(ctx, task, ws) and (ws.isolation == "shared" or core.stat(ws.path .. "/.git")) then
+  if ws and not elsewhere(ctx, task, ws) and (ws.isolation == "shared" or
+      (core.stat(ws.path .. "/.git") and not half_made(ws.path))) then
     return ws
   end
   local row, err = locked(ctx, ensure, ctx, task)

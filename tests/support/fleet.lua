@@ -39,9 +39,11 @@ end
 function F.log(p, tag) return H.readfile(F.files(p) .. "/" .. tag .. ".log") end
 
 -- Start an obra command line in p.dir in the background, its output in
--- TAG.log (F.files); returns its pid.
-function F.start(p, tag, args)
+-- TAG.log (F.files); returns its pid.  wrap: argv words to run obra under.
+function F.start(p, tag, args, wrap)
   local q = {}
+  for _, a in ipairs(wrap or {}) do q[#q + 1] = H.q(a) end
+  q[#q + 1] = H.q(H.BIN)
   for _, a in ipairs(args) do q[#q + 1] = H.q(a) end
   local env = {}
   for k, v in pairs(E.env(p)) do env[#env + 1] = k .. "=" .. H.q(v) end
@@ -49,21 +51,28 @@ function F.start(p, tag, args)
   local files = F.files(p)
   local pidf, rcf = files .. "/" .. tag .. ".pid", files .. "/" .. tag .. ".rc"
   os.remove(pidf); os.remove(rcf)
-  os.execute(string.format("cd %s && ( %s %s %s %s </dev/null >>%s 2>&1 & echo $! > %s; wait $!; echo $? > %s ) >/dev/null 2>&1 &",
-    H.q(p.dir), H.SANITIZE and "env -u LD_PRELOAD" or "env", table.concat(env, " "), H.q(H.BIN),
-    table.concat(q, " "), H.q(files .. "/" .. tag .. ".log"), H.q(pidf), H.q(rcf)))
+  os.execute(string.format("cd %s && ( %s %s %s </dev/null >>%s 2>&1 & echo $! > %s; wait $!; echo $? > %s ) >/dev/null 2>&1 &",
+    H.q(p.dir), H.SANITIZE and "env -u LD_PRELOAD" or "env", table.concat(env, " "), table.concat(q, " "), H.q(files .. "/" .. tag .. ".log"), H.q(pidf), H.q(rcf)))
   local pid = F.until_true(5, function() return tonumber((H.readfile(pidf) or ""):match("%d+")) end)
   assert(pid, "obra " .. tag .. " did not start")
   return pid
 end
 
--- obra worker NAME with the fakes' settings and short leases.
-function F.worker(p, backend, name, extra)
+-- obra worker NAME with the fakes' settings and short leases; wrap: F.start's
+-- (F.on_host, F.skewed).
+function F.worker(p, backend, name, extra, wrap)
   local args = { "worker", "--name", name, "--lease", "2", "--heartbeat", "0.5" }
   for _, a in ipairs(backend.args(p)) do args[#args + 1] = a end
   for _, a in ipairs(extra or {}) do args[#args + 1] = a end
-  return F.start(p, name, args)
+  return F.start(p, name, args, wrap)
 end
+
+-- As on a machine named host: its own UTS namespace (unshare -r -u needs no
+-- privilege), where obra's hostname() is host.
+function F.on_host(host) return { "unshare", "-r", "-u", "sh", "-c", 'hostname "$0" && exec "$@"', host } end
+
+-- As on a machine whose clock is off by seconds (OBRA_TEST_CLOCK_SKEW, for tests only).
+function F.skewed(seconds) return { "env", "OBRA_TEST_CLOCK_SKEW=" .. seconds } end
 
 -- obra run --no-work [--watch]: the run, its workflow text, and (watch) the coordinator.
 function F.coordinator(p, backend, watch)

@@ -41,6 +41,9 @@ local function start(opts, script, resume_run)
   end
   local ctx, err, code = engine.open { script = script, sets = opts.set, quiet = opts.quiet, store_target = opts.store }
   if not ctx then cli.fail(err, code == "io" and cli.EXIT.io or cli.EXIT.usage) end
+  -- every other command here finds the same store (cli.open_store)
+  local store = require "obra.store"
+  store.remember(ctx.dir, store.target(opts.store, ctx.config.store))
   if ctx.config.remote then
     -- the remote answers before anything starts (one line naming it, exit 1, nothing changed)
     local ok, rerr = require("obra.remote").probe(ctx)

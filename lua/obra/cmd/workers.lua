@@ -14,7 +14,7 @@ number of leases they hold.  Stopped workers are left out unless --all.
   flags = { json = "boolean", all = "boolean" },
   run = function(opts)
     local s = cli.open_store()
-    local now = core.now()
+    local now = s:now()   -- heartbeats are stamped by the store's clock
     local rows = {}
     for _, w in ipairs(s:workers()) do
       local stopped = w.stopped_at ~= nil and w.stopped_at ~= core.null

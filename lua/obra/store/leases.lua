@@ -3,6 +3,10 @@
 -- tasks.lease_worker): a claim increments the attempt and names the worker;
 -- whoever does not match it any more has lost the task.  Methods on the store:
 --
+--   s:now() -> the store's clock, in seconds: every lease, heartbeat and lock time is
+--                 taken from it, so that workers on machines whose clocks differ agree on
+--                 when a lease expires.  PostgreSQL: the server's clock_timestamp(); SQLite
+--                 serves one machine: its clock (core.now()).
 --   s:register_worker{name=, host=, pid=, capacity=, labels={...}} -> worker id
 --   s:reconcile_worker(id, name, host) -> { {task_id, attempt}, ... }: what the earlier
 --                 incarnations of this worker (same name and host) still held: their
@@ -25,14 +29,19 @@
 --   s:fence_ok(task_id, attempt, worker_id) -> boolean   (inside a transaction: locks the row)
 --   s:previous_lease(task_id, attempt) -> {attempt, worker_id, host} | nil
 --   s:workers() -> rows with labels decoded and `leases` (open ones)
---   s:live_workers(since, except_id) -> how many other workers heartbeat since `since`
+--   s:live_workers(seconds, except_id) -> how many other workers heartbeat in the last `seconds`
 --   s:lease_holders(project_id) -> { [task_id] = "name@host" } for running tasks
 --   s:running_unleased(project_id) -> { {id}, ... } running tasks no open lease holds
 local core = require "obra.core"
 
 return function(methods, Q)
+  function methods:now()
+    if self:backend() == "postgres" then return self:first(Q.clock_now).now end
+    return core.now()
+  end
+
   function methods:register_worker(w)
-    local now = core.now()
+    local now = self:now()
     local _, id = self:exec(Q.worker_insert, w.name, w.host, w.pid, w.capacity or 1,
       core.json_encode(core.json_array(w.labels or {})), now, now)
     return id
@@ -40,7 +49,7 @@ return function(methods, Q)
 
   function methods:reconcile_worker(id, name, host)
     return self:tx(function()
-      local out, now = {}, core.now()
+      local out, now = {}, self:now()
       for _, w in ipairs(self:query(Q.workers_previous, name, host, id)) do
         for _, l in ipairs(self:query(Q.leases_open_of_worker, w.id)) do
           self:end_lease(l.task_id, l.attempt, l.worker_id, "lost")
@@ -54,7 +63,7 @@ return function(methods, Q)
 
   function methods:worker_incarnations(name, host) return self:query(Q.workers_previous, name, host, 0) end
 
-  function methods:stop_worker(id) self:exec(Q.worker_stop, core.now(), id) end
+  function methods:stop_worker(id) self:exec(Q.worker_stop, self:now(), id) end
 
   local function fits_labels(requires, labels)
     local ok, req = pcall(core.json_decode, requires or "[]")
@@ -74,7 +83,7 @@ return function(methods, Q)
             self:task_status(c.id, "running")
             self:add_event("task_started", { task_id = c.id, iteration = (c.iterations or 0) + 1 })
             local attempt = self:first(Q.lease_attempt_of, c.id).lease_attempt
-            local now = core.now()
+            local now = self:now()
             self:exec(Q.lease_insert, c.id, attempt, worker_id, now, now + lease_s)
             return c.id, attempt
           end
@@ -87,7 +96,7 @@ return function(methods, Q)
 
   function methods:heartbeat(worker_id, lease_s)
     return self:tx(function()
-      local now = core.now()
+      local now = self:now()
       self:exec(Q.worker_heartbeat, now, worker_id)
       self:exec(Q.leases_extend, now + lease_s, worker_id)
       local held = {}
@@ -98,7 +107,7 @@ return function(methods, Q)
 
   function methods:end_lease(task_id, attempt, worker_id, reason)
     self:tx(function()
-      self:exec(Q.lease_end_of, core.now(), reason, task_id, attempt)
+      self:exec(Q.lease_end_of, self:now(), reason, task_id, attempt)
       local t = self:first(Q.lease_attempt_of, task_id)
       if t and t.lease_attempt == attempt and t.lease_worker == worker_id then
         if self:first(Q.task_status, task_id).status == "running" then self:set_status(task_id, "pending") end
@@ -110,7 +119,7 @@ return function(methods, Q)
   function methods:sweep()
     return self:tx(function()
       local out = {}
-      for _, l in ipairs(self:query(Q.leases_expired, core.now())) do
+      for _, l in ipairs(self:query(Q.leases_expired, self:now())) do
         self:end_lease(l.task_id, l.attempt, l.worker_id, "swept")
         out[#out + 1] = { task_id = l.task_id, attempt = l.attempt }
       end
@@ -133,7 +142,9 @@ return function(methods, Q)
     return rows
   end
 
-  function methods:live_workers(since, except_id) return self:first(Q.workers_live_count, since, except_id or 0).n end
+  function methods:live_workers(seconds, except_id)
+    return self:first(Q.workers_live_count, self:now() - seconds, except_id or 0).n
+  end
 
   function methods:lease_holders(project_id)
     local out = {}

@@ -10,18 +10,16 @@
 --   s:release_lock(name, holder) -> true | false       (false: holder did not hold it)
 --   s:lock(name) -> {name, holder, acquired_at, expires_at} | nil
 --
--- ttl: seconds from now (core.now(), the wall clock: holders on several
--- machines need clocks roughly in step, as for leases).
-local core = require "obra.core"
-
+-- ttl: seconds from now by the store's clock (s:now(), store/leases.lua: the
+-- database server's on PostgreSQL, so holders on machines whose clocks differ agree).
 return function(methods, Q)
   function methods:try_lock(name, holder, ttl)
-    local now = core.now()
+    local now = self:now()
     return self:exec(Q.lock_try, name, holder, now, now + ttl, now) > 0
   end
 
   function methods:renew_lock(name, holder, ttl)
-    return self:exec(Q.lock_renew, core.now() + ttl, name, holder) > 0
+    return self:exec(Q.lock_renew, self:now() + ttl, name, holder) > 0
   end
 
   function methods:release_lock(name, holder)

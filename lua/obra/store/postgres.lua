@@ -10,6 +10,8 @@
 local sql = require "obra.store.sql"
 
 local Q = {
+  -- the store's clock (s:now(), store/leases.lua): one clock for every machine of a fleet
+  clock_now = "SELECT extract(epoch FROM clock_timestamp())::float8 AS now",
   -- the claim (lua/obra/store/leases.lua): rows another claimer has locked are skipped,
   -- not waited for; the claim's conditional UPDATE (lease_take) stays the guarantee
   lease_candidates = sql.lease_candidates .. " FOR UPDATE OF t SKIP LOCKED",
