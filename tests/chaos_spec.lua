@@ -22,7 +22,7 @@ local N, ROUNDS = 30, 20
 -- With git, 4 tasks: integration is serialized fleet-wide and costs a few
 -- dozen processes (git fetch, merge, push and their helpers, the checks),
 -- 3 to 8 s an integration on the loaded 2-core machine (load 20-26): 30 tasks
--- would not fit in 90 s (8 took 92-109 s there, 6 took 80-112 s).  The 20
+-- would cost the suite minutes (8 took 92-109 s there, 6 took 80-112 s).  The 20
 -- kills are spread over the run (0.2 to 0.8 s apart) so that they land in
 -- integrations too.
 local N_GIT = 4
@@ -68,9 +68,8 @@ for _, backend in ipairs(F.backends()) do
       assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
       local s = backend.db(p)
       assert.is_truthy(live_run(s))
-      local t0 = H.clock()
       local pids = chaos({ "w1", "w2", "w3" }, function(n) return F.worker(p, backend, n) end, 0.1, 0.5)
-      local rc = F.rc(p, "coordinator", 60)
+      local rc = F.rc(p, "coordinator", 300)   -- a bound against a hang, not a speed test
       for _, pid in pairs(pids) do F.stop(pid) end
       F.stop(coordinator)   -- (gone already, unless it timed out)
       assert.are.equal(0, rc, "seed " .. seed .. ": " .. tostring(F.log(p, "coordinator")))
@@ -78,7 +77,6 @@ for _, backend in ipairs(F.backends()) do
       -- the kills did cut leases short: some ended without the task's work done
       local cut = s:first("SELECT count(*) AS n FROM leases WHERE end_reason IN ('lost', 'swept')").n
       assert.is_true(cut >= 1, "seed " .. seed .. ": no lease was ever cut")
-      assert.is_true(H.clock() - t0 < 90, "chaos took too long")
       s:close()
       F.cleanup(p)
     end)
@@ -116,9 +114,8 @@ for _, backend in ipairs(F.backends()) do
       assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
       local s = backend.db(p)
       assert.is_truthy(live_run(s))
-      local t0 = H.clock()
       local pids = chaos(names, function(n) return F.worker(p, backend, n, { "--repo", files .. "/" .. n, "--project", "chaos" }) end, 0.2, 0.8)
-      local rc = F.rc(p, "coordinator", 80)
+      local rc = F.rc(p, "coordinator", 300)
       for _, pid in pairs(pids) do F.stop(pid) end
       F.stop(coordinator)
       local why = "seed " .. seed .. ": " .. tostring(F.log(p, "coordinator"))
@@ -149,7 +146,6 @@ for _, backend in ipairs(F.backends()) do
         assert.are.equal(G.rev(bare, "obra/chaos/task/" .. t.key), G.git(bare, "rev-parse", merged[t.key] .. "^2"))
       end
       assert.are.equal(0, #s:query("SELECT * FROM locks"))
-      assert.is_true(H.clock() - t0 < 90, "chaos with git took too long")
       s:close()
       os.execute("rm -rf " .. H.q(bare))
       F.cleanup(p)
