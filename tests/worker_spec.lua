@@ -67,14 +67,28 @@ end
 for _, backend in ipairs(F.backends()) do
   describe("obra worker (" .. backend.name .. ")", function()
     it("shares a project with obra run and another worker: every task done once, one proceed each", function()
-      local p = E.project { script = tasks_script(12), scenario = WORK }
+      -- every agent works until the test opens a gate (at most 60 s), which it
+      -- does once all three processes hold a lease: the sharing does not hang
+      -- on which process starts first on a loaded machine
+      local gate = os.tmpname()
+      os.remove(gate)
+      local p = E.project { script = tasks_script(12), scenario = { default = {
+        run = { string.format("i=0; until [ -e %s ] || [ $i -ge 1200 ]; do sleep 0.05; i=$((i+1)); done", H.q(gate)) },
+        append = { ["agent.log"] = "worked\n" }, result = "done" } } }
       local run = F.start(p, "run", run_args(p, backend, { "--max-parallel", "2" }))
       assert.is_truthy(F.started(p, "run"), F.log(p, "run"))
       local s = backend.db(p)
       assert.is_not_nil(run_live(s), "the run did not start")
       local w1 = F.worker(p, backend, "w1", { "--exit-when-idle" })
       local w2 = F.worker(p, backend, "w2", { "--exit-when-idle", "--max-parallel", "1" })
-      assert.are.equal(0, F.rc(p, "run", 60), F.log(p, "run"))
+      local holders = F.until_true(60, function()
+        local n = s:first("SELECT count(DISTINCT worker_id) AS n FROM leases WHERE ended_at IS NULL").n
+        return n >= 3 and n
+      end)
+      H.writefile(gate, "")
+      assert.are.equal(3, holders, "the run and both workers hold a lease at once")
+      assert.are.equal(0, F.rc(p, "run", 120), F.log(p, "run"))
+      os.remove(gate)
       F.gone(w1); F.gone(w2)
       F.assert_invariants(s, 12)
       -- each task was leased once, and the work was shared
@@ -83,7 +97,7 @@ for _, backend in ipairs(F.backends()) do
       local total = 0
       for _, r in ipairs(per) do total = total + r.n end
       assert.are.equal(12, total, "every task leased exactly once")
-      assert.is_true(#per >= 2, "the work was shared between processes")
+      assert.are.equal(3, #per, "the work was shared between the three processes")
       assert.are.equal(0, s:first("SELECT count(*) AS n FROM leases WHERE ended_at IS NULL").n)
       assert.are.equal("done", s:first("SELECT status FROM runs ORDER BY id DESC LIMIT 1").status)
       -- obra workers lists them, stopped
