@@ -180,18 +180,19 @@ $(BUILD)/tests/unit: $(UNIT_SRC) $(UNIT_PURE) $(wildcard tests/c/*.h include/obr
 # replayed by `make test` without clang: each harness is also built with gcc
 # and tests/fuzz/standalone.c (fuzz-regress-bin).
 FUZZ_PKGS    = clang-14 libclang-rt-14-dev llvm-14
-FUZZ_TARGETS = claude codex http1 judge_json cassette redact
+FUZZ_TARGETS = claude codex http1 judge_json cassette redact textpack
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang-14
 FUZZ_FLAGS   = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -g -O1
 FUZZ_INC     = -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -I$(BUILD) $(CJSON_CFLAGS) $(shell pkg-config --cflags lua5.4 2>/dev/null)
-FUZZ_LIBS    = $(CJSON_LIBS) $(shell pkg-config --libs lua5.4 2>/dev/null) -lm
+FUZZ_LIBS    = $(CJSON_LIBS) $(shell pkg-config --libs lua5.4 2>/dev/null) -lz -lm
 FUZZ_SRC_claude     = $(AGENT_PURE)
 FUZZ_SRC_codex      = $(AGENT_PURE)
 FUZZ_SRC_http1      = src/http1_parse.c
 FUZZ_SRC_judge_json = src/llm_json.c
 FUZZ_SRC_cassette   = src/lapi_json.c
 FUZZ_SRC_redact     = src/redact.c
+FUZZ_SRC_textpack   = src/textpack.c src/status.c
 
 fuzz-deps:
 	@$(MAKE) --no-print-directory deps DEB_PKGS="$(FUZZ_PKGS)"
