@@ -160,16 +160,24 @@ UNIT_SRC   = $(wildcard tests/c/*.c)
 CJSON_CFLAGS = $(shell pkg-config --cflags libcjson 2>/dev/null)
 CJSON_LIBS   = $(shell pkg-config --libs libcjson 2>/dev/null)
 
+# The unit binary and the fuzz regression harnesses (fuzz-regress-bin) are
+# built with gcc, ASan and UBSan from one object per source in $(BUILD)/san/,
+# so a pure unit that several of them link is compiled once, and make -j
+# builds them side by side (tests/c_units_spec.lua does, on every run).
+SAN_FLAGS = -O1 -g $(WARN) -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
+SAN_OBJ   = $(patsubst %.c,$(BUILD)/san/%.o,$(1))
+$(BUILD)/san/%.o: %.c $(wildcard include/obra/*.h tests/c/*.h tests/fuzz/*.h) $(BUILD)/lapi_list.h
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_FLAGS) $(FUZZ_INC) -Itests/c -c -o $@ $<
+
 unit: unit-bin
 	$(BUILD)/tests/unit
 
 unit-bin: $(BUILD)/tests/unit
 
-$(BUILD)/tests/unit: $(UNIT_SRC) $(UNIT_PURE) $(wildcard tests/c/*.h include/obra/*.h) | $(BUILD)
+$(BUILD)/tests/unit: $(call SAN_OBJ,$(UNIT_SRC) $(UNIT_PURE))
 	@mkdir -p $(BUILD)/tests
-	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Iinclude -Itests/c $(CJSON_CFLAGS) \
-	  -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all \
-	  -o $@ $(UNIT_SRC) $(UNIT_PURE) $(CJSON_LIBS) -lz -lm
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(CJSON_LIBS) -lz -lm
 
 # Fuzzing (tests/fuzz/README.md).  `make fuzz` installs clang and libFuzzer
 # (FUZZ_PKGS, not in DEB_PKGS: `make test` does not need them), builds each
@@ -219,8 +227,7 @@ fuzz: fuzz-deps
 	    echo "fuzz: $$t found a crash in $$d/crashes/ (fix it, keep it in tests/fuzz/regress/$$t/)"; exit 1; fi; \
 	done
 
-fuzz-regress-bin: $(BUILD)/lapi_list.h
-	@for t in $(FUZZ_TARGETS); do $(MAKE) --no-print-directory $(BUILD)/tests/regress-$$t || exit 1; done
+fuzz-regress-bin: $(FUZZ_TARGETS:%=$(BUILD)/tests/regress-%)
 
 # install notes the directories it had to create (deepest last) in
 # $(INSTALLED), so that uninstall removes exactly those, once they are empty.
@@ -264,7 +271,6 @@ $(BUILD)/fuzz/%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_$$*) $(wildcard tests/fuzz/*.h 
 	@mkdir -p $(BUILD)/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_INC) -o $@ $< $(FUZZ_SRC_$*) $(FUZZ_LIBS)
 
-$(BUILD)/tests/regress-%: tests/fuzz/fuzz_%.c tests/fuzz/standalone.c $$(FUZZ_SRC_$$*) $(wildcard tests/fuzz/*.h include/obra/*.h)
+$(BUILD)/tests/regress-%: $$(call SAN_OBJ,tests/fuzz/fuzz_$$*.c tests/fuzz/standalone.c $$(FUZZ_SRC_$$*))
 	@mkdir -p $(BUILD)/tests
-	$(CC) -O1 -g $(WARN) -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all $(FUZZ_INC) \
-	  -o $@ $< tests/fuzz/standalone.c $(FUZZ_SRC_$*) $(FUZZ_LIBS)
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(FUZZ_LIBS)

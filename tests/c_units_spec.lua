@@ -12,7 +12,7 @@ local TARGETS = { "claude", "codex", "http1", "judge_json", "cassette", "redact"
 -- The sanitizer runtime of `make check` must not be preloaded into make or gcc.
 local ENV = "env -u LD_PRELOAD OBRA_ROOT=" .. H.q(ROOT) .. " "
 
-local build_out, build_code = H.sh(ENV .. "make -s -C " .. H.q(ROOT) .. " unit-bin fuzz-regress-bin")
+local build_out, build_code = H.sh(ENV .. "make -s -j2 -C " .. H.q(ROOT) .. " unit-bin fuzz-regress-bin")
 
 local function run(cmd)
   local out, code = H.sh(ENV .. "ASAN_OPTIONS=detect_leaks=1 timeout 300 " .. cmd)
