@@ -166,6 +166,8 @@ CJSON_LIBS   = $(shell pkg-config --libs libcjson 2>/dev/null)
 # builds them side by side (tests/c_units_spec.lua does, on every run).
 SAN_FLAGS = -O1 -g $(WARN) -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
 SAN_OBJ   = $(patsubst %.c,$(BUILD)/san/%.o,$(1))
+# kept: the regression harnesses name them through a pattern rule, which makes them intermediate
+.PRECIOUS: $(BUILD)/san/%.o
 $(BUILD)/san/%.o: %.c $(wildcard include/obra/*.h tests/c/*.h tests/fuzz/*.h) $(BUILD)/lapi_list.h
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_FLAGS) $(FUZZ_INC) -Itests/c -c -o $@ $<

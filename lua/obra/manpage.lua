@@ -26,6 +26,8 @@ M.ENVIRONMENT = {
   { "OBRA_LIBCURL", "the libcurl to load instead of libcurl.so.4" },
   { "OBRA_LIBGIT2", "the libgit2 to load instead of the system's" },
   { "OBRA_LIBPQ", "the libpq to load instead of libpq.so.5 (a PostgreSQL store)" },
+  { "OBRA_LIBREADLINE", "the libreadline to load instead of libreadline.so.8 (the REPL's line editing; " ..
+    "without one the REPL reads plain lines)" },
   { "OBRA_HTTP_TRANSPORT", "curl: every HTTP request through libcurl (for testing)" },
   { "OBRA_TEST_CLOCK_SKEW", "seconds added to this process's wall clock (for testing: a machine whose clock is off)" },
   { "http_proxy, https_proxy, all_proxy, no_proxy", "proxies, read by libcurl as curl does" },
