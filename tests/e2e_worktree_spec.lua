@@ -171,4 +171,49 @@ task "t" { prompt = "Write t.txt containing done.", checks = { "grep -qx done t.
     s:close()
     H.rmdir(d)
   end)
+  -- the lock file of the task's branch, as the agent sees it from its worktree
+  local LOCK = '"$(git rev-parse --path-format=absolute --git-common-dir)/refs/heads/obra/lk/task/t.lock"'
+  local LOCK_SCRIPT = [[
+project "lk"
+config { max_iterations = 3 }
+task "t" { prompt = "Write t.txt containing done.", checks = { "grep -qx done t.txt" } }
+]]
+
+  it("a ref lock left by an obra killed mid-update is removed, and the work is committed and merged", function()
+    local p = E.project { tag = "wd-stale-lock", script = LOCK_SCRIPT, scenario = { rules = {
+      { match = "t.txt", write = { ["t.txt"] = "done\n" }, run = { "touch -d '1 hour ago' " .. LOCK } } } } }
+    local d = p.dir
+    H.writefile(d .. "/.gitignore", ".fake/\nscenario.json\n")
+    git(d, "git init -q -b main && git add -A && git -c user.name=u -c user.email=u@u commit -qm init")
+    local r = H.expect_code(E.run(p), 0)
+    assert.matches("removed [^\n]*t%.lock, a lock left by a process that died updating the ref", r.err)
+    assert.is_nil(r.err:find("cannot commit its work", 1, true), r.err)
+    assert.are.equal("done\n", git(d, "git show obra/lk/integration:t.txt"))
+    assert.is_nil(H.readfile(d .. "/.git/refs/heads/obra/lk/task/t.lock"))
+    assert.are.equal(1, #E.calls(p))
+    H.rmdir(d)
+  end)
+
+  it("a task whose work cannot be committed does not proceed: a retry keeps its files and says why", function()
+    local p = E.project { tag = "wd-live-lock", script = LOCK_SCRIPT, scenario = { rules = {
+      -- a lock as fresh as a live update's: obra leaves it alone
+      { match = "t.txt", resume = false, write = { ["t.txt"] = "done\n" }, run = { "touch " .. LOCK } },
+      { match = "could not record them", resume = true, expect = { files = { "t.txt" } }, run = { "rm -f " .. LOCK } },
+    } } }
+    local d = p.dir
+    H.writefile(d .. "/.gitignore", ".fake/\nscenario.json\n")
+    git(d, "git init -q -b main && git add -A && git -c user.name=u -c user.email=u@u commit -qm init")
+    local r = H.expect_code(E.run(p), 0)
+    assert.matches("t#1: cannot commit its work on obra/lk/task/t", r.err)
+    assert.matches("t#1: retry — its work is not committed on obra/lk/task/t", r.err)
+    local calls = E.calls(p)
+    assert.are.equal(2, #calls)
+    for _, c in ipairs(calls) do
+      assert.is_true(c.assertion_failed == nil or c.assertion_failed == H.null, tostring(c.assertion_failed))
+    end
+    assert.truthy(calls[2].prompt:find("Your changes are kept in the files, but obra could not record them", 1, true),
+      calls[2].prompt)
+    assert.are.equal("done\n", git(d, "git show obra/lk/integration:t.txt"))
+    H.rmdir(d)
+  end)
 end)

@@ -422,7 +422,10 @@ function M.gather(ctx, it)
   if it.after and it.ws.isolation == "worktree" then
     local c, err = checkpoints.branch_commit(it.ws, it.after,
       string.format("obra: %s after iteration %d\n", task.key, it.iteration))
-    if c then it.after.commit = c else ctx.log(task, "cannot commit its work on %s: %s", it.ws.branch, tostring(err)) end
+    if c then it.after.commit = c else
+      it.commit_error = tostring(err)
+      ctx.log(task, "cannot commit its work on %s: %s", it.ws.branch, it.commit_error)
+    end
   end
   local st = ctx.task_state[task.id]
   if st and it.after then
@@ -484,6 +487,13 @@ function M.decide(ctx, it)
     history = it.signals.history, thresholds = it.policy.thresholds, now = core.now(),
   }
   local decision = it.policy:decide(it.event)
+  -- no proceed without the work on the task's branch (the commit failed): the
+  -- merge queue would integrate the branch without it.  A retry that keeps the
+  -- files: the next iteration commits them (docs/workspaces.md)
+  if decision.action == "proceed" and it.commit_error then
+    decision = { action = "retry", rollback = false, reason = "its work is not committed on " .. it.ws.branch,
+                 reasons = { { code = "uncommitted", why = it.commit_error } } }
+  end
   it.decision = decision
   if decision.action == "retry" and it.before and not decision.stop then roll_back(ctx, it) end
   decision.feedback = prompt.feedback(it.event, decision)

@@ -90,6 +90,11 @@ M.FLAG_TEXT = {
 -- The first sentence, by the first reason's code.
 local HEADLINE = {
   not_done = function(r) return "Your previous attempt is not done yet: " .. tostring(r.why) .. "." end,
+  -- the agent's work is in the files but obra could not commit it on the task's branch
+  uncommitted = function(r)
+    return "Your changes are kept in the files, but obra could not record them (" .. tostring(r.why) .. "). " ..
+      "Check that the task is complete, finish what is missing, and report again."
+  end,
   -- the merge queue (obra.integrate): the work did not integrate
   merge_conflict = function(r)
     local files = type(r.files) == "table" and #r.files > 0 and table.concat(r.files, ", ") or "(git named none)"
