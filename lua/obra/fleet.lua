@@ -142,8 +142,14 @@ end
 
 function M.leave(ctx)
   local f = ctx.fleet
-  for _, l in pairs(f.held) do M.release(ctx, l, "released") end
-  pcall(ctx.store.stop_worker, ctx.store, f.id)
+  local all = true
+  for _, l in pairs(f.held) do
+    if not M.release(ctx, l, "released") then all = false end
+  end
+  -- a lease that could not be released (a full disk, a lost connection) stays
+  -- open, and so does the worker: one restarted under its name reconciles the
+  -- lease at once instead of waiting for it to expire
+  if all then pcall(ctx.store.stop_worker, ctx.store, f.id) end
   f.held = {}
 end
 
