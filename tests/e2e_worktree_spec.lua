@@ -15,6 +15,12 @@ local function listing(dir)
   return (H.sh("cd " .. H.q(dir) .. " && find . -printf '%p %s %T@\\n' | sort"))
 end
 
+-- p's folder as a repository: everything in it committed on main, obra's test files ignored
+local function repo(d, more)
+  H.writefile(d .. "/.gitignore", ".fake/\nscenario.json\n")
+  git(d, "git init -q -b main && git add -A && git -c user.name=u -c user.email=u@u commit -qm init" .. (more or ""))
+end
+
 local CALC = [[
 import sys
 
@@ -127,10 +133,9 @@ config { max_iterations = 2 }
 task "lib" { prompt = "Write lib.txt containing done.", workdir = "pkg/lib", checks = { "grep -qx done lib.txt" } }
 ]], scenario = { rules = { { match = "lib.txt", expect = { files = { "keep.txt" } }, write = { ["lib.txt"] = "done\n" } } } } }
     local d = p.dir
-    H.writefile(d .. "/.gitignore", ".fake/\nscenario.json\n")
     os.execute("mkdir -p " .. H.q(d .. "/pkg/lib"))
     H.writefile(d .. "/pkg/lib/keep.txt", "kept\n")
-    git(d, "git init -q -b main && git add -A && git -c user.name=u -c user.email=u@u commit -qm init")
+    repo(d)
     H.expect_code(E.run(p), 0)
     for _, c in ipairs(E.calls(p)) do
       assert.is_true(c.assertion_failed == nil or c.assertion_failed == H.null, tostring(c.assertion_failed))
@@ -152,10 +157,8 @@ config { max_iterations = 2 }
 task "t" { prompt = "Write t.txt containing done.", checks = { "grep -qx done t.txt" } }
 ]], scenario = { rules = { { match = "t.txt", write = { ["t.txt"] = "done\n" } } } } }
     local d = p.dir
-    H.writefile(d .. "/.gitignore", ".fake/\nscenario.json\n")
     -- a branch named obra/ref/task: refs/heads/obra/ref/task/t cannot exist beside it
-    git(d, "git init -q -b main && git add -A && git -c user.name=u -c user.email=u@u commit -qm init" ..
-      " && git branch obra/ref/task")
+    repo(d, " && git branch obra/ref/task")
     local function user_refs()
       return git(d, "git for-each-ref --format='%(refname) %(objectname)' refs/heads/main refs/heads/obra/ref/task")
     end
@@ -183,8 +186,7 @@ task "t" { prompt = "Write t.txt containing done.", checks = { "grep -qx done t.
     local p = E.project { tag = "wd-stale-lock", script = LOCK_SCRIPT, scenario = { rules = {
       { match = "t.txt", write = { ["t.txt"] = "done\n" }, run = { "touch -d '1 hour ago' " .. LOCK } } } } }
     local d = p.dir
-    H.writefile(d .. "/.gitignore", ".fake/\nscenario.json\n")
-    git(d, "git init -q -b main && git add -A && git -c user.name=u -c user.email=u@u commit -qm init")
+    repo(d)
     local r = H.expect_code(E.run(p), 0)
     assert.matches("removed [^\n]*t%.lock, a lock left by a process that died updating the ref", r.err)
     assert.is_nil(r.err:find("cannot commit its work", 1, true), r.err)
@@ -201,8 +203,7 @@ task "t" { prompt = "Write t.txt containing done.", checks = { "grep -qx done t.
       { match = "could not record them", resume = true, expect = { files = { "t.txt" } }, run = { "rm -f " .. LOCK } },
     } } }
     local d = p.dir
-    H.writefile(d .. "/.gitignore", ".fake/\nscenario.json\n")
-    git(d, "git init -q -b main && git add -A && git -c user.name=u -c user.email=u@u commit -qm init")
+    repo(d)
     local r = H.expect_code(E.run(p), 0)
     assert.matches("t#1: cannot commit its work on obra/lk/task/t", r.err)
     assert.matches("t#1: retry — its work is not committed on obra/lk/task/t", r.err)
