@@ -59,7 +59,7 @@ local function slow_task_held(backend, wrap)
   local a = F.worker(p, backend, "a", nil, wrap)
   assert.is_truthy(F.until_true(20, function()
     local r = s:first([[SELECT w.name FROM leases l JOIN workers w ON w.id = l.worker_id WHERE l.ended_at IS NULL]])
-    return r and r.name == "a" and #E.calls(p) == 1 and H.sh("pgrep -P " .. a .. " || true") ~= ""
+    return r and r.name == "a" and #E.calls(p) == 1 and H.sh(H.plain .. "pgrep -P " .. a .. " || true") ~= ""
   end), "worker a did not start its agent")
   return p, s, a
 end
@@ -287,7 +287,7 @@ task "r2" { prompt = "TASK r2", checks = { "true" }, priority = 2 }
 
     it("a worker frozen past its lease writes nothing more for its task, and its agent is stopped", function()
       local p, s, a = slow_task_held(backend)
-      local agent_pid = tonumber(H.sh("pgrep -P " .. a):match("%d+"))
+      local agent_pid = tonumber(H.sh(H.plain .. "pgrep -P " .. a):match("%d+"))
       os.execute("kill -STOP " .. a)
       local b = F.worker(p, backend, "b")
       -- b takes the task over once a's lease expires, and finishes it

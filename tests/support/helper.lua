@@ -23,16 +23,18 @@ end
 
 -- Under the sanitizers this busted process carries LD_PRELOAD of their
 -- runtime (tests/run sets it for lua5.4, which loads obra's instrumented
--- modules); a plain program started with it can hang (pgrep did, for good) or
--- start seconds late (git), so the shell drops it first.
-local SH_PREFIX = H.SANITIZE and "unset LD_PRELOAD; " or ""
-
+-- modules).  A lua5.4 started here needs it; a plain program can hang with it
+-- (pgrep did, for good): start those through H.plain.
 function H.sh(cmd)
-  local p = io.popen(SH_PREFIX .. cmd .. " 2>&1")
+  local p = io.popen(cmd .. " 2>&1")
   local out = p:read("a")
   local ok, _, code = p:close()
   return out, ok and 0 or code
 end
+
+-- A command prefix that runs a plain program (not lua5.4) without the
+-- sanitizers' LD_PRELOAD.
+H.plain = H.SANITIZE and "env -u LD_PRELOAD " or ""
 
 -- The effective user id of this process (0 = root, which ignores permission bits).
 function H.id_u()
