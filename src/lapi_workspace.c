@@ -8,7 +8,8 @@
  *   wt:kind() -> "git" | "owned" | "shadow"
  *   wt:snapshot() -> tree, skipped, scanned   | nil, message, code
  *       (scanned: the paths the stat scan named for the walk, nil when it walked the whole tree)
- *   wt:commit(tree, ref|nil, message [, head]) -> commit | nil, message, code
+ *   wt:commit(tree, ref|nil, message [, head]) -> commit [, lock] | nil, message, code
+ *       (lock: the path of a lock file left on the ref by a killed process, taken away)
  *   wt:tree_of(rev) -> tree                   | nil, message, code
  *   wt:diff(a, b) -> { created = {}, modified = {}, deleted = {},
  *                      lines_added = n, lines_removed = n } | nil, message, code
@@ -80,7 +81,10 @@ static int l_commit(lua_State *L) {
   obra_err e = { 0 };
   if (obra_ws_commit(w, tree, ref, head, msg, commit, &e) != OBRA_OK) return obra_lapi_fail(L, &e, "workspace");
   lua_pushstring(L, commit);
-  return 1;
+  const char *cleared = obra_ws_cleared_lock(w);
+  if (!cleared) return 1;
+  lua_pushstring(L, cleared);
+  return 2;
 }
 
 static int l_tree_of(lua_State *L) {

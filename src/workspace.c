@@ -38,6 +38,7 @@ struct obra_ws {
   int             scan_threads; /* the stat scan before the walk: 0 automatic, < 0 none (see scan) */
   int64_t         stamp;       /* during a snapshot: the index file's mtime (s), 0 when unsure */
   long            scanned;     /* the last snapshot's candidates, -1: it walked the whole tree */
+  char            cleared[PATH_MAX]; /* the lock file the last commit took away, or "" */
   obra_scan_entry *ents;       /* the scan's copy of the index entries, kept for its memory */
   size_t          nents_cap;
   time_t          saved;       /* when the shadow index was last written */
@@ -64,7 +65,7 @@ struct obra_ws {
   X(git_index_free) X(git_index_open) X(git_index_path) X(git_index_read) \
   X(git_index_write) X(git_index_write_tree_to) X(git_libgit2_init) \
   X(git_libgit2_opts) X(git_object_free) X(git_object_lookup) X(git_object_peel) \
-  X(git_oid_fromstr) X(git_oid_tostr) X(git_reference_create) X(git_reference_free) \
+  X(git_oid_fromstr) X(git_oid_tostr) X(git_reference_free) \
   X(git_reference_name_is_valid) X(git_reference_name_to_id) X(git_repository_free) \
   X(git_repository_init_ext) X(git_repository_init_options_init) X(git_repository_is_bare) \
   X(git_repository_commondir) X(git_repository_open_ext) X(git_repository_path) X(git_repository_set_index) \
@@ -261,6 +262,7 @@ void obra_ws_close(obra_ws *w) {
 
 const char *obra_ws_kind(const obra_ws *w) { return w->shadow ? "shadow" : w->owned ? "owned" : "git"; }
 long obra_ws_scanned(const obra_ws *w) { return w->scanned; }
+const char *obra_ws_cleared_lock(const obra_ws *w) { return w->cleared[0] ? w->cleared : NULL; }
 
 static int obra_path(const char *p) {
   return strncmp(p, ".obra/", 6) == 0 || strstr(p, "/.obra/") != NULL ||
@@ -746,23 +748,29 @@ static int peel_tree(obra_ws *w, const char *id, git_tree **out, obra_err *e) {
   return 0;
 }
 
-/* Point ref at oid.  Only one obra writes a task's ref at a time (the run
- * lock; `obra rollback` refuses during a run), so a lock file on it is either
- * a moment old (someone else's git touching refs/obra/: wait) or left by a
- * killed obra: once it is a second old it is taken away. */
-static int set_ref(obra_ws *w, git_reference **r, const char *ref, const git_oid *oid) {
+/* Point ref at oid: from the tip `from` (a compare-and-swap; NULL: any tip,
+ * or none when must_be_new).  Only one obra writes a task's ref at a time
+ * (its lease; the run lock; `obra rollback` refuses during a run), so a lock
+ * file on it is either a moment old (someone else's git touching the ref:
+ * wait) or left by a killed obra: once it is a second old it is taken away
+ * (its path kept in w->cleared, for the log). */
+static int set_ref(obra_ws *w, git_reference **r, const char *ref, const git_oid *oid, const git_oid *from,
+                   int must_be_new) {
   char lock[PATH_MAX];
   if (snprintf(lock, sizeof lock, "%s%s.lock", fn.git_repository_commondir(w->repo), ref) >= (int)sizeof lock)
     lock[0] = '\0';
   for (int tries = 0;; tries++) {
-    int rc = fn.git_reference_create(r, w->repo, ref, oid, 1, "obra checkpoint");
+    int rc = fn.git_reference_create_matching(r, w->repo, ref, oid, !must_be_new, from, "obra: checkpoint");
     struct stat st;
     if (rc != GIT_ELOCKED || !lock[0] || tries >= 40 || stat(lock, &st) != 0) return rc;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     double age = (double)(now.tv_sec - st.st_mtim.tv_sec) + (now.tv_nsec - st.st_mtim.tv_nsec) / 1e9;
-    if (age >= 1.0) unlink(lock);
-    else nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
+    if (age >= 1.0) {
+      if (unlink(lock) == 0) snprintf(w->cleared, sizeof w->cleared, "%s", lock);
+    } else {
+      nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
+    }
   }
 }
 
@@ -789,6 +797,7 @@ static int head_branch(obra_ws *w, char *buf, size_t n, obra_err *e) {
 obra_rc obra_ws_commit(obra_ws *w, const char *tree, const char *ref, int head, const char *message,
                        char commit[41], obra_err *e) {
   char hb[PATH_MAX];
+  w->cleared[0] = '\0';
   if (head || !ref) {
     if (head_branch(w, hb, sizeof hb, e) < 0) return e->rc;
     if (ref && strcmp(ref, hb) != 0)
@@ -819,13 +828,12 @@ obra_rc obra_ws_commit(obra_ws *w, const char *tree, const char *ref, int head, 
     } else if (branch) {
       /* a branch moves only from the tip read above: someone else's move is
        * an error, never overwritten */
-      cr = fn.git_reference_create_matching(&r, w->repo, ref, &oid, has_parent, has_parent ? &pid : NULL,
-                                            "obra: checkpoint");
+      cr = set_ref(w, &r, ref, &oid, has_parent ? &pid : NULL, !has_parent);
       if (cr == GIT_EMODIFIED || cr == GIT_EEXISTS)
         rc = obra_err_set(e, OBRA_EIO, "%s moved while obra was committing on it: checkpoint not recorded", ref);
       else if (cr < 0)
         rc = fail(e, cr, "checkpoint");
-    } else if (set_ref(w, &r, ref, &oid) < 0) {
+    } else if (set_ref(w, &r, ref, &oid, NULL, 0) < 0) {
       rc = fail(e, -1, "checkpoint");
     }
     if (rc == OBRA_OK) fn.git_oid_tostr(commit, 41, &oid);

@@ -198,9 +198,9 @@ task "t" { prompt = "Write t.txt containing done.", checks = { "grep -qx done t.
 
   it("a task whose work cannot be committed does not proceed: a retry keeps its files and says why", function()
     local p = E.project { tag = "wd-live-lock", script = LOCK_SCRIPT, scenario = { rules = {
-      -- a lock as fresh as a live update's: obra leaves it alone
-      { match = "t.txt", resume = false, write = { ["t.txt"] = "done\n" }, run = { "touch " .. LOCK } },
-      { match = "could not record them", resume = true, expect = { files = { "t.txt" } }, run = { "rm -f " .. LOCK } },
+      -- a lock obra cannot take away (a directory in its place), gone by the retry
+      { match = "t.txt", resume = false, write = { ["t.txt"] = "done\n" }, run = { "mkdir " .. LOCK } },
+      { match = "could not record them", resume = true, expect = { files = { "t.txt" } }, run = { "rmdir " .. LOCK } },
     } } }
     local d = p.dir
     repo(d)

@@ -52,6 +52,9 @@ long    obra_ws_scanned(const obra_ws *w);
  * makes no commit: the tip is returned. */
 obra_rc obra_ws_commit(obra_ws *w, const char *tree, const char *ref, int head, const char *message,
                        char commit[41], obra_err *e);
+/* The lock file of the ref that the last obra_ws_commit took away (one left
+ * by a killed process, a second old or more), or NULL. */
+const char *obra_ws_cleared_lock(const obra_ws *w);
 
 /* The tree of rev (a commit, branch, tag or tree: git rev-parse syntax). */
 obra_rc obra_ws_tree_of(obra_ws *w, const char *rev, char tree[41], obra_err *e);

@@ -179,19 +179,6 @@ function M.patch(dir, method, a, b, max_bytes, max_files)
   return p
 end
 
--- A lock file of one of obra's own refs left by a process that died while it
--- updated the ref (kill -9): created before this process started and older than
--- any update holds one (seconds, not milliseconds).  git never removes such a
--- lock by itself, and every later update of the ref would fail on it.
-local STARTED = os.time()
-local function stale_ref_lock(err)
-  local lock = tostring(err):match("failed to lock file '([^']+%.lock)'")
-  if not (lock and (lock:find("/refs/heads/obra/", 1, true) or lock:find("/refs/obra/", 1, true))) then return nil end
-  local st = core.stat(lock)
-  if not (st and st.type == "file" and st.mtime < STARTED and os.time() - st.mtime > 10) then return nil end
-  return lock
-end
-
 function M.commit(snap, ref, message, opts)
   if type(snap) ~= "table" or not snap.tree then error("workspace.commit: expects a snapshot", 2) end
   local wt = snap.wt
@@ -201,12 +188,11 @@ function M.commit(snap, ref, message, opts)
     if not wt then return nil, err, code end
   end
   local c, err, code = wt:commit(snap.tree, ref, message, opts and opts.head or false)
-  local lock = not c and stale_ref_lock(err)
-  if lock and os.remove(lock) then
-    io.stderr:write(string.format("obra: removed %s, a lock left by a process that died updating the ref\n", lock))
-    c, err, code = wt:commit(snap.tree, ref, message, opts and opts.head or false)
+  -- (err, on success: a lock a killed process left on the ref, which the commit took away)
+  if c and err then
+    io.stderr:write(string.format("obra: removed %s, a lock left by a process that died updating the ref\n", err))
   end
-  return c, err, code
+  return c, c == nil and err or nil, code
 end
 
 function M.tree_of(dir, rev, method)
