@@ -18,6 +18,21 @@ local function one_line(err)
 end
 
 describe("a failing database or disk", function()
+  it("a damaged packed text (an intact file): exit 74 with one line naming the text, not an internal error", function()
+    local p = E.project { script = ONE, scenario = { rules = { { write = { ["one.txt"] = "1\n" } } } } }
+    H.expect_code(E.run(p), 0)
+    local s = E.db(p)
+    assert.is_true(s:first("SELECT count(*) AS n FROM texts WHERE packed IS NOT NULL").n > 0, "the run packed a text")
+    s:exec("UPDATE texts SET packed = ? WHERE packed IS NOT NULL", require("obra.core").blob("\1not deflate"))
+    s:close()
+    local r = E.obra(p, { "log" })
+    assert.are.equal(74, r.code, r.err)
+    assert.is_true(one_line(r.err), r.err)
+    assert.matches("the database failed: text %d+ cannot be read: packed text", r.err)
+    assert.matches("obra backup", r.err)
+    H.rmdir(p.dir)
+  end)
+
   it("a damaged database file: exit 74 with one line, from status and from run", function()
     local p = E.project { script = ONE, scenario = { rules = { { write = { ["one.txt"] = "1\n" } } } } }
     H.expect_code(E.run(p), 0)

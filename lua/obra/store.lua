@@ -94,6 +94,7 @@ local ADVICE = {
   { "no space left", "free some space, then `obra resume` (nothing recorded was lost)" },
   { "malformed", "the file is damaged: `obra doctor` checks it; restore a copy made with `obra backup`, " ..
     "or move the file aside to start afresh" },
+  { "packed text", "a stored text is damaged: restore a copy made with `obra backup`, or move the file aside to start afresh" },
   { "not a database", "the file is not an obra database: move it aside, or point obra at the right directory" },
   { "readonly", "obra cannot write the file: check its permissions and the file system" },
   { "read%-only", "obra cannot write the file: check its permissions and the file system" },

@@ -57,12 +57,16 @@ return function(methods, Q)
     return id, hash
   end
 
+  local Damaged = { __tostring = function(e) return "obra.store: " .. e.message end }
+  local function DAMAGED(message) return setmetatable({ io = true, message = message }, Damaged) end
+
   -- A texts row's text: its body, or its packed bytes unpacked.
   local function body_of(r)
     if r == nil then return nil end
     if r.packed == nil then return r.body end
     local text, err = core.unpack(r.packed)
-    if text == nil then error("obra.store: text " .. tostring(r.id) .. " cannot be read: " .. err, 0) end
+    -- a damaged database, not a bug: an io error (store.io_error: exit 74 with one line)
+    if text == nil then error(DAMAGED("text " .. tostring(r.id) .. " cannot be read: " .. err), 0) end
     return text
   end
 
