@@ -43,9 +43,11 @@ function H.id_u()
 end
 
 -- Running: the process exists and is not a zombie (a child that exited stays
--- a zombie until its parent reaps it, and kill -0 still finds it).
+-- a zombie until its parent reaps it, and kill -0 still finds it).  pid: a
+-- number (lua-cjson decodes 123 as 123.0) or a string of digits.
 function H.running(pid)
-  local st = pid and H.readfile("/proc/" .. pid .. "/stat")
+  local n = math.tointeger(tonumber(pid))
+  local st = n and H.readfile("/proc/" .. n .. "/stat")
   local state = st and st:match("^%d+ %b() (%a)")
   return state ~= nil and state ~= "Z" and state ~= "X"
 end
