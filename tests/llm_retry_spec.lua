@@ -28,6 +28,14 @@ describe("llm retries and error classes", function()
 
   local function chats() return #srv:requests() end
 
+  -- n replies of status, then a good one
+  local function failing(n, status)
+    local list = {}
+    for i = 1, n do list[i] = { status = status } end
+    list[n + 1] = { content = "ok" }
+    return list
+  end
+
   for _, provider in ipairs({ "ollama", "openai" }) do
     describe(provider, function()
       it("retries 500s with backoff and recovers", function()
@@ -42,10 +50,7 @@ describe("llm retries and error classes", function()
       it("caps the backoff at backoff_max", function()
         -- uncapped, the first wait would be up to 11 days: past the deadline
         -- (almost surely), so the client would give up at once instead
-        local five = {}
-        for i = 1, 5 do five[i] = { status = 503 } end
-        five[6] = { content = "ok" }
-        srv:queue(five)
+        srv:queue(failing(5, 503))
         local r, msg = client(provider, { backoff = 1e6, backoff_max = 0.05, max_attempts = 6,
                                           deadline = 2 * H.HANG_GUARD }):chat{ messages = ask() }
         assert.is_table(r, msg)
@@ -57,10 +62,7 @@ describe("llm retries and error classes", function()
         -- every gap between two requests at least that.  A gap is its wait plus
         -- the round trip: on a machine slow enough to add 0.1 s to every one of
         -- nine, one gap under 0.3 s by chance is missed with probability ~5e-5
-        local list = {}
-        for i = 1, 9 do list[i] = { status = 503 } end
-        list[10] = { content = "ok" }
-        srv:queue(list)
+        srv:queue(failing(9, 503))
         local r, msg = client(provider, { backoff = 0.3, backoff_max = 0.3, max_attempts = 10 }):chat{ messages = ask() }
         assert.is_table(r, msg)
         assert.are.equal(10, r.attempts)
