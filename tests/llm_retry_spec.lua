@@ -57,20 +57,6 @@ describe("llm retries and error classes", function()
         assert.are.equal(6, r.attempts)
       end)
 
-      it("jitters the backoff", function()
-        -- nine waits uniform in [0, 0.3 s]; not jittered, each would be 0.3 s and
-        -- every gap between two requests at least that.  A gap is its wait plus
-        -- the round trip: on a machine slow enough to add 0.1 s to every one of
-        -- nine, one gap under 0.3 s by chance is missed with probability ~5e-5
-        srv:queue(failing(9, 503))
-        local r, msg = client(provider, { backoff = 0.3, backoff_max = 0.3, max_attempts = 10 }):chat{ messages = ask() }
-        assert.is_table(r, msg)
-        assert.are.equal(10, r.attempts)
-        local reqs, shortest = srv:requests(), math.huge
-        for i = 2, #reqs do shortest = math.min(shortest, reqs[i].time - reqs[i - 1].time) end
-        assert.is_true(shortest < 0.3, "every gap at least the ceiling: " .. shortest)
-      end)
-
       it("gives up with server_error after max_attempts", function()
         srv:queue{ { status = 500 }, { status = 500 }, { status = 500 }, { status = 500 } }
         local r, msg, code = client(provider, { max_attempts = 3, backoff = 0.05 }):chat{ messages = ask() }
@@ -145,7 +131,7 @@ describe("llm retries and error classes", function()
         srv:reset()
         srv:queue{ late }
         local t1 = H.clock()
-        r, _, code = client(provider, { timeout = 2 * H.HANG_GUARD, deadline = 1 }):chat{ messages = ask() }
+        r, _, code = client(provider, { timeout = 2 * H.HANG_GUARD, deadline = 0.5 }):chat{ messages = ask() }
         H.hang_guard(t1, "an attempt past the deadline")
         assert.is_nil(r)
         assert.are.equal("timeout", code)
@@ -194,6 +180,20 @@ describe("llm retries and error classes", function()
       end)
     end)
   end
+
+  it("jitters the backoff (one state machine for both providers: ollama's)", function()
+    -- nine waits uniform in [0, 0.3 s]; not jittered, each would be 0.3 s and
+    -- every gap between two requests at least that.  A gap is its wait plus
+    -- the round trip: on a machine slow enough to add 0.1 s to every one of
+    -- nine, one gap under 0.3 s by chance is missed with probability ~5e-5
+    srv:queue(failing(9, 503))
+    local r, msg = client("ollama", { backoff = 0.3, backoff_max = 0.3, max_attempts = 10 }):chat{ messages = ask() }
+    assert.is_table(r, msg)
+    assert.are.equal(10, r.attempts)
+    local reqs, shortest = srv:requests(), math.huge
+    for i = 2, #reqs do shortest = math.min(shortest, reqs[i].time - reqs[i - 1].time) end
+    assert.is_true(shortest < 0.3, "every gap at least the ceiling: " .. shortest)
+  end)
 
   it("treats an error line inside an Ollama stream as server_error", function()
     srv:queue{ { body = '{"model":"m","message":{"role":"assistant","content":"a"},"done":false}\n' ..

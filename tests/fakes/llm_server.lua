@@ -549,8 +549,10 @@ while now() < deadline do
   for _, c in ipairs(conns) do if not c.dead then live[#live + 1] = c end end
   conns = live
   if stopping then
+    -- busy: a reply being written or a request being read; one that waits
+    -- (delay, token_delay, barrier) is given up: its test is over
     local busy = false
-    for _, c in ipairs(conns) do if c.wait ~= "read" or #c.buf > 0 then busy = true end end
+    for _, c in ipairs(conns) do if c.wait == "write" or (c.wait == "read" and #c.buf > 0) then busy = true end end
     if not busy then break end
   end
 end
