@@ -38,13 +38,22 @@ describe("llm retries and error classes", function()
 
   for _, provider in ipairs({ "ollama", "openai" }) do
     describe(provider, function()
-      it("retries 500s with backoff and recovers", function()
+      it("retries 500s with jittered exponential backoff and recovers", function()
         srv:queue{ { status = 500 }, { status = 502 }, { content = "finally" } }
         local r, msg = client(provider):chat{ messages = ask() }
         assert.is_table(r, msg)
         assert.are.equal("finally", r.text)
         assert.are.equal(3, r.attempts)
         assert.are.equal(3, chats())
+        -- the waits as planned: the ceiling doubles from backoff (0.2 s), each
+        -- wait drawn under it; each gap between requests is at least its wait
+        assert.are.equal(2, #r.waits)
+        assert.are.same({ 200, 400 }, { r.waits[1].ceiling_ms, r.waits[2].ceiling_ms })
+        local reqs = srv:requests()
+        for i, w in ipairs(r.waits) do
+          assert.is_true(w.ms >= 0 and w.ms <= w.ceiling_ms, "wait " .. i .. ": " .. w.ms)
+          assert.is_true((reqs[i + 1].time - reqs[i].time) * 1000 >= w.ms - 5, "gap " .. i .. " shorter than its wait")
+        end
       end)
 
       it("caps the backoff at backoff_max", function()
@@ -55,6 +64,11 @@ describe("llm retries and error classes", function()
                                           deadline = 2 * H.HANG_GUARD }):chat{ messages = ask() }
         assert.is_table(r, msg)
         assert.are.equal(6, r.attempts)
+        assert.are.equal(5, #r.waits)
+        for i, w in ipairs(r.waits) do
+          assert.are.equal(50, w.ceiling_ms, "ceiling " .. i)
+          assert.is_true(w.ms <= 50, "wait " .. i .. ": " .. w.ms)
+        end
       end)
 
       it("gives up with server_error after max_attempts", function()
@@ -77,6 +91,7 @@ describe("llm retries and error classes", function()
         assert.is_table(r, msg)
         assert.are.equal(2, r.attempts)
         assert.is_true(elapsed >= 950, "elapsed " .. elapsed)
+        assert.are.same({ { ms = 1000, ceiling_ms = 1000 } }, r.waits)
       end)
 
       it("returns rate_limited at once when Retry-After passes the deadline", function()
@@ -182,17 +197,20 @@ describe("llm retries and error classes", function()
   end
 
   it("jitters the backoff (one state machine for both providers: ollama's)", function()
-    -- nine waits uniform in [0, 0.3 s]; not jittered, each would be 0.3 s and
-    -- every gap between two requests at least that.  A gap is its wait plus
-    -- the round trip: on a machine slow enough to add 0.1 s to every one of
-    -- nine, one gap under 0.3 s by chance is missed with probability ~5e-5
+    -- nine waits drawn uniformly under one ceiling (0.1 s): not jittered,
+    -- all nine would be equal; jittered, all equal has probability 0
     srv:queue(failing(9, 503))
-    local r, msg = client("ollama", { backoff = 0.3, backoff_max = 0.3, max_attempts = 10 }):chat{ messages = ask() }
+    local r, msg = client("ollama", { backoff = 0.1, backoff_max = 0.1, max_attempts = 10 }):chat{ messages = ask() }
     assert.is_table(r, msg)
     assert.are.equal(10, r.attempts)
-    local reqs, shortest = srv:requests(), math.huge
-    for i = 2, #reqs do shortest = math.min(shortest, reqs[i].time - reqs[i - 1].time) end
-    assert.is_true(shortest < 0.3, "every gap at least the ceiling: " .. shortest)
+    assert.are.equal(9, #r.waits)
+    local lo, hi = math.huge, -1
+    for _, w in ipairs(r.waits) do
+      assert.are.equal(100, w.ceiling_ms)
+      lo, hi = math.min(lo, w.ms), math.max(hi, w.ms)
+    end
+    assert.is_true(hi <= 100 and lo >= 0, "a wait outside [0, ceiling]")
+    assert.is_true(hi - lo > 1, "nine waits within 1 ms of each other: not jittered")
   end)
 
   it("treats an error line inside an Ollama stream as server_error", function()
