@@ -1,6 +1,9 @@
 -- obra.iteration — one iteration of one task, as named stages.
 --
 --   iteration.run(ctx, task [, {goes_on=}]) -> record    (task: a row; ctx: engine.open's)
+--   iteration.open(ctx, task_id) -> {iteration=, session=, created=} | nil
+--        inside the claim's transaction (fleet.claim): the next iteration's start,
+--        what is known before any I/O (below), so prepare has nothing left to write
 --
 -- The stages, in order; each takes the iteration table `it` and returns it
 -- with its own fields added (docs/architecture.md lists them):
@@ -46,6 +49,7 @@ local budgets = require "obra.budgets"
 local score = require "obra.score"
 local util = require "obra.util"
 local worktrees = require "obra.worktrees"
+local integrate = require "obra.integrate"
 
 local M = {}
 
@@ -251,6 +255,13 @@ local function status_after(decision, fired, queue)
   return st
 end
 
+-- The task's state in this run (ctx.task_state), made when it is claimed or first run.
+local function state_of(ctx, task)
+  local st = ctx.task_state[task.id] or { key = task.key, started = core.now(), tokens = 0 }
+  ctx.task_state[task.id] = st
+  return st
+end
+
 -- The stages ------------------------------------------------------------------
 
 -- The files of a shared directory as the last iteration there left them
@@ -279,12 +290,12 @@ end
 function M.open(ctx, task_id)
   local s = ctx.store
   local task = s:task(task_id)
-  if require("obra.integrate").due(s, task) then return nil end
+  if integrate.due(s, task) then return nil end
   local n = (s:last_iteration(task_id) or 0) + 1
   s:add_event("iteration_started", { run_id = ctx.run_id, task_id = task_id, iteration = n })
   local sess, created = s:current_session(task_id, ctx.run_id, agent_kind(agent_config(ctx, task)))
-  local st = { key = task.key, started = core.now(), tokens = 0, announced = n }
-  ctx.task_state[task_id] = st
+  local st = state_of(ctx, task)
+  st.announced = n
   local ws = s:workspace(task_id)
   if not ws and n == 1 then ws = worktrees.known_shared(ctx, task) end
   st.after = left_in(ctx, task, ws)
@@ -660,8 +671,7 @@ end
 -- scheduler's task loop), so its record announces it (iteration_started).
 function M.run(ctx, task, opts)
   local it = { task = task, goes_on = opts and opts.goes_on }
-  local state = ctx.task_state[task.id] or { key = task.key, started = core.now(), tokens = 0 }
-  ctx.task_state[task.id] = state
+  local state = state_of(ctx, task)
 
   M.prepare(ctx, it);   observe(ctx, "prepare", it)
   state.running, state.iteration, state.workdir, state.last = true, it.iteration, it.workdir, "agent running"
