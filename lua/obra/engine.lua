@@ -504,7 +504,7 @@ function M.run(ctx, opts)
       local spent = budgets.run_spent(ctx)
       if spent then ctx.budget_spent = spent end
       while not ctx.budget_spent and nrunning < max_parallel do
-        local lease = fleet.claim(ctx)
+        local lease = fleet.claim(ctx, iteration.open)   -- (the claim starts its iteration)
         if not lease then break end
         nrunning = nrunning + 1
         local id = lease.task_id
