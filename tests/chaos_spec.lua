@@ -119,6 +119,12 @@ for _, backend in ipairs(F.backends()) do
       for _, pid in pairs(pids) do F.stop(pid) end
       F.stop(coordinator)
       local why = "seed " .. seed .. ": " .. tostring(F.log(p, "coordinator"))
+      if rc ~= 0 then   -- what stopped it: the breakpoints' reasons and the workers' logs
+        for _, b in ipairs(s:query("SELECT t.key, b.kind, b.reason FROM breakpoints b JOIN tasks t ON t.id = b.task_id")) do
+          why = why .. string.format("\nbreakpoint %s %s: %s", b.key, b.kind, tostring(b.reason))
+        end
+        for _, n in ipairs(names) do why = why .. "\n--- " .. n .. "\n" .. tostring(F.log(p, n)) end
+      end
       assert.are.equal(0, rc, why)
       local tasks = F.assert_invariants(s, N_GIT)
       local cut = s:first("SELECT count(*) AS n FROM leases WHERE end_reason IN ('lost', 'swept')").n

@@ -239,6 +239,13 @@ function M.begin(ctx, job)
   local s, task = ctx.store, job.task
   local ws = need(s:workspace(task.id), task.key .. " has no workspace to integrate")
   if ws.isolation ~= "worktree" then fail(task.key .. " works in the shared directory: nothing to integrate") end
+  -- queued by a worker in another clone (it was killed, or let the task go):
+  -- integrated from this one, with the task's branch as the remote has it,
+  -- never through the other clone's repository
+  if ctx.config.remote then
+    local here, err = worktrees.ensure(ctx, task)
+    ws = need(here, "cannot bring the worktree of " .. task.key .. " into this clone", err)
+  end
   local set = M.settings(ctx)
   job.ws, job.top, job.target, job.mode, job.max_attempts = ws, ws.repo, set.target, set.mode, set.max_attempts
   if job.mode == "branch" then job.mode = "merge" end   -- `obra merge` of a task left for a pull request

@@ -49,6 +49,7 @@ local budgets = require "obra.budgets"
 local score = require "obra.score"
 local util = require "obra.util"
 local worktrees = require "obra.worktrees"
+local remote = require "obra.remote"
 local integrate = require "obra.integrate"
 
 local M = {}
@@ -598,6 +599,11 @@ function M.record(ctx, it)
   -- the task's work under its lease ends here (it leaves 'running'): the lease
   -- ends with this record, not in a commit of its own (docs/scale-out.md)
   local lease = it.status ~= "running" and ctx.fleet and ctx.fleet.held[it.task.id]
+  -- with a remote, a proceed's branch is pushed before the record queues it:
+  -- a worker that takes the task over after a kill integrates the commit
+  -- that was judged, never an older checkpoint the remote had (a push that
+  -- fails is logged; the integration pushes again)
+  if it.workspace_state == "queued" and ctx.config.remote then remote.publish(ctx, it.task, it.ws) end
   local out = s:record_iteration {
     run_id = ctx.run_id, task = it.task, iteration = it.iteration, agent_name = it.agent.kind or it.agent_cfg.kind,
     calls = it.calls, session_ids = it.session_ids, checks = it.checks, event = it.event,
