@@ -162,10 +162,18 @@ local function scratch(ctx, top, commit)
     if core.stat(gitdir .. "/rebase-merge") or core.stat(gitdir .. "/rebase-apply") then
       git.run({ "rebase", "--abort" }, { cwd = path })
     end
-    need(git.ok({ "reset", "--hard", "-q" }, { cwd = path }), "cannot reset the scratch worktree " .. path)
-    need(git.ok({ "checkout", "--detach", "--force", "-q", commit }, { cwd = path }), "cannot reset the scratch worktree " .. path)
-    need(git.ok({ "clean", "-ffdxq" }, { cwd = path }), "cannot clean the scratch worktree " .. path)
-    return path
+    local ok, err = git.ok({ "reset", "--hard", "-q" }, { cwd = path })
+    if ok then
+      need(git.ok({ "checkout", "--detach", "--force", "-q", commit }, { cwd = path }), "cannot reset the scratch worktree " .. path)
+      local cleaned, cerr = git.ok({ "clean", "-ffdxq" }, { cwd = path })
+      need(cleaned, "cannot clean the scratch worktree " .. path, cerr)
+      return path
+    end
+    -- what a killed git left there (its index locked, say) is in the way of
+    -- the reset: the scratch worktree is obra's own and holds nothing to
+    -- keep, so it is made again (below)
+    ctx.log(nil, "the scratch worktree %s cannot be reset (%s): making it again", path, tostring(err))
+    git.run({ "worktree", "remove", "--force", "--force", path }, { cwd = top })
   end
   if core.stat(path) then
     -- obra's own directory, left half made by a kill during `git worktree add`
