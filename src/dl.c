@@ -61,8 +61,9 @@ obra_rc obra_dl_load(obra_dl *lib, obra_err *e) {
       if (names != one && (*so)[0] == '@') {       /* obra's own copy, when there is one */
         char dirs[2][PATH_MAX], path[PATH_MAX];
         for (int i = 0, n = own_dirs(dirs); i < n && lib->handle == NULL; i++) {
-          if (snprintf(path, sizeof path, "%s/%s", dirs[i], *so + 1) >= (int)sizeof path) continue;
-          if (access(path, F_OK) != 0) continue;
+          char name[PATH_MAX];
+          if (snprintf(name, sizeof name, "%s/%s", dirs[i], *so + 1) >= (int)sizeof name) continue;
+          if (realpath(name, path) == NULL) continue;       /* none there (and no "bin/.." in its name) */
           lib->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
           lib->own = lib->handle != NULL;
           if (lib->handle == NULL) {
