@@ -61,13 +61,9 @@ CORE_OBJ = $(CORE_SRC:src/%.c=$(BUILD)/%.o)
 LAPI_SRC = $(wildcard src/lapi_*.c)
 LUA_SRC  = lua/obra.lua $(wildcard lua/obra/*.lua lua/obra/*/*.lua)
 
-.PHONY: all deps distclean test check bench install uninstall clean fmt demo eval eval-record eval-deps unit unit-bin fuzz fuzz-deps fuzz-build fuzz-regress-bin
+.PHONY: all own-libs deps distclean test check bench install uninstall clean fmt demo eval eval-record eval-deps unit unit-bin fuzz fuzz-deps fuzz-build fuzz-regress-bin
 
-# obra's own copies of libraries (make deps: deps/), next to core.so, where
-# obra looks for them first (src/dl.c); without them, the system's
-OWN_LIBS = $(patsubst deps/%,$(OUT)/lib/obra/%,$(wildcard deps/libgit2.so.[0-9]*))
-
-all: $(OUT)/obra $(OUT)/lib/obra/core.so $(OWN_LIBS)
+all: $(OUT)/obra $(OUT)/lib/obra/core.so own-libs
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -110,9 +106,14 @@ $(OUT)/lib/obra/core.so: $(CORE_OBJ)
 	@mkdir -p $(OUT)/lib/obra
 	$(CC) $(CFLAGS) $(LDFLAGS) -shared -o $@ $^ $(LIBS)
 
-$(OUT)/lib/obra/libgit2.%: deps/libgit2.%
-	@mkdir -p $(OUT)/lib/obra
-	install -m 0755 $< $@
+# obra's own copies of libraries (make deps builds them into deps/) go next to
+# core.so, where obra looks first (src/dl.c); one that deps/ no longer has
+# (outdated, or make distclean) is removed: obra then uses the system's
+own-libs:
+	@mkdir -p $(OUT)/lib/obra; \
+	for f in $(OUT)/lib/obra/libgit2.so.*; do [ ! -e "$$f" ] || [ -f "deps/$${f##*/}" ] || rm -f "$$f"; done; \
+	for f in deps/libgit2.so.[0-9]*; do [ ! -f "$$f" ] || cmp -s "$$f" "$(OUT)/lib/obra/$${f##*/}" || \
+	  install -m 0755 "$$f" $(OUT)/lib/obra/ || exit 1; done
 
 test: deps
 	$(MAKE) all
