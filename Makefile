@@ -1,6 +1,8 @@
 # obra — build, test and install.  See README.md.
 #
 #   make deps      install the Debian packages obra needs (idempotent, root)
+#                  and build obra's own libgit2 into deps/ (scripts/build-libgit2:
+#                  Debian's source without the network transports, ~2 minutes once)
 #   make           build ./obra and ./lib/obra/core.so
 #   make test      deps + build + the whole busted suite
 #   make check     the whole suite under ASan + UBSan
@@ -14,6 +16,7 @@
 #                  records its cassettes again
 #   make install   PREFIX=/usr/local DESTDIR= (obra, the Lua module, obra.1,
 #                  the bash, zsh and fish completions); make uninstall
+#   make clean     the build (deps/ stays: make distclean removes it too)
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
@@ -29,7 +32,8 @@ FISHCOMPDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 DEB_PKGS = build-essential pkg-config lua5.4 liblua5.4-dev libsqlite3-dev \
            libcurl4-openssl-dev libcjson-dev uuid-dev libreadline-dev libgit2-dev \
            lua-busted lua-socket lua-cjson python3 git tmux procps sqlite3 \
-           libjs-chart.js chromium groff-base man-db zsh fish libpq-dev postgresql zlib1g-dev
+           libjs-chart.js chromium groff-base man-db zsh fish libpq-dev postgresql zlib1g-dev \
+           cmake libhttp-parser-dev libpcre2-dev xz-utils
 
 CC      ?= cc
 PKGS     = lua5.4 sqlite3 libcurl libcjson uuid libgit2 libpq zlib
@@ -40,7 +44,9 @@ WARN    += -Werror
 endif
 OPT     ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC $(OPT) $(WARN) -Iinclude -I$(BUILD) \
-           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+           -DOBRA_OWN_FROM_BIN='"../lib/lua/$(LUAVER)/obra"'
+# (OBRA_OWN_FROM_BIN, for src/dl.c: where install puts core.so, $(LMODDIR)/obra, seen from $(BINDIR))
 # libcurl, libgit2 and libpq are not linked: src/http.c, src/workspace.c and
 # src/pgstore.c load them on first use (dl.h), so a command that needs none
 # starts without them (libpq's header comes from pkg-config, for its types).
@@ -55,9 +61,9 @@ CORE_OBJ = $(CORE_SRC:src/%.c=$(BUILD)/%.o)
 LAPI_SRC = $(wildcard src/lapi_*.c)
 LUA_SRC  = lua/obra.lua $(wildcard lua/obra/*.lua lua/obra/*/*.lua)
 
-.PHONY: all deps test check bench install uninstall clean fmt demo eval eval-record eval-deps unit unit-bin fuzz fuzz-deps fuzz-build fuzz-regress-bin
+.PHONY: all own-libs deps distclean test check bench install uninstall clean fmt demo eval eval-record eval-deps unit unit-bin fuzz fuzz-deps fuzz-build fuzz-regress-bin
 
-all: $(OUT)/obra $(OUT)/lib/obra/core.so
+all: $(OUT)/obra $(OUT)/lib/obra/core.so own-libs
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -68,6 +74,7 @@ deps:
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else echo "deps: all present"; fi
+	@scripts/build-libgit2 deps
 
 # The list of bridge modules, generated from src/lapi_*.c: each file lapi_X.c
 # defines `int obra_lapi_X(lua_State *L)` which adds its functions to the table
@@ -98,6 +105,15 @@ $(OUT)/obra: $(BUILD)/main.o $(BUILD)/repl_readline.o $(BUILD)/embedded.o $(CORE
 $(OUT)/lib/obra/core.so: $(CORE_OBJ)
 	@mkdir -p $(OUT)/lib/obra
 	$(CC) $(CFLAGS) $(LDFLAGS) -shared -o $@ $^ $(LIBS)
+
+# obra's own copies of libraries (make deps builds them into deps/) go next to
+# core.so, where obra looks first (src/dl.c); one that deps/ no longer has
+# (outdated, or make distclean) is removed: obra then uses the system's
+own-libs:
+	@mkdir -p $(OUT)/lib/obra; \
+	for f in $(OUT)/lib/obra/libgit2.so.*; do [ ! -e "$$f" ] || [ -f "deps/$${f##*/}" ] || rm -f "$$f"; done; \
+	for f in deps/libgit2.so.[0-9]*; do [ ! -f "$$f" ] || cmp -s "$$f" "$(OUT)/lib/obra/$${f##*/}" || \
+	  install -m 0755 "$$f" $(OUT)/lib/obra/ || exit 1; done
 
 test: deps
 	$(MAKE) all
@@ -246,6 +262,7 @@ install: all
 	  cat $(INSTALLED).tmp >> $(INSTALLED); rm -f $(INSTALLED).tmp
 	install -m 0755 $(OUT)/obra $(BINDIR)/obra
 	install -m 0755 $(OUT)/lib/obra/core.so $(LMODDIR)/obra/core.so
+	@for f in $(OUT)/lib/obra/libgit2.so.*; do [ ! -f "$$f" ] || install -m 0755 "$$f" $(LMODDIR)/obra/ || exit 1; done
 	install -m 0644 lua/obra.lua $(LSHAREDIR)/obra.lua
 	cp -r lua/obra/. $(LSHAREDIR)/obra/
 	$(OUT)/obra help --man > $(MANDIR)/obra.1
@@ -258,13 +275,16 @@ install: all
 
 uninstall:
 	@dirs=$$(tac $(INSTALLED) 2>/dev/null); \
-	  rm -f $(BINDIR)/obra $(LMODDIR)/obra/core.so $(LSHAREDIR)/obra.lua $(GENERATED); \
+	  rm -f $(BINDIR)/obra $(LMODDIR)/obra/core.so $(LMODDIR)/obra/libgit2.so.* $(LSHAREDIR)/obra.lua $(GENERATED); \
 	  rm -rf $(LSHAREDIR)/obra; rmdir $(LMODDIR)/obra 2>/dev/null; \
 	  for d in $$dirs; do [ -d "$$d" ] && rmdir "$$d" 2>/dev/null; done; \
 	  echo "uninstalled from $(DESTDIR)$(PREFIX)"
 
 clean:
 	rm -rf build build-san lib obra
+
+distclean: clean
+	rm -rf deps
 
 # Fuzz targets, built two ways (see fuzz above).  Kept last: the rules use
 # secondary expansion for each target's own sources.

@@ -185,6 +185,23 @@ static int l_restore(lua_State *L) {
   return 1;
 }
 
+/* core.libgit2() -> { path =, version =, own = } | nil, message: the libgit2 in use (obra doctor) */
+static int l_libgit2(lua_State *L) {
+  obra_err e = { 0 };
+  const char *path = NULL;
+  char version[32];
+  int own = 0;
+  if (obra_ws_library(&path, version, &own, &e) != OBRA_OK) return obra_lapi_fail(L, &e, "workspace");
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, path ? path : "?");
+  lua_setfield(L, -2, "path");
+  lua_pushstring(L, version);
+  lua_setfield(L, -2, "version");
+  lua_pushboolean(L, own);
+  lua_setfield(L, -2, "own");
+  return 1;
+}
+
 int obra_lapi_workspace(lua_State *L) {
   static const luaL_Reg methods[] = {
     { "kind", l_kind }, { "snapshot", l_snapshot }, { "commit", l_commit }, { "diff", l_diff }, { "patch", l_patch },
@@ -195,5 +212,7 @@ int obra_lapi_workspace(lua_State *L) {
   obra_lapi_newclass(L, WT_MT, methods, meta);
   lua_pushcfunction(L, l_open);
   lua_setfield(L, -2, "worktree");
+  lua_pushcfunction(L, l_libgit2);
+  lua_setfield(L, -2, "libgit2");
   return 0;
 }

@@ -81,13 +81,17 @@ struct obra_ws {
   X(git_tree_entry_type) X(git_tree_entry_name) X(git_index_add) X(git_blob_create_from_buffer) \
   X(git_filter_list_load) X(git_filter_list_free) X(git_index_entrycount) X(git_index_get_byindex) \
   X(git_odb_read) X(git_odb_object_data) X(git_odb_object_size) X(git_odb_object_type) \
-  X(git_odb_object_free) X(git_odb_refresh) X(git_diff_get_perfdata) X(git_index_caps)
+  X(git_odb_object_free) X(git_odb_refresh) X(git_diff_get_perfdata) X(git_index_caps) \
+  X(git_libgit2_version)
 
 static struct { GIT_FUNCS(OBRA_DL_POINTER) } fn;
-/* only the version obra was built against: the option structs are versioned */
+/* only the version obra was built against: the option structs are versioned.
+ * obra's own build first (make deps: Debian's source without the network
+ * transports, whose libraries Debian's build maps into every process that
+ * loads it: ~3.5 MiB), else the system's. */
 static obra_dl lib = OBRA_DL_LIB("libgit2", "OBRA_LIBGIT2",
   "install it (Debian: apt-get install libgit2-1.5); without it iterations run with no checkpoint and no change summary",
-  "libgit2.so." LIBGIT2_SOVERSION);
+  "@libgit2.so." LIBGIT2_SOVERSION, "libgit2.so." LIBGIT2_SOVERSION);
 
 static int inited;
 
@@ -115,6 +119,13 @@ static int init_lib(obra_err *e) {
     obra_rc rc = obra_dl_load(&lib, e);
     GIT_FUNCS(OBRA_DL_RESOLVE)
     if (rc != OBRA_OK) return -1;
+    int major = 0, minor = 0, rev = 0;
+    fn.git_libgit2_version(&major, &minor, &rev);
+    if (major != LIBGIT2_VER_MAJOR || minor != LIBGIT2_VER_MINOR)      /* OBRA_LIBGIT2 naming another */
+      return obra_dl_refuse(&lib, e, "libgit2 %d.%d.%d in %s is not the %s obra was built against; %s",
+                            major, minor, rev, obra_dl_path(&lib) ? obra_dl_path(&lib) : "?", LIBGIT2_SOVERSION,
+                            lib.env && getenv(lib.env) ? "point OBRA_LIBGIT2 at a libgit2 " LIBGIT2_SOVERSION " or unset it"
+                                                       : "build it again (make deps) or remove it"), -1;
     /* git_libgit2_init calls libssh2_init(0), whose crypto part (with OpenSSL
      * 3: loading and registering OpenSSL's built-in engines) pages in some
      * 1.4 MiB of libcrypto for an SSH transport obra never uses: checkpoints
@@ -145,6 +156,16 @@ static int init_lib(obra_err *e) {
     inited = 1;
   }
   return 0;
+}
+
+obra_rc obra_ws_library(const char **path, char version[32], int *own, obra_err *e) {
+  if (init_lib(e) != 0) return e->rc ? e->rc : OBRA_EIO;
+  int major = 0, minor = 0, rev = 0;
+  fn.git_libgit2_version(&major, &minor, &rev);
+  snprintf(version, 32, "%d.%d.%d", major, minor, rev);
+  *path = obra_dl_path(&lib);
+  *own = lib.own;
+  return OBRA_OK;
 }
 
 static int open_shadow(obra_ws *w, const char *dir, const char *gitdir, obra_err *e) {

@@ -72,3 +72,113 @@ describe("lazy libraries", function()
     H.rmdir(p.dir)
   end)
 end)
+
+-- obra's own libgit2 (make deps, scripts/build-libgit2): Debian's source
+-- built without the network transports, looked for next to core.so (lib/obra/
+-- beside ./obra, lib/lua/5.4/obra/ beside bin/ once installed) before the
+-- system's; OBRA_LIBGIT2 overrides both.  A copy of the binary in a directory
+-- of the spec's own stands for a build without it, or an installed one.
+describe("obra's own libgit2", function()
+  local OWN = H.sh("readlink -f " .. H.q(H.BIN)):match("^(.*)/[^/]*\n") .. "/lib/obra/libgit2.so.1.5"
+  local RUN = [[
+config { max_iterations = 1 }
+task "word" { prompt = "Write out.txt with the word good.", checks = { "grep -qx good out.txt" } }
+]]
+
+  -- the libgit2 check of `obra doctor --json` run by bin (a copy of obra)
+  local function doctor(bin, env)
+    local dir = H.tmpdir("dl-doctor")
+    H.writefile(dir .. "/obra.lua", "config { llm = false }\n")
+    local old = H.BIN
+    H.BIN = bin
+    local ok, r = pcall(H.obra, { "doctor", "--json" }, { cwd = dir, env = env })
+    H.BIN = old
+    assert(ok, r)
+    H.rmdir(dir)
+    for _, c in ipairs(H.json(r.out).checks) do
+      if c.check == "libgit2" then return c end
+    end
+    error("no libgit2 check in:\n" .. r.out)
+  end
+
+  local function run(env)
+    local p = E.project { script = RUN, scenario = SCENARIO }
+    local e = E.env(p)
+    for k, v in pairs(env or {}) do e[k] = v end
+    local args = { "run", p.script, table.unpack(E.sets(p)) }
+    local r = H.expect_code(H.obra(args, { cwd = p.dir, env = e }), 0)
+    local cps = H.json(H.expect_code(E.obra(p, { "checkpoints", "word", "--json" }), 0).out).checkpoints
+    H.rmdir(p.dir)
+    return r, cps
+  end
+
+  it("a run loads it when make deps built it, and none of the transports' libraries", function()
+    if not H.readfile(OWN) then
+      pending("make deps built no libgit2 of obra's own here (" .. OWN .. "): Debian's archive lacks the source")
+      return
+    end
+    local r, cps = run { LD_DEBUG = "files" }
+    assert.truthy(loaded(r.err, OWN), "the trace lists obra's own libgit2:\n" .. r.err:sub(1, 3000))
+    for _, lib in ipairs { "libgit2.so", "libmbed", "libssh2", "libgssapi", "libkrb5", "libcrypto" } do
+      assert.falsy(loaded(r.err, lib), lib .. " is not loaded")      -- "file=libgit2.so.1.5": the system's
+    end
+    assert.are.equal(1, #cps, "the iteration's checkpoint")
+    local c = doctor(H.BIN)
+    assert.is_true(c.ok)
+    assert.matches(OWN .. " (1.5.", c.detail, 1, true)
+    assert.matches("obra's own", c.detail, 1, true)
+  end)
+
+  it("without it the system's libgit2 serves, with no error; beside the binary or installed it comes first", function()
+    local base = H.tmpdir("dl-own")
+    local bin = base .. "/bin/obra"
+    assert(os.execute("mkdir -p " .. H.q(base .. "/bin") .. " && cp " .. H.q(H.BIN) .. " " .. H.q(bin)))
+    -- never built: the system's, and the runs work with it (OBRA_LIBGIT2 naming it too)
+    local c = doctor(bin)
+    assert.is_true(c.ok)
+    assert.matches("libgit2.so.1.5 (1.5.", c.detail, 1, true)
+    assert.matches("the system's", c.detail, 1, true)
+    local system = c.detail:match("^(%S+) ")
+    local r, cps = run { OBRA_LIBGIT2 = "libgit2.so.1.5" }
+    assert.are.equal(1, #cps, "a checkpoint with the system's libgit2")
+    assert.falsy(r.err:find("libgit2", 1, true), r.err)
+    -- a copy next to where core.so goes, in the build tree's layout and the installed one
+    for _, dir in ipairs { base .. "/bin/lib/obra", base .. "/lib/lua/5.4/obra" } do
+      assert(os.execute("mkdir -p " .. H.q(dir) .. " && cp " .. H.q(system) .. " " .. H.q(dir .. "/libgit2.so.1.5")))
+      c = doctor(bin)
+      assert.matches(dir .. "/libgit2.so.1.5 (1.5.", c.detail, 1, true)
+      assert.matches("obra's own", c.detail, 1, true)
+      -- OBRA_LIBGIT2 still has the last word
+      c = doctor(bin, { OBRA_LIBGIT2 = system })
+      assert.matches(system .. " (1.5.", c.detail, 1, true)
+      assert(os.execute("rm -rf " .. H.q(dir)))
+    end
+    -- a copy that cannot be loaded: the system's, without a word
+    assert(os.execute("mkdir -p " .. H.q(base .. "/bin/lib/obra")))
+    H.writefile(base .. "/bin/lib/obra/libgit2.so.1.5", "not a library\n")
+    c = doctor(bin)
+    assert.is_true(c.ok)
+    assert.matches(system .. " (1.5.", c.detail, 1, true)
+    H.rmdir(base)
+  end)
+
+  it("a libgit2 of another version is refused with a line saying what to do", function()
+    -- a stand-in exporting every function of the real one, version 1.9.0
+    local base = H.tmpdir("dl-ver")
+    local system = doctor(H.BIN, { OBRA_LIBGIT2 = "libgit2.so.1.5" }).detail:match("^(%S+) ")
+    local names = H.sh(H.plain .. "nm -D --defined-only " .. H.q(system))
+    local c = { "void git_libgit2_version(int *a, int *b, int *c) { *a = 1; *b = 9; *c = 0; }" }
+    for name in names:gmatch("%x+ [TDBR] ([%w_]+)") do
+      if name ~= "git_libgit2_version" then c[#c + 1] = "int " .. name .. "(void) { return -1; }" end
+    end
+    assert.is_true(#c > 100, names:sub(1, 500))
+    H.writefile(base .. "/fake.c", table.concat(c, "\n") .. "\n")
+    local out, code = H.sh(H.plain .. "cc -shared -fPIC -w -o " .. H.q(base .. "/libgit2.so.1.9") .. " " .. H.q(base .. "/fake.c"))
+    assert.are.equal(0, code, out)
+    local d = doctor(H.BIN, { OBRA_LIBGIT2 = base .. "/libgit2.so.1.9" })
+    assert.is_true(d.warn)
+    assert.matches("libgit2 1.9.0 in " .. base .. "/libgit2.so.1.9 is not the 1.5 obra was built against; "
+                   .. "point OBRA_LIBGIT2 at a libgit2 1.5 or unset it", d.detail, 1, true)
+    H.rmdir(base)
+  end)
+end)

@@ -15,7 +15,11 @@
  *   ... fn.curl_easy_init() ...
  *
  * The environment variable (OBRA_LIBCURL here), when set, names the one file
- * to load instead of the usual names (a library installed elsewhere).
+ * to load instead of the usual names (a library installed elsewhere).  A name
+ * starting with '@' is obra's own copy of a library (built by `make deps`),
+ * looked for in obra's library directory: next to core.so, that is lib/obra/
+ * beside ./obra in the build tree and $(PREFIX)/lib/lua/5.4/obra/ once
+ * installed; when there is no such file the name is skipped without a word.
  * A library that cannot be loaded, or lacks a symbol, gives a clear error
  * (which library, what the loader said, what to do) every time it is asked
  * for, and the rest of obra keeps working.  Not thread-safe: obra has one
@@ -30,12 +34,13 @@ typedef struct {
   const char *hint;              /* what to do when it is missing */
   const char *const *sonames;    /* tried in order, NULL-terminated */
   void *handle;                  /* NULL until loaded */
+  int own;                       /* the handle is obra's own copy (an '@' name) */
   int failed;                    /* tried and failed: msg says why */
-  char msg[400];
+  char msg[640];
 } obra_dl;
 
 #define OBRA_DL_LIB(name, env, hint, ...) \
-  { (name), (env), (hint), (const char *const[]){ __VA_ARGS__, NULL }, NULL, 0, "" }
+  { (name), (env), (hint), (const char *const[]){ __VA_ARGS__, NULL }, NULL, 0, 0, "" }
 
 /* A struct member for function f: a pointer of f's own type (from the header). */
 #define OBRA_DL_POINTER(f) __typeof__(f) *f;
@@ -51,6 +56,14 @@ obra_rc obra_dl_load(obra_dl *lib, obra_err *e);
 /* Look symbol up in a loaded library into *slot: OBRA_OK, or
  * OBRA_ENOTFOUND naming the symbol and the library (too old a version). */
 obra_rc obra_dl_sym(obra_dl *lib, const char *symbol, void **slot, obra_err *e);
+
+/* Refuse a loaded library (the wrong version, say): it fails from now on, as
+ * one that could not be loaded does, with the message made from fmt. */
+obra_rc obra_dl_refuse(obra_dl *lib, obra_err *e, const char *fmt, ...)
+  __attribute__((format(printf, 3, 4)));
+
+/* The file the library was loaded from, or NULL when it is not loaded. */
+const char *obra_dl_path(const obra_dl *lib);
 
 /* A function that only some builds of a loaded library (or of the libraries
  * it depends on) have: its address, or NULL without error when it is absent

@@ -33,6 +33,10 @@ typedef struct {
                                   tree's size, < 0 none: libgit2's whole walk */
 } obra_ws_opts;
 
+/* The libgit2 snapshots use, loaded if need be (obra doctor): the file it
+ * came from, its version, and whether it is obra's own build (dl.h). */
+obra_rc obra_ws_library(const char **path, char version[32], int *own, obra_err *e);
+
 /* Open the work tree at dir (an existing directory). */
 obra_ws    *obra_ws_open(const char *dir, const obra_ws_opts *o, obra_err *e);
 void        obra_ws_close(obra_ws *w);                   /* NULL is a no-op */

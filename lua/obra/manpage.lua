@@ -24,7 +24,7 @@ M.ENVIRONMENT = {
   { "OTEL_SDK_DISABLED", "true: no spans are exported" },
   { "OBRA_CHARTJS", "another copy of chart.min.js for obra report (default: Debian's libjs-chart.js)" },
   { "OBRA_LIBCURL", "the libcurl to load instead of libcurl.so.4" },
-  { "OBRA_LIBGIT2", "the libgit2 to load instead of the system's" },
+  { "OBRA_LIBGIT2", "the libgit2 to load instead of obra's own (built by make deps, next to core.so) or the system's" },
   { "OBRA_LIBPQ", "the libpq to load instead of libpq.so.5 (a PostgreSQL store)" },
   { "OBRA_LIBREADLINE", "the libreadline to load instead of libreadline.so.8 (the REPL's line editing; " ..
     "without one the REPL reads plain lines)" },

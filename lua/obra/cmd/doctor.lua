@@ -145,6 +145,11 @@ Exit: 0 nothing fails (warnings allowed), 1 something obra needs fails,
     -- git
     local git = which("git")
     add("git", git ~= nil, git or "not found", git == nil and "install git: change summaries fall back to content hashes" or nil)
+    -- libgit2 (checkpoints, change summaries): obra's own build (make deps) or the system's
+    local lg, lerr = core.libgit2()
+    add("libgit2", lg ~= nil, lg and string.format("%s (%s, %s)", lg.path, lg.version,
+          lg.own and "obra's own: no network transports" or "the system's") or lerr,
+        nil, lg == nil)
     -- the shared remote, when the workflow (or --set remote=) names one: it answers, as `obra run` requires
     if cfg.remote and git then
       local rctx = { config = { remote = cfg.remote }, workdir = core.getcwd(), log = function() end }
