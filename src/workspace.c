@@ -81,7 +81,8 @@ struct obra_ws {
   X(git_tree_entry_type) X(git_tree_entry_name) X(git_index_add) X(git_blob_create_from_buffer) \
   X(git_filter_list_load) X(git_filter_list_free) X(git_index_entrycount) X(git_index_get_byindex) \
   X(git_odb_read) X(git_odb_object_data) X(git_odb_object_size) X(git_odb_object_type) \
-  X(git_odb_object_free) X(git_odb_refresh) X(git_diff_get_perfdata) X(git_index_caps)
+  X(git_odb_object_free) X(git_odb_refresh) X(git_diff_get_perfdata) X(git_index_caps) \
+  X(git_repository_config) X(git_config_get_string_buf) X(git_config_set_string) X(git_config_free)
 
 static struct { GIT_FUNCS(OBRA_DL_POINTER) } fn;
 /* only the version obra was built against: the option structs are versioned */
@@ -147,6 +148,26 @@ static int init_lib(obra_err *e) {
   return 0;
 }
 
+/* A checkpoint in the shadow is its tree, named by the database (no commit,
+ * no ref: lua/obra/checkpoints.lua), so no ref reaches it and git gc must
+ * never prune what is unreachable: gc.pruneExpire=never with cruft packs
+ * (git 2.37+; older gits leave such objects loose) keeps every object, for a
+ * `git gc` run by hand as for obra's own (lua/obra/workspace.lua).  Written
+ * once into the shadow's config; not fatal (obra's own gc says it again). */
+static void keep_unreachable(git_repository *repo) {
+  git_config *c = NULL;
+  git_buf v = { 0 };
+  if (fn.git_repository_config(&c, repo) < 0) { fn.git_error_clear(); return; }
+  if (fn.git_config_get_string_buf(&v, c, "gc.pruneExpire") < 0 || strcmp(v.ptr, "never") != 0) {
+    if (fn.git_config_set_string(c, "gc.pruneExpire", "never") < 0 ||
+        fn.git_config_set_string(c, "gc.cruftPacks", "true") < 0)
+      fn.git_error_clear();
+  }
+  fn.git_buf_dispose(&v);
+  fn.git_config_free(c);
+  fn.git_error_clear();
+}
+
 static int open_shadow(obra_ws *w, const char *dir, const char *gitdir, obra_err *e) {
   const int flags = GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE;
   int rc = fn.git_repository_open_ext(&w->repo, gitdir, flags, NULL);
@@ -170,6 +191,7 @@ static int open_shadow(obra_ws *w, const char *dir, const char *gitdir, obra_err
     rc = fn.git_repository_open_ext(&w->repo, gitdir, flags, NULL);
   }
   if (rc < 0) return fail(e, rc, "shadow repository"), -1;
+  keep_unreachable(w->repo);
   if (fn.git_repository_set_workdir(w->repo, dir, 0) < 0) return fail(e, -1, "shadow repository"), -1;
   w->shadow = 1;
   char path[PATH_MAX];

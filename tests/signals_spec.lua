@@ -350,13 +350,26 @@ describe("workspace", function()
     ws.reset()                                        -- a new process opens the shadow
     local again = assert(ws.snapshot(dir))
     counts = H.sh(git .. "count-objects -v")
-    assert.are.equal("1", counts:match("packs: (%d+)"))
-    -- left loose: only the first snapshot's tree, never committed (git prunes such after two weeks)
-    assert.are.equal("1", counts:match("count: (%d+)"))
+    -- one pack of what refs/obra/ reaches, and a cruft pack of what no ref
+    -- reaches (the first snapshot's tree: a checkpoint, as every shadow
+    -- checkpoint is now, named by the database alone): nothing pruned, nothing loose
+    assert.are.equal("2", counts:match("packs: (%d+)"))
+    assert.are.equal("0", counts:match("count: (%d+)"))
     -- every checkpoint is still there
     assert.are.equal("8\n", H.sh(git .. "rev-list --count refs/obra/p/1-t"))
     assert.are.same({}, ws.diff(again, dir).modified)
     assert.are.same({ "a.txt" }, ws.diff_trees(dir, "shadow", first.tree, again.tree).modified)
+  end)
+
+  it("keeps a shadow checkpoint no ref reaches through a `git gc` by hand", function()
+    H.writefile(dir .. "/a.txt", "0\n")
+    local snap = assert(ws.snapshot(dir))
+    local git = "git --git-dir=" .. H.q(dir .. "/.obra/shadow.git") .. " "
+    assert.are.equal("never\n", H.sh(git .. "config gc.pruneExpire"))
+    -- a month old: git's default would prune it (unreachable, older than two weeks)
+    H.sh("touch -d '30 days ago' " .. H.q(dir .. "/.obra/shadow.git/objects/" .. snap.tree:sub(1, 2) .. "/" .. snap.tree:sub(3)))
+    H.sh(git .. "gc --quiet")
+    assert.are.equal("tree\n", H.sh(git .. "cat-file -t " .. snap.tree))
   end)
 
   it("fails softly: no directory, no snapshot", function()
