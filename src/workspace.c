@@ -49,6 +49,10 @@ struct obra_ws {
   git_odb        *bulk;        /* bulk database, which reads the rest from the disk's objects) */
   struct counts  *counts;      /* line counts of file changes already diffed (see file_counts) */
   size_t          ncounts;
+  git_diff       *kept;        /* the last diff of two trees, and the patches of its files that were */
+  git_patch     **kept_patches; /* counted, while small (see tree_diff) */
+  size_t          kept_bytes;
+  char            kept_a[41], kept_b[41];
   char            root[PATH_MAX];
   char            prefix[PATH_MAX];
 };
@@ -269,12 +273,14 @@ bad:
 
 static void save_shadow_index(obra_ws *w);
 static void forget_counts(obra_ws *w);
+static void forget_kept(obra_ws *w, int patches_only);
 
 void obra_ws_close(obra_ws *w) {
   if (!w) return;
   if (!inited) { free(w); return; }      /* libgit2 never loaded: nothing to free */
   if (w->shadow && w->index && w->saved) save_shadow_index(w);
   forget_counts(w);
+  forget_kept(w, 0);
   free(w->counts);
   free(w->ents);
   fn.git_index_free(w->index);
@@ -656,7 +662,7 @@ static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
     const char *path = dl->status == GIT_DELTA_DELETED ? dl->old_file.path : dl->new_file.path;
     size_t len = strlen(path);
     if (obra_path(path) || (len > 0 && path[len - 1] == '/')) continue;   /* a nested repository */
-    if (is_gitattributes(path)) forget_counts(w);     /* files may count differently now */
+    if (is_gitattributes(path)) forget_counts(w), forget_kept(w, 1);   /* files may count differently now */
     if (dl->status == GIT_DELTA_DELETED) {
       rc = fn.git_index_remove_bypath(w->index, path);
       continue;
@@ -911,6 +917,8 @@ static struct counts *counts_slot(obra_ws *w, const git_diff_delta *dl, const ch
   }
 }
 
+static void keep_patch(obra_ws *w, git_diff *d, size_t i, git_patch **pt);
+
 /* The lines delta i of d adds and removes (0 and 0 for a binary file), from
  * the table when remember allows. */
 static int file_counts(obra_ws *w, git_diff *d, size_t i, int remember, size_t *add, size_t *del, int *binary) {
@@ -928,6 +936,7 @@ static int file_counts(obra_ws *w, git_diff *d, size_t i, int remember, size_t *
   if (fn.git_patch_from_diff(&pt, d, i) < 0) return -1;
   *binary = (dl->flags & GIT_DIFF_FLAG_BINARY) != 0;
   if (pt && !*binary) fn.git_patch_line_stats(&ctxl, add, del, pt);
+  if (remember) keep_patch(w, d, i, &pt);
   fn.git_patch_free(pt);
   if (c && w->ncounts >= COUNTS_SLOTS / 4 * 3) { forget_counts(w); c = counts_slot(w, dl, path); }
   if (c && (c->path = strdup(path)) != NULL) {
@@ -947,19 +956,79 @@ static int counts_apply(git_diff *d) {
   return 1;
 }
 
-obra_rc obra_ws_diff(obra_ws *w, const char *a, const char *b, obra_ws_diff_cb cb, void *ud,
-                     size_t *added, size_t *removed, obra_err *e) {
+/* ---- the last diff, kept ----
+ *
+ * An iteration asks for the same pair of trees more than once: the task's
+ * changes against its base (obra_ws_diff), then the judge's patch of that
+ * same pair (obra_ws_patch); in a first iteration the base is also the
+ * snapshot the agent started from.  The last diff of two trees is kept (its
+ * deltas: the trees are not read again), with the patches its line counts
+ * were taken from while they are small (KEPT_BYTES of file content in all):
+ * the judge's text is then made from them, with no second read of either
+ * blob nor a second lookup of the file's attributes.  A snapshot that sees a
+ * .gitattributes change lets the patches go (the next ones are made anew),
+ * as it empties the counts. */
+#define KEPT_BYTES (256 << 10)
+
+static void forget_kept(obra_ws *w, int patches_only) {
+  if (w->kept_patches) {
+    for (size_t i = 0, n = fn.git_diff_num_deltas(w->kept); i < n; i++) fn.git_patch_free(w->kept_patches[i]);
+    if (patches_only) memset(w->kept_patches, 0, fn.git_diff_num_deltas(w->kept) * sizeof *w->kept_patches);
+  }
+  w->kept_bytes = 0;
+  if (patches_only) return;
+  free(w->kept_patches);
+  fn.git_diff_free(w->kept);
+  w->kept_patches = NULL;
+  w->kept = NULL;
+}
+
+/* The patch of delta i of d, kept when d is the kept diff and it fits
+ * (*pt is then NULL: the table owns it). */
+static void keep_patch(obra_ws *w, git_diff *d, size_t i, git_patch **pt) {
+  if (!*pt || d != w->kept || !w->kept_patches || w->kept_patches[i]) return;
+  const git_diff_delta *dl = fn.git_diff_get_delta(d, i);
+  size_t bytes = (size_t)dl->old_file.size + (size_t)dl->new_file.size;
+  if (bytes > KEPT_BYTES - w->kept_bytes) return;
+  w->kept_bytes += bytes;
+  w->kept_patches[i] = *pt;
+  *pt = NULL;
+}
+
+/* The diff of trees (or commits) a and b below the prefix, in *out, owned by
+ * w (the kept one: the same a and b as the last call give it again). */
+static int tree_diff(obra_ws *w, const char *a, const char *b, git_diff **out, obra_err *e) {
+  if (w->kept && strcmp(a, w->kept_a) == 0 && strcmp(b, w->kept_b) == 0) { *out = w->kept; return 0; }
   git_tree *ta = NULL, *tb = NULL;
   git_diff *d = NULL;
-  obra_rc rc = OBRA_OK;
-  *added = *removed = 0;
-  if (peel_tree(w, a, &ta, e) < 0 || peel_tree(w, b, &tb, e) < 0) { rc = e->rc; goto out; }
+  int rc = 0;
+  if (peel_tree(w, a, &ta, e) < 0 || peel_tree(w, b, &tb, e) < 0) { rc = -1; goto out; }
   git_diff_options o;
   fn.git_diff_options_init(&o, GIT_DIFF_OPTIONS_VERSION);
   char *one, buf[PATH_MAX];
   pathspec(w, &o.pathspec, &one, buf);
   o.max_size = 4 << 20;                        /* larger files count as binary: no line counts */
-  if (fn.git_diff_tree_to_tree(&d, w->repo, ta, tb, &o) < 0) { rc = fail(e, -1, "diff"); goto out; }
+  o.context_lines = 3;
+  if (fn.git_diff_tree_to_tree(&d, w->repo, ta, tb, &o) < 0) { fail(e, -1, "diff"); rc = -1; goto out; }
+  forget_kept(w, 0);
+  size_t n = fn.git_diff_num_deltas(d);
+  w->kept_patches = calloc(n ? n : 1, sizeof *w->kept_patches);  /* none kept without it */
+  w->kept = d;
+  snprintf(w->kept_a, sizeof w->kept_a, "%s", a);
+  snprintf(w->kept_b, sizeof w->kept_b, "%s", b);
+  *out = d;
+out:
+  fn.git_tree_free(ta);
+  fn.git_tree_free(tb);
+  return rc;
+}
+
+obra_rc obra_ws_diff(obra_ws *w, const char *a, const char *b, obra_ws_diff_cb cb, void *ud,
+                     size_t *added, size_t *removed, obra_err *e) {
+  git_diff *d = NULL;
+  obra_rc rc = OBRA_OK;
+  *added = *removed = 0;
+  if (tree_diff(w, a, b, &d, e) < 0) return e->rc;
   size_t plen = strlen(w->prefix);
   for (size_t i = 0, n = fn.git_diff_num_deltas(d); i < n; i++) {
     const git_diff_delta *dl = fn.git_diff_get_delta(d, i);
@@ -972,14 +1041,10 @@ obra_rc obra_ws_diff(obra_ws *w, const char *a, const char *b, obra_ws_diff_cb c
   for (size_t i = 0, n = fn.git_diff_num_deltas(d); i < n; i++) {
     size_t add, del;
     int binary;
-    if (file_counts(w, d, i, remember, &add, &del, &binary) < 0) { rc = fail(e, -1, "diff"); goto out; }
+    if (file_counts(w, d, i, remember, &add, &del, &binary) < 0) return fail(e, -1, "diff");
     *added += add;
     *removed += del;
   }
-out:
-  fn.git_diff_free(d);
-  fn.git_tree_free(ta);
-  fn.git_tree_free(tb);
   return rc;
 }
 
@@ -1001,21 +1066,13 @@ static int by_lines(const void *x, const void *y) {
 
 obra_rc obra_ws_patch(obra_ws *w, const char *a, const char *b, size_t max_bytes, size_t max_files,
                       obra_ws_patch_cb cb, void *ud, char **text, size_t *text_len, int *truncated, obra_err *e) {
-  git_tree *ta = NULL, *tb = NULL;
   git_diff *d = NULL;
   pick_t *picks = NULL;
   char *out = NULL;
   size_t npick = 0;
   obra_rc rc = OBRA_OK;
   *text = NULL; *text_len = 0; *truncated = 0;
-  if (peel_tree(w, a, &ta, e) < 0 || peel_tree(w, b, &tb, e) < 0) { rc = e->rc; goto out; }
-  git_diff_options o;
-  fn.git_diff_options_init(&o, GIT_DIFF_OPTIONS_VERSION);
-  char *one, buf[PATH_MAX];
-  pathspec(w, &o.pathspec, &one, buf);
-  o.max_size = 4 << 20;                        /* larger files count as binary */
-  o.context_lines = 3;
-  if (fn.git_diff_tree_to_tree(&d, w->repo, ta, tb, &o) < 0) { rc = fail(e, -1, "diff"); goto out; }
+  if (tree_diff(w, a, b, &d, e) < 0) return e->rc;
   size_t n = fn.git_diff_num_deltas(d);
   picks = calloc(n ? n : 1, sizeof *picks);
   if (!picks) { rc = obra_err_set(e, OBRA_ENOMEM, "out of memory"); goto out; }
@@ -1035,9 +1092,9 @@ obra_rc obra_ws_patch(obra_ws *w, const char *a, const char *b, size_t max_bytes
   size_t cap = 0, used = 0, shown = 0;
   for (size_t k = 0; k < npick; k++) {
     if (shown >= max_files) { *truncated = 1; break; }
-    git_patch *pt = NULL;
+    git_patch *kept = d == w->kept && w->kept_patches ? w->kept_patches[picks[k].idx] : NULL, *pt = NULL;
     git_buf pb = { 0 };
-    if (fn.git_patch_from_diff(&pt, d, picks[k].idx) < 0 || !pt || fn.git_patch_to_buf(&pb, pt) < 0) {
+    if ((!kept && (fn.git_patch_from_diff(&pt, d, picks[k].idx) < 0 || !pt)) || fn.git_patch_to_buf(&pb, kept ? kept : pt) < 0) {
       fn.git_patch_free(pt);
       fn.git_buf_dispose(&pb);
       rc = fail(e, -1, "diff");
@@ -1064,9 +1121,6 @@ obra_rc obra_ws_patch(obra_ws *w, const char *a, const char *b, size_t max_bytes
 out:
   free(out);
   free(picks);
-  fn.git_diff_free(d);
-  fn.git_tree_free(ta);
-  fn.git_tree_free(tb);
   return rc;
 }
 
