@@ -44,6 +44,7 @@ struct obra_ws {
   time_t          saved;       /* when the shadow index was last written */
   int64_t         max_file_bytes;
   size_t          skipped;     /* during a snapshot */
+  int             index_attrs; /* shadow: whether its index holds a .gitattributes, -1 not known */
   git_odb        *disk;        /* during a bulk write: the repository's own object database, */
   git_odb_backend *mem;        /* and the in-memory store the new objects go to (owned by the */
   git_odb        *bulk;        /* bulk database, which reads the rest from the disk's objects) */
@@ -224,6 +225,7 @@ obra_ws *obra_ws_open(const char *dir, const obra_ws_opts *o, obra_err *e) {
   w->max_file_bytes = o ? o->max_file_bytes : 0;
   w->scan_threads = o ? o->scan_threads : 0;
   w->scanned = -1;
+  w->index_attrs = -1;
   char real[PATH_MAX];
   struct stat st;
   if (!realpath(dir, real) || stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -419,17 +421,22 @@ static int bulk_end(obra_ws *w, const git_oid *tree) {
   return rc;
 }
 
-/* ---- plain adds: the shadow's bulk snapshot without libgit2's per-file
+/* ---- plain adds: the shadow's snapshots without libgit2's per-file
  * attribute lookups ----
  *
  * git_index_add_bypath looks up the file's attributes (for filters: eol,
  * ident, filter drivers) at every directory level and realpath()s it: some
- * thirty system calls a file, most of the first snapshot of a large directory.
+ * thirty system calls a file, most of the first snapshot of a large directory
+ * and two thirds of an iteration's snapshot of the file the agent changed.
  * In the shadow repository (obra's own, with no attributes of its own) and
  * when no attributes can apply — no .gitattributes in the tree or the
  * snapshot, no info/attributes, no system or user attributes file, and no
  * filter for a probe path (core.autocrlf) — the blob is the file's bytes, so
- * obra reads the file and writes the blob and the index entry itself. */
+ * obra reads the file and writes the blob and the index entry itself.  Whether
+ * the index holds a .gitattributes is known from the last look until a
+ * snapshot sees one change (the shadow's index is only ever obra's). */
+#define PLAIN_MIN 2      /* the check costs about what libgit2's lookups for one file do */
+
 static int attributes_file(const char *path) { return path && path[0] && access(path, F_OK) == 0; }
 
 static int is_gitattributes(const char *p) {
@@ -441,8 +448,12 @@ static int plain_adds_ok(obra_ws *w, git_diff *d) {
   if (!w->shadow) return 0;
   for (size_t i = 0, n = fn.git_diff_num_deltas(d); i < n; i++)
     if (is_gitattributes(fn.git_diff_get_delta(d, i)->new_file.path)) return 0;
-  for (size_t i = 0, n = fn.git_index_entrycount(w->index); i < n; i++)
-    if (is_gitattributes(fn.git_index_get_byindex(w->index, i)->path)) return 0;
+  if (w->index_attrs < 0) {
+    w->index_attrs = 0;
+    for (size_t i = 0, n = fn.git_index_entrycount(w->index); i < n && !w->index_attrs; i++)
+      w->index_attrs = is_gitattributes(fn.git_index_get_byindex(w->index, i)->path);
+  }
+  if (w->index_attrs) return 0;
   char p[PATH_MAX];
   const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
   if (attributes_file("/etc/gitattributes")) return 0;
@@ -652,17 +663,17 @@ static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
     git_diff_perfdata pd = GIT_DIFF_PERFDATA_INIT;
     w->refresh = !refresh && fn.git_diff_get_perfdata(&pd, d) == 0 && pd.oid_calculations >= modified + REFRESH_MIN;
   }
-  int plain = 0;
-  if (adds >= BULK_MIN) {
-    if (bulk_begin(w) < 0) rc = -1;
-    plain = plain_adds_ok(w, d);
-  }
+  if (adds >= BULK_MIN && bulk_begin(w) < 0) rc = -1;
+  int plain = adds >= PLAIN_MIN && plain_adds_ok(w, d);
   for (size_t i = 0, n = *changed; i < n && rc == 0; i++) {
     const git_diff_delta *dl = fn.git_diff_get_delta(d, i);
     const char *path = dl->status == GIT_DELTA_DELETED ? dl->old_file.path : dl->new_file.path;
     size_t len = strlen(path);
     if (obra_path(path) || (len > 0 && path[len - 1] == '/')) continue;   /* a nested repository */
-    if (is_gitattributes(path)) forget_counts(w), forget_kept(w, 1);   /* files may count differently now */
+    if (is_gitattributes(path)) {                     /* files may count differently now */
+      forget_counts(w), forget_kept(w, 1);
+      w->index_attrs = -1;
+    }
     if (dl->status == GIT_DELTA_DELETED) {
       rc = fn.git_index_remove_bypath(w->index, path);
       continue;
@@ -747,6 +758,7 @@ obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e
      * write that failed): start again from the one on disk, whose objects
      * were all written before it was */
     (void)fn.git_index_read(w->index, 1);
+    w->index_attrs = -1;
     return rc;
   }
   if (w->shadow && time(NULL) - w->saved >= 60) save_shadow_index(w);
