@@ -297,6 +297,26 @@ describe("workspace", function()
     assert.are.equal(n, ok)
   end)
 
+  it("writes small shadow snapshots' files as they are, unless a .gitattributes can filter them", function()
+    local git = "git --git-dir=" .. H.q(dir .. "/.obra/shadow.git") .. " "
+    local function blob(snap, path) return (H.sh(git .. "cat-file blob " .. snap.tree .. ":" .. path)) end
+    H.writefile(dir .. "/a.txt", "a\r\n")
+    H.writefile(dir .. "/b.txt", "b\r\n")
+    local snap = assert(ws.snapshot(dir))                  -- no attributes: the bytes as they are
+    assert.are.equal("a\r\n", blob(snap, "a.txt"))
+    -- a .gitattributes with the files it filters (the snapshot sees it change) ...
+    H.writefile(dir .. "/.gitattributes", "*.txt text eol=lf\n")
+    H.writefile(dir .. "/a.txt", "a2\r\n")
+    H.writefile(dir .. "/b.txt", "b2\r\n")
+    snap = assert(ws.snapshot(dir))
+    assert.are.equal("a2\n", blob(snap, "a.txt"))
+    -- ... and later, when it is only in the index
+    H.writefile(dir .. "/a.txt", "a3\r\n")
+    H.writefile(dir .. "/b.txt", "b3\r\n")
+    snap = assert(ws.snapshot(dir))
+    assert.are.same({ "a3\n", "b3\n" }, { blob(snap, "a.txt"), blob(snap, "b.txt") })
+  end)
+
   it("writes a large first snapshot as one pack, not loose objects", function()
     for d = 1, 6 do
       os.execute("mkdir -p " .. H.q(dir .. "/d" .. d))
