@@ -44,11 +44,16 @@ struct obra_ws {
   time_t          saved;       /* when the shadow index was last written */
   int64_t         max_file_bytes;
   size_t          skipped;     /* during a snapshot */
+  int             index_attrs; /* shadow: whether its index holds a .gitattributes, -1 not known */
   git_odb        *disk;        /* during a bulk write: the repository's own object database, */
   git_odb_backend *mem;        /* and the in-memory store the new objects go to (owned by the */
   git_odb        *bulk;        /* bulk database, which reads the rest from the disk's objects) */
   struct counts  *counts;      /* line counts of file changes already diffed (see file_counts) */
   size_t          ncounts;
+  git_diff       *kept;        /* the last diff of two trees, and the patches of its files that were */
+  git_patch     **kept_patches; /* counted, while small (see tree_diff) */
+  size_t          kept_bytes;
+  char            kept_a[41], kept_b[41];
   char            root[PATH_MAX];
   char            prefix[PATH_MAX];
 };
@@ -82,7 +87,8 @@ struct obra_ws {
   X(git_filter_list_load) X(git_filter_list_free) X(git_index_entrycount) X(git_index_get_byindex) \
   X(git_odb_read) X(git_odb_object_data) X(git_odb_object_size) X(git_odb_object_type) \
   X(git_odb_object_free) X(git_odb_refresh) X(git_diff_get_perfdata) X(git_index_caps) \
-  X(git_libgit2_version)
+  X(git_libgit2_version) \
+  X(git_repository_config) X(git_config_get_string_buf) X(git_config_set_string) X(git_config_free)
 
 static struct { GIT_FUNCS(OBRA_DL_POINTER) } fn;
 /* only the version obra was built against: the option structs are versioned.
@@ -168,6 +174,26 @@ obra_rc obra_ws_library(const char **path, char version[32], int *own, obra_err 
   return OBRA_OK;
 }
 
+/* A checkpoint in the shadow is its tree, named by the database (no commit,
+ * no ref: lua/obra/checkpoints.lua), so no ref reaches it and git gc must
+ * never prune what is unreachable: gc.pruneExpire=never with cruft packs
+ * (git 2.37+; older gits leave such objects loose) keeps every object, for a
+ * `git gc` run by hand as for obra's own (lua/obra/workspace.lua).  Written
+ * once into the shadow's config; not fatal (obra's own gc says it again). */
+static void keep_unreachable(git_repository *repo) {
+  git_config *c = NULL;
+  git_buf v = { 0 };
+  if (fn.git_repository_config(&c, repo) < 0) { fn.git_error_clear(); return; }
+  if (fn.git_config_get_string_buf(&v, c, "gc.pruneExpire") < 0 || strcmp(v.ptr, "never") != 0) {
+    if (fn.git_config_set_string(c, "gc.pruneExpire", "never") < 0 ||
+        fn.git_config_set_string(c, "gc.cruftPacks", "true") < 0)
+      fn.git_error_clear();
+  }
+  fn.git_buf_dispose(&v);
+  fn.git_config_free(c);
+  fn.git_error_clear();
+}
+
 static int open_shadow(obra_ws *w, const char *dir, const char *gitdir, obra_err *e) {
   const int flags = GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE;
   int rc = fn.git_repository_open_ext(&w->repo, gitdir, flags, NULL);
@@ -191,6 +217,7 @@ static int open_shadow(obra_ws *w, const char *dir, const char *gitdir, obra_err
     rc = fn.git_repository_open_ext(&w->repo, gitdir, flags, NULL);
   }
   if (rc < 0) return fail(e, rc, "shadow repository"), -1;
+  keep_unreachable(w->repo);
   if (fn.git_repository_set_workdir(w->repo, dir, 0) < 0) return fail(e, -1, "shadow repository"), -1;
   w->shadow = 1;
   char path[PATH_MAX];
@@ -219,6 +246,7 @@ obra_ws *obra_ws_open(const char *dir, const obra_ws_opts *o, obra_err *e) {
   w->max_file_bytes = o ? o->max_file_bytes : 0;
   w->scan_threads = o ? o->scan_threads : 0;
   w->scanned = -1;
+  w->index_attrs = -1;
   char real[PATH_MAX];
   struct stat st;
   if (!realpath(dir, real) || stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -268,12 +296,14 @@ bad:
 
 static void save_shadow_index(obra_ws *w);
 static void forget_counts(obra_ws *w);
+static void forget_kept(obra_ws *w, int patches_only);
 
 void obra_ws_close(obra_ws *w) {
   if (!w) return;
   if (!inited) { free(w); return; }      /* libgit2 never loaded: nothing to free */
   if (w->shadow && w->index && w->saved) save_shadow_index(w);
   forget_counts(w);
+  forget_kept(w, 0);
   free(w->counts);
   free(w->ents);
   fn.git_index_free(w->index);
@@ -412,17 +442,22 @@ static int bulk_end(obra_ws *w, const git_oid *tree) {
   return rc;
 }
 
-/* ---- plain adds: the shadow's bulk snapshot without libgit2's per-file
+/* ---- plain adds: the shadow's snapshots without libgit2's per-file
  * attribute lookups ----
  *
  * git_index_add_bypath looks up the file's attributes (for filters: eol,
  * ident, filter drivers) at every directory level and realpath()s it: some
- * thirty system calls a file, most of the first snapshot of a large directory.
+ * thirty system calls a file, most of the first snapshot of a large directory
+ * and two thirds of an iteration's snapshot of the file the agent changed.
  * In the shadow repository (obra's own, with no attributes of its own) and
  * when no attributes can apply — no .gitattributes in the tree or the
  * snapshot, no info/attributes, no system or user attributes file, and no
  * filter for a probe path (core.autocrlf) — the blob is the file's bytes, so
- * obra reads the file and writes the blob and the index entry itself. */
+ * obra reads the file and writes the blob and the index entry itself.  Whether
+ * the index holds a .gitattributes is known from the last look until a
+ * snapshot sees one change (the shadow's index is only ever obra's). */
+#define PLAIN_MIN 2      /* the check costs about what libgit2's lookups for one file do */
+
 static int attributes_file(const char *path) { return path && path[0] && access(path, F_OK) == 0; }
 
 static int is_gitattributes(const char *p) {
@@ -434,8 +469,12 @@ static int plain_adds_ok(obra_ws *w, git_diff *d) {
   if (!w->shadow) return 0;
   for (size_t i = 0, n = fn.git_diff_num_deltas(d); i < n; i++)
     if (is_gitattributes(fn.git_diff_get_delta(d, i)->new_file.path)) return 0;
-  for (size_t i = 0, n = fn.git_index_entrycount(w->index); i < n; i++)
-    if (is_gitattributes(fn.git_index_get_byindex(w->index, i)->path)) return 0;
+  if (w->index_attrs < 0) {
+    w->index_attrs = 0;
+    for (size_t i = 0, n = fn.git_index_entrycount(w->index); i < n && !w->index_attrs; i++)
+      w->index_attrs = is_gitattributes(fn.git_index_get_byindex(w->index, i)->path);
+  }
+  if (w->index_attrs) return 0;
   char p[PATH_MAX];
   const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
   if (attributes_file("/etc/gitattributes")) return 0;
@@ -645,17 +684,17 @@ static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
     git_diff_perfdata pd = GIT_DIFF_PERFDATA_INIT;
     w->refresh = !refresh && fn.git_diff_get_perfdata(&pd, d) == 0 && pd.oid_calculations >= modified + REFRESH_MIN;
   }
-  int plain = 0;
-  if (adds >= BULK_MIN) {
-    if (bulk_begin(w) < 0) rc = -1;
-    plain = plain_adds_ok(w, d);
-  }
+  if (adds >= BULK_MIN && bulk_begin(w) < 0) rc = -1;
+  int plain = adds >= PLAIN_MIN && plain_adds_ok(w, d);
   for (size_t i = 0, n = *changed; i < n && rc == 0; i++) {
     const git_diff_delta *dl = fn.git_diff_get_delta(d, i);
     const char *path = dl->status == GIT_DELTA_DELETED ? dl->old_file.path : dl->new_file.path;
     size_t len = strlen(path);
     if (obra_path(path) || (len > 0 && path[len - 1] == '/')) continue;   /* a nested repository */
-    if (is_gitattributes(path)) forget_counts(w);     /* files may count differently now */
+    if (is_gitattributes(path)) {                     /* files may count differently now */
+      forget_counts(w), forget_kept(w, 1);
+      w->index_attrs = -1;
+    }
     if (dl->status == GIT_DELTA_DELETED) {
       rc = fn.git_index_remove_bypath(w->index, path);
       continue;
@@ -740,6 +779,7 @@ obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e
      * write that failed): start again from the one on disk, whose objects
      * were all written before it was */
     (void)fn.git_index_read(w->index, 1);
+    w->index_attrs = -1;
     return rc;
   }
   if (w->shadow && time(NULL) - w->saved >= 60) save_shadow_index(w);
@@ -910,6 +950,8 @@ static struct counts *counts_slot(obra_ws *w, const git_diff_delta *dl, const ch
   }
 }
 
+static void keep_patch(obra_ws *w, git_diff *d, size_t i, git_patch **pt);
+
 /* The lines delta i of d adds and removes (0 and 0 for a binary file), from
  * the table when remember allows. */
 static int file_counts(obra_ws *w, git_diff *d, size_t i, int remember, size_t *add, size_t *del, int *binary) {
@@ -927,6 +969,7 @@ static int file_counts(obra_ws *w, git_diff *d, size_t i, int remember, size_t *
   if (fn.git_patch_from_diff(&pt, d, i) < 0) return -1;
   *binary = (dl->flags & GIT_DIFF_FLAG_BINARY) != 0;
   if (pt && !*binary) fn.git_patch_line_stats(&ctxl, add, del, pt);
+  if (remember) keep_patch(w, d, i, &pt);
   fn.git_patch_free(pt);
   if (c && w->ncounts >= COUNTS_SLOTS / 4 * 3) { forget_counts(w); c = counts_slot(w, dl, path); }
   if (c && (c->path = strdup(path)) != NULL) {
@@ -946,19 +989,79 @@ static int counts_apply(git_diff *d) {
   return 1;
 }
 
-obra_rc obra_ws_diff(obra_ws *w, const char *a, const char *b, obra_ws_diff_cb cb, void *ud,
-                     size_t *added, size_t *removed, obra_err *e) {
+/* ---- the last diff, kept ----
+ *
+ * An iteration asks for the same pair of trees more than once: the task's
+ * changes against its base (obra_ws_diff), then the judge's patch of that
+ * same pair (obra_ws_patch); in a first iteration the base is also the
+ * snapshot the agent started from.  The last diff of two trees is kept (its
+ * deltas: the trees are not read again), with the patches its line counts
+ * were taken from while they are small (KEPT_BYTES of file content in all):
+ * the judge's text is then made from them, with no second read of either
+ * blob nor a second lookup of the file's attributes.  A snapshot that sees a
+ * .gitattributes change lets the patches go (the next ones are made anew),
+ * as it empties the counts. */
+#define KEPT_BYTES (256 << 10)
+
+static void forget_kept(obra_ws *w, int patches_only) {
+  if (w->kept_patches) {
+    for (size_t i = 0, n = fn.git_diff_num_deltas(w->kept); i < n; i++) fn.git_patch_free(w->kept_patches[i]);
+    if (patches_only) memset(w->kept_patches, 0, fn.git_diff_num_deltas(w->kept) * sizeof *w->kept_patches);
+  }
+  w->kept_bytes = 0;
+  if (patches_only) return;
+  free(w->kept_patches);
+  fn.git_diff_free(w->kept);
+  w->kept_patches = NULL;
+  w->kept = NULL;
+}
+
+/* The patch of delta i of d, kept when d is the kept diff and it fits
+ * (*pt is then NULL: the table owns it). */
+static void keep_patch(obra_ws *w, git_diff *d, size_t i, git_patch **pt) {
+  if (!*pt || d != w->kept || !w->kept_patches || w->kept_patches[i]) return;
+  const git_diff_delta *dl = fn.git_diff_get_delta(d, i);
+  size_t bytes = (size_t)dl->old_file.size + (size_t)dl->new_file.size;
+  if (bytes > KEPT_BYTES - w->kept_bytes) return;
+  w->kept_bytes += bytes;
+  w->kept_patches[i] = *pt;
+  *pt = NULL;
+}
+
+/* The diff of trees (or commits) a and b below the prefix, in *out, owned by
+ * w (the kept one: the same a and b as the last call give it again). */
+static int tree_diff(obra_ws *w, const char *a, const char *b, git_diff **out, obra_err *e) {
+  if (w->kept && strcmp(a, w->kept_a) == 0 && strcmp(b, w->kept_b) == 0) { *out = w->kept; return 0; }
   git_tree *ta = NULL, *tb = NULL;
   git_diff *d = NULL;
-  obra_rc rc = OBRA_OK;
-  *added = *removed = 0;
-  if (peel_tree(w, a, &ta, e) < 0 || peel_tree(w, b, &tb, e) < 0) { rc = e->rc; goto out; }
+  int rc = 0;
+  if (peel_tree(w, a, &ta, e) < 0 || peel_tree(w, b, &tb, e) < 0) { rc = -1; goto out; }
   git_diff_options o;
   fn.git_diff_options_init(&o, GIT_DIFF_OPTIONS_VERSION);
   char *one, buf[PATH_MAX];
   pathspec(w, &o.pathspec, &one, buf);
   o.max_size = 4 << 20;                        /* larger files count as binary: no line counts */
-  if (fn.git_diff_tree_to_tree(&d, w->repo, ta, tb, &o) < 0) { rc = fail(e, -1, "diff"); goto out; }
+  o.context_lines = 3;
+  if (fn.git_diff_tree_to_tree(&d, w->repo, ta, tb, &o) < 0) { fail(e, -1, "diff"); rc = -1; goto out; }
+  forget_kept(w, 0);
+  size_t n = fn.git_diff_num_deltas(d);
+  w->kept_patches = calloc(n ? n : 1, sizeof *w->kept_patches);  /* none kept without it */
+  w->kept = d;
+  snprintf(w->kept_a, sizeof w->kept_a, "%s", a);
+  snprintf(w->kept_b, sizeof w->kept_b, "%s", b);
+  *out = d;
+out:
+  fn.git_tree_free(ta);
+  fn.git_tree_free(tb);
+  return rc;
+}
+
+obra_rc obra_ws_diff(obra_ws *w, const char *a, const char *b, obra_ws_diff_cb cb, void *ud,
+                     size_t *added, size_t *removed, obra_err *e) {
+  git_diff *d = NULL;
+  obra_rc rc = OBRA_OK;
+  *added = *removed = 0;
+  if (tree_diff(w, a, b, &d, e) < 0) return e->rc;
   size_t plen = strlen(w->prefix);
   for (size_t i = 0, n = fn.git_diff_num_deltas(d); i < n; i++) {
     const git_diff_delta *dl = fn.git_diff_get_delta(d, i);
@@ -971,14 +1074,10 @@ obra_rc obra_ws_diff(obra_ws *w, const char *a, const char *b, obra_ws_diff_cb c
   for (size_t i = 0, n = fn.git_diff_num_deltas(d); i < n; i++) {
     size_t add, del;
     int binary;
-    if (file_counts(w, d, i, remember, &add, &del, &binary) < 0) { rc = fail(e, -1, "diff"); goto out; }
+    if (file_counts(w, d, i, remember, &add, &del, &binary) < 0) return fail(e, -1, "diff");
     *added += add;
     *removed += del;
   }
-out:
-  fn.git_diff_free(d);
-  fn.git_tree_free(ta);
-  fn.git_tree_free(tb);
   return rc;
 }
 
@@ -1000,21 +1099,13 @@ static int by_lines(const void *x, const void *y) {
 
 obra_rc obra_ws_patch(obra_ws *w, const char *a, const char *b, size_t max_bytes, size_t max_files,
                       obra_ws_patch_cb cb, void *ud, char **text, size_t *text_len, int *truncated, obra_err *e) {
-  git_tree *ta = NULL, *tb = NULL;
   git_diff *d = NULL;
   pick_t *picks = NULL;
   char *out = NULL;
   size_t npick = 0;
   obra_rc rc = OBRA_OK;
   *text = NULL; *text_len = 0; *truncated = 0;
-  if (peel_tree(w, a, &ta, e) < 0 || peel_tree(w, b, &tb, e) < 0) { rc = e->rc; goto out; }
-  git_diff_options o;
-  fn.git_diff_options_init(&o, GIT_DIFF_OPTIONS_VERSION);
-  char *one, buf[PATH_MAX];
-  pathspec(w, &o.pathspec, &one, buf);
-  o.max_size = 4 << 20;                        /* larger files count as binary */
-  o.context_lines = 3;
-  if (fn.git_diff_tree_to_tree(&d, w->repo, ta, tb, &o) < 0) { rc = fail(e, -1, "diff"); goto out; }
+  if (tree_diff(w, a, b, &d, e) < 0) return e->rc;
   size_t n = fn.git_diff_num_deltas(d);
   picks = calloc(n ? n : 1, sizeof *picks);
   if (!picks) { rc = obra_err_set(e, OBRA_ENOMEM, "out of memory"); goto out; }
@@ -1034,9 +1125,9 @@ obra_rc obra_ws_patch(obra_ws *w, const char *a, const char *b, size_t max_bytes
   size_t cap = 0, used = 0, shown = 0;
   for (size_t k = 0; k < npick; k++) {
     if (shown >= max_files) { *truncated = 1; break; }
-    git_patch *pt = NULL;
+    git_patch *kept = d == w->kept && w->kept_patches ? w->kept_patches[picks[k].idx] : NULL, *pt = NULL;
     git_buf pb = { 0 };
-    if (fn.git_patch_from_diff(&pt, d, picks[k].idx) < 0 || !pt || fn.git_patch_to_buf(&pb, pt) < 0) {
+    if ((!kept && (fn.git_patch_from_diff(&pt, d, picks[k].idx) < 0 || !pt)) || fn.git_patch_to_buf(&pb, kept ? kept : pt) < 0) {
       fn.git_patch_free(pt);
       fn.git_buf_dispose(&pb);
       rc = fail(e, -1, "diff");
@@ -1063,9 +1154,6 @@ obra_rc obra_ws_patch(obra_ws *w, const char *a, const char *b, size_t max_bytes
 out:
   free(out);
   free(picks);
-  fn.git_diff_free(d);
-  fn.git_tree_free(ta);
-  fn.git_tree_free(tb);
   return rc;
 }
 

@@ -295,6 +295,26 @@ describe("workspace", function()
     assert.are.equal(n, ok)
   end)
 
+  it("writes small shadow snapshots' files as they are, unless a .gitattributes can filter them", function()
+    local git = "git --git-dir=" .. H.q(dir .. "/.obra/shadow.git") .. " "
+    local function blob(snap, path) return (H.sh(git .. "cat-file blob " .. snap.tree .. ":" .. path)) end
+    H.writefile(dir .. "/a.txt", "a\r\n")
+    H.writefile(dir .. "/b.txt", "b\r\n")
+    local snap = assert(ws.snapshot(dir))                  -- no attributes: the bytes as they are
+    assert.are.equal("a\r\n", blob(snap, "a.txt"))
+    -- a .gitattributes with the files it filters (the snapshot sees it change) ...
+    H.writefile(dir .. "/.gitattributes", "*.txt text eol=lf\n")
+    H.writefile(dir .. "/a.txt", "a2\r\n")
+    H.writefile(dir .. "/b.txt", "b2\r\n")
+    snap = assert(ws.snapshot(dir))
+    assert.are.equal("a2\n", blob(snap, "a.txt"))
+    -- ... and later, when it is only in the index
+    H.writefile(dir .. "/a.txt", "a3\r\n")
+    H.writefile(dir .. "/b.txt", "b3\r\n")
+    snap = assert(ws.snapshot(dir))
+    assert.are.same({ "a3\n", "b3\n" }, { blob(snap, "a.txt"), blob(snap, "b.txt") })
+  end)
+
   it("writes a large first snapshot as one pack, not loose objects", function()
     for d = 1, 6 do
       os.execute("mkdir -p " .. H.q(dir .. "/d" .. d))
@@ -348,13 +368,26 @@ describe("workspace", function()
     ws.reset()                                        -- a new process opens the shadow
     local again = assert(ws.snapshot(dir))
     counts = H.sh(git .. "count-objects -v")
-    assert.are.equal("1", counts:match("packs: (%d+)"))
-    -- left loose: only the first snapshot's tree, never committed (git prunes such after two weeks)
-    assert.are.equal("1", counts:match("count: (%d+)"))
+    -- one pack of what refs/obra/ reaches, and a cruft pack of what no ref
+    -- reaches (the first snapshot's tree: a checkpoint, as every shadow
+    -- checkpoint is now, named by the database alone): nothing pruned, nothing loose
+    assert.are.equal("2", counts:match("packs: (%d+)"))
+    assert.are.equal("0", counts:match("count: (%d+)"))
     -- every checkpoint is still there
     assert.are.equal("8\n", H.sh(git .. "rev-list --count refs/obra/p/1-t"))
     assert.are.same({}, ws.diff(again, dir).modified)
     assert.are.same({ "a.txt" }, ws.diff_trees(dir, "shadow", first.tree, again.tree).modified)
+  end)
+
+  it("keeps a shadow checkpoint no ref reaches through a `git gc` by hand", function()
+    H.writefile(dir .. "/a.txt", "0\n")
+    local snap = assert(ws.snapshot(dir))
+    local git = "git --git-dir=" .. H.q(dir .. "/.obra/shadow.git") .. " "
+    assert.are.equal("never\n", H.sh(git .. "config gc.pruneExpire"))
+    -- a month old: git's default would prune it (unreachable, older than two weeks)
+    H.sh("touch -d '30 days ago' " .. H.q(dir .. "/.obra/shadow.git/objects/" .. snap.tree:sub(1, 2) .. "/" .. snap.tree:sub(3)))
+    H.sh(git .. "gc --quiet")
+    assert.are.equal("tree\n", H.sh(git .. "cat-file -t " .. snap.tree))
   end)
 
   it("fails softly: no directory, no snapshot", function()

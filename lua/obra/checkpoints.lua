@@ -5,6 +5,8 @@
 -- rollback can itself be undone.  With worktree isolation (obra.worktrees)
 -- the commit is on the task's branch refs/heads/obra/<project>/task/<key>
 -- (the worktree's HEAD); in a shared directory on refs/obra/<project>/<task>.
+-- In the shadow repository (a directory not in git) a checkpoint is its tree
+-- alone: the row's ref is the tree id, and the shadow keeps every object.
 --
 --   checkpoints.ref(project_name, task) -> "refs/obra/<project>/<id>-<key>"
 --   checkpoints.record(store, {task=, project=, snap=, iteration=, run_id=?,
@@ -55,6 +57,11 @@ function M.prepare(a)
     string.format("%s: before iteration %d", task.key, a.iteration or 0)
   local commit, err = a.commit, nil
   if commit then   -- already on the branch (the commit made after the last agent run)
+  elseif snap.method == "shadow" then
+    -- obra's own repository, which never prunes an object (obra.workspace):
+    -- the tree is the checkpoint; a commit and a ref would be two more files
+    -- to create for every iteration
+    commit = snap.tree
   elseif a.ws and a.ws.isolation == "worktree" and snap.dir == a.ws.path then
     commit, err = M.branch_commit(a.ws, snap, "obra checkpoint — " .. msg .. "\n")
   else

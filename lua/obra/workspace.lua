@@ -49,13 +49,17 @@ local open = {}                    -- dir .. "\0" .. method -> worktree
 local tidied = {}                  -- shadow git dirs gc --auto has looked at in this process
 
 -- git gc --auto on obra's own shadow repository (never on a user's): packs
--- the loose objects of past checkpoints once there are many.  Best effort:
--- without git the shadow just grows.
+-- the loose objects of past checkpoints once there are many.  A shadow
+-- checkpoint is a tree no ref reaches (obra.checkpoints), so nothing is ever
+-- pruned: unreachable objects go to a cruft pack (the shadow's config says
+-- so too, src/workspace.c, for a gc run by hand).  Best effort: without git
+-- the shadow just grows.
 local function tidy(shadow)
   if tidied[shadow] or not core.stat(shadow .. "/objects") then return end
   tidied[shadow] = true
   local git = require "obra.git"
-  git.run({ "--git-dir=" .. shadow, "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet" }, { timeout = 600 })
+  git.run({ "--git-dir=" .. shadow, "-c", "gc.autoDetach=false", "-c", "gc.pruneExpire=never", "-c", "gc.cruftPacks=true",
+            "gc", "--auto", "--quiet" }, { timeout = 600 })
 end
 
 local function shadow_dir(dir)

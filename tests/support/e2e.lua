@@ -153,11 +153,13 @@ function E.assert_consistent(p, expect_tasks)
     local cps = s:query("SELECT DISTINCT iteration FROM checkpoints WHERE task_id = ? AND kind = 'iteration' ORDER BY iteration", t.id)
     assert.are.equal(#ds, #cps, "checkpoints of " .. t.key)
   end
-  -- and every checkpoint is a commit its repository holds
+  -- and every checkpoint is a commit its repository holds (in the shadow
+  -- repository: its tree, which is its ref)
   local shas = {}
-  for _, c in ipairs(s:query("SELECT ref, method, workdir FROM checkpoints")) do
+  for _, c in ipairs(s:query("SELECT ref, tree, method, workdir FROM checkpoints")) do
     local gitdir = c.method == "shadow" and (c.workdir .. "/.obra/shadow.git") or (c.workdir .. "/.git")
-    shas[gitdir] = shas[gitdir] or {}
+    if c.method == "shadow" then assert.are.equal(c.tree, c.ref, "a shadow checkpoint's ref is its tree") end
+    shas[gitdir] = shas[gitdir] or { kind = c.method == "shadow" and "tree" or "commit" }
     table.insert(shas[gitdir], c.ref)
   end
   for gitdir, list in pairs(shas) do
@@ -166,8 +168,8 @@ function E.assert_consistent(p, expect_tasks)
     local out = H.sh((H.SANITIZE and "env -u LD_PRELOAD " or "") .. "git --git-dir=" .. H.q(gitdir) ..
       " cat-file --batch-check < " .. H.q(tmp))
     os.remove(tmp)
-    local _, n = out:gsub(" commit %d+\n", "")
-    assert.are.equal(#list, n, "checkpoint commits in " .. gitdir .. ":\n" .. out)
+    local _, n = out:gsub(" " .. list.kind .. " %d+\n", "")
+    assert.are.equal(#list, n, "checkpoint " .. list.kind .. "s in " .. gitdir .. ":\n" .. out)
   end
   -- sessions: obra's records against what the agent saw
   local known = {}
