@@ -145,7 +145,9 @@ local function mkdirs(p)
 end
 
 -- The scratch worktree at the commit, detached and clean (made on first use;
--- whatever a kill left in it — a merge in progress, stray files — is reset).
+-- whatever a kill left in it — a merge in progress, stray files — is reset:
+-- a forced checkout drops a merge's state and its unmerged entries too, so no
+-- `reset --hard` before it).
 local function scratch(ctx, top, commit)
   local path = M.scratch_path(ctx.dir)
   local repo <close> = core.stat(path .. "/.git") and git.open(path)
@@ -155,7 +157,6 @@ local function scratch(ctx, top, commit)
     if core.stat(gitdir .. "/rebase-merge") or core.stat(gitdir .. "/rebase-apply") then
       git.run({ "rebase", "--abort" }, { cwd = path })
     end
-    need(git.ok({ "reset", "--hard", "-q" }, { cwd = path }), "cannot reset the scratch worktree " .. path)
     need(git.ok({ "checkout", "--detach", "--force", "-q", commit }, { cwd = path }), "cannot reset the scratch worktree " .. path)
     need(git.ok({ "clean", "-ffdxq" }, { cwd = path }), "cannot clean the scratch worktree " .. path)
     return path
@@ -296,7 +297,7 @@ function M.merge(ctx, job)
   need(r, "git could not run in " .. dir)
   if not r.ok then
     local files = conflicted(dir)
-    for _, what in ipairs({ "merge", "rebase" }) do git.run({ what, "--abort" }, { cwd = dir }) end
+    git.run({ job.mode == "rebase" and "rebase" or "merge", "--abort" }, { cwd = dir })
     if #files == 0 then fail("git could not merge " .. job.ws.branch .. ": " .. (r.err:match("[^\n]+") or ("exit " .. tostring(r.exit)))) end
     job.outcome, job.files = "conflict", files
     job.message = string.format("conflicts with %s in %d file(s): %s", job.target, #files, table.concat(files, ", "))
