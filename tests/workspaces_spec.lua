@@ -339,6 +339,45 @@ task "b" { prompt = "Write b.txt containing done.", deps = { "a" }, checks = { "
     H.rmdir(d)
   end)
 
+  it("obra reads and moves its branches in-process: reflog entries as update-ref -m wrote them, a few git processes a task", function()
+    local p = E.project { tag = "ws-refs", script = [[
+project "rf"
+config { max_iterations = 2 }
+task "a" { prompt = "Write a.txt containing done.", checks = { "grep -qx done a.txt" } }
+]], scenario = { rules = { { match = "a.txt", write = { ["a.txt"] = "done\n" } } } } }
+    local d = p.dir
+    H.writefile(d .. "/.gitignore", ".fake/\nscenario.json\n")
+    git(d, "git init -q -b main && git add -A && git -c user.name=u -c user.email=u@u commit -qm init")
+    -- every git obra starts goes through this one on PATH, which notes its arguments
+    local bin, log = d .. ".bin", d .. ".git-calls"
+    os.execute("mkdir -p " .. H.q(bin))
+    H.writefile(bin .. "/git", "#!/bin/sh\necho \"$*\" >> " .. H.q(log) .. "\nexec /usr/bin/git \"$@\"\n")
+    os.execute("chmod +x " .. H.q(bin .. "/git"))
+    local env = E.env(p)
+    env.PATH = bin .. ":" .. os.getenv("PATH")
+    local args = { "run", p.script }
+    for _, a in ipairs(E.sets(p)) do args[#args + 1] = a end
+    H.expect_code(H.obra(args, { cwd = d, env = env }), 0)
+    assert.are.equal("done\n", git(d, "git show obra/rf/integration:a.txt"))
+    local function reflog(branch)
+      return git(d, "git reflog show --format='%gn <%ge> %gs' refs/heads/" .. branch)
+    end
+    assert.matches("obra <obra@localhost> obra: integrate a\n", reflog("obra/rf/integration"), 1, true)
+    assert.matches("obra <obra@localhost> obra: integration branch from HEAD\n", reflog("obra/rf/integration"), 1, true)
+    assert.matches("obra <obra@localhost> obra: task branch\n", reflog("obra/rf/task/a"), 1, true)
+    -- git's own command line only where its exact behaviour matters: the two
+    -- worktrees (the task's and the merge queue's), the merge, its marker check
+    local calls = H.readfile(log) or ""
+    local _, n = calls:gsub("\n", "")
+    assert.is_true(n >= 3 and n <= 5, "git processes for a one-task run:\n" .. calls)
+    assert.is_nil(calls:find("rev-parse", 1, true), calls)
+    assert.is_nil(calls:find("update-ref", 1, true), calls)
+    assert.is_nil(calls:find("worktree list", 1, true), calls)
+    H.rmdir(d)
+    H.rmdir(bin)
+    os.remove(log)
+  end)
+
   it("isolation is checked: a bad value is a usage error", function()
     local p = E.project { tag = "ws-bad", script = 'project "x"\nconfig { isolation = "docker" }\ntask "t" { prompt = "x" }\n' }
     local r = E.run(p)
