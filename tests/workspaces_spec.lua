@@ -286,11 +286,21 @@ task "b" { prompt = "Write b.txt containing done.", deps = { "a" }, checks = { "
       local admin = git(u2.path, "git rev-parse --absolute-git-dir"):gsub("%s+$", "")
       os.execute("rm -f " .. H.q(u2.path .. "/f.txt") .. " " .. H.q(admin .. "/index"))
       H.writefile(admin .. "/locked", "initializing")
+      os.execute("touch -d '-1 minute' " .. H.q(admin .. "/locked"))   -- the killed git's, a while ago
       local u3 = assert(wt.ensure(ctx, u))
       assert.are.equal("f\n", H.readfile(u3.path .. "/f.txt"), row and "with its row" or "without its row")
       assert.are.equal("", git(u3.path, "git status --porcelain"))
       assert.is_nil(H.readfile(admin .. "/locked"))
     end
+    -- a young lock: the `git worktree add` of an obra just killed, still
+    -- running, is waited for and its worktree kept (an untracked file stays)
+    local admin = git(u2.path, "git rev-parse --absolute-git-dir"):gsub("%s+$", "")
+    H.writefile(u2.path .. "/mine.txt", "kept\n")
+    H.writefile(admin .. "/locked", "initializing")
+    os.execute("(sleep 0.5; rm -f " .. H.q(admin .. "/locked") .. ") &")
+    local u4 = assert(wt.ensure(ctx, u))
+    assert.are.equal("kept\n", H.readfile(u4.path .. "/mine.txt"))
+    os.remove(u4.path .. "/mine.txt")
     -- .obra/ excluded once; the user's branch and index as they were
     local _, n = H.readfile(d .. "/.git/info/exclude"):gsub("\n%.obra/\n", "")
     assert.are.equal(1, n)

@@ -34,6 +34,7 @@
 -- .obra/worktrees/, and appends one line to info/exclude.
 local core = require "obra.core"
 local git = require "obra.git"
+local loop = require "obra.loop"
 local util = require "obra.util"
 local remote = require "obra.remote"
 
@@ -176,16 +177,34 @@ end
 -- files out under a lock "initializing" it removes at the end: a kill in
 -- between leaves a worktree on the branch with no files, whose first
 -- checkpoint would commit the deletion of every file.  It is no worktree.
-local function half_made(path)
+local function add_lock(path)
   local f = io.open(path .. "/.git", "r")
-  if not f then return false end
+  if not f then return nil end
   local gitdir = (f:read("a") or ""):match("^gitdir: ([^\n]+)")
   f:close()
-  f = gitdir and io.open(gitdir .. "/locked", "r")
-  if not f then return false end
+  local lock = gitdir and gitdir .. "/locked"
+  f = lock and io.open(lock, "r")
+  if not f then return nil end
   local why = f:read("a") or ""
   f:close()
-  return why:match("^initializing") ~= nil
+  return why:match("^initializing") and lock or nil
+end
+
+local function half_made(path) return add_lock(path) ~= nil end
+
+-- The `git worktree add` of an obra killed meanwhile keeps running (git is
+-- not killed with it) and finishes the worktree moments later: while its
+-- lock is young (M.ADD_SETTLE seconds) it is waited for, not taken for a
+-- worktree half made by a killed git (removed and made again under the
+-- running one's feet, which left its index locked).
+M.ADD_SETTLE = 10
+local function settle(path)
+  for _ = 1, M.ADD_SETTLE * 10 do
+    local lock = add_lock(path)
+    local st = lock and core.stat(lock)
+    if not st or os.time() - st.mtime >= M.ADD_SETTLE then return end
+    loop.sleep(100)
+  end
 end
 
 -- Is path a worktree of top's repository with branch checked out?
@@ -239,6 +258,7 @@ end
 local function ensure_worktree(ctx, task, top, ws)
   local path = ws and ws.path or M.path(ctx, task)
   local branch = ws and ws.branch or M.branch(ctx.project.name, task)
+  settle(path)
   local repo <close>, err = git.open(top)
   if not repo then return nil, "cannot open the repository " .. top .. ": " .. tostring(err) end
   local ok

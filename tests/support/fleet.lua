@@ -89,7 +89,7 @@ function F.until_true(seconds, fn)
   repeat
     local v = fn()
     if v then return v end
-    os.execute("sleep 0.05")
+    H.sleep(0.05)
   until H.clock() > deadline
   return nil
 end
