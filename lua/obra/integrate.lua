@@ -151,9 +151,11 @@ end
 local function scratch(ctx, top, commit)
   local path = M.scratch_path(ctx.dir)
   local repo <close> = core.stat(path .. "/.git") and git.open(path)
-  local gitdir = repo and repo:gitdir()
+  local main <close> = repo and git.open(top)
+  -- (a worktree of another clone's repository is not this one's scratch)
+  local gitdir = main and repo:commondir() == main:commondir() and repo:gitdir()
   if gitdir then
-    -- a rebase a kill left: abort it (a merge's state goes with the reset)
+    -- a rebase a kill left: abort it (a merge's state goes with the forced checkout)
     if core.stat(gitdir .. "/rebase-merge") or core.stat(gitdir .. "/rebase-apply") then
       git.run({ "rebase", "--abort" }, { cwd = path })
     end
@@ -236,9 +238,19 @@ function M.begin(ctx, job)
   local set = M.settings(ctx)
   job.ws, job.top, job.target, job.mode, job.max_attempts = ws, ws.repo, set.target, set.mode, set.max_attempts
   if job.mode == "branch" then job.mode = "merge" end   -- `obra merge` of a task left for a pull request
-  if ctx.config.remote then remote.publish(ctx, task, ws) end   -- the proceeded branch, for the fleet to see
+  if ctx.config.remote then
+    remote.publish(ctx, task, ws)   -- the proceeded branch, for the fleet to see
+    -- a task another clone worked on is integrated in this one (the merge runs
+    -- on this clone's objects, in its scratch worktree): its branch as the remote has it
+    local mode, _, here = worktrees.isolation(ctx, task)
+    if mode == "worktree" and here ~= ws.repo then
+      job.top = here
+      local tip, err = remote.fetch(ctx, here, ws.branch)
+      job.task_tip = need(tip, "the branch " .. tostring(ws.branch) .. " of " .. task.key .. " is not on the remote", err)
+    end
+  end
   job.old_tip = target_tip(ctx, job.top)
-  job.task_tip = need(rev(job.top, "refs/heads/" .. ws.branch .. "^{commit}"),
+  job.task_tip = job.task_tip or need(rev(job.top, "refs/heads/" .. ws.branch .. "^{commit}"),
     "the branch " .. tostring(ws.branch) .. " of " .. task.key .. " is gone")
   -- an attempt a kill interrupted: the branch moved already (record it), or redo it
   local open = s:open_integration(task.id)
