@@ -11,7 +11,8 @@
  *   call:ready()   finished, or streamed text waiting to be taken
  *   call:done()
  *   call:take()    -> text, attempt  (streamed text since the last take) | nil
- *   call:result()  -> chat:   { text, json, usage, duration_ms, model, attempts }
+ *   call:result()  -> chat:   { text, json, usage, duration_ms, model, attempts,
+ *                               waits = { {ms=, ceiling_ms=}, ... } }  (before each retry, as planned)
  *                     models: { name, ... }      version: "x.y.z"
  *                   | nil, message, code [, raw text (bad_response)]
  *   call:cancel(), __gc, __close
@@ -249,7 +250,7 @@ static int l_result(lua_State *L) {
   }
   if (k->kind == MODELS) { obra_lapi_pushjson(L, obra_llm_call_list(c)); return 1; }
   if (k->kind == VERSION) { lua_pushstring(L, obra_llm_call_version(c)); return 1; }
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 7);
   lua_pushlstring(L, text, len);
   lua_setfield(L, -2, "text");
   if (obra_llm_call_json(c)) {
@@ -264,6 +265,18 @@ static int l_result(lua_State *L) {
   lua_setfield(L, -2, "model");
   lua_pushinteger(L, obra_llm_call_attempts(c));
   lua_setfield(L, -2, "attempts");
+  const double *wait, *ceiling;
+  int nw = obra_llm_call_waits(c, &wait, &ceiling);
+  lua_createtable(L, nw, 0);
+  for (int i = 0; i < nw; i++) {
+    lua_createtable(L, 0, 2);
+    lua_pushnumber(L, wait[i]);
+    lua_setfield(L, -2, "ms");
+    lua_pushnumber(L, ceiling[i]);
+    lua_setfield(L, -2, "ceiling_ms");
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "waits");
   return 1;
 }
 

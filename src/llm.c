@@ -66,6 +66,8 @@ struct obra_llm_call {
   cJSON *json, *list;
   char *version;
   double duration_ms, retry_after;
+  int nwaits;                /* the waits before retries, as planned (the first OBRA_LLM_WAITS) */
+  double wait_ms[OBRA_LLM_WAITS], ceiling_ms[OBRA_LLM_WAITS];
 };
 
 /* ---- small helpers ----------------------------------------------------------- */
@@ -445,12 +447,17 @@ static void attempt_done(obra_http *h, void *ud) {
 
   if (cls == OBRA_LLM_OK) { finish(k, cls); return; }
   if (obra_llm_class_retryable(cls) && k->counted < c->max_attempts) {
-    double delay_ms;
-    if (cls == OBRA_LLM_RATE_LIMITED && k->retry_after >= 0) delay_ms = k->retry_after * 1000.0;
+    double delay_ms, ceiling_ms;
+    if (cls == OBRA_LLM_RATE_LIMITED && k->retry_after >= 0) delay_ms = ceiling_ms = k->retry_after * 1000.0;
     else {
       double ceiling = c->backoff_s * pow(2.0, k->counted - 1);
       if (ceiling > c->backoff_max_s) ceiling = c->backoff_max_s;
-      delay_ms = uniform01() * ceiling * 1000.0;            /* full jitter */
+      ceiling_ms = ceiling * 1000.0;
+      delay_ms = uniform01() * ceiling_ms;                  /* full jitter */
+    }
+    if (k->nwaits < OBRA_LLM_WAITS) {
+      k->wait_ms[k->nwaits] = delay_ms;
+      k->ceiling_ms[k->nwaits++] = ceiling_ms;
     }
     int64_t now = obra_now_ms();
     if ((double)now + delay_ms < (double)k->deadline_ms) {
@@ -690,6 +697,11 @@ const char *obra_llm_call_model(const obra_llm_call *k) { return k->reply.model[
 const char *obra_llm_call_version(const obra_llm_call *k) { return k->version; }
 const obra_llm_usage *obra_llm_call_usage(const obra_llm_call *k) { return &k->reply.usage; }
 int obra_llm_call_attempts(const obra_llm_call *k) { return k->attempts; }
+int obra_llm_call_waits(const obra_llm_call *k, const double **wait_ms, const double **ceiling_ms) {
+  *wait_ms = k->wait_ms;
+  *ceiling_ms = k->ceiling_ms;
+  return k->nwaits;
+}
 double obra_llm_call_duration_ms(const obra_llm_call *k) {
   return k->done ? k->duration_ms : (double)(obra_now_ms() - k->start_ms);
 }

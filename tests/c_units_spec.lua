@@ -7,7 +7,7 @@ local H = require "support.helper"
 
 local ROOT = H.ROOT
 local BUILD = ROOT .. "/build"
-local TARGETS = { "claude", "codex", "http1", "judge_json", "cassette", "redact" }
+local TARGETS = { "claude", "codex", "http1", "judge_json", "cassette", "redact", "textpack" }
 
 -- The sanitizer runtime of `make check` must not be preloaded into make or gcc.
 local ENV = "env -u LD_PRELOAD OBRA_ROOT=" .. H.q(ROOT) .. " "
@@ -26,12 +26,13 @@ describe("C unit tests", function()
   end
 
   local out, code = run(H.q(BUILD .. "/tests/unit"))
+  -- (a name may hold spaces and colons; a failure's reason starts with file:line:)
   local cases, summary = {}, nil
   for line in out:gmatch("[^\n]+") do
-    local name = line:match("^ok (%S+)$")
+    local name = line:match("^ok (.+)$")
     if name then cases[#cases + 1] = { name = name, ok = true }
     else
-      local bad, why = line:match("^not ok (%S+): (.*)$")
+      local bad, why = line:match("^not ok (.-): (%S+:%d+: .*)$")
       if bad then cases[#cases + 1] = { name = bad, ok = false, why = why }
       elseif line:match("^%d+ cases, %d+ failed$") then summary = line
       end
@@ -41,6 +42,7 @@ describe("C unit tests", function()
   it("ran to the end", function()
     assert.is_not_nil(summary, "the unit binary stopped early (exit " .. tostring(code) .. "):\n" .. out)
     assert.is_true(#cases >= 80, "only " .. #cases .. " cases")
+    assert.are.equal(tonumber(summary:match("^%d+")), #cases, "cases the spec did not read")
   end)
 
   for _, c in ipairs(cases) do

@@ -23,6 +23,10 @@ describe("data layer", function()
     in_store("data-lease", C.claimed)
   end)
 
+  it("commits a new task's first iteration twice (the claim, the record), a later one once", function()
+    in_store("data-first", C.first_iterations)
+  end)
+
   it("packs long texts and reads them back unchanged", function()
     local dir = H.tmpdir("data-pack")
     local s = assert(obra.open(dir .. "/.obra/obra.db"))

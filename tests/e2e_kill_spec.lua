@@ -98,6 +98,50 @@ describe("kill -9 and resume", function()
     H.rmdir(p.dir)
   end)
 
+  it("a task killed mid-agent keeps the base its claim wrote: the files the last task left, not its agent's", function()
+    -- a shared directory, one task at a time: t2's claim writes its workspace
+    -- based on the snapshot t1's iteration took (no prepare transaction); its
+    -- agent writes t2.txt and hangs; kill -9; the resumed iteration's changes
+    -- against that base are t2.txt (the crashed agent's file is not in the base)
+    local p = E.project { tag = "killbase", script = [[
+      config { max_parallel = 1 }
+      task "t1" { prompt = "T1: write t1.txt" }
+      task "t2" { prompt = "T2: write t2.txt" }
+      policy { decide = function(ev) return { action = "proceed", reason = "fine" } end }
+    ]], scenario = { rules = {
+      { match = "T1:", write = { ["t1.txt"] = "one\n" } },
+      { match = "T2:", times = 1, write = { ["t2.txt"] = "two\n" }, hang = true },
+      { match = "T2:", write = { ["t2.txt"] = "two\n" } },
+    } } }
+    local pid = E.spawn(p)
+    local deadline = H.clock() + 30
+    while not H.readfile(p.dir .. "/t2.txt") and H.clock() < deadline do sleep(0.02) end
+    assert.is_not_nil(H.readfile(p.dir .. "/t2.txt"), H.readfile(p.dir .. "/bg.log"))
+    local s = E.db(p)
+    local t2 = s:task("t2")
+    local base = s:workspace(t2.id).base_tree
+    assert.is_string(base)                       -- written by the claim, before the agent
+    assert.are.equal(0, #s:checkpoints(t2.id))   -- (the iteration is not recorded)
+    s:close()
+    E.kill9(pid)
+    H.expect_code(E.obra(p, { "resume" }), 0)
+    E.assert_consistent(p, 2)
+    no_agent_left(p)
+    s = E.db(p)
+    assert.are.equal(base, s:workspace(t2.id).base_tree)
+    -- (bg.* are the test's own files, written beside obra in the directory)
+    local function created(t)
+      local ds, set = s:decisions(t.id), {}
+      for _, f in ipairs(ds[#ds].signals.changes.created) do set[f] = true end
+      return set
+    end
+    assert.is_true(created(t2)["t2.txt"])
+    assert.is_nil(created(t2)["t1.txt"])
+    assert.is_true(created(s:task("t1"))["t1.txt"])
+    s:close()
+    H.rmdir(p.dir)
+  end)
+
   it("an escalation answered by a human survives kills on both sides of the answer", function()
     local p = E.project { tag = "killesc", llm = srv, script = [[
       config { max_iterations = 2 }

@@ -85,7 +85,7 @@ describe("recovery", function()
     assert.matches("other work", calls[2].prompt, 1, true)
     assert.matches('task "limited"', calls[3].prompt, 1, true)   -- its iteration 2
     assert.is_true(calls[3].started >= reset, "the parked task ran before its reset time")
-    assert.is_true(H.clock() - t0 < 30)
+    H.hang_guard(t0, "a run with a rate-limit park")
     H.rmdir(p.dir)
   end)
 

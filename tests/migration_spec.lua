@@ -42,12 +42,19 @@ local function event(task, it, a)
   return ev, d, p
 end
 
+-- A project's database at an old schema version, as the obra of that version
+-- made it: its directory, the database's path and the open store.
+local function old_database(tag, version)
+  local dir = H.tmpdir(tag)
+  local path = dir .. "/.obra/obra.db"
+  local s = assert(core.store_open(path, version))
+  assert.are.equal(version, s:version())
+  return dir, path, s
+end
+
 describe("schema 6 migration", function()
   it("unwraps schema-5 decisions into columns and keeps every row", function()
-    local dir = H.tmpdir("migrate")
-    local path = dir .. "/.obra/obra.db"
-    local s5 = assert(core.store_open(path, 5))
-    assert.are.equal(5, s5:version())
+    local dir, path, s5 = old_database("migrate", 5)
     s5:exec("INSERT INTO projects(name, workdir) VALUES ('p', ?)", dir)
     local _, ta = s5:exec("INSERT INTO tasks(project_id, key, title, tags, checks) VALUES (1, 'a', 'Task A', '[]', '[\"make test\"]')")
     local _, tb = s5:exec("INSERT INTO tasks(project_id, key, title, tags) VALUES (1, 'b', 'Task B', '[\"careful\"]')")
@@ -145,10 +152,7 @@ end)
 
 describe("schema 10 migration", function()
   it("keeps a schema-9 database's texts readable and packs only new ones", function()
-    local dir = H.tmpdir("migrate10")
-    local path = dir .. "/.obra/obra.db"
-    local s9 = assert(core.store_open(path, 9))
-    assert.are.equal(9, s9:version())
+    local dir, path, s9 = old_database("migrate10", 9)
     -- rows the way the schema-9 obra wrote them: plain bodies, messages with each text's hash after its id
     local script = "project \"p\"\ntask \"a\" { prompt = \"Write x.py\" }\n"
     local system = string.rep("You are the reviewer in obra. ", 20)

@@ -23,6 +23,16 @@ local function open(name)
   return s, url, H.clock() - t0
 end
 
+-- case(s, dir) on a fresh database and a fresh project directory; its result
+local function in_project(name, case)
+  local s = open(name)
+  local dir = H.tmpdir("pg-" .. name)
+  local r = case(s, dir)
+  s:close()
+  H.rmdir(dir)
+  return r
+end
+
 local function lua_env()
   return "LUA_PATH=" .. H.q(os.getenv("LUA_PATH")) .. " LUA_CPATH=" .. H.q(os.getenv("LUA_CPATH"))
 end
@@ -109,21 +119,17 @@ describe("the PostgreSQL store", function()
   end)
 
   it("records an iteration in one transaction; a new session is written before the agent runs", function()
-    local s = open("iteration")
-    local dir = H.tmpdir("pg-iteration")
-    local trips = C.iteration(s, dir)
+    local trips = in_project("iteration", C.iteration)
     io.stderr:write(string.format("[pg] one iteration (the second): %d round trips\n", trips))
     assert.is_true(trips > 0 and trips < 200)
-    s:close()
-    H.rmdir(dir)
   end)
 
   it("ends the lease of a task with the record of the iteration that finishes it", function()
-    local s = open("lease")
-    local dir = H.tmpdir("pg-lease")
-    C.claimed(s, dir)
-    s:close()
-    H.rmdir(dir)
+    in_project("lease", C.claimed)
+  end)
+
+  it("commits a new task's first iteration twice (the claim, the record), a later one once", function()
+    in_project("first", C.first_iterations)
   end)
 
   it("packs long texts into bytea and reads them back unchanged", function()

@@ -100,6 +100,11 @@ const char *obra_llm_call_model(const obra_llm_call *k);       /* the model that
 const char *obra_llm_call_version(const obra_llm_call *k);
 const obra_llm_usage *obra_llm_call_usage(const obra_llm_call *k);
 int    obra_llm_call_attempts(const obra_llm_call *k);
+/* The waits before each retry as planned, in ms, with the ceiling each was
+ * drawn under (full jitter: a wait is uniform in [0, ceiling]; a Retry-After
+ * is its own ceiling); the first OBRA_LLM_WAITS of them.  Returns how many. */
+#define OBRA_LLM_WAITS 16
+int    obra_llm_call_waits(const obra_llm_call *k, const double **wait_ms, const double **ceiling_ms);
 double obra_llm_call_duration_ms(const obra_llm_call *k);
 double obra_llm_call_retry_after(const obra_llm_call *k);      /* seconds from the last 429, or -1 */
 

@@ -8,7 +8,7 @@
 --   baseline.run(ctx, it, run_checks) -> results | nil
 --       iteration 1 only, before the snapshot and the agent: run_checks() ->
 --       check results, unless the task has its baseline (a resumed run never
---       runs them again) or baseline = false
+--       runs them again), has no checks, or baseline = false
 --   baseline.store(ctx, it, results) -> row | nil
 --       stores them once per task with the base tree (it.base, else it.before)
 --   baseline.base(ctx, it) -> { tree=, method=, dir= } | nil
@@ -66,7 +66,8 @@ end
 function M.run(ctx, it, run_checks)
   local task = it.task
   M.note(ctx, it)
-  if it.iteration ~= 1 or not M.enabled(ctx, task) then return nil end
+  -- (a task without checks has nothing to measure there: no row)
+  if it.iteration ~= 1 or not M.enabled(ctx, task) or #(task.checks or {}) == 0 then return nil end
   local row = ctx.store:baseline(task.id)
   if row then it.baseline_row = row; return nil end
   return run_checks()

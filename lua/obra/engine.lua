@@ -413,7 +413,11 @@ end
 local function others_busy(ctx, opts)
   local s = ctx.store
   if (s:task_counts(ctx.project.id).running or 0) > 0 then return true end
-  if #s:ready_tasks(ctx.project.id, 1) == 0 or ctx.budget_spent then return false end
+  if #s:ready_tasks(ctx.project.id, 1) == 0 or ctx.budget_spent then
+    -- two statements, two snapshots: a task claimed between them was pending
+    -- for the first and running for the second, in neither; count again
+    return (s:task_counts(ctx.project.id).running or 0) > 0
+  end
   return opts.no_work or s:live_workers(math.max(ctx.fleet.lease, fleet.LEASE), ctx.fleet.id) > 0
 end
 
@@ -500,7 +504,7 @@ function M.run(ctx, opts)
       local spent = budgets.run_spent(ctx)
       if spent then ctx.budget_spent = spent end
       while not ctx.budget_spent and nrunning < max_parallel do
-        local lease = fleet.claim(ctx)
+        local lease = fleet.claim(ctx, iteration.open)   -- (the claim starts its iteration)
         if not lease then break end
         nrunning = nrunning + 1
         local id = lease.task_id

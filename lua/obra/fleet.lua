@@ -6,8 +6,10 @@
 --        registers the worker, reconciles what its earlier incarnation (same
 --        name and host, dead) held; ctx.fleet.  A live one of the same name
 --        and host is refused.
---   fleet.claim(ctx) -> lease {task_id, attempt, worker_id} | nil
---        the next ready task this worker may take (labels, fleet-wide budgets)
+--   fleet.claim(ctx [, open]) -> lease {task_id, attempt, worker_id, opened} | nil
+--        the next ready task this worker may take (labels, fleet-wide budgets);
+--        open(ctx, task_id) writes in the claim's transaction too, its result is
+--        lease.opened (the scheduler's: iteration.open, a task's next iteration started)
 --   fleet.account(agent_cfg) -> "claude:<16 hex>" | "claude:default": the account an agent
 --        uses, named without its secret (the kind, and a SHA-256 prefix of its API key)
 --   fleet.tick(ctx) -> { task_id, ... } the leases found lost; at most every
@@ -88,14 +90,15 @@ local function account_of(ctx, task_id)
   return M.account(util.merge(ctx.config.agent, t.config and t.config.agent))
 end
 
-function M.claim(ctx)
+function M.claim(ctx, open)
   local f, s = ctx.fleet, ctx.store
   if budgets.run_spent(ctx) then return nil end   -- the run's usage is every worker's: fleet-wide
   local parked = parked_accounts(ctx)
   local fits = next(parked) and function(id) return not parked[account_of(ctx, id)] end or nil
-  local id, attempt = s:claim_task(f.id, ctx.project.id, f.labels, f.lease, fits)
+  local id, attempt, opened = s:claim_task(f.id, ctx.project.id, f.labels, f.lease, fits,
+    open and function(task_id) return open(ctx, task_id) end)
   if not id then return nil end
-  local lease = { task_id = id, attempt = attempt, worker_id = f.id }
+  local lease = { task_id = id, attempt = attempt, worker_id = f.id, opened = opened }
   f.held[id] = lease
   return lease
 end
@@ -120,8 +123,9 @@ function M.reachable(ctx, task, lease)
   local s = ctx.store
   local prev = s:previous_lease(task.id, lease.attempt)
   local sess = s:active_session(task.id)
-  -- (a session the agent never reported on may still be in use: its id was handed out)
-  if not (prev and sess) then return end
+  -- (a session the agent never reported on may still be in use: its id was handed out;
+  -- not one this claim made)
+  if not (prev and sess) or (lease.opened and lease.opened.created) then return end
   local ws = s:workspace(task.id)
   local here = prev.host == ctx.fleet.host and (ws == nil or ws.path == nil or
     ws.path:sub(1, #ctx.workdir + 1) == ctx.workdir .. "/" or ws.path == ctx.workdir)

@@ -1,6 +1,9 @@
 -- obra.iteration — one iteration of one task, as named stages.
 --
 --   iteration.run(ctx, task [, {goes_on=}]) -> record    (task: a row; ctx: engine.open's)
+--   iteration.open(ctx, task_id) -> {iteration=, session=, created=} | nil
+--        inside the claim's transaction (fleet.claim): the next iteration's start,
+--        what is known before any I/O (below), so prepare has nothing left to write
 --
 -- The stages, in order; each takes the iteration table `it` and returns it
 -- with its own fields added (docs/architecture.md lists them):
@@ -46,6 +49,7 @@ local budgets = require "obra.budgets"
 local score = require "obra.score"
 local util = require "obra.util"
 local worktrees = require "obra.worktrees"
+local integrate = require "obra.integrate"
 
 local M = {}
 
@@ -58,10 +62,18 @@ local bound = util.bound
 
 -- Helpers ---------------------------------------------------------------------
 
--- The agent for a task: run-wide config merged with the task's own.
+-- The agent config of a task: run-wide config merged with the task's own
+-- (the judge's API key is not the agent's: obra.credentials).
+local function agent_config(ctx, task)
+  return credentials.agent_config(ctx.config, util.merge(ctx.config.agent, task.config and task.config.agent))
+end
+
+-- The agent kind a session is written with (obra.agent.new's default: claude).
+local function agent_kind(cfg) return cfg.kind or "claude" end
+
+-- The agent for a task.
 local function agent_for(ctx, task)
-  -- the judge's API key is not the agent's (obra.credentials)
-  local cfg = credentials.agent_config(ctx.config, util.merge(ctx.config.agent, task.config and task.config.agent))
+  local cfg = agent_config(ctx, task)
   local key = core.json_encode(cfg)
   local a = ctx.agents[key]
   if not a then
@@ -176,9 +188,12 @@ local function overlaps(a, b)
 end
 
 -- Another task of this run at work in dir (a shared directory) right now: its id.
-local function other_in(ctx, task, dir)
+-- unknown: a task claimed but not prepared yet (its directory not known) counts.
+local function other_in(ctx, task, dir, unknown)
   for id in pairs(ctx.running or {}) do
-    local other = id ~= task.id and ctx.task_state[id] and ctx.task_state[id].workdir
+    local st = id ~= task.id and ctx.task_state[id]
+    if st and unknown and not st.workdir then return id end
+    local other = st and st.workdir
     -- (a task in its own worktree under .obra/ is not in the shared snapshot)
     if other and other:find("/" .. worktrees.DIR .. "/", 1, true) then other = nil end
     if other and overlaps(other, dir) then return id end
@@ -240,7 +255,56 @@ local function status_after(decision, fired, queue)
   return st
 end
 
+-- The task's state in this run (ctx.task_state), made when it is claimed or first run.
+local function state_of(ctx, task)
+  local st = ctx.task_state[task.id] or { key = task.key, started = core.now(), tokens = 0 }
+  ctx.task_state[task.id] = st
+  return st
+end
+
 -- The stages ------------------------------------------------------------------
+
+-- The files of a shared directory as the last iteration there left them
+-- (record sets ctx.dir_after), still as they are: the scheduler's next pass,
+-- and no other task of the run at work there (one claimed but not prepared
+-- yet counts: its directory is not known).  Taken once.
+local function left_in(ctx, task, ws)
+  local last = ctx.dir_after
+  ctx.dir_after = nil
+  if not (last and ws and ws.isolation == "shared" and last.snap.dir == ws.path and last.snap.base == nil
+          and last.pass + 1 >= (ctx.pass or 0)) or other_in(ctx, task, ws.path, true) then
+    return nil
+  end
+  return notes(ctx, task, last.snap)
+end
+
+-- iteration.open(ctx, task_id) -> {iteration=, session=, created=} | nil:
+-- called by the claim's transaction (fleet.claim), it writes with the lease
+-- what a claimed task's next iteration knows before any I/O: its
+-- iteration_started event, its agent session, and in a directory this run
+-- already found shared, its workspace row, based on the files as the last
+-- iteration there left them (left_in; prepare starts from that snapshot).
+-- So prepare has nothing left to write in the common case, and a task's
+-- first iteration commits twice: the claim, the record (docs/data.md).
+-- Nothing for a task the merge queue takes first.
+function M.open(ctx, task_id)
+  local s = ctx.store
+  local task = s:task(task_id)
+  if integrate.due(s, task) then return nil end
+  local n = (s:last_iteration(task_id) or 0) + 1
+  s:add_event("iteration_started", { run_id = ctx.run_id, task_id = task_id, iteration = n })
+  local sess, created = s:current_session(task_id, ctx.run_id, agent_kind(agent_config(ctx, task)))
+  local st = state_of(ctx, task)
+  st.announced = n
+  local ws = s:workspace(task_id)
+  if not ws and n == 1 then ws = worktrees.known_shared(ctx, task) end
+  st.after = left_in(ctx, task, ws)
+  if ws and ws.new then
+    ws.base_tree = st.after and st.after.tree   -- (else prepare's first snapshot)
+    s:add_workspace(ws)
+  end
+  return { iteration = n, session = sess, created = created }
+end
 
 function M.prepare(ctx, it)
   local s, task = ctx.store, it.task
@@ -260,19 +324,13 @@ function M.prepare(ctx, it)
   -- at most one walk of the tree an iteration: the snapshot taken after the
   -- last agent run is this one's "before" (the same worktree, the same base);
   -- in a shared directory, also the one another task's last iteration took
-  -- there, when that task's coroutine ended just before this one started
-  -- (the scheduler's next pass: nothing ran in between) and no other task
-  -- works there now (record sets ctx.dir_after)
+  -- there, handed to this task by its claim (M.open, left_in)
   local own = ws.isolation == "worktree"
   local snapdir = own and ws.path or it.workdir
   local st = ctx.task_state[task.id]
   local cached = st and st.after
   if st then st.after = nil end
-  local last = ctx.dir_after
-  if not own then ctx.dir_after = nil end
-  if not cached and last and not own and last.pass + 1 >= (ctx.pass or 0) and not other_in(ctx, task, snapdir) then
-    cached = notes(ctx, task, last.snap)
-  end
+  if not own then ctx.dir_after = nil end   -- this task's agent will change the shared files
   if cached and cached.dir == snapdir and cached.base == ws.base then
     it.before = cached
   else
@@ -292,11 +350,13 @@ function M.prepare(ctx, it)
   -- the task marked running, its workspace row, its session (when new) and its
   -- baseline written before the agent starts, in one transaction with the
   -- task_started / iteration_started events (docs/events.md): a crash after it
-  -- resumes this session.  An iteration that follows a retry in the same
-  -- process was announced by the previous one's record (no commit of its own).
+  -- resumes this session, on the same base.  What the claim's transaction
+  -- already wrote (M.open) and a retry's record announced is not written
+  -- again: a transaction only for what this stage's I/O found (a new
+  -- worktree, a fresh snapshot's base tree, the baseline).
   local announced = st and st.announced == it.iteration
   if st then st.announced = nil end
-  it.session = s:tx(function()
+  local function start()
     if task.status ~= "running" then
       s:set_status(task.id, "running"); task.status = "running"
       s:add_event("task_started", { run_id = ctx.run_id, task_id = task.id, iteration = it.iteration })
@@ -307,8 +367,10 @@ function M.prepare(ctx, it)
     if ws.new then ws = s:add_workspace(ws)
     elseif base_tree then ws = s:update_workspace(task.id, { base_tree = base_tree }) end
     baseline.store(ctx, it, base_checks)
-    return session.current(s, task.id, ctx.run_id, it.agent.kind or it.agent_cfg.kind)
-  end)
+    return session.current(s, task.id, ctx.run_id, agent_kind(it.agent_cfg))
+  end
+  local writes = task.status ~= "running" or not announced or ws.new or base_tree or base_checks
+  it.session = writes and s:tx(start) or start()   -- (start: reads the session the claim wrote)
   it.ws = ws
   -- before the first iteration the worktree is its base: that commit is the checkpoint
   if own and it.before and not it.before.commit and it.iteration == 1 and it.before.tree == ws.base_tree then
@@ -609,8 +671,7 @@ end
 -- scheduler's task loop), so its record announces it (iteration_started).
 function M.run(ctx, task, opts)
   local it = { task = task, goes_on = opts and opts.goes_on }
-  local state = ctx.task_state[task.id] or { key = task.key, started = core.now(), tokens = 0 }
-  ctx.task_state[task.id] = state
+  local state = state_of(ctx, task)
 
   M.prepare(ctx, it);   observe(ctx, "prepare", it)
   state.running, state.iteration, state.workdir, state.last = true, it.iteration, it.workdir, "agent running"

@@ -9,7 +9,7 @@
 --   llm.provider, llm.model, llm.url          (never the key)
 --   llm:chat{ messages = {{role=, content=}...}, schema = {...}, temperature =,
 --             max_tokens =, timeout =, on_token = function(chunk, attempt) end }
---     -> { text, json, usage, duration_ms, model, attempts }
+--     -> { text, json, usage, duration_ms, model, attempts, waits = { {ms=, ceiling_ms=}, ... } }
 --      | nil, message, code [, raw]   code: unreachable, timeout, model_not_found,
 --        auth, rate_limited, server_error, bad_response (raw = the model's text)
 --   llm:health() -> true | nil, message, code

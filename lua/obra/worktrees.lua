@@ -84,14 +84,22 @@ local function task_dir(ctx, task)
   return core.realpath(d) or d
 end
 
+local function shared_row(ctx, task)
+  return { new = true, task_id = task.id, isolation = "shared", path = task_dir(ctx, task) }
+end
+
 -- Isolation for a task: its own config, the workflow's, else worktree when the
 -- work directory is in a git repository with a commit.  Decided once per
 -- directory and run (ctx.isolations).
-function M.isolation(ctx, task)
+local function isolation_key(ctx, task)
   local want = task.config and task.config.isolation or ctx.config.isolation
   local dir = task_dir(ctx, task)
+  return (want or "") .. "\0" .. dir, want, dir
+end
+
+function M.isolation(ctx, task)
+  local key, want, dir = isolation_key(ctx, task)
   ctx.isolations = ctx.isolations or {}
-  local key = (want or "") .. "\0" .. dir
   local c = ctx.isolations[key]
   if not c then
     if want == "shared" then
@@ -113,6 +121,14 @@ function M.isolation(ctx, task)
     ctx.isolations[key] = c
   end
   return c[1], c[2], c[3]
+end
+
+-- The new workspace row of a task in the shared directory, when this run
+-- already found its directory shared (no I/O); nil else.  (iteration.open
+-- writes it with the claim.)
+function M.known_shared(ctx, task)
+  local c = ctx.isolations and ctx.isolations[(isolation_key(ctx, task))]
+  if c and c[1] == "shared" then return shared_row(ctx, task) end
 end
 
 -- mkdir -p
@@ -354,7 +370,7 @@ function ensure(ctx, task)
       ctx.shared_noted[why] = true
       ctx.log(nil, "tasks share the work directory %s: %s", task_dir(ctx, task), why)
     end
-    return { new = true, task_id = task.id, isolation = "shared", path = task_dir(ctx, task) }
+    return shared_row(ctx, task)
   end
   local row, err = ensure_worktree(ctx, task, top, ws)
   if not row then return nil, task.key .. ": " .. tostring(err) end

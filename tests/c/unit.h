@@ -39,5 +39,6 @@ void llm_json_tests(void);
 void redact_tests(void);
 void packfile_tests(void);
 void textpack_tests(void);
+void treescan_tests(void);
 
 #endif

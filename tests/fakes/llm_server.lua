@@ -58,6 +58,10 @@ Reply spec fields (all optional)
   tokens={...}      the stream's pieces (default: the content split into words)
   done=false        streams end without the final done line / [DONE]
   delay=s           wait before answering (a slow reply)
+  barrier=n         wait until n requests answered by specs with a barrier
+                    have arrived (since the last reset), then answer: n
+                    requests in flight at once, proven without a stopwatch.
+                    Not met within 60 s: status 504, "barrier: k of n arrived"
   token_delay=s     wait between streamed pieces
   cut_after=n       close the connection after n body bytes (a reply cut mid-way)
   close=true        "Connection: close" and close after the reply
@@ -393,9 +397,25 @@ local function builtin(c, req)
   return send_body(c, 404, "application/json", '{"error":"no such endpoint"}', spec)
 end
 
+-- The barrier of a reply spec (barrier = n): true once n requests have
+-- reached one (at most 60 s, not scaled: a hang guard); else false, the count.
+local function barrier(spec)
+  if not spec.barrier then return true end
+  local st = state
+  st.arrived = (st.arrived or 0) + 1
+  local give_up = now() + 60
+  while st.arrived < spec.barrier and now() < give_up do coroutine.yield("sleep", now() + 0.02) end
+  return st.arrived >= spec.barrier, st.arrived
+end
+
 local function answer(c, req)
   local spec = choose(req)
   if spec == nil then return builtin(c, req) end
+  local met, arrived = barrier(spec)
+  if not met then
+    return send_body(c, 504, "application/json",
+      json.encode({ error = string.format("barrier: %d of %d arrived", arrived, spec.barrier) }), spec)
+  end
   sleep(spec.delay)
   local api = api_of(req.path)
   local ok, body = pcall(cjson.decode, req.body)
@@ -529,8 +549,10 @@ while now() < deadline do
   for _, c in ipairs(conns) do if not c.dead then live[#live + 1] = c end end
   conns = live
   if stopping then
+    -- busy: a reply being written or a request being read; one that waits
+    -- (delay, token_delay, barrier) is given up: its test is over
     local busy = false
-    for _, c in ipairs(conns) do if c.wait ~= "read" or #c.buf > 0 then busy = true end end
+    for _, c in ipairs(conns) do if c.wait == "write" or (c.wait == "read" and #c.buf > 0) then busy = true end end
     if not busy then break end
   end
 end

@@ -84,15 +84,7 @@ function F.coordinator(p, backend, watch)
 end
 
 -- Poll fn() every 50 ms for up to seconds; returns its first true value.
-function F.until_true(seconds, fn)
-  local deadline = H.clock() + seconds
-  repeat
-    local v = fn()
-    if v then return v end
-    H.sleep(0.05)
-  until H.clock() > deadline
-  return nil
-end
+F.until_true = H.until_true
 
 -- The exit status of the process started as TAG, once it has ended (bounded wait).
 function F.rc(p, tag, seconds)

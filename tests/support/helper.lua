@@ -46,11 +46,71 @@ function H.id_u()
 end
 
 -- Running: the process exists and is not a zombie (a child that exited stays
--- a zombie until its parent reaps it, and kill -0 still finds it).
+-- a zombie until its parent reaps it, and kill -0 still finds it).  pid: a
+-- number (lua-cjson decodes 123 as 123.0) or a string of digits.
 function H.running(pid)
-  local st = pid and H.readfile("/proc/" .. pid .. "/stat")
+  local n = math.tointeger(tonumber(pid))
+  local st = n and H.readfile("/proc/" .. n .. "/stat")
   local state = st and st:match("^%d+ %b() (%a)")
   return state ~= nil and state ~= "Z" and state ~= "X"
+end
+
+-- A hang guard, not a stopwatch.  A spec proves what happened by a condition
+-- (the class or signal a result reports, a barrier, the process gone); where
+-- the property is only "it ends, it does not wait for X", X lasts longer than
+-- this guard and the spec checks the call ended within it: far above what a
+-- loaded machine adds (make check runs at load ~28), far below waiting for X.
+H.HANG_GUARD = 60                       -- seconds
+H.OUTLASTS_GUARD = 3 * H.HANG_GUARD     -- seconds a child obra must not wait for lives
+
+-- H.hang_guard(t0, what): error unless less than H.HANG_GUARD has passed since t0 (H.clock()).
+function H.hang_guard(t0, what)
+  local took = H.clock() - t0
+  if took >= H.HANG_GUARD then
+    error(string.format("%s took %.1f s: it waited for what it should not have (hang guard %d s)",
+      what, took, H.HANG_GUARD), 2)
+  end
+end
+
+-- H.until_true(seconds, fn, pause) -> fn()'s first true value, or nil when
+-- seconds passed first.  fn is polled every 50 ms; pause(ms) waits between
+-- polls (default a plain sleep; a spec whose own children must be reaped
+-- meanwhile passes obra.core.loop_step).
+function H.until_true(seconds, fn, pause)
+  local deadline = H.clock() + seconds
+  repeat
+    local v = fn()
+    if v then return v end
+    if pause then pause(50) else socket.sleep(0.05) end
+  until H.clock() > deadline
+  return nil
+end
+
+-- The pids (strings) of the processes in process group pgid, zombies included
+-- (a child obra has not reaped yet is still there).
+function H.group_members(pgid)
+  local lfs = require "lfs"
+  local list = {}
+  for name in lfs.dir("/proc") do
+    if name:match("^%d+$") then
+      local s = H.readfile("/proc/" .. name .. "/stat")
+      -- pid (comm) state ppid pgrp ...
+      local pgrp = s and s:match("^%d+ %b() %S+ %d+ (%d+)")
+      if pgrp and tonumber(pgrp) == tonumber(pgid) then list[#list + 1] = name end
+    end
+  end
+  return list
+end
+
+-- A barrier for n processes, as sh code: each marks its arrival in dir (a
+-- file named after its shell's pid) and waits, at most H.HANG_GUARD s, until
+-- n have arrived; its exit status is 0 when all n did.  It proves that n
+-- things run at once without a stopwatch: one after another, the first would
+-- wait alone and fail.  dir must exist and hold nothing else.
+function H.barrier(dir, n)
+  local count = string.format('"$(ls %s | wc -l)"', H.q(dir))
+  return string.format('touch %s/$$; i=0; while [ %s -lt %d ] && [ $i -lt %d ]; do sleep 0.05; i=$((i+1)); done; [ %s -ge %d ]',
+    H.q(dir), count, n, H.HANG_GUARD * 20, count, n)
 end
 
 local counter = 0

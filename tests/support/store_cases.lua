@@ -19,7 +19,9 @@ local function add_task(s, key, status)
   return id
 end
 
-local function workflow(dir, state, scenario)
+local ONE = 'task "one" { prompt = "ONE: write one.txt", checks = { "grep -q good one.txt" } }\n'
+
+local function workflow(dir, state, scenario, tasks)
   H.writefile(dir .. "/scenario.json", require("cjson").encode(scenario))
   H.writefile(dir .. "/obra.lua", string.format([[
 project "data"
@@ -27,8 +29,34 @@ config {
   agent = { kind = "claude", command = %q, env = { FAKE_CLAUDE_SCENARIO = %q, FAKE_CLAUDE_STATE = %q } },
   llm = false, max_iterations = 5,
 }
-task "one" { prompt = "ONE: write one.txt", checks = { "grep -q good one.txt" } }
-]], H.FAKES .. "/claude", dir .. "/scenario.json", state))
+]], H.FAKES .. "/claude", dir .. "/scenario.json", state) .. (tasks or ONE))
+end
+
+-- a claimed task as the scheduler runs it: claimed with its iteration opened
+-- (iteration.open), then iterated under its lease while it stays running (the
+-- task loop); the commits of each iteration, the claim's with the first
+local function claim_and_run(ctx)
+  local s = ctx.store
+  ctx.pass = (ctx.pass or 0) + 1          -- the scheduler's pass that claims it
+  local c0 = s:stats().commits
+  local lease = assert(require("obra.fleet").claim(ctx, require("obra.iteration").open))
+  s:fence(lease)
+  local recs, commits = {}, {}
+  repeat
+    recs[#recs + 1] = require("obra.iteration").run(ctx, s:task(lease.task_id), { goes_on = true })
+    commits[#commits + 1] = s:stats().commits - c0
+    c0 = s:stats().commits
+  until recs[#recs].status ~= "running"
+  s:fence(nil)
+  ctx.task_state[lease.task_id] = nil     -- (as the task's coroutine ends)
+  return recs, commits, lease
+end
+
+local function joined(s, dir)
+  local ctx = assert(engine.open { script = dir .. "/obra.lua", store = s, dir = dir, quiet = true })
+  ctx.run_id = s:start_run { project_id = ctx.project.id, pid = core.getpid(), config = {} }
+  assert(require("obra.fleet").join(ctx, { name = "data" }))
+  return ctx
 end
 
 -- rolls a failed transaction back as a whole, and re-raises
@@ -84,24 +112,69 @@ function C.status(s)
   assert.is_false(obra.core.transition_ok("done", "pending"))
 end
 
--- a claimed task that one iteration finishes: three commits (the claim, the
--- prepare, the record), its lease ended ('done') by the record itself
+-- a claimed task that one iteration finishes: three commits (the claim with
+-- its iteration's start and session, the prepare: what its I/O found, its
+-- workspace, first snapshot's base tree and baseline, the record), its lease
+-- ended ('done') by the record itself
 function C.claimed(s, dir)
   local state = H.tmpdir("data-lease-fake")
   workflow(dir, state, { rules = { { match = "ONE", write = { ["one.txt"] = "good\n" }, result = "wrote one.txt" } } })
-  local ctx = assert(engine.open { script = dir .. "/obra.lua", store = s, dir = dir, quiet = true })
-  ctx.run_id = s:start_run { project_id = ctx.project.id, pid = core.getpid(), config = {} }
-  assert(require("obra.fleet").join(ctx, { name = "data" }))
-  local c0 = s:stats().commits
-  local lease = assert(require("obra.fleet").claim(ctx))
-  s:fence(lease)
-  local rec = require("obra.iteration").run(ctx, s:task(lease.task_id), { goes_on = true })
-  s:fence(nil)
-  assert.are.equal("done", rec.status)
-  assert.are.equal(3, s:stats().commits - c0)
+  local ctx = joined(s, dir)
+  local recs, commits, lease = claim_and_run(ctx)
+  assert.are.equal("done", recs[1].status)
+  assert.are.same({ 3 }, commits)
+  assert.is_not_nil(s:baseline(lease.task_id))
   assert.is_nil(ctx.fleet.held[lease.task_id])
   assert.is_nil(s:first(s.SQL.lease_attempt_of, lease.task_id).lease_worker)
   assert.are.equal("done", s:previous_lease(lease.task_id, lease.attempt + 1).end_reason)
+  H.rmdir(state)
+end
+
+-- new tasks one after the other in a shared directory, without checks (the
+-- benchmark's case, bench/README.md section 6): the first one's first
+-- iteration commits three times (its snapshot of the directory is new: its
+-- base is written before the agent starts), each next one's twice, the claim
+-- and the record: its claim wrote its workspace on the files the last
+-- iteration left, its session and its iteration_started.  A retry's next
+-- iteration commits once.
+function C.first_iterations(s, dir)
+  local state = H.tmpdir("data-first-fake")
+  local tasks = {}
+  for i = 1, 3 do tasks[i] = string.format('task "t%d" { prompt = "T%d: write t%d.txt" }\n', i, i, i) end
+  local rules = {}
+  for i = 1, 3 do
+    rules[i] = { match = "T" .. i .. ":", write = { ["t" .. i .. ".txt"] = "done\n" }, result = "wrote t" .. i }
+  end
+  workflow(dir, state, { rules = rules }, table.concat(tasks) ..
+    'policy { decide = function(ev) if ev.task.key == "t3" and ev.task.iteration == 1 then ' ..
+    'return { action = "retry", reason = "once more", rollback = false } end ' ..
+    'return { action = "proceed", reason = "fine" } end }\n')
+  local ctx = joined(s, dir)
+  local commits = {}
+  for i = 1, 3 do
+    local recs, n, lease = claim_and_run(ctx)
+    assert.are.equal("t" .. i, s:task(lease.task_id).key)
+    assert.are.equal("done", recs[#recs].status)
+    commits[i] = n
+  end
+  -- t3: a retry, then its next iteration (announced by the retry's record)
+  assert.are.same({ { 3 }, { 2 }, { 2, 1 } }, commits)
+  -- each task's base: the files before its own agent (t2's: with t1's work, without
+  -- its own), its first checkpoint's; its changes against it only its own
+  for i = 1, 3 do
+    local t = s:task("t" .. i, ctx.project.id)
+    local ws = s:workspace(t.id)
+    assert.are.equal("shared", ws.isolation)
+    assert.are.equal(s:checkpoints(t.id)[1].tree, ws.base_tree)
+    assert.are.same({ "t" .. i .. ".txt" }, s:decisions(t.id)[1].signals.changes.created)
+    assert.is_nil(s:baseline(t.id))      -- no checks: nothing measured on the base
+  end
+  -- the events in their documented order, each iteration started once
+  local types = {}
+  for _, e in ipairs(s:events_after(0)) do
+    if e.task == "t2" then types[#types + 1] = e.type end
+  end
+  assert.are.same({ "task_started", "iteration_started", "iteration_ended", "task_done" }, types)
   H.rmdir(state)
 end
 

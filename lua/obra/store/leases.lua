@@ -14,11 +14,13 @@
 --   s:worker_incarnations(name, host) -> { {id, pid}, ... } the workers of that name and host
 --                 that did not stop cleanly
 --   s:stop_worker(id)               stopped_at = now
---   s:claim_task(worker_id, project_id, labels_set, lease_s [, fits]) -> task_id, attempt | nil
+--   s:claim_task(worker_id, project_id, labels_set, lease_s [, fits [, open]])
+--                 -> task_id, attempt, open's result | nil
 --                 in one transaction: the first ready task (tasks_ready's rules, by priority)
 --                 whose requires are all in labels_set and for which fits(task_id) is not
 --                 false, marked running (its task_started event), its attempt incremented, a
---                 leases row
+--                 leases row, and what open(task_id) writes (iteration.open: the iteration's
+--                 start)
 --   s:heartbeat(worker_id, lease_s) -> { [task_id] = attempt, ... }: the worker's heartbeat
 --                 and every open lease of it moved to now + lease_s, in one transaction;
 --                 returns the leases it still holds (fenced)
@@ -72,7 +74,7 @@ return function(methods, Q)
     return true
   end
 
-  function methods:claim_task(worker_id, project_id, labels, lease_s, fits)
+  function methods:claim_task(worker_id, project_id, labels, lease_s, fits, open)
     return self:tx(function()
       -- the first ready task usually fits: it alone first, the first 64 only when it does not
       for _, limit in ipairs({ 1, 64 }) do
@@ -85,7 +87,7 @@ return function(methods, Q)
             local attempt = self:first(Q.lease_attempt_of, c.id).lease_attempt
             local now = self:now()
             self:exec(Q.lease_insert, c.id, attempt, worker_id, now, now + lease_s)
-            return c.id, attempt
+            return c.id, attempt, open and open(c.id)
           end
         end
         if #rows < limit then break end   -- no more ready tasks
