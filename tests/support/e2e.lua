@@ -97,16 +97,20 @@ function E.spawn(p, extra_args, cmdline)
 end
 
 -- kill -9 pid and wait until it is gone.
+-- (Until it is reaped, as `kill -0` sees it, not only a zombie: obra takes a
+-- run whose pid is still there for a live one.  Polled in this process.)
+local pid_alive = require("obra.core").pid_alive
+
 function E.kill9(pid)
   os.execute("kill -9 " .. pid .. " 2>/dev/null")
   local deadline = H.clock() + 30
-  while H.running(pid) and H.clock() < deadline do H.sleep(0.02) end
+  while pid_alive(pid) and H.clock() < deadline do H.sleep(0.02) end
 end
 
 -- Wait (bounded) for a background obra; returns its exit status when known.
 function E.wait(pid, seconds, p)
   local deadline = H.clock() + (seconds or 60)
-  while H.running(pid) and H.clock() < deadline do H.sleep(0.05) end
+  while pid_alive(pid) and H.clock() < deadline do H.sleep(0.05) end
   if p then
     for _ = 1, 50 do
       local rc = H.readfile(p.dir .. "/bg.rc")
