@@ -16,12 +16,25 @@
  *   wt:patch(a, b [, max_bytes, max_files]) -> { files = {{path, status, added, removed, binary}...},
  *                      text =, truncated = }   (the smallest files' unified diff within max_bytes)
  *   wt:restore(from, to) -> true              | nil, message, code
- *   wt:close()  (also __gc, __close) */
+ *   wt:close()  (also __gc, __close)
+ *
+ * A repository's refs and worktrees (metatable "obra.gitrepo"; lua/obra/git.lua):
+ *   core.gitrepo(dir) -> repo | nil, message, code ("notfound": dir is in no work tree)
+ *   repo:top(), repo:gitdir(), repo:commondir() -> absolute path
+ *   repo:rev(spec) -> id                       | nil, message, "notfound"
+ *   repo:is_ancestor(a, b) -> boolean          | nil, message, code
+ *   repo:merge_base(a, b) -> id                | nil, message, code
+ *   repo:set_ref(ref, id, old|""|nil, message) -> true [, lock] | nil, message, code ("moved": not at old)
+ *       (lock: the path of a lock file left on the ref by a killed process, taken away)
+ *   repo:head() -> "refs/heads/..."            | nil, message, "notfound" (detached)
+ *   repo:worktrees() -> { {path =, head = ref | nil}, ... }   (the main one first)
+ *   repo:close()  (also __gc, __close) */
 #include <stdlib.h>
 #include "obra/workspace.h"
 #include "lapi.h"
 
 #define WT_MT "obra.worktree"
+#define REPO_MT "obra.gitrepo"
 
 typedef struct { obra_ws *w; } lwt;
 
@@ -202,6 +215,115 @@ static int l_libgit2(lua_State *L) {
   return 1;
 }
 
+/* ---- obra.gitrepo ---- */
+
+typedef struct { obra_repo *r; } lrepo;
+
+static obra_repo *checkrepo(lua_State *L) {
+  lrepo *u = luaL_checkudata(L, 1, REPO_MT);
+  if (!u->r) luaL_error(L, "gitrepo: closed");
+  return u->r;
+}
+
+static int repo_fail(lua_State *L, const obra_err *e) {
+  return obra_lapi_fail(L, e, e->rc == OBRA_ENOTFOUND ? "notfound" : e->rc == OBRA_ESTATE ? "moved" : "git");
+}
+
+static int l_repo_open(lua_State *L) {
+  const char *dir = luaL_checkstring(L, 1);
+  lrepo *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->r = NULL;
+  luaL_setmetatable(L, REPO_MT);
+  obra_err e = { 0 };
+  u->r = obra_repo_open(dir, &e);
+  if (!u->r) return repo_fail(L, &e);
+  return 1;
+}
+
+static int l_repo_close(lua_State *L) {
+  lrepo *u = luaL_checkudata(L, 1, REPO_MT);
+  obra_repo_close(u->r);
+  u->r = NULL;
+  return 0;
+}
+
+static int l_repo_top(lua_State *L) { lua_pushstring(L, obra_repo_top(checkrepo(L))); return 1; }
+static int l_repo_gitdir(lua_State *L) { lua_pushstring(L, obra_repo_gitdir(checkrepo(L))); return 1; }
+static int l_repo_commondir(lua_State *L) { lua_pushstring(L, obra_repo_commondir(checkrepo(L))); return 1; }
+
+static int l_repo_rev(lua_State *L) {
+  obra_repo *r = checkrepo(L);
+  char id[41];
+  obra_err e = { 0 };
+  if (obra_repo_rev(r, luaL_checkstring(L, 2), id, &e) != OBRA_OK) return repo_fail(L, &e);
+  lua_pushstring(L, id);
+  return 1;
+}
+
+static int l_repo_is_ancestor(lua_State *L) {
+  obra_repo *r = checkrepo(L);
+  int yes = 0;
+  obra_err e = { 0 };
+  if (obra_repo_is_ancestor(r, luaL_checkstring(L, 2), luaL_checkstring(L, 3), &yes, &e) != OBRA_OK)
+    return repo_fail(L, &e);
+  lua_pushboolean(L, yes);
+  return 1;
+}
+
+static int l_repo_merge_base(lua_State *L) {
+  obra_repo *r = checkrepo(L);
+  char id[41];
+  obra_err e = { 0 };
+  if (obra_repo_merge_base(r, luaL_checkstring(L, 2), luaL_checkstring(L, 3), id, &e) != OBRA_OK)
+    return repo_fail(L, &e);
+  lua_pushstring(L, id);
+  return 1;
+}
+
+static int l_repo_set_ref(lua_State *L) {
+  obra_repo *r = checkrepo(L);
+  const char *ref = luaL_checkstring(L, 2), *id = luaL_checkstring(L, 3), *old = luaL_optstring(L, 4, NULL);
+  const char *msg = luaL_checkstring(L, 5);
+  obra_err e = { 0 };
+  if (obra_repo_set_ref(r, ref, id, old, msg, &e) != OBRA_OK) return repo_fail(L, &e);
+  lua_pushboolean(L, 1);
+  const char *cleared = obra_repo_cleared_lock(r);
+  if (!cleared) return 1;
+  lua_pushstring(L, cleared);
+  return 2;
+}
+
+static int l_repo_head(lua_State *L) {
+  obra_repo *r = checkrepo(L);
+  char buf[1024];
+  obra_err e = { 0 };
+  if (obra_repo_head(r, buf, sizeof buf, &e) != OBRA_OK) return repo_fail(L, &e);
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+/* stack while listing: [... list] */
+static int worktree_cb(void *ud, const char *path, const char *head) {
+  lua_State *L = ud;
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, path);
+  lua_setfield(L, -2, "path");
+  if (head) {
+    lua_pushstring(L, head);
+    lua_setfield(L, -2, "head");
+  }
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
+static int l_repo_worktrees(lua_State *L) {
+  obra_repo *r = checkrepo(L);
+  lua_newtable(L);
+  obra_err e = { 0 };
+  if (obra_repo_worktrees(r, worktree_cb, L, &e) != OBRA_OK) return repo_fail(L, &e);
+  return 1;
+}
+
 int obra_lapi_workspace(lua_State *L) {
   static const luaL_Reg methods[] = {
     { "kind", l_kind }, { "snapshot", l_snapshot }, { "commit", l_commit }, { "diff", l_diff }, { "patch", l_patch },
@@ -214,5 +336,14 @@ int obra_lapi_workspace(lua_State *L) {
   lua_setfield(L, -2, "worktree");
   lua_pushcfunction(L, l_libgit2);
   lua_setfield(L, -2, "libgit2");
+  static const luaL_Reg repo_methods[] = {
+    { "top", l_repo_top }, { "gitdir", l_repo_gitdir }, { "commondir", l_repo_commondir }, { "rev", l_repo_rev },
+    { "is_ancestor", l_repo_is_ancestor }, { "merge_base", l_repo_merge_base }, { "set_ref", l_repo_set_ref },
+    { "head", l_repo_head }, { "worktrees", l_repo_worktrees }, { "close", l_repo_close }, { NULL, NULL }
+  };
+  static const luaL_Reg repo_meta[] = { { "__gc", l_repo_close }, { "__close", l_repo_close }, { NULL, NULL } };
+  obra_lapi_newclass(L, REPO_MT, repo_methods, repo_meta);
+  lua_pushcfunction(L, l_repo_open);
+  lua_setfield(L, -2, "gitrepo");
   return 0;
 }

@@ -90,7 +90,13 @@ struct obra_ws {
   X(git_libgit2_version) \
   X(git_repository_config) X(git_config_get_string_buf) X(git_config_set_string) X(git_config_free)
 
-static struct { GIT_FUNCS(OBRA_DL_POINTER) } fn;
+/* for obra_repo (below): reading and moving obra's branches without a git process */
+#define GIT_REPO_FUNCS(X) \
+  X(git_graph_descendant_of) X(git_merge_base) X(git_object_id) X(git_reference_lookup) \
+  X(git_reference_type) X(git_reference_symbolic_target) X(git_repository_set_ident) \
+  X(git_worktree_list) X(git_worktree_lookup) X(git_worktree_path) X(git_worktree_free) X(git_strarray_dispose)
+
+static struct { GIT_FUNCS(OBRA_DL_POINTER) GIT_REPO_FUNCS(OBRA_DL_POINTER) } fn;
 /* only the version obra was built against: the option structs are versioned.
  * obra's own build first (make deps: Debian's source without the network
  * transports, whose libraries Debian's build maps into every process that
@@ -124,6 +130,7 @@ static int init_lib(obra_err *e) {
   if (!inited) {
     obra_rc rc = obra_dl_load(&lib, e);
     GIT_FUNCS(OBRA_DL_RESOLVE)
+    GIT_REPO_FUNCS(OBRA_DL_RESOLVE)
     if (rc != OBRA_OK) return -1;
     int major = 0, minor = 0, rev = 0;
     fn.git_libgit2_version(&major, &minor, &rev);
@@ -815,24 +822,29 @@ static int peel_tree(obra_ws *w, const char *id, git_tree **out, obra_err *e) {
  * file on it is either a moment old (someone else's git touching the ref:
  * wait) or left by a killed obra: once it is a second old it is taken away
  * (its path kept in w->cleared, for the log). */
-static int set_ref(obra_ws *w, git_reference **r, const char *ref, const git_oid *oid, const git_oid *from,
-                   int must_be_new) {
+static int move_ref(git_repository *repo, char *cleared, size_t ncleared, git_reference **r, const char *ref,
+                    const git_oid *oid, const git_oid *from, int must_be_new, const char *message) {
   char lock[PATH_MAX];
-  if (snprintf(lock, sizeof lock, "%s%s.lock", fn.git_repository_commondir(w->repo), ref) >= (int)sizeof lock)
+  if (snprintf(lock, sizeof lock, "%s%s.lock", fn.git_repository_commondir(repo), ref) >= (int)sizeof lock)
     lock[0] = '\0';
   for (int tries = 0;; tries++) {
-    int rc = fn.git_reference_create_matching(r, w->repo, ref, oid, !must_be_new, from, "obra: checkpoint");
+    int rc = fn.git_reference_create_matching(r, repo, ref, oid, !must_be_new, from, message);
     struct stat st;
     if (rc != GIT_ELOCKED || !lock[0] || tries >= 40 || stat(lock, &st) != 0) return rc;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     double age = (double)(now.tv_sec - st.st_mtim.tv_sec) + (now.tv_nsec - st.st_mtim.tv_nsec) / 1e9;
     if (age >= 1.0) {
-      if (unlink(lock) == 0) snprintf(w->cleared, sizeof w->cleared, "%s", lock);
+      if (unlink(lock) == 0) snprintf(cleared, ncleared, "%s", lock);
     } else {
       nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
     }
   }
+}
+
+static int set_ref(obra_ws *w, git_reference **r, const char *ref, const git_oid *oid, const git_oid *from,
+                   int must_be_new) {
+  return move_ref(w->repo, w->cleared, sizeof w->cleared, r, ref, oid, from, must_be_new, "obra: checkpoint");
 }
 
 /* The branch HEAD points to, into buf; -1 with e set when HEAD is detached,
@@ -1174,4 +1186,207 @@ out:
   fn.git_tree_free(tf);
   fn.git_tree_free(tt);
   return rc;
+}
+
+/* ---- a repository's refs and worktrees (obra_repo) ----
+ *
+ * What obra asks about its branches at every task start and integration
+ * (rev-parse, merge-base --is-ancestor, update-ref with an old value,
+ * worktree list, symbolic-ref) answered in-process: each was a git process
+ * of a few milliseconds, some twenty a task.  Worktree adds, merges, resets
+ * and `diff --check` stay git's own (lua/obra/git.lua says why). */
+struct obra_repo {
+  git_repository *repo;
+  char top[PATH_MAX], gitdir[PATH_MAX], commondir[PATH_MAX];
+  char cleared[PATH_MAX];      /* the lock file the last obra_repo_set_ref took away, or "" */
+};
+
+/* path without its trailing '/' into buf */
+static int copy_dir(char *buf, size_t n, const char *path) {
+  size_t len = path ? strlen(path) : 0;
+  while (len > 1 && path[len - 1] == '/') len--;
+  if (len == 0 || len >= n) return -1;
+  memcpy(buf, path, len);
+  buf[len] = '\0';
+  return 0;
+}
+
+obra_repo *obra_repo_open(const char *dir, obra_err *e) {
+  if (init_lib(e) < 0) return NULL;
+  obra_repo *r = calloc(1, sizeof *r);
+  if (!r) { obra_err_set(e, OBRA_ENOMEM, "out of memory"); return NULL; }
+  int rc = fn.git_repository_open_ext(&r->repo, dir, 0, NULL);
+  if (rc < 0) {
+    if (rc == GIT_ENOTFOUND) obra_err_set(e, OBRA_ENOTFOUND, "%s is not in a git work tree", dir);
+    else fail(e, rc, dir);
+    goto bad;
+  }
+  if (copy_dir(r->top, sizeof r->top, fn.git_repository_workdir(r->repo)) < 0) {
+    obra_err_set(e, OBRA_ENOTFOUND, "%s is not in a git work tree", dir);
+    goto bad;
+  }
+  if (copy_dir(r->gitdir, sizeof r->gitdir, fn.git_repository_path(r->repo)) < 0 ||
+      copy_dir(r->commondir, sizeof r->commondir, fn.git_repository_commondir(r->repo)) < 0) {
+    obra_err_set(e, OBRA_EINVAL, "path too long: %s", dir);
+    goto bad;
+  }
+  /* reflog entries by whom git's own update-ref would name (lua/obra/git.lua's environment) */
+  const char *name = getenv("GIT_COMMITTER_NAME"), *email = getenv("GIT_COMMITTER_EMAIL");
+  if (fn.git_repository_set_ident(r->repo, name ? name : "obra", email ? email : "obra@localhost") < 0) {
+    fail(e, -1, dir);
+    goto bad;
+  }
+  return r;
+bad:
+  obra_repo_close(r);
+  return NULL;
+}
+
+void obra_repo_close(obra_repo *r) {
+  if (!r) return;
+  fn.git_repository_free(r->repo);
+  free(r);
+}
+
+const char *obra_repo_top(const obra_repo *r) { return r->top; }
+const char *obra_repo_gitdir(const obra_repo *r) { return r->gitdir; }
+const char *obra_repo_commondir(const obra_repo *r) { return r->commondir; }
+const char *obra_repo_cleared_lock(const obra_repo *r) { return r->cleared[0] ? r->cleared : NULL; }
+
+/* spec's object, peeled to a commit when commit is set */
+static int lookup(obra_repo *r, const char *spec, int commit, git_object **out, obra_err *e) {
+  git_object *obj = NULL;
+  int rc = fn.git_revparse_single(&obj, r->repo, spec);
+  if (rc == 0 && commit) {
+    rc = fn.git_object_peel(out, obj, GIT_OBJECT_COMMIT);
+    fn.git_object_free(obj);
+  } else {
+    *out = obj;
+  }
+  if (rc == GIT_ENOTFOUND || rc == GIT_EINVALIDSPEC || rc == GIT_EAMBIGUOUS || rc == GIT_EPEEL) {
+    fn.git_error_clear();
+    obra_err_set(e, OBRA_ENOTFOUND, "no %s %s", commit ? "commit" : "object", spec);
+    return -1;
+  }
+  if (rc < 0) return fail(e, rc, spec), -1;
+  return 0;
+}
+
+obra_rc obra_repo_rev(obra_repo *r, const char *spec, char id[41], obra_err *e) {
+  git_object *obj = NULL;
+  if (lookup(r, spec, 0, &obj, e) < 0) return e->rc;
+  fn.git_oid_tostr(id, 41, fn.git_object_id(obj));
+  fn.git_object_free(obj);
+  return OBRA_OK;
+}
+
+obra_rc obra_repo_is_ancestor(obra_repo *r, const char *a, const char *b, int *yes, obra_err *e) {
+  git_object *ca = NULL, *cb = NULL;
+  obra_rc rc = OBRA_OK;
+  *yes = 0;
+  if (lookup(r, a, 1, &ca, e) < 0 || lookup(r, b, 1, &cb, e) < 0) {
+    rc = e->rc;
+  } else if (memcmp(fn.git_object_id(ca)->id, fn.git_object_id(cb)->id, GIT_OID_RAWSZ) == 0) {
+    *yes = 1;
+  } else {
+    int d = fn.git_graph_descendant_of(r->repo, fn.git_object_id(cb), fn.git_object_id(ca));
+    if (d < 0) rc = fail(e, d, "merge-base"); else *yes = d;
+  }
+  fn.git_object_free(ca);
+  fn.git_object_free(cb);
+  return rc;
+}
+
+obra_rc obra_repo_merge_base(obra_repo *r, const char *a, const char *b, char id[41], obra_err *e) {
+  git_object *ca = NULL, *cb = NULL;
+  obra_rc rc = OBRA_OK;
+  git_oid base;
+  if (lookup(r, a, 1, &ca, e) < 0 || lookup(r, b, 1, &cb, e) < 0) {
+    rc = e->rc;
+  } else {
+    int m = fn.git_merge_base(&base, r->repo, fn.git_object_id(ca), fn.git_object_id(cb));
+    if (m < 0) rc = fail(e, m, "merge-base");
+    else fn.git_oid_tostr(id, 41, &base);
+  }
+  fn.git_object_free(ca);
+  fn.git_object_free(cb);
+  return rc;
+}
+
+obra_rc obra_repo_set_ref(obra_repo *r, const char *ref, const char *id, const char *old, const char *message,
+                          obra_err *e) {
+  git_oid to, from;
+  int valid = 0;
+  r->cleared[0] = '\0';
+  if (fn.git_reference_name_is_valid(&valid, ref) < 0 || !valid || strncmp(ref, "refs/", 5) != 0)
+    return obra_err_set(e, OBRA_EINVAL, "not a ref name: %s", ref);
+  if (strlen(id) != 40 || fn.git_oid_fromstr(&to, id) < 0)
+    return obra_err_set(e, OBRA_EINVAL, "not an object id: %s", id);
+  if (old && old[0] && (strlen(old) != 40 || fn.git_oid_fromstr(&from, old) < 0))
+    return obra_err_set(e, OBRA_EINVAL, "not an object id: %s", old);
+  git_reference *out = NULL;
+  int rc = move_ref(r->repo, r->cleared, sizeof r->cleared, &out, ref, &to, old && old[0] ? &from : NULL,
+                    old && !old[0], message);
+  fn.git_reference_free(out);
+  if (rc == GIT_EMODIFIED || rc == GIT_EEXISTS || (rc == GIT_ENOTFOUND && old && old[0])) {
+    fn.git_error_clear();
+    return old && old[0] ? obra_err_set(e, OBRA_ESTATE, "%s is not at %s", ref, old)
+                         : obra_err_set(e, OBRA_ESTATE, "%s exists already", ref);
+  }
+  if (rc < 0) return fail(e, rc, ref);
+  return OBRA_OK;
+}
+
+obra_rc obra_repo_head(obra_repo *r, char *buf, size_t n, obra_err *e) {
+  git_reference *h = NULL;
+  int rc = fn.git_reference_lookup(&h, r->repo, "HEAD");
+  if (rc < 0) return fail(e, rc, "HEAD");
+  obra_rc out = OBRA_OK;
+  if (fn.git_reference_type(h) != GIT_REFERENCE_SYMBOLIC)
+    out = obra_err_set(e, OBRA_ENOTFOUND, "HEAD of %s is detached", r->top);
+  else
+    snprintf(buf, n, "%s", fn.git_reference_symbolic_target(h));
+  fn.git_reference_free(h);
+  return out;
+}
+
+/* The ref a HEAD file names ("ref: refs/heads/x"), into buf: NULL when detached or unreadable. */
+static const char *head_file(const char *gitdir, const char *name, char *buf, size_t n) {
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s/%s%sHEAD", gitdir, name ? name : "", name ? "/" : "") >= (int)sizeof path)
+    return NULL;
+  FILE *f = fopen(path, "r");
+  if (!f) return NULL;
+  size_t len = fread(buf, 1, n - 1, f);
+  fclose(f);
+  buf[len] = '\0';
+  while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ')) buf[--len] = '\0';
+  if (strncmp(buf, "ref: ", 5) != 0) return NULL;
+  return buf + 5;
+}
+
+obra_rc obra_repo_worktrees(obra_repo *r, obra_repo_worktree_cb cb, void *ud, obra_err *e) {
+  char head[PATH_MAX], wts[PATH_MAX];
+  /* the main worktree: the common directory's own (none when it is bare) */
+  git_repository *main = NULL;
+  int rc = fn.git_repository_open_ext(&main, r->commondir, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
+  if (rc < 0) return fail(e, rc, r->commondir);
+  char top[PATH_MAX];
+  int have_main = copy_dir(top, sizeof top, fn.git_repository_workdir(main)) == 0;
+  fn.git_repository_free(main);
+  if (have_main && cb(ud, top, head_file(r->commondir, NULL, head, sizeof head))) return OBRA_OK;
+  git_strarray names = { 0 };
+  if ((rc = fn.git_worktree_list(&names, r->repo)) < 0) return fail(e, rc, "worktrees");
+  if (snprintf(wts, sizeof wts, "%s/worktrees", r->commondir) >= (int)sizeof wts) wts[0] = '\0';
+  for (size_t i = 0; i < names.count; i++) {
+    git_worktree *wt = NULL;
+    if (fn.git_worktree_lookup(&wt, r->repo, names.strings[i]) < 0) { fn.git_error_clear(); continue; }
+    char path[PATH_MAX];
+    int stop = copy_dir(path, sizeof path, fn.git_worktree_path(wt)) == 0 &&
+               cb(ud, path, head_file(wts, names.strings[i], head, sizeof head));
+    fn.git_worktree_free(wt);
+    if (stop) break;
+  }
+  fn.git_strarray_dispose(&names);
+  return OBRA_OK;
 }

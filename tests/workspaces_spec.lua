@@ -286,11 +286,21 @@ task "b" { prompt = "Write b.txt containing done.", deps = { "a" }, checks = { "
       local admin = git(u2.path, "git rev-parse --absolute-git-dir"):gsub("%s+$", "")
       os.execute("rm -f " .. H.q(u2.path .. "/f.txt") .. " " .. H.q(admin .. "/index"))
       H.writefile(admin .. "/locked", "initializing")
+      os.execute("touch -d '-1 minute' " .. H.q(admin .. "/locked"))   -- the killed git's, a while ago
       local u3 = assert(wt.ensure(ctx, u))
       assert.are.equal("f\n", H.readfile(u3.path .. "/f.txt"), row and "with its row" or "without its row")
       assert.are.equal("", git(u3.path, "git status --porcelain"))
       assert.is_nil(H.readfile(admin .. "/locked"))
     end
+    -- a young lock: the `git worktree add` of an obra just killed, still
+    -- running, is waited for and its worktree kept (an untracked file stays)
+    local admin = git(u2.path, "git rev-parse --absolute-git-dir"):gsub("%s+$", "")
+    H.writefile(u2.path .. "/mine.txt", "kept\n")
+    H.writefile(admin .. "/locked", "initializing")
+    os.execute("(sleep 0.5; rm -f " .. H.q(admin .. "/locked") .. ") &")
+    local u4 = assert(wt.ensure(ctx, u))
+    assert.are.equal("kept\n", H.readfile(u4.path .. "/mine.txt"))
+    os.remove(u4.path .. "/mine.txt")
     -- .obra/ excluded once; the user's branch and index as they were
     local _, n = H.readfile(d .. "/.git/info/exclude"):gsub("\n%.obra/\n", "")
     assert.are.equal(1, n)
@@ -337,6 +347,45 @@ task "b" { prompt = "Write b.txt containing done.", deps = { "a" }, checks = { "
     assert.are.equal("?? obra.lua\n", git(d, "git status --porcelain"))
     assert.matches("\n%.obra/\n", H.readfile(d .. "/.git/info/exclude"))
     H.rmdir(d)
+  end)
+
+  it("obra reads and moves its branches in-process: reflog entries as update-ref -m wrote them, a few git processes a task", function()
+    local p = E.project { tag = "ws-refs", script = [[
+project "rf"
+config { max_iterations = 2 }
+task "a" { prompt = "Write a.txt containing done.", checks = { "grep -qx done a.txt" } }
+]], scenario = { rules = { { match = "a.txt", write = { ["a.txt"] = "done\n" } } } } }
+    local d = p.dir
+    H.writefile(d .. "/.gitignore", ".fake/\nscenario.json\n")
+    git(d, "git init -q -b main && git add -A && git -c user.name=u -c user.email=u@u commit -qm init")
+    -- every git obra starts goes through this one on PATH, which notes its arguments
+    local bin, log = d .. ".bin", d .. ".git-calls"
+    os.execute("mkdir -p " .. H.q(bin))
+    H.writefile(bin .. "/git", "#!/bin/sh\necho \"$*\" >> " .. H.q(log) .. "\nexec /usr/bin/git \"$@\"\n")
+    os.execute("chmod +x " .. H.q(bin .. "/git"))
+    local env = E.env(p)
+    env.PATH = bin .. ":" .. os.getenv("PATH")
+    local args = { "run", p.script }
+    for _, a in ipairs(E.sets(p)) do args[#args + 1] = a end
+    H.expect_code(H.obra(args, { cwd = d, env = env }), 0)
+    assert.are.equal("done\n", git(d, "git show obra/rf/integration:a.txt"))
+    local function reflog(branch)
+      return git(d, "git reflog show --format='%gn <%ge> %gs' refs/heads/" .. branch)
+    end
+    assert.matches("obra <obra@localhost> obra: integrate a\n", reflog("obra/rf/integration"), 1, true)
+    assert.matches("obra <obra@localhost> obra: integration branch from HEAD\n", reflog("obra/rf/integration"), 1, true)
+    assert.matches("obra <obra@localhost> obra: task branch\n", reflog("obra/rf/task/a"), 1, true)
+    -- git's own command line only where its exact behaviour matters: the two
+    -- worktrees (the task's and the merge queue's), the merge, its marker check
+    local calls = H.readfile(log) or ""
+    local _, n = calls:gsub("\n", "")
+    assert.is_true(n >= 3 and n <= 5, "git processes for a one-task run:\n" .. calls)
+    assert.is_nil(calls:find("rev-parse", 1, true), calls)
+    assert.is_nil(calls:find("update-ref", 1, true), calls)
+    assert.is_nil(calls:find("worktree list", 1, true), calls)
+    H.rmdir(d)
+    H.rmdir(bin)
+    os.remove(log)
   end)
 
   it("isolation is checked: a bad value is a usage error", function()

@@ -85,4 +85,34 @@ obra_rc obra_ws_diff(obra_ws *w, const char *a, const char *b, obra_ws_diff_cb c
  * index follows (and is written); otherwise it is not touched. */
 obra_rc obra_ws_restore(obra_ws *w, const char *from, const char *to, obra_err *e);
 
+/* ---- a repository's refs and worktrees (obra's branches), without a git process ----
+ * obra_repo_open: the repository dir is in, searched upward as git does
+ * (OBRA_ENOTFOUND: none, or a bare one).  Paths are absolute, without a
+ * trailing '/'.  Object specs are git rev-parse's ("refs/heads/x^{commit}",
+ * "<id>^{tree}"); a spec that names nothing is OBRA_ENOTFOUND. */
+typedef struct obra_repo obra_repo;
+obra_repo  *obra_repo_open(const char *dir, obra_err *e);
+void        obra_repo_close(obra_repo *r);              /* NULL is a no-op */
+const char *obra_repo_top(const obra_repo *r);          /* the work tree's top (git rev-parse --show-toplevel) */
+const char *obra_repo_gitdir(const obra_repo *r);       /* --absolute-git-dir */
+const char *obra_repo_commondir(const obra_repo *r);    /* --git-common-dir */
+obra_rc obra_repo_rev(obra_repo *r, const char *spec, char id[41], obra_err *e);
+/* *yes: commit a is commit b or one of its ancestors (git merge-base --is-ancestor). */
+obra_rc obra_repo_is_ancestor(obra_repo *r, const char *a, const char *b, int *yes, obra_err *e);
+/* The best common ancestor of two commits (git merge-base); OBRA_ENOTFOUND when they share none. */
+obra_rc obra_repo_merge_base(obra_repo *r, const char *a, const char *b, char id[41], obra_err *e);
+/* Point ref (refs/...) at id with a reflog entry saying message (git update-ref -m message ref id old):
+ * only from old, a compare-and-swap ("": the ref must not exist yet; NULL: from anywhere); OBRA_ESTATE
+ * when the ref is not where old says.  A lock file a killed process left on the ref is taken away
+ * as obra_ws_commit does; obra_repo_cleared_lock names it, else NULL. */
+obra_rc obra_repo_set_ref(obra_repo *r, const char *ref, const char *id, const char *old, const char *message,
+                          obra_err *e);
+const char *obra_repo_cleared_lock(const obra_repo *r);
+/* The ref HEAD names (git symbolic-ref HEAD: refs/heads/...) into buf; OBRA_ENOTFOUND when detached. */
+obra_rc obra_repo_head(obra_repo *r, char *buf, size_t n, obra_err *e);
+/* Each worktree of the repository (git worktree list), the main one first unless the repository is
+ * bare: its path and the ref its HEAD names (NULL: detached).  A non-zero return from cb stops. */
+typedef int (*obra_repo_worktree_cb)(void *ud, const char *path, const char *head);
+obra_rc obra_repo_worktrees(obra_repo *r, obra_repo_worktree_cb cb, void *ud, obra_err *e);
+
 #endif

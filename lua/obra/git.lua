@@ -8,6 +8,22 @@
 --      | nil, message      (git could not be started, or timed out)
 --   git.ok(args, opts) -> out | nil, message     (the first line of stderr, or the exit status)
 --   git.available() -> version string | nil, message
+--   git.found() -> true when git is on PATH (no process started)
+--
+-- What obra asks about its branches at every task start and integration is
+-- answered in-process (libgit2, src/workspace.c obra_repo), not by a git
+-- process each (some twenty a task, most of the test suite's CPU):
+--   git.open(dir) -> repo | nil, message, code   (the repository dir is in; core.gitrepo:
+--       repo:top(), :gitdir(), :commondir(), :rev(spec), :is_ancestor(a, b), :merge_base(a, b),
+--       :set_ref(ref, id, old, message) (a compare-and-swap with a reflog entry, as update-ref -m),
+--       :head(), :worktrees(); close it, or `local r <close> = git.open(dir)`)
+--   git.rev(dir, spec) -> id | nil, message   (git rev-parse --verify -q spec)
+--   git.is_ancestor(dir, a, b) -> boolean     (git merge-base --is-ancestor a b)
+-- The command line stays for what changes files or needs git's exact
+-- behaviour, which libgit2 1.5 does not match: `worktree add` (its checkout,
+-- lock and hooks-free setup as git writes them), `merge` (git's ort merge and
+-- its conflict markers; libgit2 merges differently), `reset`/`clean`/
+-- `checkout` of the scratch worktree, `diff --check`, `status`, fetch/push.
 --
 -- Every call runs `git -c core.hooksPath=/dev/null ...`: the user's hooks are
 -- theirs, not obra's (a post-checkout hook must not fire on obra's
@@ -16,7 +32,9 @@
 -- removed; prompts are off; messages are in English (LC_ALL=C) so obra can
 -- read them.  Commits obra makes are by "obra <obra@localhost>" unless the
 -- environment names someone.
+local core = require "obra.core"
 local proc = require "obra.proc"
+local util = require "obra.util"
 
 local M = {}
 
@@ -58,6 +76,21 @@ function M.ok(args, opts)
   if r.ok then return r.out end
   local line = r.err:match("^%s*([^\n]+)") or ("exit " .. tostring(r.exit or r.signal))
   return nil, "git " .. table.concat(args, " ", 1, math.min(#args, 2)) .. ": " .. line
+end
+
+function M.found() return util.which(M.PROGRAM) ~= nil end
+
+M.open = core.gitrepo
+
+function M.rev(dir, spec)
+  local repo <close>, err = M.open(dir)
+  if not repo then return nil, err end
+  return repo:rev(spec)
+end
+
+function M.is_ancestor(dir, a, b)
+  local repo <close> = M.open(dir)
+  return repo ~= nil and repo:is_ancestor(a, b) == true
 end
 
 function M.available()

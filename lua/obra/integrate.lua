@@ -79,12 +79,7 @@ function M.due(s, task)
   return ws ~= nil and ws.isolation == "worktree" and (ws.state == "queued" or ws.state == "integrating")
 end
 
-local function rev(cwd, spec) return git.ok({ "rev-parse", "--verify", "-q", spec }, { cwd = cwd }) end
-
-local function is_ancestor(cwd, a, b)
-  local r = git.run({ "merge-base", "--is-ancestor", a, b }, { cwd = cwd })
-  return r ~= nil and r.exit == 0
-end
+local rev, is_ancestor = git.rev, git.is_ancestor
 
 -- The files git left unmerged in a work tree.
 local function conflicted(cwd)
@@ -106,16 +101,13 @@ local function leftover_markers(cwd, from, to)
 end
 
 function M.foreign_checkout(top, branch, dir)
-  local out = git.ok({ "worktree", "list", "--porcelain" }, { cwd = top })
-  if not out then return nil end
+  local repo <close> = git.open(top)
+  if not repo then return nil end
   local own = (core.realpath(dir) or dir) .. "/" .. worktrees.DIR .. "/"
-  local path
-  for line in (out .. "\n"):gmatch("([^\n]*)\n") do
-    local p = line:match("^worktree (.+)$")
-    if p then path = p end
-    if line == "branch refs/heads/" .. branch and path then
-      local rp = core.realpath(path) or path
-      if rp:sub(1, #own) ~= own then return path end
+  for _, w in ipairs(repo:worktrees()) do
+    if w.head == "refs/heads/" .. branch then
+      local rp = core.realpath(w.path) or w.path
+      if rp:sub(1, #own) ~= own then return w.path end
     end
   end
   return nil
@@ -153,18 +145,22 @@ local function mkdirs(p)
 end
 
 -- The scratch worktree at the commit, detached and clean (made on first use;
--- whatever a kill left in it — a merge in progress, stray files — is reset).
+-- whatever a kill left in it — a merge in progress, stray files — is reset:
+-- a forced checkout drops a merge's state and its unmerged entries too, so no
+-- `reset --hard` before it).
 local function scratch(ctx, top, commit)
   local path = M.scratch_path(ctx.dir)
-  local gitdir = core.stat(path .. "/.git") and git.ok({ "rev-parse", "--absolute-git-dir" }, { cwd = path })
+  local repo <close> = core.stat(path .. "/.git") and git.open(path)
+  local main <close> = repo and git.open(top)
+  -- (a worktree of another clone's repository is not this one's scratch)
+  local gitdir = main and repo:commondir() == main:commondir() and repo:gitdir()
   if gitdir then
-    -- a rebase a kill left: abort it (a merge's state goes with the reset)
+    -- a rebase a kill left: abort it (a merge's state goes with the forced checkout)
     if core.stat(gitdir .. "/rebase-merge") or core.stat(gitdir .. "/rebase-apply") then
       git.run({ "rebase", "--abort" }, { cwd = path })
     end
-    local ok, err = git.ok({ "reset", "--hard", "-q" }, { cwd = path })
+    local ok, err = git.ok({ "checkout", "--detach", "--force", "-q", commit }, { cwd = path })
     if ok then
-      need(git.ok({ "checkout", "--detach", "--force", "-q", commit }, { cwd = path }), "cannot reset the scratch worktree " .. path)
       local cleaned, cerr = git.ok({ "clean", "-ffdxq" }, { cwd = path })
       need(cleaned, "cannot clean the scratch worktree " .. path, cerr)
       return path
@@ -318,7 +314,7 @@ function M.merge(ctx, job)
   need(r, "git could not run in " .. dir)
   if not r.ok then
     local files = conflicted(dir)
-    for _, what in ipairs({ "merge", "rebase" }) do git.run({ what, "--abort" }, { cwd = dir }) end
+    git.run({ job.mode == "rebase" and "rebase" or "merge", "--abort" }, { cwd = dir })
     if #files == 0 then fail("git could not merge " .. job.ws.branch .. ": " .. (r.err:match("[^\n]+") or ("exit " .. tostring(r.exit)))) end
     job.outcome, job.files = "conflict", files
     job.message = string.format("conflicts with %s in %d file(s): %s", job.target, #files, table.concat(files, ", "))
@@ -391,8 +387,11 @@ function M.advance(ctx, job)
       job.target, who)
     return job
   end
-  local ok, err = git.ok({ "update-ref", "-m", "obra: integrate " .. job.task.key, "refs/heads/" .. job.target,
-    job.new_tip, job.old_tip }, { cwd = job.top })
+  local repo <close>, err = git.open(job.top)
+  local ok
+  if repo then
+    ok, err = repo:set_ref("refs/heads/" .. job.target, job.new_tip, job.old_tip, "obra: integrate " .. job.task.key)
+  end
   if not ok then
     local now = rev(job.top, "refs/heads/" .. job.target .. "^{commit}")
     if now and now ~= job.old_tip then

@@ -34,7 +34,7 @@ local integrate = require "obra.integrate"
 
 local M = {}
 
-local function rev(cwd, spec) return git.ok({ "rev-parse", "--verify", "-q", spec }, { cwd = cwd }) end
+local rev = git.rev
 local function short(c) return c and c:sub(1, 10) or "-" end
 
 function M.busy(s)
@@ -90,19 +90,6 @@ function M.list(s, project, dir, target)
   return out
 end
 
--- The worktrees (path, branch) of a repository, from `git worktree list --porcelain`.
-local function worktree_list(top)
-  local out = git.ok({ "worktree", "list", "--porcelain" }, { cwd = top }) or ""
-  local list, cur = {}, nil
-  for line in (out .. "\n"):gmatch("([^\n]*)\n") do
-    local p = line:match("^worktree (.+)$")
-    if p then cur = { path = p }; list[#list + 1] = cur end
-    local b = line:match("^branch refs/heads/(.+)$")
-    if b and cur then cur.branch = b end
-  end
-  return list
-end
-
 function M.land(s, project, dir, o)
   o = o or {}
   local top, err = repo_of(s, project, dir)
@@ -125,7 +112,8 @@ function M.land(s, project, dir, o)
   local into = o.into
   local user_tree = worktrees.repo(dir) or top
   if not into then
-    into = git.ok({ "symbolic-ref", "-q", "--short", "HEAD" }, { cwd = user_tree })
+    local repo <close> = git.open(user_tree)
+    into = repo and repo:head()
     if not into then return nil, "HEAD in " .. user_tree .. " is detached: name the branch to land on with --into BRANCH" end
   end
   into = into:gsub("^refs/heads/", "")
@@ -133,16 +121,17 @@ function M.land(s, project, dir, o)
   local old = rev(top, "refs/heads/" .. into .. "^{commit}")
   if not old then return nil, "no branch " .. into .. " in " .. top end
   if old == tip then return { branch = into, from = old, to = tip, commits = 0, how = "up to date" } end
-  local r = git.run({ "merge-base", "--is-ancestor", old, tip }, { cwd = top })
-  if not (r and r.exit == 0) then
+  if not git.is_ancestor(top, old, tip) then
     return nil, string.format("%s is not an ancestor of %s (it has commits the integration branch lacks): " ..
       "not a fast-forward, nothing changed; merge %s into %s yourself, or land into another branch with --into",
       into, target, target, into)
   end
   local n = tonumber(git.ok({ "rev-list", "--count", old .. ".." .. tip }, { cwd = top }) or "") or 0
   local own = (core.realpath(dir) or dir) .. "/" .. worktrees.DIR .. "/"
-  for _, w in ipairs(worktree_list(top)) do
-    if w.branch == into then
+  local repo <close>, oerr = git.open(top)
+  if not repo then return nil, "cannot open the repository " .. top .. ": " .. tostring(oerr) end
+  for _, w in ipairs(repo:worktrees()) do
+    if w.head == "refs/heads/" .. into then
       local rp = core.realpath(w.path) or w.path
       if rp:sub(1, #own) == own then
         return nil, into .. " is checked out in obra's worktree " .. w.path .. ": land into your own branch"
@@ -160,8 +149,7 @@ function M.land(s, project, dir, o)
       return { branch = into, from = old, to = tip, commits = n, how = "git merge --ff-only in " .. w.path }
     end
   end
-  local ok, uerr = git.ok({ "update-ref", "-m", "obra land: fast-forward to " .. target, "refs/heads/" .. into, tip, old },
-    { cwd = top })
+  local ok, uerr = repo:set_ref("refs/heads/" .. into, tip, old, "obra land: fast-forward to " .. target)
   if not ok then return nil, "cannot move " .. into .. ": " .. tostring(uerr) end
   return { branch = into, from = old, to = tip, commits = n, how = "update-ref" }
 end
@@ -202,8 +190,7 @@ function M.clean(s, project, dir, o)
         if why then keep(w, why .. ": commit them or `obra clean --force`"); goto next end
       end
       local tip = rev(w.repo, "refs/heads/" .. w.branch .. "^{commit}")
-      local contained = tip and git.run({ "merge-base", "--is-ancestor", tip, "refs/heads/" .. target }, { cwd = w.repo })
-      contained = contained and contained.exit == 0
+      local contained = tip and git.is_ancestor(w.repo, tip, "refs/heads/" .. target)
       if exists then
         local ok, err = git.ok({ "worktree", "remove", "--force", w.path }, { cwd = w.repo })
         if not ok then keep(w, "git could not remove " .. w.path .. ": " .. tostring(err)); goto next end

@@ -50,7 +50,14 @@ local function short(c) return c and c:sub(1, 10) or "?" end
 
 function M.ref(branch) return M.PREFIX .. branch end
 
-local function rev(top, spec) return git.ok({ "rev-parse", "--verify", "-q", spec }, { cwd = top }) end
+local rev, is_ancestor = git.rev, git.is_ancestor
+
+-- ref to commit (from old only, when given: "" it must not exist), in-process; true or nil, message
+local function set_ref(top, ref, commit, old, message)
+  local repo <close>, err = git.open(top)
+  if not repo then return nil, err end
+  return repo:set_ref(ref, commit, old, message)
+end
 
 local function first_line(r)
   local text = (r.err ~= "" and r.err) or r.out or ""
@@ -148,7 +155,7 @@ local function push(ctx, top, commit, branch, old)
   local res, rerr = git.run(args, { cwd = top, timeout = M.TIMEOUT })
   if not res then return nil, unreachable(r, rerr) end
   if res.ok then
-    git.run({ "update-ref", M.ref(branch), commit }, { cwd = top })
+    set_ref(top, M.ref(branch), commit, nil, "obra: pushed")
     return true
   end
   -- "!\t<src>:<dst>\t[rejected] (fetch first | non-fast-forward | stale info)", or a ref another
@@ -161,11 +168,6 @@ local function push(ctx, top, commit, branch, old)
 end
 
 function M.push(ctx, top, commit, branch, old) return serial(ctx, push, ctx, top, commit, branch, old) end
-
-local function is_ancestor(top, a, b)
-  local r = git.run({ "merge-base", "--is-ancestor", a, b }, { cwd = top })
-  return r ~= nil and r.exit == 0
-end
 
 function M.follow(ctx, top, branch, commit)
   local ref = "refs/heads/" .. branch
@@ -181,7 +183,7 @@ function M.follow(ctx, top, branch, commit)
     return
   end
   if cur and require("obra.integrate").foreign_checkout(top, branch, ctx.dir) then return end
-  git.run({ "update-ref", "-m", "obra: follow the remote", ref, commit, cur or "" }, { cwd = top })
+  set_ref(top, ref, commit, cur or "", "obra: follow the remote")
 end
 
 -- The commit a missing integration branch starts from: the remote's default
@@ -230,7 +232,7 @@ local function task_branch(ctx, top, branch, wt)
   if wt then   -- checked out there: its files move with it (git refuses over changes in the way)
     ok = git.ok({ "merge", "--ff-only", "-q", rtip }, { cwd = wt })
   else
-    ok = git.ok({ "update-ref", "-m", "obra: the remote's task branch", ref, rtip, cur or "" }, { cwd = top })
+    ok = set_ref(top, ref, rtip, cur or "", "obra: the remote's task branch")
   end
   if ok then
     ctx.log(nil, "%s continues from the remote's (%s%s)", branch, short(rtip), cur and (", was " .. short(cur)) or "")

@@ -34,6 +34,7 @@
 -- .obra/worktrees/, and appends one line to info/exclude.
 local core = require "obra.core"
 local git = require "obra.git"
+local loop = require "obra.loop"
 local util = require "obra.util"
 local remote = require "obra.remote"
 
@@ -71,8 +72,9 @@ end
 
 function M.repo(dir)
   if not isdir(dir) then return nil, "not a directory: " .. tostring(dir) end
-  local top, err = git.ok({ "rev-parse", "--show-toplevel" }, { cwd = dir })
-  if not top or top == "" then return nil, err or (dir .. " is not in a git work tree") end
+  local repo <close>, err, code = git.open(dir)
+  if not repo then return nil, err, code end
+  local top = repo:top()
   return core.realpath(top) or top
 end
 
@@ -102,14 +104,16 @@ function M.isolation(ctx, task)
   if not c then
     if want == "shared" then
       c = { "shared", "configured (isolation = \"shared\")" }
-    elseif not git.available() then
-      c = { "shared", "git cannot be run" }
     else
-      local top = M.repo(dir)
-      if not top then
+      local top, err, code = M.repo(dir)
+      if not top and code == "notfound" then
         c = { "shared", dir .. " is not in a git repository (`git init` and a first commit give each task its own worktree)" }
-      elseif not git.ok({ "rev-parse", "--verify", "-q", "HEAD^{commit}" }, { cwd = top }) then
+      elseif not top then
+        c = { "shared", tostring(err) }     -- libgit2 cannot be loaded, a repository it cannot open
+      elseif not git.rev(top, "HEAD^{commit}") then
         c = { "shared", "the repository " .. top .. " has no commit yet (commit once to give each task its own worktree)" }
+      elseif not git.found() then
+        c = { "shared", "git cannot be run (it is not on PATH)" }
       else
         c = { "worktree", nil, top }
       end
@@ -158,10 +162,6 @@ function M.exclude(common)
   return true
 end
 
-local function rev(top, spec)
-  return git.ok({ "rev-parse", "--verify", "-q", spec }, { cwd = top })
-end
-
 M.remote = remote.of
 
 -- The integration branch's tip; the branch is made from HEAD's commit when
@@ -173,14 +173,16 @@ function M.integration_tip(ctx, top)
     local tip, err = remote.integration_tip(ctx, top, name)
     return tip, tip and name or err
   end
-  local tip = rev(top, "refs/heads/" .. name .. "^{commit}")
+  local repo <close>, err = git.open(top)
+  if not repo then return nil, err end
+  local tip = repo:rev("refs/heads/" .. name .. "^{commit}")
   if tip then return tip, name end
-  local head = rev(top, "HEAD^{commit}")
+  local head = repo:rev("HEAD^{commit}")
   if not head then return nil, "the repository " .. top .. " has no commit to start " .. name .. " from" end
-  local ok, err = git.ok({ "update-ref", "-m", "obra: integration branch from HEAD", "refs/heads/" .. name, head, "" },
-    { cwd = top })
+  local ok
+  ok, err = repo:set_ref("refs/heads/" .. name, head, "", "obra: integration branch from HEAD")
   if not ok then
-    tip = rev(top, "refs/heads/" .. name .. "^{commit}")    -- made meanwhile by another obra
+    tip = repo:rev("refs/heads/" .. name .. "^{commit}")    -- made meanwhile by another obra
     if tip then return tip, name end
     return nil, "cannot create the branch " .. name .. ": " .. tostring(err)
   end
@@ -191,23 +193,41 @@ end
 -- files out under a lock "initializing" it removes at the end: a kill in
 -- between leaves a worktree on the branch with no files, whose first
 -- checkpoint would commit the deletion of every file.  It is no worktree.
-local function half_made(path)
+local function add_lock(path)
   local f = io.open(path .. "/.git", "r")
-  if not f then return false end
+  if not f then return nil end
   local gitdir = (f:read("a") or ""):match("^gitdir: ([^\n]+)")
   f:close()
-  f = gitdir and io.open(gitdir .. "/locked", "r")
-  if not f then return false end
+  local lock = gitdir and gitdir .. "/locked"
+  f = lock and io.open(lock, "r")
+  if not f then return nil end
   local why = f:read("a") or ""
   f:close()
-  return why:match("^initializing") ~= nil
+  return why:match("^initializing") and lock or nil
+end
+
+local function half_made(path) return add_lock(path) ~= nil end
+
+-- The `git worktree add` of an obra killed meanwhile keeps running (git is
+-- not killed with it) and finishes the worktree moments later: while its
+-- lock is young (M.ADD_SETTLE seconds) it is waited for, not taken for a
+-- worktree half made by a killed git (removed and made again under the
+-- running one's feet, which left its index locked).
+M.ADD_SETTLE = 10
+local function settle(path)
+  for _ = 1, M.ADD_SETTLE * 10 do
+    local lock = add_lock(path)
+    local st = lock and core.stat(lock)
+    if not st or os.time() - st.mtime >= M.ADD_SETTLE then return end
+    loop.sleep(100)
+  end
 end
 
 -- Is path a worktree of top's repository with branch checked out?
 local function worktree_ok(path, branch)
   if not core.stat(path .. "/.git") or half_made(path) then return false end
-  local cur = git.ok({ "symbolic-ref", "-q", "HEAD" }, { cwd = path })
-  return cur == "refs/heads/" .. branch
+  local repo <close> = git.open(path)
+  return repo ~= nil and repo:head() == "refs/heads/" .. branch
 end
 
 local function rmtree(path)
@@ -254,35 +274,36 @@ end
 local function ensure_worktree(ctx, task, top, ws)
   local path = ws and ws.path or M.path(ctx, task)
   local branch = ws and ws.branch or M.branch(ctx.project.name, task)
-  local common = git.ok({ "rev-parse", "--git-common-dir" }, { cwd = top })
-  if not common then return nil, "cannot find the git directory of " .. top end
-  if common:sub(1, 1) ~= "/" then common = top .. "/" .. common end
-  local ok, err = M.exclude(common)
+  settle(path)
+  local repo <close>, err = git.open(top)
+  if not repo then return nil, "cannot open the repository " .. top .. ": " .. tostring(err) end
+  local ok
+  ok, err = M.exclude(repo:commondir())
   if not ok then return nil, err end
   local base = ws and ws.base
   -- with a remote, a branch pushed from another machine is where the task continues
   local from_remote = ctx.config.remote and remote.task_branch(ctx, top, branch,
     worktree_ok(path, branch) and path or nil)
-  if not rev(top, "refs/heads/" .. branch .. "^{commit}") then
-    if ws and ws.head and rev(top, ws.head .. "^{commit}") then
+  if not repo:rev("refs/heads/" .. branch .. "^{commit}") then
+    if ws and ws.head and repo:rev(ws.head .. "^{commit}") then
       base = ws.head   -- the user deleted the branch: its last known commit
     elseif not base then
       local e2
       base, e2 = M.integration_tip(ctx, top)
       if not base then return nil, e2 end
     end
-    ok, err = git.ok({ "update-ref", "-m", "obra: task branch", "refs/heads/" .. branch, base, "" }, { cwd = top })
-    if not ok and not rev(top, "refs/heads/" .. branch .. "^{commit}") then
+    ok, err = repo:set_ref("refs/heads/" .. branch, base, "", "obra: task branch")
+    if not ok and not repo:rev("refs/heads/" .. branch .. "^{commit}") then
       return nil, "cannot create the branch " .. branch .. ": " .. tostring(err)
     end
   elseif not base and from_remote then
     -- taken over from another machine: its base is where it left the integration branch
     local tip, e2 = M.integration_tip(ctx, top)
     if not tip then return nil, e2 end
-    base = git.ok({ "merge-base", tip, from_remote }, { cwd = top }) or from_remote
+    base = repo:merge_base(tip, from_remote) or from_remote
   elseif not base then
     -- a branch made by a run killed before its row: nothing ran on it yet
-    base = rev(top, "refs/heads/" .. branch .. "^{commit}")
+    base = repo:rev("refs/heads/" .. branch .. "^{commit}")
   end
   if not worktree_ok(path, branch) then
     if ws then ctx.log(task, "its worktree %s is missing: making it again from the branch %s", path, branch) end
@@ -290,7 +311,7 @@ local function ensure_worktree(ctx, task, top, ws)
     if not ok then return nil, err end
   end
   if ws then return ws end
-  local tree = rev(top, base .. "^{tree}")
+  local tree = repo:rev(base .. "^{tree}")
   return { new = true, task_id = task.id, isolation = "worktree", path = path, repo = top, branch = branch,
     base = base, base_tree = tree, head = base }
 end

@@ -90,26 +90,32 @@ function E.spawn(p, extra_args, cmdline)
     local t = H.readfile(p.dir .. "/bg.pid")
     pid = t and tonumber(t:match("%d+"))
     if pid then break end
-    os.execute("sleep 0.02")
+    H.sleep(0.02)
   end
   assert(pid, "obra did not start in the background")
   return pid
 end
 
 -- kill -9 pid and wait until it is gone.
+-- (Until it is reaped, as `kill -0` sees it, not only a zombie: obra takes a
+-- run whose pid is still there for a live one.  Polled in this process.)
+local pid_alive = require("obra.core").pid_alive
+
 function E.kill9(pid)
-  os.execute("kill -9 " .. pid .. " 2>/dev/null; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.02; done")
+  os.execute("kill -9 " .. pid .. " 2>/dev/null")
+  local deadline = H.clock() + 30
+  while pid_alive(pid) and H.clock() < deadline do H.sleep(0.02) end
 end
 
 -- Wait (bounded) for a background obra; returns its exit status when known.
 function E.wait(pid, seconds, p)
-  os.execute(string.format("t=0; while kill -0 %d 2>/dev/null && [ $t -lt %d ]; do sleep 0.1; t=$((t+1)); done",
-    pid, math.floor((seconds or 60) * 10)))
+  local deadline = H.clock() + (seconds or 60)
+  while pid_alive(pid) and H.clock() < deadline do H.sleep(0.05) end
   if p then
     for _ = 1, 50 do
       local rc = H.readfile(p.dir .. "/bg.rc")
       if rc and rc:match("%d+") then return tonumber(rc:match("%d+")) end
-      os.execute("sleep 0.05")
+      H.sleep(0.05)
     end
   end
   return nil

@@ -46,7 +46,7 @@ local CALC_RULES = {
   { match = "command line for the calculator", write = { ["calculator.py"] = CALC_CLI }, result = "cli added" },
 }
 
-local function sleep(s) os.execute("sleep " .. s) end
+local sleep = H.sleep
 
 -- A project for recording; the fake agent's state lives outside its directory.
 local function project(a)
