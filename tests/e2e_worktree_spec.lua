@@ -217,4 +217,21 @@ task "t" { prompt = "Write t.txt containing done.", checks = { "grep -qx done t.
     assert.are.equal("done\n", git(d, "git show obra/lk/integration:t.txt"))
     H.rmdir(d)
   end)
+
+  it("a task whose worktree cannot be read after the agent does not proceed either (no snapshot, no commit)", function()
+    -- the worktree's index locked (a directory in its place, as a killed git's lock would be a file)
+    local INDEX_LOCK = '"$(git rev-parse --absolute-git-dir)/index.lock"'
+    local p = E.project { tag = "wd-index-lock", script = LOCK_SCRIPT, scenario = { rules = {
+      { match = "t.txt", resume = false, write = { ["t.txt"] = "done\n" }, run = { "mkdir " .. INDEX_LOCK } },
+      { match = "could not record them", resume = true, expect = { files = { "t.txt" } }, run = { "rmdir " .. INDEX_LOCK } },
+    } } }
+    local d = p.dir
+    repo(d)
+    local r = H.expect_code(E.run(p), 0)
+    assert.matches("t#1: cannot commit its work on obra/lk/task/t: its worktree could not be read after the agent", r.err)
+    assert.matches("t#1: retry — its work is not committed on obra/lk/task/t", r.err)
+    assert.are.equal(2, #E.calls(p))
+    assert.are.equal("done\n", git(d, "git show obra/lk/integration:t.txt"))
+    H.rmdir(d)
+  end)
 end)

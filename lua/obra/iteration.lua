@@ -164,7 +164,7 @@ local function snapshot(ctx, task, workdir, opts)
   local cc = ctx.config.checkpoints
   local snap, err = workspace.snapshot(workdir, { max_file_bytes = cc.max_file_bytes,
     owned = opts.owned or nil, method = (not opts.owned) and opts.method or nil })
-  if opts.quiet then return snap end
+  if opts.quiet then return snap, err end
   if not snap then
     ctx.log(task, "no snapshot of the working directory (%s): no checkpoint, no change summary", tostring(err))
     return nil
@@ -462,13 +462,24 @@ end
 
 function M.gather(ctx, it)
   local task, res = it.task, it.result
-  if it.before then
-    local after = snapshot(ctx, task, it.before.dir, { owned = it.ws and it.ws.isolation == "worktree",
-      method = it.before.method, quiet = true })
-    if after and after.method == it.before.method then
+  -- (a worktree is read even when its "before" could not be: its work is
+  -- measured against its base and must reach its branch)
+  local serr
+  local own = it.ws and it.ws.isolation == "worktree"
+  if it.before or own then
+    local after
+    after, serr = snapshot(ctx, task, it.before and it.before.dir or it.ws.path, { owned = own,
+      method = it.before and it.before.method, quiet = true })
+    if after and (not it.before or after.method == it.before.method) then
       it.after = after
-      it.workspace = workspace.diff(it.before, after)
+      if it.before then it.workspace = workspace.diff(it.before, after) end
     end
+  end
+  -- a worktree that could not be read (its index locked by a killed git, say)
+  -- has its work on no commit either: as a failed commit, no proceed
+  if not it.after and own then
+    it.commit_error = "its worktree could not be read after the agent" .. (serr and (": " .. tostring(serr)) or "")
+    ctx.log(task, "cannot commit its work on %s: %s", it.ws.branch, it.commit_error)
   end
   -- the task's diff against its base: exact, never another task's files (worktree);
   -- when the base is the snapshot this iteration started from (a first iteration
