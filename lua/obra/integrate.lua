@@ -144,6 +144,11 @@ local function mkdirs(p)
   return core.mkdir(p, tonumber("755", 8))
 end
 
+-- The locks git takes in a worktree's own git directory for what obra runs
+-- in the scratch worktree (checkout, merge, rebase, cherry-pick, clean).
+local SCRATCH_LOCKS = { "index.lock", "HEAD.lock", "ORIG_HEAD.lock", "AUTO_MERGE.lock", "MERGE_HEAD.lock",
+                        "CHERRY_PICK_HEAD.lock", "REBASE_HEAD.lock" }
+
 -- The scratch worktree at the commit, detached and clean (made on first use;
 -- whatever a kill left in it — a merge in progress, stray files — is reset:
 -- a forced checkout drops a merge's state and its unmerged entries too, so no
@@ -159,7 +164,15 @@ local function scratch(ctx, top, commit)
     if core.stat(gitdir .. "/rebase-merge") or core.stat(gitdir .. "/rebase-apply") then
       git.run({ "rebase", "--abort" }, { cwd = path })
     end
-    local ok, err = git.ok({ "checkout", "--detach", "--force", "-q", commit }, { cwd = path })
+    -- a lock a killed git left in the worktree's own git directory fails the
+    -- next git there (its merge cannot write ORIG_HEAD, say): made again
+    local lock
+    for _, name in ipairs(SCRATCH_LOCKS) do
+      if core.stat(gitdir .. "/" .. name) then lock = name; break end
+    end
+    local ok, err
+    if lock then err = lock .. " left by a git that was killed"
+    else ok, err = git.ok({ "checkout", "--detach", "--force", "-q", commit }, { cwd = path }) end
     if ok then
       local cleaned, cerr = git.ok({ "clean", "-ffdxq" }, { cwd = path })
       need(cleaned, "cannot clean the scratch worktree " .. path, cerr)
