@@ -78,7 +78,8 @@ end
 
 -- The tool --------------------------------------------------------------------
 
--- Run argv n times (no shell): { {ms=, rss_kib=, status=}, ... }.
+-- Run argv n times (no shell): { {ms=, rss_kib=, status=, cpu_ms=}, ... }
+-- (cpu_ms: the process's own user + system time, not its children's).
 local function run(n, argv, opts)
   opts = opts or {}
   local parts = { q(TOOL), "run", tostring(n) }
@@ -88,8 +89,8 @@ local function run(n, argv, opts)
   for _, a in ipairs(argv) do parts[#parts + 1] = q(a) end
   local out = sh(table.concat(parts, " "))
   local runs = {}
-  for ms, rss, st in out:gmatch("([%d.]+) (%d+) (%d+)\n") do
-    runs[#runs + 1] = { ms = tonumber(ms), rss_kib = tonumber(rss), status = tonumber(st) }
+  for ms, rss, st, cpu in out:gmatch("([%d.]+) (%d+) (%d+) (%-?%d+)\n") do
+    runs[#runs + 1] = { ms = tonumber(ms), rss_kib = tonumber(rss), status = tonumber(st), cpu_ms = tonumber(cpu) }
   end
   assert(#runs == n, "bench: the tool reported " .. #runs .. " of " .. n .. " runs:\n" .. out)
   if not opts.any_status then
@@ -260,11 +261,11 @@ do
     local n, R = sz[1], sz[2]
     local dir = SCRATCH .. "/loop" .. n
     workflow(dir, n)
-    local wall, per, rss, over, spawn_f, post_f = {}, {}, {}, {}, {}, {}
+    local wall, per, rss, over, spawn_f, post_f, cpu = {}, {}, {}, {}, {}, {}, {}
     for i = 1, R do
       local fs, fp = floor_iteration(40)
       local r = obra_run(dir)
-      wall[i], rss[i] = r.ms, r.rss_kib
+      wall[i], rss[i], cpu[i] = r.ms, r.rss_kib, r.cpu_ms / n
       per[i] = r.ms / n
       over[i] = r.ms / n - fs - fp
       spawn_f[i], post_f[i] = fs, fp
@@ -281,6 +282,8 @@ do
       string.format("floor %s (agent spawn %s + judge POST %s)", fmt(fl, "ms"), fmt(median(spawn_f), "ms"), fmt(median(post_f), "ms")))
     row("loop", string.format("N=%d: obra's own work per iteration", n), over, "ms",
       "per iteration − floor" .. (n == 1000 and "; target < 1.5 ms" or ""))
+    row("loop", string.format("N=%d: obra's CPU per iteration", n), cpu, "ms",
+      "user + system time of obra's process (not the agent's, the judge's or git's) / N; no floor taken off")
     row("loop", string.format("N=%d: peak RSS", n), rss, "KiB", n == 1000 and "target < 10 MiB" or "")
   end
   if walls[1000] then

@@ -4,8 +4,10 @@
  *   bench-tool run N [-C DIR] [-e NAME=VALUE]... -- PROGRAM ARG...
  *       runs the program N times (fork + execvp, no shell), its stdout read
  *       through a pipe and discarded, stderr to /dev/null; prints one line a
- *       run: "<wall ms> <peak RSS KiB> <exit status>" (RSS from wait4, the
- *       figure /usr/bin/time -f %M reports)
+ *       run: "<wall ms> <peak RSS KiB> <exit status> <CPU ms>" (RSS from
+ *       wait4, the figure /usr/bin/time -f %M reports; CPU: user + system
+ *       time of the process itself and its threads, not of its children, read
+ *       from /proc/PID/stat while it is a zombie)
  *   bench-tool http N PORT BYTES
  *       the loopback HTTP floor: N POSTs of an Ollama chat request whose
  *       message is BYTES long to 127.0.0.1:PORT/api/chat over one keep-alive
@@ -77,9 +79,24 @@ static int cmd_run(int argc, char **argv) {
     close(p[0]);
     int st = 0;
     struct rusage ru;
-    while (wait4(pid, &st, 0, &ru) < 0) if (errno != EINTR) return die("wait4");
+    siginfo_t si;
+    while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0) if (errno != EINTR) return die("waitid");
     double t1 = now_ms();
-    printf("%.3f %ld %d\n", t1 - t0, ru.ru_maxrss, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    double cpu_ms = -1;
+    char path[64], stat[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+      size_t got = fread(stat, 1, sizeof stat - 1, f);
+      fclose(f);
+      stat[got] = 0;
+      char *r = strrchr(stat, ')');   /* after the command's name: state is field 3, utime 14, stime 15 */
+      unsigned long ut = 0, stime = 0;
+      if (r && sscanf(r + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &stime) == 2)
+        cpu_ms = (double)(ut + stime) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+    }
+    while (wait4(pid, &st, 0, &ru) < 0) if (errno != EINTR) return die("wait4");
+    printf("%.3f %ld %d %.0f\n", t1 - t0, ru.ru_maxrss, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), cpu_ms);
   }
   return 0;
 }
