@@ -19,6 +19,7 @@
 --       :head(), :worktrees(); close it, or `local r <close> = git.open(dir)`)
 --   git.rev(dir, spec) -> id | nil, message   (git rev-parse --verify -q spec)
 --   git.is_ancestor(dir, a, b) -> boolean     (git merge-base --is-ancestor a b)
+--   git.set_ref(dir, ref, id, old, message) -> true [, lock taken away] | nil, message   (repo:set_ref)
 -- The command line stays for what changes files or needs git's exact
 -- behaviour, which libgit2 1.5 does not match: `worktree add` (its checkout,
 -- lock and hooks-free setup as git writes them), `merge` (git's ort merge and
@@ -86,6 +87,12 @@ function M.rev(dir, spec)
   local repo <close>, err = M.open(dir)
   if not repo then return nil, err end
   return repo:rev(spec)
+end
+
+function M.set_ref(dir, ref, id, old, message)
+  local repo <close>, err = M.open(dir)
+  if not repo then return nil, err end
+  return repo:set_ref(ref, id, old, message)
 end
 
 function M.is_ancestor(dir, a, b)

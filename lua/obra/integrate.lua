@@ -400,11 +400,8 @@ function M.advance(ctx, job)
       job.target, who)
     return job
   end
-  local repo <close>, err = git.open(job.top)
-  local ok
-  if repo then
-    ok, err = repo:set_ref("refs/heads/" .. job.target, job.new_tip, job.old_tip, "obra: integrate " .. job.task.key)
-  end
+  local ok, err = git.set_ref(job.top, "refs/heads/" .. job.target, job.new_tip, job.old_tip,
+    "obra: integrate " .. job.task.key)
   if not ok then
     local now = rev(job.top, "refs/heads/" .. job.target .. "^{commit}")
     if now and now ~= job.old_tip then

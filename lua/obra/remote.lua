@@ -50,14 +50,7 @@ local function short(c) return c and c:sub(1, 10) or "?" end
 
 function M.ref(branch) return M.PREFIX .. branch end
 
-local rev, is_ancestor = git.rev, git.is_ancestor
-
--- ref to commit (from old only, when given: "" it must not exist), in-process; true or nil, message
-local function set_ref(top, ref, commit, old, message)
-  local repo <close>, err = git.open(top)
-  if not repo then return nil, err end
-  return repo:set_ref(ref, commit, old, message)
-end
+local rev, is_ancestor, set_ref = git.rev, git.is_ancestor, git.set_ref
 
 local function first_line(r)
   local text = (r.err ~= "" and r.err) or r.out or ""
