@@ -176,8 +176,9 @@ describe("recovery", function()
   end)
 
   it("refuses a second obra on the same project while the first is alive", function()
+    local gate = H.tmpdir() .. "/gate"   -- the first one's agent works until the test opens it
     local p = E.project { script = [[ task "slow" { prompt = "slow work", checks = { "true" } } ]],
-      scenario = { rules = { { match = "slow work", sleep = 3 } } } }
+      scenario = { rules = { { match = "slow work", gate = gate } } } }
     local pid = E.spawn(p)
     -- wait until the first has registered its run
     for _ = 1, 50 do
@@ -194,7 +195,8 @@ describe("recovery", function()
     local r = E.run(p)
     assert.are.equal(1, r.code)
     assert.matches("another obra %(pid " .. pid .. "%) is running this project", r.err)
-    os.execute("while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.1; done")
+    H.writefile(gate, "")
+    assert.are.equal(0, E.wait(pid, 60, p))
     E.assert_consistent(p, 1)
     H.rmdir(p.dir)
   end)

@@ -166,8 +166,10 @@ task "r2" { prompt = "TASK r2", checks = { "true" }, priority = 2 }
     it("an answer given from another process reaches the worker that claims the task", function()
       -- no checks and no judge: every attempt escalates to a human; a slow
       -- task keeps the run live meanwhile (a run with only tasks that wait ends)
+      -- (until the test opens its gate, once the answer was worked on)
+      local gate = H.tmpdir() .. "/gate"
       local p = E.project { script = 'task "ask" { prompt = "ASK something", priority = 1 }\ntask "slow" { prompt = "SLOW work" }\n',
-                            scenario = { rules = { { match = "SLOW", sleep = 5, result = "slow work" } },
+                            scenario = { rules = { { match = "SLOW", gate = gate, result = "slow work" } },
                                          default = { result = "a question" } } }
       local s = watched(p, backend)
       local w = F.worker(p, backend, "w", { "--max-parallel", "2" })
@@ -176,6 +178,11 @@ task "r2" { prompt = "TASK r2", checks = { "true" }, priority = 2 }
       end), F.log(p, "w"))
       assert.are.equal("running", s:first("SELECT status FROM tasks WHERE key = 'slow'").status)
       H.expect_code(E.obra(p, with_store(p, backend, { "answer", "ask", "try once more" })), 0)
+      -- the answered task taken again and waiting again: the slow one may end, and the run with it
+      assert.is_truthy(F.until_true(30, function()
+        return s:first("SELECT count(*) AS n FROM leases l JOIN tasks t ON t.id = l.task_id WHERE t.key = 'ask' AND l.ended_at IS NOT NULL").n == 2
+      end), F.log(p, "w"))
+      H.writefile(gate, "")
       assert.are.equal(3, F.rc(p, "coordinator", 30), F.log(p, "coordinator"))
       local answered = 0
       for _, c in ipairs(E.calls(p)) do

@@ -34,6 +34,19 @@ function L.pause(sec)
   L.sleep((tonumber(sec) or 0) * L.SCALE)
 end
 
+-- gate: a file the test creates when the agent may go on (instead of a sleep
+-- long enough for whatever the test does meanwhile).  Polled every 20 ms;
+-- after GATE_BOUND seconds the agent gives up, loudly (exit 3).
+L.GATE_BOUND = 120
+function L.wait_gate(path)
+  if not path then return end
+  local t0 = L.now()
+  while not L.exists(path) do
+    if L.now() - t0 > L.GATE_BOUND then L.die("fake agent: the gate " .. path .. " never opened", 3) end
+    L.sleep(0.02)
+  end
+end
+
 function L.now()
   if ok_socket then return socket.gettime() end
   return os.time()
