@@ -1,5 +1,6 @@
 -- Chaos: three workers share 30 tasks while the test kills a random one with
--- SIGKILL at random moments and restarts it, 20 times.  Whatever the timing,
+-- SIGKILL at random moments and restarts it, 20 times or until the run has
+-- ended (kills after it meet idle workers only).  Whatever the timing,
 -- the database must show every task done once with exactly one proceed, no
 -- decision lost, no two leases of a task overlapping and every decision
 -- written inside a lease (support/fleet.lua, F.assert_invariants).
@@ -37,18 +38,23 @@ local function script(n, extra, checks)
   return table.concat(lines, "\n") .. "\n"
 end
 
--- ROUNDS times: wait between min and max seconds, kill -9 a random worker,
--- start it again.  start(name) -> pid.  Returns the pids of the last incarnations.
-local function chaos(names, start, min, max)
-  local pids = {}
+-- ROUNDS times, while the run lasts (a kill after it ended meets idle workers
+-- only): wait between min and max seconds, kill -9 a random worker, start it
+-- again.  start(name) -> pid.  Returns the pids of the last incarnations and
+-- the number of kills.
+local function chaos(p, names, start, min, max)
+  local pids, kills = {}, 0
   for _, n in ipairs(names) do pids[n] = start(n) end
+  local rc = F.files(p) .. "/coordinator.rc"
   for _ = 1, ROUNDS do
-    os.execute(string.format("sleep %.2f", min + math.random() * (max - min)))
+    H.sleep(min + math.random() * (max - min))
+    if H.readfile(rc) then break end
     local n = names[math.random(#names)]
     E.kill9(pids[n])
+    kills = kills + 1
     pids[n] = start(n)
   end
-  return pids
+  return pids, kills
 end
 
 local function live_run(s)
@@ -59,7 +65,7 @@ end
 
 for _, backend in ipairs(F.backends()) do
   describe("chaos (" .. backend.name .. ")", function()
-    it("3 workers, 30 tasks, 20 random kill -9 and restarts: each task done once, leases never overlap", function()
+    it("3 workers, 30 tasks, up to 20 random kill -9 and restarts: each task done once, leases never overlap", function()
       local seed = os.time() % 100000
       math.randomseed(seed)
       local p = E.project { script = script(N), scenario = {
@@ -68,7 +74,7 @@ for _, backend in ipairs(F.backends()) do
       assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
       local s = backend.db(p)
       assert.is_truthy(live_run(s))
-      local pids = chaos({ "w1", "w2", "w3" }, function(n) return F.worker(p, backend, n) end, 0.1, 0.5)
+      local pids, kills = chaos(p, { "w1", "w2", "w3" }, function(n) return F.worker(p, backend, n) end, 0.1, 0.5)
       local rc = F.rc(p, "coordinator", 300)   -- a bound against a hang, not a speed test
       for _, pid in pairs(pids) do F.stop(pid) end
       F.stop(coordinator)   -- (gone already, unless it timed out)
@@ -76,12 +82,12 @@ for _, backend in ipairs(F.backends()) do
       F.assert_invariants(s, N)
       -- the kills did cut leases short: some ended without the task's work done
       local cut = s:first("SELECT count(*) AS n FROM leases WHERE end_reason IN ('lost', 'swept')").n
-      assert.is_true(cut >= 1, "seed " .. seed .. ": no lease was ever cut")
+      assert.is_true(cut >= 1, "seed " .. seed .. ": no lease was ever cut (" .. kills .. " kills)")
       s:close()
       F.cleanup(p)
     end)
 
-    it("with git: 3 workers in 3 clones of a bare remote, 4 tasks, 20 kill -9: each task merged once, only checked trees", function()
+    it("with git: 3 workers in 3 clones of a bare remote, 4 tasks, up to 20 kill -9: each task merged once, only checked trees", function()
       local seed = os.time() % 100000
       math.randomseed(seed)
       local rules = {}
@@ -114,7 +120,7 @@ for _, backend in ipairs(F.backends()) do
       assert.is_truthy(F.started(p, "coordinator"), F.log(p, "coordinator"))
       local s = backend.db(p)
       assert.is_truthy(live_run(s))
-      local pids = chaos(names, function(n) return F.worker(p, backend, n, { "--repo", files .. "/" .. n, "--project", "chaos" }) end, 0.2, 0.8)
+      local pids, kills = chaos(p, names, function(n) return F.worker(p, backend, n, { "--repo", files .. "/" .. n, "--project", "chaos" }) end, 0.2, 0.8)
       local rc = F.rc(p, "coordinator", 300)
       for _, pid in pairs(pids) do F.stop(pid) end
       F.stop(coordinator)
@@ -128,7 +134,7 @@ for _, backend in ipairs(F.backends()) do
       assert.are.equal(0, rc, why)
       local tasks = F.assert_invariants(s, N_GIT)
       local cut = s:first("SELECT count(*) AS n FROM leases WHERE end_reason IN ('lost', 'swept')").n
-      assert.is_true(cut >= 1, "seed " .. seed .. ": no lease was ever cut")
+      assert.is_true(cut >= 1, "seed " .. seed .. ": no lease was ever cut (" .. kills .. " kills)")
       -- the remote's integration branch: one merge commit per task, each checked
       local checked = {}
       for c in (H.readfile(passed) or ""):gmatch("%x+") do checked[c] = true end
