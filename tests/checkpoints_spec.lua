@@ -143,10 +143,12 @@ config { max_iterations = 4, max_parallel = 2, checkpoints = { rollback_on_retry
 task "a" { prompt = "Write a.txt containing done.", checks = { "grep -qx done a.txt" } }
 task "b" { prompt = "Write b.txt containing done.", checks = { "grep -qx done b.txt" } }
 ]]
+    local gate = H.tmpdir() .. "/gate"
     local p = project { tag = "cp-shared", script = script, scenario = { rules = {
       { match = "a.txt", resume = false, write = { ["a.txt"] = "wrong\n" } },
-      { match = "a.txt", resume = true, expect = { files = { "a.txt" } }, write = { ["a.txt"] = "done\n" } },
-      { match = "b.txt", sleep = 1.5, write = { ["b.txt"] = "done\n" } },
+      { match = "a.txt", resume = true, expect = { files = { "a.txt" } }, write = { ["a.txt"] = "done\n" },
+        run = { "touch " .. H.q(gate) } },
+      { match = "b.txt", gate = gate, write = { ["b.txt"] = "done\n" } },   -- at work until a's retry
     } } }
     local r = H.expect_code(E.run(p), 0)
     for _, c in ipairs(E.calls(p)) do assert.is_true(c.assertion_failed == nil or c.assertion_failed == H.null, tostring(c.assertion_failed)) end
@@ -218,8 +220,9 @@ task "b" { prompt = "Write b.txt containing done.", checks = { "grep -qx done b.
   end)
 
   it("refuses to roll back while a run is active, and can be switched off", function()
+    local gate = H.tmpdir() .. "/gate"   -- the agent works until the test opens it
     local p = project { tag = "cp-busy", script = ONE_TASK:format("false"), scenario = { rules = {
-      { match = "impl.txt", write = { ["impl.txt"] = "done\n" }, sleep = 3 } } } }
+      { match = "impl.txt", write = { ["impl.txt"] = "done\n" }, gate = gate } } } }
     local pid = E.spawn(p)
     for _ = 1, 200 do
       if #E.calls(p) > 0 then break end
@@ -229,6 +232,7 @@ task "b" { prompt = "Write b.txt containing done.", checks = { "grep -qx done b.
     local r = E.obra(p, { "rollback", "impl" })
     H.expect_code(r, 1)
     assert.matches("is running this project", r.err)
+    H.writefile(gate, "")
     assert.are.equal(0, E.wait(pid, 30, p))
     -- checkpoints = { enabled = false }: no rows, no shadow commits, the change summary still works
     local q = project { tag = "cp-off", script = ONE_TASK:format("false"):gsub("rollback_on_retry = false", "enabled = false"),

@@ -166,14 +166,15 @@ describe("engine", function()
   end)
 
   it("backup copies the database while a run writes to it; doctor finds a damaged file", function()
+    local gate = H.tmpdir() .. "/gate"   -- b's agent works until the test opens it
     local p = E.project { llm = srv, script = [[
       config { max_parallel = 2 }
       task "a" { prompt = "Write a.txt.", checks = { "test -f a.txt" } }
       task "b" { prompt = "Write b.txt.", checks = { "test -f b.txt" } }
     ]], scenario = { rules = { { match = "a.txt", write = { ["a.txt"] = "a\n" } },
-                               { match = "b.txt", sleep = 2, write = { ["b.txt"] = "b\n" } } } } }
+                               { match = "b.txt", gate = gate, write = { ["b.txt"] = "b\n" } } } } }
     local pid = E.spawn(p)
-    -- wait until task a is recorded, while b's agent still sleeps
+    -- wait until task a is recorded, while b's agent still works
     local s = E.db(p)
     for _ = 1, 200 do
       local ok, d = pcall(s.first, s, "SELECT count(*) AS n FROM decisions")
@@ -192,6 +193,7 @@ describe("engine", function()
     local again = E.obra(p, { "backup", "copy.db" })
     assert.are.equal(1, again.code)
     assert.matches("exists already", again.err)
+    H.writefile(gate, "")
     assert.are.equal(0, E.wait(pid, 60, p))
     -- a damaged file: doctor says so (and exit 1), pointing at the backup
     local db = p.dir .. "/.obra/obra.db"

@@ -43,10 +43,11 @@ local function stop(sock) tmux(sock, "kill-server") end
 
 describe("obra run on a terminal", function()
   it("shows a live status line per running task, then the summary", function()
+    local gate = H.tmpdir() .. "/gate"
     local p = E.project { script = [[
       task "slow_a" { prompt = "A work", checks = { "true" } }
       task "slow_b" { prompt = "B work", checks = { "true" } }
-    ]], scenario = { rules = { { match = "work", sleep = 2.5 } } } }
+    ]], scenario = { rules = { { match = "work", gate = gate } } } }   -- at work until both lines were seen
     local args = { "run", p.script, "--max-parallel", "2" }
     for _, a in ipairs(E.sets(p)) do args[#args + 1] = a end
     local sock = start(p, args)
@@ -54,6 +55,7 @@ describe("obra run on a terminal", function()
     local s = wait_for(sock, { "slow_a%s+#1[^\n]*agent running", "slow_b%s+#1[^\n]*agent running" }, nil, true)
     assert.matches("slow_a%s+#1", s)
     assert.matches("slow_b%s+#1", s)
+    H.writefile(gate, "")
     s = wait_for(sock, "EXIT=0")
     assert.matches("run #1 done", s)
     assert.is_nil(s:find("agent running", 1, true))     -- the live lines are gone at the end

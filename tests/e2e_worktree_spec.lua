@@ -99,15 +99,17 @@ task "t" { prompt = "Write t.txt containing done.", checks = { "grep -qx done t.
   end)
 
   it("a task may choose the shared directory in a repository where the others get worktrees", function()
+    local gate = H.tmpdir() .. "/gate"   -- "own" works until "here" retries
     local p = E.project { tag = "wd-mixed", script = [[
 project "mix"
 config { max_iterations = 3, max_parallel = 2, checkpoints = { rollback_on_retry = true } }
 task "own" { prompt = "Write own.txt containing done.", checks = { "grep -qx done own.txt" } }
 task "here" { prompt = "Write here.txt containing done.", isolation = "shared", checks = { "grep -qx done here.txt" } }
 ]], scenario = { rules = {
-      { match = "own.txt", sleep = 3, write = { ["own.txt"] = "done\n" } },
+      { match = "own.txt", gate = gate, write = { ["own.txt"] = "done\n" } },
       { match = "here.txt", resume = false, write = { ["here.txt"] = "wrong\n" } },
-      { match = "here.txt", resume = true, expect = { no_files = { "here.txt" } }, write = { ["here.txt"] = "done\n" } },
+      { match = "here.txt", resume = true, expect = { no_files = { "here.txt" } }, write = { ["here.txt"] = "done\n" },
+        run = { "touch " .. H.q(gate) } },
     } } }
     local d = p.dir
     H.writefile(d .. "/.gitignore", ".fake/\nscenario.json\n")

@@ -92,7 +92,7 @@ describe("notify", function()
     local url = string.format("http://u:%s@127.0.0.1:%d/h?key=%s", SECRET_PW, r.port, SECRET_TOKEN)
     H.writefile(p.dir .. "/obra.lua", string.format([[
       project "hooks" {}
-      config { notify = { url = %q, on = { "done" }, timeout = 1, attempts = 2 } }
+      config { notify = { url = %q, on = { "done" }, timeout = 0.3, attempts = 2 } }
       task "plain" { prompt = "plain work", checks = { "true" } }
     ]], url))
     local res = E.run(p)
