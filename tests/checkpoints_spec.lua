@@ -226,7 +226,7 @@ task "b" { prompt = "Write b.txt containing done.", checks = { "grep -qx done b.
     local pid = E.spawn(p)
     for _ = 1, 200 do
       if #E.calls(p) > 0 then break end
-      os.execute("sleep 0.05")
+      H.sleep(0.05)
     end
     assert.are.equal(1, #E.calls(p), "the agent started")
     local r = E.obra(p, { "rollback", "impl" })

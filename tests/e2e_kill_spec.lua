@@ -7,7 +7,7 @@ local fakellm = require "support.fakellm"
 
 local OK = { complete = true, quality = 0.9, confidence = 0.85, issues = {}, summary = "done" }
 
-local function sleep(s) os.execute("sleep " .. s) end
+local sleep = H.sleep
 
 -- Wait (bounded) until the background obra has registered its run (its log
 -- says "run #N of"): the kill delays count from there, not from the exec,

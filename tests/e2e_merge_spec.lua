@@ -248,7 +248,7 @@ task "b" { title = "write b", prompt = "TASK-B: write b.txt", checks = { "test -
         local t = H.readfile(started)
         sleeper = t and tonumber(t:match("%d+"))
         if sleeper then break end
-        os.execute("sleep 0.05")
+        H.sleep(0.05)
       end
       assert.is_not_nil(sleeper, "the integration check never started: " .. tostring(H.readfile(p.dir .. "/bg.log")))
       E.kill9(pid)

@@ -179,7 +179,7 @@ describe("engine", function()
     for _ = 1, 200 do
       local ok, d = pcall(s.first, s, "SELECT count(*) AS n FROM decisions")
       if ok and d and d.n >= 1 then break end
-      os.execute("sleep 0.05")
+      H.sleep(0.05)
     end
     s:close()
     local r = H.expect_code(E.obra(p, { "backup", "copy.db" }), 0)
@@ -310,7 +310,7 @@ describe("engine", function()
       local t = H.readfile(p.state .. "/grandchild.pid")
       gpid = t and tonumber(t:match("%d+"))
       if gpid then break end
-      os.execute("sleep 0.05")
+      H.sleep(0.05)
     end
     assert.is_number(gpid, "the fake agent's grandchild did not start")
     local entries = H.sh("ls " .. H.q(p.dir .. "/.obra/procs"))
@@ -323,7 +323,7 @@ describe("engine", function()
     local r = E.obra(p, { "resume", table.unpack(E.sets(p)) })
     assert.are.equal(0, r.code, r.err)
     assert.matches("stopped 1 process group%(s%) a dead obra left running", r.err)
-    for _ = 1, 100 do if not H.running(gpid) then break end; os.execute("sleep 0.05") end
+    for _ = 1, 100 do if not H.running(gpid) then break end; H.sleep(0.05) end
     assert.is_false(H.running(gpid))
     assert.is_true(H.running(tonumber(other)), "a reused pid was killed")
     os.execute("kill " .. other)

@@ -13,15 +13,15 @@ local function screen(sock) return (tmux(sock, "capture-pane -p -J -t t -S -200"
 -- strings, or Lua patterns when pattern = true); returns the screen.
 local function wait_for(sock, text, timeout, pattern)
   local want = type(text) == "table" and text or { text }
-  local deadline = os.time() + (timeout or 20) + 1
-  while os.time() <= deadline do
+  local deadline = H.clock() + (timeout or 20)
+  while H.clock() <= deadline do
     local s = screen(sock)
     local all = true
     for _, t in ipairs(want) do
       if not s:find(t, 1, not pattern) then all = false end
     end
     if all then return s end
-    os.execute("sleep 0.1")
+    H.sleep(0.1)
   end
   error("timed out waiting for " .. table.concat(want, " and ") .. " on the terminal:\n" .. screen(sock), 2)
 end

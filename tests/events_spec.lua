@@ -9,7 +9,7 @@ local fakellm = require "support.fakellm"
 
 local OK = { complete = true, quality = 0.9, confidence = 0.85, issues = {}, summary = "done" }
 
-local function sleep(s) os.execute("sleep " .. s) end
+local sleep = H.sleep
 
 -- `obra events [args]` -> the decoded events, in order
 local function events(p, args)
@@ -283,7 +283,7 @@ task "a" { title = "write a", prompt = "TASK-A: write a.txt", checks = { "test -
     while H.clock() < deadline and not (H.readfile(p.dir .. "/bg.log") or ""):find("run #%d+ of") do sleep(0.01) end
     local hits = 0
     for _ = 1, 3 do
-      sleep(string.format("%.2f", 0.1 + math.random() * 0.6))
+      sleep(0.1 + math.random() * 0.6)
       if H.running(pid) then hits = hits + 1 end
       E.kill9(pid)
       -- after each kill, before anything repairs it: the database as the kill left it

@@ -47,29 +47,29 @@ end
 
 -- Wait (at most timeout seconds) until the screen matches a plain string.
 function Term:wait(text, timeout)
-  local deadline = os.time() + (timeout or 15) + 1
-  while os.time() <= deadline do
+  local deadline = H.clock() + (timeout or 15)
+  while H.clock() <= deadline do
     local s = self:screen()
     if s:find(text, 1, true) then return s end
-    os.execute("sleep 0.1")
+    H.sleep(0.1)
   end
   error("timed out waiting for " .. string.format("%q", text) .. " on the terminal:\n" .. self:screen(), 2)
 end
 
 function Term:wait_match(pattern, timeout)
-  local deadline = os.time() + (timeout or 15) + 1
-  while os.time() <= deadline do
+  local deadline = H.clock() + (timeout or 15)
+  while H.clock() <= deadline do
     local s = self:screen()
     if s:find(pattern) then return s end
-    os.execute("sleep 0.1")
+    H.sleep(0.1)
   end
   error("timed out waiting for /" .. pattern .. "/ on the terminal:\n" .. self:screen(), 2)
 end
 
 -- Wait until text occurs n times on the screen.
 function Term:wait_count(text, n, timeout)
-  local deadline = os.time() + (timeout or 15) + 1
-  while os.time() <= deadline do
+  local deadline = H.clock() + (timeout or 15)
+  while H.clock() <= deadline do
     local s, count = self:screen(), 0
     local i = 1
     while true do
@@ -78,7 +78,7 @@ function Term:wait_count(text, n, timeout)
       count, i = count + 1, j + #text
     end
     if count >= n then return s end
-    os.execute("sleep 0.1")
+    H.sleep(0.1)
   end
   error("timed out waiting for " .. n .. " times " .. string.format("%q", text) .. ":\n" .. self:screen(), 2)
 end
@@ -259,7 +259,7 @@ describe("obra repl on a terminal (tmux)", function()
       local deadline = H.clock() + 15
       local pids = agent_pids()
       while H.clock() < deadline and not pids:match("%d") do
-        os.execute("sleep 0.05")
+        H.sleep(0.05)
         pids = agent_pids()
       end
       return pids
@@ -281,8 +281,8 @@ describe("obra repl on a terminal (tmux)", function()
       assert.are.equal("0", sql(dir, "SELECT count(*) FROM decisions"))
       assert.are.equal("ok", sql(dir, "PRAGMA integrity_check"))
       -- the agent's process group is gone
-      local deadline = os.time() + 10
-      while os.time() < deadline and agent_pids():match("%d") do os.execute("sleep 0.2") end
+      local deadline = H.clock() + 10
+      while H.clock() < deadline and agent_pids():match("%d") do H.sleep(0.2) end
       assert.are.equal("", agent_pids())
       -- the database is not locked: another obra can write while the REPL is open
       H.expect_code(H.obra({ "answer", "parse", "try again" }, { cwd = dir }), 0)
@@ -294,8 +294,8 @@ describe("obra repl on a terminal (tmux)", function()
       t:key("C-c")
       t:wait_match("run #%d+ interrupted: interrupted by a signal")
       t:wait_count("obra> ", 4)
-      deadline = os.time() + 10
-      while os.time() < deadline and agent_pids():match("%d") do os.execute("sleep 0.2") end
+      deadline = H.clock() + 10
+      while H.clock() < deadline and agent_pids():match("%d") do H.sleep(0.2) end
       assert.are.equal("", agent_pids())
       assert.are.equal("pending", sql(dir, "SELECT status FROM tasks WHERE key = 'parse'"))
       assert.are.equal("interrupted", sql(dir, "SELECT status FROM runs ORDER BY id DESC LIMIT 1"))

@@ -305,7 +305,7 @@ describe("obra report during a run", function()
       quick_done = t and t.status == "running"
       db:close()
       if quick_done then break end
-      os.execute("sleep 0.1")
+      H.sleep(0.1)
     end
     assert.is_true(quick_done, "the run did not get to its second task")
     local r = H.expect_code(E.obra(p, { "report", "--json" }), 0)

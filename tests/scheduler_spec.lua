@@ -34,7 +34,7 @@ describe("scheduler", function()
     for _ = 1, 100 do
       local t = s:first("SELECT status FROM tasks WHERE key = 'quick'")
       if t and t.status == "waiting" then waiting = true break end
-      os.execute("sleep 0.05")
+      H.sleep(0.05)
     end
     assert.is_true(waiting, "quick did not reach its breakpoint")
     assert.are.equal("running", s:first("SELECT status FROM tasks WHERE key = 'slow'").status)
@@ -45,7 +45,7 @@ describe("scheduler", function()
       again = s:first([[SELECT count(*) AS n FROM decisions d JOIN tasks t ON t.id = d.task_id
                         WHERE t.key = 'quick']]).n >= 2
       if again then break end
-      os.execute("sleep 0.05")
+      H.sleep(0.05)
     end
     H.writefile(gate, "")
     local code = E.wait(pid, 60, p)

@@ -171,7 +171,7 @@ task "slow" { prompt = "Write slow.txt containing done.", checks = { "grep -qx d
     local pid = E.spawn(p)
     for _ = 1, 400 do
       if #E.calls(p) > 0 then break end
-      os.execute("sleep 0.05")
+      H.sleep(0.05)
     end
     assert.are.equal(1, #E.calls(p), "the agent started")
     E.kill9(pid)
