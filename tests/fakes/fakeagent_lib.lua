@@ -37,7 +37,7 @@ end
 -- gate: a file the test creates when the agent may go on (instead of a sleep
 -- long enough for whatever the test does meanwhile).  Polled every 20 ms;
 -- after GATE_BOUND seconds the agent gives up, loudly (exit 3).
-L.GATE_BOUND = 120
+L.GATE_BOUND = 60   -- (H.HANG_GUARD)
 function L.wait_gate(path)
   if not path then return end
   local t0 = L.now()
