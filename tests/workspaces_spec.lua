@@ -73,12 +73,14 @@ task "b" { prompt = "Write b.txt containing done.", checks = { "grep -qx done b.
 
 describe("workspaces", function()
   it("parallel tasks each work in their own worktree and see only their own changes; the user's checkout is untouched", function()
+    local gate = H.tmpdir() .. "/gate"   -- b works until a's retry has started
     local p = repo_project { tag = "ws-par", script = TWO, scenario = { rules = {
       -- a's first attempt is wrong (and edits the shared file); the retry starts from a's base again
       { match = "a.txt", resume = false, sleep = 0.5, write = { ["a.txt"] = "wrong\n", ["shared.txt"] = "a was here\n" },
         expect = { no_files = { "b.txt", "untracked.txt", "staged.txt" } } },
-      { match = "a.txt", resume = true, expect = { no_files = { "a.txt", "b.txt" } }, write = { ["a.txt"] = "done\n" } },
-      { match = "b.txt", sleep = 1, write = { ["b.txt"] = "done\n" }, expect = { no_files = { "a.txt" } } },
+      { match = "a.txt", resume = true, expect = { no_files = { "a.txt", "b.txt" } }, write = { ["a.txt"] = "done\n" },
+        run = { "touch " .. H.q(gate) } },
+      { match = "b.txt", gate = gate, write = { ["b.txt"] = "done\n" }, expect = { no_files = { "a.txt" } } },
     } } }
     local d = p.dir
     local before = user_state(d)
