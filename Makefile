@@ -32,7 +32,7 @@ FISHCOMPDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 DEB_PKGS = build-essential pkg-config lua5.4 liblua5.4-dev libsqlite3-dev \
            libcurl4-openssl-dev libcjson-dev uuid-dev libreadline-dev libgit2-dev \
            lua-busted lua-socket lua-cjson python3 git tmux procps sqlite3 \
-           libjs-chart.js chromium groff-base man-db zsh fish libpq-dev postgresql zlib1g-dev \
+           libjs-chart.js chromium chromium-headless-shell groff-base man-db zsh fish libpq-dev postgresql zlib1g-dev \
            cmake libhttp-parser-dev libpcre2-dev xz-utils
 
 CC      ?= cc

@@ -20,8 +20,10 @@ task "beta" { title = "BETA second task", prompt = "BETA: write b.txt", deps = {
 
 local VERDICT = { complete = true, quality = 0.9, confidence = 0.8, issues = { "issue " .. PAYLOAD }, summary = "ok " .. PAYLOAD }
 
+-- the headless shell first (make deps): the same engine without the browser's
+-- start-up, about a third of the full chromium's CPU a page here
 local function chromium()
-  for _, c in ipairs({ "chromium", "chromium-browser", "chromium-headless-shell" }) do
+  for _, c in ipairs({ "chromium-headless-shell", "chromium", "chromium-browser" }) do
     local r = H.sh("command -v " .. c .. " 2>/dev/null")
     if r and r ~= "" then return r:gsub("%s+$", "") end
   end
