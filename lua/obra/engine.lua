@@ -494,7 +494,9 @@ function M.run(ctx, opts)
     ctx.pass = (ctx.pass or 0) + 1   -- the scheduler's passes (iteration.prepare: a snapshot still fresh)
     if core.signaled() then ctx.stopping = "interrupted" end
     if ctx.fatal or ctx.stopping then break end
-    for _, id in ipairs(fleet.tick(ctx)) do drop(id) end
+    local lost, swept = fleet.tick(ctx)
+    for _, id in ipairs(lost) do drop(id) end
+    if swept > 0 then scan = true end   -- tasks whose holder died are ready again
     local now_ms = core.clock_ms()
     local rescan = now_ms - last_scan >= M.RESCAN_MS
     if scan or (next_park and core.now() >= next_park) or ((nrunning < max_parallel or opts.watch) and rescan) then
@@ -535,6 +537,8 @@ function M.run(ctx, opts)
       end
       local wait = busy and (next_park and math.max(0.05, math.min(next_park - core.now(), 1.0)) or M.RESCAN_MS / 1000)
       if not wait then break end
+      -- the heartbeat (and the sweep) keep their pace while idle: --heartbeat may be under a second
+      wait = math.min(wait, math.max(0.01, fleet.next_tick(ctx)))
       core.loop_step(math.floor(wait * 1000))
     else
       loop.step(200)

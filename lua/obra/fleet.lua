@@ -12,8 +12,10 @@
 --        lease.opened (the scheduler's: iteration.open, a task's next iteration started)
 --   fleet.account(agent_cfg) -> "claude:<16 hex>" | "claude:default": the account an agent
 --        uses, named without its secret (the kind, and a SHA-256 prefix of its API key)
---   fleet.tick(ctx) -> { task_id, ... } the leases found lost; at most every
---        --heartbeat seconds: the heartbeat, then the sweeper
+--   fleet.tick(ctx) -> { task_id, ... }, swept: the leases found lost, and how many
+--        expired leases the sweeper ended (their tasks are ready again); at most
+--        every --heartbeat seconds: the heartbeat, then the sweeper
+--   fleet.next_tick(ctx) -> seconds until the next heartbeat is due (>= 0)
 --   fleet.reachable(ctx, task, lease)  before a claimed task's first iteration:
 --        a session its agent cannot reach here (another host, another work
 --        directory, or a previous holder on this host that may still run it)
@@ -106,17 +108,22 @@ end
 function M.tick(ctx, force)
   local f, s = ctx.fleet, ctx.store
   local now = core.now()
-  if not force and now < f.next_beat then return {} end
+  if not force and now < f.next_beat then return {}, 0 end
   f.next_beat = now + f.heartbeat
   local held = s:heartbeat(f.id, f.lease)
   local lost = {}
   for id, l in pairs(f.held) do
     if held[id] ~= l.attempt then lost[#lost + 1] = id end
   end
-  for _, l in ipairs(s:sweep()) do
+  local swept = s:sweep()
+  for _, l in ipairs(swept) do
     ctx.log(nil, "task %d: its worker stopped heartbeating (lease #%d expired); back in the queue", l.task_id, l.attempt)
   end
-  return lost
+  return lost, #swept
+end
+
+function M.next_tick(ctx)
+  return math.max(0, ctx.fleet.next_beat - core.now())
 end
 
 function M.reachable(ctx, task, lease)
