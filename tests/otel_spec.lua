@@ -13,10 +13,11 @@ local OK = { complete = true, quality = 0.9, confidence = 0.85, issues = {}, sum
 
 local collector, stop = R.start, R.stop
 
-local function run(p, endpoint)
+local function run(p, endpoint, extra)
   local args = { "run", p.script }
   for _, a in ipairs(E.sets(p)) do args[#args + 1] = a end
   local env = E.env(p)
+  for k, v in pairs(extra or {}) do env[k] = v end
   env.OTEL_EXPORTER_OTLP_ENDPOINT = endpoint
   env.FAKE_LOG_ENV = "TRACEPARENT"
   return H.obra(args, { cwd = p.dir, env = env, timeout = 120 })
@@ -159,10 +160,14 @@ task "b" { prompt = "work b: write b.txt", checks = { "test -f b.txt" } }
         { write = { ["a.txt"] = "a\n" } } } } }
       local c = how == "hang" and collector(p.dir, "--hang")
       local endpoint = c and ("http://127.0.0.1:" .. c.port) or "http://127.0.0.1:1"
-      local r = H.expect_code(run(p, endpoint), 0)
+      -- the standard timeout variable: the hanging collector is given up after
+      -- 300 ms, not 2 s; a value that is no number of milliseconds is noted
+      local r = H.expect_code(run(p, endpoint, { OTEL_EXPORTER_OTLP_TIMEOUT = c and "300" or "soon" }), 0)
       if c then stop(c) end
       local _, notes = r.err:gsub("otel: could not export", "")
       assert.are.equal(1, notes, r.err)
+      if c then assert.matches("timed out after 300 ms", r.err, 1, true)
+      else assert.matches("OTEL_EXPORTER_OTLP_TIMEOUT=soon is not a positive number of milliseconds", r.err, 1, true) end
       E.assert_consistent(p, 1)
       -- no TRACEPARENT without export is tested below; with it the agent had one
       assert.matches("^00%-%x+%-%x+%-01$", E.calls(p)[1].env.TRACEPARENT)

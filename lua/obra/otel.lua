@@ -12,7 +12,8 @@
 --   otel.payload(spans)       -> the OTLP JSON document (pure; for tests)
 --
 -- Export never blocks nor fails a run: a post is a coroutine on obra.loop
--- with a short timeout and one attempt; a collector that is down, slow or
+-- with a short timeout (M.TIMEOUT, or OTEL_EXPORTER_OTLP_TRACES_TIMEOUT /
+-- OTEL_EXPORTER_OTLP_TIMEOUT in milliseconds) and one attempt; a collector that is down, slow or
 -- refuses costs one logged note per run and its spans are dropped; at most
 -- MAX_INFLIGHT posts at once (more are dropped).  Header values
 -- (OTEL_EXPORTER_OTLP_HEADERS) go to the redactor and are never logged.
@@ -21,7 +22,7 @@ local loop = require "obra.loop"
 
 local M = {}
 
-M.TIMEOUT = 2          -- seconds per post
+M.TIMEOUT = 2          -- seconds per post, unless the standard variables say otherwise
 M.MAX_INFLIGHT = 8
 
 local function env(name)
@@ -47,8 +48,17 @@ local function exporter(ctx)
       if #v >= 4 then core.redact_add(v) end
     end
   end
+  -- the standard timeout: milliseconds, the traces' own variable first
+  local timeout, tvar = M.TIMEOUT, env("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") and "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"
+    or env("OTEL_EXPORTER_OTLP_TIMEOUT") and "OTEL_EXPORTER_OTLP_TIMEOUT"
+  if tvar then
+    local ms = tonumber(env(tvar):match("^%s*(%d+)%s*$"))
+    if ms and ms > 0 then timeout = ms / 1000
+    else ctx.log(nil, "otel: %s=%s is not a positive number of milliseconds; posts time out after %d ms", tvar,
+      env(tvar), M.TIMEOUT * 1000) end
+  end
   local key = (ctx.store and ctx.store:path() or "") .. ":" .. tostring(ctx.run_id)
-  ctx.otel = { url = url, safe = url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1"):gsub("%?.*$", ""), headers = headers,
+  ctx.otel = { url = url, timeout = timeout, safe = url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1"):gsub("%?.*$", ""), headers = headers,
                service = env("OTEL_SERVICE_NAME") or "obra", trace = core.sha256("obra trace " .. key):sub(1, 32),
                root = core.sha256("obra run span " .. key):sub(1, 16), inflight = 0, noted = false, n = 0 }
   return ctx.otel
@@ -100,7 +110,7 @@ local function post(ctx, o, spans)
   loop.spawn(function()
     local http = require "obra.http"
     local ok, res, err = pcall(http.request, { url = o.url, method = "POST", body = body, headers = o.headers,
-      timeout = M.TIMEOUT, connect_timeout = M.TIMEOUT, max_response = 16 * 1024 })
+      timeout = o.timeout, connect_timeout = o.timeout, max_response = 16 * 1024 })
     o.inflight = o.inflight - 1
     local bad = not ok and tostring(res) or (res == nil and tostring(err))
       or ((res.status < 200 or res.status >= 300) and ("HTTP " .. res.status)) or nil
@@ -171,7 +181,7 @@ function M.run_done(ctx, summary)
     stop = core.now(), attributes = { ["obra.run"] = ctx.run_id, ["obra.status"] = summary and summary.status,
       ["obra.project"] = ctx.project and ctx.project.name } } })
   if o.inflight > 0 then
-    local limit = core.now() + M.TIMEOUT + 1
+    local limit = core.now() + o.timeout + 1
     loop.run(function() return o.inflight == 0 or core.now() > limit end)
   end
 end
