@@ -56,10 +56,10 @@ local function stamp() return os.date("%H:%M:%S") end
 
 local function logger(ctx)
   return function(task, fmt, ...)
+    if ctx.quiet then return end   -- (before formatting: a few lines an iteration)
     local msg = select("#", ...) > 0 and string.format(fmt, ...) or fmt
     local st = task and ctx.task_state[task.id]
     local who = task and (task.key .. (st and st.iteration and ("#" .. st.iteration) or "")) or "obra"
-    if ctx.quiet then return end
     if ctx.status_line then ctx.status_line:clear() end
     io.stderr:write(string.format("%s %s: %s\n", stamp(), who, core.redact(msg)))
     if ctx.status_line then ctx.status_line:draw() end
