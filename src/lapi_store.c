@@ -221,7 +221,9 @@ static int run(lua_State *L, int collect, int limit) {
     if (collect) luaL_error(L, "store: a query must be one statement");
     return exec_script(L, s);
   }
-  if (collect) lua_newtable(L);
+  /* first (limit 1): the row alone, no list around it */
+  int list = collect && limit != 1;
+  if (list) lua_newtable(L);
   int n = 0, rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (!collect) continue;
@@ -231,7 +233,8 @@ static int run(lua_State *L, int collect, int limit) {
       push_column(L, st, c);
       lua_setfield(L, -2, sqlite3_column_name(st, c));
     }
-    lua_rawseti(L, -2, ++n);
+    n++;
+    if (list) lua_rawseti(L, -2, n);
     if (limit && n >= limit) { rc = SQLITE_DONE; break; }
   }
   /* Reset now, not at the next use: a running statement pins a snapshot. */
@@ -241,7 +244,7 @@ static int run(lua_State *L, int collect, int limit) {
   obra_store_release(s, st);
   if (rc != SQLITE_DONE) return obra_lapi_store_raise(L, &e);
   if (collect) {
-    if (limit == 1) { lua_rawgeti(L, -1, 1); return 1; }
+    if (!list && n == 0) lua_pushnil(L);
     return 1;
   }
   lua_pushinteger(L, changes);

@@ -1,8 +1,10 @@
 -- obra.budgets — what is left of a task's and a run's budgets.
 --
---   budgets.left(ctx, task, iteration) -> { iterations_left=, turns_left=, tokens_left=,
+--   budgets.left(ctx, task, iteration [, history]) -> { iterations_left=, turns_left=, tokens_left=,
 --                                            usd_left=, seconds_left= }   (nil = unlimited;
---                                            iterations_left does not count the task's parks)
+--                                            iterations_left does not count the task's parks;
+--                                            history: the task's decisions before this iteration,
+--                                            s:decision_history's, when the caller has them)
 --   budgets.run_spent(ctx) -> nil | "run budget: ..."   checked before new work is scheduled
 --
 -- Task budgets come from task.budgets (and config.max_iterations), run
@@ -51,14 +53,26 @@ local function minus(limit, used)
   return limit - used
 end
 
-function M.left(ctx, task, iteration)
+-- The task's park decisions before iteration `before`: counted in its
+-- history when the caller has it (one row a decision), else read.
+local function parks(s, task_id, before, history)
+  if not history then return s:park_count(task_id, before) end
+  local n = 0
+  for _, h in ipairs(history) do
+    if h.action == "park" and h.iteration < before then n = n + 1 end
+  end
+  return n
+end
+
+function M.left(ctx, task, iteration, history)
   local s = ctx.store
   local tb = task.budgets or {}
   local rb = ctx.config.budgets or {}
-  local tu = task_usage(s, task.id)
+  -- (the task's sessions are summed only for a budget that needs them)
+  local tu = (tb.turns or tb.tokens or tb.usd) and task_usage(s, task.id) or {}
   local b = {
     -- a rate-limit park is not an attempt: the iterations it took are given back
-    iterations_left = (tb.iterations or ctx.config.max_iterations) - (iteration - s:park_count(task.id, iteration)),
+    iterations_left = (tb.iterations or ctx.config.max_iterations) - (iteration - parks(s, task.id, iteration, history)),
     turns_left = minus(tb.turns, tu.turns),
     tokens_left = minus(tb.tokens, tu.tokens),
     usd_left = minus(tb.usd, tu.usd),

@@ -56,10 +56,10 @@ local function stamp() return os.date("%H:%M:%S") end
 
 local function logger(ctx)
   return function(task, fmt, ...)
+    if ctx.quiet then return end   -- (before formatting: a few lines an iteration)
     local msg = select("#", ...) > 0 and string.format(fmt, ...) or fmt
     local st = task and ctx.task_state[task.id]
     local who = task and (task.key .. (st and st.iteration and ("#" .. st.iteration) or "")) or "obra"
-    if ctx.quiet then return end
     if ctx.status_line then ctx.status_line:clear() end
     io.stderr:write(string.format("%s %s: %s\n", stamp(), who, core.redact(msg)))
     if ctx.status_line then ctx.status_line:draw() end
@@ -218,16 +218,19 @@ local GOES_ON = { goes_on = true }   -- a retry's next iteration follows at once
 local function task_done(ctx, task_id, iteration)
   if ctx.plan.hooks.task_done then hook(ctx, "task_done", { task = ctx.store:task(task_id), iteration = iteration }) end
 end
-local function iterate(ctx, t)   -- t: the task's row (iteration.prepare marks it running)
+local function iterate(ctx, t, opened)   -- t: the task's row (iteration.prepare marks it running)
   local s, task_id = ctx.store, t.id
+  -- (a claim that opened an iteration found nothing for the merge queue)
+  local due = not opened
   while true do
-    if integrate.due(s, t) then
+    if due and integrate.due(s, t) then
       local ok, st = xpcall(integrate.run, debug.traceback, ctx, t)
       if not ok then return task_error(ctx, t, st) end
       if st == "done" then task_done(ctx, task_id, t.iterations) end
       if st ~= "running" or ctx.fatal or ctx.stopping then break end
       t = s:task(task_id)
     end
+    due = true
     local ok, rec = xpcall(iteration.run, debug.traceback, ctx, t, GOES_ON)
     if not ok then return task_error(ctx, t, rec) end
     -- with a remote, the checkpoint is pushed: another machine can take the task over from it
@@ -256,9 +259,10 @@ end
 local function work(ctx, lease)
   local s = ctx.store
   s:fence(lease)
-  local t = s:task(lease.task_id)
+  -- (the row the claim's transaction read: iteration.open)
+  local t = lease.opened and lease.opened.task or s:task(lease.task_id)
   local ok, err = xpcall(fleet.reachable, debug.traceback, ctx, t, lease)
-  if ok then iterate(ctx, t) else task_error(ctx, t, err) end
+  if ok then iterate(ctx, t, lease.opened) else task_error(ctx, t, err) end
   if ctx.fleet.held[lease.task_id] == lease then
     fleet.release(ctx, lease, (ctx.fatal or ctx.stopping) and "released" or "done")
   end

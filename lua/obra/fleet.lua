@@ -127,12 +127,13 @@ function M.next_tick(ctx)
 end
 
 function M.reachable(ctx, task, lease)
+  -- (a session the agent never reported on may still be in use: its id was handed out;
+  -- not one this claim made)
+  if lease.opened and lease.opened.created then return end
   local s = ctx.store
   local prev = s:previous_lease(task.id, lease.attempt)
   local sess = s:active_session(task.id)
-  -- (a session the agent never reported on may still be in use: its id was handed out;
-  -- not one this claim made)
-  if not (prev and sess) or (lease.opened and lease.opened.created) then return end
+  if not (prev and sess) then return end
   local ws = s:workspace(task.id)
   local here = prev.host == ctx.fleet.host and (ws == nil or ws.path == nil or
     ws.path:sub(1, #ctx.workdir + 1) == ctx.workdir .. "/" or ws.path == ctx.workdir)

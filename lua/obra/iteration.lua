@@ -1,7 +1,7 @@
 -- obra.iteration — one iteration of one task, as named stages.
 --
 --   iteration.run(ctx, task [, {goes_on=}]) -> record    (task: a row; ctx: engine.open's)
---   iteration.open(ctx, task_id) -> {iteration=, session=, created=} | nil
+--   iteration.open(ctx, task_id) -> {iteration=, session=, created=, task=} | nil
 --        inside the claim's transaction (fleet.claim): the next iteration's start,
 --        what is known before any I/O (below), so prepare has nothing left to write
 --
@@ -279,7 +279,7 @@ local function left_in(ctx, task, ws)
   return notes(ctx, task, last.snap)
 end
 
--- iteration.open(ctx, task_id) -> {iteration=, session=, created=} | nil:
+-- iteration.open(ctx, task_id) -> {iteration=, session=, created=, task=} | nil:
 -- called by the claim's transaction (fleet.claim), it writes with the lease
 -- what a claimed task's next iteration knows before any I/O: its
 -- iteration_started event, its agent session, and in a directory this run
@@ -302,21 +302,29 @@ function M.open(ctx, task_id)
   st.after = left_in(ctx, task, ws)
   if ws and ws.new then
     ws.base_tree = st.after and st.after.tree   -- (else prepare's first snapshot)
-    s:add_workspace(ws)
+    ws = s:add_workspace(ws)
   end
-  return { iteration = n, session = sess, created = created }
+  -- the rows prepare would read again right after the commit: they are this
+  -- lease's, nobody else writes them (a session the claim did not create may
+  -- be replaced by fleet.reachable first: read again)
+  st.opened = { iteration = n, ws = ws, session = created and sess or nil }
+  return { iteration = n, session = sess, created = created, task = task }
 end
 
 function M.prepare(ctx, it)
   local s, task = ctx.store, it.task
-  it.iteration = (s:last_iteration(task.id) or 0) + 1
+  local st = ctx.task_state[task.id]
+  local opened = st and st.opened or {}   -- what the claim's M.open read, taken once
+  if st then st.opened = nil end
+  it.iteration = opened.iteration or (s:last_iteration(task.id) or 0) + 1
   -- the task's workspace: its own worktree, or the shared directory
   -- (obra.worktrees); a new row is written with the transaction below
-  local ws, werr = worktrees.ensure(ctx, task, { defer = true })
+  local ws, werr = worktrees.ensure(ctx, task, { defer = true, row = opened.ws })
   if not ws then error({ setup = werr }, 0) end   -- not obra's fault: engine.task_error says so in one line
   it.workdir = worktrees.cwd(ctx, task, ws)
   it.agent, it.agent_cfg = agent_for(ctx, task)
-  it.history = history(s, task.id)
+  -- (no decision before the first iteration: nothing to read)
+  it.history = it.iteration == 1 and {} or history(s, task.id)
   it.max_turns = max_turns_for(util.merge(it.agent_cfg,
     { max_turns = task.config and task.config.max_turns or it.agent_cfg.max_turns }), it.history)
   -- the baseline (iteration 1): the checks on the base, before the snapshot
@@ -328,7 +336,6 @@ function M.prepare(ctx, it)
   -- there, handed to this task by its claim (M.open, left_in)
   local own = ws.isolation == "worktree"
   local snapdir = own and ws.path or it.workdir
-  local st = ctx.task_state[task.id]
   local cached = st and st.after
   if st then st.after = nil end
   if not own then ctx.dir_after = nil end   -- this task's agent will change the shared files
@@ -368,10 +375,11 @@ function M.prepare(ctx, it)
     if ws.new then ws = s:add_workspace(ws)
     elseif base_tree then ws = s:update_workspace(task.id, { base_tree = base_tree }) end
     baseline.store(ctx, it, base_checks)
-    return session.current(s, task.id, ctx.run_id, agent_kind(it.agent_cfg))
+    return opened.session or session.current(s, task.id, ctx.run_id, agent_kind(it.agent_cfg))
   end
   local writes = task.status ~= "running" or not announced or ws.new or base_tree or base_checks
-  it.session = writes and s:tx(start) or start()   -- (start: reads the session the claim wrote)
+  it.session = writes and s:tx(start) or start()   -- (start: the session the claim wrote)
+  it.fresh_session = opened.session ~= nil          -- (the agent has not seen it: nothing to resume)
   it.ws = ws
   -- before the first iteration the worktree is its base: that commit is the checkpoint
   if own and it.before and not it.before.commit and it.iteration == 1 and it.before.tree == ws.base_tree then
@@ -388,7 +396,7 @@ function M.run_agent(ctx, it)
   local sess, res = it.session, nil
   it.calls, it.session_ids = {}, {}
   for attempt = 1, M.AGENT_ATTEMPTS do
-    local resume = session.started(s, sess)
+    local resume = not (attempt == 1 and it.fresh_session) and session.started(s, sess)
     local resume_id = resume and session.resume_id(s, sess) or nil
     local text = prompt.build { task = task, workdir = it.workdir, resume = resume, feedback = task.feedback,
                                 handoff = sess.handoff, iteration = it.iteration }
@@ -518,7 +526,7 @@ function M.gather(ctx, it)
   if res.class ~= "auth" and res.class ~= "rate_limited" then it.checks = M.run_checks(ctx, it) end
   mark_passed_before(it.checks, it.history)
   -- against the base: each check's class, tamper, deletions, "changed nothing"
-  baseline.classify(it.checks, it.baseline_row or ctx.store:baseline(task.id))
+  if #it.checks > 0 then baseline.classify(it.checks, it.baseline_row or ctx.store:baseline(task.id)) end
   local base_ev = baseline.evidence(ctx, it)
   it.evidence = base_ev
   it.tamper, it.deletions = base_ev.tamper, base_ev.deletions   -- for the judge (obra.judge reads both)
@@ -557,7 +565,7 @@ function M.decide(ctx, it)
     task = { key = task.key, title = task.title, tags = task.tags, iteration = it.iteration,
              max_iterations = (task.budgets and task.budgets.iterations) or ctx.config.max_iterations,
              milestone = spec.milestone },
-    signals = it.signals, scores = it.scores, budgets = budgets.left(ctx, task, it.iteration),
+    signals = it.signals, scores = it.scores, budgets = budgets.left(ctx, task, it.iteration, it.history),
     history = it.signals.history, thresholds = it.policy.thresholds, now = core.now(),
   }
   local decision = it.policy:decide(it.event)

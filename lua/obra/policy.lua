@@ -553,20 +553,48 @@ function Policy:effective()
   return flat(self.thresholds), flat(self.weights)
 end
 
--- Identity of the deciding function: "default" or "custom:<hash of its bytecode>".
+-- Identity of the deciding function: "default" or "custom:<hash of its bytecode>"
+-- (a function's bytecode does not change: its identity is kept by function).
+local decider_ids = setmetatable({}, { __mode = "k" })
 function Policy:decider()
-  if not self.custom then return "default" end
-  local ok, code = pcall(string.dump, self.custom, true)
-  if ok then return "custom:" .. core.hash(code):sub(1, 8) end
-  local info = debug.getinfo(self.custom, "S")
-  return "custom:" .. core.hash(tostring(info.source) .. ":" .. tostring(info.linedefined)):sub(1, 8)
+  local fn = self.custom
+  if not fn then return "default" end
+  local id = decider_ids[fn]
+  if id then return id end
+  local ok, code = pcall(string.dump, fn, true)
+  if ok then id = "custom:" .. core.hash(code):sub(1, 8)
+  else
+    local info = debug.getinfo(fn, "S")
+    id = "custom:" .. core.hash(tostring(info.source) .. ":" .. tostring(info.linedefined)):sub(1, 8)
+  end
+  decider_ids[fn] = id
+  return id
 end
 
+-- Two flat tables of plain values (numbers, strings, booleans) with the same pairs.
+local function same_values(a, b)
+  for k, v in next, a do
+    if type(v) == "table" or b[k] ~= v then return false end
+  end
+  for k in next, b do
+    if a[k] == nil then return false end
+  end
+  return true
+end
+
+-- The fingerprint is asked for at every iteration's record: it is kept with
+-- the values it was made from and made again only when they changed (the
+-- thresholds table is the event's, which a workflow's code can reach).
+local fingerprints = setmetatable({}, { __mode = "k" })
 function Policy:fingerprint()
   local th, w = self:effective()
+  local c = fingerprints[self]
+  if c and c.custom == self.custom and same_values(th, c.th) and same_values(w, c.w) then return c.fp end
   local id = self:decider()
   local body = canon({ thresholds = th, weights = w, decide = id == "default" and M.DEFAULT_VERSION or id })
-  return id .. "/" .. core.hash(body)
+  local fp = id .. "/" .. core.hash(body)
+  fingerprints[self] = { th = th, w = w, custom = self.custom, fp = fp }
+  return fp
 end
 
 local function check_decision(r, ev, t)

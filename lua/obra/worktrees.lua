@@ -2,9 +2,10 @@
 -- repository each task works on its own branch in its own `git worktree`;
 -- elsewhere (or when configured) tasks share the work directory.
 --
---   worktrees.ensure(ctx, task [, {defer = true}]) -> ws row | nil, message
+--   worktrees.ensure(ctx, task [, {defer = true, row = ws}]) -> ws row | nil, message
 --       (defer: a new row is returned with .new = true and not written: the
---       caller inserts it, s:add_workspace(ws), in its own transaction)
+--       caller inserts it, s:add_workspace(ws), in its own transaction;
+--       row: the task's workspaces row as the caller just read it)
 --       the task's workspaces row, made on its first run.  Worktree isolation:
 --       the base commit is the tip of the integration branch (created from the
 --       user's HEAD commit when missing), the branch obra/<project>/task/<key>
@@ -331,7 +332,7 @@ local function elsewhere(ctx, task, ws)
 end
 
 function M.ensure(ctx, task, opts)
-  local ws = ctx.store:workspace(task.id)
+  local ws = opts and opts.row or ctx.store:workspace(task.id)
   if ws and not elsewhere(ctx, task, ws) and (ws.isolation == "shared" or
       (core.stat(ws.path .. "/.git") and not half_made(ws.path))) then
     return ws
