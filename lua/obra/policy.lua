@@ -31,7 +31,6 @@
 local core = require "obra.core"
 local util = require "obra.util"
 local score = require "obra.score"
-local util = require "obra.util"
 
 local M = {}
 
