@@ -21,6 +21,8 @@ M.ENVIRONMENT = {
   { "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "the full URL to post spans to instead" },
   { "OTEL_EXPORTER_OTLP_HEADERS", "name=value,... headers for the collector (their values are never logged)" },
   { "OTEL_SERVICE_NAME", "the spans' service.name (default obra)" },
+  { "OTEL_EXPORTER_OTLP_TIMEOUT", "how long a span export may take, in milliseconds (default 2000)" },
+  { "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "the same for traces, winning over OTEL_EXPORTER_OTLP_TIMEOUT" },
   { "OTEL_SDK_DISABLED", "true: no spans are exported" },
   { "OBRA_CHARTJS", "another copy of chart.min.js for obra report (default: Debian's libjs-chart.js)" },
   { "OBRA_LIBCURL", "the libcurl to load instead of libcurl.so.4" },
