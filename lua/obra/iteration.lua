@@ -402,6 +402,8 @@ function M.run_agent(ctx, it)
                                 handoff = sess.handoff, iteration = it.iteration }
     ctx.log(task, "agent %s (%s session %s, max %d turns)", agent.kind or "?", resume and "resuming" or "new",
       resume_id or sess.uuid, it.max_turns)
+    -- (the iteration's span starts here the first time: before its agent's)
+    local env = otel.agent_env(ctx, it)   -- TRACEPARENT when OpenTelemetry export is on, else nil
     local started, started_at = core.clock_ms(), core.now()
     res = agent:run {
       prompt = text,
@@ -410,7 +412,7 @@ function M.run_agent(ctx, it)
       cwd = it.workdir, max_turns = it.max_turns,
       timeout = task.config and task.config.timeout or it.agent_cfg.timeout,
       on_event = ctx.on_agent_event and function(ev) ctx.on_agent_event(task, ev) end or nil,
-      env = otel.agent_env(ctx, it),   -- TRACEPARENT when OpenTelemetry export is on, else nil
+      env = env,
     }
     res.duration_ms = res.duration_ms or (core.clock_ms() - started)
     -- Codex reports the thread's running total: keep the call's own usage
