@@ -13,6 +13,9 @@
 #include <git2/sys/mempack.h>
 #include <git2/sys/odb_backend.h>
 #include <git2/sys/diff.h>
+#if LIBGIT2_VER_MAJOR > 1 || LIBGIT2_VER_MINOR >= 8
+#include <git2/sys/errors.h>      /* git_error_clear, moved there in 1.8 */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
