@@ -36,7 +36,14 @@ DEB_PKGS = build-essential pkg-config lua5.4 liblua5.4-dev libsqlite3-dev \
            cmake libhttp-parser-dev libpcre2-dev xz-utils
 
 CC      ?= cc
-PKGS     = lua5.4 sqlite3 libcurl libcjson uuid libgit2 libpq zlib
+PKGS     = lua5.4 sqlite3 libcurl libcjson uuid libpq zlib
+# libgit2's headers: those of the library obra will load (src/workspace.c
+# loads only the version it was built against): obra's own when make deps
+# built one of another version than the system's (deps/include), else the
+# system's
+GIT2_OWN    = $(wildcard deps/include/git2/version.h)
+GIT2_CFLAGS = $(if $(GIT2_OWN),-Ideps/include,$(shell pkg-config --cflags libgit2 2>/dev/null))
+GIT2_HEADER = $(or $(GIT2_OWN),$(shell pkg-config --variable=includedir libgit2 2>/dev/null || echo /usr/include)/git2/version.h)
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wwrite-strings -Wno-unused-parameter
 ifneq ($(CI),)
@@ -44,7 +51,7 @@ WARN    += -Werror
 endif
 OPT     ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC $(OPT) $(WARN) -Iinclude -I$(BUILD) \
-           $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(GIT2_CFLAGS) \
            -DOBRA_OWN_FROM_BIN='"../lib/lua/$(LUAVER)/obra"'
 # (OBRA_OWN_FROM_BIN, for src/dl.c: where install puts core.so, $(LMODDIR)/obra, seen from $(BINDIR))
 # libcurl, libgit2 and libpq are not linked: src/http.c, src/workspace.c and
@@ -92,6 +99,14 @@ $(BUILD):
 
 $(BUILD)/%.o: src/%.c $(wildcard include/obra/*.h) $(BUILD)/lapi_list.h | $(BUILD)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+# which libgit2 headers workspace.o was compiled against: a change of them
+# (make deps built obra's own, or make distclean removed it) rebuilds it
+$(BUILD)/workspace.o: $(BUILD)/libgit2-headers
+$(BUILD)/libgit2-headers: FORCE | $(BUILD)
+	@{ echo "$(GIT2_HEADER)"; cat "$(GIT2_HEADER)" 2>/dev/null; } > $@.tmp
+	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
+FORCE:
 
 $(BUILD)/main.o: src/main.c $(BUILD)/lapi_list.h | $(BUILD)
 	$(CC) $(CFLAGS) -c -o $@ $<

@@ -13,6 +13,9 @@
 #include <git2/sys/mempack.h>
 #include <git2/sys/odb_backend.h>
 #include <git2/sys/diff.h>
+#if LIBGIT2_VER_MAJOR > 1 || LIBGIT2_VER_MINOR >= 8
+#include <git2/sys/errors.h>      /* git_error_clear, moved there in 1.8 */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -100,9 +103,12 @@ static struct { GIT_FUNCS(OBRA_DL_POINTER) GIT_REPO_FUNCS(OBRA_DL_POINTER) } fn;
 /* only the version obra was built against: the option structs are versioned.
  * obra's own build first (make deps: Debian's source without the network
  * transports, whose libraries Debian's build maps into every process that
- * loads it: ~3.5 MiB), else the system's. */
+ * loads it: ~3.5 MiB), else the system's.  The same code builds against 1.5
+ * (bookworm's) and 1.9 (trixie's, obra's own when bookworm's source is gone:
+ * Makefile, GIT2_CFLAGS). */
 static obra_dl lib = OBRA_DL_LIB("libgit2", "OBRA_LIBGIT2",
-  "install it (Debian: apt-get install libgit2-1.5); without it iterations run with no checkpoint and no change summary",
+  "build obra's own (make deps) or install libgit2 " LIBGIT2_SOVERSION " (Debian: libgit2-" LIBGIT2_SOVERSION
+  "); without it iterations run with no checkpoint and no change summary",
   "@libgit2.so." LIBGIT2_SOVERSION, "libgit2.so." LIBGIT2_SOVERSION);
 
 static int inited;
