@@ -55,7 +55,7 @@ describe("obra calibrate over a real run", function()
     p = E.project { tag = "calibrate", llm = srv, script = SCRIPT, scenario = { rules = RULES } }
     -- the fake agent's state outside the work directory: the judge reads the patch, and
     -- the fake's log of every prompt (sloppy's "SLOPPY" too) is not the agent's work
-    os.execute("rm -rf " .. H.q(p.state))
+    H.rmtree(p.state)
     p.state = H.tmpdir("calibrate-state")
     -- bad and meh fail their check with no iteration left: they wait for a human
     H.expect_code(E.run(p), 3)

@@ -159,7 +159,7 @@ for _, backend in ipairs(F.backends()) do
       end
       assert.are.equal(0, #s:query("SELECT * FROM locks"))
       s:close()
-      os.execute("rm -rf " .. H.q(bare))
+      H.rmtree(bare)
       F.cleanup(p)
     end)
   end)

@@ -177,7 +177,7 @@ task "b" { prompt = "Write b.txt containing done.", checks = { "grep -qx done b.
     H.writefile(d .. "/staged.txt", "staged\n")
     git(d, "git add staged.txt")
     H.writefile(d .. "/untracked.txt", "mine\n")
-    os.execute("mkdir -p " .. H.q(d .. "/build"))
+    H.mkdirs(d .. "/build")
     H.writefile(d .. "/build/keep.o", "ignored\n")
     local head = git(d, "git rev-parse HEAD")
     local index = git(d, "sha1sum .git/index")

@@ -34,7 +34,7 @@ describe("obra binary", function()
     assert.are.same({}, st.projects)
     assert.are.equal(0, st.open_breakpoints)
     -- status from a subdirectory finds the project above
-    os.execute("mkdir -p " .. H.q(dir .. "/sub/deeper"))
+    H.mkdirs(dir .. "/sub/deeper")
     H.expect_code(H.obra({ "status", "--json" }, { cwd = dir .. "/sub/deeper" }), 0)
     H.rmdir(dir)
   end)
@@ -59,7 +59,7 @@ describe("obra binary", function()
 
   it("prints a traceback and exits 70 on a Lua error inside a command", function()
     local dir = H.tmpdir("crash")
-    os.execute("mkdir -p " .. H.q(dir .. "/ext/obra/cmd"))
+    H.mkdirs(dir .. "/ext/obra/cmd")
     H.writefile(dir .. "/ext/obra/cmd/boom.lua", [[
       local function inner() local t = nil; return t.field end
       return { summary = "explodes", run = function() return inner() end }
@@ -132,7 +132,7 @@ describe("obra status", function()
     local dir = H.tmpdir("status-queue")
     H.writefile(dir .. "/obra.lua", 'project "q"\nconfig { llm = false }\n' ..
       'task "a" { prompt = "a" }\ntask "b" { prompt = "b" }\ntask "c" { prompt = "c" }\n')
-    os.execute("mkdir -p " .. H.q(dir .. "/.obra"))
+    H.mkdirs(dir .. "/.obra")
     H.expect_code(H.obra({ "run", "--no-work", "--set", "agent.command=" .. H.FAKES .. "/claude" }, { cwd = dir }), 0)
     local s = assert(require("obra.store").open(dir .. "/.obra/obra.db"))
     local pid = s:project().id

@@ -39,7 +39,7 @@ end
 local function script(shell, dir, name)
   local r = H.expect_code(H.obra({ "completion", shell }), 0)
   assert.are.equal("", r.err)
-  os.execute("mkdir -p " .. H.q(dir))
+  H.mkdirs(dir)
   H.writefile(dir .. "/" .. name, r.out)
   return dir .. "/" .. name
 end
@@ -69,7 +69,7 @@ describe("obra completion", function()
     H.rmdir(away)
     -- a damaged database: still nothing but exit 0 (a completion never prints an error)
     local broken = H.tmpdir("broken")
-    os.execute("mkdir -p " .. H.q(broken .. "/.obra"))
+    H.mkdirs(broken .. "/.obra")
     H.writefile(broken .. "/.obra/obra.db", string.rep("not a database\n", 512))
     r = H.expect_code(H.obra({ "completion", "--tasks" }, { cwd = broken }), 0)
     assert.are.equal("", r.out .. r.err)

@@ -167,10 +167,10 @@ task "word" { prompt = "Write out.txt with the word good.", checks = { "grep -qx
       -- OBRA_LIBGIT2 still has the last word
       c = doctor(bin, { OBRA_LIBGIT2 = lib })
       assert.matches(lib .. " (" .. SO .. ".", c.detail, 1, true)
-      assert(os.execute("rm -rf " .. H.q(dir)))
+      assert(H.rmtree(dir))
     end
     -- a copy that cannot be loaded: the system's (or none), without a word about the copy
-    assert(os.execute("mkdir -p " .. H.q(base .. "/bin/lib/obra")))
+    assert(H.mkdirs(base .. "/bin/lib/obra"))
     H.writefile(base .. "/bin/lib/obra/" .. name, "not a library\n")
     c = doctor(bin)
     if SO == SYS then

@@ -63,7 +63,7 @@ describe("a failing database or disk", function()
     if uid ~= "0\n" then pending("needs root to mount a small tmpfs"); return end
     local base = H.tmpdir("fulldisk")
     local mnt = base .. "/mnt"
-    os.execute("mkdir -p " .. H.q(mnt))
+    H.mkdirs(mnt)
     local _, mcode = H.sh("mount -t tmpfs -o size=3m,mode=0700 tmpfs " .. H.q(mnt) .. " 2>&1")
     if mcode ~= 0 then pending("cannot mount a tmpfs here"); H.rmdir(base); return end
     local ok, err = pcall(function()

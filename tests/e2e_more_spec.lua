@@ -26,7 +26,7 @@ describe("engine", function()
       { write = { ["out.txt"] = "bad\n" } },
     } } }
     assert.are.equal(3, E.run(p).code)
-    os.execute("rm -rf " .. H.q(p.state .. "/sessions"))      -- the agent forgets every session
+    H.rmtree(p.state .. "/sessions")      -- the agent forgets every session
     H.expect_code(E.obra(p, { "answer", "fix", "try again" }), 0)
     H.expect_code(E.obra(p, { "resume" }), 0)
     E.assert_consistent(p, 1)

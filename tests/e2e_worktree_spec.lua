@@ -60,7 +60,7 @@ describe("the work directory", function()
     local before = listing(scripts)
     local dir = H.tmpdir("calc")
     local state = dir .. "/../" .. (dir:match("([^/]+)$")) .. ".fake"
-    os.execute("mkdir -p " .. H.q(state))
+    H.mkdirs(state)
     local scenario = state .. "/scenario.json"
     H.writefile(scenario, require("cjson").encode { rules = {
       { match = "Create calculator.py", write = { ["calculator.py"] = CALC } },
@@ -135,7 +135,7 @@ config { max_iterations = 2 }
 task "lib" { prompt = "Write lib.txt containing done.", workdir = "pkg/lib", checks = { "grep -qx done lib.txt" } }
 ]], scenario = { rules = { { match = "lib.txt", expect = { files = { "keep.txt" } }, write = { ["lib.txt"] = "done\n" } } } } }
     local d = p.dir
-    os.execute("mkdir -p " .. H.q(d .. "/pkg/lib"))
+    H.mkdirs(d .. "/pkg/lib")
     H.writefile(d .. "/pkg/lib/keep.txt", "kept\n")
     repo(d)
     H.expect_code(E.run(p), 0)

@@ -78,7 +78,7 @@ describe("the evaluation harness", function()
   end)
 
   it("calls a cassette whose requests no longer match stale", function()
-    os.execute("mkdir -p " .. H.q(dir .. "/stale"))
+    H.mkdirs(dir .. "/stale")
     local c = load_json(dir .. "/cassettes/good.json")
     local p = c.calls[1].request.prompt
     p[1] = p[1] .. " (an older prompt)"

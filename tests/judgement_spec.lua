@@ -43,7 +43,7 @@ local function project(o)
   -- "changed nothing" means what it says
   p.state = H.tmpdir(o.tag .. "-state")
   for path, text in pairs(o.files or {}) do
-    os.execute("mkdir -p " .. H.q((p.dir .. "/" .. path):match("^(.*)/[^/]*$")))
+    H.mkdirs((p.dir .. "/" .. path):match("^(.*)/[^/]*$"))
     H.writefile(p.dir .. "/" .. path, text)
   end
   return p

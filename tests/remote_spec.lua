@@ -263,7 +263,7 @@ task "t" { title = "three steps", prompt = "TASK-T: three steps",
     local b = E.project { tag = "remote-take-b", script = script(TASK), scenario = { rules = {
       { match = "TASK%-T", write = { ["step2.txt"] = "two\n" }, result = "step two" } } } }
     clone_into(b, bare)
-    os.execute("mkdir -p " .. H.q(b.dir .. "/.obra"))
+    H.mkdirs(b.dir .. "/.obra")
     os.execute("ln -s " .. H.q(a.dir .. "/.obra/obra.db") .. " " .. H.q(b.dir .. "/.obra/obra.db"))
     local r = H.expect_code(E.run(b, { "--remote", "origin" }, { "max_iterations=2" }), 3)
     assert.matches("continuing in this clone", r.err)
@@ -385,7 +385,7 @@ task "t" { title = "two steps", prompt = "TASK-T: two steps", checks = { "test -
     assert.are.equal("one\n", G.show(bare, tip, "step1.txt"))
     assert.are.equal("two\n", G.show(bare, tip, "step2.txt"))
     s:close()
-    os.execute("rm -rf " .. H.q(bare))
+    H.rmtree(bare)
     F.cleanup(p)
   end)
 end)

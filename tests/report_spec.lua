@@ -184,7 +184,7 @@ describe("obra report of 250 tasks", function()
   local dir
   setup(function()
     dir = H.tmpdir("report-big")
-    os.execute("mkdir -p " .. H.q(dir .. "/.obra"))
+    H.mkdirs(dir .. "/.obra")
     bigrun.fill(dir .. "/.obra", 250)
   end)
   teardown(function() if dir then H.rmdir(dir) end end)

@@ -317,10 +317,10 @@ describe("workspace", function()
 
   it("writes a large first snapshot as one pack, not loose objects", function()
     for d = 1, 6 do
-      os.execute("mkdir -p " .. H.q(dir .. "/d" .. d))
+      H.mkdirs(dir .. "/d" .. d)
       for i = 1, 50 do H.writefile(string.format("%s/d%d/f%d.txt", dir, d, i), string.format("file %d %d\n", d, i):rep(i)) end
     end
-    os.execute("mkdir -p " .. H.q(dir .. "/.obra"))
+    H.mkdirs(dir .. "/.obra")
     H.writefile(dir .. "/.obra/obra.db", "never in a snapshot")
     local snap = assert(ws.snapshot(dir))
     assert.are.equal("shadow", snap.method)
@@ -354,7 +354,7 @@ describe("workspace", function()
     local git = "git --git-dir=" .. H.q(dir .. "/.obra/shadow.git") .. " "
     H.sh(git .. "config gc.autoPackLimit 2")         -- git's threshold (50 packs by default), lowered for the test
     for i = 1, 3 do                                   -- three bulk snapshots: three packs
-      os.execute("mkdir -p " .. H.q(dir .. "/bulk" .. i))
+      H.mkdirs(dir .. "/bulk" .. i)
       for j = 1, 130 do H.writefile(string.format("%s/bulk%d/f%d", dir, i, j), i .. "." .. j .. "\n") end
       assert(ws.commit(assert(ws.snapshot(dir)), "refs/obra/p/1-t", "bulk " .. i .. "\n"))
     end
@@ -425,10 +425,10 @@ describe("workspace, owned mode (a worktree obra made with git worktree add)", f
     local index = H.sh("git -C " .. H.q(wt) .. " rev-parse --git-path index")
     local idx_before = H.sh("cd " .. H.q(wt) .. " && md5sum " .. H.q(index:gsub("\n$", "")))
     H.writefile(wt .. "/a.txt", "changed\n")
-    os.execute("mkdir -p " .. H.q(wt .. "/sub"))
+    H.mkdirs(wt .. "/sub")
     H.writefile(wt .. "/sub/new.txt", "new\n")
     H.writefile(wt .. "/build.log", "ignored\n")
-    os.execute("mkdir -p " .. H.q(wt .. "/.obra"))
+    H.mkdirs(wt .. "/.obra")
     H.writefile(wt .. "/.obra/state", "obra's own\n")
     local snap = assert(ws.snapshot(wt, { owned = true }))
     assert.are.equal("owned", snap.method)
@@ -643,7 +643,7 @@ describe("workspace, the stat scan before the walk (scan_threads)", function()
 
   it("in an owned worktree: two worktrees, the same changes", function()
     local repo = root .. "/repo"
-    os.execute("mkdir -p " .. H.q(repo))
+    H.mkdirs(repo)
     sh(repo, "git init -q -b main && " .. BASE .. " && git add -A && git -c user.name=t -c user.email=t@t commit -qm base && " ..
       "git worktree add -q -b obra/p/task/t1 ../w1 && git worktree add -q -b obra/p/task/t2 ../w2")
     local dirs = { root .. "/w1", root .. "/w2" }

@@ -243,7 +243,7 @@ task "b" { prompt = "Write b.txt containing done.", deps = { "a" }, checks = { "
     H.writefile(d .. "/f.txt", "f\n")
     git(d, "git init -q -b main && git add f.txt && git -c user.name=u -c user.email=u@u commit -qm init")
     local head = git(d, "git rev-parse HEAD"):gsub("%s+$", "")
-    os.execute("mkdir -p " .. H.q(d .. "/.obra"))
+    H.mkdirs(d .. "/.obra")
     local store = assert(require("obra").open(d .. "/.obra/obra.db"))
     local engine = require "obra.engine"
     local wt = require "obra.worktrees"
@@ -362,7 +362,7 @@ task "a" { prompt = "Write a.txt containing done.", checks = { "grep -qx done a.
     git(d, "git init -q -b main && git add -A && git -c user.name=u -c user.email=u@u commit -qm init")
     -- every git obra starts goes through this one on PATH, which notes its arguments
     local bin, log = d .. ".bin", d .. ".git-calls"
-    os.execute("mkdir -p " .. H.q(bin))
+    H.mkdirs(bin)
     H.writefile(bin .. "/git", "#!/bin/sh\necho \"$*\" >> " .. H.q(log) .. "\nexec /usr/bin/git \"$@\"\n")
     os.execute("chmod +x " .. H.q(bin .. "/git"))
     local env = E.env(p)

@@ -19,7 +19,7 @@ function E.project(a)
   -- the fake agent's state lives beside the project, not in it: its call log
   -- changes at every call and would be part of every diff the judge reads
   local p = { dir = dir, state = dir .. ".fake", scenario = dir .. "/scenario.json", script = "obra.lua" }
-  os.execute("mkdir -p " .. H.q(p.state))
+  H.mkdirs(p.state)
   if a.copy then
     p.script = a.copy:match("([^/]+)$")
     H.writefile(dir .. "/" .. p.script, assert(H.readfile(H.ROOT .. "/" .. a.copy)))

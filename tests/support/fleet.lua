@@ -32,7 +32,7 @@ end
 -- be part of their diff).
 function F.files(p)
   local d = p.dir .. ".fleet"
-  os.execute("mkdir -p " .. H.q(d))
+  H.mkdirs(d)
   return d
 end
 

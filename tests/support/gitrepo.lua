@@ -31,7 +31,7 @@ function G.init(dir, files)
   local paths = { "add", "--" }
   for path, content in pairs(files) do
     local d = path:match("^(.*)/[^/]+$")
-    if d then os.execute("mkdir -p " .. H.q(dir .. "/" .. d)) end
+    if d then H.mkdirs(dir .. "/" .. d) end
     H.writefile(dir .. "/" .. path, content)
     paths[#paths + 1] = path
   end

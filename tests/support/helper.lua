@@ -9,6 +9,7 @@ H.FAKES = H.ROOT .. "/tests/fakes"
 H.SANITIZE = os.getenv("OBRA_SANITIZE") ~= nil
 
 local cjson = require "cjson"
+local lfs = require "lfs"
 H.null = cjson.null
 
 -- OBRA_TEST_TRACE=1: every H.obra call reports its wall time on stderr
@@ -113,16 +114,42 @@ function H.barrier(dir, n)
     H.q(dir), count, n, H.HANG_GUARD * 20, count, n)
 end
 
+-- mkdir -p and rm -rf in this process (lua-filesystem): a shell and a
+-- mkdir or rm each were some 3,000 of the suite's 15,500 process starts.
+-- H.mkdirs(path) -> path (an error when a part cannot be made);
+-- H.rmtree(path) -> true: what is there goes, a symbolic link without what it names.
+function H.mkdirs(path)
+  local at = path:sub(1, 1) == "/" and "" or "."
+  for part in path:gmatch("[^/]+") do
+    at = at .. "/" .. part
+    if lfs.attributes(at, "mode") ~= "directory" then
+      local ok, err = lfs.mkdir(at)
+      if not ok and lfs.attributes(at, "mode") ~= "directory" then error("mkdir " .. at .. ": " .. tostring(err), 2) end
+    end
+  end
+  return path
+end
+
+function H.rmtree(path)
+  local mode = lfs.symlinkattributes(path, "mode")
+  local ok, iter, dir = pcall(lfs.dir, path)   -- (not a directory, or one that cannot be read: as rm, no error)
+  if mode == "directory" and ok then
+    for name in iter, dir do
+      if name ~= "." and name ~= ".." then H.rmtree(path .. "/" .. name) end
+    end
+  end
+  if mode then os.remove(path) end
+  return true
+end
+
 local counter = 0
 function H.tmpdir(tag)
   counter = counter + 1
-  local d = string.format("%s/%s-%d-%d-%d", H.TMP, tag or "t", os.time(), counter, math.random(1, 1e9))
-  assert(os.execute("mkdir -p " .. H.q(d)))
-  return d
+  return H.mkdirs(string.format("%s/%s-%d-%d-%d", H.TMP, tag or "t", os.time(), counter, math.random(1, 1e9)))
 end
 
 function H.rmdir(d)
-  if d and d:find(H.TMP, 1, true) == 1 then os.execute("rm -rf " .. H.q(d) .. " " .. H.q(d .. ".fake")) end
+  if d and d:find(H.TMP, 1, true) == 1 then H.rmtree(d); H.rmtree(d .. ".fake") end
 end
 
 function H.readfile(path)
