@@ -14,14 +14,22 @@ local H = require "support.helper"
 
 local M = {}
 
+-- the newest /usr/lib/postgresql/<version>/bin with initdb and pg_ctl (found
+-- once per process, without a shell: url() asks at every database)
+local found
 local function bindir()
-  local out = H.sh("ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1")
-  local dir = out:match("^(%S+)")
-  if dir and H.sh("test -x " .. H.q(dir .. "/initdb") .. " && test -x " .. H.q(dir .. "/pg_ctl") .. " && echo y")
-      :match("^y") then
-    return dir
+  if found ~= nil then return found or nil end
+  local lfs = require "lfs"
+  local best, best_v = false, nil
+  local ok, iter, d = pcall(lfs.dir, "/usr/lib/postgresql")
+  for v in ok and iter or function() end, d do
+    local n = tonumber(v:match("^(%d+)"))
+    local dir = "/usr/lib/postgresql/" .. v .. "/bin"
+    local function exe(f) return (lfs.attributes(dir .. "/" .. f, "permissions") or ""):find("x") end
+    if n and (not best_v or n > best_v) and exe("initdb") and exe("pg_ctl") then best, best_v = dir, n end
   end
-  return nil
+  found = best
+  return found or nil
 end
 
 function M.available()
