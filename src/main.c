@@ -5,6 +5,7 @@
  * protected call with a traceback and turns the result into the exit status:
  * the integer main returns, or 70 (EX_SOFTWARE) after printing the traceback
  * of an uncaught error.  Only this file may exit. */
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,12 @@ static int pmain(lua_State *L) {
 }
 
 int main(int argc, char **argv) {
+  /* glibc gives the top of the heap back to the kernel whenever 128 KiB of it
+   * is free, and an iteration's allocations (libgit2 1.9's above all) free
+   * and take that much again: ~19 brk calls and ~18 page faults an iteration,
+   * some 5 % of obra's CPU in the loop.  Kept up to 1 MiB, the peak RSS does
+   * not move (it is the high-water mark either way). */
+  mallopt(M_TRIM_THRESHOLD, 1 << 20);
   lua_State *L = luaL_newstate();
   if (L == NULL) { fprintf(stderr, "obra: cannot create a Lua state (out of memory)\n"); return EXIT_INTERNAL; }
   lua_pushcfunction(L, msghandler);
