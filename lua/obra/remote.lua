@@ -44,6 +44,7 @@ local M = {}
 
 M.TIMEOUT = 60
 M.PREFIX = "refs/obra-remote/"
+M.LOCK_STALE = 5     -- seconds: a ref lock in obra's namespace older than this was left by a killed git
 M.CREATE_ATTEMPTS = 3
 
 local function short(c) return c and c:sub(1, 10) or "?" end
@@ -123,11 +124,32 @@ function M.probe(ctx)
   return true
 end
 
+-- A ref lock a killed git left in obra's own namespace of this clone
+-- (refs/obra-remote/...: a fetch killed with its obra) fails every later
+-- fetch of that ref.  git holds such a lock for milliseconds: one still there
+-- after LOCK_STALE seconds is removed.  -> true when the fetch may be tried again.
+local function stale_lock(ctx, err)
+  local path = (err or ""):match("Unable to create '([^']+/refs/obra%-remote/[^']+%.lock)'")
+  if not path then return false end
+  local st = core.stat(path)
+  while st and st.mtime > core.now() - M.LOCK_STALE do
+    require("obra.loop").sleep(100)
+    st = core.stat(path)
+  end
+  if st then
+    os.remove(path)
+    ctx.log(nil, "removed %s, a lock a killed git left in obra's refs", path)
+  end
+  return true
+end
+
 local function fetch(ctx, top, branch)
   local r, err = M.of(ctx, top)
   if not r then return nil, err end
-  local res, rerr = git.run({ "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", r.arg,
-    "+refs/heads/" .. branch .. ":" .. M.ref(branch) }, { cwd = top, timeout = M.TIMEOUT })
+  local argv = { "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", r.arg,
+    "+refs/heads/" .. branch .. ":" .. M.ref(branch) }
+  local res, rerr = git.run(argv, { cwd = top, timeout = M.TIMEOUT })
+  if res and not res.ok and stale_lock(ctx, res.err) then res, rerr = git.run(argv, { cwd = top, timeout = M.TIMEOUT }) end
   if not res then return nil, unreachable(r, rerr) end
   if not res.ok then
     if res.err:find("couldn't find remote ref", 1, true) then return false end
