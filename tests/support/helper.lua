@@ -10,7 +10,6 @@ H.SANITIZE = os.getenv("OBRA_SANITIZE") ~= nil
 
 local cjson = require "cjson"
 local lfs = require "lfs"
-local proc = require "obra.proc"
 H.null = cjson.null
 
 -- OBRA_TEST_TRACE=1: every H.obra call reports its wall time on stderr
@@ -184,7 +183,8 @@ function H.obra(args, opts)
     env.ASAN_OPTIONS = "detect_leaks=1:halt_on_error=1:exitcode=86"
   end
   local t0 = H.TRACE and H.clock()
-  local r = assert(proc.run { argv = argv, cwd = opts.cwd or ".", env = env, stdin = opts.stdin,
+  -- (required here: tests/eval uses this module's plain helpers without obra's modules on its path)
+  local r = assert(require("obra.proc").run { argv = argv, cwd = opts.cwd or ".", env = env, stdin = opts.stdin,
     timeout = opts.timeout or 120, kill_grace = 5, max_stdout = 256 * 1024 * 1024, max_stderr = 64 * 1024 * 1024 })
   if H.TRACE then
     io.stderr:write(string.format("[trace %6.2fs] obra %s\n", H.clock() - t0, table.concat(args, " "):sub(1, 160)))
