@@ -39,6 +39,7 @@
 -- Refs obra writes locally: refs/obra-remote/... and its own obra/ branches.
 local core = require "obra.core"
 local git = require "obra.git"
+local loop = require "obra.loop"
 
 local M = {}
 
@@ -133,7 +134,7 @@ local function stale_lock(ctx, err)
   if not path then return false end
   local st = core.stat(path)
   while st and st.mtime > core.now() - M.LOCK_STALE do
-    require("obra.loop").sleep(100)
+    loop.sleep(100)
     st = core.stat(path)
   end
   if st then
@@ -143,13 +144,19 @@ local function stale_lock(ctx, err)
   return true
 end
 
+-- git fetch from the remote into refs/obra-remote/... (every fetch obra makes):
+-- git.run's result, tried again once after a stale lock of obra's was removed
+local function fetch_into(ctx, top, r, refspec)
+  local argv = { "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", r.arg, refspec }
+  local res, err = git.run(argv, { cwd = top, timeout = M.TIMEOUT })
+  if res and not res.ok and stale_lock(ctx, res.err) then res, err = git.run(argv, { cwd = top, timeout = M.TIMEOUT }) end
+  return res, err
+end
+
 local function fetch(ctx, top, branch)
   local r, err = M.of(ctx, top)
   if not r then return nil, err end
-  local argv = { "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", r.arg,
-    "+refs/heads/" .. branch .. ":" .. M.ref(branch) }
-  local res, rerr = git.run(argv, { cwd = top, timeout = M.TIMEOUT })
-  if res and not res.ok and stale_lock(ctx, res.err) then res, rerr = git.run(argv, { cwd = top, timeout = M.TIMEOUT }) end
+  local res, rerr = fetch_into(ctx, top, r, "+refs/heads/" .. branch .. ":" .. M.ref(branch))
   if not res then return nil, unreachable(r, rerr) end
   if not res.ok then
     if res.err:find("couldn't find remote ref", 1, true) then return false end
@@ -205,8 +212,7 @@ end
 -- branch, else (an empty remote) the local HEAD.
 local function start_commit(ctx, top, r)
   local ref = M.PREFIX .. "HEAD"
-  local res = git.run({ "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", r.arg, "+HEAD:" .. ref },
-    { cwd = top, timeout = M.TIMEOUT })
+  local res = fetch_into(ctx, top, r, "+HEAD:" .. ref)
   local c = res and res.ok and rev(top, ref .. "^{commit}")
   if c then return c, "the remote's default branch" end
   c = rev(top, "HEAD^{commit}")
