@@ -27,6 +27,10 @@ describe("data layer", function()
     in_store("data-first", C.first_iterations)
   end)
 
+  it("claims the next task in the record of the iteration that ends a task (one commit for its first iteration)", function()
+    in_store("data-sched", C.scheduled)
+  end)
+
   it("packs long texts and reads them back unchanged", function()
     local dir = H.tmpdir("data-pack")
     local s = assert(obra.open(dir .. "/.obra/obra.db"))

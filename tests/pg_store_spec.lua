@@ -132,6 +132,10 @@ describe("the PostgreSQL store", function()
     in_project("first", C.first_iterations)
   end)
 
+  it("claims the next task in the record of the iteration that ends a task (one commit for its first iteration)", function()
+    in_project("sched", C.scheduled)
+  end)
+
   it("packs long texts into bytea and reads them back unchanged", function()
     local s = open("packed")
     C.packed_texts(s)

@@ -476,8 +476,30 @@ function M.run(ctx, opts)
   if opts.live and core.isatty(2) and not ctx.quiet then ctx.status_line = statusline.new(ctx) end
   local running = ctx.running
   local nrunning = 0
+  -- A task whose lease ends with its iteration's record claims the next one
+  -- in that same transaction when it leaves a slot free (iteration.record):
+  -- one commit for a new task's first iteration instead of two, the claim
+  -- as durable before its agent as before.  Started by the next pass.
+  local preclaimed = {}
+  ctx.claim_next = function(ending)
+    if ctx.fatal or ctx.stopping or core.signaled() or nrunning - 1 + #preclaimed >= max_parallel then return nil end
+    ctx.ending = ending   -- (its files are final: iteration.open may hand them to the next task)
+    local ok, lease = pcall(fleet.claim, ctx, iteration.open)
+    ctx.ending = nil
+    if not ok then error(lease, 0) end
+    if lease then preclaimed[#preclaimed + 1] = lease end
+    return lease
+  end
   local function drop(id)
     -- the task's lease is gone: its coroutine never resumes, its agent is stopped
+    for i, l in ipairs(preclaimed) do
+      if l.task_id == id then
+        table.remove(preclaimed, i)
+        ctx.fleet.held[id] = nil
+        ctx.log(nil, "task %d: lease lost before it started (another worker has it)", id)
+        return
+      end
+    end
     local co = running[id]
     if not co then return end
     running[id], ctx.task_state[id] = nil, nil
@@ -510,7 +532,7 @@ function M.run(ctx, opts)
       local spent = budgets.run_spent(ctx)
       if spent then ctx.budget_spent = spent end
       while not ctx.budget_spent and nrunning < max_parallel do
-        local lease = fleet.claim(ctx, iteration.open)   -- (the claim starts its iteration)
+        local lease = table.remove(preclaimed, 1) or fleet.claim(ctx, iteration.open)   -- (the claim starts its iteration)
         if not lease then break end
         nrunning = nrunning + 1
         local id = lease.task_id
@@ -522,6 +544,10 @@ function M.run(ctx, opts)
           nrunning = nrunning - 1
           scan = true
         end)
+      end
+      if ctx.budget_spent then   -- claimed before the budget was found spent: back in the queue
+        for _, l in ipairs(preclaimed) do fleet.release(ctx, l, "released") end
+        preclaimed = {}
       end
       if opts.watch then
         local line = counts_text(s:task_counts(ctx.project.id))
@@ -550,7 +576,9 @@ function M.run(ctx, opts)
     end
   end
   if ctx.status_line then ctx.status_line:clear(); ctx.status_line = nil end
-  ctx.dir_after = nil
+  ctx.dir_after, ctx.claim_next = nil, nil
+  -- a task claimed by the last record and never started: back in the queue
+  for _, l in ipairs(preclaimed) do fleet.release(ctx, l, "released") end
   -- leave: tasks still running (interrupt) go back to pending, their leases
   -- released; their agents die with the handles
   if ctx.stopping or ctx.fatal then

@@ -192,7 +192,8 @@ end
 -- unknown: a task claimed but not prepared yet (its directory not known) counts.
 local function other_in(ctx, task, dir, unknown)
   for id in pairs(ctx.running or {}) do
-    local st = id ~= task.id and ctx.task_state[id]
+    -- (a task whose record claims this one is done with the files: ctx.ending)
+    local st = id ~= task.id and id ~= ctx.ending and ctx.task_state[id]
     if st and unknown and not st.workdir then return id end
     local other = st and st.workdir
     -- (a task in its own worktree under .obra/ is not in the shared snapshot)
@@ -286,7 +287,9 @@ end
 -- already found shared, its workspace row, based on the files as the last
 -- iteration there left them (left_in; prepare starts from that snapshot).
 -- So prepare has nothing left to write in the common case, and a task's
--- first iteration commits twice: the claim, the record (docs/data.md).
+-- first iteration commits once when the last task's record claimed it (the
+-- claim is in that transaction: engine.lua's ctx.claim_next), twice when the
+-- scheduler's pass did (docs/data.md).
 -- Nothing for a task the merge queue takes first.
 function M.open(ctx, task_id)
   local s = ctx.store
@@ -625,7 +628,7 @@ function M.record(ctx, it)
   -- that was judged, never an older checkpoint the remote had (a push that
   -- fails is logged; the integration pushes again)
   if it.workspace_state == "queued" and ctx.config.remote then remote.publish(ctx, it.task, it.ws) end
-  local out = s:record_iteration {
+  local rec = {
     run_id = ctx.run_id, task = it.task, iteration = it.iteration, agent_name = it.agent.kind or it.agent_cfg.kind,
     calls = it.calls, session_ids = it.session_ids, checks = it.checks, event = it.event,
     policy_fingerprint = it.policy:fingerprint(), decision = it.decision, status = it.status,
@@ -634,12 +637,25 @@ function M.record(ctx, it)
     lease_end = lease and { attempt = lease.attempt, worker_id = lease.worker_id,
                             reason = (it.decision.stop or ctx.fatal or ctx.stopping) and "released" or "done" } or nil,
   }
-  if next_iteration then st.announced = next_iteration end
   -- the files of a shared directory as this iteration leaves them, for the
-  -- next task the scheduler starts there (prepare)
+  -- next task the scheduler starts there (M.open, prepare)
   if it.goes_on and st and st.after and it.ws and it.ws.isolation ~= "worktree" then
     ctx.dir_after = { snap = st.after, pass = ctx.pass or 0 }
   end
+  local out
+  if lease and ctx.claim_next and not it.decision.stop then
+    -- the slot this task leaves: the scheduler's next task claimed in the
+    -- same transaction (engine.lua); a claim that fails is its savepoint
+    -- only, and the scheduler's next pass claims again
+    s:tx(function()
+      out = s:record_iteration(rec)
+      local ok, err = pcall(s.tx, s, ctx.claim_next, it.task.id)
+      if not ok then ctx.log(it.task, "the next task's claim failed (the scheduler claims again): %s", tostring(err)) end
+    end)
+  else
+    out = s:record_iteration(rec)
+  end
+  if next_iteration then st.announced = next_iteration end
   if lease then
     -- what the coroutine writes after this (a --interactive answer) is no longer the lease's
     ctx.fleet.held[it.task.id] = nil

@@ -178,6 +178,52 @@ function C.first_iterations(s, dir)
   H.rmdir(state)
 end
 
+-- the same, run by the scheduler (engine.run): a task's record claims the
+-- next task in its own transaction (the slot it leaves), so from the second
+-- task on a new task's first iteration commits once; each task still starts
+-- from the files the last one left, measured against them only
+function C.scheduled(s, dir)
+  local state = H.tmpdir("data-sched-fake")
+  local tasks, rules = {}, {}
+  for i = 1, 4 do
+    tasks[i] = string.format('task "t%d" { prompt = "T%d: write t%d.txt" }\n', i, i, i)
+    rules[i] = { match = "T" .. i .. ":", write = { ["t" .. i .. ".txt"] = "done\n" }, result = "wrote t" .. i }
+  end
+  workflow(dir, state, { rules = rules }, table.concat(tasks) ..
+    'policy { decide = function(ev) return { action = "proceed", reason = "fine" } end }\n')
+  local ctx = assert(engine.open { script = dir .. "/obra.lua", store = s, dir = dir, quiet = true })
+  -- (observed, not changed: the commits so far after each record)
+  local iteration = require "obra.iteration"
+  local record, after = iteration.record, {}
+  iteration.record = function(c, it)
+    local r = record(c, it)
+    after[#after + 1] = { key = it.task.key, commits = s:stats().commits }
+    return r
+  end
+  local ok, code, summary = pcall(engine.run, ctx, { max_parallel = 1 })
+  iteration.record = record
+  assert(ok, code)
+  assert.are.equal(0, code, require("cjson").encode(summary))
+  assert.are.equal(4, #after)
+  for i = 2, 4 do
+    assert.are.equal("t" .. i, after[i].key)
+    assert.are.equal(1, after[i].commits - after[i - 1].commits, "the commits of t" .. i)
+  end
+  for i = 1, 4 do
+    local t = s:task("t" .. i, ctx.project.id)
+    assert.are.equal("done", t.status)
+    assert.are.same({ "t" .. i .. ".txt" }, s:decisions(t.id)[1].signals.changes.created)
+    assert.are.equal(s:checkpoints(t.id)[1].tree, s:workspace(t.id).base_tree)
+    assert.is_nil(s:first(s.SQL.lease_attempt_of, t.id).lease_worker)   -- every lease ended
+  end
+  local types = {}
+  for _, e in ipairs(s:events_after(0)) do
+    if e.task == "t3" then types[#types + 1] = e.type end
+  end
+  assert.are.same({ "task_started", "iteration_started", "iteration_ended", "task_done" }, types)
+  H.rmdir(state)
+end
+
 -- binds named parameters and stores tables as JSON
 function C.bind(s)
   s:exec("INSERT INTO projects(name) VALUES (:name)", { name = "n" })
