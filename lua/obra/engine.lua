@@ -431,7 +431,7 @@ function M.run(ctx, opts)
   local s = ctx.store
   -- a ctx is reusable (the REPL): forget the previous run's stop reasons
   ctx.fatal, ctx.fatal_code, ctx.stopping, ctx.budget_spent = nil, nil, nil, nil
-  ctx.running = {}
+  ctx.running, ctx.claim_next = {}, nil
   -- (coroutines of an interrupted run may have held these)
   ctx.integration_lock, ctx.integration_waiting, ctx.worktrees_busy = nil, nil, nil
   core.signaled(true)
@@ -627,6 +627,7 @@ function M.step(ctx, ref)
     ctx.run_id = id
     ctx.run_started = core.now()
   end
+  ctx.claim_next = nil   -- (a step claims nothing: not even after a run that ended in an error)
   local rec = iteration.run(ctx, t)
   -- a proceed in a worktree: its integration too (blocking)
   if rec.queued then rec.status = integrate.run(ctx, s:task(t.id)) end
