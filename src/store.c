@@ -256,9 +256,14 @@ static obra_store *open_store(const char *path, int target, int readonly, obra_e
   }
   /* A 512 KiB page cache (SQLite's default is 2 MiB): obra's queries touch a
    * few index pages and the newest rows, and a 1000-task run is measured to
-   * stay as fast with it while 1.5 MiB smaller (bench/README.md). */
+   * stay as fast with it while 1.5 MiB smaller (bench/README.md).  Temporary
+   * files in memory: a savepoint's journal (the claim that a record makes for
+   * the next task, docs/data.md) is the pages it changed, a few KiB, and as a
+   * file it cost a search of the temporary directories (stat and access of
+   * each), an open and a pwrite a page, every time. */
   if (rc == OBRA_OK && !readonly)
-    rc = obra_store_exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -512", e);
+    rc = obra_store_exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -512; "
+                            "PRAGMA temp_store = MEMORY", e);
   /* A database we can read but not write must fail now, not at the first write. */
   if (rc == OBRA_OK && !readonly && sqlite3_db_readonly(s->db, "main") == 1)
     rc = obra_err_set(e, OBRA_EIO, "database %s is read-only", path);
