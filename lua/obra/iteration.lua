@@ -643,10 +643,15 @@ function M.record(ctx, it)
     ctx.dir_after = { snap = st.after, pass = ctx.pass or 0 }
   end
   local out
-  if lease and ctx.claim_next and not it.decision.stop then
-    -- the slot this task leaves: the scheduler's next task claimed in the
-    -- same transaction (engine.lua); a claim that fails is its savepoint
-    -- only, and the scheduler's next pass claims again
+  -- the slot this task leaves: the scheduler's next task claimed in the same
+  -- transaction (engine.lua); a claim that fails is its savepoint only, and
+  -- the scheduler's next pass claims again.  Not when this coroutine still
+  -- has work that keeps the slot (a merge into the integration branch, a
+  -- question to a human at the terminal): the next task would show running
+  -- for all that time without an agent
+  local hands_over = lease and ctx.claim_next and not it.decision.stop and it.workspace_state ~= "queued"
+    and not (ctx.interactive and #it.breakpoints > 0)
+  if hands_over then
     s:tx(function()
       out = s:record_iteration(rec)
       local ok, err = pcall(s.tx, s, ctx.claim_next, it.task.id)
