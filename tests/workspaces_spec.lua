@@ -303,6 +303,22 @@ task "b" { prompt = "Write b.txt containing done.", deps = { "a" }, checks = { "
     local u4 = assert(wt.ensure(ctx, u))
     assert.are.equal("kept\n", H.readfile(u4.path .. "/mine.txt"))
     os.remove(u4.path .. "/mine.txt")
+    -- a kill in `git worktree add` just after it made the entry's commondir, still
+    -- empty (found by chaos_spec): every git that reads the worktrees dies on it
+    -- (a fetch, an add) and `git worktree prune` keeps it (locked); obra removes
+    -- that entry of its own and makes the worktree again
+    store:exec("DELETE FROM workspaces WHERE task_id = ?", u.id)
+    admin = git(u4.path, "git rev-parse --absolute-git-dir"):gsub("%s+$", "")
+    H.writefile(admin .. "/locked", "initializing")
+    H.writefile(admin .. "/commondir", "")
+    os.execute("touch -d '-1 minute' " .. H.q(admin .. "/locked"))
+    local dies = git(d, "git worktree add -q --detach .obra/probe 2>&1; git worktree prune 2>&1; echo rc $?")
+    assert.matches("failed to read [^\n]*/commondir", dies)
+    assert.is_not_nil(H.readfile(admin .. "/locked"), "prune keeps it")
+    local u5 = assert(wt.ensure(ctx, u))
+    assert.are.equal("f\n", H.readfile(u5.path .. "/f.txt"))
+    assert.are.equal("", git(u5.path, "git status --porcelain"))
+    assert.are.equal("", git(d, "git worktree list --porcelain >/dev/null"))   -- git reads every entry again
     -- .obra/ excluded once; the user's branch and index as they were
     local _, n = H.readfile(d .. "/.git/info/exclude"):gsub("\n%.obra/\n", "")
     assert.are.equal(1, n)

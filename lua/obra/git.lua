@@ -20,6 +20,8 @@
 --   git.rev(dir, spec) -> id | nil, message   (git rev-parse --verify -q spec)
 --   git.is_ancestor(dir, a, b) -> boolean     (git merge-base --is-ancestor a b)
 --   git.set_ref(dir, ref, id, old, message) -> true [, lock taken away] | nil, message   (repo:set_ref)
+--   git.dead_add(top, err [, log]) -> true: the worktree entry a killed `git worktree add` of
+--       obra's left, which err names (git dies on it), removed; run the git again
 -- The command line stays for what changes files or needs git's exact
 -- behaviour, which libgit2 1.5 does not match: `worktree add` (its checkout,
 -- lock and hooks-free setup as git writes them), `merge` (git's ort merge and
@@ -98,6 +100,46 @@ end
 function M.is_ancestor(dir, a, b)
   local repo <close> = M.open(dir)
   return repo ~= nil and repo:is_ancestor(a, b) == true
+end
+
+-- A `git worktree add` killed with its obra leaves the worktree's entry in
+-- .git/worktrees/ locked "initializing"; once its commondir file exists but
+-- is still empty, every git that reads the worktrees dies ("failed to read
+-- .git/worktrees/NAME/commondir: Success": fetch, worktree add, ...), and
+-- `git worktree prune` keeps the entry (it is locked).
+-- git.dead_add(top, err [, log]) -> true when err names such an entry of a
+-- worktree of obra's (under a .obra/worktrees/) and it was removed, with the
+-- directory it half made: the git may be run again.  A live add holds the
+-- lock for moments: one younger than M.ADD_SETTLE seconds is waited for.
+M.ADD_SETTLE = 10
+local function first_line_of(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local line = f:read("l")
+  f:close()
+  return line
+end
+
+function M.dead_add(top, err, log)
+  local entry = tostring(err or ""):match("([^%s']*/?worktrees/[^/%s']+)/[%a_]+:")
+  if not entry then return false end
+  if entry:sub(1, 1) ~= "/" then entry = top .. "/" .. entry end
+  local lock = entry .. "/locked"
+  local loop = require "obra.loop"
+  for _ = 1, M.ADD_SETTLE * 10 do
+    local st = core.stat(lock)
+    if not st or os.time() - st.mtime >= M.ADD_SETTLE then break end
+    loop.sleep(100)
+  end
+  if not (first_line_of(lock) or ""):match("^initializing") then return false end
+  local wt = (first_line_of(entry .. "/gitdir") or ""):match("^(/.*/%.obra/worktrees/[^/]+)/%.git$")
+  if not wt then return false end
+  for _, path in ipairs({ entry, wt }) do
+    local r = proc.run { argv = { "rm", "-rf", "--", path }, timeout = 120 }
+    if not (r and r.exit == 0) then return false end
+  end
+  if log then log("removed %s and %s: a `git worktree add` killed before it finished left them", entry, wt) end
+  return true
 end
 
 function M.available()

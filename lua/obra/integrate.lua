@@ -194,7 +194,9 @@ local function scratch(ctx, top, commit)
   ctx.worktrees_busy = true
   local ok, err = git.ok({ "worktree", "add", "--detach", "--quiet", path, commit }, { cwd = top })
   if not ok then
-    -- registered but its directory gone: forget it, then again
+    -- registered but its directory gone: forget it, then again (an entry a
+    -- killed add of obra's left, on which git dies, goes first)
+    git.dead_add(top, err, function(...) ctx.log(nil, ...) end)
     git.run({ "worktree", "prune" }, { cwd = top })
     ok, err = git.ok({ "worktree", "add", "--detach", "--quiet", path, commit }, { cwd = top })
   end

@@ -145,11 +145,14 @@ local function stale_lock(ctx, err)
 end
 
 -- git fetch from the remote into refs/obra-remote/... (every fetch obra makes):
--- git.run's result, tried again once after a stale lock of obra's was removed
+-- git.run's result, tried again once after a stale lock of obra's, or the
+-- worktree entry a killed `git worktree add` of obra's left, was removed
 local function fetch_into(ctx, top, r, refspec)
   local argv = { "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", r.arg, refspec }
   local res, err = git.run(argv, { cwd = top, timeout = M.TIMEOUT })
-  if res and not res.ok and stale_lock(ctx, res.err) then res, err = git.run(argv, { cwd = top, timeout = M.TIMEOUT }) end
+  if res and not res.ok and (stale_lock(ctx, res.err) or git.dead_add(top, res.err, function(...) ctx.log(nil, ...) end)) then
+    res, err = git.run(argv, { cwd = top, timeout = M.TIMEOUT })
+  end
   return res, err
 end
 

@@ -261,7 +261,9 @@ local function add_worktree(top, path, branch, may_remove)
   if not ok then
     -- a worktree the user deleted is still registered: forget it, then again.
     -- (Not before every add: a prune removes an empty .git/worktrees/ while
-    -- another task's `git worktree add` is making its entry there.)
+    -- another task's `git worktree add` is making its entry there.)  An entry
+    -- a killed add of obra's left, on which git dies, goes first.
+    git.dead_add(top, err)
     git.run({ "worktree", "prune" }, { cwd = top })
     ok, err = git.ok({ "worktree", "add", "--quiet", path, branch }, { cwd = top })
   end
