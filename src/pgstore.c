@@ -264,10 +264,16 @@ static obra_pg *open_pg(const char *target, int version, int readonly, obra_err 
   pg->readonly = readonly;
   rc = describe(pg, target, e);
   if (rc == OBRA_OK) {
-    /* obra's bounds first: the target's own settings, later, win */
+    /* obra's bounds first: the target's own settings, later, win.  A session
+     * idle inside a transaction for a minute is ended by the server: a worker
+     * frozen there (SIGSTOP, a paused VM) held its lease row locked, which the
+     * fleet's sweepers skip (FOR UPDATE SKIP LOCKED), so its task was never
+     * taken over while it stayed frozen; obra's own transactions never wait
+     * on anything between their statements. */
     const char *const keys[] = { "connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
                                  "keepalives_count", "application_name", "options", "dbname", NULL };
-    const char *const vals[] = { "10", "1", "30", "10", "3", "obra", "-c statement_timeout=120000", target, NULL };
+    const char *const vals[] = { "10", "1", "30", "10", "3", "obra", "-c statement_timeout=120000 -c idle_in_transaction_session_timeout=60000",
+                                 target, NULL };
     pg->conn = fn.PQconnectdbParams(keys, vals, 1);
     if (pg->conn == NULL) rc = obra_err_set(e, OBRA_ENOMEM, "out of memory");
     else if (fn.PQstatus(pg->conn) != CONNECTION_OK)

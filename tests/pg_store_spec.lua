@@ -71,6 +71,13 @@ describe("the PostgreSQL store", function()
     s:close()
   end)
 
+  it("bounds its sessions: a statement, and a session idle inside a transaction (a frozen worker's lease row)", function()
+    local s = open("bounds")
+    assert.are.equal("2min", s:first("SHOW statement_timeout").statement_timeout)
+    assert.are.equal("1min", s:first("SHOW idle_in_transaction_session_timeout").idle_in_transaction_session_timeout)
+    s:close()
+  end)
+
   it("opens a libpq key=value target as well as a URL; a SQLite path stays SQLite", function()
     local url, db = pg.url("conninfo")
     assert(url, db)
