@@ -297,8 +297,10 @@ task "r2" { prompt = "TASK r2", checks = { "true" }, priority = 2 }
       local agent_pid = tonumber(H.sh(H.plain .. "pgrep -P " .. a):match("%d+"))
       os.execute("kill -STOP " .. a)
       local b = F.worker(p, backend, "b")
-      -- b takes the task over once a's lease expires, and finishes it
-      local ok = F.until_true(30, function()
+      -- b takes the task over once a's lease expires, and finishes it (within 90 s:
+      -- a stopped inside a transaction of its own keeps its lease row locked
+      -- until PostgreSQL ends that session, 60 s later: docs/scale-out.md)
+      local ok = F.until_true(90, function()
         return s:first("SELECT status FROM tasks WHERE key = 'slow'").status == "done"
       end)
       local before = {
