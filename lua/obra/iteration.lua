@@ -25,7 +25,8 @@
 --                                                       workspace_state (queued: a proceed in a worktree
 --                                                       waits for the merge queue; abandoned)
 --   record     reads  all of the above           writes breakpoint_ids, checkpoint_id  (the one transaction;
---                                                       it also ends the task's lease when it leaves 'running')
+--                                                       it also ends the task's lease when it leaves 'running',
+--                                                       and claims the scheduler's next task: ctx.claim_next)
 --   after      reads  status, result, session    context refresh, hooks, the log line
 --
 -- A workflow observes stages with on("stage", fn): fn({stage=, task=,
