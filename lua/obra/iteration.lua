@@ -643,7 +643,6 @@ function M.record(ctx, it)
   if it.goes_on and st and st.after and it.ws and it.ws.isolation ~= "worktree" then
     ctx.dir_after = { snap = st.after, pass = ctx.pass or 0 }
   end
-  local out
   -- the slot this task leaves: the scheduler's next task claimed in the same
   -- transaction (engine.lua); a claim that fails is its savepoint only, and
   -- the scheduler's next pass claims again.  Not when this coroutine still
@@ -653,14 +652,13 @@ function M.record(ctx, it)
   local hands_over = lease and ctx.claim_next and not it.decision.stop and it.workspace_state ~= "queued"
     and not (ctx.interactive and #it.breakpoints > 0)
   if hands_over then
-    s:tx(function()
-      out = s:record_iteration(rec)
-      local ok, err = pcall(s.tx, s, ctx.claim_next, it.task.id)
+    -- (the claim's writes are its own savepoint, s:claim_task's: an error rolls back only them)
+    rec.within = function()
+      local ok, err = pcall(ctx.claim_next, it.task.id)
       if not ok then ctx.log(it.task, "the next task's claim failed (the scheduler claims again): %s", tostring(err)) end
-    end)
-  else
-    out = s:record_iteration(rec)
+    end
   end
+  local out = s:record_iteration(rec)
   if next_iteration then st.announced = next_iteration end
   if lease then
     -- what the coroutine writes after this (a --interactive answer) is no longer the lease's

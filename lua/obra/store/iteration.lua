@@ -31,6 +31,9 @@
 --                     iteration_started is written here, so it costs no commit of its own
 --   lease_end         {attempt, worker_id, reason} the task's lease, ended with this record
 --                     (s:end_lease) when the task leaves 'running': no commit of its own
+--   within            a function called last inside the transaction (the scheduler's claim of
+--                     the next task: iteration.record); what it writes commits with the record,
+--                     and an error it raises rolls the whole record back (catch it inside)
 -- Its events (docs/events.md): iteration_ended (always), then task_done/failed,
 -- parked and breakpoint_opened when the iteration brings them, then the next
 -- iteration's iteration_started.
@@ -119,6 +122,7 @@ return function(methods)
       end
       local l = rec.lease_end
       if l then self:end_lease(task_id, l.attempt, l.worker_id, l.reason) end
+      if rec.within then rec.within() end
       return out
     end)
   end
