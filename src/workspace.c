@@ -160,10 +160,14 @@ static int init_lib(obra_err *e) {
     /* libgit2 caches every commit and tree it parses, per repository, up to
      * 256 MiB: an open work tree kept each iteration's snapshot tree and
      * checkpoint commit to the end of the run (~0.9 KiB an iteration, most
-     * of what a run grew by).  obra looks each one up once or twice, so
-     * nothing is cached: an object is read again when wanted (callgrind:
-     * 0.08 M instructions an iteration, ~1%). */
-    fn.git_libgit2_opts(GIT_OPT_ENABLE_CACHING, 0);
+     * of what a run grew by).  An iteration reads each of its objects two
+     * or three times, though (the tree written, read back for the index's
+     * tree cache, then for the diff; the next iteration's diff reads it
+     * again as its `before`; a blob's header, then the blob), each read an
+     * open, a stat, a read and an inflate: so a cache of 64 KiB in all
+     * (libgit2 evicts at random beyond it), blobs up to 4 KiB included. */
+    fn.git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)(64 << 10));
+    fn.git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_BLOB, (size_t)(4 << 10));
     /* Debian's libgit2 (mbedTLS) parses the system CA bundle in
      * git_libgit2_init, for an HTTPS transport obra never uses (remotes go
      * through the git command line, remote.lua): the 0.35 MiB chain is let go
