@@ -179,10 +179,9 @@ static int make_pipe(int p[2]) {
   return 0;
 }
 
-static void set_nonblock(int fd) {
-  int fl = fcntl(fd, F_GETFL);
-  if (fl >= 0) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-}
+/* obra's end of a pipe make_pipe made: its status flags are none but its
+ * access mode, which F_SETFL ignores, so nothing to read first. */
+static void set_nonblock(int fd) { fcntl(fd, F_SETFL, O_NONBLOCK); }
 
 /* write(2) without dying of SIGPIPE when the child closed its stdin. */
 static ssize_t write_nosigpipe(int fd, const void *buf, size_t n) {
