@@ -512,12 +512,15 @@ static void check(obra_proc *p) {
       return;
     }
   }
-  if (group_alive(p)) {
+  /* a group found empty stays so (none can join a group that has no
+   * member): asked again only after terminate() */
+  int alive = group_alive(p);
+  if (alive) {
     terminate(p);            /* leftovers of a finished child: no orphan survives */
   } else if (p->out_fd >= 0 || p->err_fd >= 0) {
     drain_and_close(p);
   }
-  if (p->out_fd < 0 && p->err_fd < 0 && !group_alive(p)) { finish(p); return; }
+  if (p->out_fd < 0 && p->err_fd < 0 && !(alive && group_alive(p))) { finish(p); return; }
   if (!p->t_recheck) p->t_recheck = obra_loop_timer(RECHECK_MS, on_recheck, p);
 }
 
