@@ -179,10 +179,9 @@ static int make_pipe(int p[2]) {
   return 0;
 }
 
-static void set_nonblock(int fd) {
-  int fl = fcntl(fd, F_GETFL);
-  if (fl >= 0) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-}
+/* obra's end of a pipe make_pipe made: its status flags are none but its
+ * access mode, which F_SETFL ignores, so nothing to read first. */
+static void set_nonblock(int fd) { fcntl(fd, F_SETFL, O_NONBLOCK); }
 
 /* write(2) without dying of SIGPIPE when the child closed its stdin. */
 static ssize_t write_nosigpipe(int fd, const void *buf, size_t n) {
@@ -513,12 +512,15 @@ static void check(obra_proc *p) {
       return;
     }
   }
-  if (group_alive(p)) {
+  /* a group found empty stays so (none can join a group that has no
+   * member): asked again only after terminate() */
+  int alive = group_alive(p);
+  if (alive) {
     terminate(p);            /* leftovers of a finished child: no orphan survives */
   } else if (p->out_fd >= 0 || p->err_fd >= 0) {
     drain_and_close(p);
   }
-  if (p->out_fd < 0 && p->err_fd < 0 && !group_alive(p)) { finish(p); return; }
+  if (p->out_fd < 0 && p->err_fd < 0 && !(alive && group_alive(p))) { finish(p); return; }
   if (!p->t_recheck) p->t_recheck = obra_loop_timer(RECHECK_MS, on_recheck, p);
 }
 

@@ -11,6 +11,7 @@
 #include "obra/loop.h"
 #include "obra/schema.h"
 #include "obra/store.h"
+#include "obra/walvfs.h"
 
 /* Prepared statements kept for reuse, by SQL text: parsing a statement costs
  * more than running most of obra's, and the engine runs the same few dozen
@@ -244,7 +245,7 @@ static obra_store *open_store(const char *path, int target, int readonly, obra_e
   }
   if (rc == OBRA_OK) {
     int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
-    int src = sqlite3_open_v2(path, &s->db, flags, NULL);
+    int src = sqlite3_open_v2(path, &s->db, flags, obra_walvfs());
     if (src != SQLITE_OK)
       rc = obra_store_fail(s, src, readonly ? "cannot open database read-only" : "cannot open database", e);
   }

@@ -48,9 +48,10 @@ struct obra_ws {
   int64_t         max_file_bytes;
   size_t          skipped;     /* during a snapshot */
   int             index_attrs; /* shadow: whether its index holds a .gitattributes, -1 not known */
-  git_odb        *disk;        /* during a bulk write: the repository's own object database, */
+  git_odb        *disk;        /* during a bulk or loose write: the repository's own database, */
   git_odb_backend *mem;        /* and the in-memory store the new objects go to (owned by the */
   git_odb        *bulk;        /* bulk database, which reads the rest from the disk's objects) */
+  git_odb        *loose;       /* shadow: the database a snapshot writes through (loose_odb) */
   struct counts  *counts;      /* line counts of file changes already diffed (see file_counts) */
   size_t          ncounts;
   git_diff       *kept;        /* the last diff of two trees, and the patches of its files that were */
@@ -82,7 +83,8 @@ struct obra_ws {
   X(git_reference_create_matching) X(git_revparse_single) X(git_repository_head) \
   X(git_reference_name) X(git_index_has_conflicts) X(git_commit_tree_id) \
   X(git_repository_head_detached) \
-  X(git_odb_new) X(git_odb_free) X(git_odb_add_backend) \
+  X(git_odb_new) X(git_odb_free) X(git_odb_add_backend) X(git_odb_backend_loose) X(git_odb_init_backend) \
+  X(git_odb_backend_data_alloc) X(git_odb_read_header) \
   X(git_repository_odb) X(git_repository_set_odb) X(git_mempack_new) X(git_mempack_reset) \
   X(git_packbuilder_new) X(git_packbuilder_free) X(git_packbuilder_insert) X(git_packbuilder_write) \
   X(git_packbuilder_set_threads) X(git_tree_lookup) X(git_tree_walk) X(git_tree_entry_id) \
@@ -160,10 +162,14 @@ static int init_lib(obra_err *e) {
     /* libgit2 caches every commit and tree it parses, per repository, up to
      * 256 MiB: an open work tree kept each iteration's snapshot tree and
      * checkpoint commit to the end of the run (~0.9 KiB an iteration, most
-     * of what a run grew by).  obra looks each one up once or twice, so
-     * nothing is cached: an object is read again when wanted (callgrind:
-     * 0.08 M instructions an iteration, ~1%). */
-    fn.git_libgit2_opts(GIT_OPT_ENABLE_CACHING, 0);
+     * of what a run grew by).  An iteration reads each of its objects two
+     * or three times, though (the tree written, read back for the index's
+     * tree cache, then for the diff; the next iteration's diff reads it
+     * again as its `before`; a blob's header, then the blob), each read an
+     * open, a stat, a read and an inflate: so a cache of 64 KiB in all
+     * (libgit2 evicts at random beyond it), blobs up to 4 KiB included. */
+    fn.git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)(64 << 10));
+    fn.git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_BLOB, (size_t)(4 << 10));
     /* Debian's libgit2 (mbedTLS) parses the system CA bundle in
      * git_libgit2_init, for an HTTPS transport obra never uses (remotes go
      * through the git command line, remote.lua): the 0.35 MiB chain is let go
@@ -207,6 +213,86 @@ static void keep_unreachable(git_repository *repo) {
   fn.git_error_clear();
 }
 
+/* ---- the shadow's snapshots written loose ----
+ *
+ * libgit2 looks for an object before it writes one (git_odb__freshen): a
+ * touch of its loose file and, when that misses, a rescan of objects/pack
+ * (the directory listed, a multi-pack-index looked for): 8 system calls
+ * before each of an iteration's two new objects, its blob and its tree.  In
+ * the shadow (obra's own repository, where gc prunes nothing:
+ * keep_unreachable) a snapshot writes through a database of two stores: the
+ * loose objects, made as libgit2 makes the repository's own (default
+ * compression, no fsync, default modes: the same files), and a store that
+ * reads through the repository's own database (packs included, which
+ * rescans its packs itself when it misses) but cannot be asked whether it
+ * has an object nor told to look again: a write looks among the loose
+ * objects only, and an object found only in a pack is written loose once
+ * more, which git allows.  Without it (not fatal), the repository's own. */
+typedef struct { git_odb_backend base; git_odb *own; } readthrough;
+
+static int rt_read(void **data, size_t *len, git_object_t *type, git_odb_backend *b, const git_oid *id) {
+  git_odb_object *o = NULL;
+  int rc = fn.git_odb_read(&o, ((readthrough *)b)->own, id);
+  if (rc < 0) return rc;
+  *len = fn.git_odb_object_size(o);
+  *type = fn.git_odb_object_type(o);
+  char *d = fn.git_odb_backend_data_alloc(b, *len + 1);
+  if (d) memcpy(d, fn.git_odb_object_data(o), *len), d[*len] = '\0';
+  fn.git_odb_object_free(o);
+  *data = d;
+  return d ? 0 : -1;
+}
+
+static int rt_read_header(size_t *len, git_object_t *type, git_odb_backend *b, const git_oid *id) {
+  return fn.git_odb_read_header(len, type, ((readthrough *)b)->own, id);
+}
+
+static void rt_free(git_odb_backend *b) {
+  fn.git_odb_free(((readthrough *)b)->own);
+  free(b);
+}
+
+static void loose_odb(obra_ws *w, const char *gitdir) {
+  char objs[PATH_MAX];
+  git_odb_backend *b = NULL;
+  readthrough *rt = calloc(1, sizeof *rt);
+  int ok = rt && snprintf(objs, sizeof objs, "%s/objects", gitdir) < (int)sizeof objs &&
+           fn.git_odb_init_backend(&rt->base, GIT_ODB_BACKEND_VERSION) == 0 &&
+           fn.git_repository_odb(&rt->own, w->repo) == 0 && fn.git_odb_new(&w->loose) == 0;
+  if (ok) {
+    rt->base.read = rt_read, rt->base.read_header = rt_read_header, rt->base.free = rt_free;
+    ok = fn.git_odb_add_backend(w->loose, &rt->base, 1) == 0;
+    if (!ok) rt_free(&rt->base);
+    rt = NULL;
+  }
+  if (ok) {
+    ok = fn.git_odb_backend_loose(&b, objs, -1, 0, 0, 0) == 0 && fn.git_odb_add_backend(w->loose, b, 2) == 0;
+    if (!ok && b) b->free(b);
+  }
+  if (!ok) {
+    if (rt) { fn.git_odb_free(rt->own); free(rt); }
+    fn.git_odb_free(w->loose);
+    w->loose = NULL;
+    fn.git_error_clear();
+  }
+}
+
+/* The snapshot's database in the repository's place (w->disk keeps the
+ * repository's own meanwhile), and back. */
+static void loose_begin(obra_ws *w) {
+  if (w->loose && fn.git_repository_odb(&w->disk, w->repo) == 0 && fn.git_repository_set_odb(w->repo, w->loose) < 0) {
+    fn.git_odb_free(w->disk);
+    w->disk = NULL;
+  }
+}
+
+static void loose_end(obra_ws *w) {
+  if (!w->disk || w->bulk) return;
+  fn.git_repository_set_odb(w->repo, w->disk);
+  fn.git_odb_free(w->disk);
+  w->disk = NULL;
+}
+
 static int open_shadow(obra_ws *w, const char *dir, const char *gitdir, obra_err *e) {
   const int flags = GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE;
   int rc = fn.git_repository_open_ext(&w->repo, gitdir, flags, NULL);
@@ -237,6 +323,7 @@ static int open_shadow(obra_ws *w, const char *dir, const char *gitdir, obra_err
   if (snprintf(path, sizeof path, "%s/index", gitdir) >= (int)sizeof path)
     return obra_err_set(e, OBRA_EINVAL, "path too long: %s", gitdir), -1;
   if (fn.git_index_open(&w->index, path) < 0) return fail(e, -1, "shadow index"), -1;
+  loose_odb(w, gitdir);
   return 0;
 }
 
@@ -321,6 +408,7 @@ void obra_ws_close(obra_ws *w) {
   free(w->ents);
   fn.git_index_free(w->index);
   fn.git_repository_free(w->repo);
+  fn.git_odb_free(w->loose);
   free(w);
 }
 
@@ -697,7 +785,11 @@ static int sync_index(obra_ws *w, const git_strarray *ps, size_t *changed) {
     git_diff_perfdata pd = GIT_DIFF_PERFDATA_INIT;
     w->refresh = !refresh && fn.git_diff_get_perfdata(&pd, d) == 0 && pd.oid_calculations >= modified + REFRESH_MIN;
   }
-  if (adds >= BULK_MIN && bulk_begin(w) < 0) rc = -1;
+  if (adds >= BULK_MIN) {
+    if (bulk_begin(w) < 0) rc = -1;
+  } else {
+    loose_begin(w);
+  }
   int plain = adds >= PLAIN_MIN && plain_adds_ok(w, d);
   for (size_t i = 0, n = *changed; i < n && rc == 0; i++) {
     const git_diff_delta *dl = fn.git_diff_get_delta(d, i);
@@ -786,6 +878,7 @@ obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e
   git_oid oid;
   int bad = sync_index(w, &ps, &changed) < 0 || fn.git_index_write_tree_to(&oid, w->index, w->repo) < 0;
   obra_rc rc = bad ? fail(e, -1, "snapshot") : OBRA_OK;
+  loose_end(w);
   if (bulk_end(w, bad ? NULL : &oid) < 0 && !bad) rc = fail(e, -1, "snapshot: writing the pack"), bad = 1;
   if (bad) {
     /* the index in memory may name blobs that were only in memory (a bulk

@@ -390,6 +390,40 @@ describe("workspace", function()
     assert.are.equal("tree\n", H.sh(git .. "cat-file -t " .. snap.tree))
   end)
 
+  -- a snapshot writes through a database of the loose objects and a store
+  -- that reads through the shadow's own (src/workspace.c, loose_odb)
+  it("snapshots a shadow whose objects are all packed: contents and subtrees found in the packs", function()
+    local git = "git --git-dir=" .. H.q(dir .. "/.obra/shadow.git") .. " "
+    H.mkdirs(dir .. "/sub/deep")
+    H.mkdirs(dir .. "/other")
+    H.writefile(dir .. "/other/o.txt", "o\n")      -- a subtree the third snapshot does not change
+    H.writefile(dir .. "/a.txt", "one\n")
+    H.writefile(dir .. "/sub/deep/b.txt", "b\n")
+    H.writefile(dir .. "/sub/c.txt", "c\n")
+    H.writefile(dir .. "/crlf.txt", "x\r\n")
+    assert(ws.snapshot(dir))
+    H.writefile(dir .. "/a.txt", "two\n")
+    local second = assert(ws.snapshot(dir))
+    ws.reset()
+    H.sh(git .. "gc --quiet")                      -- every object in a pack, none loose
+    assert.are.equal("0", H.sh(git .. "count-objects -v"):match("count: (%d+)"))
+    -- the index's blob of crlf.txt has a CR: core.autocrlf leaves the file's CRs as they are
+    -- (libgit2 reads that blob, packed, to know)
+    H.sh(git .. "config core.autocrlf input")
+    H.writefile(dir .. "/a.txt", "one\n")           -- a content only a pack has
+    H.writefile(dir .. "/sub/deep/b.txt", "b2\n")   -- below subtrees only a pack has
+    H.writefile(dir .. "/crlf.txt", "y\r\n")
+    local third = assert(ws.snapshot(dir))
+    assert.are.same({ "a.txt", "crlf.txt", "sub/deep/b.txt" }, ws.diff_trees(dir, "shadow", second.tree, third.tree).modified)
+    assert.are.equal("one\n", H.sh(git .. "cat-file -p " .. third.tree .. ":a.txt"))
+    assert.are.equal("y\r\n", H.sh(git .. "cat-file -p " .. third.tree .. ":crlf.txt"))
+    assert.are.equal("c\n", H.sh(git .. "cat-file -p " .. third.tree .. ":sub/c.txt"))
+    assert.are.equal("o\n", H.sh(git .. "cat-file -p " .. third.tree .. ":other/o.txt"))
+    assert.are.equal(third.tree, assert(ws.snapshot(dir)).tree)
+    ws.reset()                                      -- the index written at close names objects that are there
+    assert.are.equal(third.tree, assert(ws.snapshot(dir)).tree)
+  end)
+
   it("fails softly: no directory, no snapshot", function()
     local s, msg, code = ws.snapshot(dir .. "/missing")
     assert.is_nil(s)

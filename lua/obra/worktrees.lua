@@ -79,10 +79,17 @@ function M.repo(dir)
   return core.realpath(top) or top
 end
 
--- The task's work directory (absolute, as in the shared directory).
+-- The task's work directory (absolute, as in the shared directory), resolved
+-- once per directory and run (ctx.real_dirs; each task's claim asks again).
 local function task_dir(ctx, task)
   local d = task.workdir and util.abspath(task.workdir, ctx.workdir) or ctx.workdir
-  return core.realpath(d) or d
+  ctx.real_dirs = ctx.real_dirs or {}
+  local r = ctx.real_dirs[d]
+  if not r then
+    r = core.realpath(d)
+    if r then ctx.real_dirs[d] = r end
+  end
+  return r or d
 end
 
 local function shared_row(ctx, task)
