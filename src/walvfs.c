@@ -29,6 +29,7 @@
 
 #define WALVFS_MAX    (1 << 20)   /* bytes gathered at most before they are written */
 #define WAL_FRAME_HDR 24
+#define KEEP_MAX      (64 << 10)  /* bytes of buffer kept between transactions at most */
 #define WRITE_MAX     ((1 << 17) - 1)   /* the unix VFS writes nBuf & 0x1ffff bytes a call (seekAndWriteFd) */
 
 typedef struct walfile {
@@ -59,6 +60,13 @@ static int flush(walfile *p) {
   for (size_t k; rc == SQLITE_OK && done < n; done += k) {
     k = n - done < WRITE_MAX ? n - done : WRITE_MAX;
     rc = RM(p)->xWrite(p->real, p->buf + done, (int)k, p->off + (sqlite3_int64)done);
+  }
+  /* A buffer a large transaction grew (the plan's, up to WALVFS_MAX) is not
+   * kept for the small ones after it: it was the whole 0.8 MiB between the
+   * loop benchmark's peak RSS and its 10 MiB target. */
+  if (p->cap > KEEP_MAX) {
+    free(p->buf);
+    p->buf = NULL, p->cap = 0;
   }
   return rc;
 }
