@@ -27,10 +27,14 @@
 #include <string.h>
 #include "obra/walvfs.h"
 
-#define WALVFS_MAX    (1 << 20)   /* bytes gathered at most before they are written */
-#define WAL_FRAME_HDR 24
-#define KEEP_MAX      (64 << 10)  /* bytes of buffer kept between transactions at most */
 #define WRITE_MAX     ((1 << 17) - 1)   /* the unix VFS writes nBuf & 0x1ffff bytes a call (seekAndWriteFd) */
+/* Bytes gathered at most before they are written: one write of the unix VFS
+ * (above), which an iteration's transaction (~28 frames) fills.  A larger
+ * transaction (the plan's) is written a chunk at a time as it grows: a
+ * buffer the size of the whole (it was 1 MiB, with a realloc's copy on top)
+ * was the peak RSS of the loop benchmark, over its 10 MiB target. */
+#define WALVFS_MAX    WRITE_MAX
+#define WAL_FRAME_HDR 24
 
 typedef struct walfile {
   sqlite3_file   base;
@@ -60,13 +64,6 @@ static int flush(walfile *p) {
   for (size_t k; rc == SQLITE_OK && done < n; done += k) {
     k = n - done < WRITE_MAX ? n - done : WRITE_MAX;
     rc = RM(p)->xWrite(p->real, p->buf + done, (int)k, p->off + (sqlite3_int64)done);
-  }
-  /* A buffer a large transaction grew (the plan's, up to WALVFS_MAX) is not
-   * kept for the small ones after it: it was the whole 0.8 MiB between the
-   * loop benchmark's peak RSS and its 10 MiB target. */
-  if (p->cap > KEEP_MAX) {
-    free(p->buf);
-    p->buf = NULL, p->cap = 0;
   }
   return rc;
 }
