@@ -15,10 +15,10 @@ local sleep = H.sleep
 local function run_started(p)
   local deadline = H.clock() + 30
   while H.clock() < deadline do
-    if (H.readfile(p.dir .. "/bg.log") or ""):find("run #%d+ of") then return end
+    if (H.readfile(E.bg(p, "log")) or ""):find("run #%d+ of") then return end
     sleep(0.01)
   end
-  error("obra did not start its run:\n" .. (H.readfile(p.dir .. "/bg.log") or ""))
+  error("obra did not start its run:\n" .. (H.readfile(E.bg(p, "log")) or ""))
 end
 
 -- Run to completion through kills: start, kill -9 after each delay, resume.
@@ -116,7 +116,7 @@ describe("kill -9 and resume", function()
     local pid = E.spawn(p)
     local deadline = H.clock() + 30
     while not H.readfile(p.dir .. "/t2.txt") and H.clock() < deadline do sleep(0.02) end
-    assert.is_not_nil(H.readfile(p.dir .. "/t2.txt"), H.readfile(p.dir .. "/bg.log"))
+    assert.is_not_nil(H.readfile(p.dir .. "/t2.txt"), H.readfile(E.bg(p, "log")))
     local s = E.db(p)
     local t2 = s:task("t2")
     local base = s:workspace(t2.id).base_tree
@@ -179,7 +179,7 @@ describe("kill -9 and resume", function()
     local code = E.wait(pid, 10, p)
     assert.is_true(H.clock() - t0 <= 3, "obra took too long to stop")
     assert.are.equal(5, code)
-    local log = H.readfile(p.dir .. "/bg.log")
+    local log = H.readfile(E.bg(p, "log"))
     assert.matches("interrupted", log)
     no_agent_left(p)
     local s = E.db(p)

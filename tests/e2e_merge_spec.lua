@@ -250,7 +250,7 @@ task "b" { title = "write b", prompt = "TASK-B: write b.txt", checks = { "test -
         if sleeper then break end
         H.sleep(0.05)
       end
-      assert.is_not_nil(sleeper, "the integration check never started: " .. tostring(H.readfile(p.dir .. "/bg.log")))
+      assert.is_not_nil(sleeper, "the integration check never started: " .. tostring(H.readfile(E.bg(p, "log"))))
       E.kill9(pid)
       os.execute("kill -9 " .. sleeper .. " 2>/dev/null")
     end

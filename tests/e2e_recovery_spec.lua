@@ -178,7 +178,7 @@ describe("recovery", function()
   it("refuses a second obra on the same project while the first is alive", function()
     local gate = H.tmpdir() .. "/gate"   -- the first one's agent works until the test opens it
     local p = E.project { script = [[ task "slow" { prompt = "slow work", checks = { "true" } } ]],
-      scenario = { rules = { { match = "slow work", gate = gate } } } }
+      scenario = { rules = { { match = "slow work", gate = gate, write = { ["slow.txt"] = "done\n" } } } } }
     local pid = E.spawn(p)
     -- wait until the first has registered its run
     for _ = 1, 50 do

@@ -248,7 +248,7 @@ task "a" { title = "write a", prompt = "TASK-A: write a.txt", checks = { "test -
     local got
     repeat
       sleep(0.05)
-      got = H.readfile(p.dir .. "/bg.log") or ""
+      got = H.readfile(E.bg(p, "log")) or ""
     until got:find('"run_finished"', 1, true) or H.clock() > deadline
     assert.is_true(H.running(fpid), "the follower ended by itself:\n" .. got)
     os.execute("kill -TERM " .. fpid)
@@ -280,7 +280,7 @@ task "a" { title = "write a", prompt = "TASK-A: write a.txt", checks = { "test -
     local p = E.project { tag = "ev-kill", copy = "scripts/stress.lua", llm = srv, scenario = { rules = rules } }
     local pid = E.spawn(p)
     local deadline = H.clock() + 30
-    while H.clock() < deadline and not (H.readfile(p.dir .. "/bg.log") or ""):find("run #%d+ of") do sleep(0.01) end
+    while H.clock() < deadline and not (H.readfile(E.bg(p, "log")) or ""):find("run #%d+ of") do sleep(0.01) end
     local hits = 0
     for _ = 1, 3 do
       sleep(0.1 + math.random() * 0.6)

@@ -220,7 +220,7 @@ project %q {}
 config { integrate = { target = %q },
          integration_checks = { { name = "slow", cmd = { "sh", %q, %q, %q, %q } } } }
 task "w" { title = "write", prompt = "WRITE %s.txt", checks = { "test -f %s.txt" } }
-]], p.name, TARGET, slow, p.name, p.other, (p == a and b or a).dir .. "/bg.log", p.name, p.name))
+]], p.name, TARGET, slow, p.name, p.other, E.bg(p == a and b or a, "log"), p.name, p.name))
     end
     -- one database file for both clones
     os.execute("mkdir -p " .. H.q(a.dir .. "/.obra") .. " " .. H.q(b.dir .. "/.obra"))
@@ -229,14 +229,14 @@ task "w" { title = "write", prompt = "WRITE %s.txt", checks = { "test -f %s.txt"
     local pa, pb = E.spawn(a, { "--remote", "origin" }), E.spawn(b, { "--remote", "origin" })
     E.wait(pa, 90); E.wait(pb, 90)
     local ca, cb = E.wait(pa, 1, a), E.wait(pb, 1, b)
-    assert.are.equal(0, ca, H.readfile(a.dir .. "/bg.log"))
-    assert.are.equal(0, cb, H.readfile(b.dir .. "/bg.log"))
+    assert.are.equal(0, ca, H.readfile(E.bg(a, "log")))
+    assert.are.equal(0, cb, H.readfile(E.bg(b, "log")))
     local lines = {}
     for l in H.readfile(shared):gmatch("[^\n]+") do lines[#lines + 1] = l end
     local first = lines[1]:match("^start (%a+)$")
     local second = first == "alpha" and "beta" or "alpha"
     assert.are.same({ "start " .. first, "end " .. first, "start " .. second, "end " .. second }, lines)
-    local waited = H.readfile((second == "alpha" and a or b).dir .. "/bg.log")
+    local waited = H.readfile(E.bg(second == "alpha" and a or b, "log"))
     assert.matches("waiting for the fleet%-wide integration lock %(held by [^:]+:" .. (first == "alpha" and pa or pb) .. "%)",
       waited)
     local tip = G.rev(bare, TARGET)

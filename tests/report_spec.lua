@@ -296,8 +296,8 @@ describe("obra report during a run", function()
       task "quick" { prompt = "QUICK work", checks = { "true" } }
       task "slow" { prompt = "SLOW work", deps = { "quick" }, checks = { "true" } }
     ]], scenario = { rules = {
-      { match = "QUICK", result = "quick done" },
-      { match = "SLOW", sleep = 60, result = "slow done" },
+      { match = "QUICK", result = "quick done", write = { ["quick.txt"] = "done\n" } },
+      { match = "SLOW", sleep = 60, result = "slow done", write = { ["slow.txt"] = "done\n" } },
     } } }
     local pid = E.spawn(p)
     local quick_done = false

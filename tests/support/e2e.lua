@@ -78,16 +78,18 @@ function E.spawn(p, extra_args, cmdline)
   local env = {}
   for k, v in pairs(E.env(p)) do env[#env + 1] = k .. "=" .. H.q(v) end
   if H.SANITIZE then env[#env + 1] = "ASAN_OPTIONS=detect_leaks=0" end
-  -- a subshell waits for obra and keeps its exit status in bg.rc
-  os.remove(p.dir .. "/bg.rc")
-  os.remove(p.dir .. "/bg.pid")
-  local cmd = string.format("cd %s && ( %s %s %s %s </dev/null >%s 2>&1 & echo $! > bg.pid; wait $!; echo $? > bg.rc ) >/dev/null 2>&1 &",
+  -- a subshell waits for obra and keeps its exit status in E.bg(p, "rc"): next to
+  -- the work directory, never in it (a file the harness deletes there while
+  -- obra runs is an unrequested deletion in a task's snapshot)
+  os.remove(E.bg(p, "rc"))
+  os.remove(E.bg(p, "pid"))
+  local cmd = string.format("cd %s && ( %s %s %s %s </dev/null >%s 2>&1 & echo $! > %s; wait $!; echo $? > %s ) >/dev/null 2>&1 &",
     H.q(p.dir), H.SANITIZE and "env -u LD_PRELOAD" or "env", table.concat(env, " "), H.q(H.BIN),
-    table.concat(q, " "), H.q(p.dir .. "/bg.log"))
+    table.concat(q, " "), H.q(E.bg(p, "log")), H.q(E.bg(p, "pid")), H.q(E.bg(p, "rc")))
   os.execute(cmd)
   local pid
   for _ = 1, 100 do
-    local t = H.readfile(p.dir .. "/bg.pid")
+    local t = H.readfile(E.bg(p, "pid"))
     pid = t and tonumber(t:match("%d+"))
     if pid then break end
     H.sleep(0.02)
@@ -101,6 +103,10 @@ end
 -- run whose pid is still there for a live one.  Polled in this process.)
 local pid_alive = require("obra.core").pid_alive
 
+-- E.bg(p, "log" | "pid" | "rc"): the files of a background obra (E.start),
+-- beside p.dir (its output, its pid, its exit status)
+function E.bg(p, what) return p.dir .. ".bg." .. what end
+
 function E.kill9(pid)
   os.execute("kill -9 " .. pid .. " 2>/dev/null")
   local deadline = H.clock() + 30
@@ -113,7 +119,7 @@ function E.wait(pid, seconds, p)
   while pid_alive(pid) and H.clock() < deadline do H.sleep(0.05) end
   if p then
     for _ = 1, 50 do
-      local rc = H.readfile(p.dir .. "/bg.rc")
+      local rc = H.readfile(E.bg(p, "rc"))
       if rc and rc:match("%d+") then return tonumber(rc:match("%d+")) end
       H.sleep(0.05)
     end
