@@ -52,8 +52,9 @@ struct obra_ws {
   git_odb_backend *mem;        /* and the in-memory store the new objects go to (owned by the */
   git_odb        *bulk;        /* bulk database, which reads the rest from the disk's objects) */
   git_odb        *loose;       /* shadow: the database a snapshot writes through (loose_odb) */
-  struct counts  *counts;      /* line counts of file changes already diffed (see file_counts) */
-  size_t          ncounts;
+  struct counts  *counts;      /* line counts of file changes already diffed (see file_counts): */
+  size_t          ncounts, counts_cap; /* entries, slots */
+  unsigned        counts_gen;  /* diffs asked for so far */
   git_diff       *kept;        /* the last diff of two trees, and the patches of its files that were */
   git_patch     **kept_patches; /* counted, while small (see tree_diff) */
   size_t          kept_bytes;
@@ -1036,29 +1037,66 @@ obra_rc obra_ws_tree_of(obra_ws *w, const char *rev, char tree[41], obra_err *e)
  * just touched: counting the lines of every other file again (both blobs read
  * and inflated, attributes looked up, xdiff run) was a tenth of an
  * iteration.  The counts of a file's change are kept by (old blob, new blob,
- * path) for as long as the work tree is open; the table is emptied when it
- * fills.  Attributes can change how a file counts (a diff driver, `-diff`):
- * a snapshot that sees a .gitattributes change empties the table, and a diff
+ * path) for as long as the work tree is open.  An entry no diff of the last
+ * COUNTS_RECENT asked for is let go when the table fills (a file the agent
+ * changed again: its old pair is never asked for again); the table starts
+ * small and doubles while what is left fills half of it, up to COUNTS_MAX
+ * slots, past which it is emptied.  It was a fixed 4096 slots, 288 KiB: a
+ * twentieth of a run's peak heap, for a table the loop benchmark never read.
+ * Attributes can change how a file counts (a diff driver, `-diff`): a
+ * snapshot that sees a .gitattributes change empties the table, and a diff
  * with a .gitattributes among its changes takes nothing from it. */
-#define COUNTS_SLOTS 4096                   /* a power of two; emptied at 3/4 */
+#define COUNTS_MIN 64                       /* slots: powers of two, refilled at 3/4 */
+#define COUNTS_MAX 4096
+#define COUNTS_RECENT 16                    /* diffs (a diff and a patch an iteration, 8 tasks) */
 
-struct counts { git_oid a, b; char *path; size_t add, del; int binary; };
+struct counts { git_oid a, b; char *path; size_t add, del; int binary; unsigned gen; };
 
 static void forget_counts(obra_ws *w) {
-  for (size_t i = 0; w->counts && i < COUNTS_SLOTS; i++) { free(w->counts[i].path); w->counts[i].path = NULL; }
+  for (size_t i = 0; w->counts && i < w->counts_cap; i++) { free(w->counts[i].path); w->counts[i].path = NULL; }
   w->ncounts = 0;
 }
 
-static struct counts *counts_slot(obra_ws *w, const git_diff_delta *dl, const char *path) {
+static struct counts *counts_find(struct counts *t, size_t cap, const git_oid *a, const git_oid *b,
+                                  const char *path) {
   uint64_t h = 1469598103934665603u;
   for (const unsigned char *c = (const unsigned char *)path; *c; c++) h = (h ^ *c) * 1099511628211u;
-  for (int i = 0; i < 8; i++) h = (h ^ dl->old_file.id.id[i] ^ ((uint64_t)dl->new_file.id.id[i] << 8)) * 1099511628211u;
-  for (size_t i = (size_t)h & (COUNTS_SLOTS - 1);; i = (i + 1) & (COUNTS_SLOTS - 1)) {
-    struct counts *c = &w->counts[i];
-    if (!c->path || (memcmp(&c->a, &dl->old_file.id, sizeof c->a) == 0 &&
-                     memcmp(&c->b, &dl->new_file.id, sizeof c->b) == 0 && strcmp(c->path, path) == 0))
+  for (int i = 0; i < 8; i++) h = (h ^ a->id[i] ^ ((uint64_t)b->id[i] << 8)) * 1099511628211u;
+  for (size_t i = (size_t)h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+    struct counts *c = &t[i];
+    if (!c->path || (memcmp(&c->a, a, sizeof c->a) == 0 && memcmp(&c->b, b, sizeof c->b) == 0 &&
+                     strcmp(c->path, path) == 0))
       return c;
   }
+}
+
+static struct counts *counts_slot(obra_ws *w, const git_diff_delta *dl, const char *path) {
+  return counts_find(w->counts, w->counts_cap, &dl->old_file.id, &dl->new_file.id, path);
+}
+
+/* Room for one more entry: the entries of recent diffs moved to a table
+ * where they fill at most half (a larger one while COUNTS_MAX allows), the
+ * rest let go; when even the largest would be over half full, all of them.
+ * 0, or -1 with the table as it was (no memory: then nothing is added). */
+static int counts_room(obra_ws *w) {
+  if (w->counts && w->ncounts < w->counts_cap / 4 * 3) return 0;
+  size_t live = 0;
+  for (size_t i = 0; w->counts && i < w->counts_cap; i++)
+    live += w->counts[i].path && w->counts_gen - w->counts[i].gen < COUNTS_RECENT;
+  size_t cap = COUNTS_MIN;
+  while (cap < COUNTS_MAX && cap < live * 2) cap *= 2;
+  if (live * 2 > cap) live = 0, forget_counts(w);   /* nothing old to let go: start again */
+  struct counts *t = calloc(cap, sizeof *t);
+  if (!t) return -1;
+  for (size_t i = 0; w->counts && i < w->counts_cap; i++) {
+    struct counts *c = &w->counts[i];
+    if (!c->path) continue;
+    if (w->counts_gen - c->gen < COUNTS_RECENT) *counts_find(t, cap, &c->a, &c->b, c->path) = *c;
+    else free(c->path);
+  }
+  free(w->counts);
+  w->counts = t, w->counts_cap = cap, w->ncounts = live;
+  return 0;
 }
 
 static void keep_patch(obra_ws *w, git_diff *d, size_t i, git_patch **pt);
@@ -1069,10 +1107,9 @@ static int file_counts(obra_ws *w, git_diff *d, size_t i, int remember, size_t *
   const git_diff_delta *dl = fn.git_diff_get_delta(d, i);
   const char *path = dl->status == GIT_DELTA_DELETED ? dl->old_file.path : dl->new_file.path;
   struct counts *c = NULL;
-  if (remember && !w->counts) w->counts = calloc(COUNTS_SLOTS, sizeof *w->counts);
   if (remember && w->counts) {
     c = counts_slot(w, dl, path);
-    if (c->path) { *add = c->add, *del = c->del, *binary = c->binary; return 0; }
+    if (c->path) { *add = c->add, *del = c->del, *binary = c->binary, c->gen = w->counts_gen; return 0; }
   }
   git_patch *pt = NULL;
   size_t ctxl = 0;
@@ -1082,10 +1119,10 @@ static int file_counts(obra_ws *w, git_diff *d, size_t i, int remember, size_t *
   if (pt && !*binary) fn.git_patch_line_stats(&ctxl, add, del, pt);
   if (remember) keep_patch(w, d, i, &pt);
   fn.git_patch_free(pt);
-  if (c && w->ncounts >= COUNTS_SLOTS / 4 * 3) { forget_counts(w); c = counts_slot(w, dl, path); }
+  c = remember && counts_room(w) == 0 ? counts_slot(w, dl, path) : NULL;
   if (c && (c->path = strdup(path)) != NULL) {
     c->a = dl->old_file.id, c->b = dl->new_file.id;
-    c->add = *add, c->del = *del, c->binary = *binary;
+    c->add = *add, c->del = *del, c->binary = *binary, c->gen = w->counts_gen;
     w->ncounts++;
   }
   return 0;
@@ -1172,6 +1209,7 @@ obra_rc obra_ws_diff(obra_ws *w, const char *a, const char *b, obra_ws_diff_cb c
   git_diff *d = NULL;
   obra_rc rc = OBRA_OK;
   *added = *removed = 0;
+  w->counts_gen++;
   if (tree_diff(w, a, b, &d, e) < 0) return e->rc;
   size_t plen = strlen(w->prefix);
   for (size_t i = 0, n = fn.git_diff_num_deltas(d); i < n; i++) {
@@ -1216,6 +1254,7 @@ obra_rc obra_ws_patch(obra_ws *w, const char *a, const char *b, size_t max_bytes
   size_t npick = 0;
   obra_rc rc = OBRA_OK;
   *text = NULL; *text_len = 0; *truncated = 0;
+  w->counts_gen++;
   if (tree_diff(w, a, b, &d, e) < 0) return e->rc;
   size_t n = fn.git_diff_num_deltas(d);
   picks = calloc(n ? n : 1, sizeof *picks);

@@ -176,6 +176,33 @@ describe("workspace", function()
     assert.are.same({ 3, 2 }, { sig.lines_added, sig.lines_removed })     -- x, y, z; 1, 2
   end)
 
+  it("keeps the counts right while their table grows, lets old pairs go and starts again", function()
+    -- 300 changed files: more than the table's first sizes hold (it grows);
+    -- then 40 diffs of 20 other changes each: the table fills again, the 300
+    -- are let go, and counted again when asked for
+    for i = 1, 300 do H.writefile(string.format("%s/f%03d.txt", dir, i), "a\n") end
+    local before = assert(ws.snapshot(dir))
+    for i = 1, 300 do H.writefile(string.format("%s/f%03d.txt", dir, i), string.rep("b\n", i % 7 + 1)) end
+    local after = assert(ws.snapshot(dir))
+    local want_add, first_del = 0, 0
+    for i = 1, 300 do want_add = want_add + i % 7 + 1 end
+    for i = 1, 20 do first_del = first_del + i % 7 + 1 end
+    local function whole(sig)
+      assert.are.same({ 300, want_add, 300 }, { sig.files_changed, sig.lines_added, sig.lines_removed })
+    end
+    whole(assert(ws.diff_trees(dir, "shadow", before.tree, after.tree)))
+    whole(assert(ws.diff_trees(dir, "shadow", before.tree, after.tree)))     -- from the table
+    local prev = after
+    for k = 1, 40 do
+      for i = 1, 20 do H.writefile(string.format("%s/f%03d.txt", dir, i), string.rep("c\n", k)) end
+      local cur = assert(ws.snapshot(dir))
+      local sig = assert(ws.diff_trees(dir, "shadow", prev.tree, cur.tree))
+      assert.are.same({ 20, 20, k == 1 and first_del or 0 }, { sig.files_changed, sig.lines_added, sig.lines_removed })
+      prev = cur
+    end
+    whole(assert(ws.diff_trees(dir, "shadow", before.tree, after.tree)))     -- counted again
+  end)
+
   it("diffs a git work tree with git, untracked files included, leaving index and HEAD alone", function()
     work(dir)
     sh(dir, "git init -q && git add keep.txt edit.txt gone.txt && git -c user.name=t -c user.email=t@t commit -qm init")
