@@ -18,7 +18,7 @@
 /* ---- libpq, loaded on first use -------------------------------------------- */
 
 #define PQ_FUNCS(X) \
-  X(PQconnectdbParams) X(PQstatus) X(PQerrorMessage) X(PQfinish) X(PQexec) X(PQprepare) \
+  X(PQconnectdbParams) X(PQstatus) X(PQerrorMessage) X(PQfinish) X(PQreset) X(PQexec) X(PQprepare) \
   X(PQexecPrepared) X(PQresultStatus) X(PQresultErrorField) X(PQclear) X(PQntuples) X(PQnfields) \
   X(PQfname) X(PQftype) X(PQgetvalue) X(PQgetlength) X(PQgetisnull) X(PQcmdTuples) X(PQcmdStatus) \
   X(PQconninfoParse) X(PQconninfoFree) X(PQsetNoticeProcessor) X(PQtransactionStatus)
@@ -46,6 +46,8 @@ struct obra_pg_stmt {
   char **names;                           /* nparams names (without ':'), or NULL: positional */
   int returning;                          /* RETURNING id was added */
   unsigned char textual[MAX_PARAMS / 8];  /* parameters typed as text: `? IS [NOT] NULL` */
+  char *text;                             /* as prepared on the server (again after a reconnection) */
+  uint32_t session;                       /* the session it was prepared in (pg->session) */
   uint64_t used;                          /* 0: a free slot */
 };
 
@@ -60,6 +62,8 @@ struct obra_pg {
   char    *host;        /* for messages */
   char    *id_tables;   /* " projects tasks ... ": the tables with an id column */
   int      depth, readonly;
+  int      aborted;     /* the session ended inside the transaction: until it is ended here too, nothing runs */
+  uint32_t session;     /* reconnections so far (reconnect) */
   uint64_t clock, serial, commits, changes, begun, trips;
   obra_pg_stmt cache[STMT_CACHE];
 };
@@ -110,10 +114,66 @@ static int ok_status(PGresult *res) {
   return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
+/* The server ended this session, or the connection broke: one reconnection
+ * with the same parameters (PQreset, bounded by connect_timeout).  A session
+ * idle inside a transaction for a minute is ended by the server (open_pg): a
+ * worker frozen there (SIGSTOP, a paused VM) wakes to a closed connection,
+ * while the fleet has taken its tasks over.  The session's prepared
+ * statements went with it (each is prepared again at its next use:
+ * st->session), and so did an open transaction, rolled back by the server:
+ * *lost is the depth it had.  1 when connected again. */
+static int reconnect(obra_pg *pg, int *lost) {
+  *lost = 0;
+  if (fn.PQstatus(pg->conn) != CONNECTION_BAD) return 0;
+  fn.PQreset(pg->conn);
+  if (fn.PQstatus(pg->conn) != CONNECTION_OK) return 0;
+  *lost = pg->depth;
+  pg->aborted = pg->depth > 0;     /* (the caller's transaction is over: its statements fail, as in an aborted one) */
+  pg->session++;
+  pg->trips++;
+  PGresult *res = pg->readonly ? fn.PQexec(pg->conn, "SET default_transaction_read_only = on") : NULL;
+  int ok = !pg->readonly || ok_status(res);
+  fn.PQclear(res);
+  return ok;
+}
+
+/* What a caller inside the lost transaction is told: its writes are gone. */
+static obra_rc ended(obra_pg *pg, const char *why, obra_err *e) {
+  return fail_msg(pg, OBRA_EDB, "PostgreSQL ended the session, and the open transaction with it (nothing of it "
+                  "was written)", why, e);
+}
+
+static obra_rc still_ended(obra_err *e) {
+  return obra_err_set(e, OBRA_EDB, "PostgreSQL ended the session inside this transaction (nothing of it was "
+                      "written): it must be ended before anything else runs");
+}
+
+/* res failed on a broken connection that reconnect restored: NULL, *rc set
+ * when the caller's transaction was lost; else the statement is to be run
+ * again (returns res cleared, *rc OBRA_OK).  Any other failure: res as is. */
+static PGresult *after_failure(obra_pg *pg, PGresult *res, obra_rc *rc, obra_err *e) {
+  *rc = OBRA_OK;
+  if (ok_status(res) || fn.PQstatus(pg->conn) != CONNECTION_BAD) return res;
+  char why[300];
+  snprintf(why, sizeof why, "%s", fn.PQerrorMessage(pg->conn));
+  int lost;
+  if (!reconnect(pg, &lost)) return res;
+  fn.PQclear(res);
+  if (lost) *rc = ended(pg, why, e);
+  return NULL;
+}
+
 obra_rc obra_pg_exec(obra_pg *pg, const char *sql, obra_err *e) {
+  if (pg->aborted) return still_ended(e);
   pg->trips++;
   PGresult *res = fn.PQexec(pg->conn, sql);
-  obra_rc rc = ok_status(res) ? OBRA_OK : fail_res(pg, res, "sql", NULL, e);
+  obra_rc rc;
+  if (!ok_status(res) && (res = after_failure(pg, res, &rc, e)) == NULL) {
+    if (rc != OBRA_OK) return rc;
+    pg->trips++;
+    res = fn.PQexec(pg->conn, sql);           /* outside a transaction: once more, on the new session */
+  }
+  rc = ok_status(res) ? OBRA_OK : fail_res(pg, res, "sql", NULL, e);
   fn.PQclear(res);
   return rc;
 }
@@ -305,6 +365,7 @@ obra_pg *obra_pg_open(const char *target, int version, int readonly, obra_err *e
 
 static void free_stmt(obra_pg_stmt *st) {
   free(st->sql);
+  free(st->text);
   if (st->names) for (int i = 0; i < st->nparams; i++) free(st->names[i]);
   free(st->names);
   memset(st, 0, sizeof *st);
@@ -473,10 +534,14 @@ static obra_rc prepare_server(obra_pg *pg, obra_pg_stmt *st, const char *text, o
   Oid types[MAX_PARAMS];
   for (int i = 0; i < st->nparams; i++) types[i] = (st->textual[i / 8] >> (i % 8)) & 1 ? 25 : 0;
   obra_rc rc = OBRA_OK;
-  for (int attempt = 0; rc == OBRA_OK && attempt <= st->nparams; attempt++) {
+  for (int attempt = 0, again = 1; rc == OBRA_OK && attempt <= st->nparams; attempt++) {
     pg->trips++;
     PGresult *res = fn.PQprepare(pg->conn, st->name, text, st->nparams, types);
     if (ok_status(res)) { fn.PQclear(res); break; }
+    if (again && (res = after_failure(pg, res, &rc, e)) == NULL) {  /* a new session: once more, outside a transaction */
+      again = 0, attempt--;
+      continue;
+    }
     const char *state = fn.PQresultErrorField(res, PG_DIAG_SQLSTATE);
     const char *msg = fn.PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
     const char *dollar = msg ? strchr(msg, '$') : NULL;
@@ -519,7 +584,8 @@ obra_pg_stmt *obra_pg_prepare(obra_pg *pg, const char *sql, size_t len, int *mul
     snprintf(st.name, sizeof st.name, "obra_%llu", (unsigned long long)++pg->serial);
     rc = prepare_server(pg, &st, text, e);
   }
-  free(text);
+  st.text = text;
+  st.session = pg->session;
   if (rc == OBRA_OK && (st.sql = malloc(len + 1)) == NULL) rc = obra_err_set(e, OBRA_ENOMEM, "out of memory");
   if (rc != OBRA_OK) { free_stmt(&st); return NULL; }
   memcpy(st.sql, sql, len);
@@ -530,7 +596,10 @@ obra_pg_stmt *obra_pg_prepare(obra_pg *pg, const char *sql, size_t len, int *mul
   if (slot->used) {                          /* the least recently used goes, on the server too */
     char sqlbuf[48];
     snprintf(sqlbuf, sizeof sqlbuf, "DEALLOCATE %s", slot->name);
-    if (fn.PQtransactionStatus(pg->conn) != PQTRANS_INERROR) { obra_err ignore = { 0 }; obra_pg_exec(pg, sqlbuf, &ignore); }
+    if (slot->session == pg->session && fn.PQtransactionStatus(pg->conn) != PQTRANS_INERROR) {
+      obra_err ignore = { 0 };
+      obra_pg_exec(pg, sqlbuf, &ignore);
+    }
     free_stmt(slot);
   }
   *slot = st;
@@ -542,12 +611,37 @@ const char *obra_pg_param_name(const obra_pg_stmt *st, int i) {
   return st->names && i >= 1 && i <= st->nparams ? st->names[i - 1] : NULL;
 }
 
+static obra_rc finish_run(obra_pg *pg, obra_pg_stmt *st, PGresult *res, obra_pg_res **out, char sqlstate[6],
+                          obra_err *e);
+
+/* A statement prepared in an earlier session (reconnect), on this one. */
+static obra_rc prepare_again(obra_pg *pg, obra_pg_stmt *st, obra_err *e) {
+  obra_rc rc = prepare_server(pg, st, st->text, e);
+  if (rc == OBRA_OK) st->session = pg->session;
+  return rc;
+}
+
 obra_rc obra_pg_run(obra_pg *pg, obra_pg_stmt *st, const char *const *values, const int *lengths,
                     obra_pg_res **out, char sqlstate[6], obra_err *e) {
   if (out) *out = NULL;
   if (sqlstate) sqlstate[0] = '\0';
+  if (pg->aborted) return still_ended(e);
+  obra_rc rc;
+  if (st->session != pg->session && (rc = prepare_again(pg, st, e)) != OBRA_OK) return rc;
   pg->trips++;
   PGresult *res = fn.PQexecPrepared(pg->conn, st->name, st->nparams, values, lengths, NULL, 0);
+  if (!ok_status(res) && (res = after_failure(pg, res, &rc, e)) == NULL) {
+    if (rc != OBRA_OK) return rc;
+    if ((rc = prepare_again(pg, st, e)) != OBRA_OK) return rc;    /* on the new session, once more */
+    pg->trips++;
+    res = fn.PQexecPrepared(pg->conn, st->name, st->nparams, values, lengths, NULL, 0);
+  }
+  return finish_run(pg, st, res, out, sqlstate, e);
+}
+
+/* The result of a prepared statement's run, to the caller. */
+static obra_rc finish_run(obra_pg *pg, obra_pg_stmt *st, PGresult *res, obra_pg_res **out, char sqlstate[6],
+                          obra_err *e) {
   if (!ok_status(res)) {
     obra_rc rc = fail_res(pg, res, "sql", sqlstate, e);
     fn.PQclear(res);
@@ -619,6 +713,7 @@ void obra_pg_free(obra_pg_res *r) {
 /* ---- transactions ------------------------------------------------------------------ */
 
 obra_rc obra_pg_begin(obra_pg *pg, obra_err *e) {
+  if (pg->aborted) return still_ended(e);
   char sql[48];
   if (pg->depth == 0) { snprintf(sql, sizeof sql, "BEGIN"); pg->begun = pg->changes; }
   else snprintf(sql, sizeof sql, "SAVEPOINT obra_%d", pg->depth);
@@ -629,6 +724,10 @@ obra_rc obra_pg_begin(obra_pg *pg, obra_err *e) {
 
 obra_rc obra_pg_commit(obra_pg *pg, obra_err *e) {
   if (pg->depth == 0) return obra_err_set(e, OBRA_EINVAL, "commit without a transaction");
+  if (pg->aborted) {
+    if (--pg->depth == 0) pg->aborted = 0;
+    return still_ended(e);
+  }
   if (pg->depth > 1) {
     char sql[48];
     snprintf(sql, sizeof sql, "RELEASE SAVEPOINT obra_%d", pg->depth - 1);
@@ -638,7 +737,12 @@ obra_rc obra_pg_commit(obra_pg *pg, obra_err *e) {
   }
   pg->trips++;
   PGresult *res = fn.PQexec(pg->conn, "COMMIT");
-  obra_rc rc = ok_status(res) ? OBRA_OK : fail_res(pg, res, "commit", NULL, e);
+  obra_rc rc = OBRA_OK;
+  if (!ok_status(res) && (res = after_failure(pg, res, &rc, e)) == NULL) {   /* the session ended: so did this */
+    pg->depth = pg->aborted = 0;
+    return rc;
+  }
+  rc = ok_status(res) ? OBRA_OK : fail_res(pg, res, "commit", NULL, e);
   /* COMMIT of a transaction an error aborted answers ROLLBACK: nothing was kept */
   const char *tag = rc == OBRA_OK ? fn.PQcmdStatus(res) : NULL;
   if (tag && strcmp(tag, "ROLLBACK") == 0)
@@ -653,13 +757,17 @@ obra_rc obra_pg_commit(obra_pg *pg, obra_err *e) {
 
 obra_rc obra_pg_rollback(obra_pg *pg, obra_err *e) {
   if (pg->depth == 0) return obra_err_set(e, OBRA_EINVAL, "rollback without a transaction");
+  if (pg->aborted) {                            /* the server rolled it back when it ended the session */
+    if (--pg->depth == 0) pg->aborted = 0;
+    return OBRA_OK;
+  }
   char sql[96];
   if (pg->depth == 1) snprintf(sql, sizeof sql, "ROLLBACK");
   else snprintf(sql, sizeof sql, "ROLLBACK TO SAVEPOINT obra_%d; RELEASE SAVEPOINT obra_%d", pg->depth - 1, pg->depth - 1);
   pg->depth--;
   obra_rc rc = obra_pg_exec(pg, sql, e);
   /* A failed COMMIT already ended the transaction: nothing to undo. */
-  if (rc != OBRA_OK && fn.PQtransactionStatus(pg->conn) == PQTRANS_IDLE) { pg->depth = 0; return OBRA_OK; }
+  if (rc != OBRA_OK && fn.PQtransactionStatus(pg->conn) == PQTRANS_IDLE) { pg->depth = pg->aborted = 0; return OBRA_OK; }
   return rc;
 }
 

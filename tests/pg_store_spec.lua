@@ -78,6 +78,67 @@ describe("the PostgreSQL store", function()
     s:close()
   end)
 
+  it("reconnects when the server ends its session: outside a transaction the statement runs again, " ..
+     "inside one it fails and the transaction is gone, and a fenced one whose lease went says so", function()
+    local s, url = open("ended")
+    local killer = assert(store.open(url))
+    -- the server ends s's session (as it does after a minute idle inside a
+    -- transaction: a worker frozen there); returns once the backend is gone
+    local function kill()
+      local pid = s:first("SELECT pg_backend_pid() AS pid").pid
+      assert.are.equal(1, killer:first("SELECT pg_terminate_backend(?)::integer AS ok", pid).ok)
+      assert.is_truthy(H.until_true(10, function()
+        return killer:first("SELECT count(*) AS n FROM pg_stat_activity WHERE pid = ?", pid).n == 0
+      end), "the backend did not end")
+      return pid
+    end
+    s:exec("CREATE TABLE t_end(x integer)")
+    s:exec("INSERT INTO t_end VALUES (?)", 1)
+    -- outside a transaction: a statement new to the store, then one it had
+    -- prepared, each run again on a new session
+    local old = kill()
+    assert.are.equal(42, s:first("SELECT 41 + 1 AS n").n)
+    assert.are_not.equal(old, s:first("SELECT pg_backend_pid() AS pid").pid)
+    old = kill()
+    s:exec("INSERT INTO t_end VALUES (?)", 2)
+    assert.are_not.equal(old, s:first("SELECT pg_backend_pid() AS pid").pid)
+    assert.are.equal(2, s:first("SELECT count(*) AS n FROM t_end").n)
+    -- inside one (a savepoint in it): the statement fails, nothing else runs
+    -- until the transaction is ended, and nothing of it was written
+    s:begin(); s:exec("INSERT INTO t_end VALUES (?)", 3); s:begin()
+    kill()
+    local ok, err = pcall(s.exec, s, "INSERT INTO t_end VALUES (?)", 4)
+    assert.is_false(ok)
+    assert.is_true(store.session_ended(err), tostring(err))
+    ok, err = pcall(s.first, s, "SELECT 1 AS one")
+    assert.is_false(ok)
+    assert.matches("must be ended", tostring(err))
+    s:rollback(); s:rollback()
+    assert.are.equal(0, s:depth())
+    assert.are.same({ { x = 1 }, { x = 2 } }, s:query("SELECT x FROM t_end ORDER BY x"))
+    -- a fenced transaction whose lease the fleet took over meanwhile: lease lost
+    s:exec("INSERT INTO projects(name) VALUES ('p')")
+    local _, tid = s:exec("INSERT INTO tasks(project_id, key, title, status) VALUES (?, 'k', 'k', 'running')",
+      s:project("p").id)
+    local _, wid = s:exec("INSERT INTO workers(name, host, started_at, heartbeat_at) VALUES ('w', 'h', 0, 0)")
+    s:exec("UPDATE tasks SET lease_attempt = 1, lease_worker = ? WHERE id = ?", wid, tid)
+    s:fence({ task_id = tid, attempt = 1, worker_id = wid })
+    ok, err = pcall(s.tx, s, function()
+      s:exec("INSERT INTO t_end VALUES (?)", 5)
+      kill()
+      killer:exec("UPDATE tasks SET lease_attempt = 2 WHERE id = ?", tid)
+      s:exec("INSERT INTO t_end VALUES (?)", 6)
+    end)
+    s:fence(nil)
+    assert.is_false(ok)
+    assert.are.equal("table", type(err), tostring(err))
+    assert.is_true(err.lease_lost)
+    assert.are.equal(0, s:depth())
+    assert.are.equal(2, s:first("SELECT count(*) AS n FROM t_end").n)
+    killer:close()
+    s:close()
+  end)
+
   it("opens a libpq key=value target as well as a URL; a SQLite path stays SQLite", function()
     local url, db = pg.url("conninfo")
     assert(url, db)

@@ -292,6 +292,33 @@ task "r2" { prompt = "TASK r2", checks = { "true" }, priority = 2 }
       end)
     end
 
+    if backend.name == "postgresql" then
+      it("a worker whose sessions the server ends (a restart, an administrator) reconnects and keeps its lease", function()
+        local p, s, a = slow_task_held(backend)
+        local agent_pid = E.calls(p)[1].pid
+        -- every session on this spec's database but the test's own: a's and the coordinator's
+        local n = s:first([[SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
+                            WHERE datname = current_database() AND pid <> pg_backend_pid()]]).n
+        assert.is_true(n >= 2, "sessions ended: " .. tostring(n))
+        local since = s:first("SELECT heartbeat_at FROM workers WHERE name = 'a'").heartbeat_at
+        assert.is_truthy(F.until_true(20, function()
+          return s:first("SELECT heartbeat_at FROM workers WHERE name = 'a'").heartbeat_at > since + 1
+        end), F.log(p, "a"))
+        assert.are.same({ { attempt = 1, name = "a" } }, s:query([[SELECT l.attempt, w.name FROM leases l
+          JOIN workers w ON w.id = l.worker_id WHERE l.ended_at IS NULL]]))
+        assert.is_truthy(H.running(agent_pid), "a's agent was stopped")
+        local log = F.log(p, "a") or ""
+        assert.is_nil(log:find("database failed", 1, true), log)
+        os.execute("kill -TERM " .. a)
+        assert.are.equal(5, F.rc(p, "a", 20), F.log(p, "a"))
+        F.worker(p, backend, "b", { "--exit-when-idle" })
+        assert.are.equal(0, F.rc(p, "coordinator", 30), F.log(p, "coordinator"))
+        F.assert_invariants(s, 1)
+        s:close()
+        F.cleanup(p)
+      end)
+    end
+
     it("a worker frozen past its lease writes nothing more for its task, and its agent is stopped", function()
       local p, s, a = slow_task_held(backend)
       local agent_pid = tonumber(H.sh(H.plain .. "pgrep -P " .. a):match("%d+"))

@@ -28,6 +28,7 @@
 local core = require "obra.core"
 local budgets = require "obra.budgets"
 local session = require "obra.session"
+local store_mod = require "obra.store"
 
 local M = {}
 
@@ -110,7 +111,13 @@ function M.tick(ctx, force)
   local now = core.now()
   if not force and now < f.next_beat then return {}, 0 end
   f.next_beat = now + f.heartbeat
-  local held = s:heartbeat(f.id, f.lease)
+  local ok, held = pcall(s.heartbeat, s, f.id, f.lease)
+  if not ok then
+    -- PostgreSQL ended the session inside the heartbeat (a worker frozen there
+    -- for a minute); the store has reconnected: once more, on the new session
+    if not store_mod.session_ended(held) then error(held, 0) end
+    held = s:heartbeat(f.id, f.lease)
+  end
   local lost = {}
   for id, l in pairs(f.held) do
     if held[id] ~= l.attempt then lost[#lost + 1] = id end

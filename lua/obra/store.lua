@@ -191,6 +191,24 @@ local function install_fence(into)
   end
 end
 
+-- Whether err says PostgreSQL ended the store's session inside a transaction
+-- (src/pgstore.c: the store reconnected, the transaction was rolled back).
+function M.session_ended(err)
+  return tostring(type(err) == "table" and err.message or err):find("PostgreSQL ended the session", 1, true) ~= nil
+end
+
+-- A transaction that ended with err: when PostgreSQL ended the session under
+-- a fenced one (a worker frozen inside it for a minute: src/pgstore.c), the
+-- lease is what decides; the fleet has most likely taken the task over.
+local function failed(self, err)
+  pcall(self.rollback, self)
+  if self:depth() == 0 and M.session_ended(err) then
+    local f = fence_of(self)
+    if f and not self:first(self.SQL.lease_fence, f.task_id, f.attempt, f.worker_id) then error(lease_lost(f), 0) end
+  end
+  error(err, 0)
+end
+
 -- s:tx(fn, ...): run fn inside a transaction (a savepoint when nested).
 function methods:tx(fn, ...)
   self:begin()
@@ -198,11 +216,9 @@ function methods:tx(fn, ...)
   if r[1] then
     local ok, err = pcall(self.commit, self)
     if ok then return table.unpack(r, 2, r.n) end
-    pcall(self.rollback, self)
-    error(err, 0)
+    failed(self, err)
   end
-  pcall(self.rollback, self)
-  error(r[2], 0)
+  failed(self, r[2])
 end
 
 -- s:integrity() -> true | nil, problems (text): the database file's own check
