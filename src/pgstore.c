@@ -137,14 +137,16 @@ static int reconnect(obra_pg *pg, int *lost) {
   return ok;
 }
 
-/* What a caller inside the lost transaction is told: its writes are gone. */
+/* What a caller inside the lost transaction is told: its writes are gone.
+ * The server's doing, not obra's: an I/O error (exit 74 when nothing takes
+ * it up: lua/obra/store.lua io_error). */
 static obra_rc ended(obra_pg *pg, const char *why, obra_err *e) {
-  return fail_msg(pg, OBRA_EDB, "PostgreSQL ended the session, and the open transaction with it (nothing of it "
+  return fail_msg(pg, OBRA_EIO, "PostgreSQL ended the session, and the open transaction with it (nothing of it "
                   "was written)", why, e);
 }
 
 static obra_rc still_ended(obra_err *e) {
-  return obra_err_set(e, OBRA_EDB, "PostgreSQL ended the session inside this transaction (nothing of it was "
+  return obra_err_set(e, OBRA_EIO, "PostgreSQL ended the session inside this transaction (nothing of it was "
                       "written): it must be ended before anything else runs");
 }
 

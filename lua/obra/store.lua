@@ -100,6 +100,7 @@ local ADVICE = {
   { "read%-only", "obra cannot write the file: check its permissions and the file system" },
   { "unable to open", "check that the directory exists and is writable" },
   { "cannot reach postgresql", "check the server, then `obra resume`" },
+  { "postgresql ended the session", "its transaction was not written: check the server, then `obra resume`" },
   { "^postgresql:", "check the server, then `obra resume`" },
 }
 function M.io_error(e, code)
