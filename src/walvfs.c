@@ -71,6 +71,10 @@ static int flush(walfile *p) {
 /* What is gathered goes to its file before anything else is done. */
 static int settle(void) { return pending ? flush(pending) : SQLITE_OK; }
 
+/* The body of a method that passes on to the default VFS's once what is
+ * gathered is written. */
+#define SETTLED(call) do { int rc_ = settle(); return rc_ != SQLITE_OK ? rc_ : (call); } while (0)
+
 static int w_close(sqlite3_file *f) {
   walfile *p = (walfile *)f;
   int rc = settle();
@@ -80,10 +84,7 @@ static int w_close(sqlite3_file *f) {
   return rc != SQLITE_OK ? rc : crc;
 }
 
-static int w_read(sqlite3_file *f, void *b, int amt, sqlite3_int64 off) {
-  int rc = settle();
-  return rc != SQLITE_OK ? rc : RM(f)->xRead(REAL(f), b, amt, off);
-}
+static int w_read(sqlite3_file *f, void *b, int amt, sqlite3_int64 off) { SETTLED(RM(f)->xRead(REAL(f), b, amt, off)); }
 
 static int gather(walfile *p, const void *b, int amt, sqlite3_int64 off) {
   if (p->cap - p->len < (size_t)amt) {
@@ -123,48 +124,26 @@ static int w_truncate(sqlite3_file *f, sqlite3_int64 size) {
   return rc != SQLITE_OK ? rc : RM(f)->xTruncate(REAL(f), size);
 }
 
-static int w_sync(sqlite3_file *f, int flags) {
-  int rc = settle();
-  return rc != SQLITE_OK ? rc : RM(f)->xSync(REAL(f), flags);
-}
+static int w_sync(sqlite3_file *f, int flags) { SETTLED(RM(f)->xSync(REAL(f), flags)); }
 
-static int w_size(sqlite3_file *f, sqlite3_int64 *size) {
-  int rc = settle();
-  return rc != SQLITE_OK ? rc : RM(f)->xFileSize(REAL(f), size);
-}
+static int w_size(sqlite3_file *f, sqlite3_int64 *size) { SETTLED(RM(f)->xFileSize(REAL(f), size)); }
 
-static int w_lock(sqlite3_file *f, int level) {
-  int rc = settle();
-  return rc != SQLITE_OK ? rc : RM(f)->xLock(REAL(f), level);
-}
+static int w_lock(sqlite3_file *f, int level) { SETTLED(RM(f)->xLock(REAL(f), level)); }
 
-static int w_unlock(sqlite3_file *f, int level) {
-  int rc = settle();
-  return rc != SQLITE_OK ? rc : RM(f)->xUnlock(REAL(f), level);
-}
+static int w_unlock(sqlite3_file *f, int level) { SETTLED(RM(f)->xUnlock(REAL(f), level)); }
 
-static int w_check(sqlite3_file *f, int *out) {
-  int rc = settle();
-  return rc != SQLITE_OK ? rc : RM(f)->xCheckReservedLock(REAL(f), out);
-}
+static int w_check(sqlite3_file *f, int *out) { SETTLED(RM(f)->xCheckReservedLock(REAL(f), out)); }
 
-static int w_fcntl(sqlite3_file *f, int op, void *arg) {
-  int rc = settle();
-  return rc != SQLITE_OK ? rc : RM(f)->xFileControl(REAL(f), op, arg);
-}
+static int w_fcntl(sqlite3_file *f, int op, void *arg) { SETTLED(RM(f)->xFileControl(REAL(f), op, arg)); }
 
 static int w_sector(sqlite3_file *f) { return RM(f)->xSectorSize(REAL(f)); }
 static int w_caps(sqlite3_file *f) { return RM(f)->xDeviceCharacteristics(REAL(f)); }
 
 static int w_shm_map(sqlite3_file *f, int pg, int sz, int extend, void volatile **out) {
-  int rc = settle();
-  return rc != SQLITE_OK ? rc : RM(f)->xShmMap(REAL(f), pg, sz, extend, out);
+  SETTLED(RM(f)->xShmMap(REAL(f), pg, sz, extend, out));
 }
 
-static int w_shm_lock(sqlite3_file *f, int ofs, int n, int flags) {
-  int rc = settle();
-  return rc != SQLITE_OK ? rc : RM(f)->xShmLock(REAL(f), ofs, n, flags);
-}
+static int w_shm_lock(sqlite3_file *f, int ofs, int n, int flags) { SETTLED(RM(f)->xShmLock(REAL(f), ofs, n, flags)); }
 
 /* SQLite's barrier before it publishes a commit in the wal-index: the log's
  * bytes are written by then (a commit frame's page is never left gathered),
@@ -174,14 +153,10 @@ static void w_shm_barrier(sqlite3_file *f) {
   RM(f)->xShmBarrier(REAL(f));
 }
 
-static int w_shm_unmap(sqlite3_file *f, int del) {
-  int rc = settle();
-  return rc != SQLITE_OK ? rc : RM(f)->xShmUnmap(REAL(f), del);
-}
+static int w_shm_unmap(sqlite3_file *f, int del) { SETTLED(RM(f)->xShmUnmap(REAL(f), del)); }
 
 static int w_fetch(sqlite3_file *f, sqlite3_int64 off, int amt, void **pp) {
-  int rc = settle();
-  return rc != SQLITE_OK ? rc : RM(f)->xFetch(REAL(f), off, amt, pp);
+  SETTLED(RM(f)->xFetch(REAL(f), off, amt, pp));
 }
 
 static int w_unfetch(sqlite3_file *f, sqlite3_int64 off, void *pp) {
