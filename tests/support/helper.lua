@@ -154,20 +154,15 @@ end
 -- ends: ext4 skips the inodes freed in the last 60-300 s when it allocates
 -- one (recently_deleted), and the files started after a deletion create
 -- thousands.  A failing file's directory, trash included, is kept.
-local trashed = 0
+local TRASH, trashed = os.getenv("OBRA_TEST_TRASH") == "1", 0
 function H.rmdir(d)
   if not (d and d:find(H.TMP, 1, true) == 1) then return end
-  if os.getenv("OBRA_TEST_TRASH") == "1" then
-    local trash = H.mkdirs(H.TMP .. "/.trash")
-    for _, p in ipairs({ d, d .. ".fake" }) do
-      trashed = trashed + 1
-      if lfs.symlinkattributes(p, "mode") and not os.rename(p, string.format("%s/%d", trash, trashed)) then
-        H.rmtree(p)
-      end
-    end
-    return
+  for _, p in ipairs({ d, d .. ".fake" }) do
+    trashed = trashed + 1
+    local moved = TRASH and lfs.symlinkattributes(p, "mode") and
+                  os.rename(p, string.format("%s/%d", H.mkdirs(H.TMP .. "/.trash"), trashed))
+    if not moved then H.rmtree(p) end
   end
-  H.rmtree(d); H.rmtree(d .. ".fake")
 end
 
 function H.readfile(path)
