@@ -109,6 +109,28 @@ static int l_tree_of(lua_State *L) {
   return 1;
 }
 
+/* wt:read(tree, path, max) -> bytes | nil, message, code (absent, larger than max) */
+static int l_read(lua_State *L) {
+  obra_ws *w = check(L);
+  const char *tree = luaL_checkstring(L, 2), *path = luaL_checkstring(L, 3);
+  lua_Integer max = luaL_checkinteger(L, 4);
+  char *buf = NULL;
+  size_t len = 0;
+  obra_err e = { 0 };
+  if (obra_ws_read(w, tree, path, max < 0 ? 0 : (size_t)max, &buf, &len, &e) != OBRA_OK)
+    return obra_lapi_fail(L, &e, "workspace");
+  lua_pushlstring(L, buf, len);
+  free(buf);
+  return 1;
+}
+
+static int l_publish(lua_State *L) {
+  obra_err e = { 0 };
+  if (obra_ws_publish(check(L), &e) != OBRA_OK) return obra_lapi_fail(L, &e, "workspace");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* stack while diffing: [... result created modified deleted] */
 typedef struct { lua_State *L; int base; } diffctx;
 
@@ -327,7 +349,7 @@ static int l_repo_worktrees(lua_State *L) {
 int obra_lapi_workspace(lua_State *L) {
   static const luaL_Reg methods[] = {
     { "kind", l_kind }, { "snapshot", l_snapshot }, { "commit", l_commit }, { "diff", l_diff }, { "patch", l_patch },
-    { "restore", l_restore }, { "tree_of", l_tree_of },
+    { "restore", l_restore }, { "tree_of", l_tree_of }, { "read", l_read }, { "publish", l_publish },
     { "close", l_close }, { NULL, NULL }
   };
   static const luaL_Reg meta[] = { { "__gc", l_close }, { "__close", l_close }, { NULL, NULL } };

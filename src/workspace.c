@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "obra/dl.h"
+#include "obra/objlog.h"
 #include "obra/packfile.h"
 #include "obra/treescan.h"
 #include "obra/workspace.h"
@@ -52,6 +53,8 @@ struct obra_ws {
   git_odb_backend *mem;        /* and the in-memory store the new objects go to (owned by the */
   git_odb        *bulk;        /* bulk database, which reads the rest from the disk's objects) */
   git_odb        *loose;       /* shadow: the database a snapshot writes through (loose_odb) */
+  obra_objlog    *log;         /* shadow: where it writes (objlog.h), NULL: loose objects */
+  int             log_wrote;   /* this process appended to the log since it was last packed */
   struct counts  *counts;      /* line counts of file changes already diffed (see file_counts): */
   size_t          ncounts, counts_cap; /* entries, slots */
   unsigned        counts_gen;  /* diffs asked for so far */
@@ -85,11 +88,12 @@ struct obra_ws {
   X(git_reference_name) X(git_index_has_conflicts) X(git_commit_tree_id) \
   X(git_repository_head_detached) \
   X(git_odb_new) X(git_odb_free) X(git_odb_add_backend) X(git_odb_backend_loose) X(git_odb_init_backend) \
-  X(git_odb_backend_data_alloc) X(git_odb_read_header) \
+  X(git_odb_backend_data_alloc) X(git_odb_backend_data_free) X(git_odb_read_header) \
   X(git_repository_odb) X(git_repository_set_odb) X(git_mempack_new) X(git_mempack_reset) \
   X(git_packbuilder_new) X(git_packbuilder_free) X(git_packbuilder_insert) X(git_packbuilder_write) \
   X(git_packbuilder_set_threads) X(git_tree_lookup) X(git_tree_walk) X(git_tree_entry_id) \
-  X(git_tree_entry_type) X(git_tree_entry_name) X(git_index_add) X(git_blob_create_from_buffer) \
+  X(git_tree_entry_type) X(git_tree_entry_name) X(git_tree_entry_bypath) X(git_tree_entry_free) \
+  X(git_blob_lookup) X(git_blob_rawcontent) X(git_blob_rawsize) X(git_blob_free) X(git_index_add) X(git_blob_create_from_buffer) \
   X(git_filter_list_load) X(git_filter_list_free) X(git_index_entrycount) X(git_index_get_byindex) \
   X(git_odb_read) X(git_odb_object_data) X(git_odb_object_size) X(git_odb_object_type) \
   X(git_odb_object_free) X(git_odb_refresh) X(git_diff_get_perfdata) X(git_index_caps) \
@@ -214,21 +218,43 @@ static void keep_unreachable(git_repository *repo) {
   fn.git_error_clear();
 }
 
-/* ---- the shadow's snapshots written loose ----
+static obra_zlib zlib;
+static int zlib_state;            /* 0 unknown, 1 found, -1 not found: libgit2's packbuilder then */
+
+static int have_zlib(void) {
+  if (zlib_state == 0) {
+    zlib.deflateInit_ = (int (*)(void *, int, const char *, int))obra_dl_optional(&lib, "deflateInit_");
+    zlib.deflate = (int (*)(void *, int))obra_dl_optional(&lib, "deflate");
+    zlib.deflateEnd = (int (*)(void *))obra_dl_optional(&lib, "deflateEnd");
+    zlib.deflateReset = (int (*)(void *))obra_dl_optional(&lib, "deflateReset");
+    zlib.crc32 = (unsigned long (*)(unsigned long, const unsigned char *, unsigned))obra_dl_optional(&lib, "crc32");
+    zlib_state = zlib.deflateInit_ && zlib.deflate && zlib.deflateEnd && zlib.deflateReset && zlib.crc32 ? 1 : -1;
+  }
+  return zlib_state > 0;
+}
+
+/* ---- the shadow's snapshots written to the object log ----
  *
  * libgit2 looks for an object before it writes one (git_odb__freshen): a
  * touch of its loose file and, when that misses, a rescan of objects/pack
  * (the directory listed, a multi-pack-index looked for): 8 system calls
- * before each of an iteration's two new objects, its blob and its tree.  In
- * the shadow (obra's own repository, where gc prunes nothing:
- * keep_unreachable) a snapshot writes through a database of two stores: the
- * loose objects, made as libgit2 makes the repository's own (default
- * compression, no fsync, default modes: the same files), and a store that
- * reads through the repository's own database (packs included, which
- * rescans its packs itself when it misses) but cannot be asked whether it
- * has an object nor told to look again: a write looks among the loose
- * objects only, and an object found only in a pack is written loose once
- * more, which git allows.  Without it (not fatal), the repository's own. */
+ * before each of an iteration's two new objects, its blob and its tree.  And
+ * a loose object is a new file: on an ext4 without a journal a new inode
+ * costs up to half a millisecond (bench/README.md, round 5).  In the shadow
+ * (obra's own repository, where gc prunes nothing: keep_unreachable) a
+ * snapshot writes through a database of two stores: the object log
+ * (objlog.h: the objects appended to one file, packed once there are
+ * enough, and when the workspace closes) and a store that reads through the
+ * repository's own database (packs included, which rescans its packs itself
+ * when it misses) but cannot be asked whether it has an object nor told to
+ * look again: a write looks in the log only, and an object found only in a
+ * pack is written once more, which git allows.  The repository's own
+ * database reads the log too (its own store over it, which looks again at a
+ * miss: another process's appends), so diffs, restores and other obra
+ * processes see every snapshot; git's command line does not until the log
+ * is packed (obra_ws_publish).  Without zlib beside libgit2 (no pack can be
+ * written) or when any of this fails (not fatal): loose objects, as libgit2
+ * writes them. */
 typedef struct { git_odb_backend base; git_odb *own; } readthrough;
 
 static int rt_read(void **data, size_t *len, git_object_t *type, git_odb_backend *b, const git_oid *id) {
@@ -253,13 +279,103 @@ static void rt_free(git_odb_backend *b) {
   free(b);
 }
 
+/* The log as a store: one for the snapshot's database (it writes), one for
+ * the repository's (it looks again at a miss). */
+typedef struct { git_odb_backend base; obra_ws *w; } logstore;
+
+static void (*set_git_error)(int klass, const char *message);   /* optional: git_error_set_str */
+
+static int log_failed(const obra_err *e) {
+  if (set_git_error) set_git_error(GIT_ERROR_ODB, e->msg);
+  return -1;
+}
+
+static int ls_read(void **data, size_t *len, git_object_t *type, git_odb_backend *b, const git_oid *id) {
+  obra_objlog *l = ((logstore *)b)->w->log;
+  int t;
+  size_t n;
+  if (!obra_objlog_find(l, id->id, &t, &n)) return GIT_ENOTFOUND;
+  char *d = fn.git_odb_backend_data_alloc(b, n + 1);
+  if (!d) return -1;
+  obra_err e = { 0 };
+  if (obra_objlog_read(l, id->id, d, n, &e) != OBRA_OK) { fn.git_odb_backend_data_free(b, d); return log_failed(&e); }
+  d[n] = '\0';
+  *data = d, *len = n, *type = (git_object_t)t;
+  return 0;
+}
+
+static int ls_read_header(size_t *len, git_object_t *type, git_odb_backend *b, const git_oid *id) {
+  int t;
+  if (!obra_objlog_find(((logstore *)b)->w->log, id->id, &t, len)) return GIT_ENOTFOUND;
+  *type = (git_object_t)t;
+  return 0;
+}
+
+static int ls_exists(git_odb_backend *b, const git_oid *id) {
+  return obra_objlog_find(((logstore *)b)->w->log, id->id, NULL, NULL);
+}
+
+static int ls_write(git_odb_backend *b, const git_oid *id, const void *data, size_t len, git_object_t type) {
+  obra_ws *w = ((logstore *)b)->w;
+  obra_err e = { 0 };
+  if (obra_objlog_append(w->log, (int)type, id->id, data, len, &e) != OBRA_OK) return log_failed(&e);
+  w->log_wrote = 1;
+  return 0;
+}
+
+static int ls_refresh(git_odb_backend *b) {
+  obra_err e = { 0 };
+  (void)obra_objlog_refresh(((logstore *)b)->w->log, &e);     /* a log it cannot read holds nothing */
+  return 0;
+}
+
+static void ls_free(git_odb_backend *b) { free(b); }
+
+static git_odb_backend *log_store(obra_ws *w, int writes) {
+  logstore *s = calloc(1, sizeof *s);
+  if (!s || fn.git_odb_init_backend(&s->base, GIT_ODB_BACKEND_VERSION) < 0) { free(s); return NULL; }
+  s->w = w;
+  s->base.read = ls_read, s->base.read_header = ls_read_header, s->base.exists = ls_exists;
+  s->base.free = ls_free;
+  if (writes) s->base.write = ls_write;
+  else s->base.refresh = ls_refresh;
+  return &s->base;
+}
+
+/* The objects dir's pack directory. */
+static int pack_dir(obra_ws *w, char *buf, size_t n) {
+  return snprintf(buf, n, "%sobjects/pack", fn.git_repository_commondir(w->repo)) < (int)n ? 0 : -1;
+}
+
+/* The log's objects as one pack, the log removed. */
+static obra_rc log_flush(obra_ws *w, obra_err *e) {
+  char packdir[PATH_MAX];
+  if (!w->log) return OBRA_OK;
+  if (pack_dir(w, packdir, sizeof packdir) < 0) return obra_err_set(e, OBRA_EINVAL, "path too long: %s", fn.git_repository_commondir(w->repo));
+  obra_rc rc = obra_objlog_flush(w->log, packdir, &zlib, e);
+  if (rc == OBRA_OK) w->log_wrote = 0;
+  return rc;
+}
+
 static void loose_odb(obra_ws *w, const char *gitdir) {
-  char objs[PATH_MAX];
+  char path[PATH_MAX];
+  git_odb *own = NULL;
   git_odb_backend *b = NULL;
   readthrough *rt = calloc(1, sizeof *rt);
-  int ok = rt && snprintf(objs, sizeof objs, "%s/objects", gitdir) < (int)sizeof objs &&
-           fn.git_odb_init_backend(&rt->base, GIT_ODB_BACKEND_VERSION) == 0 &&
-           fn.git_repository_odb(&rt->own, w->repo) == 0 && fn.git_odb_new(&w->loose) == 0;
+  if (!set_git_error) set_git_error = (void (*)(int, const char *))obra_dl_optional(&lib, "git_error_set_str");
+  int ok = rt && have_zlib() && snprintf(path, sizeof path, "%s/obra-objlog", gitdir) < (int)sizeof path &&
+           (w->log = obra_objlog_open(path)) != NULL &&
+           fn.git_repository_odb(&own, w->repo) == 0 && (b = log_store(w, 0)) != NULL;
+  /* the repository's own database reads the log first (a miss there is a
+   * lookup in memory) */
+  if (ok) {
+    ok = fn.git_odb_add_backend(own, b, 3) == 0;
+    if (!ok) b->free(b);
+  }
+  fn.git_odb_free(own);
+  b = NULL;
+  if (ok) ok = fn.git_odb_init_backend(&rt->base, GIT_ODB_BACKEND_VERSION) == 0 &&
+               fn.git_repository_odb(&rt->own, w->repo) == 0 && fn.git_odb_new(&w->loose) == 0;
   if (ok) {
     rt->base.read = rt_read, rt->base.read_header = rt_read_header, rt->base.free = rt_free;
     ok = fn.git_odb_add_backend(w->loose, &rt->base, 1) == 0;
@@ -267,7 +383,7 @@ static void loose_odb(obra_ws *w, const char *gitdir) {
     rt = NULL;
   }
   if (ok) {
-    ok = fn.git_odb_backend_loose(&b, objs, -1, 0, 0, 0) == 0 && fn.git_odb_add_backend(w->loose, b, 2) == 0;
+    ok = (b = log_store(w, 1)) != NULL && fn.git_odb_add_backend(w->loose, b, 2) == 0;
     if (!ok && b) b->free(b);
   }
   if (!ok) {
@@ -288,6 +404,12 @@ static void loose_begin(obra_ws *w) {
 }
 
 static void loose_end(obra_ws *w) {
+  if (w->log) {
+    obra_objlog_unlock(w->log);
+    obra_err e = { 0 };
+    if (obra_objlog_objects(w->log) >= OBRA_OBJLOG_OBJECTS || obra_objlog_bytes(w->log) >= OBRA_OBJLOG_BYTES)
+      (void)log_flush(w, &e);            /* not fatal: the log stays, packed at the next try */
+  }
   if (!w->disk || w->bulk) return;
   fn.git_repository_set_odb(w->repo, w->disk);
   fn.git_odb_free(w->disk);
@@ -403,6 +525,11 @@ void obra_ws_close(obra_ws *w) {
   if (!w) return;
   if (!inited) { free(w); return; }      /* libgit2 never loaded: nothing to free */
   if (w->shadow && w->index && w->saved) save_shadow_index(w);
+  /* the log packed, whoever wrote it (a killed obra's log too); not fatal:
+   * the next obra that closes the shadow packs it */
+  obra_err e = { 0 };
+  if (w->log && (w->log_wrote || (obra_objlog_refresh(w->log, &e) == OBRA_OK && obra_objlog_objects(w->log) > 0)))
+    (void)log_flush(w, &e);
   forget_counts(w);
   forget_kept(w, 0);
   free(w->counts);
@@ -410,8 +537,11 @@ void obra_ws_close(obra_ws *w) {
   fn.git_index_free(w->index);
   fn.git_repository_free(w->repo);
   fn.git_odb_free(w->loose);
+  obra_objlog_close(w->log);
   free(w);
 }
+
+obra_rc obra_ws_publish(obra_ws *w, obra_err *e) { return log_flush(w, e); }
 
 const char *obra_ws_kind(const obra_ws *w) { return w->shadow ? "shadow" : w->owned ? "owned" : "git"; }
 long obra_ws_scanned(const obra_ws *w) { return w->scanned; }
@@ -474,21 +604,6 @@ static int bulk_pick(const char *root, const git_tree_entry *te, void *ud) {
   const git_oid *id = fn.git_tree_entry_id(te);
   if (!b->mem->exists(b->mem, id)) return fn.git_tree_entry_type(te) == GIT_OBJECT_TREE ? 1 : 0;  /* on disk */
   return bulk_note(b, id);
-}
-
-static obra_zlib zlib;
-static int zlib_state;            /* 0 unknown, 1 found, -1 not found: libgit2's packbuilder then */
-
-static int have_zlib(void) {
-  if (zlib_state == 0) {
-    zlib.deflateInit_ = (int (*)(void *, int, const char *, int))obra_dl_optional(&lib, "deflateInit_");
-    zlib.deflate = (int (*)(void *, int))obra_dl_optional(&lib, "deflate");
-    zlib.deflateEnd = (int (*)(void *))obra_dl_optional(&lib, "deflateEnd");
-    zlib.deflateReset = (int (*)(void *))obra_dl_optional(&lib, "deflateReset");
-    zlib.crc32 = (unsigned long (*)(unsigned long, const unsigned char *, unsigned))obra_dl_optional(&lib, "crc32");
-    zlib_state = zlib.deflateInit_ && zlib.deflate && zlib.deflateEnd && zlib.deflateReset && zlib.crc32 ? 1 : -1;
-  }
-  return zlib_state > 0;
 }
 
 /* The objects as one pack of whole objects (packfile.c), or through
@@ -1028,6 +1143,34 @@ obra_rc obra_ws_tree_of(obra_ws *w, const char *rev, char tree[41], obra_err *e)
   fn.git_oid_tostr(tree, 41, fn.git_tree_id((const git_tree *)t));
   fn.git_object_free(t);
   return OBRA_OK;
+}
+
+obra_rc obra_ws_read(obra_ws *w, const char *tree, const char *path, size_t max, char **out, size_t *len,
+                     obra_err *e) {
+  git_tree *t = NULL;
+  git_tree_entry *te = NULL;
+  git_blob *b = NULL;
+  *out = NULL, *len = 0;
+  if (peel_tree(w, tree, &t, e) < 0) return e->rc;
+  int rc = fn.git_tree_entry_bypath(&te, t, path);
+  fn.git_tree_free(t);
+  if (rc < 0) return rc == GIT_ENOTFOUND ? obra_err_set(e, OBRA_ENOTFOUND, "%s is not in %s", path, tree) : fail(e, rc, path);
+  if (fn.git_tree_entry_type(te) != GIT_OBJECT_BLOB) {
+    fn.git_tree_entry_free(te);
+    return obra_err_set(e, OBRA_ENOTFOUND, "%s is not a file in %s", path, tree);
+  }
+  rc = fn.git_blob_lookup(&b, w->repo, fn.git_tree_entry_id(te));
+  fn.git_tree_entry_free(te);
+  if (rc < 0) return fail(e, rc, path);
+  size_t n = (size_t)fn.git_blob_rawsize(b);
+  if (n > max) {
+    fn.git_blob_free(b);
+    return obra_err_set(e, OBRA_EINVAL, "%s is %zu bytes in %s, over %zu", path, n, tree, max);
+  }
+  *out = malloc(n + 1);
+  if (*out) memcpy(*out, fn.git_blob_rawcontent(b), n), (*out)[n] = '\0', *len = n;
+  fn.git_blob_free(b);
+  return *out ? OBRA_OK : obra_err_set(e, OBRA_ENOMEM, "out of memory");
 }
 
 /* ---- line counts, remembered ----

@@ -323,8 +323,7 @@ describe("workspace", function()
   end)
 
   it("writes small shadow snapshots' files as they are, unless a .gitattributes can filter them", function()
-    local git = "git --git-dir=" .. H.q(dir .. "/.obra/shadow.git") .. " "
-    local function blob(snap, path) return (H.sh(git .. "cat-file blob " .. snap.tree .. ":" .. path)) end
+    local function blob(snap, path) return assert(ws.read(dir, "shadow", snap.tree, path, 100)) end
     H.writefile(dir .. "/a.txt", "a\r\n")
     H.writefile(dir .. "/b.txt", "b\r\n")
     local snap = assert(ws.snapshot(dir))                  -- no attributes: the bytes as they are
@@ -385,14 +384,17 @@ describe("workspace", function()
       for j = 1, 130 do H.writefile(string.format("%s/bulk%d/f%d", dir, i, j), i .. "." .. j .. "\n") end
       assert(ws.commit(assert(ws.snapshot(dir)), "refs/obra/p/1-t", "bulk " .. i .. "\n"))
     end
-    for i = 1, 5 do                                   -- and loose objects: a blob, a tree and a commit each
-      H.writefile(dir .. "/a.txt", i .. "\n")
+    for i = 1, 5 do                                   -- and small ones: a blob and a tree each in the
+      H.writefile(dir .. "/a.txt", i .. "\n")          -- object log, a loose commit
       assert(ws.commit(assert(ws.snapshot(dir)), "refs/obra/p/1-t", "c" .. i .. "\n"))
     end
     local counts = H.sh(git .. "count-objects -v")
     assert.are.equal("3", counts:match("packs: (%d+)"))
-    assert.is_true(tonumber(counts:match("count: (%d+)")) >= 15)
-    ws.reset()                                        -- a new process opens the shadow
+    assert.are.equal("8", counts:match("count: (%d+)"))     -- the eight commits
+    assert.is_truthy(H.readfile(dir .. "/.obra/shadow.git/obra-objlog"))
+    ws.reset()                                        -- closed: the log is a fourth pack
+    assert.is_nil(H.readfile(dir .. "/.obra/shadow.git/obra-objlog"))
+    assert.are.equal("4", H.sh(git .. "count-objects -v"):match("packs: (%d+)"))
     local again = assert(ws.snapshot(dir))
     counts = H.sh(git .. "count-objects -v")
     -- one pack of what refs/obra/ reaches, and a cruft pack of what no ref
@@ -412,7 +414,8 @@ describe("workspace", function()
     local git = "git --git-dir=" .. H.q(dir .. "/.obra/shadow.git") .. " "
     assert.are.equal("never\n", H.sh(git .. "config gc.pruneExpire"))
     -- a month old: git's default would prune it (unreachable, older than two weeks)
-    H.sh("touch -d '30 days ago' " .. H.q(dir .. "/.obra/shadow.git/objects/" .. snap.tree:sub(1, 2) .. "/" .. snap.tree:sub(3)))
+    assert(ws.publish(dir))                         -- the object log packed
+    H.sh("touch -d '30 days ago' " .. H.q(dir .. "/.obra/shadow.git/objects/pack") .. "/*")
     H.sh(git .. "gc --quiet")
     assert.are.equal("tree\n", H.sh(git .. "cat-file -t " .. snap.tree))
   end)
@@ -442,6 +445,7 @@ describe("workspace", function()
     H.writefile(dir .. "/crlf.txt", "y\r\n")
     local third = assert(ws.snapshot(dir))
     assert.are.same({ "a.txt", "crlf.txt", "sub/deep/b.txt" }, ws.diff_trees(dir, "shadow", second.tree, third.tree).modified)
+    assert(ws.publish(dir))                         -- for git's command line
     assert.are.equal("one\n", H.sh(git .. "cat-file -p " .. third.tree .. ":a.txt"))
     assert.are.equal("y\r\n", H.sh(git .. "cat-file -p " .. third.tree .. ":crlf.txt"))
     assert.are.equal("c\n", H.sh(git .. "cat-file -p " .. third.tree .. ":sub/c.txt"))
@@ -449,6 +453,54 @@ describe("workspace", function()
     assert.are.equal(third.tree, assert(ws.snapshot(dir)).tree)
     ws.reset()                                      -- the index written at close names objects that are there
     assert.are.equal(third.tree, assert(ws.snapshot(dir)).tree)
+  end)
+
+  -- the shadow's small snapshots go to the object log (src/objlog.c), packed
+  -- when the work tree closes: a killed obra leaves them in the log
+  it("keeps a killed process's snapshots in the object log, readable at once and packed by the next close", function()
+    local git = H.plain .. "git --git-dir=" .. H.q(dir .. "/.obra/shadow.git") .. " "
+    H.writefile(dir .. "/a.txt", "before\n")
+    assert(ws.snapshot(dir))
+    ws.reset()                                      -- packed: the log starts empty
+    local script = dir .. ".kill.lua"
+    H.writefile(script, string.format([[
+      local ws = require "obra.workspace"
+      local dir = %q
+      local f = io.open(dir .. "/a.txt", "w"); f:write("after\n"); f:close()
+      local snap = assert(ws.snapshot(dir))
+      io.stdout:write(snap.tree, "\n"); io.stdout:flush()
+      os.execute("kill -9 $PPID")                   -- the shell's parent: this process, before any close
+      os.exit(3)
+    ]], dir))
+    local out = H.sh(string.format("LUA_PATH=%s LUA_CPATH=%s lua5.4 %s", H.q(package.path), H.q(package.cpath), H.q(script)))
+    os.remove(script)
+    local tree = assert(out:match("^(%x+)\n"), out)
+    assert.is_truthy(H.readfile(dir .. "/.obra/shadow.git/obra-objlog"))
+    -- git's command line cannot see it yet; obra reads it at once
+    assert.are_not.equal(0, select(2, H.sh(git .. "cat-file -e " .. tree)))
+    assert.are.equal("after\n", ws.read(dir, "shadow", tree, "a.txt", 100))
+    -- the next close (this process's) packs what the killed one wrote
+    ws.reset()
+    assert.is_nil(H.readfile(dir .. "/.obra/shadow.git/obra-objlog"))
+    assert.are.equal("after\n", H.sh(git .. "cat-file -p " .. tree .. ":a.txt"))
+    assert.are.equal("", (H.sh(git .. "fsck --strict --no-dangling 2>&1"):gsub("notice:[^\n]*\n", "")))
+  end)
+
+  it("packs the object log once it holds enough, and on publish", function()
+    local git = H.plain .. "git --git-dir=" .. H.q(dir .. "/.obra/shadow.git") .. " "
+    local function packs() return tonumber(H.sh(git .. "count-objects -v"):match("packs: (%d+)")) end
+    H.writefile(dir .. "/big.bin", string.rep("0123456789abcdef", 300000))    -- 4.8 MB: over the log's bytes
+    local first = assert(ws.snapshot(dir))
+    assert.are.equal(1, packs())                    -- packed at the snapshot's end
+    assert.is_nil(H.readfile(dir .. "/.obra/shadow.git/obra-objlog"))
+    H.writefile(dir .. "/a.txt", "small\n")
+    local snap = assert(ws.snapshot(dir))
+    assert.are.equal(1, packs())                    -- a small one stays in the log
+    assert.is_truthy(H.readfile(dir .. "/.obra/shadow.git/obra-objlog"))
+    assert(ws.publish(dir))
+    assert.are.equal(2, packs())
+    assert.are.equal("small\n", H.sh(git .. "cat-file -p " .. snap.tree .. ":a.txt"))
+    assert.are.same({ "a.txt" }, ws.diff_trees(dir, "shadow", first.tree, snap.tree).created)
   end)
 
   it("fails softly: no directory, no snapshot", function()

@@ -44,6 +44,9 @@ const char *obra_ws_kind(const obra_ws *w);              /* "git", "owned" or "s
 
 /* Write the current state of dir as a tree; *skipped counts files left out. */
 obra_rc obra_ws_snapshot(obra_ws *w, char tree[41], size_t *skipped, obra_err *e);
+/* The shadow's snapshots written where git's command line finds them: the
+ * object log (objlog.h) packed.  A no-op elsewhere. */
+obra_rc obra_ws_publish(obra_ws *w, obra_err *e);
 /* How the last snapshot found what changed: the number of paths the stat scan
  * named for libgit2's walk to visit, or -1 when the walk visited the whole tree. */
 long    obra_ws_scanned(const obra_ws *w);
@@ -62,6 +65,12 @@ const char *obra_ws_cleared_lock(const obra_ws *w);
 
 /* The tree of rev (a commit, branch, tag or tree: git rev-parse syntax). */
 obra_rc obra_ws_tree_of(obra_ws *w, const char *rev, char tree[41], obra_err *e);
+
+/* The file at path (relative to the root) in tree (a tree or commit id), of
+ * at most max bytes, malloc'd into *out (NUL-terminated); OBRA_ENOTFOUND
+ * when the tree holds no file there, OBRA_EINVAL when it is larger. */
+obra_rc obra_ws_read(obra_ws *w, const char *tree, const char *path, size_t max, char **out, size_t *len,
+                     obra_err *e);
 
 /* Files that differ between two trees (or commits) below dir, paths relative
  * to dir; status 'A' created, 'M' modified, 'D' deleted.  A non-zero return

@@ -30,7 +30,6 @@
 local core = require "obra.core"
 local workspace = require "obra.workspace"
 local protect = require "obra.protect"
-local git = require "obra.git"
 
 local M = {}
 
@@ -164,18 +163,10 @@ function M.broken(c, row)
   return nil
 end
 
--- The contents of path in a base tree (nil when absent).
+-- The contents of path in a base tree (nil when absent or larger than MAX_FILE).
 local function base_text(base, path)
   if not (base and base.tree and base.dir) then return nil end
-  local args
-  if base.method == "shadow" then
-    args = { "--git-dir=" .. base.dir .. "/" .. workspace.SHADOW, "cat-file", "blob", base.tree .. ":" .. path }
-  else
-    args = { "cat-file", "blob", base.tree .. ":" .. path }
-  end
-  local r = git.run(args, { cwd = base.dir, timeout = 30 })
-  if r and r.ok and #r.stdout <= M.MAX_FILE then return r.stdout end
-  return nil
+  return (workspace.read(base.dir, base.method, base.tree, path, M.MAX_FILE))
 end
 
 local function file_text(dir, path)

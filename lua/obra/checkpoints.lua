@@ -166,7 +166,11 @@ end
 local function restore_paths(dir, method, tree, paths)
   if #paths == 0 then return true end
   local pre = {}
-  if method == "shadow" then pre = { "--git-dir", dir .. "/" .. workspace.SHADOW, "--work-tree", dir } end
+  if method == "shadow" then
+    local ok, err = workspace.publish(dir)
+    if not ok then return nil, err end
+    pre = { "--git-dir", dir .. "/" .. workspace.SHADOW, "--work-tree", dir }
+  end
   local opts = { cwd = dir, env = { GIT_LITERAL_PATHSPECS = "1" } }
   local args = {}
   for _, a in ipairs(pre) do args[#args + 1] = a end

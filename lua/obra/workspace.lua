@@ -24,6 +24,11 @@
 --   workspace.tree_of(dir, rev [, method]) -> tree hex | nil, message, code
 --     (rev: a commit id, a branch or ref name, anything git rev-parse takes)
 --   workspace.restore(dir, method, from, to) -> true | nil, message, code
+--   workspace.read(dir, method, tree, path, max) -> bytes | nil, message, code
+--     (the file at path in tree, at most max bytes: nil when absent or larger)
+--   workspace.publish(dir) -> true | nil, message, code
+--     the shadow's recent snapshots written where git's command line finds
+--     them (below): before running git on the shadow
 --
 -- In a git work tree the snapshot is a tree written from a scratch copy of the
 -- index into the repository's objects: untracked files included, .gitignore
@@ -36,7 +41,11 @@
 -- directory is written as one pack (src/workspace.c), and the first time a
 -- process opens a shadow it runs `git gc --auto` on it (argv, obra.git; in
 -- the foreground, and only when git's own thresholds say so: 6,700 loose
--- objects or 50 packs), so checkpoints' loose objects do not pile up.
+-- objects or 50 packs), so checkpoints' objects do not pile up.  A snapshot
+-- in the shadow appends its objects to one file, .obra/shadow.git/obra-objlog
+-- (src/objlog.c), which becomes a pack once it holds 1,024 objects or 4 MiB,
+-- and when the work tree is closed: obra reads it at once, git's command
+-- line only once it is a pack (workspace.publish).
 local core = require "obra.core"
 
 local M = {}
@@ -213,6 +222,20 @@ function M.restore(dir, method, from, to)
   local wt, err, code = worktree(dir, method)
   if not wt then return nil, err, code end
   return wt:restore(from, to)
+end
+
+function M.read(dir, method, tree, path, max)
+  local wt, err, code = worktree(dir, method)
+  if not wt then return nil, err, code end
+  return wt:read(tree, path, max)
+end
+
+function M.publish(dir)
+  local shadow = dir .. "/" .. M.SHADOW
+  if not core.stat(shadow) then return true end
+  local wt, err, code = worktree(dir, "shadow")
+  if not wt then return nil, err, code end
+  return wt:publish()
 end
 
 -- Forget the open repositories (a test or the REPL may remove directories).

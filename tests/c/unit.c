@@ -66,6 +66,7 @@ int main(int argc, char **argv) {
   llm_json_tests();
   redact_tests();
   packfile_tests();
+  objlog_tests();
   textpack_tests();
   treescan_tests();
   if (argc > 1 && strcmp(argv[1], "--fail-demo") == 0) unit_run("harness_reports_a_failure", must_fail, NULL);

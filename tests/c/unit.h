@@ -38,6 +38,7 @@ void llm_outcome_tests(void);
 void llm_json_tests(void);
 void redact_tests(void);
 void packfile_tests(void);
+void objlog_tests(void);
 void textpack_tests(void);
 void treescan_tests(void);
 
