@@ -53,7 +53,7 @@ function M.url(name)
   -- under the sanitizers the busted process carries LD_PRELOAD of their runtime (for
   -- lua5.4): createdb must not inherit it (it hangs under libasan)
   local out, code = H.sh((H.SANITIZE and "env -u LD_PRELOAD " or "") .. H.q(bindir() .. "/createdb") ..
-    " -h " .. H.q(sock) .. " -U obra " .. H.q(db))
+    " -h " .. H.q(sock) .. " -U obra -S file_copy " .. H.q(db))
   if code ~= 0 then return nil, "createdb " .. db .. " failed: " .. out end
   return "postgresql:///" .. db .. "?host=" .. sock .. "&user=obra", db
 end
