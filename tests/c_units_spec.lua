@@ -7,7 +7,7 @@ local H = require "support.helper"
 
 local ROOT = H.ROOT
 local BUILD = ROOT .. "/build"
-local TARGETS = { "claude", "codex", "http1", "judge_json", "cassette", "redact", "textpack" }
+local TARGETS = { "claude", "codex", "http1", "judge_json", "cassette", "redact", "textpack", "objlog" }
 
 -- The sanitizer runtime of `make check` must not be preloaded into make or gcc.
 local ENV = "env -u LD_PRELOAD OBRA_ROOT=" .. H.q(ROOT) .. " "
