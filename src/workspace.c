@@ -673,7 +673,9 @@ static int bulk_end(obra_ws *w, const git_oid *tree) {
  * obra reads the file and writes the blob and the index entry itself.  Whether
  * the index holds a .gitattributes is known from the last look until a
  * snapshot sees one change (the shadow's index is only ever obra's). */
-#define PLAIN_MIN 2      /* the check costs about what libgit2's lookups for one file do */
+#define PLAIN_MIN 1      /* even one file: the check (five access()es and a filter probe) costs less
+                          * than libgit2's two attribute lookups and two realpath()s for it: an
+                          * iteration of the loop bench 0.05-0.7 ms faster in 5 of 5 pairs */
 
 static int attributes_file(const char *path) { return path && path[0] && access(path, F_OK) == 0; }
 
