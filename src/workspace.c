@@ -361,29 +361,35 @@ static void loose_odb(obra_ws *w, const char *gitdir) {
   char path[PATH_MAX];
   git_odb *own = NULL;
   git_odb_backend *b = NULL;
-  readthrough *rt = calloc(1, sizeof *rt);
   if (!set_git_error) set_git_error = (void (*)(int, const char *))obra_dl_optional(&lib, "git_error_set_str");
-  int ok = rt && have_zlib() && snprintf(path, sizeof path, "%s/obra-objlog", gitdir) < (int)sizeof path &&
-           (w->log = obra_objlog_open(path)) != NULL &&
-           fn.git_repository_odb(&own, w->repo) == 0 && (b = log_store(w, 0)) != NULL;
-  /* the repository's own database reads the log first (a miss there is a
-   * lookup in memory) */
-  if (ok) {
-    ok = fn.git_odb_add_backend(own, b, 3) == 0;
-    if (!ok) b->free(b);
+  /* the log, which the repository's own database reads first (a miss there
+   * is a lookup in memory) */
+  if (have_zlib() && snprintf(path, sizeof path, "%s/obra-objlog", gitdir) < (int)sizeof path &&
+      (w->log = obra_objlog_open(path)) != NULL) {
+    int ok = fn.git_repository_odb(&own, w->repo) == 0 && (b = log_store(w, 0)) != NULL &&
+             fn.git_odb_add_backend(own, b, 3) == 0;
+    if (!ok) {
+      if (b) b->free(b);
+      obra_objlog_close(w->log);
+      w->log = NULL;
+    }
+    fn.git_odb_free(own);
+    b = NULL;
   }
-  fn.git_odb_free(own);
-  b = NULL;
-  if (ok) ok = fn.git_odb_init_backend(&rt->base, GIT_ODB_BACKEND_VERSION) == 0 &&
-               fn.git_repository_odb(&rt->own, w->repo) == 0 && fn.git_odb_new(&w->loose) == 0;
+  readthrough *rt = calloc(1, sizeof *rt);
+  int ok = rt && fn.git_odb_init_backend(&rt->base, GIT_ODB_BACKEND_VERSION) == 0 &&
+           fn.git_repository_odb(&rt->own, w->repo) == 0 && fn.git_odb_new(&w->loose) == 0;
   if (ok) {
     rt->base.read = rt_read, rt->base.read_header = rt_read_header, rt->base.free = rt_free;
     ok = fn.git_odb_add_backend(w->loose, &rt->base, 1) == 0;
     if (!ok) rt_free(&rt->base);
     rt = NULL;
   }
-  if (ok) {
-    ok = (b = log_store(w, 1)) != NULL && fn.git_odb_add_backend(w->loose, b, 2) == 0;
+  if (ok) {                                  /* where it writes: the log, else loose objects */
+    if (w->log) b = log_store(w, 1);
+    else if (snprintf(path, sizeof path, "%s/objects", gitdir) >= (int)sizeof path ||
+             fn.git_odb_backend_loose(&b, path, -1, 0, 0, 0) < 0) b = NULL;
+    ok = b && fn.git_odb_add_backend(w->loose, b, 2) == 0;
     if (!ok && b) b->free(b);
   }
   if (!ok) {
