@@ -62,10 +62,14 @@ local tidied = {}                  -- shadow git dirs gc --auto has looked at in
 -- checkpoint is a tree no ref reaches (obra.checkpoints), so nothing is ever
 -- pruned: unreachable objects go to a cruft pack (the shadow's config says
 -- so too, src/workspace.c, for a gc run by hand).  Best effort: without git
--- the shadow just grows.
+-- the shadow just grows.  Not while an object log is there (a live run's, or
+-- one a killed obra left, which this process packs when it closes the
+-- shadow): its objects are git's only once packed, and the index names them,
+-- so git gc would stop at the first ("bad tree object").
 local function tidy(shadow)
   if tidied[shadow] or not core.stat(shadow .. "/objects") then return end
   tidied[shadow] = true
+  if core.stat(shadow .. "/obra-objlog") then return end
   local git = require "obra.git"
   git.run({ "--git-dir=" .. shadow, "-c", "gc.autoDetach=false", "-c", "gc.pruneExpire=never", "-c", "gc.cruftPacks=true",
             "gc", "--auto", "--quiet" }, { timeout = 600 })
