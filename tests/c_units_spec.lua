@@ -7,7 +7,11 @@ local H = require "support.helper"
 
 local ROOT = H.ROOT
 local BUILD = ROOT .. "/build"
-local TARGETS = { "claude", "codex", "http1", "judge_json", "cassette", "redact", "textpack", "objlog" }
+-- the fuzz targets: the Makefile's FUZZ_TARGETS (what fuzz-regress-bin builds)
+local TARGETS = {}
+for t in assert((H.readfile(ROOT .. "/Makefile") or ""):match("\nFUZZ_TARGETS%s*=%s*([^\n]+)"), "no FUZZ_TARGETS in the Makefile"):gmatch("%S+") do
+  TARGETS[#TARGETS + 1] = t
+end
 
 -- The sanitizer runtime of `make check` must not be preloaded into make or gcc.
 local ENV = "env -u LD_PRELOAD OBRA_ROOT=" .. H.q(ROOT) .. " "
