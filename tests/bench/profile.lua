@@ -6,6 +6,7 @@
 -- score, JSON).
 --
 --   lua5.4 tests/bench/profile.lua DIR [obra run arguments...]
+--   PROFILE_STORE=1 lua5.4 tests/bench/profile.lua ...   (every store method too)
 --
 -- DIR holds the workflow (run from there, as obra would be).  Prints the
 -- wall time, then the top entries by total time: calls, total ms, ms a call.
@@ -54,6 +55,18 @@ for _, m in ipairs({ "exec", "query", "first" }) do
   end
 end
 for _, m in ipairs({ "begin", "commit" }) do wrap(methods, m, "store:" .. m) end
+-- PROFILE_STORE=1: every store method too (s:record_iteration, s:claim_task,
+-- s:add_interaction...), by name: where a stage's statements come from
+if os.getenv("PROFILE_STORE") == "1" then
+  require "obra.store"
+  local names = {}
+  for k, v in pairs(methods) do
+    if type(v) == "function" and not ({ exec = 1, query = 1, first = 1, begin = 1, commit = 1 })[k] then
+      names[#names + 1] = k
+    end
+  end
+  for _, k in ipairs(names) do wrap(methods, k, "store:" .. k) end
+end
 
 -- The engine's collaborators.
 wrap(core, "json_encode", "core.json_encode")
@@ -115,7 +128,12 @@ llm.new = function(...)
   return c
 end
 local engine = require "obra.engine"
-wrap(require "obra.iteration", "run", "iteration.run")
+local iteration = require "obra.iteration"
+wrap(iteration, "run", "iteration.run")
+-- its stages (iteration.run calls them through the module table)
+for _, stage in ipairs({ "prepare", "run_agent", "gather", "decide", "record", "after" }) do
+  wrap(iteration, stage, "iteration." .. stage)
+end
 
 local cli = require "obra.cli"
 local args = { "run" }
