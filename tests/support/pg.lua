@@ -16,7 +16,7 @@ local M = {}
 
 -- the newest /usr/lib/postgresql/<version>/bin with initdb and pg_ctl (found
 -- once per process, without a shell: url() asks at every database)
-local found
+local found, found_version
 local function bindir()
   if found ~= nil then return found or nil end
   local lfs = require "lfs"
@@ -28,7 +28,7 @@ local function bindir()
     local function exe(f) return (lfs.attributes(dir .. "/" .. f, "permissions") or ""):find("x") end
     if n and (not best_v or n > best_v) and exe("initdb") and exe("pg_ctl") then best, best_v = dir, n end
   end
-  found = best
+  found, found_version = best, best_v
   return found or nil
 end
 
@@ -52,12 +52,13 @@ function M.url(name)
     string.format("_%d_%d_%d", H.id_u() == 0 and 0 or 1, counter, math.random(1, 1e9))
   -- under the sanitizers the busted process carries LD_PRELOAD of their runtime (for
   -- lua5.4): createdb must not inherit it (it hangs under libasan).
-  -- -S file_copy: PostgreSQL 15's default (wal_log) writes the whole
+  -- -S file_copy (PostgreSQL 15 and later; older ones copy files anyway):
+  -- PostgreSQL 15's default (wal_log) writes the whole
   -- template, ~7.5 MB, through the WAL for every database, and the
   -- checkpoints that follow write it again: the PostgreSQL specs took 24 %
   -- more CPU that way (46.0 against 37.1 s: pg_store, pg_migrate, e2e_pg, worker)
   local out, code = H.sh((H.SANITIZE and "env -u LD_PRELOAD " or "") .. H.q(bindir() .. "/createdb") ..
-    " -h " .. H.q(sock) .. " -U obra -S file_copy " .. H.q(db))
+    " -h " .. H.q(sock) .. " -U obra " .. (found_version >= 15 and "-S file_copy " or "") .. H.q(db))
   if code ~= 0 then return nil, "createdb " .. db .. " failed: " .. out end
   return "postgresql:///" .. db .. "?host=" .. sock .. "&user=obra", db
 end
