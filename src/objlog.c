@@ -160,6 +160,16 @@ static int same_file(const obra_objlog *l) {
   return stat(l->path, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino;
 }
 
+/* Read what was appended since (all of it again when the file was cut
+ * shorter: a writer after a kill); *size: the file's. */
+static obra_rc catch_up(obra_objlog *l, uint64_t *size, obra_err *e) {
+  struct stat st;
+  if (fstat(l->fd, &st) != 0) return ioerr(e, l, "read");
+  *size = (uint64_t)st.st_size;
+  if (*size < l->end) forget(l);
+  return *size > l->end ? scan(l, *size, e) : OBRA_OK;
+}
+
 obra_rc obra_objlog_refresh(obra_objlog *l, obra_err *e) {
   if (l->locked) return OBRA_OK;             /* this process is appending: it knows the file */
   if (l->fd >= 0 && !same_file(l)) reset(l); /* flushed by another process: its objects are in a pack */
@@ -167,10 +177,8 @@ obra_rc obra_objlog_refresh(obra_objlog *l, obra_err *e) {
     int rc = open_file(l, 0, e);
     if (rc <= 0) return rc < 0 ? e->rc : OBRA_OK;
   }
-  struct stat st;
-  if (fstat(l->fd, &st) != 0) return ioerr(e, l, "read");
-  if ((uint64_t)st.st_size < l->end) forget(l);  /* cut by a writer after a kill: read it again */
-  return (uint64_t)st.st_size > l->end ? scan(l, (uint64_t)st.st_size, e) : OBRA_OK;
+  uint64_t size;
+  return catch_up(l, &size, e);
 }
 
 /* Hold the file exclusively, knowing all of it, with a torn tail cut off.
@@ -189,11 +197,8 @@ static int lock(obra_objlog *l, int create, obra_err *e) {
     reset(l);                                /* flushed meanwhile: a new log */
   }
   l->locked = 1;
-  struct stat st;
-  if (fstat(l->fd, &st) != 0) { ioerr(e, l, "read"); obra_objlog_unlock(l); return -1; }
-  uint64_t size = (uint64_t)st.st_size;
-  if (size < l->end) forget(l);              /* cut by another writer: read it again */
-  if (scan(l, size, e) != OBRA_OK) { obra_objlog_unlock(l); return -1; }
+  uint64_t size;
+  if (catch_up(l, &size, e) != OBRA_OK) { obra_objlog_unlock(l); return -1; }
   if (l->end == 0) {                         /* new (or not a log): the magic first */
     if (ftruncate(l->fd, 0) != 0 || pwrite(l->fd, MAGIC, MAGIC_LEN, 0) != MAGIC_LEN) {
       ioerr(e, l, "write");
