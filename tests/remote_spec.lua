@@ -116,9 +116,17 @@ task "b" { title = "write b", prompt = "TASK-B: write b.txt", checks = { "test -
     H.mkdirs(lock:match("^(.*)/[^/]*$"))
     H.writefile(lock, "")
     os.execute("touch -d '1 minute ago' " .. H.q(lock))
+    -- and one on the user's tracking ref of that branch: obra's fetches do not touch those refs
+    local tracking = b.dir .. "/.git/refs/remotes/origin/" .. INTEGRATION .. ".lock"
+    H.mkdirs(tracking:match("^(.*)/[^/]*$"))
+    G.git(b.dir, "update-ref", "refs/remotes/origin/" .. INTEGRATION, base)   -- behind the remote's
+    H.writefile(tracking, "")
+    local tracked = G.rev(b.dir, "refs/remotes/origin/" .. INTEGRATION)
     local rb = H.expect_code(E.run(b, { "--remote", "origin" }), 0)
     assert.matches("removed " .. lock .. ", a lock a killed git left", rb.err, 1, true)
     assert.is_nil(H.readfile(lock))
+    assert.are.equal("", H.readfile(tracking))                            -- not ours: left as it was
+    assert.are.equal(tracked, G.rev(b.dir, "refs/remotes/origin/" .. INTEGRATION))
     assert.are.equal(tip, ws_of(b, "b").base)
     local tip2 = G.rev(bare, INTEGRATION)
     assert.are.equal("A\n", G.show(bare, tip2, "a.txt"))

@@ -146,9 +146,12 @@ end
 
 -- git fetch from the remote into refs/obra-remote/... (every fetch obra makes):
 -- git.run's result, tried again once after a stale lock of obra's, or the
--- worktree entry a killed `git worktree add` of obra's left, was removed
+-- worktree entry a killed `git worktree add` of obra's left, was removed.
+-- `--refmap=`: from a named remote, git also updates that remote's tracking
+-- ref of the branch (refs/remotes/origin/obra/...), the user's, whose lock a
+-- fetch killed with its obra left behind for every later fetch to fail on
 local function fetch_into(ctx, top, r, refspec)
-  local argv = { "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", r.arg, refspec }
+  local argv = { "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--refmap=", r.arg, refspec }
   local res, err = git.run(argv, { cwd = top, timeout = M.TIMEOUT })
   if res and not res.ok and (stale_lock(ctx, res.err) or git.dead_add(top, res.err, function(...) ctx.log(nil, ...) end)) then
     res, err = git.run(argv, { cwd = top, timeout = M.TIMEOUT })
