@@ -16,7 +16,7 @@
  *                           of objects (columns in order), formatted as core.json_encode(v,
  *                           true) (cJSON_Print) formats a value nested `depth` levels deep;
  *                           with a Lua file (io.stdout) written to it instead
- *   store:stats()           -> { commits =, changes =, cached_statements = }
+ *   store:stats()           -> { commits =, changes =, cached_statements =, checkpoints =, inline_checkpoints =, log_pages = }
  *   store:readonly()        -> boolean
  *   store:backup(path)      -> true | nil, message, code   (online copy to a new 0600 file)
  *   store:version(), :path(), :depth(), :close()  (__gc and __close too)
@@ -447,13 +447,19 @@ static int l_stats(lua_State *L) {
 }
 
 void obra_lapi_push_stats(lua_State *L, const obra_store_stat *st) {
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 6);
   lua_pushinteger(L, (lua_Integer)st->commits);
   lua_setfield(L, -2, "commits");
   lua_pushinteger(L, (lua_Integer)st->changes);
   lua_setfield(L, -2, "changes");
   lua_pushinteger(L, st->cached_statements);
   lua_setfield(L, -2, "cached_statements");
+  lua_pushinteger(L, (lua_Integer)st->checkpoints);
+  lua_setfield(L, -2, "checkpoints");
+  lua_pushinteger(L, (lua_Integer)st->inline_checkpoints);
+  lua_setfield(L, -2, "inline_checkpoints");
+  lua_pushinteger(L, st->log_pages);
+  lua_setfield(L, -2, "log_pages");
 }
 
 static int l_readonly(lua_State *L) { lua_pushboolean(L, obra_store_readonly(check_open(L))); return 1; }

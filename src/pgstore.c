@@ -389,6 +389,7 @@ int obra_pg_depth(const obra_pg *pg) { return pg->depth; }
 uint64_t obra_pg_round_trips(const obra_pg *pg) { return pg->trips; }
 
 void obra_pg_stats(const obra_pg *pg, obra_store_stat *st) {
+  *st = (obra_store_stat){ 0 };   /* no write-ahead log: no checkpoints */
   st->commits = pg->commits;
   st->changes = pg->changes;
   st->cached_statements = 0;

@@ -152,6 +152,34 @@ describe("store", function()
     H.rmdir(dir)
   end)
 
+  -- src/store.c ("The checkpointer"): the log is copied back by a thread of the
+  -- store's own once it reaches 1000 pages, not inside the commit that made it so
+  it("checkpoints the log on a thread of its own, not in a commit; the close removes the log", function()
+    local dir, path = fresh("ckpt")
+    local s = assert(obra.open(path))
+    s:exec("CREATE TABLE ck(i INTEGER, b TEXT)")
+    assert.are.equal(0, s:stats().checkpoints)
+    for i = 1, 30 do                        -- ~100 pages a transaction: 3000 in all
+      s:tx(function()
+        for k = 1, 100 do s:exec("INSERT INTO ck(i, b) VALUES (?, ?)", i, string.rep(string.char(96 + k % 26), 3900)) end
+      end)
+    end
+    assert.is_truthy(H.until_true(20, function() return s:stats().checkpoints >= 1 end),
+      "no checkpoint by the store's thread in 20 s")
+    assert.are.equal(0, s:stats().inline_checkpoints)
+    s:tx(function() s:exec("INSERT INTO ck(i, b) VALUES (?, ?)", 31, "x") end)
+    -- a checkpoint that copied the whole log lets the next write start it over: far under 3000 pages
+    assert.is_true(H.until_true(20, function()
+      s:tx(function() s:exec("INSERT INTO ck(i, b) VALUES (?, ?)", 32, "y") end)
+      return s:stats().log_pages < 1000
+    end), "the log never started over")
+    assert.are.equal(3000 + 1, s:first("SELECT count(*) AS n FROM ck WHERE i <= 31").n)
+    s:close()
+    assert.is_nil(obra.core.stat(path .. "-wal"))          -- the last connection's close checkpointed it all
+    assert.are.equal("ok", (H.sh(H.plain .. "sqlite3 " .. H.q(path) .. " 'PRAGMA integrity_check'"):gsub("\n$", "")))
+    H.rmdir(dir)
+  end)
+
   it("fails loudly when the directory cannot be written", function()
     -- root ignores permission bits: check as an unprivileged user.  That user
     -- must reach the module and the directory whatever the folders above the

@@ -23,8 +23,11 @@ void        obra_store_close(obra_store *s);              /* NULL is a no-op */
 int         obra_store_readonly(const obra_store *s);
 
 /* Counters since the store was opened: commits = transactions that wrote
- * (explicit or autocommit), changes = rows inserted, updated or deleted. */
-typedef struct { uint64_t commits, changes; int cached_statements; } obra_store_stat;
+ * (explicit or autocommit), changes = rows inserted, updated or deleted,
+ * checkpoints = write-ahead log checkpoints the store's thread ran,
+ * inline_checkpoints = ones a commit ran itself (store.c, "The checkpointer"),
+ * log_pages = the log's length in pages after the last commit that wrote. */
+typedef struct { uint64_t commits, changes, checkpoints, inline_checkpoints; int cached_statements, log_pages; } obra_store_stat;
 void obra_store_stats(const obra_store *s, obra_store_stat *st);
 
 /* sqlite3_progress_handler on the store's connection: fn(ud) every `every`
