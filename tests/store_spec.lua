@@ -180,6 +180,38 @@ describe("store", function()
     H.rmdir(dir)
   end)
 
+  it("a kill -9 while its thread checkpoints loses no commit and leaves a sound database", function()
+    local dir, path = fresh("ckpt-kill")
+    local s = assert(obra.open(path))
+    s:exec("CREATE TABLE ck(i INTEGER, b TEXT)")
+    s:close()
+    -- commits until the thread has been woken twice, each line printed after its commit;
+    -- then kill -9 of itself, at once, while the thread copies (8 ms of pages)
+    local script = string.format([[
+      local obra = require "obra"
+      local s = assert(obra.open(%q))
+      local woke = 0
+      for i = 1, 200 do
+        s:tx(function()
+          for k = 1, 100 do s:exec("INSERT INTO ck(i, b) VALUES (?, ?)", i, string.rep("x", 3900)) end
+        end)
+        io.stdout:write(i, "\n"); io.stdout:flush()
+        if s:stats().log_pages >= 1000 then woke = woke + 1 end
+        if woke == 2 then os.execute("kill -9 " .. obra.core.getpid()) end
+      end
+    ]], path)
+    H.writefile(dir .. "/writer.lua", script)
+    local out = H.sh(string.format("LUA_PATH=%s LUA_CPATH=%s timeout 60 lua5.4 %s",
+      H.q(os.getenv("LUA_PATH")), H.q(os.getenv("LUA_CPATH")), H.q(dir .. "/writer.lua")))
+    local last = tonumber(out:match("(%d+)\n[^%d]*$"))
+    assert.is_truthy(last and last < 200, out)                -- it died before the end
+    s = assert(obra.open(path))
+    assert.are.equal("ok", s:first("PRAGMA integrity_check").integrity_check)
+    assert.are.equal(last * 100, s:first("SELECT count(*) AS n FROM ck").n)   -- every commit it reported
+    s:close()
+    H.rmdir(dir)
+  end)
+
   it("fails loudly when the directory cannot be written", function()
     -- root ignores permission bits: check as an unprivileged user.  That user
     -- must reach the module and the directory whatever the folders above the
