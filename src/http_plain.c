@@ -34,7 +34,11 @@
 #include "http_int.h"
 
 #define POOL       16            /* idle keep-alive connections kept */
-#define READ_CHUNK 65536
+/* The reply buffer starts at 16 KiB and doubles while a read has less than
+ * half of that left: a judge's reply is a few hundred bytes.  (It started at
+ * 128 KiB, which glibc maps and unmaps for every request: two system calls, a
+ * page fault and a TLB flush an iteration of the loop.) */
+#define READ_MIN 16384
 
 typedef struct { int fd; char key[80]; } idle_conn;
 static idle_conn pool[POOL];
@@ -345,14 +349,14 @@ static int consume(obra_http_plain *c) {
 
 static void receive(obra_http_plain *c) {
   for (;;) {
-    if (c->in_cap - c->in_len < READ_CHUNK) {
-      size_t ncap = c->in_cap ? c->in_cap * 2 : 2 * READ_CHUNK;
+    if (c->in_cap - c->in_len < READ_MIN / 2) {
+      size_t ncap = c->in_cap ? c->in_cap * 2 : READ_MIN;
       char *nb = realloc(c->in, ncap);
       if (nb == NULL) { c->h->oom = 1; fail_body(c); return; }
       c->in = nb;
       c->in_cap = ncap;
     }
-    ssize_t n = recv(c->fd, c->in + c->in_len, READ_CHUNK, 0);
+    ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
     if (n > 0) {
       c->got_any = 1;
       c->in_len += (size_t)n;

@@ -72,6 +72,32 @@ describe("plain http transport", function()
     srv.stop()
   end)
 
+  -- the reply buffer starts at 16 KiB and grows (src/http_plain.c, READ_MIN)
+  it("reads replies far larger than its first buffer, byte for byte, on one kept connection", function()
+    local big = {}
+    for i = 1, 60000 do big[i] = string.format("%05d\n", i % 100000) end
+    big = table.concat(big)                                   -- 360,000 bytes, each line different
+    local chunks = {}
+    for i = 1, #big, 70001 do
+      local part = big:sub(i, i + 70000)
+      chunks[#chunks + 1] = string.format("%x\r\n%s\r\n", #part, part)
+    end
+    local srv = serve {
+      { raw = reply("HTTP/1.1 200 OK", { "Content-Length: " .. #big }, big) },
+      { raw = reply("HTTP/1.1 200 OK", { "Transfer-Encoding: chunked" }, table.concat(chunks) .. "0\r\n\r\n") },
+      { raw = reply("HTTP/1.1 200 OK", { "Content-Length: 2" }, "ok") },
+    }
+    local r1 = assert(http.get(srv.url .. "/a"))
+    assert.are.equal(#big, #r1.body)
+    assert.is_true(r1.body == big)
+    local r2 = assert(http.get(srv.url .. "/b"))
+    assert.is_true(r2.body == big)
+    local r3 = assert(http.get(srv.url .. "/c"))
+    assert.are.equal("ok", r3.body)
+    assert.are.equal(0, r3.new_connections)
+    srv.stop()
+  end)
+
   it("skips an interim 100 reply and keeps the final reply's headers only", function()
     local srv = serve { { raw = "HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n" ..
                                  reply("HTTP/1.1 201 Created", { "Content-Length: 4", "X-Final: 2" }, "made") } }
