@@ -78,13 +78,14 @@ function E.spawn(p, extra_args, cmdline)
   local env = {}
   for k, v in pairs(E.env(p)) do env[#env + 1] = k .. "=" .. H.q(v) end
   if H.SANITIZE then env[#env + 1] = "ASAN_OPTIONS=detect_leaks=0" end
+  -- (the shell's own VAR=value words: no env(1) process in between but under the sanitizers)
   -- a subshell waits for obra and keeps its exit status in E.bg(p, "rc"): next to
   -- the work directory, never in it (a file the harness deletes there while
   -- obra runs is an unrequested deletion in a task's snapshot)
   os.remove(E.bg(p, "rc"))
   os.remove(E.bg(p, "pid"))
   local cmd = string.format("cd %s && ( %s %s %s %s </dev/null >%s 2>&1 & echo $! > %s; wait $!; echo $? > %s ) >/dev/null 2>&1 &",
-    H.q(p.dir), H.SANITIZE and "env -u LD_PRELOAD" or "env", table.concat(env, " "), H.q(H.BIN),
+    H.q(p.dir), H.SANITIZE and "env -u LD_PRELOAD" or "", table.concat(env, " "), H.q(H.BIN),
     table.concat(q, " "), H.q(E.bg(p, "log")), H.q(E.bg(p, "pid")), H.q(E.bg(p, "rc")))
   os.execute(cmd)
   local pid

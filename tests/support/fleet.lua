@@ -52,7 +52,7 @@ function F.start(p, tag, args, wrap)
   local pidf, rcf = files .. "/" .. tag .. ".pid", files .. "/" .. tag .. ".rc"
   os.remove(pidf); os.remove(rcf)
   os.execute(string.format("cd %s && ( %s %s %s </dev/null >>%s 2>&1 & echo $! > %s; wait $!; echo $? > %s ) >/dev/null 2>&1 &",
-    H.q(p.dir), H.SANITIZE and "env -u LD_PRELOAD" or "env", table.concat(env, " "), table.concat(q, " "), H.q(files .. "/" .. tag .. ".log"), H.q(pidf), H.q(rcf)))
+    H.q(p.dir), H.SANITIZE and "env -u LD_PRELOAD" or "", table.concat(env, " "), table.concat(q, " "), H.q(files .. "/" .. tag .. ".log"), H.q(pidf), H.q(rcf)))
   local pid = F.until_true(5, function() return tonumber((H.readfile(pidf) or ""):match("%d+")) end)
   assert(pid, "obra " .. tag .. " did not start")
   return pid
