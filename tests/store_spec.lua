@@ -9,6 +9,15 @@ local function fresh(tag)
   return dir, dir .. "/.obra/obra.db"
 end
 
+-- A Lua script of the spec's own, written to dir: the shell words that run it
+-- in another lua5.4 process (this obra's modules, bounded), its arguments after.
+local function lua_script(dir, script)
+  local f = dir .. "/writer.lua"
+  H.writefile(f, script)
+  return string.format("LUA_PATH=%s LUA_CPATH=%s timeout 60 lua5.4 %s",
+    H.q(os.getenv("LUA_PATH")), H.q(os.getenv("LUA_CPATH")), H.q(f))
+end
+
 
 describe("store", function()
   it("creates the current schema in WAL mode with foreign keys on", function()
@@ -107,12 +116,8 @@ describe("store", function()
       end
       s:close()
     ]], path)
-    local f = dir .. "/writer.lua"
-    H.writefile(f, script)
-    local env = "LUA_PATH=" .. H.q(os.getenv("LUA_PATH")) .. " LUA_CPATH=" .. H.q(os.getenv("LUA_CPATH"))
-    local cmd = string.format("(%s timeout 60 lua5.4 %s a & %s timeout 60 lua5.4 %s b & wait)",
-      env, H.q(f), env, H.q(f))
-    local out, code = H.sh(cmd)
+    local writer = lua_script(dir, script)
+    local out, code = H.sh(string.format("(%s a & %s b & wait)", writer, writer))
     assert.are.equal(0, code, out)
     assert.are.equal("", out)
     s = assert(obra.open(path))
@@ -200,9 +205,7 @@ describe("store", function()
         if woke == 2 then os.execute("kill -9 " .. obra.core.getpid()) end
       end
     ]], path)
-    H.writefile(dir .. "/writer.lua", script)
-    local out = H.sh(string.format("LUA_PATH=%s LUA_CPATH=%s timeout 60 lua5.4 %s",
-      H.q(os.getenv("LUA_PATH")), H.q(os.getenv("LUA_CPATH")), H.q(dir .. "/writer.lua")))
+    local out = H.sh(lua_script(dir, script))
     local last = tonumber(out:match("(%d+)\n[^%d]*$"))
     assert.is_truthy(last and last < 200, out)                -- it died before the end
     s = assert(obra.open(path))
