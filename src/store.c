@@ -486,10 +486,12 @@ int obra_store_transition_ok(const char *from, const char *to) {
 
 obra_rc obra_store_task_status(obra_store *s, int64_t id, const char *to, obra_err *e) {
   static const char get[] = "SELECT status FROM tasks WHERE id = ?";
+  /* (ORs, not IN: SQLite builds a temporary table for an IN list of more
+   * than two constants at every execution, ~2 us) */
   static const char set[] =
     "UPDATE tasks SET status = ?1, updated_at = ?2,"
     " started_at = CASE WHEN ?1 = 'running' AND started_at IS NULL THEN ?2 ELSE started_at END,"
-    " ended_at = CASE WHEN ?1 IN ('done','failed','cancelled') THEN ?2"
+    " ended_at = CASE WHEN ?1 = 'done' OR ?1 = 'failed' OR ?1 = 'cancelled' THEN ?2"
     "                 WHEN ?1 IN ('pending','running') THEN NULL ELSE ended_at END,"
     " parked_until = CASE WHEN ?1 = 'parked' THEN parked_until ELSE NULL END"
     " WHERE id = ?3";
