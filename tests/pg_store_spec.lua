@@ -33,10 +33,6 @@ local function in_project(name, case)
   return r
 end
 
-local function lua_env()
-  return "LUA_PATH=" .. H.q(os.getenv("LUA_PATH")) .. " LUA_CPATH=" .. H.q(os.getenv("LUA_CPATH"))
-end
-
 describe("the PostgreSQL store", function()
   it("is available where the suite runs (make deps installs it)", function()
     assert(pg.available())
@@ -164,7 +160,7 @@ describe("the PostgreSQL store", function()
       s:close()
     ]], url))
     local out, code = H.sh(string.format("(%s timeout 60 lua5.4 %s & %s timeout 60 lua5.4 %s & wait)",
-      lua_env(), H.q(f), lua_env(), H.q(f)))
+      H.lua_env(), H.q(f), H.lua_env(), H.q(f)))
     assert.are.equal(0, code, out)
     local v = tostring(obra.core.schema_version)
     assert.are.equal(v .. v, out)
@@ -281,7 +277,7 @@ describe("the PostgreSQL store", function()
       s:close()
     ]], url))
     local out, code = H.sh(string.format("(%s timeout 60 lua5.4 %s a & %s timeout 60 lua5.4 %s b & wait)",
-      lua_env(), H.q(f), lua_env(), H.q(f)))
+      H.lua_env(), H.q(f), H.lua_env(), H.q(f)))
     assert.are.equal(0, code, out)
     assert.are.equal("", out)
     s = assert(store.open(url))

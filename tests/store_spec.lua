@@ -14,8 +14,7 @@ end
 local function lua_script(dir, script)
   local f = dir .. "/writer.lua"
   H.writefile(f, script)
-  return string.format("LUA_PATH=%s LUA_CPATH=%s timeout 60 lua5.4 %s",
-    H.q(os.getenv("LUA_PATH")), H.q(os.getenv("LUA_CPATH")), H.q(f))
+  return H.lua_env() .. " timeout 60 lua5.4 " .. H.q(f)
 end
 
 
@@ -222,7 +221,7 @@ describe("store", function()
     -- both are staged in a fresh directory under /tmp, which everyone can reach.
     local root = H.id_u() == 0
     local stage = root and H.sh("mktemp -d /tmp/obra-ro-XXXXXX"):match("[^\n]+") or H.tmpdir("ro")
-    local env = "LUA_PATH=" .. H.q(os.getenv("LUA_PATH")) .. " LUA_CPATH=" .. H.q(os.getenv("LUA_CPATH"))
+    local env = H.lua_env()
     local runner = ""
     if root then
       local core = assert(package.searchpath("obra.core", package.cpath))

@@ -40,6 +40,12 @@ end
 -- sanitizers' LD_PRELOAD.
 H.plain = H.SANITIZE and "env -u LD_PRELOAD " or ""
 
+-- The shell words that give another lua5.4 this run's module paths (obra's
+-- Lua and core.so): H.lua_env() .. " lua5.4 script.lua".
+function H.lua_env()
+  return "LUA_PATH=" .. H.q(os.getenv("LUA_PATH")) .. " LUA_CPATH=" .. H.q(os.getenv("LUA_CPATH"))
+end
+
 -- The effective user id of this process (0 = root, which ignores permission bits).
 function H.id_u()
   local s = H.readfile("/proc/self/status") or ""
