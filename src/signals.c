@@ -113,3 +113,23 @@ void obra_signals_defaults(void) {
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
 }
+
+/* ---- unloading ------------------------------------------------------------------------ */
+
+/* obra's modules also load into a host program's Lua (core.so in lua5.4, a
+ * Lua embedded anywhere), which unloads them when its state closes.  A
+ * handler of ours left in place would then point into unmapped code, and the
+ * next such signal would crash the host: a SIGCHLD from a daemon adopted
+ * while obra.proc was a subreaper (a tmux server started through it), a
+ * Ctrl-C.  So as this code goes (or the obra binary exits), every handler of
+ * ours still installed gives way to the default; another's stays. */
+__attribute__((destructor)) static void uninstall(void) {
+  static const int sigs[] = { SIGCHLD, SIGINT, SIGTERM, SIGHUP };
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+    struct sigaction cur;
+    if (sigaction(sigs[i], NULL, &cur) != 0) continue;
+    if (cur.sa_handler == on_child || cur.sa_handler == on_stop || cur.sa_handler == on_interrupt ||
+        cur.sa_handler == on_quiet)
+      install(sigs[i], SIG_DFL, 0, NULL);
+  }
+}

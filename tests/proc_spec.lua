@@ -309,4 +309,40 @@ describe("obra.proc", function()
     end
     H.rmdir(dir)
   end)
+
+  -- A host program that closes its Lua state unloads core.so.  A daemon that
+  -- obra.proc adopted as a subreaper (as a tmux server started through it
+  -- is) and that ends afterwards sends a SIGCHLD: with obra's handler left in
+  -- place it jumped into unmapped code (busted crashed with exit 139 once all
+  -- of repl_tty_spec's cases had passed).  The host here is python3 (ctypes
+  -- over liblua5.4), which goes on after lua_close.
+  it("leaves no handler of its own behind when a host unloads it: a later SIGCHLD is harmless", function()
+    local dir = H.tmpdir("proc-unload")
+    local host = dir .. "/host.py"
+    H.writefile(host, [[
+import ctypes, time
+lua = ctypes.CDLL("liblua5.4.so.0", mode=ctypes.RTLD_GLOBAL)
+lua.luaL_newstate.restype = ctypes.c_void_p
+lua.lua_tolstring.restype = ctypes.c_char_p
+L = ctypes.c_void_p(lua.luaL_newstate())
+lua.luaL_openlibs(L)
+code = b"""local r = assert(require("obra.proc").run { argv = { "sh", "-c",
+  "setsid sh -c 'echo $$ > ]] .. dir .. [[/daemon; sleep 1' </dev/null >/dev/null 2>&1 & sleep 0.2" }, timeout = 30 })
+assert(r.exit == 0)"""
+assert lua.luaL_loadstring(L, code) == 0
+assert lua.lua_pcallk(L, 0, 0, 0, 0, None) == 0, lua.lua_tolstring(L, -1, None)
+lua.lua_close(L)
+print("unloaded", "/core.so" in open("/proc/self/maps").read())
+pid = int(open("]] .. dir .. [[/daemon").read())
+ppid = int(open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[1])
+print("adopted", ppid == __import__("os").getpid())
+time.sleep(1.5)
+print("survived")
+]])
+    -- (under the sanitizers core.so needs their runtime first, as lua5.4 does)
+    local out, code = H.run({ "python3", host }, { env = { LD_PRELOAD = os.getenv("LD_PRELOAD") or false } })
+    assert.are.equal("unloaded False\nadopted True\nsurvived\n", out)
+    assert.are.equal(0, code)
+    H.rmdir(dir)
+  end)
 end)
