@@ -3,11 +3,11 @@
 local H = require "support.helper"
 local E = require "support.e2e"
 
-local function tmux(sock, args)
-  return H.sh("env -u LD_PRELOAD timeout 10 tmux -L " .. sock .. " " .. args)
+local function tmux(sock, ...)
+  return H.run({ "tmux", "-L", sock, ... }, { timeout = 10 })
 end
 
-local function screen(sock) return (tmux(sock, "capture-pane -p -J -t t -S -200")) end
+local function screen(sock) return (tmux(sock, "capture-pane", "-p", "-J", "-t", "t", "-S", "-200")) end
 
 -- Wait (bounded) until the screen shows every one of the patterns (plain
 -- strings, or Lua patterns when pattern = true); returns the screen.
@@ -34,7 +34,7 @@ local function start(p, args)
   for k, v in pairs(E.env(p)) do env[#env + 1] = k .. "=" .. H.q(v) end
   local cmd = string.format("env %s %s %s %s; echo EXIT=$?; sleep 60", H.SANITIZE and "-u LD_PRELOAD ASAN_OPTIONS=detect_leaks=0" or "",
     table.concat(env, " "), H.q(H.BIN), table.concat(q, " "))
-  local out, code = tmux(sock, string.format("-f /dev/null new-session -d -s t -x 160 -y 40 -c %s %s", H.q(p.dir), H.q(cmd)))
+  local out, code = tmux(sock, "-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", "160", "-y", "40", "-c", p.dir, cmd)
   assert(code == 0, "tmux did not start: " .. out)
   return sock
 end
@@ -72,7 +72,7 @@ describe("obra run on a terminal", function()
     local sock = start(p, args)
     wait_for(sock, "== risky needs you ==")
     wait_for(sock, "a[p]prove as done")
-    tmux(sock, "send-keys -t t p Enter")
+    tmux(sock, "send-keys", "-t", "t", "p", "Enter")
     local s = wait_for(sock, "EXIT=")
     assert.matches("EXIT=0", s)
     stop(sock)

@@ -17,9 +17,9 @@ Term.__index = Term
 
 local sockets = 0
 -- tmux itself runs without the sanitizer preload the suite sets for lua5.4,
--- and every tmux command is bounded in time.
-local function tmux(self, args)
-  return H.sh("env -u LD_PRELOAD timeout 10 tmux -L " .. self.sock .. " " .. args)
+-- and every tmux command is bounded in time (H.run).
+local function tmux(self, ...)
+  return H.run({ "tmux", "-L", self.sock, ... }, { timeout = 10 })
 end
 
 -- Start `obra repl` (plus args) in a fresh 120x40 pane in dir.  The shell
@@ -35,14 +35,13 @@ local function start(dir, args, command)
     "do sleep 1; i=$((i+1)); done; tmux -L %s kill-server' >/dev/null 2>&1 </dev/null &", self.sock, self.sock)
   local cmd = string.format("%s %s%s %s %s; echo EXIT=$?; sleep 60", watchdog, env, H.q(H.BIN), command or "repl",
     args or "")
-  local out, code = tmux(self, string.format("-f /dev/null new-session -d -s t -x 120 -y 40 -c %s %s",
-    H.q(dir), H.q(cmd)))
+  local out, code = tmux(self, "-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", "120", "-y", "40", "-c", dir, cmd)
   assert(code == 0, "tmux did not start: " .. out)
   return self
 end
 
 function Term:screen()
-  return (tmux(self, "capture-pane -p -J -t t -S -200"))
+  return (tmux(self, "capture-pane", "-p", "-J", "-t", "t", "-S", "-200"))
 end
 
 -- Wait (at most timeout seconds) until the screen matches a plain string.
@@ -83,8 +82,8 @@ function Term:wait_count(text, n, timeout)
   error("timed out waiting for " .. n .. " times " .. string.format("%q", text) .. ":\n" .. self:screen(), 2)
 end
 
-function Term:type(text) tmux(self, "send-keys -t t -l " .. H.q(text)) end
-function Term:key(...) tmux(self, "send-keys -t t " .. table.concat({ ... }, " ")) end
+function Term:type(text) tmux(self, "send-keys", "-t", "t", "-l", text) end
+function Term:key(...) tmux(self, "send-keys", "-t", "t", ...) end
 function Term:line(text) self:type(text); self:key("Enter") end
 function Term:stop() tmux(self, "kill-server") end
 

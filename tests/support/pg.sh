@@ -49,7 +49,7 @@ pg_start() {
   cp -a "$tpl/data" "$pg_dir/data"
   [ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
   if as_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w -t 30 -o "-k $pg_dir -c listen_addresses='' \
-       $pg_fast -c max_connections=200 \
+       $pg_fast -c max_connections=200 -c shared_buffers=16MB \
        -c dynamic_shared_memory_type=mmap" start >/dev/null 2>&1; then
     export OBRA_TEST_PG="$pg_dir"
   else
