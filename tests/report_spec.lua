@@ -41,6 +41,8 @@ local function browse(file, args, profile)
   local ok, _, code = p:close()
   local e = H.readfile(err) or ""
   os.remove(err)
+  -- a browser that started and hung is a failure, not a browser missing
+  if code == 124 or code == 137 then error("headless Chromium did not finish the page in 90 s: " .. e:sub(-300), 2) end
   if not ok and out == "" then return nil, "chromium could not start (exit " .. tostring(code) .. "): " .. e:sub(-300) end
   return out, e
 end
