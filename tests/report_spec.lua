@@ -34,7 +34,8 @@ local function browse(file, args, profile)
   local exe = chromium()
   if not exe then return nil, "chromium is not installed (apt-get install chromium)" end
   local err = os.tmpname()
-  local cmd = string.format("timeout -k 5 90 %s --headless --disable-gpu --no-sandbox --no-first-run " ..
+  -- (without the sanitizers' LD_PRELOAD, under which the browser hangs)
+  local cmd = string.format(H.plain .. "timeout -k 5 90 %s --headless --disable-gpu --no-sandbox --no-first-run " ..
     "--user-data-dir=%s --virtual-time-budget=5000 %s %s 2>%s", H.q(exe), H.q(profile), args, H.q("file://" .. file), H.q(err))
   local p = io.popen(cmd)
   local out = p:read("a")
