@@ -105,8 +105,9 @@ function F.gone(pid, seconds)
 end
 
 function F.stop(pid)
-  if H.running(pid) then os.execute("kill -TERM " .. pid .. " 2>/dev/null") end
-  if not F.gone(pid, 10) then os.execute("kill -9 " .. pid .. " 2>/dev/null") end
+  local n = tostring(math.tointeger(tonumber(pid)) or pid)
+  if H.running(pid) then H.run({ "kill", "-TERM", n }) end
+  if not F.gone(pid, 10) then H.run({ "kill", "-9", n }) end
 end
 
 -- The invariants of a finished fleet run, from the database alone:

@@ -50,15 +50,16 @@ function M.url(name)
   counter = counter + 1
   local db = (tostring(name):lower():gsub("[^%w]", "_"):sub(1, 30)) ..
     string.format("_%d_%d_%d", H.id_u() == 0 and 0 or 1, counter, math.random(1, 1e9))
-  -- under the sanitizers the busted process carries LD_PRELOAD of their runtime (for
-  -- lua5.4): createdb must not inherit it (it hangs under libasan).
+  -- (H.run: no shell, and without the sanitizers' LD_PRELOAD, under which createdb hangs)
   -- -S file_copy (PostgreSQL 15 and later; older ones copy files anyway):
   -- PostgreSQL 15's default (wal_log) writes the whole
   -- template, ~7.5 MB, through the WAL for every database, and the
   -- checkpoints that follow write it again: the PostgreSQL specs took 24 %
   -- more CPU that way (46.0 against 37.1 s: pg_store, pg_migrate, e2e_pg, worker)
-  local out, code = H.sh((H.SANITIZE and "env -u LD_PRELOAD " or "") .. H.q(bindir() .. "/createdb") ..
-    " -h " .. H.q(sock) .. " -U obra " .. (found_version >= 15 and "-S file_copy " or "") .. H.q(db))
+  local argv = { bindir() .. "/createdb", "-h", sock, "-U", "obra" }
+  if found_version >= 15 then argv[#argv + 1] = "-S"; argv[#argv + 1] = "file_copy" end
+  argv[#argv + 1] = db
+  local out, code = H.run(argv)
   if code ~= 0 then return nil, "createdb " .. db .. " failed: " .. out end
   return "postgresql:///" .. db .. "?host=" .. sock .. "&user=obra", db
 end
