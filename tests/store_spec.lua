@@ -9,6 +9,11 @@ local function fresh(tag)
   return dir, dir .. "/.obra/obra.db"
 end
 
+-- The sqlite3 shell over db (another process, another SQLite): its output, the last newline removed.
+local function sqlite3(db, sql)
+  return (H.run({ "sqlite3", db, sql }):gsub("\n$", ""))
+end
+
 -- A Lua script of the spec's own, written to dir: the shell words that run it
 -- in another lua5.4 process (this obra's modules, bounded), its arguments after.
 local function lua_script(dir, script)
@@ -65,7 +70,7 @@ describe("store", function()
   it("migrates a v0 database (an empty or foreign SQLite file)", function()
     local dir, path = fresh("v0")
     H.mkdirs(dir .. "/.obra")
-    assert(os.execute("sqlite3 " .. H.q(path) .. " 'CREATE TABLE unrelated(x); INSERT INTO unrelated VALUES (1);'"))
+    assert.are.equal("", sqlite3(path, "CREATE TABLE unrelated(x); INSERT INTO unrelated VALUES (1);"))
     local s = assert(obra.open(path))
     assert.are.equal(obra.core.schema_version, s:version())
     assert.are.equal(1, s:first("SELECT x FROM unrelated").x)
@@ -76,7 +81,7 @@ describe("store", function()
   it("refuses a database whose schema is newer than the binary", function()
     local dir, path = fresh("newer")
     H.mkdirs(dir .. "/.obra")
-    assert(os.execute("sqlite3 " .. H.q(path) .. " 'PRAGMA user_version = 999;'"))
+    assert.are.equal("", sqlite3(path, "PRAGMA user_version = 999;"))
     local s, msg, code = obra.open(path)
     assert.is_nil(s)
     assert.are.equal("schema", code)
@@ -131,9 +136,7 @@ describe("store", function()
     local dir, path = fresh("wal")
     local s = assert(obra.open(path))
     s:exec("CREATE TABLE walt(i INTEGER, b TEXT)")
-    local function read(db)
-      return (H.sh(H.plain .. "sqlite3 " .. H.q(db) .. " 'SELECT count(*), coalesce(sum(length(b)), 0) FROM walt'"):gsub("\n$", ""))
-    end
+    local function read(db) return sqlite3(db, "SELECT count(*), coalesce(sum(length(b)), 0) FROM walt") end
     local bytes = 0
     for i = 1, 12 do                        -- a few pages a transaction, then one of 3 MiB (over walvfs's 1 MiB)
       local n = i < 12 and 9000 + i or 3 << 20
@@ -151,7 +154,7 @@ describe("store", function()
     H.writefile(copy .. "-wal", H.readfile(path .. "-wal"))
     assert.is_true(#H.readfile(path .. "-wal") > 3 << 20)
     assert.are.equal(s:first("SELECT count(*) AS n FROM walt").n .. "|" .. bytes, read(copy))
-    assert.are.equal("ok", (H.sh(H.plain .. "sqlite3 " .. H.q(copy) .. " 'PRAGMA integrity_check'"):gsub("\n$", "")))
+    assert.are.equal("ok", sqlite3(copy, "PRAGMA integrity_check"))
     s:close()
     H.rmdir(dir)
   end)
@@ -180,7 +183,7 @@ describe("store", function()
     assert.are.equal(3000 + 1, s:first("SELECT count(*) AS n FROM ck WHERE i <= 31").n)
     s:close()
     assert.is_nil(obra.core.stat(path .. "-wal"))          -- the last connection's close checkpointed it all
-    assert.are.equal("ok", (H.sh(H.plain .. "sqlite3 " .. H.q(path) .. " 'PRAGMA integrity_check'"):gsub("\n$", "")))
+    assert.are.equal("ok", sqlite3(path, "PRAGMA integrity_check"))
     H.rmdir(dir)
   end)
 
