@@ -43,7 +43,7 @@
 -- the foreground, and only when git's own thresholds say so: 6,700 loose
 -- objects or 50 packs), so checkpoints' objects do not pile up.  A snapshot
 -- in the shadow appends its objects to one file, .obra/shadow.git/obra-objlog
--- (src/objlog.c), which becomes a pack once it holds 1,024 objects or 4 MiB,
+-- (src/objlog.c), which becomes a pack once it holds 512 objects or 4 MiB,
 -- and when the work tree is closed: obra reads it at once, git's command
 -- line only once it is a pack (workspace.publish).
 local core = require "obra.core"
