@@ -182,11 +182,7 @@ function E.assert_consistent(p, expect_tasks)
     table.insert(shas[gitdir], c.ref)
   end
   for gitdir, list in pairs(shas) do
-    local tmp = os.tmpname()
-    H.writefile(tmp, table.concat(list, "\n") .. "\n")
-    local out = H.sh((H.SANITIZE and "env -u LD_PRELOAD " or "") .. "git --git-dir=" .. H.q(gitdir) ..
-      " cat-file --batch-check < " .. H.q(tmp))
-    os.remove(tmp)
+    local out = H.run({ "git", "--git-dir=" .. gitdir, "cat-file", "--batch-check" }, { stdin = table.concat(list, "\n") .. "\n" })
     local _, n = out:gsub(" " .. list.kind .. " %d+\n", "")
     assert.are.equal(#list, n, "checkpoint " .. list.kind .. "s in " .. gitdir .. ":\n" .. out)
   end

@@ -36,7 +36,7 @@ function H.sh(cmd)
   return out, ok and 0 or code
 end
 
--- H.run(argv, {cwd=, env=, timeout= (s, default 60)}) -> stdout .. stderr, exit
+-- H.run(argv, {cwd=, env=, stdin=, timeout= (s, default 60)}) -> stdout .. stderr, exit
 -- status (128 + N for a signal, 124 on the timeout): a plain program started
 -- straight from this process (obra.proc: no shell, no env(1) or timeout(1)
 -- around it, each a process start of some 3 ms of CPU here), without the
@@ -45,7 +45,7 @@ function H.run(argv, opts)
   opts = opts or {}
   local env = { LD_PRELOAD = false }
   for k, v in pairs(opts.env or {}) do env[k] = v end
-  local r = assert(require("obra.proc").run { argv = argv, cwd = opts.cwd, env = env, timeout = opts.timeout or 60,
+  local r = assert(require("obra.proc").run { argv = argv, cwd = opts.cwd, env = env, stdin = opts.stdin, timeout = opts.timeout or 60,
     kill_grace = 2, max_stdout = 64 * 1024 * 1024 })
   return (r.stdout or "") .. (r.stderr or ""), r.timed_out and 124 or r.signal and 128 + r.signal or r.exit
 end
