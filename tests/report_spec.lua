@@ -34,8 +34,11 @@ local function browse(file, args, profile)
   local exe = chromium()
   if not exe then return nil, "chromium is not installed (apt-get install chromium)" end
   local err = os.tmpname()
-  -- (without the sanitizers' LD_PRELOAD, under which the browser hangs)
+  -- (without the sanitizers' LD_PRELOAD, under which the browser hangs; the
+  -- GPU and network services in the browser's process, not in two more:
+  -- 1.9 instead of 2.4 s of CPU for the small report here)
   local cmd = string.format(H.plain .. "timeout -k 5 90 %s --headless --disable-gpu --no-sandbox --no-first-run " ..
+    "--in-process-gpu --enable-features=NetworkServiceInProcess2 " ..
     "--user-data-dir=%s --virtual-time-budget=5000 %s %s 2>%s", H.q(exe), H.q(profile), args, H.q("file://" .. file), H.q(err))
   local p = io.popen(cmd)
   local out = p:read("a")
