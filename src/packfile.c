@@ -7,6 +7,7 @@
  * git_packbuilder_write alone on the 2-core test machine.  Whole objects
  * deflated at zlib's fastest level cost what loose objects cost in CPU,
  * without the 10,000 files. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 #include "obra/packfile.h"
@@ -289,4 +291,19 @@ void obra_pack_abort(obra_pack *p) {
   free(p->ents);
   free(p->buf);
   free(p);
+}
+
+int obra_pack_sweep(const char *packdir, long max_age) {
+  DIR *d = opendir(packdir);
+  if (!d) return 0;
+  time_t now = time(NULL);
+  int n = 0;
+  for (struct dirent *de; (de = readdir(d)) != NULL;) {
+    if (strncmp(de->d_name, "tmp_obra_pack_", 14) != 0 && strncmp(de->d_name, "tmp_obra_idx_", 13) != 0) continue;
+    struct stat st;
+    if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+        now - st.st_mtime >= max_age && unlinkat(dirfd(d), de->d_name, 0) == 0) n++;
+  }
+  closedir(d);
+  return n;
 }

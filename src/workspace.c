@@ -55,6 +55,7 @@ struct obra_ws {
   git_odb        *loose;       /* shadow: the database a snapshot writes through (loose_odb) */
   obra_objlog    *log;         /* shadow: where it writes (objlog.h), NULL: loose objects */
   int             log_wrote;   /* this process appended to the log since it was last packed */
+  int             swept;       /* the pack directory's stale temporary files were removed (once) */
   struct counts  *counts;      /* line counts of file changes already diffed (see file_counts): */
   size_t          ncounts, counts_cap; /* entries, slots */
   unsigned        counts_gen;  /* diffs asked for so far */
@@ -354,6 +355,8 @@ static obra_rc log_flush(obra_ws *w, obra_err *e) {
   if (pack_dir(w, packdir, sizeof packdir) < 0) return obra_err_set(e, OBRA_EINVAL, "path too long: %s", fn.git_repository_commondir(w->repo));
   obra_rc rc = obra_objlog_flush(w->log, packdir, &zlib, e);
   if (rc == OBRA_OK) w->log_wrote = 0;
+  /* what a flush killed mid-pack left (an hour old: no live writer's) */
+  if (rc == OBRA_OK && !w->swept) w->swept = 1, (void)obra_pack_sweep(packdir, 3600);
   return rc;
 }
 

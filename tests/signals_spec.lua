@@ -3,6 +3,7 @@
 -- structured call against the fake LLM server).
 local H = require "support.helper"
 local obra = require "obra"
+local lfs = require "lfs"
 local checks = obra.checks
 local ws = obra.workspace
 local judge = obra.judge
@@ -457,7 +458,8 @@ describe("workspace", function()
 
   -- the shadow's small snapshots go to the object log (src/objlog.c), packed
   -- when the work tree closes: a killed obra leaves them in the log
-  it("keeps a killed process's snapshots in the object log, readable at once and packed by the next close", function()
+  it("keeps a killed process's snapshots in the object log, readable at once and packed by the next close, " ..
+     "which removes what a packing killed an hour ago left", function()
     local git = H.plain .. "git --git-dir=" .. H.q(dir .. "/.obra/shadow.git") .. " "
     H.writefile(dir .. "/a.txt", "before\n")
     assert(ws.snapshot(dir))
@@ -479,9 +481,17 @@ describe("workspace", function()
     -- git's command line cannot see it yet; obra reads it at once
     assert.are_not.equal(0, select(2, H.sh(git .. "cat-file -e " .. tree)))
     assert.are.equal("after\n", ws.read(dir, "shadow", tree, "a.txt", 100))
+    -- a pack a kill cut short two hours ago, and one being written now
+    local packdir = dir .. "/.obra/shadow.git/objects/pack"
+    H.writefile(packdir .. "/tmp_obra_pack_killed", "PACK")
+    H.writefile(packdir .. "/tmp_obra_pack_live", "PACK")
+    assert(lfs.touch(packdir .. "/tmp_obra_pack_killed", os.time() - 7200))
     -- the next close (this process's) packs what the killed one wrote
     ws.reset()
     assert.is_nil(H.readfile(dir .. "/.obra/shadow.git/obra-objlog"))
+    assert.is_nil(H.readfile(packdir .. "/tmp_obra_pack_killed"))
+    assert.are.equal("PACK", H.readfile(packdir .. "/tmp_obra_pack_live"))
+    os.remove(packdir .. "/tmp_obra_pack_live")
     assert.are.equal("after\n", H.sh(git .. "cat-file -p " .. tree .. ":a.txt"))
     assert.are.equal("", (H.sh(git .. "fsck --strict --no-dangling 2>&1"):gsub("notice:[^\n]*\n", "")))
   end)

@@ -4,7 +4,8 @@
  *
  * The pack and its index are written under temporary names and renamed
  * (pack first, index last: git and libgit2 only see a pack through its
- * index), so a kill leaves at most a tmp_obra_* file and never half a pack.
+ * index), so a kill leaves at most a tmp_obra_* file and never half a pack
+ * (the shadow's next flush removes it once an hour old: obra_pack_sweep).
  * zlib comes from the caller (obra loads it with libgit2, whose dependency it
  * is).  SHA-1 is computed here (packfile.c); object ids are the caller's. */
 #ifndef OBRA_PACKFILE_H
@@ -32,6 +33,11 @@ obra_rc    obra_pack_add(obra_pack *p, int type, const unsigned char id[20], con
  * Frees p whatever happens. */
 obra_rc    obra_pack_finish(obra_pack *p, char name[41], obra_err *e);
 void       obra_pack_abort(obra_pack *p);            /* removes the temporary files; NULL is a no-op */
+/* Remove the temporary files (tmp_obra_pack_*, tmp_obra_idx_*) a writer
+ * killed mid-pack left in packdir, the ones not modified for max_age
+ * seconds (a live writer's are younger).  git never removes them where
+ * pruning is off, as in obra's shadow repository.  Returns how many went. */
+int        obra_pack_sweep(const char *packdir, long max_age);
 
 /* SHA-1 (FIPS 180-4), for the pack's and the index's trailers; exposed for the unit test. */
 typedef struct { uint32_t h[5]; uint64_t n; unsigned char buf[64]; } obra_sha1;

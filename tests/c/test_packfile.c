@@ -1,8 +1,13 @@
 /* test_packfile.c — the SHA-1 behind obra's own packs (packfile.h): FIPS
  * 180-2's vectors, a million 'a's fed in odd-sized pieces (the block
- * boundaries). */
+ * boundaries); the sweep of what a killed writer left. */
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include "obra/packfile.h"
 #include "unit.h"
 
@@ -42,6 +47,52 @@ static void million(const void *arg) {
   CHECK_STR(h, "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
 }
 
+/* A file in dir, its modification time age seconds ago. */
+static int touch(const char *dir, const char *name, long age) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) return -1;
+  close(fd);
+  struct timespec t[2] = { { time(NULL) - age, 0 }, { time(NULL) - age, 0 } };
+  return utimensat(AT_FDCWD, path, t, 0);
+}
+
+static int present(const char *dir, const char *name) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  return access(path, F_OK) == 0;
+}
+
+/* Only obra's own temporary files, and only the old ones: a live writer's
+ * (young), git's own tmp_pack_*, a pack and its index stay. */
+static void sweep(const void *arg) {
+  (void)arg;
+  char dir[] = "/tmp/obra-unit-sweep-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  static const char *const names[] = { "tmp_obra_pack_old1", "tmp_obra_idx_old2", "tmp_obra_pack_young",
+                                       "tmp_pack_gits", "pack-1.pack", "pack-1.idx" };
+  static const long ages[] = { 7200, 7200, 10, 7200, 7200, 7200 };
+  for (int i = 0; i < 6; i++) CHECK_INT(touch(dir, names[i], ages[i]), 0);
+  CHECK_INT(obra_pack_sweep(dir, 3600), 2);
+  int left[6];
+  for (int i = 0; i < 6; i++) left[i] = present(dir, names[i]);
+  CHECK_INT(obra_pack_sweep(dir, 3600), 0);
+  CHECK_INT(obra_pack_sweep("/nonexistent/obra-unit", 3600), 0);
+  for (int i = 0; i < 6; i++) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+    unlink(path);
+  }
+  rmdir(dir);
+  CHECK_INT(left[0], 0);
+  CHECK_INT(left[1], 0);
+  CHECK_INT(left[2], 1);
+  CHECK_INT(left[3], 1);
+  CHECK_INT(left[4], 1);
+  CHECK_INT(left[5], 1);
+}
+
 void packfile_tests(void) {
   static const char *const v[][2] = {
     { "", "da39a3ee5e6b4b0d3255bfef95601890afd80709" },
@@ -52,4 +103,5 @@ void packfile_tests(void) {
   unit_run("sha1 of abc", digest, v[1]);
   unit_run("sha1 of the 448-bit vector (two blocks of padding)", digest, v[2]);
   unit_run("sha1 of a million a's in pieces of 1 to 63 bytes", million, NULL);
+  unit_run("pack sweep removes a killed writer's old temporary files, nothing else", sweep, NULL);
 }
