@@ -5,6 +5,7 @@
 -- user's checkout (files, index, stash, branch) stays byte-identical.
 local H = require "support.helper"
 local E = require "support.e2e"
+local lfs = require "lfs"
 
 local function git(dir, cmd)
   local out, code = H.sh("cd " .. H.q(dir) .. " && " .. (H.SANITIZE and "env -u LD_PRELOAD " or "") .. cmd)
@@ -326,6 +327,51 @@ task "b" { prompt = "Write b.txt containing done.", deps = { "a" }, checks = { "
     assert.are.equal("?? obra.lua\n", git(d, "GIT_OPTIONAL_LOCKS=0 git status --porcelain"))
     store:close()
     H.rmdir(d)
+  end)
+
+  it("a worktree entry a kill left with the null HEAD (fetch: bad object) is removed when it is obra's, kept when it is not", function()
+    -- `git worktree add` writes the entry's HEAD as the null id first; a kill
+    -- then (found by chaos_spec, in the scratch worktree) leaves every fetch
+    -- dying on it: "fatal: bad object worktrees/NAME/HEAD"
+    local G = require "support.gitrepo"
+    local gitlib = require "obra.git"
+    local d = H.tmpdir("dead-head")
+    G.init(d, { ["a.txt"] = "a\n" })
+    local bare = d .. ".remote.git"
+    G.git(d, "init", "-q", "--bare", "-b", "main", bare)
+    G.git(d, "remote", "add", "origin", bare)
+    assert.are.equal(0, select(2, G.git(d, "push", "-q", "origin", "main")))
+    local function kill_in_add(path)
+      assert.are.equal(0, select(2, G.git(d, "worktree", "add", "-q", "--detach", path)))
+      local admin = G.git(path, "rev-parse", "--absolute-git-dir")
+      H.writefile(admin .. "/HEAD", string.rep("0", 40) .. "\n")
+      H.writefile(admin .. "/locked", "initializing\n")
+      assert(lfs.touch(admin .. "/locked", os.time() - 60))    -- the killed git's, a while ago
+      return admin
+    end
+    local function fetch() return H.run({ "git", "fetch", "-q", "origin", "+refs/heads/main:refs/obra-remote/main" }, { cwd = d }) end
+    -- the user's own worktree in that state is not obra's to remove
+    local mine = kill_in_add(d .. ".mine")
+    local err, code = fetch()
+    assert.are_not.equal(0, code)
+    assert.matches("bad object worktrees/[^/]+/HEAD", err)
+    assert.is_false(gitlib.dead_add(d, err))
+    assert.is_truthy(H.readfile(mine .. "/locked"))
+    H.rmtree(mine)
+    H.rmtree(d .. ".mine")
+    G.git(d, "worktree", "prune")
+    -- obra's scratch worktree: the entry and its directory go, and the fetch works again
+    local admin = kill_in_add(d .. "/.obra/worktrees/.integration")
+    err, code = fetch()
+    assert.matches("bad object worktrees/[^/]+/HEAD", err)
+    local said
+    assert.is_true(gitlib.dead_add(d, err, function(fmt, ...) said = string.format(fmt, ...) end))
+    assert.matches("killed before it finished", said)
+    assert.is_nil(lfs.attributes(admin))
+    assert.is_nil(lfs.attributes(d .. "/.obra/worktrees/.integration"))
+    assert.are.equal(0, select(2, fetch()))
+    H.rmdir(d)
+    H.rmtree(bare)
   end)
 
   it("obra init offers a repository outside git, declines with --no-git, and changes nothing inside one", function()

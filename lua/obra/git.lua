@@ -106,7 +106,10 @@ end
 -- .git/worktrees/ locked "initializing"; once its commondir file exists but
 -- is still empty, every git that reads the worktrees dies ("failed to read
 -- .git/worktrees/NAME/commondir: Success": fetch, worktree add, ...), and
--- `git worktree prune` keeps the entry (it is locked).
+-- `git worktree prune` keeps the entry (it is locked).  A kill a moment
+-- later leaves the entry's HEAD at the null id that add writes first, and a
+-- fetch's connectivity check dies on it ("bad object worktrees/NAME/HEAD",
+-- the path from the repository's common dir).
 -- git.dead_add(top, err [, log]) -> true when err names such an entry of a
 -- worktree of obra's (under a .obra/worktrees/) and it was removed, with the
 -- directory it half made: the git may be run again.  A live add holds the
@@ -121,9 +124,16 @@ local function first_line_of(path)
 end
 
 function M.dead_add(top, err, log)
-  local entry = tostring(err or ""):match("([^%s']*/?worktrees/[^/%s']+)/[%a_]+:")
-  if not entry then return false end
-  if entry:sub(1, 1) ~= "/" then entry = top .. "/" .. entry end
+  err = tostring(err or "")
+  local entry = err:match("([^%s']*/?worktrees/[^/%s']+)/[%a_]+:")
+  if entry then
+    if entry:sub(1, 1) ~= "/" then entry = top .. "/" .. entry end
+  else
+    entry = err:match("bad object (worktrees/[^/%s']+)/HEAD")
+    local repo <close> = entry and M.open(top)
+    if not repo then return false end
+    entry = repo:commondir():gsub("/$", "") .. "/" .. entry
+  end
   local lock = entry .. "/locked"
   local loop = require "obra.loop"
   for _ = 1, M.ADD_SETTLE * 10 do
