@@ -109,7 +109,7 @@ local pid_alive = require("obra.core").pid_alive
 function E.bg(p, what) return p.dir .. ".bg." .. what end
 
 function E.kill9(pid)
-  H.run({ "kill", "-9", tostring(math.tointeger(tonumber(pid)) or pid) })
+  H.kill(9, pid)
   local deadline = H.clock() + 30
   while pid_alive(pid) and H.clock() < deadline do H.sleep(0.02) end
 end

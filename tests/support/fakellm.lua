@@ -94,7 +94,7 @@ function Server:stop()
     if not alive(self.pid) then break end
     socket.sleep(0.01)
   end
-  if alive(self.pid) then os.execute("kill -9 " .. self.pid .. " 2>/dev/null") end
+  if alive(self.pid) then H.kill(9, self.pid) end
   self.proc:close()
 end
 

@@ -105,9 +105,8 @@ function F.gone(pid, seconds)
 end
 
 function F.stop(pid)
-  local n = tostring(math.tointeger(tonumber(pid)) or pid)
-  if H.running(pid) then H.run({ "kill", "-TERM", n }) end
-  if not F.gone(pid, 10) then H.run({ "kill", "-9", n }) end
+  if H.running(pid) then H.kill("TERM", pid) end
+  if not F.gone(pid, 10) then H.kill(9, pid) end
 end
 
 -- The invariants of a finished fleet run, from the database alone:

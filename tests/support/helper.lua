@@ -50,6 +50,11 @@ function H.run(argv, opts)
   return (r.stdout or "") .. (r.stderr or ""), r.timed_out and 124 or r.signal and 128 + r.signal or r.exit
 end
 
+-- H.kill(sig, pid): kill(1) -SIG pid, without a shell (pid as a number or its text).
+function H.kill(sig, pid)
+  return H.run({ "kill", "-" .. sig, tostring(math.tointeger(tonumber(pid)) or pid) })
+end
+
 -- A command prefix that runs a plain program (not lua5.4) without the
 -- sanitizers' LD_PRELOAD.
 H.plain = H.SANITIZE and "env -u LD_PRELOAD " or ""
