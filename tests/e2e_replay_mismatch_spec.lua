@@ -18,13 +18,21 @@ local load = R.load
 local save = R.save
 
 describe("record and replay", function()
-  local srv
-  before_each(function() srv = R.judge() end)
-  after_each(function() if srv then srv:stop() end end)
+  -- One recording of the calculator for the cases that only read its
+  -- cassette or replay it (each writes what it changes to a file of its own):
+  -- a recording is the whole run, its checks' ~10 Python starts included.
+  local calc
+  setup(function()
+    local judge = R.judge()
+    calc = project { tag = "rr-calc", copy = "scripts/calculator.lua", llm = judge, scenario = { rules = CALC_RULES } }
+    local r = record(calc)
+    judge:stop()
+    H.expect_code(r, 0)
+  end)
+  teardown(function() if calc then H.rmdir(calc.dir) end end)
 
   it("an edited prompt stops the replay with a diff naming the task and the call; nothing of it is persisted", function()
-    local p = project { tag = "rr-edit", copy = "scripts/calculator.lua", llm = srv, scenario = { rules = CALC_RULES } }
-    H.expect_code(record(p), 0)
+    local p = calc
     local c = load(p.cassette)
     local call = c.calls[1]
     assert.are.equal("module", call.task)
@@ -48,12 +56,11 @@ describe("record and replay", function()
     assert.are.equal(0, count(d, "SELECT count(*) AS n FROM interactions"))
     assert.are.equal(3, count(d, "SELECT count(*) AS n FROM tasks WHERE status = 'pending'"))
     assert.is_nil(H.readfile(d .. "/calculator.py"))
-    H.rmdir(p.dir); H.rmdir(d)
+    H.rmdir(d)
   end)
 
   it("a missing call, or a run that asks for more than was recorded, stops with a diff", function()
-    local p = project { tag = "rr-miss", copy = "scripts/calculator.lua", llm = srv, scenario = { rules = CALC_RULES } }
-    H.expect_code(record(p), 0)
+    local p = calc
     -- drop the judge's first verdict on module: its second agent call comes where the LLM call was
     local c = load(p.cassette)
     assert.are.equal("llm", c.calls[2].kind)
@@ -73,12 +80,14 @@ describe("record and replay", function()
     assert.matches("makes an agent call the recording does not have", r2.err, 1, true)
     assert.matches("-(no call: the cassette has 4 call(s) for task module)", r2.err, 1, true)
     assert.matches("Decisions of module — recorded: retry, proceed; this run so far: retry, retry.", r2.err, 1, true)
-    H.rmdir(p.dir); H.rmdir(d); H.rmdir(d2)
+    H.rmdir(d); H.rmdir(d2)
   end)
 
   it("an interrupted recording is a valid partial cassette; its replay stops where the recording stopped", function()
     local rules = {}
     for i = 1, 10 do rules[i] = { match = "t" .. i .. ".txt ", write = { ["t" .. i .. ".txt"] = (i * i) .. "\n" }, sleep = 0.6 } end
+    local srv = R.judge()
+    finally(function() srv:stop() end)
     local p = project { tag = "rr-int", copy = "scripts/stress.lua", llm = srv, scenario = { rules = rules } }
     local pid = E.spawn(p, nil, args_with({ "run", p.script, "--record", p.cassette }, E.sets(p)))
     for _ = 1, 100 do
@@ -99,7 +108,7 @@ describe("record and replay", function()
   end)
 
   it("bad cassettes and bad combinations are usage errors that say what to do", function()
-    local p = project { tag = "rr-bad", copy = "scripts/calculator.lua", llm = srv, scenario = { rules = CALC_RULES } }
+    local p = calc
     local d = fresh(p)
     local r = H.obra({ "run", p.script, "--record", "x.json", "--replay", "y.json" }, { cwd = d })
     H.expect_code(r, 2)
@@ -122,11 +131,14 @@ describe("record and replay", function()
     r = H.obra({ "run", p.script, "--record", "/nonexistent-dir/x.json" }, { cwd = d })
     H.expect_code(r, 2)
     assert.matches("cannot write the cassette /nonexistent-dir/x.json", r.err, 1, true)
-    -- a project with earlier work is not a fresh start
-    H.expect_code(record(p), 0)
-    r = record(p)
+    -- a project with earlier work (the recorded run) is not a fresh start
+    local again = {}
+    for k, v in pairs(p) do again[k] = v end
+    again.cassette = d .. "/again.json"
+    r = record(again)
     H.expect_code(r, 2)
     assert.matches("a cassette covers a run from a fresh start", r.err, 1, true)
-    H.rmdir(p.dir); H.rmdir(d)
+    assert.is_nil(H.readfile(again.cassette))
+    H.rmdir(d)
   end)
 end)
