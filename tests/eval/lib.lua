@@ -16,6 +16,7 @@
 -- real checks, the fake Claude Code CLI (tests/fakes/claude) and the fake LLM
 -- server (tests/fakes/llm_server.lua); every process is bounded by timeout(1).
 local cjson = require "cjson"
+local lfs = require "lfs"
 
 local E = {}
 
@@ -51,28 +52,49 @@ local H = require "support.helper"
 local q = H.q
 E.q, E.sh, E.readfile = H.q, H.sh, H.readfile
 
+-- (files and directories made and removed in this process, with
+-- lua-filesystem: a shell and a mkdir, mktemp, rm or find each were ~100
+-- process starts a harness run)
 function E.writefile(path, s)
   local dir = path:match("^(.*)/[^/]*$")
-  if dir then os.execute("mkdir -p " .. q(dir)) end
+  if dir and dir ~= "" then H.mkdirs(dir) end
   H.writefile(path, s)
 end
 
+-- A new directory under E.TMP named tag.XXXXXX (as mktemp -d: mkdir is the test of uniqueness).
 function E.tmpdir(tag)
-  os.execute("mkdir -p " .. q(E.TMP))
-  local d = E.sh("mktemp -d " .. q(E.TMP .. "/" .. tag .. ".XXXXXX")):gsub("%s+$", "")
-  assert(d:sub(1, 1) == "/", "mktemp failed: " .. d)
-  return d
+  H.mkdirs(E.TMP)
+  local chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+  local why
+  for _ = 1, 100 do
+    local x = {}
+    for i = 1, 6 do local n = math.random(#chars); x[i] = chars:sub(n, n) end
+    local d = E.TMP .. "/" .. tag .. "." .. table.concat(x)
+    local ok, err = lfs.mkdir(d)
+    if ok then return d end
+    why = err
+  end
+  error("cannot make a directory under " .. E.TMP .. ": " .. tostring(why))
 end
 
 function E.rmdir(d)
-  if d and d:find(E.TMP, 1, true) == 1 then os.execute("rm -rf " .. q(d)) end
+  if d and d:find(E.TMP, 1, true) == 1 then H.rmtree(d) end
 end
 
--- Every file under dir (relative paths), sorted.
+-- Every file under dir (relative paths), sorted bytewise (as LC_ALL=C sort).
 local function listfiles(dir)
   local out = {}
-  local list = E.sh("cd " .. q(dir) .. " && find . -type f | LC_ALL=C sort")
-  for p in list:gmatch("[^\n]+") do out[#out + 1] = p:gsub("^%./", "") end
+  local function walk(abs, rel)
+    for name in lfs.dir(abs) do
+      if name ~= "." and name ~= ".." then
+        local mode = lfs.symlinkattributes(abs .. "/" .. name, "mode")
+        if mode == "directory" then walk(abs .. "/" .. name, rel .. name .. "/")
+        elseif mode == "file" then out[#out + 1] = rel .. name end
+      end
+    end
+  end
+  if lfs.attributes(dir, "mode") == "directory" then walk(dir, "") end
+  table.sort(out)
   return out
 end
 
@@ -356,7 +378,7 @@ function E.record(c, cassette)
   local scen = state .. "/scenario.json"
   E.repo(c, dir)
   E.writefile(scen, cjson.encode(E.scenario(c)))
-  os.execute("mkdir -p " .. q(cassette:match("^(.*)/") or "."))
+  H.mkdirs(cassette:match("^(.*)/") or ".")
   local url, stop = start_judge(c)
   local ok, r = pcall(obra, { "run", "obra.lua", "--record", cassette, "--set", "agent.command=" .. E.FAKES .. "/claude",
                               "--set", "llm.url=" .. url }, dir,
