@@ -109,7 +109,7 @@ for _, backend in ipairs(F.backends()) do
         'integration_checks = { { name = "tree", cmd = { "sh", %q } } }', INTEGRATION, check), "test -f c%02d.txt"))
       local base = G.init(p.dir, { README = "the chaos project\n" })
       local bare = p.dir .. ".remote.git"
-      G.git(p.dir, "init", "-q", "--bare", "-b", "main", bare)
+      G.bare(p.dir, bare)
       G.git(p.dir, "remote", "add", "origin", bare)
       assert.are.equal(0, select(2, G.git(p.dir, "push", "-q", "origin", "main")))
       local names = { "w1", "w2", "w3" }

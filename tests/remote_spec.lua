@@ -18,7 +18,7 @@ end
 -- A bare repository with one commit on main, pushed from clone A.
 local function remote_with(a)
   local bare = a.dir .. ".remote.git"
-  G.git(a.dir, "init", "-q", "--bare", "-b", "main", bare)
+  G.bare(a.dir, bare)
   G.git(a.dir, "remote", "add", "origin", bare)
   assert(select(2, G.git(a.dir, "push", "-q", "origin", "main")) == 0, "push to the bare repository failed")
   return bare

@@ -338,7 +338,7 @@ task "b" { prompt = "Write b.txt containing done.", deps = { "a" }, checks = { "
     local d = H.tmpdir("dead-head")
     G.init(d, { ["a.txt"] = "a\n" })
     local bare = d .. ".remote.git"
-    G.git(d, "init", "-q", "--bare", "-b", "main", bare)
+    G.bare(d, bare)
     G.git(d, "remote", "add", "origin", bare)
     assert.are.equal(0, select(2, G.git(d, "push", "-q", "origin", "main")))
     local function kill_in_add(path)

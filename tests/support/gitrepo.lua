@@ -26,6 +26,20 @@ function G.git(dir, ...)
 end
 
 -- A repository in dir on branch main with files {path = content} committed as the base.
+-- G.bare(dir, path): a bare repository at path (the specs' "remote", branch
+-- main) that runs no `git gc --auto` after each push it receives.  tests/run
+-- turns receive.autogc off through GIT_CONFIG_*, but git drops those
+-- variables for the receive-pack of a local push (connect.c,
+-- local_repo_env): the setting has to be in the repository's own config.
+function G.bare(dir, path)
+  local out, code = G.git(dir, "init", "-q", "--bare", "-b", "main", path)
+  assert(code == 0, "git init --bare " .. path .. ": " .. out)
+  local f = assert(io.open(path .. "/config", "a"))
+  f:write("[receive]\n\tautogc = false\n")
+  f:close()
+  return path
+end
+
 function G.init(dir, files)
   assert(select(2, G.git(dir, "init", "-q", "-b", "main", ".")) == 0, "git init failed")
   local paths = { "add", "--" }
