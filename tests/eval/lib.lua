@@ -61,15 +61,13 @@ function E.writefile(path, s)
   H.writefile(path, s)
 end
 
--- A new directory under E.TMP named tag.XXXXXX (as mktemp -d: mkdir is the test of uniqueness).
+-- A new directory under E.TMP named after tag (mkdir is the test of
+-- uniqueness, as in mktemp -d: the harness runs cases in parallel processes).
 function E.tmpdir(tag)
   H.mkdirs(E.TMP)
-  local chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
   local why
   for _ = 1, 100 do
-    local x = {}
-    for i = 1, 6 do local n = math.random(#chars); x[i] = chars:sub(n, n) end
-    local d = E.TMP .. "/" .. tag .. "." .. table.concat(x)
+    local d = string.format("%s/%s.%d", E.TMP, tag, math.random(1e9))
     local ok, err = lfs.mkdir(d)
     if ok then return d end
     why = err

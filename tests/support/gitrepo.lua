@@ -25,7 +25,6 @@ function G.git(dir, ...)
   return (out:gsub("\n$", "")), code
 end
 
--- A repository in dir on branch main with files {path = content} committed as the base.
 -- G.bare(dir, path): a bare repository at path (the specs' "remote", branch
 -- main) that runs no `git gc --auto` after each push it receives.  tests/run
 -- turns receive.autogc off through GIT_CONFIG_*, but git drops those
@@ -40,6 +39,7 @@ function G.bare(dir, path)
   return path
 end
 
+-- A repository in dir on branch main with files {path = content} committed as the base.
 function G.init(dir, files)
   assert(select(2, G.git(dir, "init", "-q", "-b", "main", ".")) == 0, "git init failed")
   local paths = { "add", "--" }
