@@ -186,7 +186,7 @@ $(BUILD)/bench/%: tests/bench/%.c | $(BUILD)
 AGENT_PURE = src/agent_parse.c src/agent_text.c src/agent_trace.c src/agent_claude.c src/agent_claude_parse.c \
              src/agent_codex.c src/agent_codex_parse.c src/agent_command.c \
              src/reset_time.c src/tz_offset.c src/status.c
-UNIT_PURE  = $(AGENT_PURE) src/http1_parse.c src/llm_outcome.c src/llm_json.c src/redact.c src/packfile.c src/objlog.c src/textpack.c src/treescan.c
+UNIT_PURE  = $(AGENT_PURE) src/http1_parse.c src/llm_outcome.c src/llm_json.c src/jsonbuf.c src/redact.c src/packfile.c src/objlog.c src/textpack.c src/treescan.c
 UNIT_SRC   = $(wildcard tests/c/*.c)
 CJSON_CFLAGS = $(shell pkg-config --cflags libcjson 2>/dev/null)
 CJSON_LIBS   = $(shell pkg-config --libs libcjson 2>/dev/null)
@@ -231,7 +231,7 @@ FUZZ_SRC_claude     = $(AGENT_PURE)
 FUZZ_SRC_codex      = $(AGENT_PURE)
 FUZZ_SRC_http1      = src/http1_parse.c
 FUZZ_SRC_judge_json = src/llm_json.c
-FUZZ_SRC_cassette   = src/lapi_json.c
+FUZZ_SRC_cassette   = src/lapi_json.c src/jsonbuf.c
 FUZZ_SRC_redact     = src/redact.c
 FUZZ_SRC_textpack   = src/textpack.c src/status.c
 FUZZ_SRC_objlog     = src/objlog.c src/packfile.c src/status.c

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include "obra/jsonbuf.h"
 #include "lapi.h"
 
 #define ARRAY_MT "obra.json.array"
@@ -119,15 +120,88 @@ void obra_lapi_pushjson(lua_State *L, const cJSON *j) {
   }
 }
 
+/* Compact JSON straight from a Lua value, the same text as tojson and
+ * cJSON_PrintUnformatted would give (no tree in between).  0, or -1 with err. */
+static int encode(lua_State *L, int idx, int depth, obra_jsonbuf *b, char *err, size_t errlen) {
+  idx = lua_absindex(L, idx);
+  if (depth > 200) { snprintf(err, errlen, "nested too deeply (a cycle?)"); return -1; }
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL: obra_jsonbuf_mem(b, "null", 4); return 0;
+  case LUA_TBOOLEAN:
+    if (lua_toboolean(L, idx)) obra_jsonbuf_mem(b, "true", 4);
+    else obra_jsonbuf_mem(b, "false", 5);
+    return 0;
+  case LUA_TNUMBER: {
+    lua_Number v = lua_tonumber(L, idx);
+    if (isnan(v) || isinf(v)) { snprintf(err, errlen, "cannot encode %s as JSON", isnan(v) ? "NaN" : "infinity"); return -1; }
+    obra_jsonbuf_number(b, v);
+    return 0;
+  }
+  case LUA_TSTRING: {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    if (memchr(s, '\0', len)) { snprintf(err, errlen, "string with a NUL byte"); return -1; }
+    obra_jsonbuf_string(b, s, len);
+    return 0;
+  }
+  case LUA_TLIGHTUSERDATA:
+    if (lua_touserdata(L, idx) == (void *)&null_key) { obra_jsonbuf_mem(b, "null", 4); return 0; }
+    break;
+  case LUA_TTABLE: {
+    lua_Integer n;
+    luaL_checkstack(L, 4, "json");
+    if (is_array(L, idx, &n)) {
+      obra_jsonbuf_char(b, '[');
+      for (lua_Integer i = 1; i <= n; i++) {
+        if (i > 1) obra_jsonbuf_char(b, ',');
+        lua_rawgeti(L, idx, i);
+        int rc = encode(L, -1, depth + 1, b, err, errlen);
+        lua_pop(L, 1);
+        if (rc < 0) return -1;
+      }
+      obra_jsonbuf_char(b, ']');
+      return 0;
+    }
+    obra_jsonbuf_char(b, '{');
+    int first = 1;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      char keybuf[64];
+      const char *key;
+      size_t klen;
+      if (lua_type(L, -2) == LUA_TSTRING) key = lua_tolstring(L, -2, &klen);
+      else if (lua_type(L, -2) == LUA_TNUMBER) {
+        if (lua_isinteger(L, -2)) snprintf(keybuf, sizeof keybuf, "%lld", (long long)lua_tointeger(L, -2));
+        else snprintf(keybuf, sizeof keybuf, "%.14g", lua_tonumber(L, -2));
+        key = keybuf;
+        klen = strlen(keybuf);
+      } else { lua_pop(L, 2); snprintf(err, errlen, "table key of type %s", luaL_typename(L, -1)); return -1; }
+      if (lua_type(L, -1) == LUA_TFUNCTION || lua_type(L, -1) == LUA_TTHREAD) { lua_pop(L, 1); continue; }
+      if (!first) obra_jsonbuf_char(b, ',');
+      first = 0;
+      obra_jsonbuf_string(b, key, strnlen(key, klen));   /* (cJSON keeps a key up to its NUL) */
+      obra_jsonbuf_char(b, ':');
+      int rc = encode(L, -1, depth + 1, b, err, errlen);
+      lua_pop(L, 1);
+      if (rc < 0) { lua_pop(L, 1); return -1; }
+    }
+    obra_jsonbuf_char(b, '}');
+    return 0;
+  }
+  default: break;
+  }
+  snprintf(err, errlen, "cannot encode a %s as JSON", luaL_typename(L, idx));
+  return -1;
+}
+
 void obra_lapi_encode(lua_State *L, int idx) {
   char err[128] = "";
-  cJSON *j = obra_lapi_tojson(L, idx, err, sizeof err);
-  if (j == NULL) luaL_error(L, "json: %s", err);
-  char *s = cJSON_PrintUnformatted(j);
-  cJSON_Delete(j);
-  if (s == NULL) luaL_error(L, "json: out of memory");
-  lua_pushstring(L, s);   /* may raise on OOM; s then leaks, an accepted edge */
-  cJSON_free(s);
+  obra_jsonbuf b;
+  obra_jsonbuf_init(&b, 1024);
+  if (encode(L, idx, 0, &b, err, sizeof err) < 0) { obra_jsonbuf_free(&b); luaL_error(L, "json: %s", err); }
+  if (b.oom) { obra_jsonbuf_free(&b); luaL_error(L, "json: out of memory"); }
+  lua_pushlstring(L, b.p, b.n);   /* may raise on OOM; the buffer then leaks, an accepted edge */
+  obra_jsonbuf_free(&b);
 }
 
 /* core.json_encode(value [, pretty]) -> string; raises on unencodable values. */

@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "obra/jsonbuf.h"
 #include "obra/redact.h"
 #include "obra/schema.h"
 #include "obra/sha256.h"
@@ -343,14 +344,7 @@ static void out_json_string(jsonout *o, const unsigned char *s, int len) {
 
 static void out_json_number(jsonout *o, double d) {
   char num[32];
-  if (d != d || d - d != 0) snprintf(num, sizeof num, "null");          /* NaN, infinities */
-  else if (d >= INT_MIN && d <= INT_MAX && d == (double)(int)d) snprintf(num, sizeof num, "%d", (int)d);
-  else {
-    double back = 0;
-    snprintf(num, sizeof num, "%1.15g", d);
-    if (sscanf(num, "%lg", &back) != 1 || back != d) snprintf(num, sizeof num, "%1.17g", d);
-  }
-  out_str(o, num);
+  out_mem(o, num, (size_t)obra_json_number(num, d));
 }
 
 /* The rows of a source as a JSON array (see lapi.h).  A NULL column is left

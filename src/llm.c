@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include "obra/jsonbuf.h"
 #include "obra/http.h"
 #include "obra/llm.h"
 #include "obra/llm_outcome.h"
@@ -479,7 +480,7 @@ static void attempt_done(obra_http *h, void *ud) {
 /* The messages of a fallback request: the schema spelled out in the system
  * message, since the server will not enforce it. */
 static cJSON *messages_with_schema(const cJSON *messages, const cJSON *schema) {
-  char *s = cJSON_PrintUnformatted(schema);
+  char *s = obra_json_print(schema);
   if (s == NULL) return NULL;
   size_t n = strlen(s) + 160;
   char *note = malloc(n);

@@ -6,17 +6,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "obra/jsonbuf.h"
 #include "obra/llm.h"
 
 static char *chat_body(const obra_llm *c, const obra_llm_chat_opts *o, int fallback) {
   cJSON *b = cJSON_CreateObject();
   if (b == NULL) return NULL;
   cJSON_AddStringToObject(b, "model", obra_llm_model(c));
-  cJSON_AddItemToObject(b, "messages", cJSON_Duplicate(o->messages, 1));
+  cJSON_AddItemReferenceToObject(b, "messages", (cJSON *)o->messages);   /* printed, not copied */
   cJSON_AddBoolToObject(b, "stream", o->stream ? 1 : 0);
   if (o->schema) {
     if (fallback) cJSON_AddStringToObject(b, "format", "json");
-    else cJSON_AddItemToObject(b, "format", cJSON_Duplicate(o->schema, 1));
+    else cJSON_AddItemReferenceToObject(b, "format", (cJSON *)o->schema);
   }
   const cJSON *copts = obra_llm_options(c);
   cJSON *opts = copts ? cJSON_Duplicate(copts, 1) : cJSON_CreateObject();
@@ -37,7 +38,7 @@ static char *chat_body(const obra_llm *c, const obra_llm_chat_opts *o, int fallb
     if (end != ka && *end == '\0') cJSON_AddNumberToObject(b, "keep_alive", secs);
     else cJSON_AddStringToObject(b, "keep_alive", ka);
   }
-  char *s = cJSON_PrintUnformatted(b);
+  char *s = obra_json_print(b);
   cJSON_Delete(b);
   return s;
 }

@@ -9,13 +9,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include "obra/jsonbuf.h"
 #include "obra/llm.h"
 
 static char *chat_body(const obra_llm *c, const obra_llm_chat_opts *o, int fallback) {
   cJSON *b = cJSON_CreateObject();
   if (b == NULL) return NULL;
   cJSON_AddStringToObject(b, "model", obra_llm_model(c));
-  cJSON_AddItemToObject(b, "messages", cJSON_Duplicate(o->messages, 1));
+  cJSON_AddItemReferenceToObject(b, "messages", (cJSON *)o->messages);   /* printed, not copied */
   cJSON_AddBoolToObject(b, "stream", o->stream ? 1 : 0);
   if (o->stream) {
     cJSON *so = cJSON_AddObjectToObject(b, "stream_options");
@@ -43,10 +44,10 @@ static char *chat_body(const obra_llm *c, const obra_llm_chat_opts *o, int fallb
       cJSON_AddStringToObject(rf, "type", "json_schema");
       cJSON *js = cJSON_AddObjectToObject(rf, "json_schema");
       cJSON_AddStringToObject(js, "name", "reply");
-      cJSON_AddItemToObject(js, "schema", cJSON_Duplicate(o->schema, 1));
+      cJSON_AddItemReferenceToObject(js, "schema", (cJSON *)o->schema);
     }
   }
-  char *s = cJSON_PrintUnformatted(b);
+  char *s = obra_json_print(b);
   cJSON_Delete(b);
   return s;
 }

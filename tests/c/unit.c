@@ -69,6 +69,7 @@ int main(int argc, char **argv) {
   objlog_tests();
   textpack_tests();
   treescan_tests();
+  jsonbuf_tests();
   if (argc > 1 && strcmp(argv[1], "--fail-demo") == 0) unit_run("harness_reports_a_failure", must_fail, NULL);
   printf("%d cases, %d failed\n", ncases, nfailed);
   return nfailed ? 1 : 0;

@@ -41,5 +41,6 @@ void packfile_tests(void);
 void objlog_tests(void);
 void textpack_tests(void);
 void treescan_tests(void);
+void jsonbuf_tests(void);
 
 #endif
