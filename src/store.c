@@ -318,6 +318,20 @@ static obra_rc create_private(const char *path, obra_err *e) {
   return OBRA_OK;
 }
 
+/* After a migration that edits sqlite_schema itself (writable_schema, v11):
+ * the schema version one up, the last step of SQLite's procedure, so that
+ * every connection reads the tables' definitions again. */
+static obra_rc bump_schema_version(obra_store *s, obra_err *e) {
+  sqlite3_stmt *st = NULL;
+  int v = -1, rc = sqlite3_prepare_v2(s->db, "PRAGMA schema_version", -1, &st, NULL);
+  if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) v = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  if (v < 0) return obra_store_fail(s, rc, "reading the schema version", e);
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA schema_version = %d", v + 1);
+  return obra_store_exec(s, sql, e);
+}
+
 static obra_rc migrate(obra_store *s, int target, obra_err *e) {
   int v = obra_store_version(s);
   if (v < 0) return obra_store_fail(s, sqlite3_errcode(s->db), "reading schema version", e);
@@ -333,6 +347,7 @@ static obra_rc migrate(obra_store *s, int target, obra_err *e) {
     /* Another process may have migrated while we waited for the lock. */
     if (rc == OBRA_OK && obra_store_version(s) >= i) { rc = obra_store_exec(s, "COMMIT", e); continue; }
     if (rc == OBRA_OK) rc = obra_store_exec(s, obra_migrations[i], e);
+    if (rc == OBRA_OK && strstr(obra_migrations[i], "writable_schema")) rc = bump_schema_version(s, e);
     if (rc == OBRA_OK) rc = obra_store_exec(s, pragma, e);
     if (rc == OBRA_OK) rc = obra_store_exec(s, "COMMIT", e);
     else {

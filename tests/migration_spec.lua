@@ -198,3 +198,57 @@ describe("schema 10 migration", function()
     H.rmdir(dir)
   end)
 end)
+
+describe("schema 11 migration", function()
+  it("writes the CHECK lists with OR in place: every row stays, the constraints still refuse", function()
+    local dir, path, s10 = old_database("migrate11", 10)
+    s10:exec("INSERT INTO projects(name, workdir) VALUES ('p', ?)", dir)
+    local _, ta = s10:exec("INSERT INTO tasks(project_id, key, title, status) VALUES (1, 'a', 'Task A', 'running')")
+    local _, run = s10:exec("INSERT INTO runs(project_id, script_path, pid, config) VALUES (1, 'obra.lua', 1, '{}')")
+    s10:exec("INSERT INTO sessions(uuid, task_id, run_id, agent, status) VALUES ('u1', ?, ?, 'claude', 'active')", ta, run)
+    s10:exec("INSERT INTO decisions(run_id, task_id, iteration, action) VALUES (?, ?, 1, 'retry')", run, ta)
+    local before = s10:query("SELECT name, sql FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+    s10:close()
+
+    local s = assert(obra.open(path))
+    assert.are.equal(obra.core.schema_version, s:version())
+    assert.are.equal("ok", s:first("PRAGMA integrity_check").integrity_check)
+    -- no IN list of three or more values is left in a table's definition, and
+    -- each definition changed only in its CHECK lists
+    local after = s:query("SELECT name, sql FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+    assert.are.equal(#before, #after)
+    local changed = 0
+    for i, t in ipairs(after) do
+      assert.are.equal(before[i].name, t.name)
+      assert.is_nil(t.sql:match("CHECK %(%w+ IN %('[^)]*,[^)]*,"))
+      local function unlisted(sql)
+        return (sql:gsub("CHECK %((%w+) IN %(([^)]*)%)%)", function(col, vals)
+          local ors = {}
+          for v in vals:gmatch("[^,]+") do ors[#ors + 1] = col .. " = " .. v end
+          return #ors > 2 and "CHECK (" .. table.concat(ors, " OR ") .. ")" or nil
+        end))
+      end
+      assert.are.equal(unlisted(before[i].sql), t.sql)
+      if before[i].sql ~= t.sql then changed = changed + 1 end
+    end
+    assert.are.equal(8, changed)   -- milestones, tasks, runs, sessions, interactions, breakpoints, decisions, integrations
+    -- the rows are there, and the constraints still hold
+    assert.are.equal("running", s:first("SELECT status FROM tasks WHERE id = ?", ta).status)
+    assert.are.equal("retry", s:first("SELECT action FROM decisions WHERE task_id = ?", ta).action)
+    local ok, err = pcall(s.exec, s, "INSERT INTO sessions(uuid, task_id, agent, status) VALUES ('u2', ?, 'claude', 'bogus')", ta)
+    assert.is_false(ok)
+    assert.matches("CHECK constraint failed", tostring(err))
+    ok, err = pcall(s.exec, s, "INSERT INTO decisions(task_id, iteration, action) VALUES (?, 2, 'maybe')", ta)
+    assert.is_false(ok)
+    assert.matches("CHECK constraint failed", tostring(err))
+    s:exec("INSERT INTO decisions(task_id, iteration, action) VALUES (?, 2, 'proceed')", ta)
+    s:close()
+    -- a second connection (a new process) reads the new definitions
+    local s2 = assert(core.store_open(path))
+    assert.is_nil(s2:first("SELECT sql FROM sqlite_schema WHERE name = 'tasks'").sql:match("status IN"))
+    ok = pcall(s2.exec, s2, "INSERT INTO interactions(task_id, iteration, kind) VALUES (?, 3, 'robot')", ta)
+    assert.is_false(ok)
+    s2:close()
+    H.rmdir(dir)
+  end)
+end)
