@@ -224,12 +224,12 @@ static int zlib_state;            /* 0 unknown, 1 found, -1 not found: libgit2's
 
 static int have_zlib(void) {
   if (zlib_state == 0) {
-    zlib.deflateInit_ = (int (*)(void *, int, const char *, int))obra_dl_optional(&lib, "deflateInit_");
+    zlib.deflateInit2_ = (int (*)(void *, int, int, int, int, int, const char *, int))obra_dl_optional(&lib, "deflateInit2_");
     zlib.deflate = (int (*)(void *, int))obra_dl_optional(&lib, "deflate");
     zlib.deflateEnd = (int (*)(void *))obra_dl_optional(&lib, "deflateEnd");
     zlib.deflateReset = (int (*)(void *))obra_dl_optional(&lib, "deflateReset");
     zlib.crc32 = (unsigned long (*)(unsigned long, const unsigned char *, unsigned))obra_dl_optional(&lib, "crc32");
-    zlib_state = zlib.deflateInit_ && zlib.deflate && zlib.deflateEnd && zlib.deflateReset && zlib.crc32 ? 1 : -1;
+    zlib_state = zlib.deflateInit2_ && zlib.deflate && zlib.deflateEnd && zlib.deflateReset && zlib.crc32 ? 1 : -1;
   }
   return zlib_state > 0;
 }

@@ -15,7 +15,8 @@
 #include "obra/status.h"
 
 typedef struct {   /* zlib's entry points (zlib.h), by the caller */
-  int (*deflateInit_)(void *strm, int level, const char *version, int stream_size);
+  int (*deflateInit2_)(void *strm, int level, int method, int window_bits, int mem_level, int strategy,
+                       const char *version, int stream_size);
   int (*deflate)(void *strm, int flush);
   int (*deflateEnd)(void *strm);
   int (*deflateReset)(void *strm);

@@ -139,7 +139,7 @@ static void cut_short(const void *arg) {
 }
 
 static const obra_zlib zl = {
-  (int (*)(void *, int, const char *, int))deflateInit_, (int (*)(void *, int))deflate,
+  (int (*)(void *, int, int, int, int, int, const char *, int))deflateInit2_, (int (*)(void *, int))deflate,
   (int (*)(void *))deflateEnd, (int (*)(void *))deflateReset,
   (unsigned long (*)(unsigned long, const unsigned char *, unsigned))crc32,
 };
