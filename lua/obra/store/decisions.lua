@@ -89,14 +89,6 @@ local function get(t, path)
   return t
 end
 
-local function remove(t, path)
-  for i = 1, #path - 1 do
-    t = t[path[i]]
-    if type(t) ~= "table" then return end
-  end
-  t[path[#path]] = nil
-end
-
 local function set(t, path, v)
   for i = 1, #path - 1 do
     local k = path[i]
@@ -132,42 +124,57 @@ local function same(a, b)
   return (ma and ma.__jsontype) == (mb and mb.__jsontype)
 end
 
--- The event without the DERIVED parts, before plain() copies it: shallow
--- copies along each derived path, so the history, the thresholds, the
--- weights and the contributions are not deep-copied only to be dropped.
-local function without_derived(event)
-  local top, copied = {}, {}
-  for k, v in pairs(event) do top[k] = v end
-  for _, path in ipairs(DERIVED) do
-    local t = top
+-- What a row does not keep in `extra`: the columns' paths and the DERIVED
+-- ones, as a tree (a leaf is true).  plain_except copies the event once,
+-- leaving them out, instead of copying it whole and removing them after.
+local SKIP = {}
+for _, list in ipairs({ DERIVED, (function()
+  local paths = {}
+  for i, f in ipairs(FIELDS) do paths[i] = f[2] end
+  return paths
+end)() }) do
+  for _, path in ipairs(list) do
+    local t = SKIP
     for i = 1, #path - 1 do
-      local sub = t[path[i]]
-      if type(sub) ~= "table" then t = nil; break end
-      if not copied[sub] then
-        local mt = getmetatable(sub)
-        local c = setmetatable({}, type(mt) == "table" and mt or nil)
-        for k, v in pairs(sub) do c[k] = v end
-        copied[sub], copied[c] = c, c
-      end
-      t[path[i]] = copied[sub]
-      t = copied[sub]
+      if t[path[i]] == nil then t[path[i]] = {} end
+      t = t[path[i]]
     end
-    if t then t[path[#path]] = nil end
+    t[path[#path]] = true
   end
-  return top
+end
+
+-- plain(v, depth) without what skip names: a value under a skipped leaf is
+-- left out; a table under a branch is copied without that branch's leaves
+-- (anything else there is copied as plain() copies it).
+local function plain_except(v, skip, depth)
+  if depth > 12 then return nil end
+  local out = {}
+  for k, x in pairs(v) do
+    local sk = skip[k]
+    if sk == nil then out[k] = plain(x, depth + 1)
+    elseif sk ~= true then
+      if type(x) == "table" then out[k] = plain_except(x, sk, depth + 1) else out[k] = plain(x, depth + 1) end
+    end
+  end
+  local mt = getmetatable(v)
+  if mt and mt.__jsontype == "array" then core.json_array(out) end
+  return out
 end
 
 local function event_row(event, opts)
-  local ev = plain(without_derived(event or {}), 0)
+  event = event or {}
+  local ev = plain_except(event, SKIP, 0)
   local row = {}
+  local null = core.null
   for _, f in ipairs(FIELDS) do
     local col, path, kind = f[1], f[2], f[3]
-    local v = get(ev, path)
-    if v == core.null then v = nil end
+    local v = get(event, path)
+    if v == null then v = nil
+    elseif type(v) == "table" then v = plain(v, #path)
+    elseif type(v) == "function" or type(v) == "userdata" or type(v) == "thread" then v = nil end
     if kind == "bool" and v ~= nil then v = v and 1 or 0 end
     if kind == "json" and type(v) ~= "table" then v = nil end
     row[col] = v
-    remove(ev, path)
   end
   -- a check's output and its start are stored once, in its check interaction; so is the agent's text
   if opts and opts.outputs_elsewhere and type(row.checks) == "table" then
