@@ -96,7 +96,9 @@ Reply with one JSON object and nothing else:
 
 -- Valid UTF-8 without control characters other than tab and newline.
 local function clean(s)
-  s = tostring(s or ""):gsub("\r\n", "\n"):gsub("[%z\1-\8\11-\31\127]", "")
+  s = tostring(s or "")
+  -- (most texts hold nothing to remove: a find, not two gsubs copying them)
+  if s:find("[%z\1-\8\11-\31\127]") then s = s:gsub("\r\n", "\n"):gsub("[%z\1-\8\11-\31\127]", "") end
   if utf8.len(s) then return s end
   local out, i, n = {}, 1, #s
   while i <= n do
@@ -159,7 +161,8 @@ local function fence(tag, s)
   local id = core.hash(tag .. "\0" .. s):sub(1, M.FENCE.id_len)
   local open, close = M.FENCE.open .. tag .. " " .. id, tag .. " " .. id .. M.FENCE.close
   -- the hash makes a collision practically impossible; remove it anyway
-  s = s:gsub(open:gsub("%p", "%%%0"), ""):gsub(close:gsub("%p", "%%%0"), "")
+  if s:find(open, 1, true) then s = s:gsub(open:gsub("%p", "%%%0"), "") end
+  if s:find(close, 1, true) then s = s:gsub(close:gsub("%p", "%%%0"), "") end
   return open .. "\n" .. s .. "\n" .. close
 end
 
