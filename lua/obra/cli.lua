@@ -199,6 +199,13 @@ local function dispatch(args)
   if name == "--help" or name == "-h" then name = "help" end
   local rest = table.move(args, 2, #args, 1, {})
   cli.store_flag = nil
+  -- the directory obra was started in, deleted meanwhile (or unreadable): one
+  -- line, not a traceback from the first command that asks for it
+  local here_ok, here_err = pcall(core.getcwd)
+  if not here_ok and name ~= "help" and name ~= "version" and name ~= "completion" then
+    cli.fail("the current directory cannot be read (" .. tostring(here_err):gsub("^.-getcwd: ", "")
+      .. "): it was deleted or is not accessible; cd to an existing directory and run obra again")
+  end
   local cmd = load_command(name)
   if not cmd then
     cli.usage("unknown command '" .. tostring(name) .. "'")
