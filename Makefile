@@ -68,7 +68,7 @@ CORE_OBJ = $(CORE_SRC:src/%.c=$(BUILD)/%.o)
 LAPI_SRC = $(wildcard src/lapi_*.c)
 LUA_SRC  = lua/obra.lua $(wildcard lua/obra/*.lua lua/obra/*/*.lua)
 
-.PHONY: all own-libs deps distclean test check bench install uninstall clean fmt demo eval eval-record eval-deps unit unit-bin fuzz fuzz-deps fuzz-build fuzz-regress-bin
+.PHONY: all own-libs deps distclean test check bench bench-ir install uninstall clean fmt demo eval eval-record eval-deps unit unit-bin fuzz fuzz-deps fuzz-build fuzz-regress-bin
 
 all: $(OUT)/obra $(OUT)/lib/obra/core.so own-libs
 
@@ -174,6 +174,12 @@ BENCH_BIN = $(BUILD)/bench/agent $(BUILD)/bench/judge $(BUILD)/bench/tool
 bench: all $(BENCH_BIN)
 	@bash -c 'base=/tmp/obra-bench; mkdir -p $$base; . tests/support/pg.sh; trap pg_stop EXIT; \
 	  pg_start durable; lua5.4 tests/bench/run.lua'
+
+# The loop's instruction count under callgrind (tests/bench/loop_ir.sh): the
+# figure to compare two builds with, whatever the machine's pace.
+bench-ir: all $(BENCH_BIN)
+	@command -v valgrind >/dev/null || $(MAKE) --no-print-directory deps DEB_PKGS=valgrind
+	tests/bench/loop_ir.sh $(N)
 
 $(BUILD)/bench/%: tests/bench/%.c | $(BUILD)
 	@mkdir -p $(BUILD)/bench
