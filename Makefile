@@ -227,7 +227,7 @@ $(BUILD)/tests/unit: $(call SAN_OBJ,$(UNIT_SRC) $(UNIT_PURE))
 # replayed by `make test` without clang: each harness is also built with gcc
 # and tests/fuzz/standalone.c (fuzz-regress-bin).
 FUZZ_PKGS    = clang-14 libclang-rt-14-dev llvm-14
-FUZZ_TARGETS = claude codex http1 judge_json cassette redact textpack objlog
+FUZZ_TARGETS = claude codex http1 judge_json cassette redact textpack objlog json_print
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang-14
 FUZZ_FLAGS   = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -g -O1
@@ -241,6 +241,7 @@ FUZZ_SRC_cassette   = src/lapi_json.c src/jsonbuf.c
 FUZZ_SRC_redact     = src/redact.c
 FUZZ_SRC_textpack   = src/textpack.c src/status.c
 FUZZ_SRC_objlog     = src/objlog.c src/packfile.c src/status.c
+FUZZ_SRC_json_print = src/jsonbuf.c
 
 fuzz-deps:
 	@$(MAKE) --no-print-directory deps DEB_PKGS="$(FUZZ_PKGS)"
