@@ -125,8 +125,9 @@ function M.open(a)
   if a.attach then
     -- a worker: the run's project as it is, the plan's tasks bound to their rows
     project = s:project_by_id(a.attach.project_id)
+    local rows = s:task_refs(project.id)
     for _, t in ipairs(plan.tasks) do
-      local row = s:task_ref(project.id, t.key)
+      local row = rows[t.key]
       t.id = row and row.id
     end
   else

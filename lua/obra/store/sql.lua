@@ -40,6 +40,7 @@ return {
   task_by_key = "SELECT * FROM tasks WHERE key = ? AND project_id = ?",
   task_by_key_any = "SELECT * FROM tasks WHERE key = ? ORDER BY id LIMIT 1",
   task_ref = "SELECT id, status FROM tasks WHERE project_id = ? AND key = ?",
+  task_refs = "SELECT id, key, status FROM tasks WHERE project_id = ?",
   task_status = "SELECT status FROM tasks WHERE id = ?",
   task_feedback = "SELECT feedback FROM tasks WHERE id = ?",
   task_keys = "SELECT key FROM tasks ORDER BY id",

@@ -7,6 +7,7 @@
 --                                 a task that becomes done leaves no breakpoint open: its open
 --                                 ones are closed as answered ("closed: the task is done")
 --   s:task_ref(project_id, key)   -> {id, status} | nil
+--   s:task_refs(project_id)       -> {[key] = {id, key, status}, ...}: every task of the project
 --   s:insert_task(fields) -> id;  s:update_task_spec(fields)   (workflow.sync; fields by column name)
 --   s:set_task_deps(task_id, {dep_id, ...});  s:set_task_parent(task_id, parent_id)
 --   s:set_task_feedback(task_id, text)
@@ -55,6 +56,12 @@ return function(methods, Q, M)
   end
 
   function methods:task_ref(project_id, key) return self:first(Q.task_ref, project_id, key) end
+
+  function methods:task_refs(project_id)
+    local out = {}
+    for _, r in ipairs(self:query(Q.task_refs, project_id)) do out[r.key] = r end
+    return out
+  end
 
   function methods:insert_task(fields)
     local _, id = self:exec(Q.task_insert, fields)
