@@ -214,8 +214,9 @@ local function roll_back(ctx, it)
   if not want then return end
   local own = it.ws and it.ws.isolation == "worktree"
   -- shared directory: another task at work in the same files: restoring would undo its work too
-  -- (a worktree is the task's own: always safe)
-  local id = not own and other_in(ctx, task, before.dir)
+  -- (a worktree is the task's own: always safe).  One claimed and not prepared yet counts: the
+  -- restore may yield (a git process), and that task may start in these files meanwhile
+  local id = not own and other_in(ctx, task, before.dir, true)
   if id then
     ctx.log(task, "no rollback before the retry: task #%d works in the same directory right now " ..
       "(give parallel tasks their own workdir to roll back safely)", id)
