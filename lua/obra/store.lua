@@ -14,6 +14,8 @@
 --   store.remember(dir, target)   writes that pointer (0600; a password in the target left
 --                                   out), or removes it when target is nil
 --   s:tx(fn, ...)                 -> fn's results; commits, or rolls back and re-raises
+--   s:atomic(fn, ...)             -> fn's results: s:tx alone; inside a transaction, part of it
+--                                   with no savepoint (an error rolls the caller's back whole)
 --   s:stats()                     -> {commits =, changes =, cached_statements =} (C)
 --   and the named queries of lua/obra/store/*.lua (listed in docs/data.md)
 local core = require "obra.core"
@@ -210,6 +212,18 @@ local function failed(self, err)
   error(err, 0)
 end
 
+-- s:atomic(fn, ...): fn's writes all or none.  Alone, a transaction of
+-- their own (as s:tx); inside a caller's, part of it, with no savepoint: an
+-- error in fn propagates and the caller's transaction rolls back whole.  The
+-- helpers that s:record_iteration calls at every iteration use it (set_status,
+-- answer_breakpoints, end_lease: three savepoints an iteration fewer).  Code
+-- that catches an error inside a transaction and goes on to commit wraps what
+-- it catches in s:tx, which keeps its savepoint (the next task's claim).
+function methods:atomic(fn, ...)
+  if self:depth() > 0 then return fn(...) end
+  return self:tx(fn, ...)
+end
+
 -- s:tx(fn, ...): run fn inside a transaction (a savepoint when nested).
 function methods:tx(fn, ...)
   self:begin()
@@ -273,7 +287,7 @@ M.ENTITIES = { "projects", "tasks", "runs", "sessions", "interactions", "decisio
 local function install(into, Q, backend)
   into.SQL = Q
   into.backend = function() return backend end
-  for _, name in ipairs({ "tx", "integrity", "writable" }) do into[name] = methods[name] end   -- above
+  for _, name in ipairs({ "tx", "atomic", "integrity", "writable" }) do into[name] = methods[name] end   -- above
   for _, name in ipairs(M.ENTITIES) do require("obra.store." .. name)(into, Q, M) end
   install_fence(into)
 end

@@ -35,7 +35,7 @@ return function(methods, Q)
 
   function methods:answer_breakpoints(target, status, answer, now)
     now = now or core.now()
-    return self:tx(function()
+    return self:atomic(function()
       self:events_answered(target)   -- one breakpoint_answered per breakpoint it closes
       if target.task_id then
         return (self:exec(Q.breakpoints_answer_task, status, answer, now, target.task_id))

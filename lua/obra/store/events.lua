@@ -95,7 +95,7 @@ return function(methods, Q, S)
   function methods:status_with_event(task_id, to)
     local type = STATUS_EVENT[to]
     if not type then return self:task_status(task_id, to) end
-    self:tx(function()
+    self:atomic(function()
       if to == "pending" then
         local r = self:first(Q.event_task_status, task_id)
         if not (r and r.status == "parked") then type = nil end

@@ -108,7 +108,7 @@ return function(methods, Q)
   end
 
   function methods:end_lease(task_id, attempt, worker_id, reason)
-    self:tx(function()
+    self:atomic(function()
       self:exec(Q.lease_end_of, self:now(), reason, task_id, attempt)
       local t = self:first(Q.lease_attempt_of, task_id)
       if t and t.lease_attempt == attempt and t.lease_worker == worker_id then
