@@ -32,6 +32,29 @@ static int is_array(lua_State *L, int idx, lua_Integer *n) {
   return count == len;
 }
 
+/* The key at -2 of a lua_next walk, as a JSON object's key (a number as
+ * %lld or %.14g); NULL with err for a key of another type. */
+static const char *key_of(lua_State *L, char buf[64], char *err, size_t errlen) {
+  if (lua_type(L, -2) == LUA_TSTRING) return lua_tostring(L, -2);
+  if (lua_type(L, -2) == LUA_TNUMBER) {
+    if (lua_isinteger(L, -2)) snprintf(buf, 64, "%lld", (long long)lua_tointeger(L, -2));
+    else snprintf(buf, 64, "%.14g", lua_tonumber(L, -2));
+    return buf;
+  }
+  snprintf(err, errlen, "table key of type %s", luaL_typename(L, -2));
+  return NULL;
+}
+
+/* A value an object leaves out (the value at -1): a function or a coroutine. */
+static int left_out(lua_State *L) { return lua_type(L, -1) == LUA_TFUNCTION || lua_type(L, -1) == LUA_TTHREAD; }
+
+/* 0, or -1 with err: NaN and the infinities have no JSON. */
+static int check_number(lua_Number v, char *err, size_t errlen) {
+  if (!isnan(v) && !isinf(v)) return 0;
+  snprintf(err, errlen, "cannot encode %s as JSON", isnan(v) ? "NaN" : "infinity");
+  return -1;
+}
+
 static cJSON *tojson(lua_State *L, int idx, int depth, char *err, size_t errlen) {
   idx = lua_absindex(L, idx);
   if (depth > 200) { snprintf(err, errlen, "nested too deeply (a cycle?)"); return NULL; }
@@ -40,7 +63,7 @@ static cJSON *tojson(lua_State *L, int idx, int depth, char *err, size_t errlen)
   case LUA_TBOOLEAN: return cJSON_CreateBool(lua_toboolean(L, idx));
   case LUA_TNUMBER: {
     lua_Number v = lua_tonumber(L, idx);
-    if (isnan(v) || isinf(v)) { snprintf(err, errlen, "cannot encode %s as JSON", isnan(v) ? "NaN" : "infinity"); return NULL; }
+    if (check_number(v, err, errlen) < 0) return NULL;
     return cJSON_CreateNumber(v);
   }
   case LUA_TSTRING: {
@@ -70,14 +93,9 @@ static cJSON *tojson(lua_State *L, int idx, int depth, char *err, size_t errlen)
     lua_pushnil(L);
     while (o && lua_next(L, idx)) {
       char keybuf[64];
-      const char *key;
-      if (lua_type(L, -2) == LUA_TSTRING) key = lua_tostring(L, -2);
-      else if (lua_type(L, -2) == LUA_TNUMBER) {
-        if (lua_isinteger(L, -2)) snprintf(keybuf, sizeof keybuf, "%lld", (long long)lua_tointeger(L, -2));
-        else snprintf(keybuf, sizeof keybuf, "%.14g", lua_tonumber(L, -2));
-        key = keybuf;
-      } else { lua_pop(L, 2); cJSON_Delete(o); snprintf(err, errlen, "table key of type %s", luaL_typename(L, -1)); return NULL; }
-      if (lua_type(L, -1) == LUA_TFUNCTION || lua_type(L, -1) == LUA_TTHREAD) { lua_pop(L, 1); continue; }
+      const char *key = key_of(L, keybuf, err, errlen);
+      if (key == NULL) { lua_pop(L, 2); cJSON_Delete(o); return NULL; }
+      if (left_out(L)) { lua_pop(L, 1); continue; }
       cJSON *item = tojson(L, -1, depth + 1, err, errlen);
       lua_pop(L, 1);
       if (item == NULL) { lua_pop(L, 1); cJSON_Delete(o); return NULL; }
@@ -133,7 +151,7 @@ static int encode(lua_State *L, int idx, int depth, obra_jsonbuf *b, char *err, 
     return 0;
   case LUA_TNUMBER: {
     lua_Number v = lua_tonumber(L, idx);
-    if (isnan(v) || isinf(v)) { snprintf(err, errlen, "cannot encode %s as JSON", isnan(v) ? "NaN" : "infinity"); return -1; }
+    if (check_number(v, err, errlen) < 0) return -1;
     obra_jsonbuf_number(b, v);
     return 0;
   }
@@ -167,19 +185,12 @@ static int encode(lua_State *L, int idx, int depth, obra_jsonbuf *b, char *err, 
     lua_pushnil(L);
     while (lua_next(L, idx)) {
       char keybuf[64];
-      const char *key;
-      size_t klen;
-      if (lua_type(L, -2) == LUA_TSTRING) key = lua_tolstring(L, -2, &klen);
-      else if (lua_type(L, -2) == LUA_TNUMBER) {
-        if (lua_isinteger(L, -2)) snprintf(keybuf, sizeof keybuf, "%lld", (long long)lua_tointeger(L, -2));
-        else snprintf(keybuf, sizeof keybuf, "%.14g", lua_tonumber(L, -2));
-        key = keybuf;
-        klen = strlen(keybuf);
-      } else { lua_pop(L, 2); snprintf(err, errlen, "table key of type %s", luaL_typename(L, -1)); return -1; }
-      if (lua_type(L, -1) == LUA_TFUNCTION || lua_type(L, -1) == LUA_TTHREAD) { lua_pop(L, 1); continue; }
+      const char *key = key_of(L, keybuf, err, errlen);
+      if (key == NULL) { lua_pop(L, 2); return -1; }
+      if (left_out(L)) { lua_pop(L, 1); continue; }
       if (!first) obra_jsonbuf_char(b, ',');
       first = 0;
-      obra_jsonbuf_string(b, key, strnlen(key, klen));   /* (cJSON keeps a key up to its NUL) */
+      obra_jsonbuf_string(b, key, strlen(key));   /* (cJSON keeps a key up to its NUL) */
       obra_jsonbuf_char(b, ':');
       int rc = encode(L, -1, depth + 1, b, err, errlen);
       lua_pop(L, 1);

@@ -128,20 +128,16 @@ end
 -- ones, as a tree (a leaf is true).  plain_except copies the event once,
 -- leaving them out, instead of copying it whole and removing them after.
 local SKIP = {}
-for _, list in ipairs({ DERIVED, (function()
-  local paths = {}
-  for i, f in ipairs(FIELDS) do paths[i] = f[2] end
-  return paths
-end)() }) do
-  for _, path in ipairs(list) do
-    local t = SKIP
-    for i = 1, #path - 1 do
-      if t[path[i]] == nil then t[path[i]] = {} end
-      t = t[path[i]]
-    end
-    t[path[#path]] = true
+local function skip(path)
+  local t = SKIP
+  for i = 1, #path - 1 do
+    if t[path[i]] == nil then t[path[i]] = {} end
+    t = t[path[i]]
   end
+  t[path[#path]] = true
 end
+for _, path in ipairs(DERIVED) do skip(path) end
+for _, f in ipairs(FIELDS) do skip(f[2]) end
 
 -- plain(v, depth) without what skip names: a value under a skipped leaf is
 -- left out; a table under a branch is copied without that branch's leaves
